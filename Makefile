@@ -1,0 +1,32 @@
+# Two entry points: `make demo` (the main job) and `make test` (the whole suite).
+# Both create .venv and install what they need on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is pinned to the CPU build that lies on this project's machines; asking
+# for it first keeps pip from ever resolving a (multi-GB) CUDA build.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+PACKAGES := -e '.[test,plot,docs]' $(patsubst %,-e %,$(wildcard plugins/*/)) $(patsubst %,-e %,$(wildcard examples/*/))
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard examples/*/pyproject.toml)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH)
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH) $(PACKAGES)
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/grafx-core demo $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+bench: $(STAMP)
+	for f in bench/*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) build docs/_build

@@ -1,0 +1,62 @@
+"""grafx-core: differentiable audio processing graphs in PyTorch."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .errors import (
+    AmbiguousNameError,
+    BlackBoxError,
+    EstimatorError,
+    GrafxError,
+    GraphConnectionError,
+    GraphCycleError,
+    GraphError,
+    NameCollisionError,
+    ParameterError,
+    PluginError,
+    ProcessorOutputError,
+    SourceShapeError,
+    UnknownNameError,
+    UnknownNodeTypeError,
+)
+from .graph import BUILTIN_TYPES, Edge, Graph, Node, disjoint_union
+from .hookspecs import hookimpl
+from .processor import GRADIENT_KINDS, Processor, inlet_names, outlet_names
+from .specs import EstimatorSpec, ProcessorSpec
+
+try:
+    __version__ = version("grafx-core")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "__version__",
+    # graphs
+    "Graph",
+    "Node",
+    "Edge",
+    "BUILTIN_TYPES",
+    "disjoint_union",
+    # processors and plugins
+    "Processor",
+    "GRADIENT_KINDS",
+    "inlet_names",
+    "outlet_names",
+    "ProcessorSpec",
+    "EstimatorSpec",
+    "hookimpl",
+    # errors
+    "GrafxError",
+    "GraphError",
+    "UnknownNodeTypeError",
+    "GraphCycleError",
+    "GraphConnectionError",
+    "SourceShapeError",
+    "ParameterError",
+    "ProcessorOutputError",
+    "PluginError",
+    "NameCollisionError",
+    "AmbiguousNameError",
+    "UnknownNameError",
+    "EstimatorError",
+    "BlackBoxError",
+]

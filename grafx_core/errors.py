@@ -1,0 +1,81 @@
+"""Exception classes raised by grafx-core.
+
+Every error names what is at fault (node, processor, parameter or plugin) and
+what was expected, so that a user can act on the message alone.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "GrafxError",
+    "GraphError",
+    "UnknownNodeTypeError",
+    "GraphCycleError",
+    "GraphConnectionError",
+    "SourceShapeError",
+    "ParameterError",
+    "ProcessorOutputError",
+    "PluginError",
+    "NameCollisionError",
+    "AmbiguousNameError",
+    "UnknownNameError",
+    "EstimatorError",
+    "BlackBoxError",
+]
+
+
+class GrafxError(Exception):
+    """Base class of every error grafx-core raises on purpose."""
+
+
+class GraphError(GrafxError):
+    """A graph is malformed: bad node reference, duplicate name, bad JSON."""
+
+
+class UnknownNodeTypeError(GraphError):
+    """A node's type has no processor and is not a built-in type."""
+
+
+class GraphCycleError(GraphError):
+    """The graph has a cycle or a self-loop; the message lists its nodes."""
+
+
+class GraphConnectionError(GraphError):
+    """An edge names an inlet or outlet its node does not have, or an inlet
+    that needs an input has none."""
+
+
+class SourceShapeError(GrafxError):
+    """The source signals do not match the graph's ``"in"`` nodes or each other."""
+
+
+class ParameterError(GrafxError):
+    """A parameter is missing, unexpected or of the wrong shape."""
+
+
+class ProcessorOutputError(GrafxError):
+    """A processor returned the wrong number of outlets, a wrong shape or bad aux values."""
+
+
+class PluginError(GrafxError):
+    """A plugin failed to load or registered something invalid."""
+
+
+class NameCollisionError(PluginError):
+    """Two registrations claim the same qualified name."""
+
+
+class AmbiguousNameError(PluginError, LookupError):
+    """A short name matches processors or estimators of several plugins."""
+
+
+class UnknownNameError(PluginError, LookupError):
+    """No registered processor or estimator has this name."""
+
+
+class EstimatorError(GrafxError):
+    """A gradient estimator was misconfigured or cannot treat a processor."""
+
+
+class BlackBoxError(GrafxError):
+    """A black-box effect raised, or returned NaN/Inf or a wrong shape."""

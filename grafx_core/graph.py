@@ -1,0 +1,249 @@
+"""Audio processing graphs: typed nodes and edges between outlets and inlets."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+from .errors import GraphConnectionError, GraphCycleError, GraphError
+
+__all__ = ["Node", "Edge", "Graph", "NodeRef", "BUILTIN_TYPES", "disjoint_union"]
+
+NodeRef = Union[int, str]
+"""A node given by its integer id or its unique name."""
+
+GRAPH_FORMAT = "grafx-core.graph"
+GRAPH_FORMAT_VERSION = 1
+
+BUILTIN_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "in": ((), ("main",)),
+    "out": (("main",), ()),
+    "mix": (("main",), ("main",)),
+}
+"""Built-in node types and their ``(inlets, outlets)``: a source, a sink whose
+summed input is an output row, and a node that sums its inputs."""
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node: its id (position in the graph), type and optional unique name."""
+
+    id: int
+    type: str
+    name: str | None = None
+
+    def label(self) -> str:
+        """A human-readable reference such as ``node 3 ('kick_eq', type 'eq')``."""
+        named = f"{self.name!r}, " if self.name is not None else ""
+        return f"node {self.id} ({named}type {self.type!r})"
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A connection from ``src``'s outlet to ``dst``'s inlet."""
+
+    src: int
+    dst: int
+    outlet: str = "main"
+    inlet: str = "main"
+
+
+class Graph:
+    """A directed acyclic audio processing graph.
+
+    Nodes are numbered in the order they are added. Several edges into one
+    inlet are summed; parallel edges are allowed. Whether a node type exists
+    and which ports a processor has are checked when the graph is compiled
+    against its processors, except for the built-in types (``"in"``,
+    ``"out"``, ``"mix"``), which are checked at once.
+    """
+
+    def __init__(self) -> None:
+        self._nodes: list[Node] = []
+        self._edges: list[Edge] = []
+        self._names: dict[str, int] = {}
+
+    # -- building -----------------------------------------------------------
+    def add(self, node_type: str, name: str | None = None) -> int:
+        """Add a node of ``node_type`` and return its id.
+
+        Raises:
+            GraphError: the type is not a non-empty string, or the name is taken.
+        """
+        if not isinstance(node_type, str) or not node_type:
+            raise GraphError(f"node type must be a non-empty string, got {node_type!r}")
+        if name is not None:
+            if not isinstance(name, str) or not name:
+                raise GraphError(f"node name must be a non-empty string or None, got {name!r}")
+            if name in self._names:
+                raise GraphError(
+                    f"node name {name!r} is already used by {self._nodes[self._names[name]].label()}"
+                )
+            self._names[name] = len(self._nodes)
+        self._nodes.append(Node(len(self._nodes), node_type, name))
+        return len(self._nodes) - 1
+
+    def connect(self, src: NodeRef, dst: NodeRef, outlet: str = "main", inlet: str = "main") -> None:
+        """Connect ``src``'s ``outlet`` to ``dst``'s ``inlet``.
+
+        Raises:
+            GraphError: a node reference does not exist.
+            GraphCycleError: ``src`` and ``dst`` are the same node.
+            GraphConnectionError: a built-in node lacks that outlet or inlet.
+        """
+        s, d = self.node(src), self.node(dst)
+        if s.id == d.id:
+            raise GraphCycleError(f"self-loop: {s.label()} cannot feed itself")
+        if s.type in BUILTIN_TYPES and outlet not in BUILTIN_TYPES[s.type][1]:
+            raise GraphConnectionError(
+                f"{s.label()} has no outlet {outlet!r}; built-in type {s.type!r} has outlets "
+                f"{list(BUILTIN_TYPES[s.type][1])}"
+            )
+        if d.type in BUILTIN_TYPES and inlet not in BUILTIN_TYPES[d.type][0]:
+            raise GraphConnectionError(
+                f"{d.label()} has no inlet {inlet!r}; built-in type {d.type!r} has inlets "
+                f"{list(BUILTIN_TYPES[d.type][0])}"
+            )
+        self._edges.append(Edge(s.id, d.id, outlet, inlet))
+
+    # -- reading ------------------------------------------------------------
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """All nodes, in id order."""
+        return tuple(self._nodes)
+
+    @property
+    def edges(self) -> tuple[Edge, ...]:
+        """All edges, in the order they were connected."""
+        return tuple(self._edges)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def node(self, ref: NodeRef) -> Node:
+        """The node with this id or name.
+
+        Raises:
+            GraphError: no such node.
+        """
+        if isinstance(ref, bool):
+            raise GraphError(f"node reference must be an int id or a str name, got {ref!r}")
+        if isinstance(ref, int):
+            if 0 <= ref < len(self._nodes):
+                return self._nodes[ref]
+            raise GraphError(f"no node with id {ref}; the graph has ids 0..{len(self._nodes) - 1}")
+        if isinstance(ref, str):
+            if ref in self._names:
+                return self._nodes[self._names[ref]]
+            raise GraphError(f"no node named {ref!r}")
+        raise GraphError(f"node reference must be an int id or a str name, got {ref!r}")
+
+    def node_types(self) -> list[str]:
+        """The distinct node types, in order of first appearance."""
+        return list(dict.fromkeys(n.type for n in self._nodes))
+
+    def processor_types(self) -> list[str]:
+        """The distinct node types that need a processor (all but the built-ins)."""
+        return [t for t in self.node_types() if t not in BUILTIN_TYPES]
+
+    def nodes_of_type(self, node_type: str) -> list[int]:
+        """Ids of the nodes of ``node_type`` in id order; row k of that type's
+        parameters belongs to the k-th of them."""
+        return [n.id for n in self._nodes if n.type == node_type]
+
+    def predecessors(self, ref: NodeRef) -> list[int]:
+        """Ids of the nodes with an edge into ``ref`` (with repeats for parallel edges)."""
+        i = self.node(ref).id
+        return [e.src for e in self._edges if e.dst == i]
+
+    def successors(self, ref: NodeRef) -> list[int]:
+        """Ids of the nodes ``ref`` has an edge into (with repeats for parallel edges)."""
+        i = self.node(ref).id
+        return [e.dst for e in self._edges if e.src == i]
+
+    def __repr__(self) -> str:
+        counts = {t: len(self.nodes_of_type(t)) for t in self.node_types()}
+        return f"Graph({len(self._nodes)} nodes, {len(self._edges)} edges, types={counts})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Graph):
+            return NotImplemented
+        return self._nodes == other._nodes and self._edges == other._edges
+
+    # -- serialisation --------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that :meth:`from_dict` turns back into an equal graph."""
+        return {
+            "format": GRAPH_FORMAT,
+            "version": GRAPH_FORMAT_VERSION,
+            "nodes": [{"type": n.type, "name": n.name} for n in self._nodes],
+            "edges": [
+                {"src": e.src, "dst": e.dst, "outlet": e.outlet, "inlet": e.inlet} for e in self._edges
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Graph:
+        """Rebuild a graph from :meth:`to_dict`'s output.
+
+        Raises:
+            GraphError: the dict is not a grafx-core graph of a known version.
+        """
+        if not isinstance(data, dict) or data.get("format") != GRAPH_FORMAT:
+            raise GraphError(f"not a grafx-core graph: expected a dict with format {GRAPH_FORMAT!r}")
+        if data.get("version") != GRAPH_FORMAT_VERSION:
+            raise GraphError(
+                f"graph format version {data.get('version')!r} is not supported "
+                f"(this grafx-core reads version {GRAPH_FORMAT_VERSION})"
+            )
+        graph = cls()
+        try:
+            for node in data["nodes"]:
+                graph.add(node["type"], node.get("name"))
+            for edge in data["edges"]:
+                graph.connect(edge["src"], edge["dst"], edge.get("outlet", "main"), edge.get("inlet", "main"))
+        except (KeyError, TypeError) as exc:
+            raise GraphError(f"malformed graph dict: {exc!r}") from exc
+        return graph
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the graph as JSON to ``path``."""
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=1)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Graph:
+        """Read a graph written by :meth:`save`."""
+        with open(path, encoding="utf-8") as f:
+            try:
+                data = json.load(f)
+            except json.JSONDecodeError as exc:
+                raise GraphError(f"{os.fspath(path)!r} is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+
+def disjoint_union(graphs: Sequence[Graph]) -> tuple[Graph, list[list[int]]]:
+    """Put several graphs side by side in one graph (graph-level batching).
+
+    Nodes keep their relative order: graph 0's nodes come first, then graph
+    1's, and so on, so each type's parameter rows and the ``"in"`` sources of
+    the union are the graphs' own concatenated in order. Names become
+    ``"g{index}/{name}"``.
+
+    Returns:
+        The union and, for each input graph, the list mapping its node ids to
+        ids in the union.
+    """
+    union = Graph()
+    maps: list[list[int]] = []
+    for index, graph in enumerate(graphs):
+        mapping = [
+            union.add(n.type, None if n.name is None else f"g{index}/{n.name}") for n in graph.nodes
+        ]
+        for e in graph.edges:
+            union.connect(mapping[e.src], mapping[e.dst], e.outlet, e.inlet)
+        maps.append(mapping)
+    return union, maps

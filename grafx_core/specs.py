@@ -1,0 +1,67 @@
+"""Frozen records that plugins return from their hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .processor import GRADIENT_KINDS
+
+__all__ = ["ProcessorSpec", "EstimatorSpec"]
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not isinstance(name, str) or not name or ":" in name or name.strip() != name:
+        raise ValueError(
+            f"{kind} name {name!r} is invalid: expected a non-empty string without ':' "
+            "or surrounding spaces (the plugin prefix is added by the registry)"
+        )
+
+
+@dataclass(frozen=True)
+class ProcessorSpec:
+    """A processor a plugin offers.
+
+    Attributes:
+        name: short name, unique within the plugin (``"compressor"``); the
+            registry qualifies it as ``"plugin:name"``.
+        factory: called with keyword options, returns a processor module.
+        description: one line for listings.
+        gradient: how its gradient is obtained, one of
+            :data:`grafx_core.processor.GRADIENT_KINDS`.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+    gradient: str = "autograd"
+
+    def __post_init__(self) -> None:
+        _check_name("processor", self.name)
+        if not callable(self.factory):
+            raise TypeError(f"processor {self.name!r}: factory must be callable, got {self.factory!r}")
+        if self.gradient not in GRADIENT_KINDS:
+            raise ValueError(
+                f"processor {self.name!r}: gradient {self.gradient!r} is not one of {GRADIENT_KINDS}"
+            )
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """A gradient estimator a plugin offers.
+
+    Attributes:
+        name: short name (``"spsa"``); qualified by the registry.
+        factory: called with keyword options, returns an estimator object.
+        description: one line for listings.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("estimator", self.name)
+        if not callable(self.factory):
+            raise TypeError(f"estimator {self.name!r}: factory must be callable, got {self.factory!r}")
