@@ -20,7 +20,11 @@ from .errors import (
 )
 from .graph import BUILTIN_TYPES, Edge, Graph, Node, disjoint_union
 from .hookspecs import hookimpl
+from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
+from .plan import NodeAux, RenderPlan, compile_render
 from .processor import GRADIENT_KINDS, Processor, inlet_names, outlet_names
+from .render import render
+from .schedule import SCHEDULING_METHODS, Stage, render_order
 from .specs import EstimatorSpec, ProcessorSpec
 
 try:
@@ -36,6 +40,17 @@ __all__ = [
     "Edge",
     "BUILTIN_TYPES",
     "disjoint_union",
+    # rendering
+    "render",
+    "compile_render",
+    "RenderPlan",
+    "NodeAux",
+    "render_order",
+    "Stage",
+    "SCHEDULING_METHODS",
+    "create_empty_parameters",
+    "check_parameters",
+    "concatenate_parameters",
     # processors and plugins
     "Processor",
     "GRADIENT_KINDS",

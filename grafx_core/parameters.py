@@ -1,0 +1,186 @@
+"""Parameter storage: one ``nn.ParameterDict`` per node type, one row per node."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ParameterError, UnknownNodeTypeError
+from .graph import BUILTIN_TYPES, Graph
+from .processor import iter_parameter_shapes, normalized_parameter_size
+
+__all__ = ["create_empty_parameters", "check_parameters", "concatenate_parameters"]
+
+
+def _known_types(processors: Mapping[str, Any]) -> list[str]:
+    return sorted(processors) + sorted(BUILTIN_TYPES)
+
+
+def _require_processors(graph: Graph, processors: Mapping[str, Any]) -> None:
+    for node_type in graph.processor_types():
+        if node_type not in processors:
+            first = graph.nodes[graph.nodes_of_type(node_type)[0]]
+            raise UnknownNodeTypeError(
+                f"{first.label()}: no processor for type {node_type!r}; known types are "
+                f"{_known_types(processors)}"
+            )
+
+
+def _default_rows(processor: Any, path: tuple[str, ...], shape: tuple[int, ...], count: int,
+                  dtype: torch.dtype, device: torch.device | str | None) -> torch.Tensor:
+    defaults = getattr(processor, "default_parameters", None)
+    value: Any = defaults() if callable(defaults) else None
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    if value is None:
+        return torch.zeros((count, *shape), dtype=dtype, device=device)
+    row = torch.as_tensor(value, dtype=dtype, device=device).reshape(shape)
+    return row.expand(count, *shape).clone()
+
+
+def create_empty_parameters(
+    graph: Graph,
+    processors: Mapping[str, Any],
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> nn.ModuleDict:
+    """Make trainable parameters for every processor node of ``graph``.
+
+    Each type ``t`` gets an ``nn.ParameterDict`` whose tensors have shape
+    ``[len(graph.nodes_of_type(t)), *shape]``; row ``k`` belongs to the
+    ``k``-th node of that type by id. Values come from the processor's optional
+    ``default_parameters()`` (a nested dict of per-node values), else zeros.
+    Nested ``parameter_size()`` dicts give nested ``ParameterDict``s. Types
+    whose processor has no parameters get an empty ``ParameterDict``.
+
+    Raises:
+        UnknownNodeTypeError: a node type has no processor.
+    """
+    _require_processors(graph, processors)
+    result = nn.ModuleDict()
+    for node_type in graph.processor_types():
+        processor = processors[node_type]
+        count = len(graph.nodes_of_type(node_type))
+        root = nn.ParameterDict()
+        for path, shape in iter_parameter_shapes(normalized_parameter_size(processor)):
+            target = root
+            for key in path[:-1]:
+                if key not in target:
+                    target[key] = nn.ParameterDict()
+                target = target[key]
+            target[path[-1]] = nn.Parameter(_default_rows(processor, path, shape, count, dtype, device))
+        result[node_type] = root
+    return result
+
+
+def _lookup(tree: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(tree, (Mapping, nn.ParameterDict, nn.ModuleDict)) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def _leaf_paths(tree: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for key in tree.keys():
+        value = tree[key]
+        if isinstance(value, (Mapping, nn.ParameterDict, nn.ModuleDict)):
+            out += _leaf_paths(value, prefix + (key,))
+        else:
+            out.append(prefix + (key,))
+    return out
+
+
+def check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: Any,
+                     batch_size: int | None = None) -> dict[str, bool]:
+    """Check ``parameters`` against every processor node type of ``graph``.
+
+    A parameter of type ``t`` is either shared, ``[nodes_of_type(t), *shape]``,
+    or per example, ``[batch_size, nodes_of_type(t), *shape]``.
+
+    Returns:
+        For each type, whether its parameters are per example (all of one
+        type's parameters must agree).
+
+    Raises:
+        ParameterError: a type or parameter is missing or unexpected, or has the
+            wrong shape; the message names the type, the parameter, the expected
+            and the given shape.
+    """
+    per_example: dict[str, bool] = {}
+    for node_type in graph.processor_types():
+        processor = processors[node_type]
+        count = len(graph.nodes_of_type(node_type))
+        expected = dict(iter_parameter_shapes(normalized_parameter_size(processor)))
+        given = parameters[node_type] if node_type in parameters else None
+        if given is None:
+            if expected:
+                raise ParameterError(
+                    f"no parameters for node type {node_type!r}; expected "
+                    f"{ {'.'.join(p): [count, *s] for p, s in expected.items()} }"
+                )
+            per_example[node_type] = False
+            continue
+        extra = [p for p in _leaf_paths(given) if p not in expected]
+        if extra:
+            raise ParameterError(
+                f"node type {node_type!r} has unexpected parameter(s) {['.'.join(p) for p in extra]}; "
+                f"its processor takes {['.'.join(p) for p in expected]}"
+            )
+        modes = set()
+        for path, shape in expected.items():
+            name = ".".join(path)
+            tensor = _lookup(given, path)
+            if tensor is None:
+                raise ParameterError(
+                    f"node type {node_type!r} is missing parameter {name!r} of shape {[count, *shape]}"
+                )
+            if not isinstance(tensor, torch.Tensor):
+                raise ParameterError(f"parameter {node_type}.{name} must be a tensor, got {type(tensor).__name__}")
+            if tuple(tensor.shape) == (count, *shape):
+                modes.add(False)
+            elif batch_size is not None and tuple(tensor.shape) == (batch_size, count, *shape):
+                modes.add(True)
+            else:
+                batched = f" or per example {[batch_size, count, *shape]}" if batch_size is not None else ""
+                raise ParameterError(
+                    f"parameter {node_type}.{name} has shape {list(tensor.shape)}; expected "
+                    f"{[count, *shape]} (one row per {node_type!r} node){batched}"
+                )
+        if len(modes) > 1:
+            raise ParameterError(
+                f"node type {node_type!r} mixes shared and per-example parameters; give all of its "
+                "parameters one way"
+            )
+        per_example[node_type] = modes.pop() if modes else False
+    return per_example
+
+
+def concatenate_parameters(parameter_sets: list[Any]) -> nn.ModuleDict:
+    """Concatenate parameters of several graphs for their :func:`disjoint_union`.
+
+    Rows are concatenated per type and parameter in the order given, which is
+    the row order of the union. The result holds new leaf parameters (a copy):
+    to train through the union, optimise the result.
+    """
+    result = nn.ModuleDict()
+    types = list(dict.fromkeys(t for params in parameter_sets for t in params.keys()))
+    for node_type in types:
+        parts = [params[node_type] for params in parameter_sets if node_type in params]
+        paths = _leaf_paths(parts[0])
+        root = nn.ParameterDict()
+        for path in paths:
+            target = root
+            for key in path[:-1]:
+                if key not in target:
+                    target[key] = nn.ParameterDict()
+                target = target[key]
+            tensors = [_lookup(p, path) for p in parts]
+            target[path[-1]] = nn.Parameter(torch.cat([t.detach() for t in tensors], dim=0))
+        result[node_type] = root
+    return result

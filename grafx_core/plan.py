@@ -1,0 +1,349 @@
+"""Compiled render plans: all indexing work done once, then one call per stage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from ._gather import EdgeGroup, IndexCache, InletPlan, Produced, Producer, gather, inlet_channels
+from .errors import GraphConnectionError, GraphError, ProcessorOutputError, SourceShapeError
+from .graph import BUILTIN_TYPES, Graph
+from .parameters import _require_processors, check_parameters
+from .processor import inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
+from .schedule import Stage, render_order
+
+__all__ = ["RenderPlan", "compile_render", "NodeAux"]
+
+NodeAux = dict[int, dict[str, torch.Tensor]]
+"""Aux values by node id, then by name; each value is that node's slice."""
+
+
+@dataclass
+class _StagePlan:
+    index: int
+    type: str
+    node_ids: np.ndarray
+    processor: Any  # None for the built-in "mix" and "out"
+    inlets: list[InletPlan]
+    outlets: tuple[str, ...]
+    param_rows: np.ndarray
+    param_rows_are_all: bool
+    parameter_shapes: list[tuple[tuple[str, ...], tuple[int, ...]]]
+
+
+def _ports(graph: Graph, processors: Mapping[str, Any], node_type: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if node_type in BUILTIN_TYPES:
+        return BUILTIN_TYPES[node_type]
+    processor = processors[node_type]
+    return inlet_names(processor), outlet_names(processor)
+
+
+def _check_edges(graph: Graph, processors: Mapping[str, Any]) -> None:
+    ports = {t: _ports(graph, processors, t) for t in graph.node_types()}
+    fed: set[tuple[int, str]] = set()
+    for edge in graph.edges:
+        src, dst = graph.nodes[edge.src], graph.nodes[edge.dst]
+        if edge.outlet not in ports[src.type][1]:
+            raise GraphConnectionError(
+                f"edge {src.label()} -> {dst.label()}: {src.label()} has no outlet {edge.outlet!r}; "
+                f"its processor has outlets {list(ports[src.type][1])}"
+            )
+        if edge.inlet not in ports[dst.type][0]:
+            raise GraphConnectionError(
+                f"edge {src.label()} -> {dst.label()}: {dst.label()} has no inlet {edge.inlet!r}; "
+                f"its processor has inlets {list(ports[dst.type][0])}"
+            )
+        fed.add((edge.dst, edge.inlet))
+    for node in graph.nodes:
+        for inlet in ports[node.type][0]:
+            if (node.id, inlet) not in fed:
+                raise GraphConnectionError(
+                    f"{node.label()}: nothing is connected to inlet {inlet!r}; every inlet needs at least one edge"
+                )
+
+
+class RenderPlan:
+    """A graph compiled against its processors; call it to render.
+
+    Compiling checks the graph, schedules it (:func:`render_order`) and
+    precomputes every index a render needs. Calling the plan only checks the
+    inputs' shapes, gathers each stage's inputs and calls its processor.
+
+    Attributes:
+        graph: the compiled graph.
+        stages: the render order; all ``"out"`` nodes form the last stage.
+    """
+
+    def __init__(self, graph: Graph, processors: Mapping[str, Any], stages: list[Stage]) -> None:
+        self.graph = graph
+        self.processors = dict(processors)
+        self.stages = stages
+        self._index_cache = IndexCache()
+        self._in_nodes = graph.nodes_of_type("in")
+        location: dict[int, tuple[int, int]] = {i: (-1, r) for r, i in enumerate(self._in_nodes)}
+        for s, stage in enumerate(stages):
+            for r, node in enumerate(stage.nodes):
+                location[node] = (s, r)
+        rank = _type_ranks(graph)
+        edges_into: dict[tuple[int, str], list[Any]] = {}
+        for edge in graph.edges:
+            edges_into.setdefault((edge.dst, edge.inlet), []).append(edge)
+        labels = [node.label() for node in graph.nodes]
+
+        self._stages: list[_StagePlan] = []
+        last_use: dict[Producer, int] = {(-1, 0): -1}
+        for s, stage in enumerate(stages):
+            processor = processors.get(stage.type) if stage.type not in BUILTIN_TYPES else None
+            inlet_list, outlet_list = _ports(graph, processors, stage.type)
+            inlets = []
+            for inlet in inlet_list:
+                by_producer: dict[Producer, tuple[list[int], list[int]]] = {}
+                for row, node in enumerate(stage.nodes):
+                    for edge in edges_into[(node, inlet)]:
+                        src_stage, src_row = location[edge.src]
+                        src_outlets = _ports(graph, processors, graph.nodes[edge.src].type)[1]
+                        producer = (src_stage, src_outlets.index(edge.outlet))
+                        rows = by_producer.setdefault(producer, ([], []))
+                        rows[0].append(src_row)
+                        rows[1].append(row)
+                        last_use[producer] = s
+                groups = [
+                    EdgeGroup(p, np.array(src, dtype=np.int64), np.array(dst, dtype=np.int64))
+                    for p, (src, dst) in by_producer.items()
+                ]
+                feeds = sum(len(edges_into[(node, inlet)]) for node in stage.nodes)
+                inlets.append(
+                    InletPlan(inlet, groups, len(stage.nodes), feeds == len(stage.nodes),
+                              [labels[i] for i in stage.nodes])
+                )
+            for k in range(len(outlet_list)):
+                last_use.setdefault((s, k), s)
+            rows = np.array([rank[i] for i in stage.nodes], dtype=np.int64)
+            count = len(graph.nodes_of_type(stage.type))
+            self._stages.append(
+                _StagePlan(
+                    s, stage.type, np.array(stage.nodes, dtype=np.int64), processor, inlets,
+                    tuple(outlet_list), rows, bool(len(rows) == count and np.all(rows == np.arange(count))),
+                    list(iter_parameter_shapes(normalized_parameter_size(processor))) if processor is not None else [],
+                )
+            )
+        self._release_after: dict[int, list[Producer]] = {}
+        for producer, stage_index in last_use.items():
+            self._release_after.setdefault(stage_index, []).append(producer)
+
+    def __repr__(self) -> str:
+        calls = sum(1 for s in self.stages)
+        return f"RenderPlan({len(self.graph)} nodes in {calls} stages)"
+
+    # -- inputs -----------------------------------------------------------
+    def _prepare_sources(self, sources: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        if not isinstance(sources, torch.Tensor):
+            raise SourceShapeError(f"sources must be a tensor, got {type(sources).__name__}")
+        count = len(self._in_nodes)
+        if sources.ndim == 3:
+            batched, sources = False, sources.unsqueeze(0)
+        elif sources.ndim == 4:
+            batched = True
+        else:
+            raise SourceShapeError(
+                f"sources must be [num_in, channels, samples] or [batch, num_in, channels, samples] "
+                f"with num_in = {count} (the graph's 'in' nodes); got shape {list(sources.shape)}"
+            )
+        if sources.shape[1] != count:
+            raise SourceShapeError(
+                f"sources have {sources.shape[1]} signal(s) along the 'in' dimension but the graph has "
+                f"{count} 'in' node(s) (ids {self._in_nodes}); got shape {list(sources.shape)}"
+            )
+        return sources, batched
+
+    def _stage_parameters(self, stage: _StagePlan, parameters: Any, per_example: bool,
+                          subset: np.ndarray | None, batch: int) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if not stage.parameter_shapes:
+            return kwargs
+        rows = stage.param_rows if subset is None else stage.param_rows[subset]
+        all_rows = subset is None and stage.param_rows_are_all
+        tree = parameters[stage.type]
+        for path, shape in stage.parameter_shapes:
+            tensor = tree
+            for key in path:
+                tensor = tensor[key]
+            if not all_rows:
+                dim = 1 if per_example else 0
+                if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and np.all(np.diff(rows) == 1):
+                    tensor = tensor.narrow(dim, int(rows[0]), len(rows))
+                else:
+                    tensor = tensor.index_select(dim, self._index_cache.get(rows, tensor.device, subset is None))
+            if per_example:
+                tensor = tensor.reshape(batch * len(rows), *shape)
+            elif batch > 1:
+                tensor = tensor.unsqueeze(0).expand(batch, *tensor.shape).reshape(batch * len(rows), *shape)
+            target = kwargs
+            for key in path[:-1]:
+                target = target.setdefault(key, {})
+            target[path[-1]] = tensor
+        return kwargs
+
+    # -- calling ------------------------------------------------------------
+    def _call(self, stage: _StagePlan, inputs: list[torch.Tensor], kwargs: dict[str, Any],
+              subset: np.ndarray | None) -> tuple[list[torch.Tensor], Mapping[str, torch.Tensor] | None]:
+        batch, rows, _, length = inputs[0].shape
+        flat = [x.reshape(batch * rows, x.shape[2], length) for x in inputs]
+        node_ids = stage.node_ids if subset is None else stage.node_ids[subset]
+        where = f"processor {type(stage.processor).__name__} for type {stage.type!r} (nodes {node_ids.tolist()})"
+        try:
+            result = stage.processor(*flat, **kwargs)
+        except Exception as exc:
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"raised while rendering {where}")
+            raise
+        aux = None
+        items = list(result) if isinstance(result, (tuple, list)) else [result]
+        if items and isinstance(items[-1], Mapping):
+            aux = items.pop()
+        if len(items) != len(stage.outlets):
+            raise ProcessorOutputError(
+                f"{where} returned {len(items)} signal(s); expected one per outlet {list(stage.outlets)}"
+            )
+        outputs = []
+        for outlet, y in zip(stage.outlets, items):
+            if not isinstance(y, torch.Tensor) or y.ndim != 3 or y.shape[0] != batch * rows or y.shape[2] != length:
+                shape = list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                raise ProcessorOutputError(
+                    f"{where}, outlet {outlet!r}: returned {shape}; expected "
+                    f"[{batch * rows}, channels, {length}] (nodes, channels, samples)"
+                )
+            outputs.append(y.reshape(batch, rows, y.shape[1], length))
+        if aux is not None:
+            for name, value in aux.items():
+                if not isinstance(value, torch.Tensor) or value.ndim == 0 or value.shape[0] != batch * rows:
+                    shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                    raise ProcessorOutputError(
+                        f"{where}: aux value {name!r} has shape {shape}; expected a tensor whose first "
+                        f"dimension is the node count {batch * rows}"
+                    )
+        return outputs, aux
+
+    def __call__(self, parameters: Any, sources: torch.Tensor) -> tuple[torch.Tensor, NodeAux]:
+        """Render the graph.
+
+        Args:
+            parameters: for each processor type, a (nested) mapping of tensors,
+                shared ``[nodes_of_type, *shape]`` or per example
+                ``[batch, nodes_of_type, *shape]`` (as from
+                :func:`create_empty_parameters`, or predicted by a network).
+            sources: ``[num_in, channels, samples]``, one row per ``"in"`` node
+                in id order, or ``[batch, num_in, channels, samples]``.
+
+        Returns:
+            ``(y, aux)``: ``y`` is ``[num_out, channels, samples]`` (with a
+            leading batch dimension when ``sources`` has one), one row per
+            ``"out"`` node in id order, mono outputs broadcast to the widest
+            output; ``aux`` maps node id to that node's aux values (with a
+            leading batch dimension when batched).
+
+        Raises:
+            SourceShapeError, ParameterError, ProcessorOutputError,
+            GraphConnectionError: see their messages.
+        """
+        sources, batched = self._prepare_sources(sources)
+        batch = sources.shape[0]
+        per_example = check_parameters(self.graph, self.processors, parameters, batch if batched else None)
+        produced: dict[Producer, Produced] = {(-1, 0): Produced.single(sources)}
+        aux_by_node: NodeAux = {}
+        for producer in self._release_after.get(-1, []):
+            del produced[producer]
+        result: torch.Tensor | None = None
+        for stage in self._stages:
+            outputs = self._run_stage(stage, produced, parameters, per_example.get(stage.type, False),
+                                      batch, aux_by_node, batched)
+            if stage.type == "out":
+                result = outputs[0].parts[0]
+            for k, out in enumerate(outputs):
+                out.finish(len(stage.node_ids))
+                produced[(stage.index, k)] = out
+            for producer in self._release_after.get(stage.index, []):
+                produced.pop(producer, None)
+        assert result is not None  # compile_render guarantees an "out" stage
+        return (result if batched else result[0]), aux_by_node
+
+    def _run_stage(self, stage: _StagePlan, produced: dict[Producer, Produced], parameters: Any,
+                   per_example: bool, batch: int, aux_by_node: NodeAux, batched: bool) -> list[Produced]:
+        channels = [inlet_channels(inlet, produced) for inlet in stage.inlets]
+        if stage.type == "out":
+            channels = [int(np.max(c)) for c in channels]
+        if all(isinstance(c, int) for c in channels):
+            groups: list[tuple[np.ndarray | None, list[int]]] = [(None, channels)]  # type: ignore[list-item]
+        else:
+            table = np.stack([np.broadcast_to(c, (len(stage.node_ids),)) for c in channels], axis=1)
+            signatures, which = np.unique(table, axis=0, return_inverse=True)
+            which = np.asarray(which).reshape(-1)
+            groups = [(np.flatnonzero(which == g), [int(c) for c in sig]) for g, sig in enumerate(signatures)]
+
+        # The built-in "out" has no outlet but hands its summed input back as the result.
+        results = [Produced([], []) for _ in (stage.outlets or ("result",))]
+        for subset, signature in groups:
+            inputs = [
+                gather(inlet, produced, subset, c, self._index_cache) for inlet, c in zip(stage.inlets, signature)
+            ]
+            if stage.processor is None:
+                outputs, aux = inputs, None
+            else:
+                kwargs = self._stage_parameters(stage, parameters, per_example, subset, batch)
+                outputs, aux = self._call(stage, inputs, kwargs, subset)
+            for k, y in enumerate(outputs):
+                results[k].parts.append(y)
+                results[k].rows.append(subset)
+            if aux:
+                node_ids = stage.node_ids if subset is None else stage.node_ids[subset]
+                rows = len(node_ids)
+                for name, value in aux.items():
+                    value = value.reshape(batch, rows, *value.shape[1:])
+                    for j, node in enumerate(node_ids.tolist()):
+                        aux_by_node.setdefault(node, {})[name] = value[:, j] if batched else value[0, j]
+        return results
+
+
+def _type_ranks(graph: Graph) -> list[int]:
+    """Each node's row in its type's parameters: its rank among nodes of its type by id."""
+    counters: dict[str, int] = {}
+    ranks = []
+    for node in graph.nodes:
+        ranks.append(counters.get(node.type, 0))
+        counters[node.type] = ranks[-1] + 1
+    return ranks
+
+
+def compile_render(
+    graph: Graph,
+    processors: Mapping[str, Any],
+    method: Literal["beam", "greedy", "one-by-one"] = "beam",
+    stages: list[Stage] | None = None,
+) -> RenderPlan:
+    """Check ``graph`` against ``processors``, schedule it and precompute a render plan.
+
+    Args:
+        graph: the graph.
+        processors: processor module for each non-built-in node type.
+        method: scheduling method for :func:`render_order`.
+        stages: a render order to use instead of scheduling (as returned by
+            :func:`render_order`).
+
+    Raises:
+        UnknownNodeTypeError: a node type has no processor (known types listed).
+        GraphConnectionError: an edge names a missing inlet/outlet, or an inlet
+            has no edge.
+        GraphCycleError: the graph has a cycle.
+        GraphError: the graph has no ``"out"`` node.
+    """
+    _require_processors(graph, processors)
+    if not graph.nodes_of_type("out"):
+        raise GraphError("the graph has no 'out' node, so rendering would produce nothing")
+    _check_edges(graph, processors)
+    if stages is None:
+        stages = render_order(graph, method)
+    return RenderPlan(graph, processors, stages)

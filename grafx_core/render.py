@@ -1,0 +1,28 @@
+"""One-call rendering: compile a plan and run it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import torch
+
+from .graph import Graph
+from .plan import NodeAux, compile_render
+
+__all__ = ["render"]
+
+
+def render(
+    graph: Graph,
+    processors: Mapping[str, Any],
+    parameters: Any,
+    sources: torch.Tensor,
+    method: Literal["beam", "greedy", "one-by-one"] = "beam",
+) -> tuple[torch.Tensor, NodeAux]:
+    """Render ``graph`` once: :func:`compile_render` followed by a call of the plan.
+
+    To render the same graph many times (training), compile once and call the
+    plan instead. Shapes and errors are those of :meth:`RenderPlan.__call__`.
+    """
+    return compile_render(graph, processors, method)(parameters, sources)
