@@ -19,6 +19,8 @@ __all__ = [
     "NameCollisionError",
     "AmbiguousNameError",
     "UnknownNameError",
+    "PluginWarning",
+    "ConformanceError",
     "EstimatorError",
     "BlackBoxError",
 ]
@@ -71,6 +73,25 @@ class AmbiguousNameError(PluginError, LookupError):
 
 class UnknownNameError(PluginError, LookupError):
     """No registered processor or estimator has this name."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin failed to load or registered something invalid; the others still load.
+
+    Set ``GRAFX_CORE_STRICT_PLUGINS=1`` to get a :class:`PluginError` instead.
+    """
+
+
+class ConformanceError(GrafxError, AssertionError):
+    """A processor broke the processor protocol in :func:`grafx_core.testing.check_processor`.
+
+    Attributes:
+        check: the name of the check that failed (``"batch-consistency"``, ...).
+    """
+
+    def __init__(self, check: str, message: str) -> None:
+        super().__init__(f"[{check}] {message}")
+        self.check = check
 
 
 class EstimatorError(GrafxError):
