@@ -1,0 +1,130 @@
+"""Finding plugins: default modules and the ``grafx_core`` entry-point group.
+
+pluggy's ``load_setuptools_entrypoints`` aborts on the first plugin that fails
+to import and silently skips a second distribution that reuses an entry-point
+name, so entry points are listed here and each is loaded on its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as metadata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from ..hookspecs import PROJECT_NAME
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ENV_STRICT",
+    "ENV_DISABLE_AUTOLOAD",
+    "ENV_ALLOW",
+    "Settings",
+    "Candidate",
+    "entry_point_candidates",
+    "default_candidates",
+]
+
+ENTRY_POINT_GROUP = PROJECT_NAME
+"""The entry-point group plugins publish under (``[project.entry-points.grafx_core]``)."""
+
+ENV_STRICT = "GRAFX_CORE_STRICT_PLUGINS"
+"""``1``: a plugin failure raises :class:`PluginError` instead of warning."""
+
+ENV_DISABLE_AUTOLOAD = "GRAFX_CORE_DISABLE_PLUGIN_AUTOLOAD"
+"""``1``: load no entry-point plugin except those named in :data:`ENV_ALLOW`."""
+
+ENV_ALLOW = "GRAFX_CORE_PLUGINS"
+"""Comma-separated entry-point names: load exactly these (empty: none)."""
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The plugin-loading switches, read from the environment at load time.
+
+    Attributes:
+        strict: failures raise instead of warning.
+        autoload: load every entry point of the group.
+        allow: when not ``None``, load exactly these entry-point names
+            (whatever ``autoload`` says).
+    """
+
+    strict: bool = False
+    autoload: bool = True
+    allow: frozenset[str] | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """Read :data:`ENV_STRICT`, :data:`ENV_DISABLE_AUTOLOAD` and :data:`ENV_ALLOW`."""
+        allow = environ.get(ENV_ALLOW)
+        return cls(
+            strict=environ.get(ENV_STRICT, "").strip().lower() in _TRUE,
+            autoload=environ.get(ENV_DISABLE_AUTOLOAD, "").strip().lower() not in _TRUE,
+            allow=None if allow is None else frozenset(n.strip() for n in allow.split(",") if n.strip()),
+        )
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A plugin found but not imported yet.
+
+    Attributes:
+        name: the plugin name (entry-point name, or ``"core"`` for defaults).
+        distribution: the providing distribution, if known.
+        version: its version, if known.
+        origin: ``"default"`` or ``"entry point"``.
+        target: what is imported (``"grafx_dsp.plugin"``), for messages.
+        load: imports and returns the plugin object.
+    """
+
+    name: str
+    distribution: str | None
+    version: str | None
+    origin: str
+    target: str
+    load: Callable[[], object]
+
+
+def _distribution(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"] or dist.name, dist.version
+
+
+def entry_point_candidates(settings: Settings, group: str = ENTRY_POINT_GROUP) -> tuple[list[Candidate], list[str]]:
+    """The entry points of ``group`` that ``settings`` lets load, sorted by name and distribution.
+
+    Returns:
+        The candidates, and the allow-listed names that no entry point has.
+    """
+    if settings.allow is None and not settings.autoload:
+        return [], []
+    found = []
+    for ep in metadata.entry_points(group=group):
+        if settings.allow is not None and ep.name not in settings.allow:
+            continue
+        distribution, version = _distribution(ep)
+        found.append(Candidate(ep.name, distribution, version, "entry point", ep.value, ep.load))
+    found.sort(key=lambda c: (c.name, c.distribution or "", c.target))
+    missing = sorted((settings.allow or frozenset()) - {c.name for c in found})
+    return found, missing
+
+
+def _core_distribution() -> tuple[str | None, str | None]:
+    try:
+        return "grafx-core", metadata.version("grafx-core")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "grafx-core", None
+
+
+def default_candidates(modules: tuple[str, ...], plugin_name: str) -> list[Candidate]:
+    """grafx-core's own plugin modules, all under ``plugin_name``."""
+    distribution, version = _core_distribution()
+    return [
+        Candidate(plugin_name, distribution, version, "default", module,
+                  lambda module=module: importlib.import_module(module))
+        for module in modules
+    ]
