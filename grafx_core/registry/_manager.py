@@ -216,7 +216,10 @@ class Registry:
         """Every loaded plugin, ``"core"`` first, then by name and distribution."""
         self._ready()
         groups: dict[tuple[str, str | None, str | None, str], list[str]] = {}
-        for source in self._sources.values():
+        for name, plugin in self._pm.list_name_plugin():
+            if plugin is None:  # a name blocked in the plugin manager
+                continue
+            source = self._source(name)
             key = (source.plugin, source.distribution, source.version, source.origin)
             groups.setdefault(key, []).append(source.target)
         infos = [PluginInfo(*key, modules=tuple(targets)) for key, targets in groups.items()]

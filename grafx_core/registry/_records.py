@@ -65,7 +65,7 @@ class PluginFailure:
 
     def __str__(self) -> str:
         where = distribution_label(self.distribution, self.version)
-        return f"grafx-core plugin {self.plugin!r} ({where}) [{self.stage}]: {self.message}"
+        return f"grafx-core plugin {self.plugin!r} from {where} [{self.stage}]: {self.message}"
 
 
 @dataclass(frozen=True)
