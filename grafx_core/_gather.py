@@ -173,7 +173,8 @@ def gather(
 
     device = pieces[0][0].device
     selected = [
-        fit_channels(t.index_select(1, index_cache.get(src, device, static)), dst)
+        fit_channels(t if _is_range(src, 0, t.shape[1]) else t.index_select(1, index_cache.get(src, device, static)),
+                     dst)
         for t, src, dst, static in pieces
     ]
     stacked = selected[0] if len(selected) == 1 else torch.cat(selected, dim=1)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import torch
 
 from .graph import Graph
-from .plan import NodeAux, compile_render
+from .plan import DEFAULT_TILE_BYTES, NodeAux, compile_render
 
 __all__ = ["render"]
 
@@ -19,10 +19,11 @@ def render(
     parameters: Any,
     sources: torch.Tensor,
     method: Literal["beam", "greedy", "one-by-one"] = "beam",
+    tile_bytes: int | None = DEFAULT_TILE_BYTES,
 ) -> tuple[torch.Tensor, NodeAux]:
     """Render ``graph`` once: :func:`compile_render` followed by a call of the plan.
 
     To render the same graph many times (training), compile once and call the
     plan instead. Shapes and errors are those of :meth:`RenderPlan.__call__`.
     """
-    return compile_render(graph, processors, method)(parameters, sources)
+    return compile_render(graph, processors, method, tile_bytes=tile_bytes)(parameters, sources)

@@ -162,12 +162,14 @@ def random_parameters(graph, seed, dtype=torch.float32):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graph=random_graphs(), method=st.sampled_from(["beam", "greedy", "one-by-one"]),
-       channels=st.sampled_from([1, 2]), seed=st.integers(0, 2**16))
-def test_batched_render_and_gradients_match_reference(graph, method, channels, seed):
+       channels=st.sampled_from([1, 2]), seed=st.integers(0, 2**16),
+       tile_bytes=st.sampled_from([None, 600, 2000]))
+def test_batched_render_and_gradients_match_reference(graph, method, channels, seed, tile_bytes):
     params = random_parameters(graph, seed)
     sources = torch.randn(len(graph.nodes_of_type("in")), channels, 64, generator=torch.Generator().manual_seed(seed))
 
-    y, aux = render(graph, PROCESSORS, params, sources, method=method)
+    # 64 float32 samples per channel: tile_bytes of 600 or 2000 give tiles of 1 to 7 nodes
+    y, aux = render(graph, PROCESSORS, params, sources, method=method, tile_bytes=tile_bytes)
     y_ref, aux_ref = reference_render(graph, PROCESSORS, params, sources)
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-5)
     assert aux.keys() == aux_ref.keys()
