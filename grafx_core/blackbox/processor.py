@@ -1,0 +1,330 @@
+"""A processor made from a numpy function or an effect object, run on a thread pool.
+
+The effect processes one item ``[channels, samples]`` as float32 numpy on the
+CPU. A call of the processor renders every node of its stage (and, in the
+backward pass, every perturbed render an estimator asks for) as one batch of
+items on the thread pool, and returns the result on the input's device and
+dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import BlackBoxError, EstimatorError, ParameterError
+from ..estimators._warnings import NonDifferentiableParameterWarning, StoppedSignalGradientWarning, warn_once
+from ..estimators.base import Estimator, resolve_estimator
+from ..estimators.target import RenderJob, RenderTarget
+from .parameters import ParameterSpec
+from .runner import PerThread, ThreadPoolRunner
+
+__all__ = ["BlackBoxProcessor", "BlackBoxTarget"]
+
+ItemFunction = Callable[..., np.ndarray]
+
+
+def _set_and_call(effect: Any, audio: np.ndarray, sample_rate: float, attributes: Mapping[str, str],
+                  **natural: float) -> np.ndarray:
+    for name, value in natural.items():
+        setattr(effect, attributes[name], value)
+    return effect(audio, sample_rate)
+
+
+class BlackBoxProcessor(nn.Module):
+    """A processor whose effect torch cannot see into.
+
+    Give either ``function(audio, sample_rate, **natural) -> audio`` or an
+    ``effect_factory() -> effect``; every worker thread makes its own effect
+    instance, and each item sets the effect's attributes to the natural
+    parameter values and calls ``effect(audio, sample_rate)`` (or
+    ``process(effect, audio, sample_rate, **natural)`` when given). ``audio`` is
+    a read-only float32 array ``[channels, samples]``; the result must be
+    ``[output_channels, samples]`` (or ``[samples]`` for one channel) and finite.
+
+    Parameters are unconstrained reals, one ``[nodes, 1]`` tensor per
+    :class:`ParameterSpec`, mapped through a sigmoid into the spec's range (see
+    :mod:`grafx_core.blackbox.parameters`). The estimator works on the
+    normalised values.
+
+    Args:
+        function: the per-item effect function.
+        parameters: one spec per control, in the order estimators see them.
+        effect_factory: alternative to ``function``: makes one effect object.
+        process: how an effect object processes an item (default: set attributes
+            and call it).
+        sample_rate: passed to the effect, in Hz.
+        estimator: an estimator or a registered name (default ``"finite-difference"``).
+        signal_gradient: ``"auto"``, ``"none"``, ``"straight-through"``, ``"spsa"``
+            or ``"proxy"`` (see :mod:`grafx_core.estimators.base`).
+        workers: threads (default: ``min(items, os.cpu_count())``; use 1 for
+            effects costing well under a millisecond per item).
+        output_channels: channels the effect returns (default: as many as it gets).
+        name: used in error messages (default: the function's name).
+        estimator_options: options for the estimator when given by name.
+
+    Attributes:
+        node_labels: optional labels of the rows of the next calls (a render
+            engine may set them to node names); error messages use them
+            instead of ``"node row i"``.
+    """
+
+    inlets: tuple[str, ...] = ("main",)
+    outlets: tuple[str, ...] = ("main",)
+
+    def __init__(
+        self,
+        function: ItemFunction | None = None,
+        parameters: Sequence[ParameterSpec] = (),
+        *,
+        effect_factory: Callable[[], Any] | None = None,
+        process: Callable[..., np.ndarray] | None = None,
+        sample_rate: float = 44100,
+        estimator: Estimator | str = "finite-difference",
+        signal_gradient: str = "auto",
+        workers: int | None = None,
+        output_channels: int | None = None,
+        name: str | None = None,
+        **estimator_options: Any,
+    ) -> None:
+        super().__init__()
+        if (function is None) == (effect_factory is None):
+            raise BlackBoxError("BlackBoxProcessor: give exactly one of function or effect_factory")
+        if function is not None and not callable(function):
+            raise BlackBoxError(f"BlackBoxProcessor: function must be callable, got {function!r}")
+        if process is not None and effect_factory is None:
+            raise BlackBoxError("BlackBoxProcessor: process= goes with effect_factory=")
+        specs = tuple(parameters)
+        for spec in specs:
+            if not isinstance(spec, ParameterSpec):
+                raise ParameterError(f"BlackBoxProcessor: parameters must be ParameterSpec records, got {spec!r}")
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise ParameterError(f"BlackBoxProcessor: duplicate parameter names in {names}")
+        if output_channels is not None and (not isinstance(output_channels, int) or output_channels < 1):
+            raise BlackBoxError(f"BlackBoxProcessor: output_channels must be a positive int, got {output_channels!r}")
+        self.function, self.effect_factory, self.process = function, effect_factory, process
+        self.specs = specs
+        self.sample_rate = sample_rate
+        self.output_channels = output_channels
+        origin = function if function is not None else effect_factory
+        self.name = name or getattr(origin, "__name__", type(origin).__name__)
+        self.estimator = resolve_estimator(estimator, **estimator_options)
+        self.signal_gradient = self.estimator.resolve_signal_gradient(signal_gradient)
+        self.gradient_kind = self.estimator.kind
+        self.runner = ThreadPoolRunner(workers)
+        self._effects = PerThread(effect_factory) if effect_factory is not None else None
+        self._attributes = {s.name: s.attribute or s.name for s in specs}
+        self.node_labels: Sequence[str] | None = None
+        self._warned: set[Any] = set()
+
+    # -- protocol -----------------------------------------------------------
+    def parameter_size(self) -> dict[str, int]:
+        """One scalar per control: ``{name: 1}``."""
+        return {s.name: 1 for s in self.specs}
+
+    def default_parameters(self) -> dict[str, float]:
+        """The raw value of each control's default."""
+        return {s.name: s.default_raw() for s in self.specs}
+
+    def forward(self, x: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
+        """Render every node's item.
+
+        Args:
+            x: ``[nodes, channels, samples]`` input.
+            params: raw values, ``[nodes, 1]`` (or ``[nodes]``) per control.
+
+        Returns:
+            ``[nodes, output_channels, samples]`` on ``x``'s device and dtype.
+
+        Raises:
+            ParameterError: a control is missing, unexpected or misshapen.
+            BlackBoxError: the effect raised or returned a wrong shape or NaN/Inf.
+        """
+        if not isinstance(x, torch.Tensor) or x.dim() != 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise BlackBoxError(f"black box {self.name!r}: input must be [nodes, channels, samples], got {shape}")
+        normalised = torch.sigmoid(self._raw_columns(params, x.shape[0]).to(x.device))
+        self._warn(normalised, x)
+        return self.estimator.apply(self.render_target(), (x,), normalised, signal_gradient=self.signal_gradient)
+
+    # -- parameters ---------------------------------------------------------
+    def _raw_columns(self, params: Mapping[str, torch.Tensor], nodes: int) -> torch.Tensor:
+        extra = sorted(set(params) - {s.name for s in self.specs})
+        if extra:
+            raise ParameterError(
+                f"black box {self.name!r}: unexpected parameters {extra}; expected {[s.name for s in self.specs]}"
+            )
+        columns = []
+        for spec in self.specs:
+            if spec.name not in params:
+                raise ParameterError(f"black box {self.name!r}: missing parameter {spec.name!r} ([{nodes}, 1])")
+            value = params[spec.name]
+            if not isinstance(value, torch.Tensor) or value.shape not in ((nodes,), (nodes, 1)):
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ParameterError(
+                    f"black box {self.name!r}: parameter {spec.name!r} has shape {shape}; expected [{nodes}, 1]"
+                )
+            columns.append(value.reshape(nodes))
+        if not columns:
+            return torch.zeros(nodes, 0)
+        return torch.stack(columns, dim=1)
+
+    def natural_parameters(self, **params: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Natural values ``[nodes]`` per control from raw parameters (differentiable)."""
+        nodes = next(iter(params.values())).shape[0] if params else 0
+        normalised = torch.sigmoid(self._raw_columns(params, nodes))
+        return self.render_target().keyword_parameters(normalised)
+
+    def raw_parameters(self, **natural: float | torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw ``[nodes, 1]`` tensors giving these natural values (``[nodes]`` or scalars).
+
+        Raises:
+            ParameterError: an unknown control name.
+        """
+        by_name = {s.name: s for s in self.specs}
+        out = {}
+        for key, value in natural.items():
+            if key not in by_name:
+                raise ParameterError(f"black box {self.name!r}: unknown parameter {key!r}; it has {list(by_name)}")
+            v = torch.as_tensor(value, dtype=torch.float64).reshape(-1, 1)
+            out[key] = by_name[key].to_raw(v).float()
+        return out
+
+    def _warn(self, normalised: torch.Tensor, x: torch.Tensor) -> None:
+        if normalised.requires_grad:
+            for spec in self.specs:
+                if not spec.differentiable:
+                    warn_once(self._warned, spec.name,
+                              f"black box {self.name!r}: parameter {spec.name!r} is not differentiable; "
+                              "its gradient is zero", NonDifferentiableParameterWarning, stacklevel=5)
+        if self.signal_gradient == "none" and x.requires_grad:
+            warn_once(self._warned, "signal",
+                      f"black box {self.name!r}: the input signal's gradient is stopped (signal_gradient='none'); "
+                      "choose 'straight-through', 'spsa' or 'proxy' to train what is upstream",
+                      StoppedSignalGradientWarning, stacklevel=5)
+
+    # -- estimators ---------------------------------------------------------
+    def render_target(self, dtype: torch.dtype | None = None) -> BlackBoxTarget:
+        """This processor as a render target for estimators and :func:`train_proxy`."""
+        return BlackBoxTarget(self)
+
+    def with_estimator(self, estimator: Estimator | str, *, signal_gradient: str = "auto",
+                       **estimator_options: Any) -> BlackBoxProcessor:
+        """A copy of this processor using another estimator (same effect, parameters and workers)."""
+        if self.function is not None:
+            return BlackBoxProcessor(self.function, self.specs, sample_rate=self.sample_rate, estimator=estimator,
+                                     signal_gradient=signal_gradient, workers=self.runner._workers,
+                                     output_channels=self.output_channels, name=self.name, **estimator_options)
+        return BlackBoxProcessor(None, self.specs, effect_factory=self.effect_factory, process=self.process,
+                                 sample_rate=self.sample_rate, estimator=estimator,
+                                 signal_gradient=signal_gradient, workers=self.runner._workers,
+                                 output_channels=self.output_channels, name=self.name, **estimator_options)
+
+    # -- items --------------------------------------------------------------
+    def process_item(self, audio: np.ndarray, natural: Mapping[str, float]) -> np.ndarray:
+        """Run the effect on one ``[channels, samples]`` float32 item (in the calling thread)."""
+        if self.function is not None:
+            return self.function(audio, self.sample_rate, **natural)
+        assert self._effects is not None
+        effect = self._effects.get()
+        if self.process is not None:
+            return self.process(effect, audio, self.sample_rate, **natural)
+        return _set_and_call(effect, audio, self.sample_rate, self._attributes, **natural)
+
+    def extra_repr(self) -> str:
+        specs = ", ".join(s.describe() for s in self.specs)
+        return (f"name={self.name!r}, parameters=[{specs}], estimator={self.estimator!r}, "
+                f"signal_gradient={self.signal_gradient!r}, workers={self.runner.workers}")
+
+
+class BlackBoxTarget(RenderTarget):
+    """A black-box processor as a render target: all rows of all jobs in one thread-pool run.
+
+    Columns are the normalised controls (bounds 0 and 1); the effect sees each
+    natural value rounded to float32.
+    """
+
+    lower, upper = 0.0, 1.0
+
+    def __init__(self, processor: BlackBoxProcessor) -> None:
+        self.processor = processor
+        self.name = f"black box {processor.name!r}"
+        self.columns = tuple(s.name for s in processor.specs)
+        self.differentiable = tuple(s.differentiable for s in processor.specs)
+
+    def keyword_parameters(self, params: torch.Tensor) -> dict[str, Any]:
+        return {s.name: s.to_natural(params[:, j]) for j, s in enumerate(self.processor.specs)}
+
+    def _natural(self, params: torch.Tensor) -> torch.Tensor:
+        p = params.to(torch.float64)
+        cols = [s.to_natural(p[:, j]) for j, s in enumerate(self.processor.specs)]
+        natural = torch.stack(cols, dim=1) if cols else p
+        return natural.to(torch.float32).to(torch.float64)
+
+    def quantise(self, params: torch.Tensor) -> torch.Tensor:
+        natural = self._natural(params)
+        cols = [s.to_normalised(natural[:, j]) for j, s in enumerate(self.processor.specs)]
+        return torch.stack(cols, dim=1) if cols else params.to(torch.float64)
+
+    def step_floor(self, params: torch.Tensor) -> torch.Tensor:
+        cols = [s.step_floor(params[:, j]) for j, s in enumerate(self.processor.specs)]
+        return torch.stack(cols, dim=1) if cols else torch.zeros_like(params, dtype=torch.float64)
+
+    def render(self, jobs: Sequence[RenderJob]) -> list[torch.Tensor]:
+        proc = self.processor
+        arrays: dict[int, np.ndarray] = {}
+        inputs, naturals, indices, outputs = [], [], [], []
+        for job in jobs:
+            x = job.signals[0]
+            key = id(x)
+            if key not in arrays:
+                arr = x.detach().to("cpu", torch.float32).contiguous().numpy().view()
+                arr.flags.writeable = False  # the effect must not write into the caller's tensor
+                arrays[key] = arr
+            inputs.append(arrays[key])
+            naturals.append(self._natural(job.params).cpu().numpy())
+            indices.append(None if job.index is None else job.index.cpu().numpy())
+            channels = proc.output_channels or x.shape[1]
+            outputs.append(np.empty((len(job), channels, x.shape[2]), dtype=np.float32))
+        starts = np.cumsum([0] + [len(job) for job in jobs])
+        names = self.columns
+
+        def task(i: int) -> None:
+            j = int(np.searchsorted(starts, i, side="right") - 1)
+            r = i - int(starts[j])
+            row = r if indices[j] is None else int(indices[j][r])
+            natural = {n: float(v) for n, v in zip(names, naturals[j][r])}
+            try:
+                y = proc.process_item(inputs[j][row], natural)
+            except Exception as error:
+                raise self._error(jobs[j], r, natural, f"the effect raised {type(error).__name__}: {error}") from error
+            self._store(outputs[j], r, y, jobs[j], natural)
+
+        proc.runner.run(task, int(starts[-1]))
+        return [torch.from_numpy(out).to(device=job.signals[0].device, dtype=job.signals[0].dtype)
+                for out, job in zip(outputs, jobs)]
+
+    def _store(self, out: np.ndarray, r: int, y: Any, job: RenderJob, natural: dict[str, float]) -> None:
+        expected = out.shape[1:]
+        y = np.asarray(y)
+        if y.ndim == 1 and expected[0] == 1:
+            y = y[None]
+        if y.shape != expected:
+            raise self._error(job, r, natural, f"the effect returned shape {y.shape}; expected {expected} "
+                                              "([channels, samples], as long as its input)")
+        out[r] = y
+        if not np.isfinite(out[r]).all():
+            raise self._error(job, r, natural, "the effect returned NaN or Inf")
+
+    def _error(self, job: RenderJob, r: int, natural: dict[str, float], problem: str) -> BlackBoxError:
+        node = int(job.nodes[r])
+        labels = self.processor.node_labels
+        where = labels[node] if labels is not None and node < len(labels) else f"node row {node}"
+        values = ", ".join(f"{k}={v:.6g}" for k, v in natural.items()) or "no parameters"
+        render = "" if job.purpose == "forward" else f" ({job.purpose} render)"
+        return BlackBoxError(f"{self.name}, {where}{render}: {problem}; parameters {values}")

@@ -1,0 +1,29 @@
+"""Warnings about gradients that are knowingly not provided."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Hashable, MutableSet
+
+__all__ = ["GradientWarning", "NonDifferentiableParameterWarning", "StoppedSignalGradientWarning", "warn_once"]
+
+
+class GradientWarning(UserWarning):
+    """Base class: part of a gradient is zero on purpose."""
+
+
+class NonDifferentiableParameterWarning(GradientWarning):
+    """A parameter marked non-differentiable was asked for a gradient; it gets zero."""
+
+
+class StoppedSignalGradientWarning(GradientWarning):
+    """An input signal wants a gradient but its processor's signal gradient is ``"none"``."""
+
+
+def warn_once(seen: MutableSet[Hashable], key: Hashable, message: str,
+              category: type[Warning], stacklevel: int = 3) -> None:
+    """Warn with ``message`` unless ``key`` is already in ``seen`` (then stay silent)."""
+    if key in seen:
+        return
+    seen.add(key)
+    warnings.warn(message, category, stacklevel=stacklevel)

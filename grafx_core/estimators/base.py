@@ -1,0 +1,179 @@
+"""The estimator interface and the choice of input-signal gradient.
+
+Every estimator returns vector-Jacobian products: the incoming gradient of the
+output is multiplied in, never dropped. The gradient with respect to the input
+signal is chosen per processor, independently of the parameter estimator:
+
+``"none"``
+    Stop: the input signal gets no gradient. Cheapest; right when nothing
+    upstream is trained.
+``"straight-through"``
+    Identity: the first inlet receives the output's gradient unchanged
+    (output and input must have the same shape). Exact for effects close to
+    the identity (gentle EQ, compression below threshold), biased otherwise.
+``"spsa"``
+    Simultaneous perturbation of every input sample value: ``signal_samples``
+    pairs of extra renders per node, unbiased on smooth effects but noisy,
+    the more so the longer the signal.
+``"proxy"``
+    The neural proxy's gradient (only with the ``neural-proxy`` estimator).
+``"auto"``
+    The estimator's natural choice: ``"spsa"`` for SPSA, ``"straight-through"``
+    for straight-through, ``"proxy"`` for the neural proxy and ``"none"`` for
+    finite differences (differencing every sample value is not affordable).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..errors import EstimatorError
+from ._rules import GradientRule, IdentitySignalRule, SignalSPSARule, render_estimated
+from .target import RenderTarget
+
+__all__ = ["Estimator", "SIGNAL_GRADIENTS", "resolve_estimator"]
+
+SIGNAL_GRADIENTS = ("none", "straight-through", "spsa", "proxy")
+"""How the gradient with respect to an input signal is obtained (or ``"auto"``)."""
+
+
+def _positive(owner: str, name: str, value: float, integer: bool = False) -> None:
+    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float))
+    if not ok or isinstance(value, bool) or not value > 0 or not np.isfinite(value):
+        kind = "a positive integer" if integer else "a positive finite number"
+        raise EstimatorError(f"{owner}: {name} must be {kind}, got {value!r}")
+
+
+class Estimator(ABC):
+    """Base class of gradient estimators.
+
+    Args:
+        signal_samples: perturbation pairs per node when the signal gradient
+            is ``"spsa"``.
+        signal_step: size of the signal perturbation (sample-value units).
+        seed: seeds the estimator's own random generator; every call draws a
+            fresh child generator from it, so runs are reproducible and the
+            global RNGs are never touched. ``None`` seeds from the OS.
+    """
+
+    kind: ClassVar[str] = "none"
+    """The ``gradient_kind`` a processor using this estimator reports."""
+    default_signal_gradient: ClassVar[str] = "none"
+    """What ``signal_gradient="auto"`` means for this estimator."""
+
+    def __init__(self, *, signal_samples: int = 4, signal_step: float = 1e-3, seed: int | None = None) -> None:
+        owner = type(self).__name__
+        _positive(owner, "signal_samples", signal_samples, integer=True)
+        _positive(owner, "signal_step", signal_step)
+        self.signal_samples = int(signal_samples)
+        self.signal_step = float(signal_step)
+        self.seed = seed
+        self._seeds = np.random.SeedSequence(seed)
+
+    def generator(self) -> np.random.Generator:
+        """A fresh generator for one call, the next child of the estimator's seed."""
+        return np.random.default_rng(self._seeds.spawn(1)[0])
+
+    def resolve_signal_gradient(self, choice: str) -> str:
+        """Turn ``"auto"`` into this estimator's default and check the choice.
+
+        Raises:
+            EstimatorError: ``choice`` is not ``"auto"`` or one of :data:`SIGNAL_GRADIENTS`,
+                or it needs something this estimator lacks (``"proxy"``).
+        """
+        resolved = self.default_signal_gradient if choice == "auto" else choice
+        if resolved not in SIGNAL_GRADIENTS:
+            raise EstimatorError(
+                f"{type(self).__name__}: signal_gradient {choice!r} is not 'auto' or one of {SIGNAL_GRADIENTS}"
+            )
+        if resolved == "proxy" and self.kind != "neural-proxy":
+            raise EstimatorError(
+                f"{type(self).__name__}: signal_gradient 'proxy' needs the neural-proxy estimator; "
+                "choose 'none', 'straight-through' or 'spsa'"
+            )
+        return resolved
+
+    @abstractmethod
+    def parameter_rule(self, target: RenderTarget) -> GradientRule | None:
+        """The rule giving the parameters' VJP for one call (``None``: no renders needed)."""
+
+    def signal_rule(self, choice: str, target: RenderTarget) -> GradientRule | None:
+        """The rule giving the input signals' VJP for one call, per ``choice``."""
+        if choice == "straight-through":
+            return IdentitySignalRule()
+        if choice == "spsa":
+            return SignalSPSARule(self.signal_samples, self.signal_step, self.generator())
+        return None
+
+    def apply(self, target: RenderTarget, signals: Sequence[torch.Tensor], params: torch.Tensor, *,
+              signal_gradient: str = "auto") -> torch.Tensor:
+        """Render ``target`` with gradients from this estimator.
+
+        Args:
+            target: the processor as a batched render function.
+            signals: one ``[N, channels, samples]`` tensor per inlet.
+            params: ``[N, columns]`` parameters in the target's column space.
+            signal_gradient: see the module documentation.
+
+        Returns:
+            ``[N, channels', samples]`` output on the signals' device and dtype,
+            whose backward pass gives this estimator's VJPs.
+
+        Raises:
+            EstimatorError: a bad option, or a straight-through signal gradient for
+                an output whose shape differs from the input's.
+        """
+        choice = self.resolve_signal_gradient(signal_gradient)
+        want_params = params.requires_grad and bool(target.differentiable_columns())
+        want_signals = any(s.requires_grad for s in signals)
+        p_rule = self.parameter_rule(target) if want_params else None
+        s_rule = self.signal_rule(choice, target) if want_signals else None
+        y = render_estimated(target, signals, params, p_rule, s_rule)
+        if isinstance(s_rule, IdentitySignalRule) and y.shape != signals[0].shape:
+            raise EstimatorError(
+                f"{target.name}: straight-through signal gradient needs the output shape "
+                f"{tuple(y.shape)} to equal the input shape {tuple(signals[0].shape)}; "
+                "choose signal_gradient 'none' or 'spsa'"
+            )
+        return y
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def resolve_estimator(estimator: Any, **options: Any) -> Estimator:
+    """An estimator instance from an instance or a registered name.
+
+    Names go through ``grafx_core.get_estimator`` when the registry is present,
+    else through the built-in estimators.
+
+    Raises:
+        EstimatorError: ``estimator`` is neither an :class:`Estimator` nor a name,
+            or options were given along with an instance.
+    """
+    if isinstance(estimator, Estimator):
+        if options:
+            raise EstimatorError(f"options {sorted(options)} given with an estimator instance {estimator!r}")
+        return estimator
+    if isinstance(estimator, str):
+        import grafx_core
+
+        lookup = getattr(grafx_core, "get_estimator", None)
+        if lookup is not None:
+            made = lookup(estimator, **options)
+        else:
+            from ._plugin import grafx_register_estimators
+
+            specs = {spec.name: spec for spec in grafx_register_estimators()}
+            if estimator not in specs:
+                raise EstimatorError(f"unknown estimator {estimator!r}; built-ins are {sorted(specs)}")
+            made = specs[estimator].factory(**options)
+        if not isinstance(made, Estimator):
+            raise EstimatorError(f"estimator {estimator!r} made {made!r}, which is not an Estimator")
+        return made
+    raise EstimatorError(f"expected an Estimator or an estimator name, got {estimator!r}")

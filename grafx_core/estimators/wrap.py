@@ -1,0 +1,246 @@
+"""Route any torch processor through any estimator.
+
+``with_estimator(processor, estimator)`` returns a processor whose forward
+pass is the wrapped module's and whose backward pass is the estimator's. All
+perturbed renders of a call go into one batched call of the module on its
+device (no thread pool). Use it to test estimators against exact gradients,
+and to train through torch code that has no useful gradient (quantisers,
+argmax switches).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import EstimatorError, ParameterError, ProcessorOutputError
+from ..processor import inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
+from ._warnings import NonDifferentiableParameterWarning, StoppedSignalGradientWarning, warn_once
+from .base import Estimator, resolve_estimator
+from .target import RenderJob, RenderTarget
+
+__all__ = ["with_estimator", "EstimatedProcessor", "TorchTarget", "render_target"]
+
+
+def _columns(layout: Sequence[tuple[tuple[str, ...], tuple[int, ...]]]) -> tuple[str, ...]:
+    names = []
+    for path, shape in layout:
+        base = ".".join(path)
+        size = math.prod(shape)
+        names.extend([base] if size == 1 else [f"{base}[{i}]" for i in range(size)])
+    return tuple(names)
+
+
+class TorchTarget(RenderTarget):
+    """A torch processor as a render target: every job's rows in one batched no-grad call.
+
+    Columns are the processor's parameters flattened in ``parameter_size()``
+    order; they are unbounded, and steps are relative to ``max(|p|, 1)``.
+
+    Args:
+        module: the processor (single outlet).
+        dtype: the dtype its parameters are given in.
+        frozen: parameter names (top level or dotted paths) that get no gradient.
+        name: used in error messages.
+    """
+
+    def __init__(self, module: nn.Module, dtype: torch.dtype = torch.float32, frozen: Sequence[str] = (),
+                 name: str | None = None) -> None:
+        self.module, self.dtype = module, dtype
+        self.name = name or type(module).__name__
+        self.layout = list(iter_parameter_shapes(normalized_parameter_size(module)))
+        self.columns = _columns(self.layout)
+        diff: list[bool] = []
+        for path, shape in self.layout:
+            dotted = ".".join(path)
+            keep = not any(dotted == f or dotted.startswith(f + ".") for f in frozen)
+            diff.extend([keep] * math.prod(shape))
+        self.differentiable = tuple(diff)
+        dotted_paths = [".".join(path) for path, _ in self.layout]
+        unknown = [f for f in frozen if not any(d == f or d.startswith(f + ".") for d in dotted_paths)]
+        if unknown:
+            raise EstimatorError(f"{self.name}: frozen names {unknown} are not parameters; it has {dotted_paths}")
+
+    def flatten(self, params: Mapping[str, Any], nodes: int | None) -> torch.Tensor:
+        """Keyword parameters (leaves ``[N, *shape]``) to ``[N, columns]``.
+
+        Raises:
+            ParameterError: a parameter is missing, unexpected or misshapen.
+        """
+        leaves = []
+        for path, shape in self.layout:
+            value: Any = params
+            for key in path:
+                if not isinstance(value, Mapping) or key not in value:
+                    raise ParameterError(f"{self.name}: missing parameter {'.'.join(path)!r} of shape [nodes, *{shape}]")
+                value = value[key]
+            if not isinstance(value, torch.Tensor):
+                raise ParameterError(f"{self.name}: parameter {'.'.join(path)!r} must be a tensor, got {type(value).__name__}")
+            if nodes is None and value.dim():
+                nodes = value.shape[0]
+            ok_shape = tuple(value.shape[1:]) == shape or (shape == (1,) and value.dim() == 1)
+            if value.dim() == 0 or value.shape[0] != nodes or not ok_shape:
+                raise ParameterError(
+                    f"{self.name}: parameter {'.'.join(path)!r} has shape {tuple(value.shape)}; "
+                    f"expected [{nodes}, *{shape}]"
+                )
+            leaves.append(value.reshape(nodes, -1))
+        expected = {path[0] for path, _ in self.layout}
+        extra = sorted(set(params) - expected)
+        if extra:
+            raise ParameterError(f"{self.name}: unexpected parameters {extra}; expected {sorted(expected)}")
+        if not leaves:
+            return torch.zeros(nodes or 0, 0, dtype=self.dtype)
+        return torch.cat(leaves, dim=1)
+
+    def keyword_parameters(self, params: torch.Tensor) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        start = 0
+        for path, shape in self.layout:
+            size = math.prod(shape)
+            leaf = params[:, start:start + size].reshape(params.shape[0], *shape)
+            start += size
+            node = out
+            for key in path[:-1]:
+                node = node.setdefault(key, {})
+            node[path[-1]] = leaf
+        return out
+
+    def quantise(self, params: torch.Tensor) -> torch.Tensor:
+        return params.to(self.dtype).to(torch.float64)
+
+    def step_scale(self, params: torch.Tensor) -> torch.Tensor:
+        return params.to(torch.float64).abs().clamp(min=1.0)
+
+    def render(self, jobs: Sequence[RenderJob]) -> list[torch.Tensor]:
+        inlets = len(jobs[0].signals)
+        signals = [torch.cat([job.signal_rows()[i] for job in jobs]) for i in range(inlets)]
+        params = torch.cat([job.params for job in jobs]).to(self.dtype)
+        with torch.no_grad():
+            out = self.module(*signals, **self.keyword_parameters(params))
+        if isinstance(out, tuple):
+            out = out[0]
+        rows = sum(len(job) for job in jobs)
+        if not isinstance(out, torch.Tensor) or out.dim() < 1 or out.shape[0] != rows:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ProcessorOutputError(f"{self.name}: returned {shape} for {rows} rows; expected [{rows}, ...]")
+        return list(out.split([len(job) for job in jobs]))
+
+
+class EstimatedProcessor(nn.Module):
+    """A torch processor whose gradients come from an estimator (see :func:`with_estimator`).
+
+    Follows the processor protocol: same inlets, parameters and output as the
+    wrapped module; ``gradient_kind`` is the estimator's. Aux values of the
+    wrapped module are not returned (their gradient could not be estimated).
+    """
+
+    def __init__(self, processor: nn.Module, estimator: Estimator, signal_gradient: str = "auto",
+                 frozen: Sequence[str] = ()) -> None:
+        super().__init__()
+        if len(outlet_names(processor)) != 1:
+            raise EstimatorError(
+                f"{type(processor).__name__}: estimators handle one outlet, it has {outlet_names(processor)}"
+            )
+        self.processor = processor
+        self.estimator = estimator
+        self.signal_gradient = estimator.resolve_signal_gradient(signal_gradient)
+        self.frozen = tuple(frozen)
+        self.inlets = inlet_names(processor)
+        self.outlets = outlet_names(processor)
+        self.gradient_kind = estimator.kind
+        self._warned: set[Any] = set()
+        TorchTarget(processor, frozen=self.frozen)  # check the frozen names and parameter_size now
+
+    def parameter_size(self) -> Any:
+        """The wrapped processor's parameter sizes."""
+        return self.processor.parameter_size() if hasattr(self.processor, "parameter_size") else {}
+
+    def default_parameters(self) -> Any:
+        """The wrapped processor's ``default_parameters()``, if it has one."""
+        method = getattr(self.processor, "default_parameters", None)
+        return method() if callable(method) else None
+
+    def render_target(self, dtype: torch.dtype = torch.float32) -> TorchTarget:
+        """The wrapped processor as a :class:`TorchTarget`."""
+        return TorchTarget(self.processor, dtype, self.frozen, type(self.processor).__name__)
+
+    def forward(self, *signals: torch.Tensor, **params: Any) -> torch.Tensor:
+        """Render with the wrapped processor; gradients from the estimator.
+
+        Args:
+            signals: one ``[N, channels, samples]`` tensor per inlet.
+            params: the wrapped processor's parameters, each ``[N, *shape]``.
+
+        Returns:
+            ``[N, channels', samples]``.
+        """
+        nodes = signals[0].shape[0] if signals else None
+        first = next(iter(params.values()), None) if params else None
+        dtype = first.dtype if isinstance(first, torch.Tensor) and first.is_floating_point() else torch.float32
+        target = self.render_target(dtype)
+        columns = target.flatten(params, nodes)
+        if signals:
+            columns = columns.to(signals[0].device)
+        self._warn(target, columns, signals)
+        return self.estimator.apply(target, signals, columns, signal_gradient=self.signal_gradient)
+
+    def _warn(self, target: RenderTarget, columns: torch.Tensor, signals: Sequence[torch.Tensor]) -> None:
+        if columns.requires_grad:
+            for name, diff in zip(target.columns, target.differentiable):
+                if not diff:
+                    warn_once(self._warned, name,
+                              f"{target.name}: parameter {name!r} is not differentiable; its gradient is zero",
+                              NonDifferentiableParameterWarning, stacklevel=4)
+        if self.signal_gradient == "none" and any(s.requires_grad for s in signals):
+            warn_once(self._warned, "signal",
+                      f"{target.name}: the input signal's gradient is stopped (signal_gradient='none'); "
+                      "choose 'straight-through', 'spsa' or 'proxy' to train what is upstream",
+                      StoppedSignalGradientWarning, stacklevel=4)
+
+
+def with_estimator(processor: Any, estimator: Estimator | str, *, signal_gradient: str = "auto",
+                   frozen: Sequence[str] = (), **options: Any) -> nn.Module:
+    """Route ``processor`` through ``estimator``.
+
+    Args:
+        processor: a torch processor (any module with ``forward`` and
+            ``parameter_size``), or a black-box processor (which gets a copy using
+            the new estimator).
+        estimator: an :class:`Estimator` or a registered name such as ``"spsa"``.
+        signal_gradient: ``"auto"``, ``"none"``, ``"straight-through"``, ``"spsa"``
+            or ``"proxy"`` (see :mod:`grafx_core.estimators.base`).
+        frozen: parameter names of a torch processor that get no gradient (a
+            one-time :class:`NonDifferentiableParameterWarning` when asked).
+        options: options for the estimator when given by name.
+
+    Returns:
+        A processor with the same inlets, outlet and parameters.
+
+    Raises:
+        EstimatorError: an unknown estimator, a bad option, or several outlets.
+    """
+    est = resolve_estimator(estimator, **options)
+    swap = getattr(processor, "with_estimator", None)
+    if callable(swap):
+        if frozen:
+            raise EstimatorError("frozen= applies to torch processors; mark black-box parameters "
+                                 "non-differentiable in their ParameterSpec")
+        return swap(est, signal_gradient=signal_gradient)
+    if not isinstance(processor, nn.Module):
+        raise EstimatorError(f"with_estimator: expected a torch module or a black-box processor, got {processor!r}")
+    return EstimatedProcessor(processor, est, signal_gradient, frozen)
+
+
+def render_target(processor: Any, dtype: torch.dtype = torch.float32) -> RenderTarget:
+    """The render target of a black-box processor, an estimated processor or a plain torch module."""
+    method = getattr(processor, "render_target", None)
+    if callable(method):
+        return method(dtype)
+    if isinstance(processor, nn.Module):
+        return TorchTarget(processor, dtype)
+    raise EstimatorError(f"expected a processor, got {processor!r}")
