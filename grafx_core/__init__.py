@@ -26,6 +26,7 @@ from .processor import GRADIENT_KINDS, Processor, inlet_names, outlet_names
 from .render import render
 from .schedule import SCHEDULING_METHODS, Stage, render_order
 from .specs import EstimatorSpec, ProcessorSpec
+from .structure import GATE_PARAMETER, Gated, gate_processors, gate_values, prune
 
 try:
     __version__ = version("grafx-core")
@@ -51,6 +52,12 @@ __all__ = [
     "create_empty_parameters",
     "check_parameters",
     "concatenate_parameters",
+    # structure
+    "Gated",
+    "GATE_PARAMETER",
+    "gate_processors",
+    "gate_values",
+    "prune",
     # processors and plugins
     "Processor",
     "GRADIENT_KINDS",
