@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # for it first keeps pip from ever resolving a (multi-GB) CUDA build.
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
-PACKAGES := -e '.[test,plot,docs]' $(patsubst %,-e %,$(wildcard plugins/*/)) $(patsubst %,-e %,$(wildcard examples/*/))
+PACKAGES := -e '.[test,plot,docs]' $(patsubst %/pyproject.toml,-e %,$(wildcard plugins/*/pyproject.toml examples/*/pyproject.toml))
 
 .PHONY: install demo test bench clean
 
