@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .errors import (
     AmbiguousNameError,
     BlackBoxError,
+    ConformanceError,
     EstimatorError,
     GrafxError,
     GraphConnectionError,
@@ -13,6 +14,7 @@ from .errors import (
     NameCollisionError,
     ParameterError,
     PluginError,
+    PluginWarning,
     ProcessorOutputError,
     SourceShapeError,
     UnknownNameError,
@@ -23,6 +25,16 @@ from .hookspecs import hookimpl
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
 from .plan import NodeAux, RenderPlan, compile_render
 from .processor import GRADIENT_KINDS, Processor, inlet_names, outlet_names
+from .registry import (
+    Registry,
+    get_estimator,
+    get_processor,
+    list_estimators,
+    list_plugins,
+    list_processors,
+    plugin_failures,
+    processors_for_graph,
+)
 from .render import render
 from .schedule import SCHEDULING_METHODS, Stage, render_order
 from .specs import EstimatorSpec, ProcessorSpec
@@ -66,6 +78,15 @@ __all__ = [
     "ProcessorSpec",
     "EstimatorSpec",
     "hookimpl",
+    # plugin registry
+    "get_processor",
+    "list_processors",
+    "get_estimator",
+    "list_estimators",
+    "list_plugins",
+    "plugin_failures",
+    "processors_for_graph",
+    "Registry",
     # errors
     "GrafxError",
     "GraphError",
@@ -79,6 +100,8 @@ __all__ = [
     "NameCollisionError",
     "AmbiguousNameError",
     "UnknownNameError",
+    "PluginWarning",
+    "ConformanceError",
     "EstimatorError",
     "BlackBoxError",
 ]
