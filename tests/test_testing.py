@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from grafx_core.errors import ConformanceError
-from grafx_core.estimators import with_estimator
+from grafx_core.estimators import SPSA, FiniteDifference, with_estimator
 from grafx_core.testing import CHECKS, check_processor
 from grafx_example_plugin import Crossfade, MidSide, SoftClip
 
@@ -45,9 +45,9 @@ def test_conforming_processors_pass_every_check_on_each_device(device):
     assert check_processor(SplitWithAux(), num_nodes=2, num_samples=64, device=device) == ALL_AUTOGRAD
 
 
-@pytest.mark.parametrize("estimator", ["finite-difference", "spsa"])
+@pytest.mark.parametrize("estimator", [FiniteDifference, SPSA])
 def test_estimator_backed_processors_agree_with_finite_differences(estimator):
-    processor = with_estimator(Gain(), estimator, seed=1)
+    processor = with_estimator(Gain(), estimator(seed=1))
     assert check_processor(processor)[-2:] == ["gradient-flow", "estimator-agreement"]
 
 
