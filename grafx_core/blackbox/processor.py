@@ -19,6 +19,7 @@ from torch import nn
 from ..errors import BlackBoxError, EstimatorError, ParameterError
 from ..estimators._warnings import NonDifferentiableParameterWarning, StoppedSignalGradientWarning, warn_once
 from ..estimators.base import Estimator, resolve_estimator
+from ..estimators.finite_difference import FiniteDifference
 from ..estimators.target import RenderJob, RenderTarget
 from .parameters import ParameterSpec
 from .runner import PerThread, ThreadPoolRunner
@@ -58,7 +59,9 @@ class BlackBoxProcessor(nn.Module):
         process: how an effect object processes an item (default: set attributes
             and call it).
         sample_rate: passed to the effect, in Hz.
-        estimator: an estimator or a registered name (default ``"finite-difference"``).
+        estimator: an estimator or a registered name (default: a
+            :class:`~grafx_core.estimators.FiniteDifference` made with
+            ``estimator_options``).
         signal_gradient: ``"auto"``, ``"none"``, ``"straight-through"``, ``"spsa"``
             or ``"proxy"`` (see :mod:`grafx_core.estimators.base`).
         workers: threads (default: ``min(items, os.cpu_count())``; use 1 for
@@ -84,7 +87,7 @@ class BlackBoxProcessor(nn.Module):
         effect_factory: Callable[[], Any] | None = None,
         process: Callable[..., np.ndarray] | None = None,
         sample_rate: float = 44100,
-        estimator: Estimator | str = "finite-difference",
+        estimator: Estimator | str | None = None,
         signal_gradient: str = "auto",
         workers: int | None = None,
         output_channels: int | None = None,
@@ -113,6 +116,9 @@ class BlackBoxProcessor(nn.Module):
         self.output_channels = output_channels
         origin = function if function is not None else effect_factory
         self.name = name or getattr(origin, "__name__", type(origin).__name__)
+        if estimator is None:
+            estimator = FiniteDifference(**estimator_options)
+            estimator_options = {}
         self.estimator = resolve_estimator(estimator, **estimator_options)
         self.signal_gradient = self.estimator.resolve_signal_gradient(signal_gradient)
         self.gradient_kind = self.estimator.kind

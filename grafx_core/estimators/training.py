@@ -65,7 +65,7 @@ def train_proxy(
     steps: int = 1000,
     batch_size: int = 8,
     length: int = 16384,
-    channels: int = 2,
+    channels: int | None = None,
     learning_rate: float = 1e-3,
     signals: torch.Tensor | None = None,
     parameter_sampler: Callable[[int, torch.Generator], torch.Tensor] | None = None,
@@ -89,7 +89,7 @@ def train_proxy(
         steps: optimiser steps.
         batch_size: items per step.
         length: samples per item.
-        channels: channels of the default random signals.
+        channels: channels of the default random signals (default: the proxy's, else 2).
         learning_rate: Adam learning rate.
         signals: ``[items, channels, samples]`` audio to crop from (``samples >=
             length``); by default :func:`random_signals`.
@@ -113,6 +113,8 @@ def train_proxy(
                 f"train_proxy: signals must be [items, channels, samples >= {length}], got {tuple(signals.shape)}"
             )
         channels = signals.shape[1]
+    if channels is None:
+        channels = proxy.config["channels"] if proxy is not None else 2
     if parameter_sampler is None and not target.bounded:
         raise EstimatorError(
             f"train_proxy: {target.name} has unbounded parameters {list(target.columns)}; "
@@ -146,7 +148,7 @@ def train_proxy(
             optimiser.zero_grad()
             value.backward()
             optimiser.step()
-            losses.append(float(value))
+            losses.append(float(value.detach()))
             if bar is not None:
                 bar.update(step + 1, losses[-1])
     finally:
