@@ -7,16 +7,15 @@ import os
 import threading
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 import pluggy
 
 from .. import hookspecs
 from ..errors import NameCollisionError, PluginError, PluginWarning, UnknownNameError, UnknownNodeTypeError
 from ..graph import Graph
-from ..specs import EstimatorSpec, ProcessorSpec
 from ._discovery import Candidate, Settings, default_candidates, entry_point_candidates
+from ._hooks import HOOK_NAMES, Source, collect, module_name
 from ._names import Catalog
 from ._records import EstimatorInfo, PluginFailure, PluginInfo, ProcessorInfo, distribution_label
 
@@ -28,29 +27,6 @@ CORE_PLUGIN_NAME = "core"
 DEFAULT_PLUGINS: tuple[str, ...] = ("grafx_core.estimators._plugin",)
 """grafx-core's own plugin modules, registered under :data:`CORE_PLUGIN_NAME` through
 the same hooks as any third-party plugin."""
-
-_HOOKS: tuple[tuple[str, type], ...] = (
-    ("grafx_register_processors", ProcessorSpec),
-    ("grafx_register_estimators", EstimatorSpec),
-)
-
-Info = TypeVar("Info", ProcessorInfo, EstimatorInfo)
-
-
-@dataclass(frozen=True)
-class _Source:
-    """Where one registered plugin object came from."""
-
-    key: str  # its name inside the pluggy manager, unique even when plugin names clash
-    plugin: str
-    distribution: str | None
-    version: str | None
-    origin: str
-    target: str
-
-
-def _module_name(plugin: object) -> str:
-    return str(getattr(plugin, "__name__", None) or type(plugin).__module__)
 
 
 class Registry:
@@ -97,14 +73,14 @@ class Registry:
                 f"plugin manager is for project {pm.project_name!r}, expected {hookspecs.PROJECT_NAME!r}"
             )
         if not all(getattr(pm.hook, name, None) is not None and getattr(pm.hook, name).has_spec()
-                   for name, _ in _HOOKS):
+                   for name in HOOK_NAMES):
             pm.add_hookspecs(hookspecs)
         self._pm = pm
         self._default_plugins = tuple(default_plugins)
         self._autoload = autoload
         self._environ = environ
         self._settings = Settings()
-        self._sources: dict[str, _Source] = {}
+        self._sources: dict[str, Source] = {}
         self._load_failures: list[PluginFailure] = []
         self._hook_failures: list[PluginFailure] = []
         self._warned: set[PluginFailure] = set()
@@ -129,7 +105,7 @@ class Registry:
         """
         with self._lock:
             failure = self._add(Candidate(name, distribution, version, "in-memory",
-                                          _module_name(plugin), lambda: plugin), plugin, refuse_clash=True)
+                                          module_name(plugin), lambda: plugin), plugin, refuse_clash=True)
             if failure is not None:
                 error = NameCollisionError if failure.stage == "collision" else PluginError
                 raise error(str(failure))
@@ -236,7 +212,8 @@ class Registry:
             if not self._loaded:
                 self._load_all()
             if self._catalogs is None:
-                self._catalogs = self._collect()
+                processors, estimators, self._hook_failures = collect(self._pm, self._source)
+                self._catalogs = (processors, estimators)
             catalogs = self._catalogs
             failures = self._load_failures + self._hook_failures
             if self._settings.strict:
@@ -286,7 +263,7 @@ class Registry:
                 self._pm.check_pending()
                 return
             except pluggy.PluginValidationError as exc:
-                name = self._pm.get_name(exc.plugin) or _module_name(exc.plugin)
+                name = self._pm.get_name(exc.plugin) or module_name(exc.plugin)
                 message = self._unknown_hooks_message(exc.plugin)
                 self._pm.unregister(exc.plugin)
                 source = self._sources.pop(name, None)
@@ -328,7 +305,7 @@ class Registry:
             message = self._unknown_hooks_message(plugin)
             self._pm.unregister(plugin)
             return self._failure(candidate, "register", message)
-        self._sources[key] = _Source(key, name, candidate.distribution, candidate.version,
+        self._sources[key] = Source(key, name, candidate.distribution, candidate.version,
                                      candidate.origin, candidate.target)
         self._catalogs = None
         return None if clash is None else clash_failure
@@ -342,71 +319,25 @@ class Registry:
 
     def _unknown_hooks_message(self, plugin: object) -> str:
         unknown = self._unknown_hooks(plugin)
-        known = [name for name, _ in _HOOKS]
+        known = list(HOOK_NAMES)
         if not unknown:
-            return (f"{_module_name(plugin)!r} implements no grafx_core hook (expected "
+            return (f"{module_name(plugin)!r} implements no grafx_core hook (expected "
                     f"{' or '.join(known)} decorated with @grafx_core.hookimpl); not loaded")
         parts = []
         for hook in unknown:
             close = difflib.get_close_matches(hook, known, n=1)
             parts.append(f"{hook!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        return (f"{_module_name(plugin)!r} implements unknown hook(s) {', '.join(parts)}; "
+        return (f"{module_name(plugin)!r} implements unknown hook(s) {', '.join(parts)}; "
                 f"known hooks are {known}; not loaded")
 
     def _failure(self, candidate: Candidate, stage: str, message: str) -> PluginFailure:
         return PluginFailure(candidate.name, candidate.distribution, candidate.version, stage, message)
 
-    # -- collecting specs --------------------------------------------------------
-    def _source(self, key: str) -> _Source:
+    def _source(self, key: str) -> Source:
         if key in self._sources:
             return self._sources[key]
+        # A plugin put into the manager directly, maybe by load_setuptools_entrypoints.
         distinfo = {self._pm.get_name(p): d for p, d in self._pm.list_plugin_distinfo()}
         dist = distinfo.get(key)
-        plugin = self._pm.get_plugin(key)
-        return _Source(key, key, dist.project_name if dist else None, dist.version if dist else None,
-                       "entry point" if dist else "in-memory", _module_name(plugin))
-
-    def _collect(self) -> tuple[Catalog[ProcessorInfo], Catalog[EstimatorInfo]]:
-        self._hook_failures = []
-        processors = self._call_hook("grafx_register_processors", ProcessorSpec,
-                                     lambda s, spec: ProcessorInfo(s.plugin, s.distribution, s.version, spec))
-        estimators = self._call_hook("grafx_register_estimators", EstimatorSpec,
-                                     lambda s, spec: EstimatorInfo(s.plugin, s.distribution, s.version, spec))
-        catalogs = (Catalog("processor", processors), Catalog("estimator", estimators))
-        for catalog in catalogs:
-            for group in catalog.collisions():
-                self._hook_failures.append(PluginFailure(
-                    group[-1].plugin, group[-1].distribution, group[-1].version, "collision",
-                    catalog.collision_message(group)))
-        return catalogs
-
-    def _call_hook(self, hook_name: str, spec_type: type, make: Callable[[_Source, Any], Info]) -> list[Info]:
-        # Each implementation is called on its own, not through pm.hook, to
-        # know which plugin returned what and to survive one that raises.
-        entries: list[Info] = []
-        for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
-            if impl.wrapper or impl.hookwrapper:
-                continue
-            source = self._source(impl.plugin_name)
-
-            def fail(message: str, source: _Source = source) -> None:
-                self._hook_failures.append(PluginFailure(
-                    source.plugin, source.distribution, source.version, "hook",
-                    f"{hook_name}() in {source.target!r} {message}"))
-
-            try:
-                result = impl.function()
-            except Exception as exc:  # a plugin's hook may raise anything
-                fail(f"raised {type(exc).__name__}: {exc}")
-                continue
-            if result is None:
-                continue
-            if isinstance(result, (str, bytes, Mapping)) or not isinstance(result, (Sequence, set, frozenset)):
-                fail(f"returned {result!r}; expected a list of {spec_type.__name__}")
-                continue
-            for item in result:
-                if isinstance(item, spec_type):
-                    entries.append(make(source, item))
-                else:
-                    fail(f"returned {item!r} among its results; expected {spec_type.__name__} records")
-        return entries
+        return Source(key, key, dist.project_name if dist else None, dist.version if dist else None,
+                      "entry point" if dist else "in-memory", module_name(self._pm.get_plugin(key)))
