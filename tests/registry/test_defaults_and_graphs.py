@@ -14,6 +14,7 @@ import grafx_core.registry as registry_module
 from grafx_core import Graph, ProcessorSpec, create_empty_parameters, render
 from grafx_core.errors import AmbiguousNameError, UnknownNodeTypeError
 from grafx_core.registry import DEFAULT_PLUGINS, Registry
+from grafx_core.testing import check_processor
 
 NO_ENTRY_POINTS = {"GRAFX_CORE_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
@@ -43,6 +44,8 @@ def test_example_plugin_is_found_by_its_entry_point_alone():
     version = importlib.metadata.version("grafx-example-plugin")
     assert {(p.distribution, p.version, p.gradient) for p in infos} == {
         ("grafx-example-plugin", version, "autograd")}
+    for info in infos:
+        check_processor(registry.get_processor(info.name))
     clip = registry.get_processor("soft_clip")
     x = torch.linspace(-1, 1, 11, dtype=torch.float64).reshape(1, 1, 11)
     expected = np.tanh(np.linspace(-1, 1, 11) * 10 ** (6.0 / 20))
