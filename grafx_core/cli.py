@@ -21,6 +21,8 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS: dict[str, str] = {
     "demo": "grafx_core.demo",
     "plugins": "grafx_core.registry._command",
+    "render": "grafx_core.commands.render",
+    "draw": "grafx_core.commands.draw",
 }
 """Subcommand name -> module implementing ``add_arguments(parser)`` and ``run(args)``."""
 

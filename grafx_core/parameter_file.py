@@ -1,0 +1,170 @@
+"""Parameter files: a graph's parameters as JSON, exact for float32 and float64.
+
+The format mirrors the ``nn.ModuleDict`` of :func:`create_empty_parameters`::
+
+    {
+     "format": "grafx-core.parameters",
+     "version": 1,
+     "dtype": "float32",
+     "parameters": {
+      "dsp:gain": {"gain_db": [[-3.5], [1.25]]},
+      "dsp:eq": {"low": {"gain_db": [[2.0]], ...}, ...}
+     }
+    }
+
+Each node type maps to its (possibly nested) parameters; a leaf is the
+tensor as nested lists, one row per node of that type in id order (row ``k``
+belongs to ``graph.nodes_of_type(t)[k]``). JSON was chosen over
+``torch.save`` because it is readable, diffable, language-neutral and loads
+without unpickling; it is still exact: every float32 or float64 value is
+written as the shortest decimal that reads back to the same bits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ParameterError
+
+__all__ = ["PARAMETERS_FORMAT", "parameters_to_dict", "parameters_from_dict", "save_parameters",
+           "load_parameters"]
+
+PARAMETERS_FORMAT = "grafx-core.parameters"
+PARAMETERS_FORMAT_VERSION = 1
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_Tree = (Mapping, nn.ParameterDict, nn.ModuleDict)
+
+
+def _leaves(tree: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
+    out = []
+    for key in tree.keys():
+        value = tree[key]
+        path = f"{prefix}{key}"
+        if isinstance(value, _Tree):
+            out += _leaves(value, path + ".")
+        elif isinstance(value, torch.Tensor):
+            out.append((path, value))
+        else:
+            raise ParameterError(f"parameter {path} must be a tensor, got {type(value).__name__}")
+    return out
+
+
+def parameters_to_dict(parameters: Any) -> dict[str, Any]:
+    """A JSON-ready dict of ``parameters`` (see the module docstring for the format).
+
+    Args:
+        parameters: ``{node_type: {name: tensor or nested dict}}``, e.g. the
+            ``nn.ModuleDict`` of :func:`create_empty_parameters`; tensors on
+            any device, all float32 or all float64.
+
+    Raises:
+        ParameterError: a leaf is not a tensor, dtypes are mixed or not
+            float32/float64, or a value is NaN or infinite.
+    """
+    leaves = _leaves(parameters)
+    dtypes = {str(t.dtype).removeprefix("torch.") for _, t in leaves}
+    if len(dtypes) > 1 or not dtypes <= set(_DTYPES):
+        raise ParameterError(
+            f"parameters to save must be all float32 or all float64, got {sorted(dtypes)} "
+            f"({', '.join(f'{p}: {t.dtype}' for p, t in leaves)})"
+        )
+    for path, tensor in leaves:
+        if not torch.isfinite(tensor).all():
+            raise ParameterError(f"parameter {path} has NaN or infinite values; a parameter file holds finite values")
+
+    def tree(node: Any) -> dict[str, Any]:
+        return {key: tree(node[key]) if isinstance(node[key], _Tree) else node[key].detach().cpu().tolist()
+                for key in node.keys()}
+
+    return {
+        "format": PARAMETERS_FORMAT,
+        "version": PARAMETERS_FORMAT_VERSION,
+        "dtype": dtypes.pop() if dtypes else "float32",
+        "parameters": tree(parameters),
+    }
+
+
+def parameters_from_dict(data: Mapping[str, Any], *, device: torch.device | str | None = None) -> nn.ModuleDict:
+    """Rebuild parameters from :func:`parameters_to_dict`'s output.
+
+    Returns:
+        An ``nn.ModuleDict`` of ``nn.ParameterDict``s of trainable parameters
+        in the file's dtype, on ``device``.
+
+    Raises:
+        ParameterError: the dict is not a grafx-core parameter document of a
+            known version, or a leaf is not a rectangular list of numbers.
+    """
+    if not isinstance(data, Mapping) or data.get("format") != PARAMETERS_FORMAT:
+        raise ParameterError(f"not a grafx-core parameter file: expected a JSON object with format {PARAMETERS_FORMAT!r}")
+    if data.get("version") != PARAMETERS_FORMAT_VERSION:
+        raise ParameterError(
+            f"parameter file version {data.get('version')!r} is not supported "
+            f"(this grafx-core reads version {PARAMETERS_FORMAT_VERSION})"
+        )
+    if data.get("dtype") not in _DTYPES:
+        raise ParameterError(f"parameter file dtype {data.get('dtype')!r} is not one of {sorted(_DTYPES)}")
+    dtype = _DTYPES[data["dtype"]]
+    types = data.get("parameters")
+    if not isinstance(types, Mapping):
+        raise ParameterError("parameter file has no 'parameters' object (node type -> parameters)")
+
+    def build(node: Mapping[str, Any], path: str) -> nn.ParameterDict:
+        result = nn.ParameterDict()
+        for key, value in node.items():
+            if isinstance(value, Mapping):
+                result[key] = build(value, f"{path}.{key}")
+                continue
+            try:
+                tensor = torch.tensor(value, dtype=dtype, device=device)
+            except (TypeError, ValueError) as exc:
+                raise ParameterError(f"parameter {path}.{key} is not a rectangular list of numbers: {exc}") from exc
+            result[key] = nn.Parameter(tensor)
+        return result
+
+    result = nn.ModuleDict()
+    for node_type, params in types.items():
+        if not isinstance(params, Mapping):
+            raise ParameterError(f"parameters of node type {node_type!r} must be a JSON object, got {params!r}")
+        result[node_type] = build(params, node_type)
+    return result
+
+
+def save_parameters(parameters: Any, path: str | os.PathLike[str]) -> None:
+    """Write ``parameters`` to ``path`` as JSON; :func:`load_parameters` reads them back bit for bit.
+
+    Raises:
+        ParameterError: as :func:`parameters_to_dict`.
+    """
+    document = parameters_to_dict(parameters)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(document, f, indent=1, allow_nan=False)
+        f.write("\n")
+
+
+def load_parameters(path: str | os.PathLike[str], *, device: torch.device | str | None = None) -> nn.ModuleDict:
+    """Read a parameter file written by :func:`save_parameters`.
+
+    Check them against a graph with :func:`check_parameters` (rendering does).
+
+    Raises:
+        ParameterError: the file is missing, not JSON, or not a parameter file.
+    """
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError as exc:
+        raise ParameterError(f"parameter file {name!r} does not exist") from exc
+    except json.JSONDecodeError as exc:
+        raise ParameterError(f"parameter file {name!r} is not valid JSON: {exc}") from exc
+    try:
+        return parameters_from_dict(data, device=device)
+    except ParameterError as exc:
+        raise ParameterError(f"{name!r}: {exc}") from exc

@@ -1,0 +1,143 @@
+"""WAV files in and out of ``[channels, samples]`` tensors (scipy's ``wavfile``, no new dependency).
+
+Integer WAVs are scaled to ``[-1, 1)`` (16-bit by ``2**15``, 24- and 32-bit by
+``2**31``, as scipy left-justifies 24-bit data, 8-bit unsigned around 128);
+float WAVs are read as they are. Everything comes back as float32, so a
+float32 file written by :func:`write_wav` reads back bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from scipy.io import wavfile
+
+from .errors import GrafxError
+
+__all__ = ["AudioFileError", "WAV_FORMATS", "read_wav", "write_wav", "read_sources"]
+
+WAV_FORMATS = ("float32", "int16")
+"""Sample formats :func:`write_wav` writes: 32-bit IEEE float (exact) or 16-bit PCM."""
+
+_INT_SCALE = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
+
+
+class AudioFileError(GrafxError):
+    """A WAV file cannot be read or written, or several sources disagree on
+    sample rate, channel count or length (the message lists each file's value)."""
+
+
+def read_wav(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:
+    """Read a WAV file.
+
+    Args:
+        path: the file.
+
+    Returns:
+        ``(audio, sample_rate)``: ``audio`` is a float32 ``[channels, samples]``
+        tensor on the CPU, ``sample_rate`` in Hz.
+
+    Raises:
+        AudioFileError: the file is missing or not a WAV scipy can read.
+    """
+    name = os.fspath(path)
+    try:
+        with warnings.catch_warnings():
+            # Unknown chunks (cue points, metadata) are skipped with a warning we need not repeat.
+            warnings.simplefilter("ignore", wavfile.WavFileWarning)
+            rate, data = wavfile.read(name)
+    except FileNotFoundError as exc:
+        raise AudioFileError(f"{name!r}: no such file") from exc
+    except (ValueError, OSError, EOFError) as exc:
+        raise AudioFileError(f"{name!r} is not a readable WAV file: {exc}") from exc
+    if data.dtype == np.uint8:
+        samples = (data.astype(np.float32) - 128.0) / 128.0
+    elif data.dtype in _INT_SCALE:
+        samples = (data.astype(np.float64) / _INT_SCALE[data.dtype]).astype(np.float32)
+    elif data.dtype.kind == "f":
+        samples = data.astype(np.float32)
+    else:
+        raise AudioFileError(f"{name!r}: unsupported WAV sample type {data.dtype}")
+    audio = samples[:, None] if samples.ndim == 1 else samples
+    return torch.from_numpy(np.ascontiguousarray(audio.T)), int(rate)
+
+
+def write_wav(path: str | os.PathLike[str], audio: torch.Tensor, sample_rate: int,
+              format: Literal["float32", "int16"] = "float32") -> None:
+    """Write ``audio`` as a WAV file.
+
+    Args:
+        path: the file to write (overwritten).
+        audio: ``[channels, samples]`` or ``[samples]``, any device and float dtype.
+        sample_rate: in Hz.
+        format: ``"float32"`` (lossless for float32 audio, values above 1 kept)
+            or ``"int16"`` (16-bit PCM; values are clipped to ``[-1, 1]``).
+
+    Raises:
+        AudioFileError: a bad shape or format, or the file cannot be written.
+    """
+    name = os.fspath(path)
+    if format not in WAV_FORMATS:
+        raise AudioFileError(f"{name!r}: WAV format {format!r} is not one of {WAV_FORMATS}")
+    if audio.ndim == 1:
+        audio = audio[None]
+    if audio.ndim != 2:
+        raise AudioFileError(f"{name!r}: audio to write must be [channels, samples], got {list(audio.shape)}")
+    data = audio.detach().to("cpu", torch.float32).numpy().T
+    if format == "int16":
+        data = np.round(np.clip(data, -1.0, 1.0) * 32767.0).astype(np.int16)
+    try:
+        wavfile.write(name, int(sample_rate), np.ascontiguousarray(data))
+    except OSError as exc:
+        raise AudioFileError(f"cannot write {name!r}: {exc}") from exc
+
+
+def _describe(paths: Sequence[str], values: Sequence[object]) -> str:
+    return ", ".join(f"{os.path.basename(p)}: {v}" for p, v in zip(paths, values))
+
+
+def read_sources(paths: Sequence[str | os.PathLike[str]], pad: bool = False) -> tuple[torch.Tensor, int]:
+    """Read several WAV files as the sources of a graph, in the order given.
+
+    Args:
+        paths: one file per ``"in"`` node, in node-id order.
+        pad: zero-pad shorter files to the longest instead of raising.
+
+    Returns:
+        ``(sources, sample_rate)``: ``sources`` is float32 ``[len(paths),
+        channels, samples]``.
+
+    Raises:
+        AudioFileError: no paths; a file cannot be read; the files differ in
+            sample rate or channel count, or in length without ``pad``.
+    """
+    names = [os.fspath(p) for p in paths]
+    if not names:
+        raise AudioFileError("no source files given")
+    audios, rates = zip(*(read_wav(name) for name in names))
+    if len(set(rates)) > 1:
+        raise AudioFileError(
+            f"the sources have different sample rates ({_describe(names, [f'{r} Hz' for r in rates])}); "
+            "resample them to one rate first"
+        )
+    channels = [a.shape[0] for a in audios]
+    if len(set(channels)) > 1:
+        raise AudioFileError(
+            f"the sources have different channel counts ({_describe(names, channels)}); "
+            "convert them to one channel count first (e.g. duplicate mono files to stereo)"
+        )
+    lengths = [a.shape[1] for a in audios]
+    if len(set(lengths)) > 1:
+        if not pad:
+            raise AudioFileError(
+                f"the sources have different lengths in samples ({_describe(names, lengths)}); "
+                "trim them to one length, or zero-pad them to the longest (--pad)"
+            )
+        longest = max(lengths)
+        audios = tuple(torch.nn.functional.pad(a, (0, longest - a.shape[1])) for a in audios)
+    return torch.stack(audios), int(rates[0])
