@@ -175,6 +175,12 @@ class BlackBoxProcessor(nn.Module):
                 raise ParameterError(
                     f"black box {self.name!r}: parameter {spec.name!r} has shape {shape}; expected [{nodes}, 1]"
                 )
+            if not bool(torch.isfinite(value).all()):
+                bad = int((~torch.isfinite(value.reshape(nodes))).nonzero()[0, 0])
+                raise ParameterError(
+                    f"black box {self.name!r}: parameter {spec.name!r} is {float(value.reshape(nodes)[bad])} "
+                    f"at node row {bad}; raw values must be finite"
+                )
             columns.append(value.reshape(nodes))
         if not columns:
             return torch.zeros(nodes, 0)

@@ -78,9 +78,9 @@ def test_training_lowers_the_loss_and_the_proxy_saves_and_loads(tmp_path, capsys
     torch.manual_seed(0)
     start = ProxyNetwork(1, 1, hidden=8, layers=3)
     before = held_out_loss(start)
-    proxy, losses = train_proxy(box, start, steps=40, batch_size=4, length=512, learning_rate=1e-2, seed=0)
-    assert len(losses) == 40 and proxy is start
-    assert held_out_loss(proxy) < 0.6 * before
+    proxy, losses = train_proxy(box, start, steps=100, batch_size=4, length=512, learning_rate=1e-2, seed=0)
+    assert len(losses) == 100 and proxy is start
+    assert held_out_loss(proxy) < 0.6 * before  # measured 0.45
     assert "train_proxy [" in capsys.readouterr().err  # the progress bar goes to stderr
     assert not any(w.requires_grad for w in proxy.parameters())  # frozen when done
 
