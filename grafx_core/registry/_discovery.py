@@ -91,7 +91,7 @@ def _distribution(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
     dist = getattr(ep, "dist", None)
     if dist is None:
         return None, None
-    return dist.metadata["Name"] or dist.name, dist.version
+    return dist.name, dist.version
 
 
 def entry_point_candidates(settings: Settings, group: str = ENTRY_POINT_GROUP) -> tuple[list[Candidate], list[str]]:

@@ -239,6 +239,8 @@ class Registry:
             found, missing = entry_point_candidates(self._settings)
             candidates += found
             for name in missing:
+                if name == CORE_PLUGIN_NAME:  # always loaded; naming it is harmless
+                    continue
                 self._load_failures.append(PluginFailure(
                     name, None, None, "allow-list",
                     f"GRAFX_CORE_PLUGINS names {name!r}, but no installed distribution has an "

@@ -55,7 +55,7 @@ def test_strict_mode_turns_failures_into_an_error(four_fakes):
         ({"GRAFX_CORE_DISABLE_PLUGIN_AUTOLOAD": "1", "GRAFX_CORE_PLUGINS": "fb"}, ["fb:boost"], []),
         ({"GRAFX_CORE_PLUGINS": " fa , fb "}, ["fa:gain", "fb:boost"], []),
         ({"GRAFX_CORE_PLUGINS": ""}, [], []),
-        ({"GRAFX_CORE_PLUGINS": "fa,nothere"}, ["fa:gain"], [("nothere", "allow-list")]),
+        ({"GRAFX_CORE_PLUGINS": "fa,nothere,core"}, ["fa:gain"], [("nothere", "allow-list")]),
     ],
 )
 def test_autoload_switches_select_entry_points(four_fakes, environ, expected, failures):
