@@ -120,11 +120,13 @@ class _Checker:
         if callable(defaults):
             shapes = dict(self.layout)
             for path, value in _leaves(defaults() or {}):
+                if value is None:  # no default for this one, as create_empty_parameters reads it
+                    continue
                 if path not in shapes:
                     self.fail("parameter-size", f"default_parameters() has {'.'.join(path)!r}, which "
                                                 f"parameter_size() does not declare ({sorted(map('.'.join, shapes))})")
                 try:
-                    self.defaults[path] = torch.as_tensor(value, dtype=torch.float64).reshape(shapes[path])
+                    self.defaults[path] = torch.as_tensor(value, dtype=torch.float64, device="cpu").reshape(shapes[path])
                 except (RuntimeError, TypeError, ValueError) as exc:
                     self.fail("parameter-size", f"default_parameters() value of {'.'.join(path)!r} does not "
                                                 f"fit its shape {shapes[path]}: {exc}")
