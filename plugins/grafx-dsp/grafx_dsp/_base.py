@@ -1,0 +1,107 @@
+"""The base class of grafx-dsp processors and small shared helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Union
+
+import torch
+from grafx_core import Processor
+
+from ._ranges import Range, soft_limit
+from .errors import ChannelCountError
+
+__all__ = ["DSPProcessor", "default_parameters", "per_node", "require_channels"]
+
+Number = Union[float, int, torch.Tensor]
+
+
+class DSPProcessor(Processor):
+    """A stateless processor whose parameters are described by :class:`Range` records.
+
+    Subclasses fill ``self.ranges`` (parameter name to :class:`Range`) in
+    their constructor; :meth:`parameter_size` and :meth:`default_parameters`
+    follow from it, and :meth:`limit` applies the documented soft limits.
+
+    Args:
+        sample_rate: sampling rate of the signals in Hz.
+    """
+
+    def __init__(self, sample_rate: float = 44100.0) -> None:
+        super().__init__()
+        if not sample_rate > 0:
+            raise ValueError(f"{type(self).__name__}: sample_rate must be positive, got {sample_rate!r}")
+        self.sample_rate = float(sample_rate)
+        self.ranges: dict[str, Range] = {}
+
+    def parameter_size(self) -> dict[str, Any]:
+        """Each parameter's shape without the node dimension."""
+        return {name: bounds.shape for name, bounds in self.ranges.items()}
+
+    def default_parameters(
+        self,
+        nodes: int = 1,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> dict[str, Any]:
+        """Every parameter at its documented default, as ``[nodes, *shape]`` tensors."""
+        return {
+            name: torch.full((nodes, *bounds.shape), bounds.default, dtype=dtype, device=device)
+            for name, bounds in self.ranges.items()
+        }
+
+    def limit(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        """``value`` of parameter ``name`` bent into its guard band (see :func:`soft_limit`)."""
+        return soft_limit(value, self.ranges[name])
+
+    def extra_repr(self) -> str:
+        return f"sample_rate={self.sample_rate:g}"
+
+
+def default_parameters(
+    processor: Any,
+    nodes: int = 1,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> dict[str, Any]:
+    """Default parameters of any processor: its own ``default_parameters`` when
+    it has one, zeros of ``parameter_size()`` otherwise (nested dicts kept)."""
+    method = getattr(processor, "default_parameters", None)
+    if method is not None:
+        return method(nodes, dtype=dtype, device=device)
+
+    def zeros(size: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, shape in size.items():
+            if isinstance(shape, Mapping):
+                out[name] = zeros(shape)
+            else:
+                shape = (shape,) if isinstance(shape, int) else tuple(shape)
+                out[name] = torch.zeros((nodes, *shape), dtype=dtype, device=device)
+        return out
+
+    return zeros(processor.parameter_size())
+
+
+def per_node(value: Number, like: torch.Tensor, trailing: int = 2) -> torch.Tensor:
+    """``value`` as a tensor ``[nodes or 1, 1, ..., 1]`` that broadcasts against ``like``.
+
+    Args:
+        value: a float, a 0-d tensor, or a tensor ``[nodes]`` or ``[nodes, 1]``.
+        like: tensor whose dtype and device the result takes.
+        trailing: number of singleton dimensions after the node dimension.
+    """
+    tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    return tensor.reshape(-1, *([1] * trailing))
+
+
+def require_channels(x: torch.Tensor, allowed: tuple[int, ...], who: str, inlet: str = "main") -> None:
+    """Raise :class:`ChannelCountError` unless ``x`` is ``[nodes, c, samples]`` with ``c`` in ``allowed``."""
+    if x.dim() != 3 or x.shape[1] not in allowed:
+        expected = " or ".join(str(c) for c in allowed)
+        raise ChannelCountError(
+            f"{who}: inlet {inlet!r} expects a [nodes, channels, samples] signal with "
+            f"{expected} channel(s), got shape {tuple(x.shape)}"
+        )

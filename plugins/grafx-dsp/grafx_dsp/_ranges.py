@@ -1,0 +1,69 @@
+"""Documented parameter ranges and the soft limit that enforces them.
+
+The convention of every grafx-dsp processor: a parameter is given in natural
+units, named by its suffix (``_db`` decibels, ``_hz`` hertz, ``_ms``
+milliseconds, ``_s`` seconds) or dimensionless (``q``, ``ratio``, ``mix``,
+``pan``, ...). Inside its documented range ``[low, high]`` a value means
+exactly what it says. Outside, :func:`soft_limit` bends it smoothly into a
+guard band ``(floor, low)`` or ``(high, ceiling)``: any real number (a random
+normal initialisation included) then gives finite output and a non-zero
+gradient, and the guard band is chosen so that the formulas stay valid (a
+cutoff never reaches 0 Hz or Nyquist, a feedback gain never reaches 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Range", "soft_limit"]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The documented range of one parameter.
+
+    Attributes:
+        low: lower end of the range where the value is used as given.
+        high: upper end of that range.
+        default: the value :meth:`DSPProcessor.default_parameters` fills in.
+        floor: values below ``low`` approach ``floor`` (``floor < low``).
+        ceiling: values above ``high`` approach ``ceiling`` (``ceiling > high``).
+        shape: the parameter's shape without the node dimension.
+    """
+
+    low: float
+    high: float
+    default: float
+    floor: float
+    ceiling: float
+    shape: tuple[int, ...] = (1,)
+
+    def __post_init__(self) -> None:
+        if not self.floor < self.low <= self.default <= self.high < self.ceiling:
+            raise ValueError(
+                f"invalid range: expected floor < low <= default <= high < ceiling, got {self}"
+            )
+
+
+def soft_limit(value: torch.Tensor, bounds: Range) -> torch.Tensor:
+    """Map any real ``value`` into ``(bounds.floor, bounds.ceiling)``.
+
+    The identity on ``[low, high]``; below ``low`` it is
+    ``low - (low - floor) * tanh((low - value) / (low - floor))`` and above
+    ``high`` the mirror image. The map is continuous with its first two
+    derivatives, strictly increasing, and never has a zero gradient.
+
+    Args:
+        value: tensor of any shape.
+        bounds: the parameter's :class:`Range`.
+
+    Returns:
+        A tensor of the same shape, dtype and device.
+    """
+    below_width = bounds.low - bounds.floor
+    above_width = bounds.ceiling - bounds.high
+    below = bounds.low - below_width * torch.tanh((bounds.low - value) / below_width)
+    above = bounds.high + above_width * torch.tanh((value - bounds.high) / above_width)
+    return torch.where(value < bounds.low, below, torch.where(value > bounds.high, above, value))

@@ -1,0 +1,152 @@
+"""Containers: a dry/wet mix around any processor and a serial chain inside one node.
+
+A container's parameters nest its children's: ``DryWet(Compressor())`` has
+``{"mix": (1,), "processor": {"threshold_db": (1,), ...}}`` and
+``Chain({"eq": ..., "comp": ...})`` has ``{"eq": {...}, "comp": {...}}``
+(children without parameters are left out). Auxiliary values of the
+children are passed on, their keys prefixed by the child's name and a dot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from grafx_core import ParameterError, Processor, inlet_names, outlet_names
+from grafx_core.processor import gradient_kind
+
+from ._base import default_parameters, per_node
+from ._ranges import Range, soft_limit
+from .errors import ChannelCountError
+
+__all__ = ["DryWet", "Chain"]
+
+MIX = Range(low=0.0, high=1.0, default=1.0, floor=-0.1, ceiling=1.1)
+
+
+def _split_output(output: Any, n_outlets: int, who: str) -> tuple[tuple[torch.Tensor, ...], dict]:
+    """A processor's return value as (outlet tensors, aux dict)."""
+    items = list(output) if isinstance(output, (tuple, list)) else [output]
+    aux: dict = {}
+    if items and isinstance(items[-1], Mapping):
+        aux = dict(items.pop())
+    if len(items) != n_outlets:
+        raise ValueError(f"{who}: expected {n_outlets} outlet tensor(s), got {len(items)}")
+    return tuple(items), aux
+
+
+def _common_gradient_kind(children: Sequence[Any], who: str) -> str:
+    kinds = {gradient_kind(child) for child in children}
+    if len(kinds) > 1:
+        raise ValueError(f"{who}: children have different gradient kinds {sorted(kinds)}; "
+                         "a container needs them all alike")
+    return kinds.pop() if kinds else "autograd"
+
+
+def _has_parameters(processor: Any) -> bool:
+    return bool(processor.parameter_size()) if hasattr(processor, "parameter_size") else False
+
+
+class DryWet(Processor):
+    """``(1 - mix) * dry + mix * processor(...)``, where dry is the first inlet's signal.
+
+    Args:
+        processor: any processor with exactly one outlet; its inlets become this container's.
+
+    Parameters:
+        mix ``[nodes, 1]``: range [0, 1], default 1 (wet only).
+        processor: the wrapped processor's parameters (absent if it has none).
+
+    Signals: those of ``processor``; a mono dry signal is spread over a
+    stereo wet one, other channel-count mismatches raise :class:`ChannelCountError`.
+    """
+
+    def __init__(self, processor: nn.Module) -> None:
+        super().__init__()
+        if len(outlet_names(processor)) != 1:
+            raise ValueError(f"DryWet: the wrapped processor must have one outlet, "
+                             f"{type(processor).__name__} has {outlet_names(processor)}")
+        self.processor = processor
+        self.inlets = inlet_names(processor)
+        self.gradient_kind = _common_gradient_kind([processor], "DryWet")
+
+    def parameter_size(self) -> dict[str, Any]:
+        size: dict[str, Any] = {"mix": MIX.shape}
+        if _has_parameters(self.processor):
+            size["processor"] = self.processor.parameter_size()
+        return size
+
+    def default_parameters(self, nodes: int = 1, *, dtype=None, device=None) -> dict[str, Any]:
+        params: dict[str, Any] = {"mix": torch.full((nodes, *MIX.shape), MIX.default, dtype=dtype, device=device)}
+        if _has_parameters(self.processor):
+            params["processor"] = default_parameters(self.processor, nodes, dtype=dtype, device=device)
+        return params
+
+    def forward(self, *signals: torch.Tensor, mix: torch.Tensor,
+                processor: Mapping[str, Any] | None = None) -> Any:
+        (wet,), aux = _split_output(self.processor(*signals, **(processor or {})), 1,
+                                    f"DryWet({type(self.processor).__name__})")
+        dry = signals[0]
+        if dry.shape[1] not in (1, wet.shape[1]):
+            raise ChannelCountError(f"DryWet({type(self.processor).__name__}): dry signal has "
+                                    f"{dry.shape[1]} channels, wet has {wet.shape[1]}")
+        amount = per_node(soft_limit(mix, MIX), wet)
+        out = dry + amount * (wet - dry)
+        return (out, {f"processor.{key}": value for key, value in aux.items()}) if aux else out
+
+
+class Chain(Processor):
+    """Processors in series inside one node.
+
+    Args:
+        stages: a sequence (named ``"0"``, ``"1"``, ...) or a mapping from
+            name to processor. The first stage's inlets are the chain's; every
+            later stage must have one inlet, every stage but the last one
+            outlet; the last stage's outlets are the chain's.
+
+    Parameters:
+        One nested dict per stage that has parameters, under the stage's name.
+    """
+
+    def __init__(self, stages: Sequence[nn.Module] | Mapping[str, nn.Module]) -> None:
+        super().__init__()
+        named = dict(stages) if isinstance(stages, Mapping) else {str(i): s for i, s in enumerate(stages)}
+        if not named:
+            raise ValueError("Chain: needs at least one stage")
+        names = list(named)
+        for position, (name, stage) in enumerate(named.items()):
+            if position > 0 and len(inlet_names(stage)) != 1:
+                raise ValueError(f"Chain: stage {name!r} ({type(stage).__name__}) must have one inlet, "
+                                 f"has {inlet_names(stage)}")
+            if position < len(named) - 1 and len(outlet_names(stage)) != 1:
+                raise ValueError(f"Chain: stage {name!r} ({type(stage).__name__}) must have one outlet, "
+                                 f"has {outlet_names(stage)}")
+        self.stages = nn.ModuleDict(named)
+        self.inlets = inlet_names(named[names[0]])
+        self.outlets = outlet_names(named[names[-1]])
+        self.gradient_kind = _common_gradient_kind(list(named.values()), "Chain")
+
+    def parameter_size(self) -> dict[str, Any]:
+        return {name: stage.parameter_size() for name, stage in self.stages.items() if _has_parameters(stage)}
+
+    def default_parameters(self, nodes: int = 1, *, dtype=None, device=None) -> dict[str, Any]:
+        return {name: default_parameters(stage, nodes, dtype=dtype, device=device)
+                for name, stage in self.stages.items() if _has_parameters(stage)}
+
+    def forward(self, *signals: torch.Tensor, **params: Mapping[str, Any]) -> Any:
+        unknown = sorted(set(params) - set(self.stages))
+        if unknown:
+            raise ParameterError(f"Chain: parameters {unknown} name no stage; stages are {list(self.stages)}")
+        aux: dict[str, Any] = {}
+        last = len(self.stages) - 1
+        outputs: tuple[torch.Tensor, ...] = signals
+        for position, (name, stage) in enumerate(self.stages.items()):
+            n_outlets = len(outlet_names(stage)) if position == last else 1
+            outputs, stage_aux = _split_output(stage(*outputs, **params.get(name, {})), n_outlets,
+                                               f"Chain stage {name!r} ({type(stage).__name__})")
+            aux.update({f"{name}.{key}": value for key, value in stage_aux.items()})
+        if aux:
+            return (*outputs, aux)
+        return outputs[0] if len(outputs) == 1 else outputs

@@ -1,0 +1,91 @@
+"""A feedback delay, applied as an exact FFT convolution with its impulse response."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._base import DSPProcessor, Number, per_node
+from ._ranges import Range
+from .fft import fft_convolve
+
+__all__ = ["delay_impulse_response", "feedback_delay", "Delay"]
+
+
+def delay_impulse_response(delay_ms: Number, feedback: Number, mix: Number, length: int,
+                           sample_rate: float, like: torch.Tensor) -> torch.Tensor:
+    """Impulse response of the feedback delay, truncated to ``length`` samples.
+
+    ``h = (1 - mix) * delta[n] + mix * sum_{k >= 1} feedback**(k - 1) * delta[n - k D]``
+    with ``D = delay_ms * sample_rate / 1000`` samples. A fractional ``k D`` is
+    split between its two neighbouring samples by linear interpolation, which
+    makes the response differentiable with respect to ``delay_ms``.
+
+    Args:
+        delay_ms: per node, ``> 0``.
+        feedback: per node, ``|feedback| < 1`` for a decaying response.
+        mix: per node; 0 is dry only, 1 echoes only.
+        length: number of samples.
+        sample_rate: in Hz.
+        like: a tensor whose dtype and device the response takes.
+
+    Returns:
+        ``[nodes, length]``.
+    """
+    delay = per_node(delay_ms, like, trailing=0) * (sample_rate / 1000.0)
+    feedback = per_node(feedback, like, trailing=0)
+    mix = per_node(mix, like, trailing=0)
+    nodes = max(delay.shape[0], feedback.shape[0], mix.shape[0])
+    delay, feedback, mix = (t.expand(nodes) for t in (delay, feedback, mix))
+    echoes = max(0, math.floor((length - 1) / float(delay.detach().min()))) if length > 1 else 0
+    silence = torch.zeros(nodes, length + 1, dtype=like.dtype, device=like.device)
+    response = torch.cat([(1.0 - mix).unsqueeze(1), silence], dim=1)
+    if echoes == 0:
+        return response[:, :length]
+    k = torch.arange(1, echoes + 1, dtype=like.dtype, device=like.device)
+    position = delay.unsqueeze(1) * k
+    index = position.detach().floor()
+    fraction = position - index
+    # feedback ** (k - 1) as a running product: pow's gradient is NaN at 0 ** 0.
+    powers = torch.cat([torch.ones_like(feedback).unsqueeze(1), feedback.unsqueeze(1).expand(-1, echoes - 1)], 1)
+    amplitude = mix.unsqueeze(1) * torch.cumprod(powers, dim=1)
+    # Echoes past the end land in the two spare slots, which are cut off.
+    index = index.long().clamp(max=length)
+    response = response.scatter_add(1, index, amplitude * (1 - fraction))
+    response = response.scatter_add(1, index + 1, amplitude * fraction)
+    return response[:, :length]
+
+
+def feedback_delay(x: torch.Tensor, delay_ms: Number, feedback: Number, mix: Number,
+                   sample_rate: float = 44100.0) -> torch.Tensor:
+    """Feedback delay on ``x`` ``[nodes, channels, samples]`` (see
+    :func:`delay_impulse_response`); every channel gets the same echoes."""
+    response = delay_impulse_response(delay_ms, feedback, mix, x.shape[-1], sample_rate, x)
+    return fft_convolve(x, response.unsqueeze(1), mode="causal")
+
+
+class Delay(DSPProcessor):
+    """Feedback delay with dry/wet mix.
+
+    Parameters (each ``[nodes, 1]``):
+        delay_ms: range [1, 2000] ms, default 250 (fractional delays are
+            linearly interpolated).
+        feedback: range [-0.95, 0.95], default 0.3: gain of each further echo.
+        mix: range [0, 1], default 0.5: ``(1 - mix) * dry + mix * echoes``.
+
+    Signals: any channel count in, the same out.
+    """
+
+    def __init__(self, sample_rate: float = 44100.0) -> None:
+        super().__init__(sample_rate)
+        self.ranges = {
+            "delay_ms": Range(low=1.0, high=2000.0, default=250.0, floor=0.5, ceiling=3000.0),
+            "feedback": Range(low=-0.95, high=0.95, default=0.3, floor=-0.99, ceiling=0.99),
+            "mix": Range(low=0.0, high=1.0, default=0.5, floor=-0.1, ceiling=1.1),
+        }
+
+    def forward(self, x: torch.Tensor, delay_ms: torch.Tensor, feedback: torch.Tensor,
+                mix: torch.Tensor) -> torch.Tensor:
+        return feedback_delay(x, self.limit("delay_ms", delay_ms), self.limit("feedback", feedback),
+                              self.limit("mix", mix), self.sample_rate)

@@ -1,0 +1,232 @@
+"""Dynamics: a feed-forward compressor, a sidechain compressor and a noise gate.
+
+All three share one design (Giannoulis, Massberg and Reiss, "Digital dynamic
+range compressor design", JAES 2012): the detector level is the channel-linked
+instantaneous level ``10 log10(mean_c x**2)`` in dB, a static gain computer
+with a quadratic soft knee turns it into a target gain reduction in dB, and
+:func:`grafx_dsp.ballistics.ballistics` smooths that reduction with real
+attack and release times. The detector path runs in float64; the gain is
+applied to the signal in its own dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._base import DSPProcessor, Number, per_node
+from ._ranges import Range
+from .ballistics import ballistics
+from .gain import db_to_amplitude
+
+__all__ = [
+    "level_db",
+    "soft_knee",
+    "compressor_reduction_db",
+    "expander_reduction_db",
+    "compressor_gain_db",
+    "gate_gain_db",
+    "compressor",
+    "noise_gate",
+    "Compressor",
+    "SidechainCompressor",
+    "NoiseGate",
+]
+
+LEVEL_FLOOR_DB = -100.0
+
+KNEE_DB = Range(low=0.0, high=24.0, default=6.0, floor=-3.0, ceiling=30.0)
+ATTACK_MS = Range(low=0.1, high=500.0, default=10.0, floor=0.05, ceiling=1000.0)
+RELEASE_MS = Range(low=1.0, high=5000.0, default=100.0, floor=0.5, ceiling=10000.0)
+
+
+def level_db(x: torch.Tensor) -> torch.Tensor:
+    """Channel-linked instantaneous level ``10 log10(mean_c x**2)`` in dB,
+    floored at -100 dB; ``[nodes, channels, samples]`` to float64 ``[nodes, 1, samples]``."""
+    power = x.to(torch.float64).square().mean(dim=1, keepdim=True)
+    return 10.0 * torch.log10(power + 10.0 ** (LEVEL_FLOOR_DB / 10.0))
+
+
+def soft_knee(over_db: torch.Tensor, knee_db: torch.Tensor) -> torch.Tensor:
+    """The quadratic soft knee: 0 below ``-knee/2``, ``over_db`` above ``knee/2``,
+    ``(over_db + knee/2)**2 / (2 knee)`` in between (a hard knee when ``knee_db`` is 0).
+
+    A negative ``knee_db`` acts as its magnitude.
+    """
+    width = knee_db.abs()
+    half = width / 2
+    inside = torch.minimum(torch.maximum(over_db, -half), half)
+    quadratic = (inside + half).square() / (2 * width.clamp(min=1e-6))
+    return torch.where(over_db <= -half, torch.zeros_like(over_db),
+                       torch.where(over_db >= half, over_db, quadratic))
+
+
+def compressor_reduction_db(level: torch.Tensor, threshold_db: Number, ratio: Number,
+                            knee_db: Number) -> torch.Tensor:
+    """Static compressor curve as a gain reduction in dB (>= 0 for ratio >= 1):
+    ``(1 - 1/ratio) * soft_knee(level - threshold_db, knee_db)``.
+
+    Args:
+        level: detector level in dB, ``[nodes, 1, samples]``.
+        threshold_db, ratio, knee_db: per node.
+    """
+    slope = 1.0 - 1.0 / per_node(ratio, level)
+    return slope * soft_knee(level - per_node(threshold_db, level), per_node(knee_db, level))
+
+
+def expander_reduction_db(level: torch.Tensor, threshold_db: Number, ratio: Number,
+                          knee_db: Number) -> torch.Tensor:
+    """Static downward-expander curve as a gain reduction in dB (>= 0 for ratio >= 1):
+    ``(ratio - 1) * soft_knee(threshold_db - level, knee_db)``; a level ``u`` dB under
+    the threshold comes out ``ratio * u`` dB under it."""
+    slope = per_node(ratio, level) - 1.0
+    return slope * soft_knee(per_node(threshold_db, level) - level, per_node(knee_db, level))
+
+
+def compressor_gain_db(level: torch.Tensor, threshold_db: Number, ratio: Number, knee_db: Number,
+                       attack_ms: Number, release_ms: Number, makeup_db: Number,
+                       sample_rate: float) -> torch.Tensor:
+    """The compressor's smoothed gain in dB, ``[nodes, 1, samples]`` float64: ``makeup_db``
+    minus the static reduction smoothed with attack (reduction rising) and release (falling)."""
+    reduction = compressor_reduction_db(level, threshold_db, ratio, knee_db)
+    return per_node(makeup_db, level) - ballistics(reduction, attack_ms, release_ms, sample_rate)
+
+
+def gate_gain_db(level: torch.Tensor, threshold_db: Number, ratio: Number, knee_db: Number,
+                 attack_ms: Number, release_ms: Number, range_db: Number,
+                 sample_rate: float) -> torch.Tensor:
+    """The gate's smoothed gain in dB, ``[nodes, 1, samples]`` float64, in ``[-range_db, 0]``.
+
+    The expander's reduction is capped at ``range_db``; the gate's openness
+    ``range_db - reduction`` is smoothed, so that opening follows the attack
+    time and closing the release time. The state starts closed.
+    """
+    gate_range = per_node(range_db, level)
+    reduction = torch.minimum(expander_reduction_db(level, threshold_db, ratio, knee_db), gate_range)
+    return ballistics(gate_range - reduction, attack_ms, release_ms, sample_rate) - gate_range
+
+
+def compressor(x: torch.Tensor, threshold_db: Number, ratio: Number, knee_db: Number,
+               attack_ms: Number, release_ms: Number, makeup_db: Number,
+               sample_rate: float = 44100.0, sidechain: torch.Tensor | None = None) -> torch.Tensor:
+    """Feed-forward compressor on ``x`` ``[nodes, channels, samples]``.
+
+    Args:
+        x: the signal to compress.
+        threshold_db, ratio, knee_db, attack_ms, release_ms, makeup_db: per node
+            (see :class:`Compressor` for their meaning and ranges).
+        sample_rate: in Hz.
+        sidechain: the detector's signal ``[nodes, channels', samples]``; ``x`` when None.
+
+    Returns:
+        ``[nodes, channels, samples]`` in ``x``'s dtype.
+    """
+    level = level_db(x if sidechain is None else sidechain)
+    gain = compressor_gain_db(level, threshold_db, ratio, knee_db, attack_ms, release_ms,
+                              makeup_db, sample_rate)
+    return x * db_to_amplitude(gain).to(x.dtype)
+
+
+def noise_gate(x: torch.Tensor, threshold_db: Number, ratio: Number, knee_db: Number,
+               attack_ms: Number, release_ms: Number, range_db: Number,
+               sample_rate: float = 44100.0) -> torch.Tensor:
+    """Noise gate / downward expander on ``x`` ``[nodes, channels, samples]``
+    (see :class:`NoiseGate`); returns ``x``'s shape and dtype."""
+    gain = gate_gain_db(level_db(x), threshold_db, ratio, knee_db, attack_ms, release_ms,
+                        range_db, sample_rate)
+    return x * db_to_amplitude(gain).to(x.dtype)
+
+
+class Compressor(DSPProcessor):
+    """Feed-forward compressor with soft knee and attack/release ballistics.
+
+    Parameters (each ``[nodes, 1]``):
+        threshold_db: range [-80, 0] dB, default -20.
+        ratio: range [1, 20], default 4 (the guard band down to 0.5 expands upwards).
+        knee_db: range [0, 24] dB, default 6 (0 is a hard knee).
+        attack_ms: range [0.1, 500] ms, default 10: time to 63 % of a rise in gain reduction.
+        release_ms: range [1, 5000] ms, default 100: time to 37 % of a fall in gain reduction.
+        makeup_db: range [-24, 24] dB, default 0.
+
+    Signals: any channel count in, the same out; the channels are linked
+    (one gain per node, see :func:`level_db`).
+    """
+
+    def __init__(self, sample_rate: float = 44100.0) -> None:
+        super().__init__(sample_rate)
+        self.ranges = {
+            "threshold_db": Range(low=-80.0, high=0.0, default=-20.0, floor=-100.0, ceiling=12.0),
+            "ratio": Range(low=1.0, high=20.0, default=4.0, floor=0.5, ceiling=30.0),
+            "knee_db": KNEE_DB,
+            "attack_ms": ATTACK_MS,
+            "release_ms": RELEASE_MS,
+            "makeup_db": Range(low=-24.0, high=24.0, default=0.0, floor=-36.0, ceiling=36.0),
+        }
+
+    def _compress(self, x: torch.Tensor, sidechain: torch.Tensor | None, **params: torch.Tensor) -> torch.Tensor:
+        p = {name: self.limit(name, value) for name, value in params.items()}
+        return compressor(x, p["threshold_db"], p["ratio"], p["knee_db"], p["attack_ms"],
+                          p["release_ms"], p["makeup_db"], self.sample_rate, sidechain)
+
+    def forward(self, x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor,
+                knee_db: torch.Tensor, attack_ms: torch.Tensor, release_ms: torch.Tensor,
+                makeup_db: torch.Tensor) -> torch.Tensor:
+        return self._compress(x, None, threshold_db=threshold_db, ratio=ratio, knee_db=knee_db,
+                              attack_ms=attack_ms, release_ms=release_ms, makeup_db=makeup_db)
+
+
+class SidechainCompressor(Compressor):
+    """A :class:`Compressor` whose detector listens to the ``"sidechain"`` inlet.
+
+    Inlets ``("main", "sidechain")``, both ``[nodes, channels, samples]`` with
+    the same number of samples (channel counts may differ); the gain is
+    applied to ``"main"``. Same parameters as :class:`Compressor`.
+    """
+
+    inlets = ("main", "sidechain")
+
+    def forward(self, x: torch.Tensor, sidechain: torch.Tensor, threshold_db: torch.Tensor,  # type: ignore[override]
+                ratio: torch.Tensor, knee_db: torch.Tensor, attack_ms: torch.Tensor,
+                release_ms: torch.Tensor, makeup_db: torch.Tensor) -> torch.Tensor:
+        if sidechain.shape[-1] != x.shape[-1] or sidechain.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"SidechainCompressor: inlet 'sidechain' has shape {tuple(sidechain.shape)}, expected "
+                f"[{x.shape[0]}, channels, {x.shape[-1]}] to match inlet 'main' {tuple(x.shape)}"
+            )
+        return self._compress(x, sidechain, threshold_db=threshold_db, ratio=ratio, knee_db=knee_db,
+                              attack_ms=attack_ms, release_ms=release_ms, makeup_db=makeup_db)
+
+
+class NoiseGate(DSPProcessor):
+    """Noise gate / downward expander with attack (opening) and release (closing) times.
+
+    Parameters (each ``[nodes, 1]``):
+        threshold_db: range [-100, 0] dB, default -50.
+        ratio: range [1, 100], default 10: a level ``u`` dB under the
+            threshold comes out ``ratio * u`` dB under it (large ratios gate).
+        knee_db: range [0, 24] dB, default 6.
+        attack_ms: range [0.1, 500] ms, default 1: opening time (63 %).
+        release_ms: range [1, 5000] ms, default 100: closing time (37 % of the way open).
+        range_db: range [0, 120] dB, default 60: the most the gate attenuates.
+
+    Signals: any channel count in, the same out, channels linked. The gate starts closed.
+    """
+
+    def __init__(self, sample_rate: float = 44100.0) -> None:
+        super().__init__(sample_rate)
+        self.ranges = {
+            "threshold_db": Range(low=-100.0, high=0.0, default=-50.0, floor=-120.0, ceiling=12.0),
+            "ratio": Range(low=1.0, high=100.0, default=10.0, floor=0.5, ceiling=150.0),
+            "knee_db": KNEE_DB,
+            "attack_ms": Range(ATTACK_MS.low, ATTACK_MS.high, 1.0, ATTACK_MS.floor, ATTACK_MS.ceiling),
+            "release_ms": RELEASE_MS,
+            "range_db": Range(low=0.0, high=120.0, default=60.0, floor=-6.0, ceiling=150.0),
+        }
+
+    def forward(self, x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor,
+                knee_db: torch.Tensor, attack_ms: torch.Tensor, release_ms: torch.Tensor,
+                range_db: torch.Tensor) -> torch.Tensor:
+        p = {name: self.limit(name, value) for name, value in (
+            ("threshold_db", threshold_db), ("ratio", ratio), ("knee_db", knee_db),
+            ("attack_ms", attack_ms), ("release_ms", release_ms), ("range_db", range_db))}
+        return noise_gate(x, p["threshold_db"], p["ratio"], p["knee_db"], p["attack_ms"],
+                          p["release_ms"], p["range_db"], self.sample_rate)

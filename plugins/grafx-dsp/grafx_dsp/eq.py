@@ -1,0 +1,191 @@
+"""Equalisers: a parametric EQ of biquads and a zero-phase FIR EQ."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ._base import DSPProcessor
+from ._interp import interpolation_matrix
+from ._ranges import Range
+from .biquad import FILTER_GAIN_DB, Q, biquad_coefficients, frequency_range, sos_filter
+from .fft import fft_convolve
+
+__all__ = ["ParametricEQ", "FIREQ", "fir_eq_kernel", "fir_eq"]
+
+FIR_GAIN_DB = Range(low=-60.0, high=24.0, default=0.0, floor=-80.0, ceiling=30.0)
+
+
+class ParametricEQ(DSPProcessor):
+    """Low shelf, ``n_peaks`` peaking filters and a high shelf in series (RBJ biquads).
+
+    Args:
+        n_peaks: number of peaking bands (>= 0).
+        sample_rate: in Hz.
+
+    Parameters (frequency ranges as :func:`grafx_dsp.biquad.frequency_range`,
+    ``q`` in [0.1, 20], gains in [-24, 24] dB):
+        low_shelf_cutoff_hz, low_shelf_q, low_shelf_gain_db ``[nodes, 1]``
+        (defaults 100 Hz, 0.7071, 0 dB).
+        peak_cutoff_hz, peak_q, peak_gain_db ``[nodes, n_peaks]`` (defaults
+        log-spaced centres from 200 Hz to 5 kHz, q 1, 0 dB).
+        high_shelf_cutoff_hz, high_shelf_q, high_shelf_gain_db ``[nodes, 1]``
+        (defaults 8 kHz, 0.7071, 0 dB).
+
+    Signals: any channel count in, the same out. With every gain at 0 dB the
+    EQ is the identity.
+    """
+
+    def __init__(self, n_peaks: int = 4, sample_rate: float = 44100.0) -> None:
+        super().__init__(sample_rate)
+        if n_peaks < 0:
+            raise ValueError(f"ParametricEQ: n_peaks must be >= 0, got {n_peaks!r}")
+        self.n_peaks = int(n_peaks)
+        peak_q = Range(Q.low, Q.high, 1.0, Q.floor, Q.ceiling, (self.n_peaks,))
+        peak_freq = frequency_range(sample_rate)
+        self.ranges = {
+            "low_shelf_cutoff_hz": frequency_range(sample_rate, default=100.0),
+            "low_shelf_q": Q,
+            "low_shelf_gain_db": FILTER_GAIN_DB,
+            "peak_cutoff_hz": Range(peak_freq.low, peak_freq.high, peak_freq.default,
+                                    peak_freq.floor, peak_freq.ceiling, (self.n_peaks,)),
+            "peak_q": peak_q,
+            "peak_gain_db": Range(FILTER_GAIN_DB.low, FILTER_GAIN_DB.high, 0.0,
+                                  FILTER_GAIN_DB.floor, FILTER_GAIN_DB.ceiling, (self.n_peaks,)),
+            "high_shelf_cutoff_hz": frequency_range(sample_rate, default=8000.0),
+            "high_shelf_q": Q,
+            "high_shelf_gain_db": FILTER_GAIN_DB,
+        }
+
+    def default_parameters(self, nodes: int = 1, *, dtype=None, device=None) -> dict[str, torch.Tensor]:
+        params = super().default_parameters(nodes, dtype=dtype, device=device)
+        high = min(5000.0, self.ranges["peak_cutoff_hz"].high)
+        centres = torch.logspace(math.log10(200.0), math.log10(high), self.n_peaks, dtype=dtype, device=device)
+        params["peak_cutoff_hz"] = centres.expand(nodes, -1).clone()
+        return params
+
+    def coefficients(self, **params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Soft-limited parameters to biquad sections ``(b, a)``, each ``[nodes, n_peaks + 2, 3]``
+        (low shelf, peaks, high shelf)."""
+        p = {name: self.limit(name, value) for name, value in params.items()}
+        sections = [
+            biquad_coefficients("low_shelf", p["low_shelf_cutoff_hz"], p["low_shelf_q"],
+                                p["low_shelf_gain_db"], self.sample_rate),
+            biquad_coefficients("peak", p["peak_cutoff_hz"], p["peak_q"], p["peak_gain_db"], self.sample_rate),
+            biquad_coefficients("high_shelf", p["high_shelf_cutoff_hz"], p["high_shelf_q"],
+                                p["high_shelf_gain_db"], self.sample_rate),
+        ]
+        return torch.cat([b for b, _ in sections], dim=1), torch.cat([a for _, a in sections], dim=1)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        low_shelf_cutoff_hz: torch.Tensor,
+        low_shelf_q: torch.Tensor,
+        low_shelf_gain_db: torch.Tensor,
+        peak_cutoff_hz: torch.Tensor,
+        peak_q: torch.Tensor,
+        peak_gain_db: torch.Tensor,
+        high_shelf_cutoff_hz: torch.Tensor,
+        high_shelf_q: torch.Tensor,
+        high_shelf_gain_db: torch.Tensor,
+    ) -> torch.Tensor:
+        b, a = self.coefficients(
+            low_shelf_cutoff_hz=low_shelf_cutoff_hz,
+            low_shelf_q=low_shelf_q,
+            low_shelf_gain_db=low_shelf_gain_db,
+            peak_cutoff_hz=peak_cutoff_hz,
+            peak_q=peak_q,
+            peak_gain_db=peak_gain_db,
+            high_shelf_cutoff_hz=high_shelf_cutoff_hz,
+            high_shelf_q=high_shelf_q,
+            high_shelf_gain_db=high_shelf_gain_db,
+        )
+        return sos_filter(x, b, a)
+
+    def extra_repr(self) -> str:
+        return f"n_peaks={self.n_peaks}, sample_rate={self.sample_rate:g}"
+
+
+def fir_eq_kernel(gain_db: torch.Tensor, band_hz: np.ndarray, taps: int, sample_rate: float) -> torch.Tensor:
+    """Linear-phase FIR kernel through the gains ``gain_db`` at frequencies ``band_hz``.
+
+    Frequency sampling as ``scipy.signal.firwin2(taps, ..., window="hann")``:
+    the linear magnitude is interpolated (linearly in Hz, held flat below the
+    first and above the last band) onto ``1 + 2**ceil(log2(taps))`` points
+    from 0 Hz to Nyquist, transformed to an impulse response centred at
+    ``(taps - 1) / 2`` and windowed by a symmetric Hann window.
+
+    Args:
+        gain_db: ``[nodes, bands]`` gains in dB.
+        band_hz: ``[bands]`` increasing frequencies in ``(0, sample_rate / 2)``.
+        taps: odd kernel length.
+        sample_rate: in Hz.
+
+    Returns:
+        ``[nodes, taps]`` kernels, symmetric about their centre.
+    """
+    nyquist = sample_rate / 2
+    n_freqs = 1 + 2 ** math.ceil(math.log2(taps))
+    points = np.concatenate([[0.0], band_hz, [nyquist]])
+    # 0 Hz and Nyquist repeat the first and last band's gain.
+    repeat_ends = np.eye(len(band_hz))[np.r_[0, np.arange(len(band_hz)), len(band_hz) - 1]]
+    weights = interpolation_matrix(points, np.linspace(0.0, nyquist, n_freqs)) @ repeat_ends
+    interp = torch.as_tensor(weights, dtype=gain_db.dtype, device=gain_db.device)
+    magnitude = torch.pow(10.0, gain_db / 20.0) @ interp.T
+    n_fft = 2 * (n_freqs - 1)
+    centred = torch.fft.irfft(torch.complex(magnitude, torch.zeros_like(magnitude)), n=n_fft)
+    kernel = torch.roll(centred, (taps - 1) // 2, dims=-1)[..., :taps]
+    return kernel * torch.hann_window(taps, periodic=False, dtype=gain_db.dtype, device=gain_db.device)
+
+
+def fir_eq(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Apply a centred (zero-phase) FIR kernel ``[nodes, taps]`` (odd ``taps``) to
+    ``x`` ``[nodes, channels, samples]``; the output is aligned with the input."""
+    taps = kernel.shape[-1]
+    delay = (taps - 1) // 2
+    return fft_convolve(x, kernel.unsqueeze(1))[..., delay : delay + x.shape[-1]]
+
+
+class FIREQ(DSPProcessor):
+    """Zero-phase FIR equaliser from a curve of gains at log-spaced frequencies.
+
+    Args:
+        n_bands: number of gain points, log-spaced from 20 Hz to
+            ``min(20 kHz, 0.45 * sample_rate)``.
+        taps: odd FIR length; the frequency resolution is about
+            ``2 * sample_rate / taps`` (the Hann window's main lobe).
+        sample_rate: in Hz.
+
+    Parameters:
+        gain_db ``[nodes, n_bands]``: range [-60, 24] dB, default 0 (identity).
+
+    Signals: any channel count in, the same out, time-aligned (the kernel is
+    centred, so the filter is non-causal by ``(taps - 1) / 2`` samples).
+    """
+
+    def __init__(self, n_bands: int = 32, taps: int = 1023, sample_rate: float = 44100.0) -> None:
+        super().__init__(sample_rate)
+        if n_bands < 1:
+            raise ValueError(f"FIREQ: n_bands must be >= 1, got {n_bands!r}")
+        if taps < 3 or taps % 2 == 0:
+            raise ValueError(f"FIREQ: taps must be odd and >= 3, got {taps!r}")
+        self.n_bands, self.taps = int(n_bands), int(taps)
+        high = min(20000.0, 0.45 * sample_rate)
+        self.band_hz = np.geomspace(20.0, high, self.n_bands) if n_bands > 1 else np.array([1000.0])
+        self.ranges = {
+            "gain_db": Range(FIR_GAIN_DB.low, FIR_GAIN_DB.high, FIR_GAIN_DB.default,
+                             FIR_GAIN_DB.floor, FIR_GAIN_DB.ceiling, (self.n_bands,))
+        }
+
+    def kernel(self, gain_db: torch.Tensor) -> torch.Tensor:
+        """The soft-limited gains' FIR kernels, ``[nodes, taps]``."""
+        return fir_eq_kernel(self.limit("gain_db", gain_db), self.band_hz, self.taps, self.sample_rate)
+
+    def forward(self, x: torch.Tensor, gain_db: torch.Tensor) -> torch.Tensor:
+        return fir_eq(x, self.kernel(gain_db))
+
+    def extra_repr(self) -> str:
+        return f"n_bands={self.n_bands}, taps={self.taps}, sample_rate={self.sample_rate:g}"

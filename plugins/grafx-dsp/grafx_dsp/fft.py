@@ -1,0 +1,105 @@
+"""FFT convolution and filtering by a frequency response.
+
+Every inverse transform here is given its length ``n`` explicitly: without it
+``irfft`` assumes an even length and silently returns a wrong signal whenever
+the full convolution length is odd.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import scipy.fft
+import torch
+
+__all__ = [
+    "fast_length",
+    "fft_convolve",
+    "unit_delay",
+    "filter_by_response",
+    "decay_length",
+]
+
+IR_TAIL_TOLERANCE = 1e-9
+"""Relative level at which an infinite impulse response is considered to have ended."""
+
+
+def fast_length(n: int) -> int:
+    """The smallest length ``>= n`` whose FFT is fast (a 5-smooth number)."""
+    return int(scipy.fft.next_fast_len(int(n), real=True))
+
+
+def fft_convolve(x: torch.Tensor, h: torch.Tensor, mode: str = "full") -> torch.Tensor:
+    """Linear convolution of ``x`` and ``h`` along the last dimension, by FFT.
+
+    Args:
+        x: signal ``[..., samples]``.
+        h: kernel ``[..., taps]``; leading dimensions broadcast against ``x``'s.
+        mode: ``"full"`` returns all ``samples + taps - 1`` output samples
+            (equal to ``numpy.convolve``); ``"causal"`` returns the first
+            ``samples`` (a causal filter applied with zero initial state).
+
+    Returns:
+        ``[..., samples + taps - 1]`` or ``[..., samples]`` in the result dtype of ``x`` and ``h``.
+
+    Raises:
+        ValueError: ``mode`` is neither ``"full"`` nor ``"causal"``.
+    """
+    if mode not in ("full", "causal"):
+        raise ValueError(f"fft_convolve: mode must be 'full' or 'causal', got {mode!r}")
+    samples, taps = x.shape[-1], h.shape[-1]
+    full = samples + taps - 1
+    n_fft = fast_length(full)
+    spectrum = torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(h, n=n_fft)
+    y = torch.fft.irfft(spectrum, n=n_fft)
+    return y[..., : full if mode == "full" else samples]
+
+
+def unit_delay(n_fft: int, like: torch.Tensor) -> torch.Tensor:
+    """``z^-1 = exp(-j w)`` on the ``rfft`` grid of length ``n_fft``, ``[n_fft // 2 + 1]``.
+
+    The complex dtype matches the real dtype of ``like``; the device follows it.
+    """
+    omega = torch.arange(n_fft // 2 + 1, dtype=like.dtype, device=like.device) * (2 * math.pi / n_fft)
+    return torch.polar(torch.ones_like(omega), -omega)
+
+
+def filter_by_response(
+    x: torch.Tensor,
+    response: Callable[[int], torch.Tensor],
+    ir_length: int,
+) -> torch.Tensor:
+    """Apply a causal filter given by its frequency response (frequency sampling).
+
+    The response is sampled on an ``rfft`` grid of ``n_fft >= samples +
+    ir_length`` points, so the result is the linear convolution of ``x`` with
+    the filter's impulse response up to the part of that response beyond
+    ``n_fft - samples >= ir_length`` samples (which wraps around). Pick
+    ``ir_length`` with :func:`decay_length` so that this part is negligible.
+
+    Args:
+        x: signal ``[nodes, channels, samples]``.
+        response: called with ``n_fft``; returns the complex response
+            ``[nodes or 1, 1, n_fft // 2 + 1]``.
+        ir_length: number of impulse-response samples to keep free of wrap-around.
+
+    Returns:
+        The filtered signal, ``[nodes, channels, samples]``.
+    """
+    samples = x.shape[-1]
+    n_fft = fast_length(samples + max(int(ir_length), 1))
+    y = torch.fft.irfft(torch.fft.rfft(x, n=n_fft) * response(n_fft), n=n_fft)
+    return y[..., :samples]
+
+
+def decay_length(pole_radius: float, minimum: int = 64, maximum: int = 1 << 22) -> int:
+    """Samples until an impulse response with this largest pole radius has
+    decayed below :data:`IR_TAIL_TOLERANCE` (with a margin for the
+    polynomial factor of repeated poles), clipped to ``[minimum, maximum]``."""
+    if pole_radius <= 0.0:
+        return minimum
+    if pole_radius >= 1.0:
+        return maximum
+    length = 1.5 * math.log(IR_TAIL_TOLERANCE) / math.log(pole_radius)
+    return int(min(max(math.ceil(length), minimum), maximum))

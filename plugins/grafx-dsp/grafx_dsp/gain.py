@@ -1,0 +1,102 @@
+"""Gain and constant-power panning.
+
+Signals are ``[nodes, channels, samples]``; per-node parameters are tensors
+``[nodes]`` (or ``[nodes, 1]``, or plain floats in the functions).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._base import DSPProcessor, Number, per_node, require_channels
+from ._ranges import Range
+
+__all__ = ["db_to_amplitude", "gain", "pan_gains", "stereo_gain", "Gain", "StereoGain"]
+
+GAIN_DB = Range(low=-120.0, high=48.0, default=0.0, floor=-150.0, ceiling=60.0)
+PAN = Range(low=-1.0, high=1.0, default=0.0, floor=-1.05, ceiling=1.05)
+
+
+def db_to_amplitude(value_db: torch.Tensor) -> torch.Tensor:
+    """Decibels to an amplitude factor, ``10 ** (value_db / 20)``."""
+    return torch.pow(10.0, value_db / 20.0)
+
+
+def gain(x: torch.Tensor, gain_db: Number) -> torch.Tensor:
+    """``x * 10 ** (gain_db / 20)`` (the same curve as ``pedalboard.Gain``).
+
+    Args:
+        x: ``[nodes, channels, samples]``.
+        gain_db: gain in dB, per node.
+    """
+    return x * db_to_amplitude(per_node(gain_db, x))
+
+
+def pan_gains(pan: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Constant-power (sine/cosine) pan law.
+
+    Args:
+        pan: position in ``[-1, 1]`` (-1 hard left, 0 centre, +1 hard right), any shape.
+
+    Returns:
+        ``(left, right)`` amplitude factors with ``left**2 + right**2 == 1``;
+        both are ``1/sqrt(2)`` (-3 dB) at the centre.
+    """
+    angle = (pan + 1.0) * (math.pi / 4.0)
+    return torch.cos(angle), torch.sin(angle)
+
+
+def stereo_gain(x: torch.Tensor, gain_db: Number, pan: Number) -> torch.Tensor:
+    """Gain and constant-power pan; a mono input is spread to both channels first.
+
+    Args:
+        x: ``[nodes, 1 or 2, samples]``.
+        gain_db: gain in dB, per node.
+        pan: position in ``[-1, 1]``, per node (see :func:`pan_gains`).
+
+    Returns:
+        ``[nodes, 2, samples]``.
+    """
+    left, right = pan_gains(per_node(pan, x))
+    factors = torch.cat([left, right], dim=1) * db_to_amplitude(per_node(gain_db, x))
+    return x * factors  # a mono x broadcasts to both channels
+
+
+class Gain(DSPProcessor):
+    """Gain in dB: ``y = x * 10 ** (gain_db / 20)``.
+
+    Parameters:
+        gain_db ``[nodes, 1]``: range [-120, 48] dB, default 0 (guard band -150..60).
+
+    Signals: any channel count in, the same out.
+    """
+
+    def __init__(self, sample_rate: float = 44100.0) -> None:
+        super().__init__(sample_rate)
+        self.ranges = {"gain_db": GAIN_DB}
+
+    def forward(self, x: torch.Tensor, gain_db: torch.Tensor) -> torch.Tensor:
+        return gain(x, self.limit("gain_db", gain_db))
+
+
+class StereoGain(DSPProcessor):
+    """Gain and constant-power pan (see :func:`pan_gains`).
+
+    Parameters:
+        gain_db ``[nodes, 1]``: range [-120, 48] dB, default 0.
+        pan ``[nodes, 1]``: range [-1, 1] (hard left to hard right), default 0
+        (centre, -3 dB per channel); the guard band to +-1.05 lets a little
+        polarity-inverted signal into the far channel.
+
+    Signals: mono or stereo in, stereo out.
+    """
+
+    def __init__(self, sample_rate: float = 44100.0) -> None:
+        super().__init__(sample_rate)
+        self.ranges = {"gain_db": GAIN_DB, "pan": PAN}
+
+    def forward(self, x: torch.Tensor, gain_db: torch.Tensor, pan: torch.Tensor) -> torch.Tensor:
+        require_channels(x, (1, 2), type(self).__name__)
+        return stereo_gain(x, self.limit("gain_db", gain_db), self.limit("pan", pan))

@@ -1,0 +1,64 @@
+"""The grafx-core plugin entry point: registers every grafx-dsp processor.
+
+Published as entry point ``dsp`` in group ``grafx_core``, so the processors
+are found as ``dsp:gain``, ``dsp:compressor``, and so on.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from grafx_core import ProcessorSpec, hookimpl
+
+from .biquad import Biquad
+from .containers import Chain, DryWet
+from .crossover import Crossover
+from .delay import Delay
+from .distortion import ChebyshevWaveshaper, Distortion
+from .dynamics import Compressor, NoiseGate, SidechainCompressor
+from .eq import FIREQ, ParametricEQ
+from .gain import Gain, StereoGain
+from .reverb import NoiseReverb
+from .stereo import MidSideToStereo, MonoToStereo, StereoToMidSide, StereoWidth
+
+__all__ = ["PROCESSORS", "grafx_register_processors"]
+
+_BIQUADS = {
+    "lowpass": "Low-pass biquad (RBJ): cutoff_hz, q",
+    "highpass": "High-pass biquad (RBJ): cutoff_hz, q",
+    "bandpass": "Band-pass biquad, 0 dB peak (RBJ): cutoff_hz, q",
+    "notch": "Notch biquad (RBJ): cutoff_hz, q",
+    "peak": "Peaking EQ biquad (RBJ): cutoff_hz, q, gain_db",
+    "low_shelf": "Low-shelf biquad (RBJ): cutoff_hz, q, gain_db",
+    "high_shelf": "High-shelf biquad (RBJ): cutoff_hz, q, gain_db",
+}
+
+PROCESSORS: tuple[ProcessorSpec, ...] = (
+    ProcessorSpec("gain", Gain, "Gain in dB: gain_db"),
+    ProcessorSpec("stereo_gain", StereoGain, "Gain and constant-power pan, mono or stereo to stereo: gain_db, pan"),
+    ProcessorSpec("stereo_width", StereoWidth, "Mid/side stereo width: width"),
+    ProcessorSpec("mono_to_stereo", MonoToStereo, "Copy mono to both channels"),
+    ProcessorSpec("stereo_to_mid_side", StereoToMidSide, "Stereo to outlets mid and side"),
+    ProcessorSpec("mid_side_to_stereo", MidSideToStereo, "Inlets mid and side to stereo"),
+    *(ProcessorSpec(name, partial(Biquad, name), text) for name, text in _BIQUADS.items()),
+    ProcessorSpec("parametric_eq", ParametricEQ, "Low shelf, N peaks and high shelf (option n_peaks)"),
+    ProcessorSpec("fir_eq", FIREQ, "Zero-phase FIR EQ from gains at log-spaced bands: gain_db"),
+    ProcessorSpec("crossover", Crossover, "Linkwitz-Riley 4th-order crossover to outlets low and high: cutoff_hz"),
+    ProcessorSpec("compressor", Compressor, "Compressor with soft knee and attack/release ballistics"),
+    ProcessorSpec("sidechain_compressor", SidechainCompressor,
+                  "Compressor whose detector listens to inlet sidechain"),
+    ProcessorSpec("noise_gate", NoiseGate, "Noise gate / downward expander with attack, release and range"),
+    ProcessorSpec("delay", Delay, "Feedback delay: delay_ms, feedback, mix"),
+    ProcessorSpec("reverb", NoiseReverb, "Filtered-noise reverb, per-band decay and gain for mid and side"),
+    ProcessorSpec("distortion", Distortion, "tanh distortion: drive_db (pedalboard's Distortion curve)"),
+    ProcessorSpec("waveshaper", ChebyshevWaveshaper, "Chebyshev harmonic waveshaper: drive_db, harmonic_gain"),
+    ProcessorSpec("dry_wet", DryWet, "Dry/wet mix around a processor (option processor=...): mix"),
+    ProcessorSpec("chain", Chain, "Processors in series in one node (option stages=[...] or {name: ...})"),
+)
+"""Every processor grafx-dsp offers (all with ``gradient="autograd"``)."""
+
+
+@hookimpl
+def grafx_register_processors() -> list[ProcessorSpec]:
+    """grafx-dsp's processors, for the grafx-core registry."""
+    return list(PROCESSORS)
