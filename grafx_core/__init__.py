@@ -20,8 +20,11 @@ from .errors import (
     UnknownNameError,
     UnknownNodeTypeError,
 )
+from ._optional import OptionalDependencyError
+from .drawing import draw_graph
 from .graph import BUILTIN_TYPES, Edge, Graph, Node, disjoint_union
 from .hookspecs import hookimpl
+from .parameter_file import load_parameters, save_parameters
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
 from .plan import NodeAux, RenderPlan, compile_render
 from .processor import GRADIENT_KINDS, Processor, inlet_names, outlet_names
@@ -39,6 +42,7 @@ from .render import render
 from .schedule import SCHEDULING_METHODS, Stage, render_order
 from .specs import EstimatorSpec, ProcessorSpec
 from .structure import GATE_PARAMETER, Gated, gate_processors, gate_values, prune
+from .wavfile import AudioFileError, read_wav, write_wav
 
 try:
     __version__ = version("grafx-core")
@@ -87,6 +91,12 @@ __all__ = [
     "plugin_failures",
     "processors_for_graph",
     "Registry",
+    # files and drawings
+    "save_parameters",
+    "load_parameters",
+    "read_wav",
+    "write_wav",
+    "draw_graph",
     # errors
     "GrafxError",
     "GraphError",
@@ -104,4 +114,6 @@ __all__ = [
     "ConformanceError",
     "EstimatorError",
     "BlackBoxError",
+    "AudioFileError",
+    "OptionalDependencyError",
 ]
