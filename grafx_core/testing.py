@@ -279,12 +279,10 @@ class _Checker:
         for i in self.trainable():
             name, grad = ".".join(self.layout[i][0]), param_grads[i]
             if grad is None:
-                self.fail("gradient-flow", f"parameter {name!r} gets no gradient (detached, or unused by forward?)")
+                self.fail("gradient-flow", f"parameter {name!r} gets no gradient (detached, or unused by forward?); "
+                                       "list it in nondifferentiable= if that is intended")
             if not bool(torch.isfinite(grad).all()):
                 self.fail("gradient-flow", f"parameter {name!r} gets a non-finite gradient")
-            if not bool(grad.any()):
-                self.fail("gradient-flow", f"parameter {name!r} gets an all-zero gradient at random valid "
-                                           "parameters; list it in nondifferentiable= if that is intended")
 
     def check_gradcheck(self) -> None:
         processor = copy.deepcopy(self.processor).to(torch.float64)
@@ -383,9 +381,11 @@ def check_processor(
     - ``finite``: no NaN or Inf for random valid parameters (module docs).
     - ``batch-consistency``: a batch of nodes equals the nodes rendered one
       by one and stacked (``rtol``; ``atol`` times the output's peak).
-    - ``gradient-flow`` (not for ``gradient_kind="none"``): a finite, not
-      all-zero gradient reaches every parameter (but ``nondifferentiable``),
-      and for autograd processors every inlet.
+    - ``gradient-flow`` (not for ``gradient_kind="none"``): a finite gradient
+      reaches every parameter (but ``nondifferentiable``), and for autograd
+      processors every inlet. A gradient that is zero at these parameters
+      passes (a compressor's knee below its threshold); its correctness is
+      what ``gradcheck`` and ``estimator-agreement`` check.
     - ``gradcheck`` (autograd only, if ``gradcheck``): ``torch.autograd.gradcheck``
       in float64 (fast mode) on a deep copy converted to float64.
     - ``estimator-agreement`` (``"finite-difference"`` and ``"spsa"``): the
