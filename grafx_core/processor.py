@@ -11,7 +11,11 @@ values whose first dimension is ``nodes`` (regularisers, for instance).
 as a (possibly nested) dict of ints or tuples. Inlets and outlets are named by
 the class attributes ``inlets`` and ``outlets``; both default to
 ``("main",)``. The optional attribute ``gradient_kind`` says how the
-processor's gradient is obtained (``"autograd"`` when absent).
+processor's gradient is obtained (``"autograd"`` when absent). The optional
+method ``default_parameters()`` returns a (nested) dict of per-node starting
+values, each of its parameter's shape without the node dimension;
+:func:`~grafx_core.create_empty_parameters` and the conformance kit use it,
+and zeros stand in for any value it leaves out.
 """
 
 from __future__ import annotations
