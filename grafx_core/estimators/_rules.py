@@ -30,7 +30,7 @@ __all__ = [
     "rademacher",
     "render_estimated",
     "node_rows",
-    "weighted_sum",
+    "directional_sums",
 ]
 
 Gradients = tuple[Optional[torch.Tensor], tuple[Optional[torch.Tensor], ...]]
@@ -79,10 +79,16 @@ def node_rows(count: int, repeats: int, device: torch.device) -> torch.Tensor:
     return torch.arange(count, device=device).repeat_interleave(repeats)
 
 
-def weighted_sum(grad_y: torch.Tensor, out: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-    """Per row ``sum(grad_y[index] * out)`` in float64: ``[M]``."""
-    g = grad_y if index is None else grad_y[index]
-    return (g.to(torch.float64) * out.to(torch.float64)).flatten(1).sum(1)
+def directional_sums(grad_y: torch.Tensor, diff: torch.Tensor) -> torch.Tensor:
+    """``[N, K]`` float64 sums of ``grad_y[n] * diff[n, k]``; ``diff`` is ``[N, K, *grad_y.shape[1:]]``.
+
+    Callers difference outputs before this dot product (not two dot products
+    after), so that nothing large cancels; one batched matrix product does the
+    rest without copying ``grad_y`` per perturbation.
+    """
+    n, k = diff.shape[:2]
+    g = grad_y.reshape(n, -1, 1).to(diff.dtype)
+    return torch.bmm(diff.reshape(n, k, -1), g).squeeze(-1).to(torch.float64)
 
 
 def rademacher(rng: np.random.Generator, shape: tuple[int, ...]) -> torch.Tensor:
@@ -139,8 +145,8 @@ class SignalSPSARule(GradientRule):
 
     def finish(self, saved: Saved, outputs: list[torch.Tensor], grad_y: torch.Tensor) -> Gradients:
         n, k = saved.params.shape[0], self.samples
-        index = node_rows(n, k, grad_y.device)
-        slope = weighted_sum(grad_y, outputs[0] - outputs[1], index) / (2.0 * self.step)
+        slope = directional_sums(grad_y, (outputs[0] - outputs[1]).view(n, k, *grad_y.shape[1:]))
+        slope = slope / (2.0 * self.step)
         grads = []
         for x, delta in zip(saved.signals, self.deltas):
             if delta is None:

@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 
 from ..errors import EstimatorError
-from ._rules import GradientRule, Gradients, Saved, weighted_sum
+from ._rules import GradientRule, Gradients, Saved, directional_sums
 from .base import Estimator, _positive
 from .target import RenderJob, RenderTarget
 
@@ -130,14 +130,19 @@ class _FiniteDifferenceRule(GradientRule):
         if self.skip:
             return grad, ()
         n, d = self.diff.shape
-        centre = weighted_sum(grad_y, saved.y)
-        sums = []
-        it = iter(outputs)
-        nodes = torch.arange(n, device=p.device).unsqueeze(1).expand(n, d)
-        for need in self.layout:
-            s = centre.unsqueeze(1).expand(n, d).clone()
-            if bool(need.any()):
-                s[need] = weighted_sum(grad_y, next(it), nodes[need])
-            sums.append(s)
-        grad[:, self.cols] = (sums[1] - sums[0]) / self.diff
+        outputs_left = iter(outputs)
+        y = saved.y.unsqueeze(1)  # [N, 1, ...]: the centre, broadcast over parameters
+
+        def side(need: torch.Tensor) -> torch.Tensor:
+            if not bool(need.any()):
+                return y
+            out = next(outputs_left)
+            if bool(need.all()):
+                return out.view(n, d, *out.shape[1:])
+            full = y.expand(n, d, *y.shape[2:]).clone()
+            full[need] = out
+            return full
+
+        lower, upper = side(self.layout[0]), side(self.layout[1])
+        grad[:, self.cols] = directional_sums(grad_y, upper - lower) / self.diff
         return grad, ()

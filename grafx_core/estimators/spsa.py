@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ._rules import GradientRule, Gradients, Saved, node_rows, rademacher, weighted_sum
+from ._rules import GradientRule, Gradients, Saved, directional_sums, node_rows, rademacher
 from .base import Estimator, _positive
 from ..errors import EstimatorError
 from .target import RenderJob, RenderTarget
@@ -87,8 +87,7 @@ class _SPSARule(GradientRule):
 
     def finish(self, saved: Saved, outputs: list[torch.Tensor], grad_y: torch.Tensor) -> Gradients:
         n, k, _ = self.diff.shape
-        nodes = node_rows(n, k, grad_y.device)
-        slope = weighted_sum(grad_y, outputs[0] - outputs[1], nodes).view(n, k, 1)
+        slope = directional_sums(grad_y, (outputs[0] - outputs[1]).view(n, k, *grad_y.shape[1:])).unsqueeze(-1)
         grad = torch.zeros(saved.params.shape, dtype=torch.float64, device=saved.params.device)
         grad[:, self.cols] = (slope / self.diff).mean(1)
         return grad, ()

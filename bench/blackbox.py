@@ -1,0 +1,103 @@
+"""Black-box processors: thread-pool speed-up, wrapper overhead, estimator backward cost.
+
+Run: ``python bench/blackbox.py``. Everything is measured side by side in one
+run on 16 stereo 2 s items (44.1 kHz) through a numpy/scipy effect that
+releases the GIL (4th-order Butterworth lowpass by ``sosfilt``, tanh drive,
+output gain: about 1.5 ms per item). Times are the minimum over repeats,
+interleaved, so that other load on the machine inflates them least.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import scipy.signal
+import torch
+
+from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec
+from grafx_core.estimators import SPSA, FiniteDifference
+
+SR = 44100
+ITEMS, CHANNELS, SAMPLES = 16, 2, 2 * SR
+REPEATS = 7
+SPECS = [
+    ParameterSpec("cutoff_hz", 200.0, 16000.0, default=2000.0, scale="log"),
+    ParameterSpec("drive_db", 0.0, 24.0, default=6.0),
+    ParameterSpec("gain_db", -24.0, 6.0, default=-3.0),
+]
+
+
+def effect(audio: np.ndarray, sample_rate: float, cutoff_hz: float, drive_db: float, gain_db: float) -> np.ndarray:
+    sos = scipy.signal.butter(4, cutoff_hz, fs=sample_rate, output="sos")
+    y = scipy.signal.sosfilt(sos, audio, axis=-1)
+    return np.tanh(y * 10 ** (drive_db / 20)) * 10 ** (gain_db / 20)
+
+
+def best(fns: dict[str, callable]) -> dict[str, float]:
+    """Minimum wall time of each function over interleaved repeats (one warm-up each)."""
+    for fn in fns.values():
+        fn()
+    times = {name: float("inf") for name in fns}
+    for _ in range(REPEATS):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name] = min(times[name], time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    torch.set_num_threads(1)  # the work is in the effect; keep torch from competing for cores
+    gen = torch.Generator().manual_seed(0)
+    x = 0.3 * torch.randn(ITEMS, CHANNELS, SAMPLES, generator=gen)
+    raw = {s.name: (s.default_raw() + 0.5 * torch.randn(ITEMS, 1, generator=gen)) for s in SPECS}
+    one = BlackBoxProcessor(effect, SPECS, sample_rate=SR, workers=1)
+    cores = os.cpu_count() or 1
+    pool = BlackBoxProcessor(effect, SPECS, sample_rate=SR)  # default: min(items, cpu_count) threads
+    natural = {k: v.detach().numpy() for k, v in one.natural_parameters(**raw).items()}
+    audio = x.numpy()
+
+    def bare() -> None:
+        out = np.empty_like(audio)
+        for i in range(ITEMS):
+            out[i] = effect(audio[i], SR, **{k: float(np.float32(v[i])) for k, v in natural.items()})
+        torch.from_numpy(out)
+
+    with torch.no_grad():
+        t = best({"bare": bare, "one": lambda: one(x, **raw), "pool": lambda: pool(x, **raw)})
+    per_item_ms = 1e3 * t["bare"] / ITEMS
+    print(f"effect: {per_item_ms:.2f} ms per stereo 2 s item; {cores} cores; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"thread pool ({min(cores, ITEMS)} workers) over one worker: {t['one'] / t['pool']:.2f}x")
+    print(f"wrapper (one worker) over a bare numpy loop: {100 * (t['one'] / t['bare'] - 1):+.1f}% time")
+
+    p = len(SPECS)
+    leaves = {k: v.clone().requires_grad_() for k, v in raw.items()}
+
+    def backward_with(estimator) -> callable:
+        box = pool.with_estimator(estimator)
+
+        def run() -> None:
+            y = box(x, **leaves)
+            y.backward(torch.ones_like(y))
+        return run
+
+    k = 4
+    fb = best({
+        "forward": lambda: pool(x, **raw),
+        "central": backward_with(FiniteDifference()),
+        "forward-fd": backward_with(FiniteDifference(mode="forward")),
+        "spsa": backward_with(SPSA(samples=k, seed=0, signal_samples=1)),
+    })
+    f = fb["forward"]
+    print(f"backward cost, in forward passes (ideal: 2 per central parameter, 1 per forward "
+          f"parameter, 2 per SPSA sample):")
+    print(f"  central differences: {(fb['central'] - f) / (p * f):.2f} per parameter ({p} parameters)")
+    print(f"  forward differences: {(fb['forward-fd'] - f) / (p * f):.2f} per parameter")
+    print(f"  SPSA:                {(fb['spsa'] - f) / (k * f):.2f} per sample (K={k})")
+
+
+if __name__ == "__main__":
+    main()
