@@ -21,7 +21,23 @@ from .errors import (
     UnknownNodeTypeError,
 )
 from ._optional import OptionalDependencyError
+from .blackbox import BlackBoxProcessor, ParameterSpec
 from .drawing import draw_graph
+from .estimators import (
+    SPSA,
+    Estimator,
+    FiniteDifference,
+    GradientWarning,
+    NeuralProxy,
+    NonDifferentiableParameterWarning,
+    ProxyNetwork,
+    StoppedSignalGradientWarning,
+    StraightThrough,
+    load_proxy,
+    save_proxy,
+    train_proxy,
+    with_estimator,
+)
 from .graph import BUILTIN_TYPES, Edge, Graph, Node, disjoint_union
 from .hookspecs import hookimpl
 from .parameter_file import load_parameters, save_parameters
@@ -91,6 +107,22 @@ __all__ = [
     "plugin_failures",
     "processors_for_graph",
     "Registry",
+    # black boxes and gradient estimators
+    "BlackBoxProcessor",
+    "ParameterSpec",
+    "with_estimator",
+    "Estimator",
+    "FiniteDifference",
+    "SPSA",
+    "StraightThrough",
+    "NeuralProxy",
+    "ProxyNetwork",
+    "train_proxy",
+    "save_proxy",
+    "load_proxy",
+    "GradientWarning",
+    "NonDifferentiableParameterWarning",
+    "StoppedSignalGradientWarning",
     # files and drawings
     "save_parameters",
     "load_parameters",
