@@ -30,6 +30,7 @@ __all__ = [
     "rademacher",
     "render_estimated",
     "node_rows",
+    "cpu_rows",
     "directional_sums",
 ]
 
@@ -74,13 +75,22 @@ class GradientRule(ABC):
         """
 
 
-def node_rows(count: int, repeats: int, device: torch.device) -> torch.Tensor:
-    """``[count * repeats]`` node indices ``0,0,..,1,1,..`` (each node ``repeats`` times)."""
-    return torch.arange(count, device=device).repeat_interleave(repeats)
+def cpu_rows(params: torch.Tensor) -> torch.Tensor:
+    """Parameter rows as float64 on the CPU, where all perturbation arithmetic happens.
+
+    Rows are small; keeping them off the accelerator avoids device syncs and
+    works where float64 is unsupported (MPS). Targets move rows where they need them.
+    """
+    return params.detach().to("cpu", torch.float64)
+
+
+def node_rows(count: int, repeats: int) -> torch.Tensor:
+    """``[count * repeats]`` node indices ``0,0,..,1,1,..`` (each node ``repeats`` times), on the CPU."""
+    return torch.arange(count).repeat_interleave(repeats)
 
 
 def directional_sums(grad_y: torch.Tensor, diff: torch.Tensor) -> torch.Tensor:
-    """``[N, K]`` float64 sums of ``grad_y[n] * diff[n, k]``; ``diff`` is ``[N, K, *grad_y.shape[1:]]``.
+    """``[N, K]`` float64 CPU sums of ``grad_y[n] * diff[n, k]``; ``diff`` is ``[N, K, *grad_y.shape[1:]]``.
 
     Callers difference outputs before this dot product (not two dot products
     after), so that nothing large cancels; one batched matrix product does the
@@ -88,7 +98,7 @@ def directional_sums(grad_y: torch.Tensor, diff: torch.Tensor) -> torch.Tensor:
     """
     n, k = diff.shape[:2]
     g = grad_y.reshape(n, -1, 1).to(diff.dtype)
-    return torch.bmm(diff.reshape(n, k, -1), g).squeeze(-1).to(torch.float64)
+    return torch.bmm(diff.reshape(n, k, -1), g).squeeze(-1).to("cpu", torch.float64)
 
 
 def rademacher(rng: np.random.Generator, shape: tuple[int, ...]) -> torch.Tensor:
@@ -121,7 +131,6 @@ class SignalSPSARule(GradientRule):
 
     def jobs(self, saved: Saved) -> list[RenderJob]:
         n, k = saved.params.shape[0], self.samples
-        device = saved.params.device
         plus, minus = [], []
         self.deltas = []
         for x, need in zip(saved.signals, saved.need_signals):
@@ -136,8 +145,8 @@ class SignalSPSARule(GradientRule):
             shift = delta.to(x.dtype) * self.step
             plus.append(rep + shift)
             minus.append(rep - shift)
-        params = saved.params.detach().to(torch.float64).repeat_interleave(k, dim=0)
-        nodes = node_rows(n, k, device)
+        params = cpu_rows(saved.params).repeat_interleave(k, dim=0)
+        nodes = node_rows(n, k)
         return [
             RenderJob(tuple(plus), params, None, nodes, "spsa (signal)"),
             RenderJob(tuple(minus), params, None, nodes, "spsa (signal)"),
@@ -146,7 +155,7 @@ class SignalSPSARule(GradientRule):
     def finish(self, saved: Saved, outputs: list[torch.Tensor], grad_y: torch.Tensor) -> Gradients:
         n, k = saved.params.shape[0], self.samples
         slope = directional_sums(grad_y, (outputs[0] - outputs[1]).view(n, k, *grad_y.shape[1:]))
-        slope = slope / (2.0 * self.step)
+        slope = (slope / (2.0 * self.step)).to(grad_y.device)
         grads = []
         for x, delta in zip(saved.signals, self.deltas):
             if delta is None:
@@ -162,8 +171,8 @@ class _Estimated(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, target: RenderTarget, rules: Sequence[GradientRule], params: torch.Tensor,
                 *signals: torch.Tensor) -> torch.Tensor:
-        nodes = torch.arange(params.shape[0], device=params.device)
-        job = RenderJob(tuple(signals), params.detach().to(torch.float64), None, nodes, "forward")
+        nodes = torch.arange(params.shape[0])
+        job = RenderJob(tuple(signals), cpu_rows(params), None, nodes, "forward")
         y = target.render([job])[0]
         ctx.target, ctx.rules = target, rules
         ctx.save_for_backward(params, y, *signals)
@@ -211,9 +220,8 @@ def render_estimated(target: RenderTarget, signals: Sequence[torch.Tensor], para
     params_in = params if parameter_rule is not None else params.detach()
     signals_in = [s if signal_rule is not None else s.detach() for s in signals]
     if not rules or not (params_in.requires_grad or any(s.requires_grad for s in signals_in)):
-        nodes = torch.arange(params.shape[0], device=params.device)
+        nodes = torch.arange(params.shape[0])
         with torch.no_grad():
-            job = RenderJob(tuple(s.detach() for s in signals), params.detach().to(torch.float64),
-                            None, nodes, "forward")
+            job = RenderJob(tuple(s.detach() for s in signals), cpu_rows(params), None, nodes, "forward")
             return target.render([job])[0]
     return _Estimated.apply(target, rules, params_in, *signals_in)

@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 
 from ..errors import EstimatorError
-from ._rules import GradientRule, Gradients, Saved, directional_sums
+from ._rules import GradientRule, Gradients, Saved, cpu_rows, directional_sums
 from .base import Estimator, _positive
 from .target import RenderJob, RenderTarget
 
@@ -66,9 +66,9 @@ class _FiniteDifferenceRule(GradientRule):
 
     def jobs(self, saved: Saved) -> list[RenderJob]:
         t = saved.target
-        p = saved.params.detach().to(torch.float64)
+        p = cpu_rows(saved.params)
         n, count = p.shape
-        cols = torch.tensor(t.differentiable_columns(), dtype=torch.long, device=p.device)
+        cols = torch.tensor(t.differentiable_columns(), dtype=torch.long)
         d = len(cols)
         self.cols = cols
         if d == 0:
@@ -94,7 +94,7 @@ class _FiniteDifferenceRule(GradientRule):
         if bool(((a < t.lower) | (b > t.upper)).any()):
             raise EstimatorError(f"{t.name}: finite-difference step {self.step} does not fit the parameter range")
 
-        grid = torch.arange(d, device=p.device)
+        grid = torch.arange(d)
         q_centre = t.quantise(p)
 
         def rows(values: torch.Tensor) -> torch.Tensor:
@@ -113,7 +113,7 @@ class _FiniteDifferenceRule(GradientRule):
                 "by the effect; increase the step"
             )
         self.a_centre, self.b_centre = a_centre, b_centre
-        nodes = torch.arange(n, device=p.device).unsqueeze(1).expand(n, d)
+        nodes = torch.arange(n).unsqueeze(1).expand(n, d)
         jobs = []
         self.layout = []
         for q, centre in ((q_a, a_centre), (q_b, b_centre)):
@@ -126,7 +126,7 @@ class _FiniteDifferenceRule(GradientRule):
 
     def finish(self, saved: Saved, outputs: list[torch.Tensor], grad_y: torch.Tensor) -> Gradients:
         p = saved.params
-        grad = torch.zeros(p.shape, dtype=torch.float64, device=p.device)
+        grad = torch.zeros(p.shape, dtype=torch.float64)
         if self.skip:
             return grad, ()
         n, d = self.diff.shape
@@ -140,7 +140,7 @@ class _FiniteDifferenceRule(GradientRule):
             if bool(need.all()):
                 return out.view(n, d, *out.shape[1:])
             full = y.expand(n, d, *y.shape[2:]).clone()
-            full[need] = out
+            full[need.to(full.device)] = out
             return full
 
         lower, upper = side(self.layout[0]), side(self.layout[1])

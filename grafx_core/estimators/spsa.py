@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from ._rules import GradientRule, Gradients, Saved, directional_sums, node_rows, rademacher
+from ._rules import GradientRule, Gradients, Saved, cpu_rows, directional_sums, node_rows, rademacher
 from .base import Estimator, _positive
 from ..errors import EstimatorError
 from .target import RenderJob, RenderTarget
@@ -62,15 +62,15 @@ class _SPSARule(GradientRule):
 
     def jobs(self, saved: Saved) -> list[RenderJob]:
         t = saved.target
-        p = saved.params.detach().to(torch.float64)
+        p = cpu_rows(saved.params)
         n, count = p.shape
         k = self.samples
-        cols = torch.tensor(t.differentiable_columns(), dtype=torch.long, device=p.device)
+        cols = torch.tensor(t.differentiable_columns(), dtype=torch.long)
         self.cols = cols
         pd = p[:, cols]
         h = torch.maximum(self.step * t.step_scale(p)[:, cols], t.step_floor(p)[:, cols])
         centre = torch.minimum(torch.maximum(pd, t.lower + h), t.upper - h)
-        delta = rademacher(self.rng, (n, k, len(cols))).to(device=p.device, dtype=torch.float64)
+        delta = rademacher(self.rng, (n, k, len(cols))).to(torch.float64)
         rows = []
         for sign in (1.0, -1.0):
             r = p.unsqueeze(1).repeat(1, k, 1)
@@ -79,7 +79,7 @@ class _SPSARule(GradientRule):
         self.diff = (rows[0] - rows[1])[:, cols].reshape(n, k, len(cols))
         if bool((self.diff == 0).any()):
             raise EstimatorError(f"{t.name}: the SPSA step {self.step} is rounded away by the effect")
-        nodes = node_rows(n, k, p.device)
+        nodes = node_rows(n, k)
         return [
             RenderJob(saved.signals, rows[0], nodes, nodes, "spsa"),
             RenderJob(saved.signals, rows[1], nodes, nodes, "spsa"),
@@ -88,6 +88,6 @@ class _SPSARule(GradientRule):
     def finish(self, saved: Saved, outputs: list[torch.Tensor], grad_y: torch.Tensor) -> Gradients:
         n, k, _ = self.diff.shape
         slope = directional_sums(grad_y, (outputs[0] - outputs[1]).view(n, k, *grad_y.shape[1:])).unsqueeze(-1)
-        grad = torch.zeros(saved.params.shape, dtype=torch.float64, device=saved.params.device)
+        grad = torch.zeros(saved.params.shape, dtype=torch.float64)
         grad[:, self.cols] = (slope / self.diff).mean(1)
         return grad, ()

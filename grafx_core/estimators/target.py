@@ -30,11 +30,11 @@ class RenderJob:
 
     Attributes:
         signals: one tensor per inlet, each ``[S, channels, samples]``.
-        params: ``[M, columns]`` parameter rows (float64 for exactness; the
-            target casts them to what its effect takes).
-        index: ``[M]`` long tensor, the ``signals`` row each parameter row is
+        params: ``[M, columns]`` parameter rows, float64 on the CPU (exact; the
+            target casts and moves them to what its effect takes).
+        index: ``[M]`` long CPU tensor, the ``signals`` row each parameter row is
             rendered with; ``None`` when ``M == S`` and rows pair up one to one.
-        nodes: ``[M]`` long tensor, the node row (within the processor call)
+        nodes: ``[M]`` long CPU tensor, the node row (within the processor call)
             each render belongs to; used in error messages.
         purpose: what the renders are for (``"forward"``, ``"finite-difference"``,
             ``"spsa"``), used in error messages.
@@ -53,7 +53,7 @@ class RenderJob:
         """The signals of every row, ``[M, channels, samples]`` per inlet (copies when indexed)."""
         if self.index is None:
             return self.signals
-        return tuple(s[self.index] for s in self.signals)
+        return tuple(s[self.index.to(s.device)] for s in self.signals)
 
 
 class RenderTarget(ABC):

@@ -51,6 +51,7 @@ class TorchTarget(RenderTarget):
     def __init__(self, module: nn.Module, dtype: torch.dtype = torch.float32, frozen: Sequence[str] = (),
                  name: str | None = None) -> None:
         self.module, self.dtype = module, dtype
+        self.device = torch.device("cpu")  # where a processor without inlets renders; set per call
         self.name = name or type(module).__name__
         self.layout = list(iter_parameter_shapes(normalized_parameter_size(module)))
         self.columns = _columns(self.layout)
@@ -119,7 +120,8 @@ class TorchTarget(RenderTarget):
     def render(self, jobs: Sequence[RenderJob]) -> list[torch.Tensor]:
         inlets = len(jobs[0].signals)
         signals = [torch.cat([job.signal_rows()[i] for job in jobs]) for i in range(inlets)]
-        params = torch.cat([job.params for job in jobs]).to(self.dtype)
+        device = signals[0].device if signals else self.device
+        params = torch.cat([job.params for job in jobs]).to(device=device, dtype=self.dtype)
         with torch.no_grad():
             out = self.module(*signals, **self.keyword_parameters(params))
         if isinstance(out, tuple):
@@ -186,6 +188,7 @@ class EstimatedProcessor(nn.Module):
         columns = target.flatten(params, nodes)
         if signals:
             columns = columns.to(signals[0].device)
+        target.device = columns.device
         self._warn(target, columns, signals)
         return self.estimator.apply(target, signals, columns, signal_gradient=self.signal_gradient)
 
