@@ -47,13 +47,19 @@ class Range:
             )
 
 
+def _algebraic_sigmoid(u: torch.Tensor) -> torch.Tensor:
+    return u / torch.hypot(torch.ones_like(u), u)  # hypot: no overflow for huge u
+
+
 def soft_limit(value: torch.Tensor, bounds: Range) -> torch.Tensor:
     """Map any real ``value`` into ``(bounds.floor, bounds.ceiling)``.
 
     The identity on ``[low, high]``; below ``low`` it is
-    ``low - (low - floor) * tanh((low - value) / (low - floor))`` and above
-    ``high`` the mirror image. The map is continuous with its first two
-    derivatives, strictly increasing, and never has a zero gradient.
+    ``low - w * s((low - value) / w)`` with ``w = low - floor`` and the
+    algebraic sigmoid ``s(u) = u / sqrt(1 + u**2)``, and above ``high`` the
+    mirror image. The map is continuous with its first two derivatives and
+    strictly increasing; its gradient decays only like ``|u|**-3`` (a tanh's
+    would underflow to exactly zero some 20 widths out).
 
     Args:
         value: tensor of any shape.
@@ -64,6 +70,6 @@ def soft_limit(value: torch.Tensor, bounds: Range) -> torch.Tensor:
     """
     below_width = bounds.low - bounds.floor
     above_width = bounds.ceiling - bounds.high
-    below = bounds.low - below_width * torch.tanh((bounds.low - value) / below_width)
-    above = bounds.high + above_width * torch.tanh((value - bounds.high) / above_width)
+    below = bounds.low - below_width * _algebraic_sigmoid((bounds.low - value) / below_width)
+    above = bounds.high + above_width * _algebraic_sigmoid((value - bounds.high) / above_width)
     return torch.where(value < bounds.low, below, torch.where(value > bounds.high, above, value))

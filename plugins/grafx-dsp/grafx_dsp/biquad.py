@@ -67,7 +67,9 @@ def biquad_coefficients(
         sample_rate: in Hz.
 
     Returns:
-        ``(b, a)``, each ``[*shape, 3]``: numerator and denominator in powers of ``z^-1``.
+        ``(b, a)``, each ``[*shape, 3]`` float64: numerator and denominator in
+        powers of ``z^-1``. They are computed in float64 whatever the inputs'
+        dtype: in float32, ``1 - cos(w0)`` loses most of its digits at low cutoffs.
 
     Raises:
         ValueError: unknown ``filter_type``, or a gain missing for a type that needs one.
@@ -76,6 +78,8 @@ def biquad_coefficients(
         raise ValueError(f"biquad: filter_type must be one of {FILTER_TYPES}, got {filter_type!r}")
     if filter_type in ("peak", "low_shelf", "high_shelf") and gain_db is None:
         raise ValueError(f"biquad: filter_type {filter_type!r} needs gain_db")
+    cutoff_hz, q = cutoff_hz.to(torch.float64), q.to(torch.float64)
+    gain_db = None if gain_db is None else gain_db.to(torch.float64)
     w0 = (2.0 * math.pi / sample_rate) * cutoff_hz
     cos_w0, sin_w0 = torch.cos(w0), torch.sin(w0)
     alpha = sin_w0 / (2.0 * q)
@@ -158,8 +162,9 @@ def sos_filter(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> torch.Tenso
     ir_length = sum(decay_length(radius) for radius in radii)
 
     def response(n_fft: int) -> torch.Tensor:
-        per_section = biquad_response(b, a, unit_delay(n_fft, x))
-        return per_section.prod(dim=1, keepdim=True)
+        # Evaluated in the coefficients' precision, then cast to the signal's.
+        per_section = biquad_response(b, a, unit_delay(n_fft, b))
+        return per_section.prod(dim=1, keepdim=True).to(x.dtype.to_complex())
 
     return filter_by_response(x, response, ir_length)
 

@@ -40,11 +40,11 @@ def linkwitz_riley(
     # Two identical sections: twice the decay length covers the n * r**n tail.
     n_fft = fast_length(samples + 2 * decay_length(float(pole_radius(a.detach()).max())))
     spectrum = torch.fft.rfft(x, n=n_fft)
-    z_inv = unit_delay(n_fft, x)
+    z_inv = unit_delay(n_fft, a)
     bands = []
     for b in (b_low, b_high):
         response = biquad_response(b, a, z_inv)
-        y = torch.fft.irfft(spectrum * (response * response), n=n_fft)
+        y = torch.fft.irfft(spectrum * (response * response).to(spectrum.dtype), n=n_fft)
         bands.append(y[..., :samples])
     return bands[0], bands[1]
 

@@ -1,0 +1,163 @@
+"""Dynamics against hand-computed references: the static curves against
+Giannoulis et al.'s piecewise formulas, the ballistics against the textbook
+per-sample recursion, time constants measured on level steps."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import brentq
+
+import grafx_dsp as dsp
+from grafx_dsp.dynamics import compressor_gain_db, gate_gain_db, level_db
+
+FS = 44100.0
+
+
+def compressor_curve(level, threshold, ratio, knee, makeup):
+    """Gain in dB of the soft-knee static curve (Giannoulis et al. 2012, eq. 4)."""
+    if 2 * (level - threshold) < -knee:
+        out = level
+    elif knee > 0 and 2 * abs(level - threshold) <= knee:
+        out = level + (1 / ratio - 1) * (level - threshold + knee / 2) ** 2 / (2 * knee)
+    else:
+        out = threshold + (level - threshold) / ratio
+    return out - level + makeup
+
+
+def detected(level):
+    """The detector's level of a constant signal: its power plus the -100 dB floor."""
+    return 10 * math.log10(10 ** (level / 10) + 1e-10)
+
+
+def expander_reduction(level, threshold, ratio, knee):
+    """Gain reduction in dB of the soft-knee downward expander (the compressor's curve mirrored)."""
+    under = threshold - level
+    if 2 * under < -knee:
+        return 0.0
+    if knee > 0 and 2 * abs(under) <= knee:
+        return (ratio - 1) * (under + knee / 2) ** 2 / (2 * knee)
+    return (ratio - 1) * under
+
+
+def constant_level(levels_db, samples, channels=2):
+    amplitude = 10.0 ** (torch.tensor(levels_db, dtype=torch.float64) / 20)
+    return amplitude.reshape(-1, 1, 1).expand(-1, channels, samples).clone()
+
+
+@pytest.mark.parametrize("knee", [0.0, 6.0, 12.0])
+def test_compressor_settles_on_its_static_curve(knee):
+    levels = np.linspace(-45.0, 0.0, 31)
+    threshold, ratio, makeup = -20.0, 4.0, 3.0
+    x = constant_level(levels, 4410)
+    y = dsp.compressor(x, threshold, ratio, knee, attack_ms=1.0, release_ms=50.0, makeup_db=makeup,
+                       sample_rate=FS)
+    measured = 20 * torch.log10(y[:, 0, -1] / x[:, 0, -1]).numpy()
+    expected = [compressor_curve(detected(level), threshold, ratio, knee, makeup) for level in levels]
+    np.testing.assert_allclose(measured, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("knee", [0.0, 6.0])
+def test_gate_settles_on_the_expander_curve_capped_by_its_range(knee):
+    levels = np.linspace(-90.0, -10.0, 33)
+    threshold, ratio, gate_range = -40.0, 3.0, 50.0
+    x = constant_level(levels, 8820)
+    y = dsp.noise_gate(x, threshold, ratio, knee, attack_ms=1.0, release_ms=20.0, range_db=gate_range,
+                       sample_rate=FS)
+    measured = 20 * torch.log10(y[:, 0, -1] / x[:, 0, -1]).numpy()
+    expected = [-min(expander_reduction(detected(level), threshold, ratio, knee), gate_range) for level in levels]
+    np.testing.assert_allclose(measured, expected, atol=1e-6)
+
+
+def reference_ballistics(control, attack_ms, release_ms):
+    """The textbook per-sample decoupled peak detector."""
+    a_attack = math.exp(-1000 / (attack_ms * FS))
+    a_release = math.exp(-1000 / (release_ms * FS))
+    peak = smooth = 0.0
+    out = np.empty_like(control)
+    for n, value in enumerate(control):
+        peak = max(value, a_release * peak)
+        smooth = a_attack * smooth + (1 - a_attack) * peak
+        out[n] = smooth
+    return out
+
+
+@pytest.mark.parametrize(("attack_ms", "release_ms"), [(0.1, 1.0), (5.0, 40.0), (30.0, 3.0)])
+def test_ballistics_equal_the_per_sample_recursion(attack_ms, release_ms):
+    gen = torch.Generator().manual_seed(3)
+    control = (torch.randn(1, 1, 4000, generator=gen, dtype=torch.float64) * 6).relu()
+    control[..., 2000:2600] = 0.0
+    smoothed = dsp.ballistics(control, attack_ms, release_ms, FS)
+    expected = reference_ballistics(control[0, 0].numpy(), attack_ms, release_ms)
+    np.testing.assert_allclose(smoothed[0, 0].numpy(), expected, atol=1e-8)
+
+
+def release_crossing_ms(attack_ms, release_ms):
+    """When a unit step down, decaying with the release time and smoothed by
+    the attack one-pole, falls to 1/e (continuous time, solved by brentq)."""
+    tr, ta = release_ms, attack_ms
+    response = lambda t: (tr * math.exp(-t / tr) - ta * math.exp(-t / ta)) / (tr - ta) - math.exp(-1)  # noqa: E731
+    return brentq(response, 0.0, 10 * (tr + ta))
+
+
+def crossing_ms(curve, fraction, start):
+    """Milliseconds after ``start`` until ``curve`` (normalised 0 -> 1) first passes ``fraction``."""
+    index = np.argmax(curve[start:] >= fraction)
+    return 1000 * index / FS
+
+
+def step_level(quiet_db, loud_db, up_at, down_at, samples):
+    levels = torch.full((1, 1, samples), quiet_db, dtype=torch.float64)
+    levels[..., up_at:down_at] = loud_db
+    return levels
+
+
+@pytest.mark.parametrize(("attack_ms", "release_ms"), [(1.0, 100.0), (10.0, 300.0), (0.5, 20.0)])
+def test_compressor_attack_and_release_times_measured_on_a_step(attack_ms, release_ms):
+    up, down, samples = 4410, 4410 + int(0.2 * FS), int(1.6 * FS)
+    level = step_level(-100.0, 0.0, up, down, samples)
+    reduction = -compressor_gain_db(level, -20.0, 4.0, 0.0, attack_ms, release_ms, 0.0, FS)[0, 0].numpy()
+    full = 15.0  # (1 - 1/4) * 20 dB
+    assert reduction[down - 1] == pytest.approx(full, rel=1e-6)
+    # A rise reaches 1 - 1/e of the step one attack time after it (within a sample).
+    assert crossing_ms(reduction / full, 1 - math.exp(-1), up) == pytest.approx(attack_ms, abs=1.5e3 / FS)
+    # A fall reaches 1/e after the release time, delayed a little by the attack smoothing.
+    fall = crossing_ms(1 - reduction / full, 1 - math.exp(-1), down)
+    assert fall == pytest.approx(release_crossing_ms(attack_ms, release_ms), abs=1.5e3 / FS)
+
+
+@pytest.mark.parametrize(("attack_ms", "release_ms"), [(1.0, 100.0), (5.0, 50.0)])
+def test_gate_opens_with_attack_and_closes_with_release(attack_ms, release_ms):
+    up, down, samples = 2205, 2205 + int(0.3 * FS), int(1.5 * FS)
+    level = step_level(-80.0, -10.0, up, down, samples)
+    gate_range = 40.0
+    gain = gate_gain_db(level, -40.0, 10.0, 0.0, attack_ms, release_ms, gate_range, FS)[0, 0].numpy()
+    openness = (gain + gate_range) / gate_range  # 0 closed, 1 open
+    assert openness[up - 1] == pytest.approx(0.0, abs=1e-9)
+    assert openness[down - 1] == pytest.approx(1.0, abs=1e-9)
+    assert crossing_ms(openness, 1 - math.exp(-1), up) == pytest.approx(attack_ms, abs=1.5e3 / FS)
+    fall = crossing_ms(1 - openness, 1 - math.exp(-1), down)
+    assert fall == pytest.approx(release_crossing_ms(attack_ms, release_ms), abs=1.5e3 / FS)
+
+
+def test_level_detector_links_channels_by_mean_power():
+    x = torch.tensor([[[0.5, 0.0], [0.5, 1.0]]], dtype=torch.float32)
+    expected = 10 * np.log10([0.25 + 1e-10, 0.5 + 1e-10])
+    np.testing.assert_allclose(level_db(x)[0, 0].numpy(), expected, rtol=1e-12)
+
+
+def test_sidechain_compressor_gain_follows_the_sidechain():
+    gen = torch.Generator().manual_seed(4)
+    main = 0.1 * torch.randn(2, 2, 8820, generator=gen)
+    sidechain = torch.zeros(2, 1, 8820)
+    sidechain[:, :, 4410:] = 1.0
+    proc = dsp.SidechainCompressor()
+    params = proc.default_parameters(2)
+    y = proc(main, sidechain, **params)
+    expected = dsp.compressor(main, -20.0, 4.0, 6.0, 10.0, 100.0, 0.0, FS, sidechain=sidechain)
+    torch.testing.assert_close(y, expected)
+    torch.testing.assert_close(y[..., :4410], main[..., :4410])  # quiet sidechain: untouched
+    assert (y[..., -100:].abs() < 0.5 * main[..., -100:].abs() + 1e-9).all()  # loud: about -14 dB
+    same = proc(main, main, **params)
+    torch.testing.assert_close(same, dsp.Compressor()(main, **params))
