@@ -1,0 +1,88 @@
+"""with_estimator: nested parameters, frozen parameters, black boxes, protocol."""
+
+import pytest
+import torch
+
+from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec
+from grafx_core.errors import EstimatorError, ParameterError
+from grafx_core.estimators import (
+    SPSA,
+    FiniteDifference,
+    NonDifferentiableParameterWarning,
+    StoppedSignalGradientWarning,
+    with_estimator,
+)
+
+
+class Tone(torch.nn.Module):
+    """Nested parameters: y[t] = a x[t] + b x[t-1] with taps = {"a": [N, 1], "b": {"value": [N, 1]}}."""
+
+    def parameter_size(self):
+        return {"taps": {"a": 1, "b": {"value": 1}}}
+
+    def forward(self, x, taps):
+        shifted = torch.nn.functional.pad(x, (1, 0))[..., :-1]
+        return taps["a"][:, :, None] * x + taps["b"]["value"][:, :, None] * shifted
+
+
+def test_nested_parameters_get_their_own_gradients():
+    a = torch.tensor([[0.5], [1.5]], requires_grad=True)
+    b = torch.tensor([[-0.2], [0.7]], requires_grad=True)
+    x, g = torch.randn(2, 1, 64), torch.randn(2, 1, 64)
+    exact = torch.autograd.grad(Tone()(x, taps={"a": a, "b": {"value": b}}), (a, b), g)
+    wrapped = with_estimator(Tone(), FiniteDifference())
+    assert wrapped.parameter_size() == Tone().parameter_size() and wrapped.gradient_kind == "finite-difference"
+    estimated = torch.autograd.grad(wrapped(x, taps={"a": a, "b": {"value": b}}), (a, b), g)
+    for e, t in zip(estimated, exact):
+        torch.testing.assert_close(e, t, rtol=1e-3, atol=1e-5)
+
+
+def test_frozen_parameters_get_zero_and_a_warning():
+    a = torch.tensor([[0.5]], requires_grad=True)
+    b = torch.tensor([[0.3]], requires_grad=True)
+    wrapped = with_estimator(Tone(), FiniteDifference(), frozen=["taps.b"])
+    with pytest.warns(NonDifferentiableParameterWarning, match="'taps.b.value' is not differentiable"):
+        y = wrapped(torch.randn(1, 1, 32), taps={"a": a, "b": {"value": b}})
+    y.sum().backward()
+    assert b.grad.item() == 0.0 and a.grad.item() != 0.0
+    with pytest.raises(EstimatorError, match="frozen names"):
+        with_estimator(Tone(), FiniteDifference(), frozen=["taps.c"])
+
+
+def test_misshapen_parameters_are_named():
+    wrapped = with_estimator(Tone(), FiniteDifference())
+    with pytest.raises(ParameterError, match=r"'taps.a' has shape \(3, 1\); expected \[2, \*\(1,\)\]"):
+        wrapped(torch.randn(2, 1, 8), taps={"a": torch.zeros(3, 1), "b": {"value": torch.zeros(2, 1)}})
+
+
+def test_a_black_box_gets_a_copy_with_the_new_estimator():
+    def gain(audio, sample_rate, gain_db):
+        return audio * 10 ** (gain_db / 20)
+
+    box = BlackBoxProcessor(gain, [ParameterSpec("gain_db", -6.0, 6.0)], workers=1)
+    spsa = with_estimator(box, SPSA(samples=2, seed=0))
+    assert isinstance(spsa, BlackBoxProcessor) and spsa.gradient_kind == "spsa" and box.gradient_kind == "finite-difference"
+    x = torch.randn(1, 1, 16)
+    raw = {"gain_db": torch.tensor([[0.3]])}
+    assert torch.equal(spsa(x, **raw), box(x, **raw))
+
+
+def test_stopped_signal_gradient_warns_for_wrapped_modules_too():
+    wrapped = with_estimator(Tone(), FiniteDifference())  # 'auto' is 'none' for finite differences
+    x = torch.randn(1, 1, 8, requires_grad=True)
+    with pytest.warns(StoppedSignalGradientWarning):
+        wrapped(x, taps={"a": torch.ones(1, 1), "b": {"value": torch.zeros(1, 1)}})
+
+
+def test_several_outlets_are_refused():
+    class Split(torch.nn.Module):
+        outlets = ("low", "high")
+
+        def parameter_size(self):
+            return {}
+
+        def forward(self, x):
+            return x, x
+
+    with pytest.raises(EstimatorError, match="one outlet"):
+        with_estimator(Split(), FiniteDifference())
