@@ -228,14 +228,10 @@ class BlackBoxProcessor(nn.Module):
     def with_estimator(self, estimator: Estimator | str, *, signal_gradient: str = "auto",
                        **estimator_options: Any) -> BlackBoxProcessor:
         """A copy of this processor using another estimator (same effect, parameters and workers)."""
-        if self.function is not None:
-            return BlackBoxProcessor(self.function, self.specs, sample_rate=self.sample_rate, estimator=estimator,
-                                     signal_gradient=signal_gradient, workers=self.runner._workers,
-                                     output_channels=self.output_channels, name=self.name, **estimator_options)
-        return BlackBoxProcessor(None, self.specs, effect_factory=self.effect_factory, process=self.process,
-                                 sample_rate=self.sample_rate, estimator=estimator,
-                                 signal_gradient=signal_gradient, workers=self.runner._workers,
-                                 output_channels=self.output_channels, name=self.name, **estimator_options)
+        return BlackBoxProcessor(self.function, self.specs, effect_factory=self.effect_factory, process=self.process,
+                                 sample_rate=self.sample_rate, estimator=estimator, signal_gradient=signal_gradient,
+                                 workers=self.runner._workers, output_channels=self.output_channels, name=self.name,
+                                 **estimator_options)
 
     # -- items --------------------------------------------------------------
     def process_item(self, audio: np.ndarray, natural: Mapping[str, float]) -> np.ndarray:

@@ -28,8 +28,8 @@ class StraightThrough(Estimator):
             -> [N, channels, samples]`` whose VJP stands in for the effect's.
             ``params`` are the processor's keyword parameters: natural units
             ``[N]`` per control for a black box, the module's own parameters for a
-            wrapped torch module. Without one, the parameters get no gradient and
-            a call that wants one raises :class:`~grafx_core.errors.EstimatorError`.
+            wrapped torch module. Without one, only the signal has a gradient: a
+            call whose parameters want one raises :class:`~grafx_core.errors.EstimatorError`.
         signal_surrogate: use the surrogate's VJP for the signal too.
         signal_samples, signal_step, seed: see :class:`Estimator`.
     """

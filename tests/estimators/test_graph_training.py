@@ -1,6 +1,7 @@
 """A graph mixing autograd and black-box nodes trains end to end."""
 
 import numpy as np
+import pytest
 import torch
 
 from grafx_core import Graph, compile_render, create_empty_parameters
@@ -26,6 +27,7 @@ def makeup(audio, sample_rate, gain_db):
     return audio * 10 ** (gain_db / 20)
 
 
+@pytest.mark.usefixtures("one_torch_thread")
 def test_gradient_descent_recovers_a_black_box_drive_and_gain_chain_behind_an_autograd_node():
     # Three tracks in -> smooth (autograd) -> drive (numpy) -> makeup gain (numpy) -> out; each stage is one
     # batched call of three nodes. Black boxes: central differences for their parameters, straight-through

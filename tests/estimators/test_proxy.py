@@ -17,6 +17,8 @@ from grafx_core.estimators import (
 )
 from grafx_core.estimators.training import proxy_loss
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def random_proxy(channels, parameters, seed=0):
     torch.manual_seed(seed)
