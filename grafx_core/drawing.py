@@ -22,6 +22,7 @@ _LAYER_GAP = 1.2
 _ROW_GAP = 0.35
 _PORT_SPACING = 0.28
 _INCHES_PER_UNIT = 0.65
+_CHAR_WIDTH = 0.085  # of a 6.5 pt label, in drawing units
 _BUILTIN_COLOURS = {"in": "#d9ead3", "out": "#f4cccc", "mix": "#eeeeee"}
 
 
@@ -142,6 +143,8 @@ def draw_graph(
 
     layers = graph_layers(graph)
     ports = _ports(graph, processors)
+    longest = max((len(part) for n in graph.nodes for part in (n.type, n.name or "")), default=0)
+    box_width = max(_BOX_WIDTH, _CHAR_WIDTH * longest + 0.25)
     stage_of = _resolve_stages(graph, stages)
     palette = colormaps["Set3"]
 
@@ -154,10 +157,10 @@ def draw_graph(
     for x_index, (layer, col_height) in enumerate(zip(layers, column_height)):
         y = (total_height + col_height) / 2
         for node in layer:
-            centre[node] = (x_index * (_BOX_WIDTH + _LAYER_GAP), y - height[node] / 2)
+            centre[node] = (x_index * (box_width + _LAYER_GAP), y - height[node] / 2)
             y -= height[node] + _ROW_GAP
 
-    width_in = _INCHES_PER_UNIT * len(layers) * (_BOX_WIDTH + _LAYER_GAP)
+    width_in = _INCHES_PER_UNIT * len(layers) * (box_width + _LAYER_GAP)
     height_in = _INCHES_PER_UNIT * total_height + 0.8
     figure = Figure(figsize=(min(max(width_in, 4.0), 40.0), min(max(height_in, 2.5), 60.0)), dpi=dpi)
     ax = figure.add_subplot()
@@ -168,7 +171,7 @@ def draw_graph(
         k = names.index(name) if name in names else 0
         x, y = centre[node]
         top = y + (len(names) - 1) * _PORT_SPACING / 2
-        return x + (_BOX_WIDTH / 2 if outlet else -_BOX_WIDTH / 2), top - k * _PORT_SPACING
+        return x + (box_width / 2 if outlet else -box_width / 2), top - k * _PORT_SPACING
 
     for node in graph.nodes:
         x, y = centre[node.id]
@@ -177,7 +180,7 @@ def draw_graph(
             colour = palette(stage_of[node.id] % palette.N)
         else:
             colour = _BUILTIN_COLOURS.get(node.type, "#cfe2f3")
-        ax.add_patch(FancyBboxPatch((x - _BOX_WIDTH / 2, y - h / 2), _BOX_WIDTH, h,
+        ax.add_patch(FancyBboxPatch((x - box_width / 2, y - h / 2), box_width, h,
                                     boxstyle="round,pad=0.02,rounding_size=0.08", facecolor=colour,
                                     edgecolor="#333333", linewidth=0.8, zorder=2))
         label = node.type if node.name is None else f"{node.type}\n{node.name}"
@@ -205,7 +208,7 @@ def draw_graph(
                                      shrinkA=2, shrinkB=2))
 
     xs = [c[0] for c in centre.values()] or [0.0]
-    ax.set_xlim(min(xs) - _BOX_WIDTH, max(xs) + _BOX_WIDTH)
+    ax.set_xlim(min(xs) - box_width, max(xs) + box_width)
     ax.set_ylim(-0.4, total_height + 0.4)
     if title:
         ax.set_title(title, fontsize=9)

@@ -1,0 +1,209 @@
+"""Fit a whole mixing console (grafx-dsp and pedalboard effects) to a target mix by gradient descent.
+
+Synthesises a multitrack (drums, bass, keys, pads, lead, ...), builds a
+console graph (per-track EQ and fader with pan from grafx-dsp, pedalboard
+compressors on drums, bass and lead, a drum bus compressor, a music bus width,
+a pedalboard reverb send, a master EQ and compressor), renders a target mix
+from hidden parameters, and fits every parameter from a random start:
+autograd for the analytic nodes, a gradient estimator for the pedalboard ones.
+Writes WAVs, plots, the graph and parameter files, and a JSON report to the
+output folder; `grafx-core render` reproduces the fitted mix from them.
+Needs the grafx-dsp and grafx-pedalboard plugins (make demo installs them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, TextIO
+
+import torch
+
+from ..commands._processors import build_processors
+from ..errors import UnknownNodeTypeError
+from ..parameter_file import load_parameters, save_parameters
+from ..plan import compile_render
+from ..render import render
+from ..wavfile import write_wav
+from .console import ESTIMATOR_CHOICES, build_console, draw_parameters
+from .fitting import LatentParameters, Progress, SpectralLoss, fit
+from .multitrack import synthesise_multitrack
+from .report import errors_by_type, format_errors, natural_parameters, node_report, plot_loss, plot_spectrograms
+
+__all__ = ["DemoSettings", "DemoResult", "run_demo", "add_arguments", "run"]
+
+SAMPLE_RATE = 44100
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """The demo's options (the command line's, with the same defaults)."""
+
+    steps: int = 100
+    tracks: int = 8
+    seconds: float = 4.0
+    estimator: str = "auto"
+    seed: int = 0
+    device: str = "auto"
+    output: str = "grafx-demo-output"
+    learning_rate: float = 0.05
+
+
+@dataclass
+class DemoResult:
+    """What a run measured (also in ``report.json``).
+
+    Attributes:
+        losses: loss before each step, then after the last.
+        seconds_per_step: mean time of one fitting step.
+        total_seconds: the whole run, synthesis and files included.
+        initial_errors, fitted_errors: :func:`~grafx_core.demo.report.errors_by_type` at the start and end.
+        files: paths of everything written.
+    """
+
+    losses: list[float]
+    seconds_per_step: float
+    total_seconds: float
+    initial_errors: dict[str, Any]
+    fitted_errors: dict[str, Any]
+    files: dict[str, str]
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def run_demo(settings: DemoSettings, out: TextIO | None = None, progress_stream: TextIO | None = None) -> DemoResult:
+    """Run the demo and write its files into ``settings.output``.
+
+    Args:
+        settings: sizes, estimator, seed, device and output folder.
+        out: where the summary goes (stdout by default).
+        progress_stream: where the progress bar goes (stderr by default).
+
+    Raises:
+        UnknownNodeTypeError: grafx-dsp or grafx-pedalboard is not installed.
+        OptionalDependencyError: matplotlib is not installed.
+    """
+    out = sys.stdout if out is None else out
+    began = time.perf_counter()
+    device = _device(settings.device)
+    folder = settings.output
+    os.makedirs(os.path.join(folder, "sources"), exist_ok=True)
+
+    names, audio = synthesise_multitrack(settings.tracks, settings.seconds, SAMPLE_RATE, settings.seed)
+    console = build_console(names, settings.estimator)
+    graph = console.graph
+    try:
+        processors = build_processors(graph, console.options, SAMPLE_RATE)
+    except UnknownNodeTypeError as exc:
+        raise UnknownNodeTypeError(
+            f"{exc}\nthe demo needs the grafx-dsp and grafx-pedalboard plugins: "
+            "pip install -e plugins/grafx-dsp -e plugins/grafx-pedalboard (make demo installs them)"
+        ) from exc
+    plan = compile_render(graph, processors)
+    counts = {t: len(graph.nodes_of_type(t)) for t in graph.processor_types()}
+    print(f"{len(names)} tracks ({', '.join(names)}), {settings.seconds:g} s stereo at {SAMPLE_RATE} Hz, on {device}",
+          file=out)
+    print(f"console: {len(graph)} nodes, {len(graph.edges)} edges, {len(plan.stages)} render stages; "
+          + ", ".join(f"{t} x{c}" for t, c in counts.items()), file=out)
+
+    generator = torch.Generator().manual_seed(settings.seed)
+    hidden = draw_parameters(graph, processors, generator).to(device)
+    initial = draw_parameters(graph, processors, generator).to(device)
+    sources = audio.to(device)
+    with torch.no_grad():
+        target = plan(hidden, sources)[0][0]
+        initial_mix = plan(initial, sources)[0][0]
+
+    loss = SpectralLoss(target)
+    latent = LatentParameters(initial, processors)
+    result = fit(lambda params: plan(params, sources)[0][0], latent, loss, settings.steps,
+                 settings.learning_rate, Progress(settings.steps, progress_stream))
+
+    files = {name: os.path.join(folder, name) for name in (
+        "graph.json", "options.json", "hidden.params.json", "initial.params.json", "fitted.params.json",
+        "target.wav", "initial.wav", "fitted.wav", "loss.png", "spectrograms.png", "graph.png", "report.json")}
+    graph.save(files["graph.json"])
+    with open(files["options.json"], "w", encoding="utf-8") as f:
+        json.dump(console.options, f, indent=1)
+    source_files = []
+    for k, (name, track) in enumerate(zip(names, audio)):
+        source_files.append(os.path.join(folder, "sources", f"{k:02d}_{name}.wav"))
+        write_wav(source_files[-1], track, SAMPLE_RATE)
+    save_parameters(hidden, files["hidden.params.json"])
+    save_parameters(initial, files["initial.params.json"])
+    save_parameters(latent.detached(), files["fitted.params.json"])
+    # The fitted mix is rendered from the saved file, as `grafx-core render` will render it.
+    fitted = load_parameters(files["fitted.params.json"], device=device)
+    with torch.no_grad():
+        fitted_mix = render(graph, processors, fitted, sources)[0][0]
+    for name, mix in (("target.wav", target), ("initial.wav", initial_mix), ("fitted.wav", fitted_mix)):
+        write_wav(files[name], mix, SAMPLE_RATE)
+
+    values = {label: natural_parameters(processors, p) for label, p in
+              (("hidden", hidden), ("initial", initial), ("fitted", fitted))}
+    initial_errors = errors_by_type(processors, values["hidden"], values["initial"])
+    fitted_errors = errors_by_type(processors, values["hidden"], values["fitted"])
+    plot_loss(files["loss.png"], result.losses, result.seconds_per_step)
+    plot_spectrograms(files["spectrograms.png"], {"target": target, "initial": initial_mix, "fitted": fitted_mix},
+                      SAMPLE_RATE)
+    from ..drawing import draw_graph
+
+    draw_graph(graph, files["graph.png"], processors=processors, stages=plan.stages,
+               title="demo console (colour: render stage)")
+    total = time.perf_counter() - began
+    report = {
+        "settings": {**asdict(settings), "device": str(device), "sample_rate": SAMPLE_RATE, "tracks": names},
+        "loss": {"initial": result.losses[0], "final": result.losses[-1], "curve": result.losses},
+        "time": {"seconds_per_step": result.seconds_per_step, "total_seconds": total},
+        "errors_by_type": {"initial": initial_errors, "fitted": fitted_errors},
+        "nodes": node_report(graph, processors, values),
+    }
+    with open(files["report.json"], "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+
+    first, last = result.losses[0], result.losses[-1]
+    print(f"\nloss {first:.4f} -> {last:.4f} (x{last / first:.3f}, {100 * (1 - last / first):.0f}% lower) in "
+          f"{settings.steps} steps, {result.seconds_per_step:.2f} s per step; {total:.0f} s in all", file=out)
+    print("mean parameter error per node type, start -> fitted:", file=out)
+    for line in format_errors(initial_errors, fitted_errors, counts):
+        print(line, file=out)
+    print(f"\nwrote {folder}/: target.wav initial.wav fitted.wav, loss.png spectrograms.png graph.png, report.json, "
+          "graph.json options.json *.params.json, sources/*.wav", file=out)
+    print("reproduce the fitted mix:\n  grafx-core render " + files["graph.json"] + " "
+          + " ".join(f"-s {p}" for p in source_files)
+          + f" -p {files['fitted.params.json']} --options {files['options.json']} -o fitted_again.wav", file=out)
+    return DemoResult(result.losses, result.seconds_per_step, total, initial_errors, fitted_errors,
+                      {**files, "sources": os.path.join(folder, "sources")})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the demo's options."""
+    defaults = DemoSettings()
+    parser.add_argument("--steps", type=int, default=defaults.steps, help=f"fitting steps (default {defaults.steps})")
+    parser.add_argument("--tracks", type=int, default=defaults.tracks,
+                        help=f"number of synthesised tracks (default {defaults.tracks})")
+    parser.add_argument("--seconds", type=float, default=defaults.seconds,
+                        help=f"length of the multitrack (default {defaults.seconds:g})")
+    parser.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default=defaults.estimator,
+                        help="gradient estimator of the pedalboard nodes (default: each effect's measured choice)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seeds the music and the parameters")
+    parser.add_argument("--device", default=defaults.device,
+                        help="torch device of the analytic nodes: auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--output", "-o", default=defaults.output, help=f"output folder (default {defaults.output})")
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
+                        help=f"Adam's initial learning rate (default {defaults.learning_rate:g})")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo with the parsed options."""
+    run_demo(DemoSettings(args.steps, args.tracks, args.seconds, args.estimator, args.seed, args.device,
+                          args.output, args.learning_rate))
+    return 0

@@ -1,0 +1,166 @@
+"""What the demo writes and prints: parameters in natural units, errors per node type, plots."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from .._optional import require
+from ..graph import Graph
+from ..processor import gradient_kind
+from .console import is_black_box
+from .fitting import is_log_scaled
+
+__all__ = ["natural_parameters", "node_report", "errors_by_type", "format_errors", "plot_loss", "plot_spectrograms"]
+
+
+def natural_parameters(processors: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict[str, dict[str, torch.Tensor]]:
+    """Every parameter in its natural unit (black-box controls mapped from raw values), float64 on the CPU.
+
+    Returns:
+        ``{node_type: {name: [nodes, *shape]}}``.
+    """
+    result = {}
+    for node_type in parameters.keys():
+        processor, params = processors[node_type], parameters[node_type]
+        values = {k: params[k].detach() for k in params.keys()}
+        if is_black_box(processor):
+            values = {k: v.reshape(-1, 1) for k, v in processor.natural_parameters(**values).items()}
+        result[node_type] = {k: v.to("cpu", torch.float64) for k, v in values.items()}
+    return result
+
+
+def _log_scaled(processor: Any, name: str) -> bool:
+    if is_black_box(processor):
+        return any(s.name == name and s.scale == "log" for s in processor.specs)
+    return is_log_scaled(name)
+
+
+def _trained(processor: Any, name: str) -> bool:
+    return not is_black_box(processor) or any(s.name == name and s.differentiable for s in processor.specs)
+
+
+def node_report(graph: Graph, processors: Mapping[str, Any],
+                values: Mapping[str, Mapping[str, Mapping[str, torch.Tensor]]]) -> list[dict[str, Any]]:
+    """One JSON-ready record per processor node: name, type, gradient kind, and per parameter
+    each labelled value set (``{"hidden": ..., "initial": ..., "fitted": ...}``) as lists.
+
+    Args:
+        graph: the graph.
+        processors: by node type.
+        values: label -> :func:`natural_parameters` output.
+    """
+    nodes = []
+    for node in graph.nodes:
+        if node.type not in processors:
+            continue
+        row = graph.nodes_of_type(node.type).index(node.id)
+        first = next(iter(values.values()))[node.type]
+        nodes.append({
+            "id": node.id, "name": node.name, "type": node.type,
+            "gradient": gradient_kind(processors[node.type]),
+            "parameters": {name: {label: v[node.type][name][row].tolist() for label, v in values.items()}
+                           for name in first},
+        })
+    return nodes
+
+
+def errors_by_type(processors: Mapping[str, Any], hidden: Mapping[str, Mapping[str, torch.Tensor]],
+                   estimate: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Mean parameter error per node type and parameter, against the hidden values.
+
+    Log-scaled parameters (Hz, ms, Q, ratios) get the mean relative error in
+    percent, the others the mean absolute error in their unit. Controls a
+    fit cannot move (non-differentiable black-box controls) are left out.
+
+    Returns:
+        ``{node_type: {name: {"error": float, "unit": str}}}``.
+    """
+    result: dict[str, dict[str, dict[str, Any]]] = {}
+    for node_type, params in hidden.items():
+        processor = processors[node_type]
+        for name, truth in params.items():
+            if not _trained(processor, name) or truth.numel() == 0:
+                continue
+            guess = estimate[node_type][name]
+            if _log_scaled(processor, name):
+                error, unit = float(((guess - truth).abs() / truth.abs()).mean() * 100), "%"
+            else:
+                error = float((guess - truth).abs().mean())
+                unit = "dB" if name.endswith("_db") else ""
+            result.setdefault(node_type, {})[name] = {"error": error, "unit": unit}
+    return result
+
+
+def format_errors(initial: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                  fitted: Mapping[str, Mapping[str, Mapping[str, Any]]], counts: Mapping[str, int]) -> list[str]:
+    """Lines such as ``dsp:stereo_gain (8 nodes)  gain_db 3.1 -> 0.4 dB  pan 0.35 -> 0.08``."""
+    lines = []
+    width = max((len(t) for t in fitted), default=0)
+    for node_type, params in fitted.items():
+        parts = [f"{name} {initial[node_type][name]['error']:.3g} -> {e['error']:.3g}{(' ' + e['unit']) if e['unit'] else ''}"
+                 for name, e in params.items()]
+        lines.append(f"  {node_type:<{width}} ({counts[node_type]} node{'s' if counts[node_type] > 1 else ''})  "
+                     + ", ".join(parts))
+    return lines
+
+
+def plot_loss(path: str | os.PathLike[str], losses: Sequence[float], seconds_per_step: float) -> None:
+    """A loss curve (log scale) saved to ``path``."""
+    require("matplotlib", "plot", "the demo's plots")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 3.5), dpi=120)
+    ax = figure.add_subplot()
+    ax.semilogy(range(len(losses)), losses, color="#1f77b4")
+    ax.set_xlabel("step")
+    ax.set_ylabel("multi-resolution spectral loss")
+    ax.set_title(f"fit: loss x{losses[-1] / losses[0]:.3f} in {len(losses) - 1} steps ({seconds_per_step:.2f} s/step)",
+                 fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(os.fspath(path))
+
+
+def plot_spectrograms(path: str | os.PathLike[str], mixes: Mapping[str, torch.Tensor], sample_rate: int) -> None:
+    """Log-magnitude spectrograms of each mix (mid channel), side by side, and each one's
+    difference from the first (the target), saved to ``path``.
+
+    Args:
+        path: the picture.
+        mixes: label -> ``[channels, samples]``; the first is the reference.
+        sample_rate: in Hz.
+    """
+    require("matplotlib", "plot", "the demo's plots")
+    from matplotlib.figure import Figure
+
+    n_fft = 2048
+    window = torch.hann_window(n_fft, dtype=torch.float64)
+
+    def decibels(x: torch.Tensor) -> torch.Tensor:
+        mid = x.detach().to("cpu", torch.float64).mean(dim=0)
+        spec = torch.stft(mid, n_fft, hop_length=n_fft // 4, window=window, return_complex=True).abs()
+        return 20 * torch.log10(spec + 1e-6)
+
+    specs = {label: decibels(x) for label, x in mixes.items()}
+    reference = next(iter(specs.values()))
+    top = float(reference.max())
+    seconds = next(iter(mixes.values())).shape[-1] / sample_rate
+    extent = (0.0, seconds, 0.0, sample_rate / 2000)
+    figure = Figure(figsize=(4 * len(specs), 6), dpi=110, layout="constrained")
+    axes = figure.subplots(2, len(specs), squeeze=False)
+    for k, (label, spec) in enumerate(specs.items()):
+        image = axes[0][k].imshow(spec.numpy(), origin="lower", aspect="auto", extent=extent, cmap="magma",
+                                  vmin=top - 80, vmax=top)
+        axes[0][k].set_title(label, fontsize=9)
+        axes[0][k].set_ylabel("kHz")
+        diff = axes[1][k].imshow((spec - reference).numpy(), origin="lower", aspect="auto", extent=extent,
+                                 cmap="coolwarm", vmin=-20, vmax=20)
+        axes[1][k].set_title(f"{label} - target (dB)", fontsize=9)
+        axes[1][k].set_xlabel("seconds")
+    figure.colorbar(image, ax=axes[0].tolist(), label="dB", shrink=0.8)
+    figure.colorbar(diff, ax=axes[1].tolist(), label="dB", shrink=0.8)
+    figure.savefig(os.fspath(path))
