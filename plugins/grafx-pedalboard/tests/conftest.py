@@ -1,0 +1,24 @@
+"""Shared inputs: short seeded test signals (tests stay fast on two cores)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+SAMPLE_RATE = 44100
+
+
+def burst_signal(nodes: int, channels: int = 2, samples: int = 8820, seed: int = 0) -> torch.Tensor:
+    """``[nodes, channels, samples]`` float32 noise, loud and 30 dB quieter every 25 ms (dynamics act on it)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(samples) / SAMPLE_RATE
+    envelope = np.where((t // 0.025) % 2 == 0, 1.0, 10 ** (-30 / 20))
+    x = 0.4 * rng.standard_normal((nodes, channels, samples)) * envelope
+    return torch.from_numpy(x.astype(np.float32))
+
+
+@pytest.fixture
+def bursts():
+    """The :func:`burst_signal` factory."""
+    return burst_signal
