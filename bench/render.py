@@ -1,10 +1,15 @@
 """Render-engine benchmark: batched stages vs one node per call, in one run.
 
-Prints, for N-track mixing graphs (each track: in -> eq -> gain -> drive ->
-pan -> one of 4 buses -> master -> out), the time of a forward and a
-forward+backward render with the beam schedule and with one node per call,
-and their ratio; the compile time of a 1,000-node graph; and the peak number
-of live signals while rendering a 256-node serial chain under no_grad.
+For N-track mixing graphs (each track: in -> processors -> one of 4 buses ->
+master -> out) it prints the time of a forward and of a forward+backward
+render three ways: whole stages (one call per stage, the default), CPU tiles
+of ``CPU_TILE_BYTES`` rendered depth first, and one node per call; with the
+ratios one-by-one / whole and one-by-one / tiled. Two processor sets: cheap
+ones written here (32-tap FIR, gain, tanh drive, pan: memory-bound) and a
+grafx-dsp console (peak EQ, compressor, stereo gain: costly per call), if
+grafx-dsp is installed. Then the compile time of a 1,000-node graph and the
+peak number of live signals while rendering a 256-node serial chain under
+no_grad.
 
 Run: python bench/render.py [--seconds 2.0] [--repeats 3]
 """
@@ -18,7 +23,7 @@ import weakref
 
 import torch
 
-from grafx_core import Graph, compile_render, create_empty_parameters
+from grafx_core import CPU_TILE_BYTES, Graph, compile_render, create_empty_parameters
 
 
 class Eq(torch.nn.Module):
@@ -64,7 +69,7 @@ class Pan(torch.nn.Module):
 PROCESSORS = {"eq": Eq(), "gain": Gain(), "drive": Drive(), "pan": Pan()}
 
 
-def mixing_graph(tracks: int, buses: int = 4) -> Graph:
+def mixing_graph(tracks: int, chain: tuple[str, ...] = ("eq", "gain", "drive", "pan"), buses: int = 4) -> Graph:
     graph = Graph()
     bus_ids = [graph.add("mix") for _ in range(buses)]
     master = graph.add("mix")
@@ -72,7 +77,7 @@ def mixing_graph(tracks: int, buses: int = 4) -> Graph:
         graph.connect(b, master)
     for t in range(tracks):
         node = graph.add("in")
-        for node_type in ("eq", "gain", "drive", "pan"):
+        for node_type in chain:
             nxt = graph.add(node_type)
             graph.connect(node, nxt)
             node = nxt
@@ -91,14 +96,18 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(samples)
 
 
-def bench_tracks(tracks: int, samples: int, repeats: int) -> None:
-    graph = mixing_graph(tracks)
-    params = create_empty_parameters(graph, PROCESSORS)
+def bench_tracks(processors: dict, tracks: int, samples: int, repeats: int) -> None:
+    graph = mixing_graph(tracks, tuple(processors))
+    params = create_empty_parameters(graph, processors)
     with torch.no_grad():
         for p in params.parameters():
-            p.normal_(0, 0.1)
+            p.add_(torch.randn_like(p) * 0.1)
     sources = torch.randn(tracks, 2, samples) * 0.1
-    plans = {m: compile_render(graph, PROCESSORS, m) for m in ("beam", "one-by-one")}
+    plans = {
+        "whole": compile_render(graph, processors),
+        "tiled": compile_render(graph, processors, tile_bytes=CPU_TILE_BYTES),
+        "single": compile_render(graph, processors, "one-by-one"),
+    }
 
     def forward(plan):
         with torch.no_grad():
@@ -109,12 +118,12 @@ def bench_tracks(tracks: int, samples: int, repeats: int) -> None:
         y, _ = plan(params, sources)
         y.pow(2).mean().backward()
 
-    row = [f"{tracks:>6}", f"{len(plans['beam'].stages):>6}", f"{len(plans['one-by-one'].stages):>6}"]
+    row = [f"{tracks:>6}"]
     for fn in (forward, backward):
-        batched = timed(lambda: fn(plans["beam"]), repeats)
-        single = timed(lambda: fn(plans["one-by-one"]), repeats)
-        row += [f"{batched * 1e3:9.1f}", f"{single * 1e3:9.1f}", f"{single / batched:6.2f}x"]
-    print(" ".join(row), flush=True)
+        t = {name: timed(lambda plan=plan: fn(plan), repeats) for name, plan in plans.items()}
+        row += [f"{t['whole'] * 1e3:8.0f} {t['tiled'] * 1e3:8.0f} {t['single'] * 1e3:8.0f}",
+                f"{t['single'] / t['whole']:5.2f}x {t['single'] / t['tiled']:5.2f}x"]
+    print("  ".join(row), flush=True)
 
 
 def bench_compile(nodes: int) -> None:
@@ -155,18 +164,37 @@ def bench_chain_memory(length: int, samples: int) -> None:
           f"(input and output included: {peak[0] + 1}), {sources.numel() * 4 / 1e6:.1f} MB each")
 
 
+def dsp_console() -> dict | None:
+    try:
+        from grafx_core import get_processor
+
+        return {t: get_processor(t) for t in ("dsp:peak", "dsp:compressor", "dsp:stereo_gain")}
+    except Exception as exc:  # grafx-dsp missing or broken: say so, bench the rest
+        print(f"(grafx-dsp console skipped: {exc})")
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="signal length (s at 44.1 kHz)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tracks", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--dsp-tracks", type=int, nargs="+", default=[16, 64])
     args = parser.parse_args()
     torch.manual_seed(0)
     samples = int(args.seconds * 44100)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, stereo {args.seconds} s")
-    print("tracks stages  nodes  fwd-batch fwd-single  ratio   f+b-batch f+b-single  ratio   (ms, median)")
-    for tracks in args.tracks:
-        bench_tracks(tracks, samples, args.repeats)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, stereo {args.seconds} s; "
+          "times in ms (median), ratios = one-by-one / batched")
+    header = "tracks     whole    tiled   single  single/whole,tiled"
+    sets = [("cheap: FIR eq, gain, drive, pan", PROCESSORS, args.tracks)]
+    console = dsp_console()
+    if console is not None:
+        sets.append(("grafx-dsp: peak, compressor, stereo_gain", console, args.dsp_tracks))
+    for title, processors, track_counts in sets:
+        print(f"\n{title}\n{'':6}  {'forward':^40}  {'forward+backward':^40}\n{header}  {header[6:]}")
+        for tracks in track_counts:
+            bench_tracks(processors, tracks, samples, args.repeats)
+    print()
     bench_compile(1000)
     bench_chain_memory(256, samples)
 

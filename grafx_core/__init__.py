@@ -42,7 +42,7 @@ from .graph import BUILTIN_TYPES, Edge, Graph, Node, disjoint_union
 from .hookspecs import hookimpl
 from .parameter_file import load_parameters, save_parameters
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
-from .plan import NodeAux, RenderPlan, compile_render
+from .plan import CPU_TILE_BYTES, NodeAux, RenderPlan, compile_render
 from .processor import GRADIENT_KINDS, Processor, inlet_names, outlet_names
 from .registry import (
     Registry,
@@ -77,6 +77,7 @@ __all__ = [
     "render",
     "compile_render",
     "RenderPlan",
+    "CPU_TILE_BYTES",
     "NodeAux",
     "render_order",
     "Stage",

@@ -16,15 +16,17 @@ from .parameters import _require_processors, check_parameters
 from .processor import inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
 from .schedule import Stage, render_order, tile_stages
 
-__all__ = ["RenderPlan", "compile_render", "NodeAux"]
+__all__ = ["RenderPlan", "compile_render", "NodeAux", "CPU_TILE_BYTES"]
 
 NodeAux = dict[int, dict[str, torch.Tensor]]
 """Aux values by node id, then by name; each value is that node's slice."""
 
-DEFAULT_TILE_BYTES = 4 * 2**20
-"""CPU working set per processor call; about what stays in a core's cache
-hierarchy (measured in bench/render.py: tiles of 4-8 stereo 2 s tracks
-rendered 2x faster than whole stages of 64)."""
+CPU_TILE_BYTES = 4 * 2**20
+"""A good ``tile_bytes`` on the CPU for graphs of cheap processors: about what
+stays in a core's caches. bench/render.py measured tiles of 4-8 stereo 2 s
+tracks of elementwise and short-FIR processors 1.6x faster than whole stages
+of 64; processors with a large cost per call (recursive filters, dynamics)
+are faster untiled, which is why tiling is off unless asked for."""
 
 
 @dataclass
@@ -263,11 +265,12 @@ class RenderPlan:
     precomputes every index a render needs. Calling the plan only checks the
     inputs' shapes, gathers each stage's inputs and calls its processor.
 
-    On the CPU, stages whose signals would exceed ``tile_bytes`` are split
-    into tiles of fewer nodes rendered depth first (:func:`tile_stages`), so
-    that long signals stay in cache between processors; the tiled orders are
-    compiled once per tile size and cached. On other devices every stage is
-    one call.
+    By default every stage is one processor call. With ``tile_bytes`` set,
+    on the CPU, stages whose signals would exceed it are split into tiles of
+    fewer nodes rendered depth first (:func:`tile_stages`), so that long
+    signals stay in cache between cheap processors (see
+    :data:`CPU_TILE_BYTES`); the tiled orders are compiled once per tile size
+    and cached. On other devices stages are never tiled.
 
     Attributes:
         graph: the compiled graph.
@@ -276,7 +279,7 @@ class RenderPlan:
     """
 
     def __init__(self, graph: Graph, processors: Mapping[str, Any], stages: list[Stage],
-                 tile_bytes: int | None = DEFAULT_TILE_BYTES) -> None:
+                 tile_bytes: int | None = None) -> None:
         self.graph = graph
         self.processors = dict(processors)
         self.stages = stages
@@ -368,7 +371,7 @@ def compile_render(
     processors: Mapping[str, Any],
     method: Literal["beam", "greedy", "one-by-one"] = "beam",
     stages: list[Stage] | None = None,
-    tile_bytes: int | None = DEFAULT_TILE_BYTES,
+    tile_bytes: int | None = None,
 ) -> RenderPlan:
     """Check ``graph`` against ``processors``, schedule it and precompute a render plan.
 
@@ -379,7 +382,8 @@ def compile_render(
         stages: a render order to use instead of scheduling (as returned by
             :func:`render_order`).
         tile_bytes: CPU working-set budget per processor call; larger stages
-            are tiled (see :class:`RenderPlan`). ``None`` never tiles.
+            are tiled (see :class:`RenderPlan`, :data:`CPU_TILE_BYTES`).
+            ``None`` (the default) never tiles.
 
     Raises:
         UnknownNodeTypeError: a node type has no processor (known types listed).
