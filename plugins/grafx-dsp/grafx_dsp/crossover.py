@@ -7,8 +7,8 @@ import math
 import torch
 
 from ._base import DSPProcessor, Number, per_node
-from .biquad import biquad_coefficients, biquad_response, frequency_range, pole_radius
-from .fft import decay_length, fast_length, unit_delay
+from .biquad import biquad_coefficients, frequency_range, sos_impulse_response
+from .fft import fft_convolve
 
 __all__ = ["linkwitz_riley", "Crossover"]
 
@@ -34,19 +34,13 @@ def linkwitz_riley(
     """
     cutoff = per_node(cutoff_hz, x, trailing=1)
     q = torch.full_like(cutoff, BUTTERWORTH_Q)
-    b_low, a = biquad_coefficients("lowpass", cutoff, q, sample_rate=sample_rate)
-    b_high, _ = biquad_coefficients("highpass", cutoff, q, sample_rate=sample_rate)
-    samples = x.shape[-1]
-    # Two identical sections: twice the decay length covers the n * r**n tail.
-    n_fft = fast_length(samples + 2 * decay_length(float(pole_radius(a.detach()).max())))
-    spectrum = torch.fft.rfft(x, n=n_fft)
-    z_inv = unit_delay(n_fft, a)
-    bands = []
-    for b in (b_low, b_high):
-        response = biquad_response(b, a, z_inv)
-        y = torch.fft.irfft(spectrum * (response * response).to(spectrum.dtype), n=n_fft)
-        bands.append(y[..., :samples])
-    return bands[0], bands[1]
+    responses = []
+    for kind in ("lowpass", "highpass"):
+        b, a = biquad_coefficients(kind, cutoff, q, sample_rate=sample_rate)
+        responses.append(sos_impulse_response(torch.cat([b, b], dim=1), torch.cat([a, a], dim=1)))
+    kernels = torch.stack(responses, dim=1).to(x.dtype).unsqueeze(2)  # [nodes, 2, 1, taps]
+    low, high = fft_convolve(x.unsqueeze(1), kernels, mode="causal").unbind(dim=1)
+    return low, high
 
 
 class Crossover(DSPProcessor):

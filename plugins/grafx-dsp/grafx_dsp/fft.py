@@ -1,4 +1,4 @@
-"""FFT convolution and filtering by a frequency response.
+"""FFT convolution, and how long a recursive filter's impulse response lasts.
 
 Every inverse transform here is given its length ``n`` explicitly: without it
 ``irfft`` assumes an even length and silently returns a wrong signal whenever
@@ -8,7 +8,6 @@ the full convolution length is odd.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import scipy.fft
 import torch
@@ -16,8 +15,6 @@ import torch
 __all__ = [
     "fast_length",
     "fft_convolve",
-    "unit_delay",
-    "filter_by_response",
     "decay_length",
 ]
 
@@ -54,43 +51,6 @@ def fft_convolve(x: torch.Tensor, h: torch.Tensor, mode: str = "full") -> torch.
     spectrum = torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(h, n=n_fft)
     y = torch.fft.irfft(spectrum, n=n_fft)
     return y[..., : full if mode == "full" else samples]
-
-
-def unit_delay(n_fft: int, like: torch.Tensor) -> torch.Tensor:
-    """``z^-1 = exp(-j w)`` on the ``rfft`` grid of length ``n_fft``, ``[n_fft // 2 + 1]``.
-
-    The complex dtype matches the real dtype of ``like``; the device follows it.
-    """
-    omega = torch.arange(n_fft // 2 + 1, dtype=like.dtype, device=like.device) * (2 * math.pi / n_fft)
-    return torch.polar(torch.ones_like(omega), -omega)
-
-
-def filter_by_response(
-    x: torch.Tensor,
-    response: Callable[[int], torch.Tensor],
-    ir_length: int,
-) -> torch.Tensor:
-    """Apply a causal filter given by its frequency response (frequency sampling).
-
-    The response is sampled on an ``rfft`` grid of ``n_fft >= samples +
-    ir_length`` points, so the result is the linear convolution of ``x`` with
-    the filter's impulse response up to the part of that response beyond
-    ``n_fft - samples >= ir_length`` samples (which wraps around). Pick
-    ``ir_length`` with :func:`decay_length` so that this part is negligible.
-
-    Args:
-        x: signal ``[nodes, channels, samples]``.
-        response: called with ``n_fft``; returns the complex response
-            ``[nodes or 1, 1, n_fft // 2 + 1]``.
-        ir_length: number of impulse-response samples to keep free of wrap-around.
-
-    Returns:
-        The filtered signal, ``[nodes, channels, samples]``.
-    """
-    samples = x.shape[-1]
-    n_fft = fast_length(samples + max(int(ir_length), 1))
-    y = torch.fft.irfft(torch.fft.rfft(x, n=n_fft) * response(n_fft), n=n_fft)
-    return y[..., :samples]
 
 
 def decay_length(pole_radius: float, minimum: int = 64, maximum: int = 1 << 22) -> int:
