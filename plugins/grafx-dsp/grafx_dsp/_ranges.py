@@ -13,6 +13,7 @@ cutoff never reaches 0 Hz or Nyquist, a feedback gain never reaches 1).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +46,10 @@ class Range:
             raise ValueError(
                 f"invalid range: expected floor < low <= default <= high < ceiling, got {self}"
             )
+
+    def replace(self, **changes: float | tuple[int, ...]) -> Range:
+        """A copy with some fields changed (``default=...``, ``shape=(n,)``)."""
+        return dataclasses.replace(self, **changes)
 
 
 def _algebraic_sigmoid(u: torch.Tensor) -> torch.Tensor:

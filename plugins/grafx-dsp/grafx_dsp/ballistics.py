@@ -22,9 +22,11 @@ nodes and any device come for free:
 * the one-pole filter is an exact linear convolution with its impulse
   response ``(1 - a) a**n`` truncated at the signal length, by FFT.
 
-A custom autograd function running the recursions in scipy would have been
-as exact, but it would bounce every CUDA tensor through the CPU and need a
-hand-written backward; a chunked loop would have been slower on CPU.
+Why not the alternatives: scipy's ``lfilter`` cannot run the peak
+detector's ``max`` recursion at all, and a custom autograd function around a
+per-sample loop would have needed a hand-written backward, bounced every CUDA
+tensor through the CPU and still run one sequential step per sample (a
+chunked torch loop, one step per chunk, likewise).
 """
 
 from __future__ import annotations

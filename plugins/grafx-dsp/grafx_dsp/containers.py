@@ -78,7 +78,8 @@ class DryWet(Processor):
             size["processor"] = self.processor.parameter_size()
         return size
 
-    def default_parameters(self, nodes: int = 1, *, dtype=None, device=None) -> dict[str, Any]:
+    def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
+                           device: torch.device | str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"mix": torch.full((nodes, *MIX.shape), MIX.default, dtype=dtype, device=device)}
         if _has_parameters(self.processor):
             params["processor"] = default_parameters(self.processor, nodes, dtype=dtype, device=device)
@@ -131,7 +132,8 @@ class Chain(Processor):
     def parameter_size(self) -> dict[str, Any]:
         return {name: stage.parameter_size() for name, stage in self.stages.items() if _has_parameters(stage)}
 
-    def default_parameters(self, nodes: int = 1, *, dtype=None, device=None) -> dict[str, Any]:
+    def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
+                           device: torch.device | str | None = None) -> dict[str, Any]:
         return {name: default_parameters(stage, nodes, dtype=dtype, device=device)
                 for name, stage in self.stages.items() if _has_parameters(stage)}
 

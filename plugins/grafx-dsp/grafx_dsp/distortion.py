@@ -88,12 +88,12 @@ class ChebyshevWaveshaper(DSPProcessor):
             raise ValueError(f"ChebyshevWaveshaper: n_harmonics must be >= 1, got {n_harmonics!r}")
         self.n_harmonics = int(n_harmonics)
         self.ranges = {
-            "drive_db": Range(DRIVE_DB.low, DRIVE_DB.high, 0.0, DRIVE_DB.floor, DRIVE_DB.ceiling),
-            "harmonic_gain": Range(HARMONIC_GAIN.low, HARMONIC_GAIN.high, HARMONIC_GAIN.default,
-                                   HARMONIC_GAIN.floor, HARMONIC_GAIN.ceiling, (self.n_harmonics,)),
+            "drive_db": DRIVE_DB.replace(default=0.0),
+            "harmonic_gain": HARMONIC_GAIN.replace(shape=(self.n_harmonics,)),
         }
 
-    def default_parameters(self, nodes: int = 1, *, dtype=None, device=None) -> dict[str, torch.Tensor]:
+    def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
+                           device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         params = super().default_parameters(nodes, dtype=dtype, device=device)
         params["harmonic_gain"][:, 0] = 1.0
         return params

@@ -217,7 +217,7 @@ class NoiseGate(DSPProcessor):
             "threshold_db": Range(low=-100.0, high=0.0, default=-50.0, floor=-120.0, ceiling=12.0),
             "ratio": Range(low=1.0, high=100.0, default=10.0, floor=0.5, ceiling=150.0),
             "knee_db": KNEE_DB,
-            "attack_ms": Range(ATTACK_MS.low, ATTACK_MS.high, 1.0, ATTACK_MS.floor, ATTACK_MS.ceiling),
+            "attack_ms": ATTACK_MS.replace(default=1.0),
             "release_ms": RELEASE_MS,
             "range_db": Range(low=0.0, high=120.0, default=60.0, floor=-6.0, ceiling=150.0),
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -22,7 +23,7 @@ class ParametricEQ(DSPProcessor):
     """Low shelf, ``n_peaks`` peaking filters and a high shelf in series (RBJ biquads).
 
     Args:
-        n_peaks: number of peaking bands (>= 0).
+        n_peaks: number of peaking bands (>= 1).
         sample_rate: in Hz.
 
     Parameters (frequency ranges as :func:`grafx_dsp.biquad.frequency_range`,
@@ -40,26 +41,24 @@ class ParametricEQ(DSPProcessor):
 
     def __init__(self, n_peaks: int = 4, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
-        if n_peaks < 0:
-            raise ValueError(f"ParametricEQ: n_peaks must be >= 0, got {n_peaks!r}")
+        if n_peaks < 1:
+            raise ValueError(f"ParametricEQ: n_peaks must be >= 1, got {n_peaks!r}")
         self.n_peaks = int(n_peaks)
-        peak_q = Range(Q.low, Q.high, 1.0, Q.floor, Q.ceiling, (self.n_peaks,))
-        peak_freq = frequency_range(sample_rate)
+        peaks = (self.n_peaks,)
         self.ranges = {
             "low_shelf_cutoff_hz": frequency_range(sample_rate, default=100.0),
             "low_shelf_q": Q,
             "low_shelf_gain_db": FILTER_GAIN_DB,
-            "peak_cutoff_hz": Range(peak_freq.low, peak_freq.high, peak_freq.default,
-                                    peak_freq.floor, peak_freq.ceiling, (self.n_peaks,)),
-            "peak_q": peak_q,
-            "peak_gain_db": Range(FILTER_GAIN_DB.low, FILTER_GAIN_DB.high, 0.0,
-                                  FILTER_GAIN_DB.floor, FILTER_GAIN_DB.ceiling, (self.n_peaks,)),
+            "peak_cutoff_hz": frequency_range(sample_rate).replace(shape=peaks),
+            "peak_q": Q.replace(default=1.0, shape=peaks),
+            "peak_gain_db": FILTER_GAIN_DB.replace(shape=peaks),
             "high_shelf_cutoff_hz": frequency_range(sample_rate, default=8000.0),
             "high_shelf_q": Q,
             "high_shelf_gain_db": FILTER_GAIN_DB,
         }
 
-    def default_parameters(self, nodes: int = 1, *, dtype=None, device=None) -> dict[str, torch.Tensor]:
+    def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
+                           device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         params = super().default_parameters(nodes, dtype=dtype, device=device)
         high = min(5000.0, self.ranges["peak_cutoff_hz"].high)
         centres = torch.logspace(math.log10(200.0), math.log10(high), self.n_peaks, dtype=dtype, device=device)
@@ -109,6 +108,16 @@ class ParametricEQ(DSPProcessor):
         return f"n_peaks={self.n_peaks}, sample_rate={self.sample_rate:g}"
 
 
+@functools.lru_cache(maxsize=32)
+def _band_weights(band_hz: tuple[float, ...], n_freqs: int, sample_rate: float) -> np.ndarray:
+    """``[n_freqs, bands]`` linear interpolation from the bands to ``n_freqs`` points
+    from 0 Hz to Nyquist; 0 Hz and Nyquist repeat the first and last band's gain."""
+    nyquist = sample_rate / 2
+    points = np.concatenate([[0.0], band_hz, [nyquist]])
+    repeat_ends = np.eye(len(band_hz))[np.r_[0, np.arange(len(band_hz)), len(band_hz) - 1]]
+    return interpolation_matrix(points, np.linspace(0.0, nyquist, n_freqs)) @ repeat_ends
+
+
 def fir_eq_kernel(gain_db: torch.Tensor, band_hz: np.ndarray, taps: int, sample_rate: float) -> torch.Tensor:
     """Linear-phase FIR kernel through the gains ``gain_db`` at frequencies ``band_hz``.
 
@@ -127,12 +136,8 @@ def fir_eq_kernel(gain_db: torch.Tensor, band_hz: np.ndarray, taps: int, sample_
     Returns:
         ``[nodes, taps]`` kernels, symmetric about their centre.
     """
-    nyquist = sample_rate / 2
     n_freqs = 1 + 2 ** math.ceil(math.log2(taps))
-    points = np.concatenate([[0.0], band_hz, [nyquist]])
-    # 0 Hz and Nyquist repeat the first and last band's gain.
-    repeat_ends = np.eye(len(band_hz))[np.r_[0, np.arange(len(band_hz)), len(band_hz) - 1]]
-    weights = interpolation_matrix(points, np.linspace(0.0, nyquist, n_freqs)) @ repeat_ends
+    weights = _band_weights(tuple(float(f) for f in band_hz), n_freqs, sample_rate)
     interp = torch.as_tensor(weights, dtype=gain_db.dtype, device=gain_db.device)
     magnitude = torch.pow(10.0, gain_db / 20.0) @ interp.T
     n_fft = 2 * (n_freqs - 1)
@@ -176,8 +181,7 @@ class FIREQ(DSPProcessor):
         high = min(20000.0, 0.45 * sample_rate)
         self.band_hz = np.geomspace(20.0, high, self.n_bands) if n_bands > 1 else np.array([1000.0])
         self.ranges = {
-            "gain_db": Range(FIR_GAIN_DB.low, FIR_GAIN_DB.high, FIR_GAIN_DB.default,
-                             FIR_GAIN_DB.floor, FIR_GAIN_DB.ceiling, (self.n_bands,))
+            "gain_db": FIR_GAIN_DB.replace(shape=(self.n_bands,))
         }
 
     def kernel(self, gain_db: torch.Tensor) -> torch.Tensor:

@@ -71,7 +71,8 @@ class NoiseReverb(DSPProcessor):
             "decay_s": Range(low=0.05, high=10.0, default=1.0, floor=0.02, ceiling=15.0, shape=shape),
         }
 
-    def default_parameters(self, nodes: int = 1, *, dtype=None, device=None) -> dict[str, torch.Tensor]:
+    def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
+                           device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         params = super().default_parameters(nodes, dtype=dtype, device=device)
         params["gain_db"][:, 1] = -6.0
         return params
