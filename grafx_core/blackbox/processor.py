@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import BlackBoxError, EstimatorError, ParameterError
+from ..errors import BlackBoxError, ParameterError
 from ..estimators._warnings import NonDifferentiableParameterWarning, StoppedSignalGradientWarning, warn_once
 from ..estimators.base import Estimator, resolve_estimator
 from ..estimators.finite_difference import FiniteDifference
