@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._base import DSPProcessor, Number, per_node
@@ -38,15 +40,18 @@ def chebyshev_waveshaper(x: torch.Tensor, drive_db: Number, harmonic_gain: torch
         harmonic_gain: ``[nodes, K]``, ``w_1 .. w_K``.
     """
     u = distortion(x, drive_db)
-    weights = harmonic_gain.to(x.dtype).unsqueeze(-1).unsqueeze(-1)  # [nodes, K, 1, 1]
-    previous, current = torch.ones_like(u), u
-    out = weights[:, 0] * current
-    at_zero_previous, at_zero_current = 1.0, 0.0
-    for k in range(1, harmonic_gain.shape[-1]):
-        previous, current = current, 2 * u * current - previous
-        at_zero_previous, at_zero_current = at_zero_current, -at_zero_previous
-        out = out + weights[:, k] * (current - at_zero_current)
-    return out
+    weights = harmonic_gain.to(x.dtype)  # [nodes, K]
+    harmonics = weights.shape[-1]
+    # Clenshaw's recurrence: b_k = w_k + 2 u b_{k+1} - b_{k+2}, sum = u b_1 - b_2.
+    two_u = 2 * u
+    later, latest = torch.zeros_like(u), torch.zeros_like(u)  # b_{k+2}, b_{k+1}
+    for k in range(harmonics - 1, -1, -1):
+        later, latest = latest, weights[:, k, None, None] + two_u * latest - later
+    series = u * latest - later
+    # T_k(0) = cos(k pi / 2): 0, -1, 0, 1, ... for k = 1, 2, 3, 4, ...
+    at_zero = torch.tensor([round(math.cos(k * math.pi / 2)) for k in range(1, harmonics + 1)],
+                           dtype=x.dtype, device=x.device)
+    return series - (weights @ at_zero)[:, None, None]
 
 
 class Distortion(DSPProcessor):
