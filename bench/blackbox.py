@@ -2,13 +2,14 @@
 
 Run: ``python bench/blackbox.py``. Everything is measured side by side in one
 run on 16 stereo 2 s items (44.1 kHz) through a numpy/scipy effect that
-releases the GIL (4th-order Butterworth lowpass by ``sosfilt``, tanh drive,
-output gain: about 1.5 ms per item). Times are the minimum over repeats,
+releases the GIL (4th-order lowpass by ``sosfilt``, tanh drive, output
+gain: about 1.5 ms per item). Times are the minimum over repeats,
 interleaved, so that other load on the machine inflates them least.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -30,9 +31,16 @@ SPECS = [
 
 
 def effect(audio: np.ndarray, sample_rate: float, cutoff_hz: float, drive_db: float, gain_db: float) -> np.ndarray:
-    sos = scipy.signal.butter(4, cutoff_hz, fs=sample_rate, output="sos")
-    y = scipy.signal.sosfilt(sos, audio, axis=-1)
-    return np.tanh(y * 10 ** (drive_db / 20)) * 10 ** (gain_db / 20)
+    # Two RBJ lowpass biquads (Q = 1/sqrt 2): coefficients by formula, since scipy's filter design
+    # costs ~0.2 ms of GIL-holding Python per call.
+    w = 2 * math.pi * cutoff_hz / sample_rate
+    alpha, cos_w = math.sin(w) / math.sqrt(2), math.cos(w)
+    a0 = 1 + alpha
+    section = [(1 - cos_w) / 2 / a0, (1 - cos_w) / a0, (1 - cos_w) / 2 / a0, 1.0, -2 * cos_w / a0, (1 - alpha) / a0]
+    y = scipy.signal.sosfilt(np.array([section, section]), audio, axis=-1)
+    np.tanh(y * 10 ** (drive_db / 20), out=y)
+    y *= 10 ** (gain_db / 20)
+    return y
 
 
 def best(fns: dict[str, callable]) -> dict[str, float]:
