@@ -30,7 +30,7 @@ from grafx_core.estimators import Estimator
 
 from .effects import EFFECTS, Effect
 from .errors import PluginParameterError
-from .estimator import make_estimator
+from .estimator import make_estimator, settle_gradient_kind
 from .external import read_parameters
 from .processor import SetAndProcess, Target, effect_specs
 
@@ -177,7 +177,7 @@ def pedalboard_chain(
         raise ParameterError(f"{name}: differentiable names {sorted(flags)}, which the chain does not have; "
                              f"its controls are {[s.name for s in all_specs]}")
     fresh = any(leaf[4] for leaf in leaves)
-    return BlackBoxProcessor(
+    processor = BlackBoxProcessor(
         None,
         all_specs,
         effect_factory=factory,
@@ -188,3 +188,4 @@ def pedalboard_chain(
         workers=workers,
         name=name,
     )
+    return settle_gradient_kind(processor)

@@ -81,6 +81,10 @@ class Effect:
         fresh_instance: every item gets a new instance, because a control is
             smoothed across calls even with ``reset=True`` (so an output would
             depend on the previous item's values).
+        signal_gradient: the default gradient of the input signal: ``"auto"``
+            (the estimator's choice), ``"straight-through"`` for codecs and
+            quantisers (output close to input), ``"none"`` where the identity
+            would be wrong (a pitch shift).
     """
 
     name: str
@@ -90,6 +94,7 @@ class Effect:
     options: Mapping[str, Any] = field(default_factory=dict)
     cheap: bool = False
     fresh_instance: bool = False
+    signal_gradient: str = "auto"
 
 
 def nyquist_fraction(fraction: float, ceiling: float = 20000.0) -> Callable[[float], float]:
@@ -151,7 +156,7 @@ EFFECTS: dict[str, Effect] = {e.name: e for e in (
     ), cheap=True),
     Effect("bitcrush", "Bitcrush", "Quantise to a bit depth", (
         Control("bit_depth", 1.0, 16.0, 8.0, differentiable=False, limits=(0.0, 32.0)),
-    ), cheap=True),
+    ), cheap=True, signal_gradient="straight-through"),
     # -- space and modulation -----------------------------------------------------------
     Effect("reverb", "Reverb", "Freeverb-style algorithmic reverb (JUCE)", (
         Control("room_size", 0.0, 1.0, 0.5, limits=(0.0, 1.0)),
@@ -191,7 +196,7 @@ EFFECTS: dict[str, Effect] = {e.name: e for e in (
     ), options={"impulse_response": None, "impulse_response_sample_rate": None}),
     Effect("pitch_shift", "PitchShift", "Rubber Band pitch shift in semitones", (
         Control("semitones", -12.0, 12.0, 0.0, differentiable=False, limits=(-72.0, 72.0)),
-    )),
+    ), signal_gradient="none"),
     # -- filters ---------------------------------------------------------------------------
     Effect("ladder_filter", "LadderFilter", "Moog-style ladder filter (mode: LPF12, HPF12, BPF12, LPF24, ...)", (
         Control("cutoff_hz", 20.0, _CUTOFF_MAX, 1000.0, "log", limits=(1.0, _CUTOFF_LIMIT)),
@@ -210,13 +215,13 @@ EFFECTS: dict[str, Effect] = {e.name: e for e in (
     # -- codecs and resampling --------------------------------------------------------------
     Effect("mp3_compressor", "MP3Compressor", "MP3 (LAME VBR) encode and decode", (
         Control("vbr_quality", 0.0, 9.5, 2.0, differentiable=False, limits=(0.0, 9.99)),
-    )),
+    ), signal_gradient="straight-through"),
     Effect("gsm_full_rate_compressor", "GSMFullRateCompressor", "GSM full-rate codec at 8 kHz, encode and decode",
-           (), options={"quality": "WindowedSinc8"}),
+           (), options={"quality": "WindowedSinc8"}, signal_gradient="straight-through"),
     Effect("resample", "Resample", "Down- and up-sample through a lower sample rate", (
         Control("target_sample_rate", 1000.0, nyquist_fraction(1.0, float("inf")), 8000.0, "log",
                 differentiable=False, limits=(100.0, nyquist_fraction(1.0, float("inf")))),
-    ), options={"quality": "WindowedSinc32"}),
+    ), options={"quality": "WindowedSinc32"}, signal_gradient="none"),
 )}
 """Every wrapped effect by registered short name."""
 

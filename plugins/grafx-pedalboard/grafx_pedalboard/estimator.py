@@ -7,8 +7,11 @@ number of controls and gives a noisy direction (cosine about
 (``tools/measure_estimators.py``, figures in the README): at equal render
 budgets, gradient descent with central differences reached lower losses than
 SPSA up to :data:`FD_MAX_PARAMETERS` differentiable controls, and SPSA did
-beyond. Any processor takes ``estimator=`` (a name or an instance) to override
-the choice for its node type.
+beyond. A node without differentiable controls gets the straight-through
+estimator, whose only job is the input signal's gradient (identity for
+codecs and quantisers, whose output is close to their input). Any processor
+takes ``estimator=`` (a name or an instance) to override the choice for its
+node type.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from grafx_core.blackbox import ParameterSpec
-from grafx_core.estimators import SPSA, Estimator, FiniteDifference, resolve_estimator
+from grafx_core.blackbox import BlackBoxProcessor
+from grafx_core.estimators import SPSA, Estimator, FiniteDifference, StraightThrough, resolve_estimator
 
-__all__ = ["FD_MAX_PARAMETERS", "SPSA_SAMPLES", "default_estimator_name", "make_estimator"]
+__all__ = ["FD_MAX_PARAMETERS", "SPSA_SAMPLES", "default_estimator_name", "make_estimator",
+           "settle_gradient_kind"]
 
 FD_MAX_PARAMETERS = 4
 """Central finite differences up to this many differentiable controls, SPSA beyond."""
@@ -32,8 +37,10 @@ SPSA_SEED = 0
 
 
 def default_estimator_name(specs: Sequence[ParameterSpec]) -> str:
-    """``"finite-difference"`` or ``"spsa"`` for a node with these controls."""
+    """``"straight-through"`` (no differentiable control), ``"finite-difference"`` or ``"spsa"``."""
     differentiable = sum(1 for s in specs if s.differentiable)
+    if differentiable == 0:
+        return "straight-through"
     return "finite-difference" if differentiable <= FD_MAX_PARAMETERS else "spsa"
 
 
@@ -53,9 +60,23 @@ def make_estimator(specs: Sequence[ParameterSpec], estimator: Estimator | str | 
     """
     options = dict(options or {})
     if estimator is None:
-        if default_estimator_name(specs) == "finite-difference":
+        name = default_estimator_name(specs)
+        if name == "straight-through":
+            return StraightThrough(**options)
+        if name == "finite-difference":
             return FiniteDifference(**options)
         options.setdefault("samples", SPSA_SAMPLES)
         options.setdefault("seed", SPSA_SEED)
         return SPSA(**options)
     return resolve_estimator(estimator, **options)
+
+
+def settle_gradient_kind(processor: BlackBoxProcessor) -> BlackBoxProcessor:
+    """Report ``gradient_kind = "none"`` for a processor that passes no gradient to anything.
+
+    That is a node without differentiable controls whose input signal's
+    gradient is stopped (a pitch shifter, a resampler): its estimator never runs.
+    """
+    if processor.signal_gradient == "none" and not any(s.differentiable for s in processor.specs):
+        processor.gradient_kind = "none"
+    return processor

@@ -32,7 +32,7 @@ from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec
 from grafx_core.estimators import Estimator
 
 from .errors import PluginParameterError
-from .estimator import make_estimator
+from .estimator import make_estimator, settle_gradient_kind
 from .processor import SetAndProcess, Target
 
 __all__ = ["ExternalParameter", "read_parameters", "ExternalPluginFactory", "external_processor",
@@ -193,7 +193,7 @@ def external_processor(
     where = f"plug-in {path!r}" + (f" ({plugin_name})" if plugin_name else "")
     specs = select_parameters(read_parameters(factory()), where, include, exclude, differentiable)
     targets: dict[str, Target] = {s.name: ((), s.name, "raw") for s in specs}
-    return BlackBoxProcessor(
+    processor = BlackBoxProcessor(
         None,
         specs,
         effect_factory=factory,
@@ -204,3 +204,4 @@ def external_processor(
         workers=workers,
         name=f"pedalboard:external {where}",
     )
+    return settle_gradient_kind(processor)

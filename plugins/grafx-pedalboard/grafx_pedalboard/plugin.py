@@ -34,9 +34,11 @@ def grafx_register_processors() -> list[ProcessorSpec]:
     for name, effect in EFFECTS.items():
         if not hasattr(pedalboard, effect.class_name):
             continue  # an older pedalboard without this effect
-        controls = effect_specs(effect)
+        kind = default_estimator_name(effect_specs(effect))
+        if kind == "straight-through" and effect.signal_gradient == "none":
+            kind = "none"  # no differentiable control and a stopped signal: see settle_gradient_kind
         specs.append(ProcessorSpec(name, partial(pedalboard_processor, name), f"pedalboard.{effect.class_name}: "
-                                   f"{effect.description}", gradient=default_estimator_name(controls)))
+                                   f"{effect.description}", gradient=kind))
     specs.append(ProcessorSpec("chain", pedalboard_chain, "A whole pedalboard.Pedalboard as one node (board=...)",
                                gradient="spsa"))
     specs.append(ProcessorSpec("external", external_processor,

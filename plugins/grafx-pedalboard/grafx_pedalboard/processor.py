@@ -23,7 +23,7 @@ from grafx_core.estimators import Estimator
 
 from .effects import MP3_SAMPLE_RATES, Effect, get_effect
 from .errors import EffectOptionError
-from .estimator import make_estimator
+from .estimator import make_estimator, settle_gradient_kind
 
 __all__ = ["pedalboard_processor", "effect_specs", "SetAndProcess", "EffectFactory", "Target"]
 
@@ -177,7 +177,7 @@ def pedalboard_processor(
     sample_rate: float = 44100.0,
     estimator: Estimator | str | None = None,
     estimator_options: Mapping[str, Any] | None = None,
-    signal_gradient: str = "auto",
+    signal_gradient: str | None = None,
     workers: int | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
     differentiable: Mapping[str, bool] | None = None,
@@ -198,7 +198,9 @@ def pedalboard_processor(
         estimator_options: options of a named (or the default) estimator
             (``{"samples": 8}`` for SPSA, ``{"mode": "forward"}`` for finite differences).
         signal_gradient: how the input signal's gradient is obtained (see
-            :mod:`grafx_core.estimators.base`).
+            :mod:`grafx_core.estimators.base`); default: the effect's choice
+            (``"straight-through"`` for codecs and quantisers, ``"none"`` for the
+            pitch shifter and the resampler, else the estimator's).
         workers: threads; default one for cheap effects (gain, clipping,
             bitcrush), else one per core.
         ranges, differentiable: per-control overrides (see :func:`effect_specs`).
@@ -228,14 +230,16 @@ def pedalboard_processor(
                                 f"{info.class_name}")
     specs = effect_specs(info, sample_rate, ranges, differentiable)
     factory = EffectFactory(info.class_name, _constructor_options(info, options, sample_rate))
-    return BlackBoxProcessor(
+    processor = BlackBoxProcessor(
         None,
         specs,
         effect_factory=factory,
-        process=SetAndProcess({s.name: ((), s.name, "attribute") for s in specs}, factory if info.fresh_instance else None),
+        process=SetAndProcess({s.name: ((), s.name, "attribute") for s in specs},
+                              factory if info.fresh_instance else None),
         sample_rate=float(sample_rate),
         estimator=make_estimator(specs, estimator, estimator_options),
-        signal_gradient=signal_gradient,
+        signal_gradient=info.signal_gradient if signal_gradient is None else signal_gradient,
         workers=workers if workers is not None else (1 if info.cheap else None),
         name=f"pedalboard:{info.name}",
     )
+    return settle_gradient_kind(processor)

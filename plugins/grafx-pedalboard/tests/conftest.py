@@ -22,3 +22,26 @@ def burst_signal(nodes: int, channels: int = 2, samples: int = 8820, seed: int =
 def bursts():
     """The :func:`burst_signal` factory."""
     return burst_signal
+
+
+class Recording:
+    """Wraps a black box's item function and records the natural values each item received."""
+
+    def __init__(self, process):
+        self.process, self.seen = process, []
+
+    def __call__(self, effect, audio, sample_rate, **natural):
+        self.seen.append(natural)
+        return self.process(effect, audio, sample_rate, **natural)
+
+
+@pytest.fixture
+def record():
+    """``record(processor)``: make the processor record the natural values its items receive (one worker)."""
+
+    def attach(processor) -> Recording:
+        processor.process = recording = Recording(processor.process)
+        processor.runner = type(processor.runner)(1)  # items in order, so seen[i] is row i
+        return recording
+
+    return attach

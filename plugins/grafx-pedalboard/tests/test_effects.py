@@ -21,17 +21,6 @@ def make(name: str, **kwargs):
     return pedalboard_processor(name, **options, **kwargs)
 
 
-class Recording:
-    """Wraps a black box's item function and records the natural values each item received."""
-
-    def __init__(self, process):
-        self.process, self.seen = process, []
-
-    def __call__(self, effect, audio, sample_rate, **natural):
-        self.seen.append(natural)
-        return self.process(effect, audio, sample_rate, **natural)
-
-
 def test_every_effect_is_registered_by_name_with_its_gradient_kind():
     listed = {info.name: info for info in grafx_core.list_processors()}
     for name in EFFECTS:
@@ -51,9 +40,9 @@ def test_frequencies_times_and_ratios_use_a_log_scale():
 
 
 @pytest.mark.parametrize("name", sorted(EFFECTS))
-def test_out_of_range_raw_values_never_reach_pedalboard(bursts, name):
+def test_out_of_range_raw_values_never_reach_pedalboard(bursts, record, name):
     processor = make(name)
-    processor.process = recording = Recording(processor.process)
+    recording = record(processor)
     specs = processor.specs
     # node rows: every control far below its range, far above it, and a mix of both
     raw = {s.name: torch.tensor([[-1e6], [1e6], [(-1e6, 1e6)[i % 2]]]) for i, s in enumerate(specs)}
@@ -99,15 +88,15 @@ def test_frequency_ceilings_follow_the_sample_rate():
         assert cutoff.maximum == pytest.approx(min(20000.0, 0.45 * rate))
 
 
-def test_options_reach_the_effect(bursts):
+def test_options_reach_the_effect(bursts, record):
     x = bursts(1)
     processor = make("ladder_filter", mode="HPF24")
-    processor.process = recording = Recording(processor.process)
+    recording = record(processor)
     y = processor(x, **processor.raw_parameters(cutoff_hz=800.0, resonance=0.3, drive=2.0))
     expected = pedalboard.LadderFilter(mode=pedalboard.LadderFilter.Mode.HPF24, **recording.seen[0])
     np.testing.assert_array_equal(y[0].numpy(), expected(x[0].numpy(), 44100))
     frozen = make("reverb", freeze_mode=True)
-    frozen.process = recording = Recording(frozen.process)
+    recording = record(frozen)
     y = frozen(x, **{k: torch.tensor([[v]]) for k, v in frozen.default_parameters().items()})
     expected = pedalboard.Reverb(freeze_mode=1.0, **recording.seen[0])
     np.testing.assert_array_equal(y[0].numpy(), expected(x[0].numpy(), 44100))
