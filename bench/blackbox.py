@@ -73,13 +73,28 @@ def main() -> None:
             out[i] = effect(audio[i], SR, **{k: float(np.float32(v[i])) for k, v in natural.items()})
         torch.from_numpy(out)
 
+    def passthrough(audio: np.ndarray, sample_rate: float, **natural: float) -> np.ndarray:
+        return audio
+
+    noop = BlackBoxProcessor(passthrough, SPECS, sample_rate=SR, workers=1)
+
+    def bare_noop() -> None:
+        out = np.empty_like(audio)
+        for i in range(ITEMS):
+            out[i] = passthrough(audio[i], SR, **{k: float(np.float32(v[i])) for k, v in natural.items()})
+        torch.from_numpy(out)
+
     with torch.no_grad():
-        t = best({"bare": bare, "one": lambda: one(x, **raw), "pool": lambda: pool(x, **raw)})
+        t = best({"bare": bare, "one": lambda: one(x, **raw), "pool": lambda: pool(x, **raw),
+                  "bare-noop": bare_noop, "noop": lambda: noop(x, **raw)})
     per_item_ms = 1e3 * t["bare"] / ITEMS
     print(f"effect: {per_item_ms:.2f} ms per stereo 2 s item; {cores} cores; "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"thread pool ({min(cores, ITEMS)} workers) over one worker: {t['one'] / t['pool']:.2f}x")
     print(f"wrapper (one worker) over a bare numpy loop: {100 * (t['one'] / t['bare'] - 1):+.1f}% time")
+    extra = t["noop"] - t["bare-noop"]
+    print(f"  the wrapper's own work, from a pass-through effect: {1e6 * extra / ITEMS:.0f} us per item, "
+          f"{100 * extra / t['bare']:+.1f}% of the effect's time (less sensitive to other load)")
 
     p = len(SPECS)
     leaves = {k: v.clone().requires_grad_() for k, v in raw.items()}
