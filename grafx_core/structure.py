@@ -21,6 +21,10 @@ from .processor import gradient_kind, inlet_names, normalized_parameter_size, ou
 
 __all__ = ["GATE_PARAMETER", "Gated", "gate_processors", "gate_values", "prune"]
 
+GateMode = Literal["soft", "hard", "straight-through"]
+GATE_MODES = ("soft", "hard", "straight-through")
+"""How :class:`Gated` turns a logit into a gate."""
+
 GATE_PARAMETER = "gate_logit"
 """Name of the gate's parameter, ``[nodes, 1]``: the gate is ``sigmoid(gate_logit)``."""
 
@@ -33,7 +37,10 @@ class Gated(nn.Module):
             to bypass; a mono bypass broadcasts to the processor's channels.
         mode: ``"soft"`` uses ``g = sigmoid(gate_logit)``; ``"hard"`` uses
             ``g = 1`` where ``gate_logit >= 0`` and ``0`` elsewhere (as
-            :func:`prune` decides), with no gradient to the logit.
+            :func:`prune` decides), with no gradient to the logit;
+            ``"straight-through"`` renders with the hard gate but passes the
+            soft gate's gradient to the logit, so that training ends on
+            exactly what pruning will keep.
         sparsity: weight of the aux value ``"gate_sparsity"`` (``sparsity * g``
             per node), an L1 penalty that pushes gates towards bypass.
 
@@ -42,7 +49,7 @@ class Gated(nn.Module):
     both ``[nodes]``.
     """
 
-    def __init__(self, processor: nn.Module, mode: Literal["soft", "hard"] = "soft", sparsity: float = 0.0) -> None:
+    def __init__(self, processor: nn.Module, mode: GateMode = "soft", sparsity: float = 0.0) -> None:
         super().__init__()
         if len(outlet_names(processor)) != 1:
             raise GraphError(
@@ -53,8 +60,8 @@ class Gated(nn.Module):
             raise ParameterError(
                 f"cannot gate {type(processor).__name__}: it already has a parameter named {GATE_PARAMETER!r}"
             )
-        if mode not in ("soft", "hard"):
-            raise ValueError(f"gate mode must be 'soft' or 'hard', got {mode!r}")
+        if mode not in GATE_MODES:
+            raise ValueError(f"gate mode must be one of {GATE_MODES}, got {mode!r}")
         self.processor = processor
         self.mode = mode
         self.sparsity = float(sparsity)
@@ -84,10 +91,13 @@ class Gated(nn.Module):
             (wet,) = items
         else:
             wet = result
-        if self.mode == "hard":
-            gate = (logit >= 0).to(wet.dtype)
+        soft = torch.sigmoid(logit)
+        if self.mode == "soft":
+            gate = soft
         else:
-            gate = torch.sigmoid(logit)
+            gate = (logit >= 0).to(wet.dtype)
+            if self.mode == "straight-through":
+                gate = gate + soft - soft.detach()
         dry = signals[0]
         y = gate[..., None] * wet + (1 - gate[..., None]) * dry
         aux["gate"] = gate[:, 0]
@@ -98,7 +108,7 @@ class Gated(nn.Module):
 def gate_processors(
     processors: Mapping[str, nn.Module],
     types: list[str] | None = None,
-    mode: Literal["soft", "hard"] = "soft",
+    mode: GateMode = "soft",
     sparsity: float = 0.0,
 ) -> dict[str, nn.Module]:
     """Wrap the processors of ``types`` (all single-outlet ones by default) in :class:`Gated`.

@@ -126,3 +126,17 @@ def test_gating_refuses_what_it_cannot_bypass():
     with pytest.raises(Exception, match="outlets \\['low', 'high'\\]"):
         Gated(Split())
     assert "split" not in {t for t, p in gate_processors({"split": Split()}).items() if isinstance(p, Gated)}
+
+
+def test_straight_through_gates_render_hard_and_pass_the_sigmoid_gradient():
+    x = torch.randn(3, 2, 32)
+    gain_db = torch.tensor([[6.0], [-3.0], [1.0]])
+    logit = torch.tensor([[0.7], [-0.4], [2.0]], requires_grad=True)
+    y, _ = Gated(Gain(), mode="straight-through")(x, gain_db=gain_db, gate_logit=logit)
+    hard, _ = Gated(Gain(), mode="hard")(x, gain_db=gain_db, gate_logit=logit)
+    assert torch.equal(y, hard)
+    weights = torch.randn_like(y)
+    (grad,) = torch.autograd.grad((y * weights).sum(), logit)
+    wet = Gain()(x, gain_db)
+    expected = ((wet - x) * weights).sum(dim=(1, 2))[:, None] * torch.sigmoid(logit) * (1 - torch.sigmoid(logit))
+    torch.testing.assert_close(grad, expected.detach())
