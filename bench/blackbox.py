@@ -91,6 +91,16 @@ def main() -> None:
     print(f"effect: {per_item_ms:.2f} ms per stereo 2 s item; {cores} cores; "
           f"load average {os.getloadavg()[0]:.2f}")
     print(f"thread pool ({min(cores, ITEMS)} workers) over one worker: {t['one'] / t['pool']:.2f}x")
+
+    def waiting(audio: np.ndarray, sample_rate: float, **natural: float) -> np.ndarray:
+        time.sleep(0.002)  # releases the GIL and needs no CPU: isolates the pool from other load
+        return audio
+
+    waits = {w: BlackBoxProcessor(waiting, SPECS, sample_rate=SR, workers=w) for w in (1, max(2, cores))}
+    with torch.no_grad():
+        tw = best({w: (lambda box=box: box(x, **raw)) for w, box in waits.items()})
+    print(f"  the pool itself, on an effect that waits 2 ms without computing: "
+          f"{tw[1] / tw[max(2, cores)]:.2f}x with {max(2, cores)} workers")
     print(f"wrapper (one worker) over a bare numpy loop: {100 * (t['one'] / t['bare'] - 1):+.1f}% time")
     extra = t["noop"] - t["bare-noop"]
     print(f"  the wrapper's own work, from a pass-through effect: {1e6 * extra / ITEMS:.0f} us per item, "
