@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ._gather import EdgeGroup, IndexCache, InletPlan, Produced, Producer, gather, inlet_channels
-from .errors import GraphConnectionError, GraphError, ProcessorOutputError, SourceShapeError
+from .errors import GrafxError, GraphConnectionError, GraphError, ProcessorOutputError, SourceShapeError
 from .graph import BUILTIN_TYPES, Graph
 from .parameters import _require_processors, check_parameters
 from .processor import inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
@@ -78,6 +78,7 @@ class _Program:
 
     def __init__(self, graph: Graph, processors: Mapping[str, Any], stages: list[Stage]) -> None:
         self._index_cache = IndexCache()
+        self._labels = [node.label() for node in graph.nodes]
         in_nodes = graph.nodes_of_type("in")
         location: dict[int, tuple[int, int]] = {i: (-1, r) for r, i in enumerate(in_nodes)}
         for s, stage in enumerate(stages):
@@ -88,7 +89,6 @@ class _Program:
         edges_into: dict[tuple[int, str], list[Any]] = {}
         for edge in graph.edges:
             edges_into.setdefault((edge.dst, edge.inlet), []).append(edge)
-        labels = [node.label() for node in graph.nodes]
 
         self._stages: list[_StagePlan] = []
         last_use: dict[Producer, int] = {(-1, 0): -1}
@@ -114,7 +114,7 @@ class _Program:
                 feeds = sum(len(edges_into[(node, inlet)]) for node in stage.nodes)
                 inlets.append(
                     InletPlan(inlet, groups, len(stage.nodes), feeds == len(stage.nodes),
-                              [labels[i] for i in stage.nodes])
+                              [self._labels[i] for i in stage.nodes])
                 )
             for k in range(len(outlet_list)):
                 last_use.setdefault((s, k), s)
@@ -168,6 +168,14 @@ class _Program:
         where = f"processor {type(stage.processor).__name__} for type {stage.type!r} (nodes {node_ids.tolist()})"
         try:
             result = stage.processor(*flat, **kwargs)
+        except GrafxError as exc:
+            row = getattr(exc, "row", None)
+            if isinstance(row, int) and 0 <= row < batch * rows:
+                example = f", batch item {row // rows}" if batch > 1 else ""
+                raise type(exc)(f"{self._labels[node_ids[row % rows]]}{example}: {exc}") from exc
+            if hasattr(exc, "add_note"):
+                exc.add_note(f"raised while rendering {where}")
+            raise
         except Exception as exc:
             if hasattr(exc, "add_note"):
                 exc.add_note(f"raised while rendering {where}")

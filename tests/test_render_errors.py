@@ -139,3 +139,25 @@ def test_incompatible_channel_counts_are_named():
     procs = {"three": ToThree(lambda x: x[:, :1].expand(-1, 3, -1))}
     with pytest.raises(GraphConnectionError, match=r"'bus'.*cannot sum a 2-channel signal with a 3-channel"):
         render(graph, procs, {}, torch.zeros(1, 2, 8))
+
+
+def test_black_box_fault_names_the_graph_node_and_parameter_values():
+    from grafx_core import BlackBoxError, BlackBoxProcessor, ParameterSpec
+
+    def fragile(audio, sample_rate, gain_db):
+        if gain_db > 0:
+            raise RuntimeError("clipped")
+        return audio * 10 ** (gain_db / 20)
+
+    box = BlackBoxProcessor(fragile, [ParameterSpec("gain_db", -24.0, 12.0, default=-6.0)], name="fragile")
+    graph = Graph()
+    for name in ("kick", "snare"):
+        graph.connect(graph.add("in"), graph.add("box", f"{name}_box"))
+    out = graph.add("out")
+    graph.connect("kick_box", out)
+    graph.connect("snare_box", out)
+    params = create_empty_parameters(graph, {"box": box})
+    with torch.no_grad():
+        params["box"]["gain_db"][1] = 10.0  # sigmoid(10) maps near the top of the range: > 0 dB
+    with pytest.raises(BlackBoxError, match=r"node 3 \('snare_box', type 'box'\): .*'fragile'.*clipped.*gain_db=1[12]\."):
+        render(graph, {"box": box}, params, torch.zeros(2, 1, 16))

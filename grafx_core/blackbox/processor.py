@@ -335,4 +335,6 @@ class BlackBoxTarget(RenderTarget):
         where = labels[node] if labels is not None and node < len(labels) else f"node row {node}"
         values = ", ".join(f"{k}={v:.6g}" for k, v in natural.items()) or "no parameters"
         render = "" if job.purpose == "forward" else f" ({job.purpose} render)"
-        return BlackBoxError(f"{self.name}, {where}{render}: {problem}; parameters {values}")
+        error = BlackBoxError(f"{self.name}, {where}{render}: {problem}; parameters {values}")
+        error.row = node  # the render engine turns the row into the graph node's name
+        return error
