@@ -26,7 +26,7 @@ from grafx_core.estimators import SPSA, Estimator, FiniteDifference, StraightThr
 __all__ = ["FD_MAX_PARAMETERS", "SPSA_SAMPLES", "default_estimator_name", "make_estimator",
            "settle_gradient_kind"]
 
-FD_MAX_PARAMETERS = 4
+FD_MAX_PARAMETERS = 12
 """Central finite differences up to this many differentiable controls, SPSA beyond."""
 
 SPSA_SAMPLES = 4
