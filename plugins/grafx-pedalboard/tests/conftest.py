@@ -18,6 +18,16 @@ def burst_signal(nodes: int, channels: int = 2, samples: int = 8820, seed: int =
     return torch.from_numpy(x.astype(np.float32))
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Short signals: one intra-op thread is faster, and the black boxes' worker threads do not fight
+    torch's OpenMP threads for two busy cores (measured: 24 ms instead of 6 us for a 70k-element sum)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def bursts():
     """The :func:`burst_signal` factory."""
