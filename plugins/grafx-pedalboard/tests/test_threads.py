@@ -55,12 +55,14 @@ def test_a_reverb_dry_level_change_does_not_leak_into_the_next_item(bursts):
     torch.testing.assert_close(y[1:], alone, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ["compressor", "reverb", "chorus", "phaser", "delay"])
-def test_threads_give_exactly_the_sequential_outputs_and_gradients(bursts, name):
+@pytest.mark.parametrize("name, estimator", [("compressor", None), ("reverb", None), ("chorus", None),
+                                             ("phaser", None), ("delay", None), ("reverb", "spsa")])
+def test_threads_give_exactly_the_sequential_outputs_and_gradients(bursts, name, estimator):
     x = bursts(6, samples=4410)
     results = []
     for workers in (1, 2):
-        processor = make(name, workers=workers)
+        options = {"estimator": estimator, "estimator_options": {"seed": 1}} if estimator else {}
+        processor = make(name, workers=workers, **options)
         gen = torch.Generator().manual_seed(4)
         raw = {s.name: torch.randn(6, 1, generator=gen).requires_grad_() for s in processor.specs}
         with warnings.catch_warnings():
