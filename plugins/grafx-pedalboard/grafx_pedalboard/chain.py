@@ -14,7 +14,9 @@ board holds; external plug-ins get their parameters read from the plug-in
 Each worker thread needs its own copy of the board. pedalboard plug-ins
 cannot be pickled or deep-copied, so a board of built-in effects is rebuilt
 from a blueprint of its classes, options and values; a board containing an
-external plug-in must be given as a function that builds it.
+external plug-in must be given as a function that builds it. A board holding a ``Reverb`` is rebuilt
+for every item, because pedalboard carries the reverb's ``dry_level`` over from
+one call to the next (see :data:`~grafx_pedalboard.effects.EFFECTS`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Choose the default estimator: central finite differences or SPSA, by number of controls.
 
-For effects and chains with P = 1 ... 16 differentiable controls, fit hidden
+For effects and chains with P = 1 ... 18 differentiable controls, fit hidden
 control values from target audio alone (MSE on 0.25 s stereo, Adam on the raw
 parameters), once with central finite differences and once with SPSA
 (4 perturbations), giving both the same total number of renders. Four seeds
