@@ -14,8 +14,8 @@ differentiable controls and the median final loss relative to the start.
 from __future__ import annotations
 
 import argparse
-import warnings
 import time
+import warnings
 
 import numpy as np
 import pedalboard
