@@ -14,22 +14,25 @@ Needs the grafx-dsp and grafx-pedalboard plugins (make demo installs them).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 from dataclasses import asdict, dataclass
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 import torch
 
 from ..commands._processors import build_processors
+from ..drawing import draw_graph
 from ..errors import UnknownNodeTypeError
 from ..parameter_file import load_parameters, save_parameters
 from ..plan import compile_render
 from ..render import render
 from ..wavfile import write_wav
-from .console import ESTIMATOR_CHOICES, build_console, draw_parameters
+from .console import ESTIMATOR_CHOICES, Console, build_console, draw_parameters
 from .fitting import LatentParameters, Progress, SpectralLoss, fit
 from .multitrack import synthesise_multitrack
 from .report import errors_by_type, format_errors, natural_parameters, node_report, plot_loss, plot_spectrograms
@@ -41,7 +44,13 @@ SAMPLE_RATE = 44100
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """The demo's options (the command line's, with the same defaults)."""
+    """The demo's options (the command line's, with the same defaults).
+
+    ``threads`` is torch's intra-op thread count during the run (``None``:
+    leave it). One by default: on an idle 2-core CPU two threads made a step
+    1.5x faster (0.26 against 0.39 s), but with other processes on the cores
+    they made it 3-8x slower, as OpenMP threads wait for each other.
+    """
 
     steps: int = 100
     tracks: int = 8
@@ -51,6 +60,7 @@ class DemoSettings:
     device: str = "auto"
     output: str = "grafx-demo-output"
     learning_rate: float = 0.05
+    threads: int | None = 1
 
 
 @dataclass
@@ -79,6 +89,28 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _processors(console: Console) -> dict[str, Any]:
+    try:
+        return build_processors(console.graph, console.options, SAMPLE_RATE)
+    except UnknownNodeTypeError as exc:
+        raise UnknownNodeTypeError(
+            f"{exc}\nthe demo needs the grafx-dsp and grafx-pedalboard plugins: "
+            "pip install -e plugins/grafx-dsp -e plugins/grafx-pedalboard (make demo installs them)"
+        ) from exc
+
+
+def _save_inputs(folder: str, console: Console, names: list[str], audio: torch.Tensor) -> list[str]:
+    """The graph, processor options and sources: what `grafx-core render` needs. Returns the source paths."""
+    console.graph.save(os.path.join(folder, "graph.json"))
+    with open(os.path.join(folder, "options.json"), "w", encoding="utf-8") as f:
+        json.dump(console.options, f, indent=1)
+    os.makedirs(os.path.join(folder, "sources"), exist_ok=True)
+    paths = [os.path.join(folder, "sources", f"{k:02d}_{name}.wav") for k, name in enumerate(names)]
+    for path, track in zip(paths, audio):
+        write_wav(path, track, SAMPLE_RATE)
+    return paths
+
+
 def run_demo(settings: DemoSettings, out: TextIO | None = None, progress_stream: TextIO | None = None) -> DemoResult:
     """Run the demo and write its files into ``settings.output``.
 
@@ -91,22 +123,31 @@ def run_demo(settings: DemoSettings, out: TextIO | None = None, progress_stream:
         UnknownNodeTypeError: grafx-dsp or grafx-pedalboard is not installed.
         OptionalDependencyError: matplotlib is not installed.
     """
-    out = sys.stdout if out is None else out
+    default_threads = torch.get_num_threads()
+    with _torch_threads(settings.threads):
+        return _run(settings, sys.stdout if out is None else out, progress_stream, default_threads)
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int | None) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(settings: DemoSettings, out: TextIO, progress_stream: TextIO | None, render_threads: int) -> DemoResult:
     began = time.perf_counter()
     device = _device(settings.device)
     folder = settings.output
-    os.makedirs(os.path.join(folder, "sources"), exist_ok=True)
+    os.makedirs(folder, exist_ok=True)
 
     names, audio = synthesise_multitrack(settings.tracks, settings.seconds, SAMPLE_RATE, settings.seed)
     console = build_console(names, settings.estimator)
-    graph = console.graph
-    try:
-        processors = build_processors(graph, console.options, SAMPLE_RATE)
-    except UnknownNodeTypeError as exc:
-        raise UnknownNodeTypeError(
-            f"{exc}\nthe demo needs the grafx-dsp and grafx-pedalboard plugins: "
-            "pip install -e plugins/grafx-dsp -e plugins/grafx-pedalboard (make demo installs them)"
-        ) from exc
+    graph, processors = console.graph, _processors(console)
     plan = compile_render(graph, processors)
     counts = {t: len(graph.nodes_of_type(t)) for t in graph.processor_types()}
     print(f"{len(names)} tracks ({', '.join(names)}), {settings.seconds:g} s stereo at {SAMPLE_RATE} Hz, on {device}",
@@ -121,43 +162,33 @@ def run_demo(settings: DemoSettings, out: TextIO | None = None, progress_stream:
     with torch.no_grad():
         target = plan(hidden, sources)[0][0]
         initial_mix = plan(initial, sources)[0][0]
-
-    loss = SpectralLoss(target)
     latent = LatentParameters(initial, processors)
-    result = fit(lambda params: plan(params, sources)[0][0], latent, loss, settings.steps,
+    result = fit(lambda params: plan(params, sources)[0][0], latent, SpectralLoss(target), settings.steps,
                  settings.learning_rate, Progress(settings.steps, progress_stream))
 
     files = {name: os.path.join(folder, name) for name in (
         "graph.json", "options.json", "hidden.params.json", "initial.params.json", "fitted.params.json",
         "target.wav", "initial.wav", "fitted.wav", "loss.png", "spectrograms.png", "graph.png", "report.json")}
-    graph.save(files["graph.json"])
-    with open(files["options.json"], "w", encoding="utf-8") as f:
-        json.dump(console.options, f, indent=1)
-    source_files = []
-    for k, (name, track) in enumerate(zip(names, audio)):
-        source_files.append(os.path.join(folder, "sources", f"{k:02d}_{name}.wav"))
-        write_wav(source_files[-1], track, SAMPLE_RATE)
-    save_parameters(hidden, files["hidden.params.json"])
-    save_parameters(initial, files["initial.params.json"])
-    save_parameters(latent.detached(), files["fitted.params.json"])
-    # The fitted mix is rendered from the saved file, as `grafx-core render` will render it.
+    source_files = _save_inputs(folder, console, names, audio)
+    for label, params in (("hidden", hidden), ("initial", initial), ("fitted", latent.detached())):
+        save_parameters(params, files[f"{label}.params.json"])
+    # The fitted mix is rendered from the saved file, as `grafx-core render` will render it: with
+    # torch's default thread count too, since FFTs and sums may round differently on other counts.
     fitted = load_parameters(files["fitted.params.json"], device=device)
-    with torch.no_grad():
+    with torch.no_grad(), _torch_threads(render_threads):
         fitted_mix = render(graph, processors, fitted, sources)[0][0]
-    for name, mix in (("target.wav", target), ("initial.wav", initial_mix), ("fitted.wav", fitted_mix)):
-        write_wav(files[name], mix, SAMPLE_RATE)
+    mixes = {"target": target, "initial": initial_mix, "fitted": fitted_mix}
+    for label, mix in mixes.items():
+        write_wav(files[f"{label}.wav"], mix, SAMPLE_RATE)
+    plot_loss(files["loss.png"], result.losses, result.seconds_per_step)
+    plot_spectrograms(files["spectrograms.png"], mixes, SAMPLE_RATE)
+    draw_graph(graph, files["graph.png"], processors=processors, stages=plan.stages,
+               title="demo console (colour: render stage)")
 
     values = {label: natural_parameters(processors, p) for label, p in
               (("hidden", hidden), ("initial", initial), ("fitted", fitted))}
     initial_errors = errors_by_type(processors, values["hidden"], values["initial"])
     fitted_errors = errors_by_type(processors, values["hidden"], values["fitted"])
-    plot_loss(files["loss.png"], result.losses, result.seconds_per_step)
-    plot_spectrograms(files["spectrograms.png"], {"target": target, "initial": initial_mix, "fitted": fitted_mix},
-                      SAMPLE_RATE)
-    from ..drawing import draw_graph
-
-    draw_graph(graph, files["graph.png"], processors=processors, stages=plan.stages,
-               title="demo console (colour: render stage)")
     total = time.perf_counter() - began
     report = {
         "settings": {**asdict(settings), "device": str(device), "sample_rate": SAMPLE_RATE, "tracks": names},
@@ -200,10 +231,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", default=defaults.output, help=f"output folder (default {defaults.output})")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
                         help=f"Adam's initial learning rate (default {defaults.learning_rate:g})")
+    parser.add_argument("--threads", type=int, default=defaults.threads,
+                        help=f"torch threads (default {defaults.threads}: more are faster only on otherwise idle cores)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo with the parsed options."""
-    run_demo(DemoSettings(args.steps, args.tracks, args.seconds, args.estimator, args.seed, args.device,
-                          args.output, args.learning_rate))
+    run_demo(DemoSettings(steps=args.steps, tracks=args.tracks, seconds=args.seconds, estimator=args.estimator,
+                          seed=args.seed, device=args.device, output=args.output, learning_rate=args.learning_rate,
+                          threads=args.threads))
     return 0
