@@ -96,9 +96,11 @@ def test_spsa_source_gradient_is_unbiased():
     assert cosine > 0.95, cosine
 
 
-def test_stopped_source_gradient_is_zero_and_says_so():
+def test_stopped_source_gradient_is_zero_and_says_so_unless_asked_for():
     sources = torch.randn(2, 1, 16)
     with pytest.warns(StoppedSignalGradientWarning):
-        grad = _source_gradient(with_estimator(Drive(), FiniteDifference(), signal_gradient="none"),
-                                sources, torch.ones(1, 1, 16))
+        grad = _source_gradient(with_estimator(Drive(), FiniteDifference()), sources, torch.ones(1, 1, 16))
     assert torch.all(grad == 0)
+    chosen = _source_gradient(with_estimator(Drive(), FiniteDifference(), signal_gradient="none"),
+                              sources, torch.ones(1, 1, 16))  # no warning: filterwarnings = error
+    assert torch.all(chosen == 0)

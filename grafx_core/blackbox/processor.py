@@ -121,6 +121,8 @@ class BlackBoxProcessor(nn.Module):
             estimator_options = {}
         self.estimator = resolve_estimator(estimator, **estimator_options)
         self.signal_gradient = self.estimator.resolve_signal_gradient(signal_gradient)
+        # Only a stop the user did not ask for deserves a warning.
+        self._warn_stopped_signal = signal_gradient == "auto"
         self.gradient_kind = self.estimator.kind
         self.runner = ThreadPoolRunner(workers)
         self._effects = PerThread(effect_factory) if effect_factory is not None else None
@@ -214,9 +216,10 @@ class BlackBoxProcessor(nn.Module):
                     warn_once(self._warned, spec.name,
                               f"black box {self.name!r}: parameter {spec.name!r} is not differentiable; "
                               "its gradient is zero", NonDifferentiableParameterWarning, stacklevel=5)
-        if self.signal_gradient == "none" and x.requires_grad:
+        if self.signal_gradient == "none" and self._warn_stopped_signal and x.requires_grad:
             warn_once(self._warned, "signal",
-                      f"black box {self.name!r}: the input signal's gradient is stopped (signal_gradient='none'); "
+                      f"black box {self.name!r}: the input signal's gradient is stopped (signal_gradient='auto' means 'none' for "
+                      f"{type(self.estimator).__name__}); "
                       "choose 'straight-through', 'spsa' or 'proxy' to train what is upstream",
                       StoppedSignalGradientWarning, stacklevel=5)
 

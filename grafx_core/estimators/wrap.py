@@ -151,6 +151,8 @@ class EstimatedProcessor(nn.Module):
         self.processor = processor
         self.estimator = estimator
         self.signal_gradient = estimator.resolve_signal_gradient(signal_gradient)
+        # Only a stop the user did not ask for deserves a warning.
+        self._warn_stopped_signal = signal_gradient == "auto"
         self.frozen = tuple(frozen)
         self.inlets = inlet_names(processor)
         self.outlets = outlet_names(processor)
@@ -199,9 +201,10 @@ class EstimatedProcessor(nn.Module):
                     warn_once(self._warned, name,
                               f"{target.name}: parameter {name!r} is not differentiable; its gradient is zero",
                               NonDifferentiableParameterWarning, stacklevel=4)
-        if self.signal_gradient == "none" and any(s.requires_grad for s in signals):
+        if self.signal_gradient == "none" and self._warn_stopped_signal and any(s.requires_grad for s in signals):
             warn_once(self._warned, "signal",
-                      f"{target.name}: the input signal's gradient is stopped (signal_gradient='none'); "
+                      f"{target.name}: the input signal's gradient is stopped (signal_gradient='auto' means 'none' for "
+                      f"{type(self.estimator).__name__}); "
                       "choose 'straight-through', 'spsa' or 'proxy' to train what is upstream",
                       StoppedSignalGradientWarning, stacklevel=4)
 

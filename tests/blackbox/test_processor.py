@@ -166,9 +166,13 @@ def test_stopped_signal_gradient_warns_once_and_gives_none():
     box = BlackBoxProcessor(lowpass, SPECS, sample_rate=SR, workers=1)  # finite differences: 'none'
     x = torch.randn(1, 1, 64, requires_grad=True)
     raw = {"cutoff_hz": torch.zeros(1, 1), "gain_db": torch.zeros(1, 1)}
-    with pytest.warns(StoppedSignalGradientWarning, match="signal_gradient='none'"):
+    with pytest.warns(StoppedSignalGradientWarning, match="'auto' means 'none' for FiniteDifference"):
         y = box(x, **raw)
     assert not y.requires_grad
+    chosen = BlackBoxProcessor(lowpass, SPECS, sample_rate=SR, workers=1, signal_gradient="none")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not chosen(x, **raw).requires_grad  # a stop asked for is silent
 
 
 def test_bad_parameters_are_named():
