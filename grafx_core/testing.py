@@ -82,7 +82,9 @@ class _Checker:
             (b.device for b in buffers), torch.device("cpu"))
         self.channels = channels
         self.seed, self.perturbation = seed, perturbation
-        self.frozen = set(nondifferentiable)
+        # Parameters the processor itself declares non-differentiable (a
+        # black box's ParameterSpec(differentiable=False)) are exempt too.
+        self.frozen = set(nondifferentiable) | set(getattr(processor, "nondifferentiable_parameters", ()))
 
     def fail(self, check: str, message: str) -> None:
         raise ConformanceError(check, f"{self.label}: {message}")
@@ -271,6 +273,8 @@ class _Checker:
 
     def check_gradient_flow(self) -> None:
         autograd = self.kind == "autograd"
+        if not autograd and not self.trainable():
+            return  # nothing is meant to get a gradient (every parameter non-differentiable)
         signal_grads, param_grads = self.gradients(signals_need_grad=autograd)
         for inlet, grad in zip(self.inlets, signal_grads):
             if grad is None or not bool(torch.isfinite(grad).all()):

@@ -163,3 +163,19 @@ def test_exemptions_and_skips_are_explicit():
 def test_no_gradient_checks_for_gradient_kind_none():
     frozen = _broken(kind="none", forward=lambda self, x, gain: (x * gain[:, :, None]).detach())
     assert check_processor(frozen) == ["protocol", "parameter-size", "output", "finite", "batch-consistency"]
+
+
+def test_kit_exempts_controls_a_black_box_declares_non_differentiable():
+    import numpy as np
+
+    from grafx_core import BlackBoxProcessor, ParameterSpec, StraightThrough
+
+    def quantise(audio, sample_rate, bits):
+        steps = 2.0 ** np.round(bits)
+        return np.round(audio * steps) / steps
+
+    box = BlackBoxProcessor(quantise, [ParameterSpec("bits", 2.0, 12.0, default=8.0, differentiable=False)],
+                            estimator=StraightThrough(), name="quantise")
+    assert box.nondifferentiable_parameters == ("bits",)
+    ran = check_processor(box)
+    assert "batch-consistency" in ran

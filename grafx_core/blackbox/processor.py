@@ -223,6 +223,11 @@ class BlackBoxProcessor(nn.Module):
                       "choose 'straight-through', 'spsa' or 'proxy' to train what is upstream",
                       StoppedSignalGradientWarning, stacklevel=5)
 
+    @property
+    def nondifferentiable_parameters(self) -> tuple[str, ...]:
+        """Names of the controls whose gradient is zero by declaration."""
+        return tuple(spec.name for spec in self.specs if not spec.differentiable)
+
     # -- estimators ---------------------------------------------------------
     def render_target(self, dtype: torch.dtype | None = None) -> BlackBoxTarget:
         """This processor as a render target for estimators and :func:`train_proxy`."""
