@@ -42,7 +42,7 @@ RELEASE_MS = Range(low=1.0, high=5000.0, default=100.0, floor=0.5, ceiling=10000
 def level_db(x: torch.Tensor) -> torch.Tensor:
     """Channel-linked instantaneous level ``10 log10(mean_c x**2)`` in dB,
     floored at -100 dB; ``[nodes, channels, samples]`` to float64 ``[nodes, 1, samples]``."""
-    power = x.to(torch.float64).square().mean(dim=1, keepdim=True)
+    power = x.square().mean(dim=1, keepdim=True).to(torch.float64)
     return 10.0 * torch.log10(power + 10.0 ** (LEVEL_FLOOR_DB / 10.0))
 
 

@@ -161,3 +161,11 @@ def test_sidechain_compressor_gain_follows_the_sidechain():
     assert (y[..., -100:].abs() < 0.5 * main[..., -100:].abs() + 1e-9).all()  # loud: about -14 dB
     same = proc(main, main, **params)
     torch.testing.assert_close(same, dsp.Compressor()(main, **params))
+
+
+def test_ballistics_gradients_match_finite_differences_for_signed_controls():
+    gen = torch.Generator().manual_seed(6)
+    control = (3 * torch.randn(2, 1, 200, generator=gen, dtype=torch.float64)).requires_grad_()
+    attack = torch.tensor([0.05, 0.2], dtype=torch.float64, requires_grad=True)
+    release = torch.tensor([1.0, 0.3], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v, a, r: dsp.ballistics(v, a, r, FS), (control, attack, release))
