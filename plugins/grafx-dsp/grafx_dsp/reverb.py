@@ -92,10 +92,15 @@ class NoiseReverb(DSPProcessor):
                                           return_complex=True)
         return self._noise[key]
 
-    def impulse_response(self, gain_db: torch.Tensor, decay_s: torch.Tensor) -> torch.Tensor:
-        """Stereo impulse responses ``[nodes, 2, ir_length]`` from soft-limited parameters
-        ``[nodes, 2, n_bands]``."""
-        noise = self.noise_stft(gain_db)
+    def impulse_response(self, gain_db: torch.Tensor, decay_s: torch.Tensor,
+                         length: int | None = None) -> torch.Tensor:
+        """Stereo impulse responses ``[nodes, 2, length]`` from soft-limited parameters
+        ``[nodes, 2, n_bands]``: the first ``length`` samples (default and at most
+        ``ir_length``), synthesised from only the STFT frames that reach them."""
+        length = self.ir_length if length is None else min(length, self.ir_length)
+        # Frame m spans samples [(m - 1) hop, (m + 1) hop).
+        frames = min(math.ceil(length / self.hop) + 1, 1 + self.ir_length // self.hop)
+        noise = self.noise_stft(gain_db)[..., :frames]
         to_bins = torch.as_tensor(self._band_to_bin, dtype=gain_db.dtype, device=gain_db.device)
         log_gain = (gain_db @ to_bins.T) * (math.log(10.0) / 20.0)  # [nodes, 2, bins]
         decay_rate = (1.0 / decay_s) @ to_bins.T * LN_1000
@@ -106,13 +111,15 @@ class NoiseReverb(DSPProcessor):
         spectrum = torch.view_as_complex(torch.view_as_real(noise) * envelope.unsqueeze(-1))
         nodes = spectrum.shape[0]
         mid_side = torch.istft(spectrum.reshape(nodes * 2, *spectrum.shape[2:]), self.n_fft, self.hop,
-                               window=self._window(gain_db), length=self.ir_length)
+                               window=self._window(gain_db), length=length)
         mid, side = mid_side.reshape(nodes, 2, -1).unbind(dim=1)
         return torch.stack([mid + side, mid - side], dim=1)
 
     def forward(self, x: torch.Tensor, gain_db: torch.Tensor, decay_s: torch.Tensor) -> torch.Tensor:
         require_channels(x, (1, 2), type(self).__name__)
-        response = self.impulse_response(self.limit("gain_db", gain_db), self.limit("decay_s", decay_s))
+        # The first `samples` outputs only need the response's first `samples` samples.
+        response = self.impulse_response(self.limit("gain_db", gain_db), self.limit("decay_s", decay_s),
+                                         length=x.shape[-1])
         return fft_convolve(x, response, mode="causal")
 
     def extra_repr(self) -> str:
