@@ -126,8 +126,8 @@ def plot_loss(path: str | os.PathLike[str], losses: Sequence[float], seconds_per
 
 
 def plot_spectrograms(path: str | os.PathLike[str], mixes: Mapping[str, torch.Tensor], sample_rate: int) -> None:
-    """Log-magnitude spectrograms of each mix (mid channel), side by side, and each one's
-    difference from the first (the target), saved to ``path``.
+    """Log-magnitude spectrograms of each mix (mid channel) side by side, and under all but
+    the first (the reference) their difference from it, saved to ``path``.
 
     Args:
         path: the picture.
@@ -157,10 +157,14 @@ def plot_spectrograms(path: str | os.PathLike[str], mixes: Mapping[str, torch.Te
                                   vmin=top - 80, vmax=top)
         axes[0][k].set_title(label, fontsize=9)
         axes[0][k].set_ylabel("kHz")
+        if k == 0:
+            axes[1][0].set_axis_off()  # the reference's difference from itself says nothing
+            continue
         diff = axes[1][k].imshow((spec - reference).numpy(), origin="lower", aspect="auto", extent=extent,
                                  cmap="coolwarm", vmin=-20, vmax=20)
         axes[1][k].set_title(f"{label} - target (dB)", fontsize=9)
         axes[1][k].set_xlabel("seconds")
     figure.colorbar(image, ax=axes[0].tolist(), label="dB", shrink=0.8)
-    figure.colorbar(diff, ax=axes[1].tolist(), label="dB", shrink=0.8)
+    if len(specs) > 1:
+        figure.colorbar(diff, ax=axes[1][1:].tolist(), label="dB", shrink=0.8)
     figure.savefig(os.fspath(path))
