@@ -90,3 +90,11 @@ def test_latent_parameters_map_back_to_the_start_values_and_the_loss_is_zero_at_
     target = torch.randn(2, 4096, generator=torch.Generator().manual_seed(1))
     loss = SpectralLoss(target)
     assert loss(target).item() == 0.0 and loss(0.5 * target).item() > 0.1
+
+
+def test_demo_without_matplotlib_fails_at_once_saying_how_to_install_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    assert main(["demo", "--steps", "1", "-o", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "the demo needs matplotlib" in err and "pip install grafx-core[plot]" in err
+    assert not (tmp_path / "out").exists()  # nothing was fitted or written

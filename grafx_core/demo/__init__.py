@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 import torch
 
+from .._optional import require
 from ..commands._processors import build_processors
 from ..drawing import draw_graph
 from ..errors import UnknownNodeTypeError
@@ -140,6 +141,7 @@ def _torch_threads(count: int | None) -> Iterator[None]:
 
 
 def _run(settings: DemoSettings, out: TextIO, progress_stream: TextIO | None, render_threads: int) -> DemoResult:
+    require("matplotlib", "plot", "the demo")  # for its plots: fail before the fit, not after it
     began = time.perf_counter()
     device = _device(settings.device)
     folder = settings.output

@@ -110,7 +110,7 @@ def format_errors(initial: Mapping[str, Mapping[str, Mapping[str, Any]]],
 
 def plot_loss(path: str | os.PathLike[str], losses: Sequence[float], seconds_per_step: float) -> None:
     """A loss curve (log scale) saved to ``path``."""
-    require("matplotlib", "plot", "the demo's plots")
+    require("matplotlib", "plot", "plotting")
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(6, 3.5), dpi=120)
@@ -134,7 +134,7 @@ def plot_spectrograms(path: str | os.PathLike[str], mixes: Mapping[str, torch.Te
         mixes: label -> ``[channels, samples]``; the first is the reference.
         sample_rate: in Hz.
     """
-    require("matplotlib", "plot", "the demo's plots")
+    require("matplotlib", "plot", "plotting")
     from matplotlib.figure import Figure
 
     n_fft = 2048
