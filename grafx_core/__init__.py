@@ -4,6 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .errors import (
     AmbiguousNameError,
+    AudioFileError,
     BlackBoxError,
     ConformanceError,
     EstimatorError,
@@ -12,6 +13,7 @@ from .errors import (
     GraphCycleError,
     GraphError,
     NameCollisionError,
+    OptionalDependencyError,
     ParameterError,
     PluginError,
     PluginWarning,
@@ -20,7 +22,6 @@ from .errors import (
     UnknownNameError,
     UnknownNodeTypeError,
 )
-from ._optional import OptionalDependencyError
 from .blackbox import BlackBoxProcessor, ParameterSpec
 from .drawing import draw_graph
 from .estimators import (
@@ -58,7 +59,7 @@ from .render import render
 from .schedule import SCHEDULING_METHODS, Stage, render_order
 from .specs import EstimatorSpec, ProcessorSpec
 from .structure import GATE_PARAMETER, Gated, gate_processors, gate_values, prune
-from .wavfile import AudioFileError, read_wav, write_wav
+from .wavfile import read_wav, write_wav
 
 try:
     __version__ = version("grafx-core")

@@ -5,13 +5,9 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .errors import GrafxError
+from .errors import OptionalDependencyError
 
 __all__ = ["OptionalDependencyError", "require"]
-
-
-class OptionalDependencyError(GrafxError, ImportError):
-    """A feature needs a package that is not installed; the message says how to install it."""
 
 
 def require(module: str, extra: str, feature: str) -> ModuleType:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 __all__ = [
     "GrafxError",
+    "AudioFileError",
+    "OptionalDependencyError",
     "GraphError",
     "UnknownNodeTypeError",
     "GraphCycleError",
@@ -100,3 +102,12 @@ class EstimatorError(GrafxError):
 
 class BlackBoxError(GrafxError):
     """A black-box effect raised, or returned NaN/Inf or a wrong shape."""
+
+
+class AudioFileError(GrafxError):
+    """A WAV file cannot be read or written, or several sources disagree on
+    sample rate, channel count or length (the message lists each file's value)."""
+
+
+class OptionalDependencyError(GrafxError, ImportError):
+    """A feature needs a package that is not installed; the message says how to install it."""

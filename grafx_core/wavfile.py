@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from .errors import GrafxError
+from .errors import AudioFileError
 
 __all__ = ["AudioFileError", "WAV_FORMATS", "read_wav", "write_wav", "read_sources"]
 
@@ -24,11 +24,6 @@ WAV_FORMATS = ("float32", "int16")
 """Sample formats :func:`write_wav` writes: 32-bit IEEE float (exact) or 16-bit PCM."""
 
 _INT_SCALE = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
-
-
-class AudioFileError(GrafxError):
-    """A WAV file cannot be read or written, or several sources disagree on
-    sample rate, channel count or length (the message lists each file's value)."""
 
 
 def read_wav(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:
