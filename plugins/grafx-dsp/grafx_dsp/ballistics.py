@@ -19,8 +19,8 @@ nodes and any device come for free:
 * ``peak[n] = max_{k <= n} v[k] a**(n - k)`` is a running maximum in the log
   domain, ``exp(cummax(log v[k] + k d) - n d)`` with ``d = -log a``, computed
   in float64 (the ramp ``n d`` grows with the signal length).
-* the one-pole filter is an exact linear convolution with its impulse
-  response ``(1 - a) a**n`` truncated at the signal length, by FFT.
+* the one-pole filter is a linear convolution with its impulse response
+  ``(1 - a) a**n``, by FFT, cut where it has decayed below ``1e-13``.
 
 Why not the alternatives: scipy's ``lfilter`` cannot run the peak
 detector's ``max`` recursion at all, and a custom autograd function around a
@@ -31,10 +31,12 @@ chunked torch loop, one step per chunk, likewise).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._base import Number, per_node
-from .fft import fft_convolve
+from .fft import decay_length, fft_convolve
 
 __all__ = ["one_pole", "peak_release", "ballistics"]
 
@@ -55,10 +57,13 @@ def one_pole(x: torch.Tensor, time_ms: Number, sample_rate: float) -> torch.Tens
         sample_rate: in Hz.
 
     Returns:
-        ``[nodes, channels, samples]``, exact up to FFT rounding.
+        ``[nodes, channels, samples]``, exact up to FFT rounding and the
+        impulse response's tail beyond ``1e-13`` of its start.
     """
     log_a = -_decay_per_sample(per_node(time_ms, x), sample_rate)
-    n = torch.arange(x.shape[-1], dtype=x.dtype, device=x.device)
+    # The response is cut where it has decayed (below 1e-13 of its start), or at the signal's length.
+    taps = min(x.shape[-1], decay_length(math.exp(float(log_a.detach().max()))))
+    n = torch.arange(taps, dtype=x.dtype, device=x.device)
     impulse_response = -torch.expm1(log_a) * torch.exp(n * log_a)
     return fft_convolve(x, impulse_response, mode="causal")
 
