@@ -18,7 +18,7 @@ from .delay import Delay, feedback_delay
 from .distortion import ChebyshevWaveshaper, Distortion, chebyshev_waveshaper, distortion
 from .dynamics import Compressor, NoiseGate, SidechainCompressor, compressor, noise_gate
 from .eq import FIREQ, ParametricEQ, fir_eq, fir_eq_kernel
-from .errors import ChannelCountError
+from .errors import ChannelCountError, SignalShapeError
 from .fft import fft_convolve
 from .gain import Gain, StereoGain, gain, pan_gains, stereo_gain
 from .reverb import NoiseReverb
@@ -44,6 +44,7 @@ __all__ = [
     "Range",
     "soft_limit",
     "default_parameters",
+    "SignalShapeError",
     "ChannelCountError",
     # gain and routing
     "Gain",

@@ -1,8 +1,8 @@
 """Attack/release ballistics without a per-sample loop.
 
-The smoother is the "smooth decoupled peak detector" of Giannoulis, Massberg
-and Reiss (JAES 2012), applied to a non-negative control signal ``v`` (a
-gain reduction in dB, say)::
+The smoother is the decoupled peak detector of Giannoulis, Massberg and
+Reiss ("Digital dynamic range compressor design", JAES 2012), applied to a
+non-negative control signal ``v`` (a gain reduction in dB, say)::
 
     peak[n] = max(v[n], a_release * peak[n - 1])             # instant rise, release decay
     out[n]  = a_attack * out[n - 1] + (1 - a_attack) * peak[n]  # attack smoothing

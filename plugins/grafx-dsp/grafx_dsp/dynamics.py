@@ -16,6 +16,7 @@ import torch
 from ._base import DSPProcessor, Number, per_node
 from ._ranges import Range
 from .ballistics import ballistics
+from .errors import SignalShapeError
 from .gain import db_to_amplitude
 
 __all__ = [
@@ -188,7 +189,7 @@ class SidechainCompressor(Compressor):
                 ratio: torch.Tensor, knee_db: torch.Tensor, attack_ms: torch.Tensor,
                 release_ms: torch.Tensor, makeup_db: torch.Tensor) -> torch.Tensor:
         if sidechain.shape[-1] != x.shape[-1] or sidechain.shape[0] != x.shape[0]:
-            raise ValueError(
+            raise SignalShapeError(
                 f"SidechainCompressor: inlet 'sidechain' has shape {tuple(sidechain.shape)}, expected "
                 f"[{x.shape[0]}, channels, {x.shape[-1]}] to match inlet 'main' {tuple(x.shape)}"
             )

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from grafx_core import GrafxError
 
-__all__ = ["ChannelCountError"]
+__all__ = ["SignalShapeError", "ChannelCountError"]
 
 
-class ChannelCountError(GrafxError, ValueError):
+class SignalShapeError(GrafxError, ValueError):
+    """A processor received signals whose shapes it cannot treat (inlets that
+    disagree on nodes or samples, for instance)."""
+
+
+class ChannelCountError(SignalShapeError):
     """A processor received a signal with a channel count it cannot treat
     (a stereo-only processor given mono, for instance)."""

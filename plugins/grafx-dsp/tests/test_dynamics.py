@@ -169,3 +169,9 @@ def test_ballistics_gradients_match_finite_differences_for_signed_controls():
     attack = torch.tensor([0.05, 0.2], dtype=torch.float64, requires_grad=True)
     release = torch.tensor([1.0, 0.3], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda v, a, r: dsp.ballistics(v, a, r, FS), (control, attack, release))
+
+
+def test_sidechain_of_another_length_is_a_signal_shape_error():
+    proc = dsp.SidechainCompressor()
+    with pytest.raises(dsp.SignalShapeError, match="inlet 'sidechain' has shape"):
+        proc(torch.zeros(2, 2, 100), torch.zeros(2, 1, 99), **proc.default_parameters(2))
