@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from grafx_core import ParameterError, Processor, inlet_names, outlet_names
+from grafx_core import ParameterError, Processor, ProcessorOutputError, inlet_names, outlet_names
 from grafx_core.processor import gradient_kind
 
 from ._base import default_parameters, per_node
@@ -33,7 +33,7 @@ def _split_output(output: Any, n_outlets: int, who: str) -> tuple[tuple[torch.Te
     if items and isinstance(items[-1], Mapping):
         aux = dict(items.pop())
     if len(items) != n_outlets:
-        raise ValueError(f"{who}: expected {n_outlets} outlet tensor(s), got {len(items)}")
+        raise ProcessorOutputError(f"{who}: expected {n_outlets} outlet tensor(s), got {len(items)}")
     return tuple(items), aux
 
 

@@ -63,4 +63,3 @@ def test_wrong_channel_count_names_processor_and_inlet(processor, channels):
     params = {name: torch.zeros(1, *shape) for name, shape in processor.parameter_size().items()}
     with pytest.raises(ChannelCountError, match=f"{type(processor).__name__}: inlet 'main'"):
         processor(x, **params)
-
