@@ -7,7 +7,7 @@ differ. Each timing is the median of ``--repeats`` runs after one warm-up, the
 batched and the looped runs alternating.
 A ratio above 1 means batching is faster.
 
-Run: python bench/processors.py [--seconds 1.0] [--nodes 32] [--repeats 3] [--only NAME ...]
+Run: python bench/processors.py [--seconds 1.0] [--nodes 32] [--repeats 5] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--nodes", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sample-rate", type=float, default=44100.0)
     parser.add_argument("--only", nargs="*", default=None, help="processor names to run")
     args = parser.parse_args()
