@@ -38,7 +38,7 @@ def read_options(path: str | os.PathLike[str] | None) -> dict[str, dict[str, Any
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise OptionsFileError(
             f"options file {name!r} must be a JSON object mapping node types to objects of factory "
-            'options, e.g. {"dsp:reverb": {"ir_length": 4096}}'
+            'options, e.g. {"dsp:reverb": {"ir_seconds": 1.0}}'
         )
     return data
 

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an output WAV, once per 'out' node in node-id order")
     parser.add_argument("--params", "-p", metavar="PARAMS.json", help="parameter file (default: processor defaults)")
     parser.add_argument("--options", metavar="OPTIONS.json",
-                        help='factory options per node type, e.g. {"dsp:reverb": {"ir_length": 4096}}')
+                        help='factory options per node type, e.g. {"dsp:reverb": {"ir_seconds": 1.0}}')
     parser.add_argument("--format", choices=WAV_FORMATS, default="float32",
                         help="output sample format (default float32, lossless)")
     parser.add_argument("--pad", action="store_true", help="zero-pad shorter sources to the longest")

@@ -102,7 +102,7 @@ def processors_for_graph(graph: Graph, options: Mapping[str, Mapping[str, Any]] 
     Args:
         graph: the graph (for instance read by :meth:`Graph.load`).
         options: keyword options per node type for its factory,
-            e.g. ``{"dsp:reverb": {"ir_length": 4096}}``.
+            e.g. ``{"dsp:reverb": {"ir_seconds": 1.0}}``.
 
     Returns:
         ``{node_type: processor}`` for every node type but the built-ins.
