@@ -2,8 +2,8 @@
 
 For N-track mixing graphs (each track: in -> processors -> one of 4 buses ->
 master -> out) it prints the time of a forward and of a forward+backward
-render three ways: whole stages (one call per stage, the default), CPU tiles
-of ``CPU_TILE_BYTES`` rendered depth first, and one node per call; with the
+render three ways: whole stages (one call per stage), CPU tiles of
+``CPU_TILE_BYTES`` rendered depth first (the default), and one node per call; with the
 ratios one-by-one / whole and one-by-one / tiled. Two processor sets: cheap
 ones written here (32-tap FIR, gain, tanh drive, pan: memory-bound) and a
 grafx-dsp console (peak EQ, compressor, stereo gain: costly per call), if
@@ -104,7 +104,7 @@ def bench_tracks(processors: dict, tracks: int, samples: int, repeats: int) -> N
             p.add_(torch.randn_like(p) * 0.1)
     sources = torch.randn(tracks, 2, samples) * 0.1
     plans = {
-        "whole": compile_render(graph, processors),
+        "whole": compile_render(graph, processors, tile_bytes=None),
         "tiled": compile_render(graph, processors, tile_bytes=CPU_TILE_BYTES),
         "single": compile_render(graph, processors, "one-by-one"),
     }

@@ -13,7 +13,7 @@ from ._gather import EdgeGroup, IndexCache, InletPlan, Produced, Producer, gathe
 from .errors import GrafxError, GraphConnectionError, GraphError, ProcessorOutputError, SourceShapeError
 from .graph import BUILTIN_TYPES, Graph
 from .parameters import _require_processors, check_parameters
-from .processor import inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
+from .processor import gradient_kind, inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
 from .schedule import Stage, render_order, tile_stages
 
 __all__ = ["RenderPlan", "compile_render", "NodeAux", "CPU_TILE_BYTES"]
@@ -21,12 +21,12 @@ __all__ = ["RenderPlan", "compile_render", "NodeAux", "CPU_TILE_BYTES"]
 NodeAux = dict[int, dict[str, torch.Tensor]]
 """Aux values by node id, then by name; each value is that node's slice."""
 
-CPU_TILE_BYTES = 4 * 2**20
-"""A good ``tile_bytes`` on the CPU for graphs of cheap processors: about what
-stays in a core's caches. bench/render.py measured tiles of 4-8 stereo 2 s
-tracks of elementwise and short-FIR processors 1.6x faster than whole stages
-of 64; processors with a large cost per call (recursive filters, dynamics)
-are faster untiled, which is why tiling is off unless asked for."""
+CPU_TILE_BYTES = 8 * 2**20
+"""The default ``tile_bytes``: about what stays in a core's caches. For 64
+stereo 2 s tracks (bench/render.py, 2 cores), tiles of this size rendered a
+grafx-dsp console forward and backward 3.6x faster than whole stages and 2x
+faster than one node per call; budgets from 2 to 16 MiB were all within 30%
+of the best."""
 
 
 @dataclass
@@ -273,12 +273,11 @@ class RenderPlan:
     precomputes every index a render needs. Calling the plan only checks the
     inputs' shapes, gathers each stage's inputs and calls its processor.
 
-    By default every stage is one processor call. With ``tile_bytes`` set,
-    on the CPU, stages whose signals would exceed it are split into tiles of
-    fewer nodes rendered depth first (:func:`tile_stages`), so that long
-    signals stay in cache between cheap processors (see
+    On the CPU, stages whose signals would exceed ``tile_bytes`` are split
+    into tiles of fewer nodes rendered depth first (:func:`tile_stages`), so
+    that long signals stay in cache from one processor to the next (see
     :data:`CPU_TILE_BYTES`); the tiled orders are compiled once per tile size
-    and cached. On other devices stages are never tiled.
+    and cached. On other devices every stage is one call.
 
     Attributes:
         graph: the compiled graph.
@@ -287,7 +286,7 @@ class RenderPlan:
     """
 
     def __init__(self, graph: Graph, processors: Mapping[str, Any], stages: list[Stage],
-                 tile_bytes: int | None = None) -> None:
+                 tile_bytes: int | None = CPU_TILE_BYTES) -> None:
         self.graph = graph
         self.processors = dict(processors)
         self.stages = stages
@@ -331,7 +330,8 @@ class RenderPlan:
     def _program(self, nodes_per_call: int) -> _Program:
         program = self._programs.get(nodes_per_call)
         if program is None:
-            stages = tile_stages(self.graph, self.stages, nodes_per_call)
+            whole = {t for t, p in self.processors.items() if gradient_kind(p) != "autograd"}
+            stages = tile_stages(self.graph, self.stages, nodes_per_call, keep_whole=whole)
             program = self._programs[nodes_per_call] = _Program(self.graph, self.processors, stages)
         return program
 
@@ -379,7 +379,7 @@ def compile_render(
     processors: Mapping[str, Any],
     method: Literal["beam", "greedy", "one-by-one"] = "beam",
     stages: list[Stage] | None = None,
-    tile_bytes: int | None = None,
+    tile_bytes: int | None = CPU_TILE_BYTES,
 ) -> RenderPlan:
     """Check ``graph`` against ``processors``, schedule it and precompute a render plan.
 
@@ -391,7 +391,7 @@ def compile_render(
             :func:`render_order`).
         tile_bytes: CPU working-set budget per processor call; larger stages
             are tiled (see :class:`RenderPlan`, :data:`CPU_TILE_BYTES`).
-            ``None`` (the default) never tiles.
+            ``None`` never tiles.
 
     Raises:
         UnknownNodeTypeError: a node type has no processor (known types listed).

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import torch
 
 from .graph import Graph
-from .plan import NodeAux, compile_render
+from .plan import CPU_TILE_BYTES, NodeAux, compile_render
 
 __all__ = ["render"]
 
@@ -19,7 +19,7 @@ def render(
     parameters: Any,
     sources: torch.Tensor,
     method: Literal["beam", "greedy", "one-by-one"] = "beam",
-    tile_bytes: int | None = None,
+    tile_bytes: int | None = CPU_TILE_BYTES,
 ) -> tuple[torch.Tensor, NodeAux]:
     """Render ``graph`` once: :func:`compile_render` followed by a call of the plan.
 

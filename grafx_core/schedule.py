@@ -8,6 +8,7 @@ call. Fewer stages mean fewer, larger calls.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Literal
 
@@ -198,7 +199,8 @@ def render_order(
     return stages
 
 
-def tile_stages(graph: Graph, stages: list[Stage], max_nodes: int) -> list[Stage]:
+def tile_stages(graph: Graph, stages: list[Stage], max_nodes: int,
+                keep_whole: Collection[str] = ()) -> list[Stage]:
     """Split stages into calls of at most ``max_nodes`` nodes, ordered depth first.
 
     On a CPU, a stage of many long signals streams every intermediate result
@@ -212,6 +214,9 @@ def tile_stages(graph: Graph, stages: list[Stage], max_nodes: int) -> list[Stage
         stages: a render order (from :func:`render_order`).
         max_nodes: the largest number of nodes per call; the final ``"out"``
             stage is never split.
+        keep_whole: node types whose stages are never split (black boxes,
+            which process item by item in a thread pool and gain nothing
+            from cache-sized tiles but parallelism from large calls).
 
     Returns:
         An equivalent render order whose stages hold at most ``max_nodes``
@@ -222,6 +227,9 @@ def tile_stages(graph: Graph, stages: list[Stage], max_nodes: int) -> list[Stage
     tiles: list[Stage] = []
     for stage in stages:
         if stage.type == "out":
+            continue
+        if stage.type in keep_whole:
+            tiles.append(stage)
             continue
         # Even tiles: 10 nodes with max 8 become 5 + 5, not 8 + 2.
         count = -(-len(stage.nodes) // max_nodes)

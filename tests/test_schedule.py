@@ -90,3 +90,24 @@ def test_cycle_is_reported_with_its_nodes():
 def test_unknown_method_is_rejected():
     with pytest.raises(ValueError, match="'fastest'.*'beam'"):
         render_order(Graph(), "fastest")
+
+
+def test_tiles_go_depth_first_and_black_box_stages_stay_whole():
+    from grafx_core.schedule import tile_stages
+
+    graph = Graph()
+    bus = graph.add("mix")
+    for _ in range(4):
+        node = graph.add("in")
+        for t in ("eq", "box"):
+            nxt = graph.add(t)
+            graph.connect(node, nxt)
+            node = nxt
+        graph.connect(node, bus)
+    graph.connect(bus, graph.add("out"))
+    stages = render_order(graph)
+    tiled = tile_stages(graph, stages, max_nodes=2)
+    assert [(s.type, len(s.nodes)) for s in tiled] == [
+        ("eq", 2), ("box", 2), ("eq", 2), ("box", 2), ("mix", 1), ("out", 1)]
+    kept = tile_stages(graph, stages, max_nodes=2, keep_whole={"box"})
+    assert [(s.type, len(s.nodes)) for s in kept] == [("eq", 2), ("eq", 2), ("box", 4), ("mix", 1), ("out", 1)]

@@ -1,6 +1,6 @@
 """pedalboard effects in a graph: thread speed-up, wrapper overhead, cost of an optimisation step.
 
-Run: ``python bench/pedalboard.py`` (needs the grafx-pedalboard plugin). A
+Run: ``python bench/pedalboard_graph.py`` (needs the grafx-pedalboard plugin). A
 16-track graph, every track stereo 2 s at 44.1 kHz through
 ``pedalboard:compressor`` -> ``pedalboard:peak_filter`` -> ``pedalboard:reverb``
 into one output, is measured side by side in one run:
