@@ -51,6 +51,12 @@ def _ports(graph: Graph, processors: Mapping[str, Any], node_type: str) -> tuple
 
 def _check_edges(graph: Graph, processors: Mapping[str, Any]) -> None:
     ports = {t: _ports(graph, processors, t) for t in graph.node_types()}
+    for node_type, (inlets, _) in ports.items():
+        if not inlets and node_type not in BUILTIN_TYPES:
+            raise GraphConnectionError(
+                f"processor {type(processors[node_type]).__name__} for type {node_type!r} declares no inlets; "
+                "a processor takes at least one input signal (feed a generator from an 'in' node)"
+            )
     fed: set[tuple[int, str]] = set()
     for edge in graph.edges:
         src, dst = graph.nodes[edge.src], graph.nodes[edge.dst]

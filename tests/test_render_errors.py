@@ -80,6 +80,14 @@ def test_missing_ports_and_unfed_inlets():
         compile_render(chain("gain"), {"gain": Sidechained()})
 
 
+def test_processor_without_inlets_is_rejected():
+    class Oscillator(Gain):
+        inlets = ()
+
+    with pytest.raises(GraphConnectionError, match=r"Oscillator for type 'gain' declares no inlets"):
+        compile_render(chain("gain"), {"gain": Oscillator()})
+
+
 def test_graph_without_out_is_rejected():
     graph = Graph()
     graph.connect(graph.add("in"), graph.add("gain"))
