@@ -126,14 +126,36 @@ def bench_tracks(processors: dict, tracks: int, samples: int, repeats: int) -> N
     print("  ".join(row), flush=True)
 
 
+def random_dag(nodes: int, types: int, seed: int = 0) -> Graph:
+    """A random DAG of ``types`` processor types, each node fed by two recent nodes."""
+    import random
+
+    rng = random.Random(seed)
+    graph = Graph()
+    for _ in range(types):
+        graph.add("in")
+    for _ in range(nodes):
+        node = graph.add(f"t{rng.randrange(types)}")
+        for src in rng.sample(range(max(0, node - 60), node), k=2):
+            graph.connect(src, node)
+    graph.connect(len(graph) - 1, graph.add("out"))
+    return graph
+
+
 def bench_compile(nodes: int) -> None:
-    graph = mixing_graph(tracks=(nodes - 6) // 5)
-    times = [0.0] * 5
-    for i in range(5):
-        start = time.perf_counter()
-        compile_render(graph, PROCESSORS)
-        times[i] = time.perf_counter() - start
-    print(f"compile {len(graph)}-node mixing graph (beam): {statistics.median(times) * 1e3:.1f} ms")
+    cases = [("mixing graph", mixing_graph(tracks=(nodes - 6) // 5), PROCESSORS),
+             ("random 20-type DAG", random_dag(nodes, 20), None)]
+    for title, graph, processors in cases:
+        if processors is None:
+            processors = {t: Gain() for t in graph.processor_types()}
+        for method in ("beam", "greedy"):
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                plan = compile_render(graph, processors, method)
+                times.append(time.perf_counter() - start)
+            print(f"compile {len(graph)}-node {title} ({method}): {statistics.median(times) * 1e3:.1f} ms, "
+                  f"{len(plan.stages)} stages")
 
 
 def bench_chain_memory(length: int, samples: int) -> None:

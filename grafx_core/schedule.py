@@ -66,21 +66,27 @@ class _Dag:
 
 
 class _State:
-    __slots__ = ("indegree", "done", "stages", "remaining")
+    """A partial schedule: what is done, what each node still waits for, and
+    how many nodes of each type are left."""
 
-    def __init__(self, indegree: np.ndarray, done: np.ndarray, stages: list[Stage], remaining: int) -> None:
-        self.indegree, self.done, self.stages, self.remaining = indegree, done, stages, remaining
+    __slots__ = ("indegree", "done", "stages", "remaining", "left")
 
-    def ready(self, dag: _Dag) -> np.ndarray:
-        return (self.indegree == 0) & ~self.done
+    def __init__(self, indegree: np.ndarray, done: np.ndarray, stages: list[Stage], remaining: int,
+                 left: np.ndarray) -> None:
+        self.indegree, self.done, self.stages = indegree, done, stages
+        self.remaining, self.left = remaining, left
 
-    def advance(self, dag: _Dag, nodes: np.ndarray, type_name: str) -> _State:
-        indegree = self.indegree.copy()
-        np.subtract.at(indegree, dag.successors_of(nodes), 1)
+    def ready(self) -> np.ndarray:
+        return np.flatnonzero((self.indegree == 0) & ~self.done)
+
+    def advance(self, dag: _Dag, nodes: np.ndarray, type_index: int) -> _State:
+        indegree = self.indegree - np.bincount(dag.successors_of(nodes), minlength=len(self.indegree))
         done = self.done.copy()
         done[nodes] = True
-        stage = Stage(type_name, tuple(int(i) for i in nodes))
-        return _State(indegree, done, self.stages + [stage], self.remaining - len(nodes))
+        left = self.left.copy()
+        left[type_index] -= len(nodes)
+        stage = Stage(dag.type_names[type_index], tuple(int(i) for i in nodes))
+        return _State(indegree, done, self.stages + [stage], self.remaining - len(nodes), left)
 
 
 def _raise_cycle(dag: _Dag, done: np.ndarray) -> None:
@@ -105,38 +111,40 @@ def _raise_cycle(dag: _Dag, done: np.ndarray) -> None:
     raise GraphCycleError(f"the graph has a cycle: {names}")
 
 
-def _lower_bound(dag: _Dag, state: _State) -> int:
-    """Stages still needed at least: one per type that has unfinished nodes."""
-    left = dag.type_of[dag.schedulable & ~state.done]
-    return len(np.unique(left))
-
-
-def _children(dag: _Dag, state: _State) -> list[_State]:
-    ready = state.ready(dag)
-    types = dag.type_of[ready]
-    ready_ids = np.flatnonzero(ready)
-    return [
-        state.advance(dag, ready_ids[types == t], dag.type_names[t]) for t in np.unique(types)
-    ]
-
-
 def _search(dag: _Dag, width: int) -> list[Stage]:
+    """Beam search over which ready type to render next.
+
+    A move is scored before it is made: stages so far plus one per type with
+    nodes left (a lower bound on the stages still needed), then fewer nodes
+    left. Only the best moves are carried out, until ``width`` distinct
+    states are kept, so a round costs little more than ``width`` updates
+    however many types are ready.
+    """
     total = int(dag.schedulable.sum())
-    beam = [_State(dag.indegree.copy(), ~dag.schedulable, [], total)]
+    left = np.bincount(dag.type_of[dag.schedulable], minlength=len(dag.type_names))
+    beam = [_State(dag.indegree.copy(), ~dag.schedulable, [], total, left)]
     while beam[0].remaining > 0:
-        candidates: dict[bytes, _State] = {}
-        for state in beam:
-            for child in _children(dag, state):
-                candidates.setdefault(np.packbits(child.done).tobytes(), child)
-        if not candidates:
+        moves = []
+        for rank, state in enumerate(beam):
+            ready = state.ready()
+            types = dag.type_of[ready]
+            types_left = int(np.count_nonzero(state.left))
+            for t in np.unique(types).tolist():
+                nodes = ready[types == t]
+                bound = types_left - int(state.left[t] == len(nodes))
+                moves.append(((bound, state.remaining - len(nodes), rank, t), state, t, nodes))
+        if not moves:
             _raise_cycle(dag, beam[0].done)
-        ranked = sorted(
-            candidates.values(),
-            key=lambda s: (len(s.stages) + _lower_bound(dag, s), s.remaining, len(s.stages)),
-        )
+        moves.sort(key=lambda move: move[0])
+        kept: dict[bytes, _State] = {}
+        for _, state, t, nodes in moves:
+            child = state.advance(dag, nodes, t)
+            kept.setdefault(np.packbits(child.done).tobytes(), child)
+            if len(kept) == width:
+                break
         # Every state of a round has as many stages as the round number, so a
         # finished state (bound 0) ranks first and ends the loop.
-        beam = ranked[:width]
+        beam = list(kept.values())
     return beam[0].stages
 
 
