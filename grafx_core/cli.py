@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -54,8 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (``sys.argv[1:]`` by default); return the exit status.
 
-    A :class:`~grafx_core.errors.GrafxError` is printed as one line on stderr
-    with exit status 1; a missing command prints the help with status 2.
+    A :class:`~grafx_core.errors.GrafxError`, or an ``OSError`` such as a
+    missing input file or an output folder that does not exist, is printed as
+    one line on stderr with exit status 1; a missing command prints the help
+    with status 2.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -64,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.run(args) or 0)
-    except GrafxError as exc:
+    except BrokenPipeError:
+        # The reader stopped early (`grafx-core plugins | head`): nothing to report, and
+        # stdout goes to devnull so that flushing it at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (GrafxError, OSError) as exc:
         print(f"grafx-core {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -204,3 +204,15 @@ def test_draw_without_matplotlib_says_how_to_install_it(tmp_path, capsys, monkey
         draw_graph(_graph())
     assert main(["draw", str(tmp_path / "g.json"), "-o", str(tmp_path / "g.png")]) == 1
     assert "pip install grafx-core[plot]" in capsys.readouterr().err
+
+
+def test_missing_graph_file_and_output_folder_give_one_line_errors(tmp_path, capsys):
+    wav = str(tmp_path / "s.wav")
+    write_wav(wav, torch.zeros(2, 100), RATE)
+    assert main(["render", str(tmp_path / "nope.json"), "-s", wav, "-o", str(tmp_path / "a.wav")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("grafx-core render: error: ") and "nope.json" in err and err.count("\n") == 1
+    _graph().save(tmp_path / "g.json")
+    assert main(["draw", str(tmp_path / "g.json"), "-o", str(tmp_path / "no_folder" / "g.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("grafx-core draw: error: ") and "no_folder" in err and err.count("\n") == 1
