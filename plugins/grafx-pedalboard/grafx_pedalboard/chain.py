@@ -96,16 +96,32 @@ class BoardFactory:
         return _build(self.description)
 
 
-def _leaf_specs(plugin: Any, sample_rate: float) -> tuple[str, list[ParameterSpec], str, bool]:
-    """``(prefix, specs, how, fresh)`` of one leaf; specs start at the plug-in's values."""
+def _leaf_specs(plugin: Any, path: tuple[int, ...], sample_rate: float,
+                where: str) -> tuple[str, list[ParameterSpec], str, bool]:
+    """``(prefix, specs, how, fresh)`` of one leaf; specs start at the plug-in's values.
+
+    A built-in's range is widened to hold the board's value (pedalboard's own
+    NoiseGate default of -100 dB lies below the usual range), so that the node
+    starts out sounding like the board.
+
+    Raises:
+        PluginParameterError: a value beyond the control's limits (where
+            pedalboard raises or blows up), or not positive on a log scale.
+    """
     name = type(plugin).__name__
     effect = _BY_CLASS.get(name)
     if effect is not None:
         specs = []
-        for spec in effect_specs(effect, sample_rate):
-            value = min(max(float(getattr(plugin, spec.name)), spec.minimum), spec.maximum)
-            specs.append(ParameterSpec(spec.name, spec.minimum, spec.maximum, value, spec.scale,
-                                       spec.differentiable))
+        for control, spec in zip(effect.controls, effect_specs(effect, sample_rate)):
+            value = float(getattr(plugin, spec.name))
+            low_limit, high_limit = control.limit_range(sample_rate)
+            if not low_limit <= value <= high_limit or (spec.scale == "log" and value <= 0):
+                raise PluginParameterError(
+                    f"{where}: {name} at {path} has {spec.name}={value:g}; a node allows {low_limit:g} to "
+                    f"{high_limit:g} at {sample_rate:g} Hz{' (above 0: log scale)' if spec.scale == 'log' else ''}"
+                    "; set it within that range on the board")
+            specs.append(ParameterSpec(spec.name, min(spec.minimum, value), max(spec.maximum, value), value,
+                                       spec.scale, spec.differentiable))
         return effect.name, specs, "attribute", effect.fresh_instance
     if isinstance(plugin, pedalboard.ExternalPlugin):
         found = read_parameters(plugin)
@@ -159,7 +175,7 @@ def pedalboard_chain(
     else:
         raise PluginParameterError(f"{name}: expected a pedalboard.Pedalboard or a function returning one, "
                                    f"got {type(board).__name__}")
-    leaves = [(path, *_leaf_specs(plugin, sample_rate)) for path, plugin in walk(template)]
+    leaves = [(path, *_leaf_specs(plugin, path, sample_rate, name)) for path, plugin in walk(template)]
     counts: dict[str, int] = {}
     for _, prefix, specs, _, _ in leaves:
         counts[prefix] = counts.get(prefix, 0) + 1

@@ -91,3 +91,27 @@ def test_overrides_name_existing_controls():
     assert not next(s for s in processor.specs if s.name == "compressor_release_ms").differentiable
     with pytest.raises(ParameterError, match="release_ms"):
         pedalboard_chain(board(), differentiable={"release_ms": False})
+
+
+def test_a_board_value_outside_the_default_range_is_kept_not_clamped(bursts, record):
+    # pedalboard's own NoiseGate default threshold (-100 dB) lies below the node's default range
+    gate = pedalboard.NoiseGate(threshold_db=-100.0, ratio=4.0)
+    processor = pedalboard_chain(pedalboard.Pedalboard([gate, pedalboard.Gain(gain_db=30.0)]))
+    specs = {s.name: s for s in processor.specs}
+    assert specs["noise_gate_threshold_db"].minimum == -100.0 and specs["gain_gain_db"].maximum == 30.0
+    recording = record(processor)
+    x = bursts(1)
+    y = processor(x, **{k: torch.tensor([[v]]) for k, v in processor.default_parameters().items()})
+    # a default at a range's end starts 0.1% of the range inside it (a finite raw value)
+    assert recording.seen[0]["noise_gate_threshold_db"] == pytest.approx(-100.0, abs=0.11)
+    assert recording.seen[0]["gain_gain_db"] == pytest.approx(30.0, abs=0.1)
+    reference = pedalboard.Pedalboard([pedalboard.NoiseGate(threshold_db=recording.seen[0]["noise_gate_threshold_db"],
+                                                            ratio=recording.seen[0]["noise_gate_ratio"]),
+                                       pedalboard.Gain(gain_db=recording.seen[0]["gain_gain_db"])])
+    np.testing.assert_array_equal(y[0].numpy(), reference(x[0].numpy(), 44100))
+
+
+def test_a_board_value_beyond_the_safe_limits_is_refused_with_its_name():
+    # pedalboard accepts a chorus feedback of 0.99 without a word; it rings towards 1e19
+    with pytest.raises(PluginParameterError, match=r"Chorus at \(1,\).*feedback=0\.99.*-0\.95"):
+        pedalboard_chain(pedalboard.Pedalboard([pedalboard.Gain(), pedalboard.Chorus(feedback=0.99)]))
