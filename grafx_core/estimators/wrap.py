@@ -184,10 +184,11 @@ class EstimatedProcessor(nn.Module):
             ``[N, channels', samples]``.
         """
         nodes = signals[0].shape[0] if signals else None
-        first = next(iter(params.values()), None) if params else None
-        dtype = first.dtype if isinstance(first, torch.Tensor) and first.is_floating_point() else torch.float32
-        target = self.render_target(dtype)
+        target = self.render_target()
         columns = target.flatten(params, nodes)
+        if columns.is_floating_point():
+            # Renders get the parameters in their own dtype (nested leaves included), not float32.
+            target.dtype = columns.dtype
         if signals:
             columns = columns.to(signals[0].device)
         target.device = columns.device

@@ -37,6 +37,21 @@ def test_nested_parameters_get_their_own_gradients():
         torch.testing.assert_close(e, t, rtol=1e-3, atol=1e-5)
 
 
+def test_nested_float64_parameters_render_in_float64():
+    # The dtype comes from the nested leaves: a float32 cast would move the output by ~1e-8.
+    a = torch.tensor([[0.1], [0.3]], dtype=torch.float64, requires_grad=True)
+    b = torch.tensor([[0.7], [-0.2]], dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 1, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    g = torch.randn(2, 1, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    y = Tone()(x, taps={"a": a, "b": {"value": b}})
+    y_est = with_estimator(Tone(), FiniteDifference())(x, taps={"a": a, "b": {"value": b}})
+    assert torch.equal(y_est, y.detach())
+    exact = torch.autograd.grad(y, (a, b), g)
+    estimated = torch.autograd.grad(y_est, (a, b), g)
+    for e, t in zip(estimated, exact):
+        torch.testing.assert_close(e, t, rtol=1e-9, atol=1e-12)
+
+
 def test_frozen_parameters_get_zero_and_a_warning():
     a = torch.tensor([[0.5]], requires_grad=True)
     b = torch.tensor([[0.3]], requires_grad=True)
