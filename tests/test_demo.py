@@ -98,3 +98,25 @@ def test_demo_without_matplotlib_fails_at_once_saying_how_to_install_it(tmp_path
     err = capsys.readouterr().err
     assert "the demo needs matplotlib" in err and "pip install grafx-core[plot]" in err
     assert not (tmp_path / "out").exists()  # nothing was fitted or written
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--tracks", "0", "argument --tracks: expected at least 1, got 0"),
+    ("--steps", "-3", "argument --steps: expected at least 1, got -3"),
+    ("--seconds", "0", "argument --seconds: expected more than 0 seconds"),
+    ("--threads", "two", "argument --threads: expected a whole number, got 'two'"),
+    ("--device", "gpu", "argument --device: expected auto or a torch device"),
+])
+def test_demo_refuses_bad_options_before_doing_anything(tmp_path, capsys, option, value, message):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["demo", option, value, "-o", str(tmp_path / "out")])
+    assert excinfo.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_demo_without_cuda_refuses_a_cuda_device(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--device", "cuda", "-o", str(tmp_path / "out")])
+    assert "'cuda': CUDA is not available here" in capsys.readouterr().err

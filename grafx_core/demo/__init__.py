@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 import torch
@@ -217,23 +217,61 @@ def _run(settings: DemoSettings, out: TextIO, progress_stream: TextIO | None, re
                       {**files, "sources": os.path.join(folder, "sources")})
 
 
+def _at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected more than 0 seconds, got {text}")
+    return value
+
+
+def _device_name(text: str) -> str:
+    if text == "auto":
+        return text
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(
+            f"expected auto or a torch device such as cpu or cuda:0, got {text!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available here (use cpu, or auto to take CUDA "
+                                         "when present)")
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the demo's options."""
     defaults = DemoSettings()
-    parser.add_argument("--steps", type=int, default=defaults.steps, help=f"fitting steps (default {defaults.steps})")
-    parser.add_argument("--tracks", type=int, default=defaults.tracks,
+    parser.add_argument("--steps", type=_at_least(1), default=defaults.steps,
+                        help=f"fitting steps (default {defaults.steps})")
+    parser.add_argument("--tracks", type=_at_least(1), default=defaults.tracks,
                         help=f"number of synthesised tracks (default {defaults.tracks})")
-    parser.add_argument("--seconds", type=float, default=defaults.seconds,
+    parser.add_argument("--seconds", type=_seconds, default=defaults.seconds,
                         help=f"length of the multitrack (default {defaults.seconds:g})")
     parser.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default=defaults.estimator,
                         help="gradient estimator of the pedalboard nodes (default: each effect's measured choice)")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="seeds the music and the parameters")
-    parser.add_argument("--device", default=defaults.device,
+    parser.add_argument("--device", type=_device_name, default=defaults.device,
                         help="torch device of the analytic nodes: auto (CUDA when present), cpu, cuda, cuda:1, ...")
     parser.add_argument("--output", "-o", default=defaults.output, help=f"output folder (default {defaults.output})")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate,
                         help=f"Adam's initial learning rate (default {defaults.learning_rate:g})")
-    parser.add_argument("--threads", type=int, default=defaults.threads,
+    parser.add_argument("--threads", type=_at_least(1), default=defaults.threads,
                         help=f"torch threads (default {defaults.threads}: more are faster only on otherwise idle cores)")
 
 
