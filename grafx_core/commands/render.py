@@ -1,7 +1,7 @@
 """Render a graph saved as JSON with WAV sources; write each output as a WAV file.
 
 Processors come from the plugin registry by the node types in the graph file
-(e.g. "dsp:eq"); each factory that takes a sample_rate gets the sources' rate.
+(e.g. "dsp:parametric_eq"); each factory that takes a sample_rate gets the sources' rate.
 Give one --source per "in" node, in node-id order, and one -o per "out" node.
 Parameters come from a parameter file (--params, as written by
 grafx_core.save_parameters or the demo), else each processor's defaults.
