@@ -34,7 +34,7 @@ from .effects import EFFECTS, Effect
 from .errors import PluginParameterError
 from .estimator import make_estimator, settle_gradient_kind
 from .external import read_parameters
-from .processor import SetAndProcess, Target, effect_specs
+from .processor import SetAndProcess, Target, check_sample_rate, effect_specs
 
 __all__ = ["pedalboard_chain", "BoardFactory", "blueprint", "walk"]
 
@@ -160,10 +160,13 @@ def pedalboard_chain(
         the prefixed union of the plug-ins' controls (see the module documentation).
 
     Raises:
+        EffectOptionError: ``sample_rate`` is not a positive number.
         PluginParameterError: ``board`` is neither a plug-in nor a function
-            returning one, or a plug-in cannot be copied for the worker threads.
+            returning one, a plug-in cannot be copied for the worker threads, or
+            a board value lies beyond a control's limits.
         ParameterError: a ``differentiable`` name the chain does not have.
     """
+    sample_rate = check_sample_rate(name, sample_rate)
     if isinstance(board, pedalboard.Plugin):
         factory: Callable[[], Any] = BoardFactory(blueprint(board))
         template = board

@@ -33,7 +33,7 @@ from grafx_core.estimators import Estimator
 
 from .errors import PluginParameterError
 from .estimator import make_estimator, settle_gradient_kind
-from .processor import SetAndProcess, Target
+from .processor import SetAndProcess, Target, check_sample_rate
 
 __all__ = ["ExternalParameter", "read_parameters", "ExternalPluginFactory", "external_processor",
            "DISCRETE_STEPS"]
@@ -187,10 +187,12 @@ def external_processor(
 
     Raises:
         ImportError: the plug-in cannot be loaded (from ``pedalboard.load_plugin``).
+        EffectOptionError: ``sample_rate`` is not a positive number.
         PluginParameterError: bad ``include``/``exclude``/``differentiable`` names.
     """
-    factory = ExternalPluginFactory(path, plugin_name, parameter_values, loader)
     where = f"plug-in {path!r}" + (f" ({plugin_name})" if plugin_name else "")
+    sample_rate = check_sample_rate(f"pedalboard:external {where}", sample_rate)
+    factory = ExternalPluginFactory(path, plugin_name, parameter_values, loader)
     specs = select_parameters(read_parameters(factory()), where, include, exclude, differentiable)
     targets: dict[str, Target] = {s.name: ((), s.name, "raw") for s in specs}
     processor = BlackBoxProcessor(

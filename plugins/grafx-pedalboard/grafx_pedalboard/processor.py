@@ -11,6 +11,7 @@ never depends on what ran before, on which thread, or in which order.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,7 +26,7 @@ from .effects import MP3_SAMPLE_RATES, Effect, get_effect
 from .errors import EffectOptionError
 from .estimator import make_estimator, settle_gradient_kind
 
-__all__ = ["pedalboard_processor", "effect_specs", "SetAndProcess", "EffectFactory", "Target"]
+__all__ = ["pedalboard_processor", "effect_specs", "check_sample_rate", "SetAndProcess", "EffectFactory", "Target"]
 
 
 Target = tuple[tuple[int, ...], str, str]
@@ -77,6 +78,18 @@ class EffectFactory:
 
     def __repr__(self) -> str:
         return f"pedalboard.{self.class_name}({', '.join(f'{k}={v!r}' for k, v in self.options.items())})"
+
+
+def check_sample_rate(where: str, sample_rate: Any) -> float:
+    """``sample_rate`` as a float of Hz (a Python or numpy number, not a bool).
+
+    Raises:
+        EffectOptionError: not a positive finite number; the message starts with ``where``.
+    """
+    if not (isinstance(sample_rate, numbers.Real) and not isinstance(sample_rate, bool)
+            and math.isfinite(sample_rate) and sample_rate > 0):
+        raise EffectOptionError(f"{where}: sample_rate must be a positive number of Hz, got {sample_rate!r}")
+    return float(sample_rate)
 
 
 def _enum(effect: Effect, key: str, value: Any, enum: Any) -> Any:
@@ -219,10 +232,8 @@ def pedalboard_processor(
         EstimatorError: a bad estimator or estimator option.
     """
     info = get_effect(effect)
-    if not (isinstance(sample_rate, (int, float)) and math.isfinite(sample_rate) and sample_rate > 0):
-        raise EffectOptionError(f"pedalboard:{info.name}: sample_rate must be a positive number of Hz, "
-                                f"got {sample_rate!r}")
-    if info.class_name == "MP3Compressor" and int(sample_rate) not in MP3_SAMPLE_RATES:
+    sample_rate = check_sample_rate(f"pedalboard:{info.name}", sample_rate)
+    if info.class_name == "MP3Compressor" and sample_rate not in MP3_SAMPLE_RATES:
         raise EffectOptionError(f"pedalboard:{info.name}: the MP3 encoder runs at {list(MP3_SAMPLE_RATES)} Hz, "
                                 f"not {sample_rate:g} Hz")
     if not hasattr(pedalboard, info.class_name):

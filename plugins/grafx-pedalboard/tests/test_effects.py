@@ -11,7 +11,7 @@ import torch
 
 import grafx_core
 from grafx_core.errors import ParameterError
-from grafx_pedalboard import EFFECTS, EffectOptionError, effect_specs, pedalboard_processor
+from grafx_pedalboard import EFFECTS, EffectOptionError, effect_specs, pedalboard_chain, pedalboard_processor
 
 IMPULSE = np.exp(-np.arange(500) / 80.0) * np.random.default_rng(5).standard_normal(500) * 0.2
 
@@ -86,6 +86,18 @@ def test_frequency_ceilings_follow_the_sample_rate():
     for rate in (16000, 44100, 96000):
         cutoff = make("lowpass_filter", sample_rate=rate).specs[0]
         assert cutoff.maximum == pytest.approx(min(20000.0, 0.45 * rate))
+
+
+def test_sample_rates_from_numpy_are_taken_and_bad_ones_refused_by_every_factory():
+    assert make("lowpass_filter", sample_rate=np.int64(16000)).sample_rate == 16000.0
+    assert pedalboard_chain(pedalboard.Gain(), sample_rate=np.float32(22050)).sample_rate == 22050.0
+    for bad in (True, -5, float("nan"), "44100"):
+        with pytest.raises(EffectOptionError, match=r"pedalboard:gain: sample_rate must be a positive number"):
+            make("gain", sample_rate=bad)
+        with pytest.raises(EffectOptionError, match=r"pedalboard:chain: sample_rate must be a positive number"):
+            pedalboard_chain(pedalboard.Gain(), sample_rate=bad)
+    with pytest.raises(EffectOptionError, match="not 11025.5 Hz"):
+        make("mp3_compressor", sample_rate=11025.5)
 
 
 def test_options_reach_the_effect(bursts, record):

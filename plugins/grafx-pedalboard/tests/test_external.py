@@ -15,7 +15,7 @@ import torch
 
 from grafx_core.errors import BlackBoxError
 from grafx_core.testing import check_processor
-from grafx_pedalboard import PluginParameterError, external_processor, pedalboard_chain, read_parameters
+from grafx_pedalboard import EffectOptionError, PluginParameterError, external_processor, pedalboard_chain, read_parameters
 
 
 class FakeParameter:
@@ -123,3 +123,10 @@ def test_a_missing_plugin_file_raises_from_pedalboard():
         external_processor("/nonexistent/NoSuchPlugin.vst3")
     with pytest.raises(PluginParameterError, match="expected a pedalboard.Pedalboard"):
         pedalboard_chain(FakePlugin())
+
+
+def test_a_bad_sample_rate_is_refused_before_the_plugin_loads():
+    loader = Loader()
+    with pytest.raises(EffectOptionError, match=r"plug-in 'fake.vst3'.*sample_rate must be a positive number"):
+        external_processor("fake.vst3", loader=loader, sample_rate=0)
+    assert loader.calls == []
