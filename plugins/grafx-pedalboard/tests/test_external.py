@@ -15,7 +15,8 @@ import torch
 
 from grafx_core.errors import BlackBoxError
 from grafx_core.testing import check_processor
-from grafx_pedalboard import EffectOptionError, PluginParameterError, external_processor, pedalboard_chain, read_parameters
+from grafx_pedalboard import (EffectOptionError, PluginParameterError, external_processor, pedalboard_chain,
+                              read_parameters)
 
 
 class FakeParameter:

@@ -55,6 +55,18 @@ def test_a_reverb_dry_level_change_does_not_leak_into_the_next_item(bursts):
     torch.testing.assert_close(y[1:], alone, rtol=0, atol=0)
 
 
+def test_a_board_holding_a_reverb_does_not_carry_dry_level_into_the_next_item(bursts):
+    # the same workaround inside a board: a nested Reverb makes every item rebuild the board
+    board = pedalboard.Pedalboard([pedalboard.Gain(), pedalboard.Chain([pedalboard.Reverb()])])
+    processor = pedalboard_chain(board, workers=1)
+    raw = {k: torch.full((3, 1), v) for k, v in processor.default_parameters().items()}
+    raw.update(processor.raw_parameters(reverb_dry_level=[0.9, 0.1, 0.9]))
+    y = processor(bursts(1).expand(3, -1, -1), **raw)
+    torch.testing.assert_close(y[0], y[2], rtol=0, atol=0)
+    alone = pedalboard_chain(board, workers=1)(bursts(1), **{k: v[1:2] for k, v in raw.items()})
+    torch.testing.assert_close(y[1:2], alone, rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("name, estimator", [("compressor", None), ("reverb", None), ("chorus", None),
                                              ("phaser", None), ("delay", None), ("reverb", "spsa")])
 def test_threads_give_exactly_the_sequential_outputs_and_gradients(bursts, name, estimator):
