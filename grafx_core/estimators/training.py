@@ -10,6 +10,7 @@ import torch
 
 from ..errors import EstimatorError
 from ._progress import ProgressBar
+from ._rules import cpu_rows
 from .proxy_network import ProxyNetwork
 from .target import RenderJob, RenderTarget
 from .wrap import render_target
@@ -132,7 +133,7 @@ def train_proxy(
             f"train_proxy: the proxy takes {proxy.config['channels']} channels and {proxy.config['parameters']} "
             f"parameters; {target.name} gets {channels} channels and has {columns} ({list(target.columns)})"
         )
-    device = next(proxy.parameters()).device
+    weight = next(proxy.parameters())
     proxy.requires_grad_(True)
     proxy.train()
     optimiser = torch.optim.Adam(proxy.parameters(), lr=learning_rate)
@@ -140,11 +141,12 @@ def train_proxy(
     losses: list[float] = []
     try:
         for step in range(steps):
-            x = _batch(signals, batch_size, channels, length, gen).to(device)
-            p = (parameter_sampler(batch_size, gen) if parameter_sampler is not None
-                 else torch.rand(batch_size, columns, generator=gen, dtype=torch.float64)).to(device)
+            x = _batch(signals, batch_size, channels, length, gen).to(weight.device, weight.dtype)
+            # Rows stay float64 on the CPU for the render (where float64 may be missing, as on MPS).
+            p = cpu_rows(parameter_sampler(batch_size, gen) if parameter_sampler is not None
+                         else torch.rand(batch_size, columns, generator=gen, dtype=torch.float64))
             y = _render(target, x, p)
-            value = loss(proxy(x, p.to(x.dtype)), y)
+            value = loss(proxy(x, p.to(weight.device, weight.dtype)), y)
             optimiser.zero_grad()
             value.backward()
             optimiser.step()
@@ -165,12 +167,11 @@ def _batch(signals: torch.Tensor | None, count: int, channels: int, length: int,
         return random_signals(count, channels, length, gen)
     items = torch.randint(signals.shape[0], (count,), generator=gen)
     starts = torch.randint(signals.shape[-1] - length + 1, (count,), generator=gen)
-    return torch.stack([signals[i, :, s:s + length] for i, s in zip(items.tolist(), starts.tolist())]).float()
+    return torch.stack([signals[i, :, s:s + length] for i, s in zip(items.tolist(), starts.tolist())])
 
 
 def _render(target: RenderTarget, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    nodes = torch.arange(x.shape[0], device=x.device)
-    return target.render([RenderJob((x,), p.to(torch.float64), None, nodes, "proxy training")])[0]
+    return target.render([RenderJob((x,), p, None, torch.arange(x.shape[0]), "proxy training")])[0]
 
 
 def save_proxy(proxy: ProxyNetwork, path: str | os.PathLike[str]) -> None:

@@ -1,5 +1,7 @@
 """Neural proxy: exactly the proxy's VJP; training lowers its loss; save and load."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -96,6 +98,21 @@ def test_training_lowers_the_loss_and_the_proxy_saves_and_loads(tmp_path, capsys
     torch.save({"something": 1}, tmp_path / "other.pt")
     with pytest.raises(EstimatorError, match="not a grafx-core proxy"):
         load_proxy(tmp_path / "other.pt")
+
+
+def test_a_float64_proxy_trains_like_a_float32_one():
+    def distortion(audio, sample_rate, drive_db):
+        return np.tanh(audio * 10 ** (drive_db / 20))
+
+    box = BlackBoxProcessor(distortion, [ParameterSpec("drive_db", 0.0, 24.0)], workers=1)
+    torch.manual_seed(0)
+    single = ProxyNetwork(1, 1, hidden=4, layers=2)
+    double = copy.deepcopy(single).double()
+    options = dict(steps=3, batch_size=2, length=256, learning_rate=1e-2, seed=0, progress=False)
+    _, losses32 = train_proxy(box, single, **options)
+    _, losses64 = train_proxy(box, double, **options)  # same batches, same start: the same losses
+    np.testing.assert_allclose(losses64, losses32, rtol=1e-4)
+    assert next(double.parameters()).dtype == torch.float64
 
 
 def test_missing_or_mismatched_proxy_is_named(analytic):
