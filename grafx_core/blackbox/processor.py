@@ -124,7 +124,10 @@ class BlackBoxProcessor(nn.Module):
         # Only a stop the user did not ask for deserves a warning.
         self._warn_stopped_signal = signal_gradient == "auto"
         self.gradient_kind = self.estimator.kind
-        self.runner = ThreadPoolRunner(workers)
+        try:
+            self.runner = ThreadPoolRunner(workers)
+        except ValueError as error:
+            raise BlackBoxError(f"black box {self.name!r}: {error}") from None
         self._effects = PerThread(effect_factory) if effect_factory is not None else None
         self._attributes = {s.name: s.attribute or s.name for s in specs}
         self.node_labels: Sequence[str] | None = None

@@ -188,6 +188,8 @@ def test_bad_parameters_are_named():
         box(x, cutoff_hz=torch.zeros(2, 1), gain_db=torch.tensor([[0.0], [float("nan")]]))
     with pytest.raises(BlackBoxError, match="exactly one of function or effect_factory"):
         BlackBoxProcessor(lowpass, SPECS, effect_factory=RecordingEffect)
+    with pytest.raises(BlackBoxError, match="black box 'lp': workers must be a positive int or None, got 0"):
+        BlackBoxProcessor(lowpass, SPECS, workers=0, name="lp")
 
 
 def test_copies_work_and_follow_the_protocol():
