@@ -144,7 +144,12 @@ def draw_graph(
     layers = graph_layers(graph)
     ports = _ports(graph, processors)
     longest = max((len(part) for n in graph.nodes for part in (n.type, n.name or "")), default=0)
-    box_width = max(_BOX_WIDTH, _CHAR_WIDTH * longest + 0.25)
+    # Port names (shown where a side has several ports, in a 5 pt font) sit inside the box,
+    # beside the label: room for the longest on either side keeps them apart.
+    longest_port = max((len(name) for pair in ports.values() for side in pair if len(side) > 1 for name in side),
+                       default=0)
+    port_room = _CHAR_WIDTH * 5 / 6.5 * longest_port + 0.1 if longest_port else 0.0
+    box_width = max(_BOX_WIDTH, _CHAR_WIDTH * longest + 0.25 + 2 * port_room)
     stage_of = _resolve_stages(graph, stages)
     palette = colormaps["Set3"]
 
@@ -204,7 +209,7 @@ def draw_graph(
         end = port_xy(edge.dst, edge.inlet, outlet=False)
         rad = 0.0 if abs(start[1] - end[1]) < 1e-6 else 0.15 * (1 if end[1] > start[1] else -1)
         ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=7, linewidth=0.7,
-                                     color="#444444", connectionstyle=f"arc3,rad={rad}", zorder=1,
+                                     color="#444444", connectionstyle=f"arc3,rad={rad}", zorder=2.5,
                                      shrinkA=2, shrinkB=2))
 
     xs = [c[0] for c in centre.values()] or [0.0]

@@ -216,3 +216,22 @@ def test_missing_graph_file_and_output_folder_give_one_line_errors(tmp_path, cap
     assert main(["draw", str(tmp_path / "g.json"), "-o", str(tmp_path / "no_folder" / "g.png")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("grafx-core draw: error: ") and "no_folder" in err and err.count("\n") == 1
+
+
+def test_drawing_keeps_port_names_clear_of_labels_and_edges_over_boxes():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    figure = draw_graph(_graph(), processors=_processors(), stages="beam")
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    ax = figure.axes[0]
+    texts = [t for t in ax.texts if t.get_text()]
+    ports = [t for t in texts if t.get_text() in ("a", "b", "mid", "side")]
+    labels = [t for t in texts if t not in ports]
+    assert len(ports) == 4
+    for port in ports:
+        box = port.get_window_extent(renderer)
+        assert not any(box.overlaps(label.get_window_extent(renderer)) for label in labels), port.get_text()
+    # An edge that skips a column (fade -> out "mix" past "ms") must not hide behind the boxes it crosses.
+    box_z = max(p.get_zorder() for p in ax.patches if isinstance(p, FancyBboxPatch))
+    assert all(p.get_zorder() > box_z for p in ax.patches if isinstance(p, FancyArrowPatch))
