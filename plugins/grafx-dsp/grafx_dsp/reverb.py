@@ -85,11 +85,14 @@ class NoiseReverb(DSPProcessor):
         (computed once per dtype and device)."""
         key = (like.dtype, like.device)
         if key not in self._noise:
-            generator = torch.Generator().manual_seed(self.seed)
-            noise = torch.randn(2, self.ir_length, generator=generator, dtype=torch.float64)
-            noise = (noise / math.sqrt(self.sample_rate)).to(dtype=like.dtype, device=like.device)
-            self._noise[key] = torch.stft(noise, self.n_fft, self.hop, window=self._window(like),
-                                          return_complex=True)
+            # A cache filled under inference_mode would hold an inference tensor, which
+            # a later call with gradients could not save for its backward pass.
+            with torch.inference_mode(False):
+                generator = torch.Generator().manual_seed(self.seed)
+                noise = torch.randn(2, self.ir_length, generator=generator, dtype=torch.float64)
+                noise = (noise / math.sqrt(self.sample_rate)).to(dtype=like.dtype, device=like.device)
+                self._noise[key] = torch.stft(noise, self.n_fft, self.hop, window=self._window(noise),
+                                              return_complex=True)
         return self._noise[key]
 
     def impulse_response(self, gain_db: torch.Tensor, decay_s: torch.Tensor,

@@ -89,3 +89,17 @@ def test_reverb_gain_scales_the_response_and_side_gain_sets_the_width():
     params["gain_db"][:, 1] = -80.0  # no side: left and right alike
     narrow = reverb(impulse(reverb.ir_length, nodes=2), **params)[0].numpy()
     assert np.corrcoef(narrow[0], narrow[1])[0, 1] > 0.999
+
+
+def test_reverb_first_called_under_inference_mode_still_trains():
+    """The cached noise spectrum must not become an inference tensor."""
+    reverb = dsp.NoiseReverb(ir_seconds=0.05, n_fft=128)
+    x = impulse(reverb.ir_length)
+    params = reverb.default_parameters(1, dtype=torch.float64)
+    with torch.inference_mode():
+        preview = reverb(x, **params)
+    decay_s = params["decay_s"].clone().requires_grad_()
+    y = reverb(x, gain_db=params["gain_db"], decay_s=decay_s)
+    y.square().sum().backward()
+    torch.testing.assert_close(y.detach(), preview.clone())
+    assert decay_s.grad is not None and decay_s.grad.abs().sum() > 0
