@@ -107,10 +107,10 @@ class _FiniteDifferenceRule(GradientRule):
         vb = torch.where(b_centre, q_centre[:, cols], q_b[:, grid, cols])
         self.diff = vb - va
         if bool((self.diff <= 0).any()):
-            bad = int(cols[(self.diff <= 0).nonzero()[0, 1]])
+            node, j = (int(i) for i in (self.diff <= 0).nonzero()[0])
             raise EstimatorError(
-                f"{t.name}: the finite-difference step for parameter {t.columns[bad]!r} is rounded away "
-                "by the effect; increase the step"
+                f"{t.name}, node row {node}: the finite-difference step for parameter {t.columns[int(cols[j])]!r} "
+                f"at {float(pd[node, j]):.6g} is rounded away by the effect; increase the step (now {self.step})"
             )
         self.a_centre, self.b_centre = a_centre, b_centre
         nodes = torch.arange(n).unsqueeze(1).expand(n, d)

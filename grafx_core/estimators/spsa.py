@@ -78,7 +78,11 @@ class _SPSARule(GradientRule):
             rows.append(t.quantise(r.reshape(n * k, count)))
         self.diff = (rows[0] - rows[1])[:, cols].reshape(n, k, len(cols))
         if bool((self.diff == 0).any()):
-            raise EstimatorError(f"{t.name}: the SPSA step {self.step} is rounded away by the effect")
+            node, _, j = (int(i) for i in (self.diff == 0).nonzero()[0])
+            raise EstimatorError(
+                f"{t.name}, node row {node}: the SPSA step for parameter {t.columns[int(cols[j])]!r} "
+                f"at {float(pd[node, j]):.6g} is rounded away by the effect; increase the step (now {self.step})"
+            )
         nodes = node_rows(n, k)
         return [
             RenderJob(saved.signals, rows[0], nodes, nodes, "spsa"),

@@ -7,7 +7,7 @@ import torch
 
 from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec
 from grafx_core.errors import EstimatorError
-from grafx_core.estimators import FiniteDifference, with_estimator
+from grafx_core.estimators import SPSA, FiniteDifference, with_estimator
 
 
 def exact_and_estimated(processor, params, estimator, x, g):
@@ -129,3 +129,13 @@ def test_bad_options_are_rejected():
         FiniteDifference(step=-1.0)
     with pytest.raises(EstimatorError, match="step"):
         FiniteDifference(step=0.5)
+
+
+@pytest.mark.parametrize("estimator", [FiniteDifference(), SPSA(seed=0)])
+def test_a_step_rounded_away_names_the_node_parameter_and_value(analytic, estimator):
+    # bfloat16 moves in steps of 1.6e-2 around 3: a 1e-3 step leaves the parameter where it was.
+    wrapped = with_estimator(analytic.Gain(), estimator)
+    gain = torch.tensor([[0.5], [3.0]], dtype=torch.bfloat16, requires_grad=True)
+    y = wrapped(torch.randn(2, 1, 8), gain_db=gain)
+    with pytest.raises(EstimatorError, match=r"Gain, node row 1: .* parameter 'gain_db' at 3 is rounded away"):
+        y.sum().backward()
