@@ -45,6 +45,28 @@ def test_matches_a_per_item_scipy_reference(device):
         np.testing.assert_allclose(y[n].cpu().numpy(), ref, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("estimator", ["finite-difference", "spsa"])
+def test_gradients_follow_the_device_and_match_a_torch_twin(device, estimator):
+    spec = ParameterSpec("gain_db", -12.0, 12.0)
+
+    def gain(audio, sample_rate, gain_db):
+        return audio * 10 ** (gain_db / 20)
+
+    box = BlackBoxProcessor(gain, [spec], estimator=estimator, signal_gradient="straight-through", workers=2,
+                            **({"samples": 1, "seed": 0} if estimator == "spsa" else {}))
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(3, 2, 256, generator=gen).to(device).requires_grad_()
+    raw = torch.randn(3, 1, generator=gen).to(device).requires_grad_()
+    g = torch.randn(3, 2, 256, generator=gen).to(device)
+    grad_x, grad_raw = torch.autograd.grad(box(x, gain_db=raw), (x, raw), g)
+    twin = x * 10 ** (spec.to_natural(torch.sigmoid(raw))[:, :, None] / 20)
+    (exact,) = torch.autograd.grad(twin, raw, g)
+    assert grad_x.device == grad_raw.device == x.device
+    assert torch.equal(grad_x, g)  # straight-through: the incoming gradient as is
+    # one parameter: SPSA's single direction is exact too (+-1 times the slope, times the same sign)
+    torch.testing.assert_close(grad_raw, exact, rtol=1e-3, atol=1e-5)
+
+
 def test_deterministic_and_independent_of_the_thread_count():
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(7, 2, 3000, generator=gen)
