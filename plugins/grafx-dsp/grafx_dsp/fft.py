@@ -45,6 +45,8 @@ def fft_convolve(x: torch.Tensor, h: torch.Tensor, mode: str = "full") -> torch.
     """
     if mode not in ("full", "causal"):
         raise ValueError(f"fft_convolve: mode must be 'full' or 'causal', got {mode!r}")
+    if mode == "causal":
+        h = h[..., : x.shape[-1]]  # later taps only reach outputs past the signal's end
     samples, taps = x.shape[-1], h.shape[-1]
     full = samples + taps - 1
     n_fft = fast_length(full)
