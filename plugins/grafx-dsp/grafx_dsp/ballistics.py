@@ -104,4 +104,4 @@ def ballistics(v: torch.Tensor, attack_ms: Number, release_ms: Number, sample_ra
     peaks = peak_release(torch.relu(v), release_ms, sample_rate)
     if bool((v < 0).any()):  # only in parameters' guard bands (a ratio below 1, say)
         peaks = peaks - peak_release(torch.relu(-v), release_ms, sample_rate)
-    return one_pole(peaks, attack_ms, sample_rate).to(v.dtype)
+    return one_pole(peaks.to(v.dtype), attack_ms, sample_rate)

@@ -141,10 +141,29 @@ def test_gate_opens_with_attack_and_closes_with_release(attack_ms, release_ms):
     assert fall == pytest.approx(release_crossing_ms(attack_ms, release_ms), abs=1.5e3 / FS)
 
 
-def test_level_detector_links_channels_by_mean_power():
-    x = torch.tensor([[[0.5, 0.0], [0.5, 1.0]]], dtype=torch.float32)
+@pytest.mark.parametrize(("dtype", "rtol"), [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+def test_level_detector_links_channels_by_mean_power_in_the_signals_dtype(dtype, rtol):
+    x = torch.tensor([[[0.5, 0.0], [0.5, 1.0]]], dtype=dtype)
     expected = 10 * np.log10([0.25 + 1e-10, 0.5 + 1e-10])
-    np.testing.assert_allclose(level_db(x)[0, 0].numpy(), expected, rtol=1e-12)
+    level = level_db(x)
+    assert level.dtype == dtype
+    np.testing.assert_allclose(level[0, 0].numpy(), expected, rtol=rtol)
+
+
+@pytest.mark.parametrize("processor", [dsp.Compressor(), dsp.NoiseGate()])
+def test_dynamics_in_float32_stay_in_float32_and_match_float64(processor):
+    """The detector follows the signal's dtype (no float64 pass over every
+    sample) without losing accuracy: long release, 2 s, loud and quiet parts."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 2, 88200, generator=gen, dtype=torch.float64)
+    x[..., 30000:60000] *= 0.003
+    params = processor.default_parameters(2, dtype=torch.float64)
+    params["release_ms"][:] = 2000.0
+    reference = processor(x, **params)
+    y = processor(x.float(), **{name: value.float() for name, value in params.items()})
+    assert y.dtype == torch.float32
+    ratio_db = 20 * torch.log10(y.double().abs() / reference.abs())
+    assert ratio_db[reference.abs() > 1e-6].abs().max() < 1e-4
 
 
 def test_sidechain_compressor_gain_follows_the_sidechain():
