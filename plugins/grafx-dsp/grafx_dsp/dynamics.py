@@ -5,10 +5,10 @@ range compressor design", JAES 2012): the detector level is the channel-linked
 instantaneous level ``10 log10(mean_c x**2)`` in dB, a static gain computer
 with a quadratic soft knee turns it into a target gain reduction in dB, and
 :func:`grafx_dsp.ballistics.ballistics` smooths that reduction with real
-attack and release times. The detector path runs in the signal's dtype
-(only the peak detector's log-domain ramp needs float64, see
-:mod:`grafx_dsp.ballistics`): dB values need no more than float32's digits, and
-float64 costs twice as much on CPU and far more on most GPUs.
+attack and release times. The detector path runs in the signal's dtype, or
+float32 for half precision: dB values need no more than float32's digits, and
+float64 costs twice as much on CPU and far more on most GPUs (only the peak
+detector's log-domain ramp needs float64, see :mod:`grafx_dsp.ballistics`).
 """
 
 from __future__ import annotations
@@ -44,8 +44,10 @@ RELEASE_MS = Range(low=1.0, high=5000.0, default=100.0, floor=0.5, ceiling=10000
 
 def level_db(x: torch.Tensor) -> torch.Tensor:
     """Channel-linked instantaneous level ``10 log10(mean_c x**2)`` in dB,
-    floored at -100 dB; ``[nodes, channels, samples]`` to ``[nodes, 1, samples]`` in ``x``'s dtype."""
-    power = x.square().mean(dim=1, keepdim=True)
+    floored at -100 dB; ``[nodes, channels, samples]`` to ``[nodes, 1, samples]`` in ``x``'s dtype
+    (float32 for half-precision ``x``)."""
+    # Half precision can hold neither quiet powers nor the floor, nor run the ballistics' FFT.
+    power = x.to(torch.promote_types(x.dtype, torch.float32)).square().mean(dim=1, keepdim=True)
     return 10.0 * torch.log10(power + 10.0 ** (LEVEL_FLOOR_DB / 10.0))
 
 

@@ -194,3 +194,19 @@ def test_sidechain_of_another_length_is_a_signal_shape_error():
     proc = dsp.SidechainCompressor()
     with pytest.raises(dsp.SignalShapeError, match="inlet 'sidechain' has shape"):
         proc(torch.zeros(2, 2, 100), torch.zeros(2, 1, 99), **proc.default_parameters(2))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("processor", [dsp.Compressor(), dsp.NoiseGate()])
+def test_dynamics_on_half_precision_signals_detect_in_float32(processor, dtype):
+    """Half-precision audio keeps working: the detector runs in float32 (half
+    has no FFT on CPU) and the gain lands on the signal in its own dtype."""
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(2, 2, 4000, generator=gen)
+    x[..., 2000:] *= 1e-3  # quiet enough to underflow when squared in float16
+    x = x.to(dtype)
+    params = processor.default_parameters(2)
+    y = processor(x, **params)
+    reference = processor(x.float(), **params)
+    assert y.dtype == dtype
+    torch.testing.assert_close(y.float(), reference, rtol=1e-2, atol=1e-6)  # float16 subnormals
