@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._jsonfile import read_json
 from .errors import ParameterError
 
 __all__ = ["PARAMETERS_FORMAT", "parameters_to_dict", "parameters_from_dict", "save_parameters",
@@ -157,13 +158,7 @@ def load_parameters(path: str | os.PathLike[str], *, device: torch.device | str 
         ParameterError: the file is missing, not JSON, or not a parameter file.
     """
     name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError as exc:
-        raise ParameterError(f"parameter file {name!r} does not exist") from exc
-    except json.JSONDecodeError as exc:
-        raise ParameterError(f"parameter file {name!r} is not valid JSON: {exc}") from exc
+    data = read_json(name, "parameter file", ParameterError)
     try:
         return parameters_from_dict(data, device=device)
     except ParameterError as exc:

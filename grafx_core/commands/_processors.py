@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import inspect
-import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
+from .._jsonfile import read_json
 from ..errors import GrafxError, PluginError
 from ..graph import Graph
 from ..registry import default_registry, processors_for_graph
@@ -28,13 +28,7 @@ def read_options(path: str | os.PathLike[str] | None) -> dict[str, dict[str, Any
     if path is None:
         return {}
     name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8") as f:
-            data = json.load(f)
-    except FileNotFoundError as exc:
-        raise OptionsFileError(f"options file {name!r} does not exist") from exc
-    except json.JSONDecodeError as exc:
-        raise OptionsFileError(f"options file {name!r} is not valid JSON: {exc}") from exc
+    data = read_json(name, "options file", OptionsFileError)
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise OptionsFileError(
             f"options file {name!r} must be a JSON object mapping node types to objects of factory "
