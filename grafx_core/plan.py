@@ -13,6 +13,7 @@ from ._gather import EdgeGroup, IndexCache, InletPlan, Produced, Producer, gathe
 from .errors import GrafxError, GraphConnectionError, GraphError, ProcessorOutputError, SourceShapeError
 from .graph import BUILTIN_TYPES, Graph
 from .parameters import _require_processors, check_parameters
+from ._row_labels import RowLabels, labelled_rows
 from .processor import gradient_kind, inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
 from .schedule import Stage, render_order, tile_stages
 
@@ -173,7 +174,8 @@ class _Program:
         node_ids = stage.node_ids if subset is None else stage.node_ids[subset]
         where = f"processor {type(stage.processor).__name__} for type {stage.type!r} (nodes {node_ids.tolist()})"
         try:
-            result = stage.processor(*flat, **kwargs)
+            with labelled_rows(RowLabels([self._labels[i] for i in node_ids], batch)):
+                result = stage.processor(*flat, **kwargs)
         except GrafxError as exc:
             row = getattr(exc, "row", None)
             if isinstance(row, int) and 0 <= row < batch * rows:

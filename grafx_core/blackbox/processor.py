@@ -16,8 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._row_labels import current_row_labels
 from ..errors import BlackBoxError, ParameterError
-from ..estimators._warnings import NonDifferentiableParameterWarning, StoppedSignalGradientWarning, warn_once
+from ..estimators._warnings import NonDifferentiableParameterWarning, warn_once
+from ..estimators.auto import settle_signal_gradient
 from ..estimators.base import Estimator, resolve_estimator
 from ..estimators.finite_difference import FiniteDifference
 from ..estimators.target import RenderJob, RenderTarget
@@ -62,8 +64,10 @@ class BlackBoxProcessor(nn.Module):
         estimator: an estimator or a registered name (default: a
             :class:`~grafx_core.estimators.FiniteDifference` made with
             ``estimator_options``).
-        signal_gradient: ``"auto"``, ``"none"``, ``"straight-through"``, ``"spsa"``
-            or ``"proxy"`` (see :mod:`grafx_core.estimators.base`).
+        signal_gradient: ``"auto"`` or one of
+            :data:`~grafx_core.estimators.SIGNAL_GRADIENTS` (see
+            :mod:`grafx_core.estimators.base`); ``"auto"`` is settled at the first
+            call whose input wants a gradient and kept in ``signal_gradient``.
         workers: threads (default: ``min(items, os.cpu_count())``; use 1 for
             effects costing well under a millisecond per item).
         output_channels: channels the effect returns (default: as many as it gets).
@@ -71,9 +75,12 @@ class BlackBoxProcessor(nn.Module):
         estimator_options: options for the estimator when given by name.
 
     Attributes:
-        node_labels: optional labels of the rows of the next calls (a render
-            engine may set them to node names); error messages use them
-            instead of ``"node row i"``.
+        signal_gradient: the input signal's gradient (``"auto"`` until settled).
+        signal_probe: the :class:`~grafx_core.estimators.auto.SignalProbe` that
+            settled ``"auto"`` (``None`` before).
+        node_labels: optional labels of the rows of the next calls, used in error
+            messages instead of ``"node row i"`` outside a render (inside one, the
+            engine's graph-node labels are used, captured at forward time).
     """
 
     inlets: tuple[str, ...] = ("main",)
@@ -121,8 +128,7 @@ class BlackBoxProcessor(nn.Module):
             estimator_options = {}
         self.estimator = resolve_estimator(estimator, **estimator_options)
         self.signal_gradient = self.estimator.resolve_signal_gradient(signal_gradient)
-        # Only a stop the user did not ask for deserves a warning.
-        self._warn_stopped_signal = signal_gradient == "auto"
+        self.signal_probe: Any = None
         self.gradient_kind = self.estimator.kind
         try:
             self.runner = ThreadPoolRunner(workers)
@@ -160,8 +166,10 @@ class BlackBoxProcessor(nn.Module):
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise BlackBoxError(f"black box {self.name!r}: input must be [nodes, channels, samples], got {shape}")
         normalised = torch.sigmoid(self._raw_columns(params, x.shape[0]).to(x.device))
-        self._warn(normalised, x)
-        return self.estimator.apply(self.render_target(), (x,), normalised, signal_gradient=self.signal_gradient)
+        self._warn(normalised)
+        target = BlackBoxTarget(self, current_row_labels() or self.node_labels)
+        choice = settle_signal_gradient(self, target, (x,), normalised, f"black box {self.name!r}")
+        return self.estimator.apply(target, (x,), normalised, signal_gradient=choice)
 
     # -- parameters ---------------------------------------------------------
     def _raw_columns(self, params: Mapping[str, torch.Tensor], nodes: int) -> torch.Tensor:
@@ -212,19 +220,13 @@ class BlackBoxProcessor(nn.Module):
             out[key] = by_name[key].to_raw(v).float()
         return out
 
-    def _warn(self, normalised: torch.Tensor, x: torch.Tensor) -> None:
+    def _warn(self, normalised: torch.Tensor) -> None:
         if normalised.requires_grad:
             for spec in self.specs:
                 if not spec.differentiable:
                     warn_once(self._warned, spec.name,
                               f"black box {self.name!r}: parameter {spec.name!r} is not differentiable; "
                               "its gradient is zero", NonDifferentiableParameterWarning, stacklevel=5)
-        if self.signal_gradient == "none" and self._warn_stopped_signal and x.requires_grad:
-            warn_once(self._warned, "signal",
-                      f"black box {self.name!r}: the input signal's gradient is stopped (signal_gradient='auto' means 'none' for "
-                      f"{type(self.estimator).__name__}); "
-                      "choose 'straight-through', 'spsa' or 'proxy' to train what is upstream",
-                      StoppedSignalGradientWarning, stacklevel=5)
 
     @property
     def nondifferentiable_parameters(self) -> tuple[str, ...]:
@@ -234,7 +236,7 @@ class BlackBoxProcessor(nn.Module):
     # -- estimators ---------------------------------------------------------
     def render_target(self, dtype: torch.dtype | None = None) -> BlackBoxTarget:
         """This processor as a render target for estimators and :func:`train_proxy`."""
-        return BlackBoxTarget(self)
+        return BlackBoxTarget(self, self.node_labels)
 
     def with_estimator(self, estimator: Estimator | str, *, signal_gradient: str = "auto",
                        **estimator_options: Any) -> BlackBoxProcessor:
@@ -265,13 +267,16 @@ class BlackBoxTarget(RenderTarget):
     """A black-box processor as a render target: all rows of all jobs in one thread-pool run.
 
     Columns are the normalised controls (bounds 0 and 1); the effect sees each
-    natural value rounded to float32.
+    natural value rounded to float32. ``labels`` name the node rows in error
+    messages (captured when the target is made, so backward renders name the
+    nodes of their own forward call).
     """
 
     lower, upper = 0.0, 1.0
 
-    def __init__(self, processor: BlackBoxProcessor) -> None:
+    def __init__(self, processor: BlackBoxProcessor, labels: Sequence[str] | None = None) -> None:
         self.processor = processor
+        self.labels = labels
         self.name = f"black box {processor.name!r}"
         self.columns = tuple(s.name for s in processor.specs)
         self.differentiable = tuple(s.differentiable for s in processor.specs)
@@ -342,10 +347,12 @@ class BlackBoxTarget(RenderTarget):
 
     def _error(self, job: RenderJob, r: int, natural: dict[str, float], problem: str) -> BlackBoxError:
         node = int(job.nodes[r])
-        labels = self.processor.node_labels
-        where = labels[node] if labels is not None and node < len(labels) else f"node row {node}"
+        labels = self.labels
+        named = labels is not None and node < len(labels)
+        where = labels[node] if named else f"node row {node}"
         values = ", ".join(f"{k}={v:.6g}" for k, v in natural.items()) or "no parameters"
         render = "" if job.purpose == "forward" else f" ({job.purpose} render)"
         error = BlackBoxError(f"{self.name}, {where}{render}: {problem}; parameters {values}")
-        error.row = node  # the render engine turns the row into the graph node's name
+        if not named:
+            error.row = node  # the render engine turns the row into the graph node's name
         return error

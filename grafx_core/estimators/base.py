@@ -2,25 +2,41 @@
 
 Every estimator returns vector-Jacobian products: the incoming gradient of the
 output is multiplied in, never dropped. The gradient with respect to the input
-signal is chosen per processor, independently of the parameter estimator:
+signal is chosen per processor, independently of the parameter estimator
+(``signal_gradient=``):
 
-``"none"``
-    Stop: the input signal gets no gradient. Cheapest; right when nothing
-    upstream is trained.
+``"spectral-ratio"``, ``"fft-ratio"``, ``"smooth-gain"``
+    The adjoint of a linear stand-in fitted to what the forward pass saw (a
+    short-time spectral ratio, a whole-signal FFT ratio, a smoothed
+    time-varying gain; see :mod:`grafx_core.estimators.linearisation`). No
+    extra render.
+``"diagonal"``
+    The per-sample derivative of a memoryless effect from one extra render
+    per node at a randomly perturbed input. Exact for waveshapers and gains,
+    wrong for anything with memory.
 ``"straight-through"``
     Identity: the first inlet receives the output's gradient unchanged
     (output and input must have the same shape). Exact for effects close to
-    the identity (gentle EQ, compression below threshold), biased otherwise.
+    the identity, biased otherwise.
 ``"spsa"``
     Simultaneous perturbation of every input sample value: ``signal_samples``
-    pairs of extra renders per node, unbiased on smooth effects but noisy,
-    the more so the longer the signal.
+    pairs of extra renders per node. Unbiased on smooth effects, but a
+    44,100-sample signal is a 44,100-parameter problem: with a few samples its
+    estimate is almost orthogonal to the true gradient and far too large
+    (cosine near 0, norms 100-10,000 times off in ``bench/seam.py``). Kept for
+    short signals and for comparison.
 ``"proxy"``
     The neural proxy's gradient (only with the ``neural-proxy`` estimator).
-``"auto"``
-    The estimator's natural choice: ``"spsa"`` for SPSA, ``"straight-through"``
-    for straight-through, ``"proxy"`` for the neural proxy and ``"none"`` for
-    finite differences (differencing every sample value is not affordable).
+``"none"``
+    Stop: the input signal gets no gradient. Cheapest; right when nothing
+    upstream is trained.
+``"auto"`` (the default)
+    Straight-through for the straight-through estimator and the proxy for the
+    neural proxy; for the others, the processor picks one of the first four or
+    ``"straight-through"`` at its first call whose input wants a gradient,
+    from a quick probe (:func:`~grafx_core.estimators.auto.probe_signal_gradient`),
+    and keeps it in its ``signal_gradient`` attribute. Calls whose input wants
+    no gradient cost nothing extra.
 """
 
 from __future__ import annotations
@@ -34,11 +50,14 @@ import torch
 
 from ..errors import EstimatorError
 from ._rules import GradientRule, IdentitySignalRule, SignalSPSARule, render_estimated
+from .auto import LinearisedSignalRule, probe_signal_gradient
+from .linearisation import LINEARISATIONS
 from .target import RenderTarget
 
 __all__ = ["Estimator", "SIGNAL_GRADIENTS", "resolve_estimator"]
 
-SIGNAL_GRADIENTS = ("none", "straight-through", "spsa", "proxy")
+SIGNAL_GRADIENTS = ("spectral-ratio", "fft-ratio", "smooth-gain", "diagonal", "straight-through", "spsa", "proxy",
+                    "none")
 """How the gradient with respect to an input signal is obtained (or ``"auto"``)."""
 
 
@@ -55,7 +74,9 @@ class Estimator(ABC):
     Args:
         signal_samples: perturbation pairs per node when the signal gradient
             is ``"spsa"``.
-        signal_step: size of the signal perturbation (sample-value units).
+        signal_step: size of the signal perturbations: in sample-value units for
+            ``"spsa"``, relative to the input's RMS for ``"diagonal"`` and the
+            automatic choice's probe.
         seed: seeds the estimator's own random generator; every call draws a
             fresh child generator from it, so runs are reproducible and the
             global RNGs are never touched. ``None`` seeds from the OS.
@@ -63,8 +84,8 @@ class Estimator(ABC):
 
     kind: ClassVar[str] = "none"
     """The ``gradient_kind`` a processor using this estimator reports."""
-    default_signal_gradient: ClassVar[str] = "none"
-    """What ``signal_gradient="auto"`` means for this estimator."""
+    default_signal_gradient: ClassVar[str] = "auto"
+    """What ``signal_gradient="auto"`` means for this estimator (``"auto"``: a probe decides)."""
 
     def __init__(self, *, signal_samples: int = 4, signal_step: float = 1e-3, seed: int | None = None) -> None:
         owner = type(self).__name__
@@ -82,19 +103,21 @@ class Estimator(ABC):
     def resolve_signal_gradient(self, choice: str) -> str:
         """Turn ``"auto"`` into this estimator's default and check the choice.
 
+        The result is ``"auto"`` where the estimator leaves the choice to a probe.
+
         Raises:
             EstimatorError: ``choice`` is not ``"auto"`` or one of :data:`SIGNAL_GRADIENTS`,
                 or it needs something this estimator lacks (``"proxy"``).
         """
         resolved = self.default_signal_gradient if choice == "auto" else choice
-        if resolved not in SIGNAL_GRADIENTS:
+        if resolved not in SIGNAL_GRADIENTS and resolved != "auto":
             raise EstimatorError(
                 f"{type(self).__name__}: signal_gradient {choice!r} is not 'auto' or one of {SIGNAL_GRADIENTS}"
             )
         if resolved == "proxy" and self.kind != "neural-proxy":
             raise EstimatorError(
                 f"{type(self).__name__}: signal_gradient 'proxy' needs the neural-proxy estimator; "
-                "choose 'none', 'straight-through' or 'spsa'"
+                f"choose one of {[g for g in SIGNAL_GRADIENTS if g != 'proxy']}"
             )
         return resolved
 
@@ -108,6 +131,8 @@ class Estimator(ABC):
             return IdentitySignalRule()
         if choice == "spsa":
             return SignalSPSARule(self.signal_samples, self.signal_step, self.generator())
+        if choice in LINEARISATIONS:
+            return LinearisedSignalRule(choice, self.signal_step, self.generator())
         return None
 
     def apply(self, target: RenderTarget, signals: Sequence[torch.Tensor], params: torch.Tensor, *,
@@ -118,7 +143,8 @@ class Estimator(ABC):
             target: the processor as a batched render function.
             signals: one ``[N, channels, samples]`` tensor per inlet.
             params: ``[N, columns]`` parameters in the target's column space.
-            signal_gradient: see the module documentation.
+            signal_gradient: see the module documentation. ``"auto"`` left to a
+                probe is probed on this call (a processor probes once and keeps the choice).
 
         Returns:
             ``[N, channels', samples]`` output on the signals' device and dtype,
@@ -131,6 +157,8 @@ class Estimator(ABC):
         choice = self.resolve_signal_gradient(signal_gradient)
         want_params = params.requires_grad and bool(target.differentiable_columns())
         want_signals = any(s.requires_grad for s in signals)
+        if choice == "auto" and want_signals:
+            choice = probe_signal_gradient(target, signals, params, step=self.signal_step, rng=self.generator()).choice
         p_rule = self.parameter_rule(target) if want_params else None
         s_rule = self.signal_rule(choice, target) if want_signals else None
         y = render_estimated(target, signals, params, p_rule, s_rule)
@@ -138,7 +166,7 @@ class Estimator(ABC):
             raise EstimatorError(
                 f"{target.name}: straight-through signal gradient needs the output shape "
                 f"{tuple(y.shape)} to equal the input shape {tuple(signals[0].shape)}; "
-                "choose signal_gradient 'none' or 'spsa'"
+                "choose signal_gradient 'spectral-ratio', 'fft-ratio', 'smooth-gain', 'diagonal' or 'none'"
             )
         return y
 

@@ -38,7 +38,7 @@ class FiniteDifference(Estimator):
     """
 
     kind: ClassVar[str] = "finite-difference"
-    default_signal_gradient: ClassVar[str] = "none"
+    default_signal_gradient: ClassVar[str] = "auto"
 
     def __init__(self, step: float = 1e-3, mode: str = "central", **options: object) -> None:
         super().__init__(**options)  # type: ignore[arg-type]

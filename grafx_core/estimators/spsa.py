@@ -38,7 +38,7 @@ class SPSA(Estimator):
     """
 
     kind: ClassVar[str] = "spsa"
-    default_signal_gradient: ClassVar[str] = "spsa"
+    default_signal_gradient: ClassVar[str] = "auto"
 
     def __init__(self, samples: int = 4, step: float = 1e-3, **options: object) -> None:
         _positive("SPSA", "samples", samples, integer=True)

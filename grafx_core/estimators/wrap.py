@@ -19,8 +19,9 @@ from torch import nn
 
 from ..errors import EstimatorError, ParameterError, ProcessorOutputError
 from ..processor import inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
-from ._warnings import NonDifferentiableParameterWarning, StoppedSignalGradientWarning, warn_once
-from .base import Estimator, resolve_estimator
+from ._warnings import NonDifferentiableParameterWarning, warn_once
+from .auto import settle_signal_gradient
+from .base import SIGNAL_GRADIENTS, Estimator, resolve_estimator
 from .target import RenderJob, RenderTarget
 
 __all__ = ["with_estimator", "EstimatedProcessor", "TorchTarget", "render_target"]
@@ -139,6 +140,13 @@ class EstimatedProcessor(nn.Module):
     Follows the processor protocol: same inlets, parameters and output as the
     wrapped module; ``gradient_kind`` is the estimator's. Aux values of the
     wrapped module are not returned (their gradient could not be estimated).
+
+    ``signal_gradient="auto"`` takes the wrapped module's declaration when it
+    has one (a ``signal_gradient`` attribute naming one of
+    :data:`~grafx_core.estimators.SIGNAL_GRADIENTS`), else it is settled by a
+    probe at the first call whose input wants a gradient (see
+    :mod:`grafx_core.estimators.auto`); the choice stays in ``signal_gradient``
+    and the probe in ``signal_probe``.
     """
 
     def __init__(self, processor: nn.Module, estimator: Estimator, signal_gradient: str = "auto",
@@ -150,9 +158,11 @@ class EstimatedProcessor(nn.Module):
             )
         self.processor = processor
         self.estimator = estimator
+        declared = getattr(processor, "signal_gradient", None)
+        if signal_gradient == "auto" and declared in SIGNAL_GRADIENTS and declared != "proxy":
+            signal_gradient = declared
         self.signal_gradient = estimator.resolve_signal_gradient(signal_gradient)
-        # Only a stop the user did not ask for deserves a warning.
-        self._warn_stopped_signal = signal_gradient == "auto"
+        self.signal_probe: Any = None
         self.frozen = tuple(frozen)
         self.inlets = inlet_names(processor)
         self.outlets = outlet_names(processor)
@@ -192,22 +202,17 @@ class EstimatedProcessor(nn.Module):
         if signals:
             columns = columns.to(signals[0].device)
         target.device = columns.device
-        self._warn(target, columns, signals)
-        return self.estimator.apply(target, signals, columns, signal_gradient=self.signal_gradient)
+        self._warn(target, columns)
+        choice = settle_signal_gradient(self, target, signals, columns, target.name)
+        return self.estimator.apply(target, signals, columns, signal_gradient=choice)
 
-    def _warn(self, target: RenderTarget, columns: torch.Tensor, signals: Sequence[torch.Tensor]) -> None:
+    def _warn(self, target: RenderTarget, columns: torch.Tensor) -> None:
         if columns.requires_grad:
             for name, diff in zip(target.columns, target.differentiable):
                 if not diff:
                     warn_once(self._warned, name,
                               f"{target.name}: parameter {name!r} is not differentiable; its gradient is zero",
                               NonDifferentiableParameterWarning, stacklevel=4)
-        if self.signal_gradient == "none" and self._warn_stopped_signal and any(s.requires_grad for s in signals):
-            warn_once(self._warned, "signal",
-                      f"{target.name}: the input signal's gradient is stopped (signal_gradient='auto' means 'none' for "
-                      f"{type(self.estimator).__name__}); "
-                      "choose 'straight-through', 'spsa' or 'proxy' to train what is upstream",
-                      StoppedSignalGradientWarning, stacklevel=4)
 
 
 def with_estimator(processor: Any, estimator: Estimator | str, *, signal_gradient: str = "auto",
@@ -219,8 +224,9 @@ def with_estimator(processor: Any, estimator: Estimator | str, *, signal_gradien
             ``parameter_size``), or a black-box processor (which gets a copy using
             the new estimator).
         estimator: an :class:`Estimator` or a registered name such as ``"spsa"``.
-        signal_gradient: ``"auto"``, ``"none"``, ``"straight-through"``, ``"spsa"``
-            or ``"proxy"`` (see :mod:`grafx_core.estimators.base`).
+        signal_gradient: ``"auto"`` or one of
+            :data:`~grafx_core.estimators.SIGNAL_GRADIENTS` (see
+            :mod:`grafx_core.estimators.base`).
         frozen: parameter names of a torch processor that get no gradient (a
             one-time :class:`NonDifferentiableParameterWarning` when asked).
         options: options for the estimator when given by name.

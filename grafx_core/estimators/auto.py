@@ -1,0 +1,206 @@
+"""Signal gradients from linearisations, and the automatic choice among them.
+
+:class:`LinearisedSignalRule` gives the input signal's VJP as ``A^T g``, with
+``A`` the :class:`~grafx_core.estimators.linearisation.Linearisation` fitted to
+the call's input and output: no extra render, or one (``"diagonal"``).
+
+:func:`probe_signal_gradient` decides what ``signal_gradient="auto"`` means for
+a processor, once, at its first call whose input wants a gradient. It renders
+the first rows (at most :data:`PROBE_ROWS`) three ways in one batch: as
+given, at ``x + h s`` (random signs, for ``"diagonal"``) and at ``x + h u``,
+where ``u`` is the row's own input through a random short FIR filter whose
+first tap dominates: the kind of change an upstream gain or EQ makes. Each candidate linearisation predicts the output
+change ``A (h u)``; its score is the fraction of the true change it explains,
+``1 - |A h u - dy|^2 / |dy|^2`` (1 is perfect; 0 is no better than
+predicting no change), the median over the rows. The best candidate wins;
+``"diagonal"``, which costs a render per backward, only by a margin of
+:data:`RENDER_MARGIN`. Below :data:`MINIMUM_SCORE` nothing is trusted and the
+gradient is stopped (``"none"``, with a warning from the processor). An effect
+whose output does not move at all gets ``"none"`` too: its input gradient is zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ._warnings import StoppedSignalGradientWarning, warn_once
+from ._rules import GradientRule, Gradients, Saved, cpu_rows, rademacher
+from .linearisation import LINEARISATIONS, Linearisation, diagonal_perturbation, linearise
+from .target import RenderJob, RenderTarget
+
+__all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "MINIMUM_SCORE",
+           "RENDER_MARGIN", "CANDIDATES", "settle_signal_gradient"]
+
+PROBE_ROWS = 4
+"""Node rows the automatic choice renders (the first ones of the first call)."""
+MINIMUM_SCORE = 0.3
+"""Below this explained fraction no linearisation is trusted: the gradient stops."""
+RENDER_MARGIN = 0.02
+"""How much better ``"diagonal"`` must score than the best render-free candidate."""
+CANDIDATES = (*LINEARISATIONS, "straight-through")
+"""What the automatic choice compares (straight-through is the identity)."""
+
+
+class LinearisedSignalRule(GradientRule):
+    """The first inlet's VJP ``A^T g`` from a linearisation of ``kind`` (other inlets get none).
+
+    Args:
+        kind: one of :data:`~grafx_core.estimators.linearisation.LINEARISATIONS`.
+        step: relative perturbation of ``"diagonal"`` (see
+            :func:`~grafx_core.estimators.linearisation.diagonal_perturbation`).
+        rng: the estimator's per-call generator (draws the signs).
+    """
+
+    def __init__(self, kind: str, step: float, rng: np.random.Generator) -> None:
+        self.kind, self.step, self.rng = kind, step, rng
+        self.signs: torch.Tensor | None = None
+        self.h: torch.Tensor | None = None
+
+    def jobs(self, saved: Saved) -> list[RenderJob]:
+        if self.kind != "diagonal" or not saved.need_signals[0]:
+            return []
+        x = saved.signals[0]
+        self.signs = rademacher(self.rng, tuple(x.shape))
+        moved, self.h = diagonal_perturbation(x, self.signs, self.step, saved.y.shape[1])
+        rows = torch.arange(x.shape[0])
+        others = tuple(s for s in saved.signals[1:])
+        return [RenderJob((moved, *others), cpu_rows(saved.params), None, rows, "diagonal (signal)")]
+
+    def finish(self, saved: Saved, outputs: list[torch.Tensor], grad_y: torch.Tensor) -> Gradients:
+        grads: list[torch.Tensor | None] = [None] * len(saved.signals)
+        if saved.need_signals[0]:
+            x = saved.signals[0]
+            extra = {} if self.kind != "diagonal" else {"perturbed": outputs[0], "signs": self.signs, "h": self.h}
+            grads[0] = linearise(self.kind, x, saved.y, **extra).adjoint(grad_y).to(x.dtype)
+        return None, tuple(grads)
+
+
+@dataclass
+class SignalProbe:
+    """The outcome of :func:`probe_signal_gradient`.
+
+    Attributes:
+        choice: the chosen ``signal_gradient`` name (``"none"`` when nothing scored
+            :data:`MINIMUM_SCORE`).
+        scores: explained fraction per candidate (median over the probed rows).
+        still: whether the effect's output did not move at all (its input gradient is zero).
+    """
+
+    choice: str
+    scores: dict[str, float] = field(default_factory=dict)
+    still: bool = False
+
+    def describe(self) -> str:
+        """``"fft-ratio 0.998, spectral-ratio 0.97, ..."``, best first."""
+        ranked = sorted(self.scores.items(), key=lambda kv: -kv[1])
+        return ", ".join(f"{k} {v:.3g}" for k, v in ranked)
+
+
+def _explained(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+    dims = tuple(range(1, actual.dim()))
+    err = (pred.double() - actual.double()).square().sum(dims)
+    return 1.0 - err / actual.double().square().sum(dims).clamp(min=1e-300)
+
+
+def _upstream_like(x: torch.Tensor, rng: np.random.Generator, taps: int = 32) -> torch.Tensor:
+    """``x`` through a random decaying FIR filter, per row, scaled to unit RMS (random signs for silence)."""
+    rows, channels, length = x.shape
+    taps = min(taps, length)
+    decay = np.exp(-np.arange(taps) / 8.0)
+    kernels = rng.standard_normal((rows, taps)) * decay
+    kernels[:, 0] += 2.0
+    work = torch.promote_types(x.dtype, torch.float32)
+    k = torch.from_numpy(kernels[:, ::-1].copy()).to(device=x.device, dtype=work)
+    padded = torch.nn.functional.pad(x.to(work), (taps - 1, 0))
+    # one grouped convolution: every row (and each of its channels) with its own kernel
+    out = torch.nn.functional.conv1d(padded.reshape(1, rows * channels, -1),
+                                     k.repeat_interleave(channels, dim=0).unsqueeze(1), groups=rows * channels)
+    out = out.reshape(rows, channels, length)
+    rms = out.pow(2).mean(dim=(1, 2), keepdim=True).sqrt()
+    noise = rademacher(rng, tuple(x.shape)).to(device=x.device, dtype=work)
+    return torch.where(rms > 0, out / rms.clamp(min=1e-30), noise).to(x.dtype)
+
+
+def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor], params: torch.Tensor, *,
+                          step: float, rng: np.random.Generator,
+                          candidates: Sequence[str] = CANDIDATES) -> SignalProbe:
+    """Choose a signal gradient for ``target`` from three renders of its first rows.
+
+    Args:
+        target: the processor as a render target.
+        signals: one ``[N, channels, samples]`` tensor per inlet (the call's).
+        params: ``[N, columns]`` parameters of the call.
+        step: relative size of the test perturbations.
+        rng: draws the signs and offsets (the estimator's own generator).
+        candidates: names to compare (default :data:`CANDIDATES`).
+
+    Returns:
+        A :class:`SignalProbe`; nothing about the processor is changed.
+    """
+    rows = min(PROBE_ROWS, signals[0].shape[0])
+    xs = tuple(s.detach()[:rows] for s in signals)
+    x = xs[0]
+    p = cpu_rows(params)[:rows]
+    signs = rademacher(rng, tuple(x.shape))
+    direction = _upstream_like(x, rng)
+    probe_y = target.render([RenderJob(xs, p, None, torch.arange(rows), "signal-gradient probe")])[0]
+    moved, h = diagonal_perturbation(x, signs, step, probe_y.shape[1])
+    _, scale = diagonal_perturbation(x, signs, step)
+    test_input = x + scale * direction
+    nodes = torch.arange(rows)
+    outs = target.render([RenderJob((moved, *xs[1:]), p, None, nodes, "signal-gradient probe"),
+                          RenderJob((test_input, *xs[1:]), p, None, nodes, "signal-gradient probe")])
+    dy = outs[1] - probe_y
+    if not bool(dy.abs().amax() > 0):
+        return SignalProbe("none", still=True)
+    dx = test_input - x
+    scores = {}
+    for kind in candidates:
+        if kind == "straight-through":
+            if probe_y.shape != x.shape:
+                continue
+            pred = dx
+        else:
+            extra = {"perturbed": outs[0], "signs": signs, "h": h} if kind == "diagonal" else {}
+            lin: Linearisation = linearise(kind, x, probe_y, **extra)
+            pred = lin.apply(dx)
+        scores[kind] = float(_explained(pred, dy).median())
+    free = {k: v for k, v in scores.items() if k != "diagonal"}
+    best = max(free, key=free.__getitem__) if free else "diagonal"
+    if "diagonal" in scores and scores["diagonal"] > free.get(best, -np.inf) + RENDER_MARGIN:
+        best = "diagonal"
+    choice = best if scores.get(best, -np.inf) >= MINIMUM_SCORE else "none"
+    return SignalProbe(choice, scores)
+
+
+def settle_signal_gradient(owner: object, target: RenderTarget, signals: Sequence[torch.Tensor],
+                           params: torch.Tensor, name: str) -> str:
+    """Resolve ``owner.signal_gradient == "auto"`` once, at a call whose input wants a gradient.
+
+    ``owner`` is a processor with ``signal_gradient``, ``estimator`` and a
+    ``_warned`` set; it gets ``signal_gradient`` (the choice) and
+    ``signal_probe`` (the :class:`SignalProbe`). A stop that nothing explains
+    (no candidate scored :data:`MINIMUM_SCORE`) warns once with
+    :class:`~grafx_core.estimators.StoppedSignalGradientWarning`.
+
+    Returns:
+        The signal gradient to use for this call.
+    """
+    choice = getattr(owner, "signal_gradient")
+    if choice != "auto" or not any(s.requires_grad for s in signals):
+        return choice
+    estimator = getattr(owner, "estimator")
+    probe = probe_signal_gradient(target, signals, params, step=estimator.signal_step, rng=estimator.generator())
+    setattr(owner, "signal_probe", probe)
+    setattr(owner, "signal_gradient", probe.choice)
+    if probe.choice == "none" and not probe.still:
+        warn_once(getattr(owner, "_warned"), "signal",
+                  f"{name}: the input signal's gradient is stopped: no linear stand-in explained the effect's "
+                  f"response to a small input change (explained fractions {probe.describe()}; "
+                  f"at least {MINIMUM_SCORE} needed); choose a signal_gradient explicitly, or a neural proxy, "
+                  "to train what is upstream", StoppedSignalGradientWarning, stacklevel=5)
+    return probe.choice
