@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "plugins": "grafx_core.registry._command",
     "render": "grafx_core.commands.render",
     "draw": "grafx_core.commands.draw",
+    "gradients": "grafx_core.commands.gradients",
 }
 """Subcommand name -> module implementing ``add_arguments(parser)`` and ``run(args)``."""
 

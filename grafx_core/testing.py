@@ -30,6 +30,7 @@ from torch import nn
 
 from .errors import ConformanceError
 from .processor import GRADIENT_KINDS, inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
+from .gradient_report import gradient_report  # noqa: F401  (re-exported: grafx_core.testing.gradient_report)
 
 __all__ = ["check_processor", "CHECKS"]
 

@@ -9,10 +9,11 @@ a processor, once, at its first call whose input wants a gradient. It renders
 the first rows (at most :data:`PROBE_ROWS`) three ways in one batch: as
 given, at ``x + h s`` (random signs, for ``"diagonal"``) and at ``x + h u``,
 where ``u`` is the row's own input through a random short FIR filter whose
-first tap dominates: the kind of change an upstream gain or EQ makes. Each candidate linearisation predicts the output
-change ``A (h u)``; its score is the fraction of the true change it explains,
-``1 - |A h u - dy|^2 / |dy|^2`` (1 is perfect; 0 is no better than
-predicting no change), the median over the rows. The best candidate wins;
+first tap dominates: the kind of change an upstream gain or EQ makes.
+Each candidate linearisation predicts the output change ``A (h u)``; its
+score is the cosine between that prediction and the true change ``dy``, the
+median over the rows, less 1 where the prediction's norm is off by more than
+:data:`NORM_TOLERANCE` times either way. The best candidate wins;
 ``"diagonal"``, which costs a render per backward, only by a margin of
 :data:`RENDER_MARGIN`. Below :data:`MINIMUM_SCORE` nothing is trusted and the
 gradient is stopped (``"none"``, with a warning from the processor). An effect
@@ -33,12 +34,14 @@ from .linearisation import LINEARISATIONS, Linearisation, diagonal_perturbation,
 from .target import RenderJob, RenderTarget
 
 __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "MINIMUM_SCORE",
-           "RENDER_MARGIN", "CANDIDATES", "settle_signal_gradient"]
+           "RENDER_MARGIN", "NORM_TOLERANCE", "CANDIDATES", "settle_signal_gradient"]
 
 PROBE_ROWS = 4
 """Node rows the automatic choice renders (the first ones of the first call)."""
-MINIMUM_SCORE = 0.3
-"""Below this explained fraction no linearisation is trusted: the gradient stops."""
+MINIMUM_SCORE = 0.5
+"""Below this score no linearisation is trusted: the gradient stops."""
+NORM_TOLERANCE = 4.0
+"""A prediction this many times too large or too small is penalised (see above)."""
 RENDER_MARGIN = 0.02
 """How much better ``"diagonal"`` must score than the best render-free candidate."""
 CANDIDATES = (*LINEARISATIONS, "straight-through")
@@ -86,7 +89,7 @@ class SignalProbe:
     Attributes:
         choice: the chosen ``signal_gradient`` name (``"none"`` when nothing scored
             :data:`MINIMUM_SCORE`).
-        scores: explained fraction per candidate (median over the probed rows).
+        scores: score per candidate (see the module documentation).
         still: whether the effect's output did not move at all (its input gradient is zero).
     """
 
@@ -100,10 +103,13 @@ class SignalProbe:
         return ", ".join(f"{k} {v:.3g}" for k, v in ranked)
 
 
-def _explained(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
-    dims = tuple(range(1, actual.dim()))
-    err = (pred.double() - actual.double()).square().sum(dims)
-    return 1.0 - err / actual.double().square().sum(dims).clamp(min=1e-300)
+def _score(pred: torch.Tensor, actual: torch.Tensor) -> float:
+    p, a = pred.double().flatten(1), actual.double().flatten(1)
+    pn, an = p.norm(dim=1), a.norm(dim=1).clamp(min=1e-300)
+    cos = (p * a).sum(1) / (pn * an).clamp(min=1e-300)
+    ratio = float((pn / an).median())
+    off = not (1 / NORM_TOLERANCE <= ratio <= NORM_TOLERANCE)
+    return float(cos.median()) - (1.0 if off else 0.0)
 
 
 def _upstream_like(x: torch.Tensor, rng: np.random.Generator, taps: int = 32) -> torch.Tensor:
@@ -168,7 +174,7 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
             extra = {"perturbed": outs[0], "signs": signs, "h": h} if kind == "diagonal" else {}
             lin: Linearisation = linearise(kind, x, probe_y, **extra)
             pred = lin.apply(dx)
-        scores[kind] = float(_explained(pred, dy).median())
+        scores[kind] = _score(pred, dy)
     free = {k: v for k, v in scores.items() if k != "diagonal"}
     best = max(free, key=free.__getitem__) if free else "diagonal"
     if "diagonal" in scores and scores["diagonal"] > free.get(best, -np.inf) + RENDER_MARGIN:
@@ -200,7 +206,7 @@ def settle_signal_gradient(owner: object, target: RenderTarget, signals: Sequenc
     if probe.choice == "none" and not probe.still:
         warn_once(getattr(owner, "_warned"), "signal",
                   f"{name}: the input signal's gradient is stopped: no linear stand-in explained the effect's "
-                  f"response to a small input change (explained fractions {probe.describe()}; "
+                  f"response to a small input change (scores {probe.describe()}; "
                   f"at least {MINIMUM_SCORE} needed); choose a signal_gradient explicitly, or a neural proxy, "
                   "to train what is upstream", StoppedSignalGradientWarning, stacklevel=5)
     return probe.choice
