@@ -96,11 +96,29 @@ def test_spsa_source_gradient_is_unbiased():
     assert cosine > 0.95, cosine
 
 
-def test_stopped_source_gradient_is_zero_and_says_so_unless_asked_for():
-    sources = torch.randn(2, 1, 16)
-    with pytest.warns(StoppedSignalGradientWarning):
-        grad = _source_gradient(with_estimator(Drive(), FiniteDifference()), sources, torch.ones(1, 1, 16))
-    assert torch.all(grad == 0)
+def test_auto_source_gradient_is_the_probed_one_and_a_stop_is_silent_when_asked_for():
+    sources = torch.randn(2, 1, 256, generator=torch.Generator().manual_seed(0))
+    weights = torch.randn(1, 1, 256, generator=torch.Generator().manual_seed(1))
+    exact = _source_gradient(Drive(), sources, weights)
+    auto = with_estimator(Drive(), FiniteDifference(seed=0))
+    estimate = _source_gradient(auto, sources, weights)
+    assert auto.signal_gradient == "diagonal"  # tanh is memoryless: the probe finds it
+    torch.testing.assert_close(estimate, exact, rtol=1e-2, atol=1e-3)  # below float32 resolution: 0
     chosen = _source_gradient(with_estimator(Drive(), FiniteDifference(), signal_gradient="none"),
-                              sources, torch.ones(1, 1, 16))  # no warning: filterwarnings = error
+                              sources, weights)  # no warning: filterwarnings = error
     assert torch.all(chosen == 0)
+
+
+class Reverse(torch.nn.Module):
+    def forward(self, x, drive_db):
+        return torch.flip(x, [-1]) * torch.pow(10.0, drive_db / 20)[..., None]
+
+    def parameter_size(self):
+        return {"drive_db": 1}
+
+
+def test_a_stop_that_nothing_better_explains_warns_with_the_scores():
+    sources = torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(StoppedSignalGradientWarning, match="scores .*fft-ratio"):
+        grad = _source_gradient(with_estimator(Reverse(), FiniteDifference(seed=0)), sources, torch.ones(1, 1, 4096))
+    assert torch.all(grad == 0)

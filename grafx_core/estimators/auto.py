@@ -8,8 +8,9 @@ the call's input and output: no extra render, or one (``"diagonal"``).
 a processor, once, at its first call whose input wants a gradient. It renders
 the first rows (at most :data:`PROBE_ROWS`) three ways in one batch: as
 given, at ``x + h s`` (random signs, for ``"diagonal"``) and at ``x + h u``,
-where ``u`` is the row's own input through a random short FIR filter whose
-first tap dominates: the kind of change an upstream gain or EQ makes.
+where ``u`` is the row's own input through a random short decaying FIR
+filter: time-aligned with the input, like the change an upstream EQ makes,
+but not a copy of it (every linearisation maps ``x`` itself to ``y`` exactly).
 Each candidate linearisation predicts the output change ``A (h u)``; its
 score is the cosine between that prediction and the true change ``dy``, the
 median over the rows, less 1 where the prediction's norm is off by more than
@@ -118,7 +119,6 @@ def _upstream_like(x: torch.Tensor, rng: np.random.Generator, taps: int = 32) ->
     taps = min(taps, length)
     decay = np.exp(-np.arange(taps) / 8.0)
     kernels = rng.standard_normal((rows, taps)) * decay
-    kernels[:, 0] += 2.0
     work = torch.promote_types(x.dtype, torch.float32)
     k = torch.from_numpy(kernels[:, ::-1].copy()).to(device=x.device, dtype=work)
     padded = torch.nn.functional.pad(x.to(work), (taps - 1, 0))

@@ -186,17 +186,30 @@ def test_non_differentiable_parameter_gets_zero_and_one_warning():
         box(x, **raw)  # the warning is given once
 
 
-def test_stopped_signal_gradient_warns_once_and_gives_none():
-    box = BlackBoxProcessor(lowpass, SPECS, sample_rate=SR, workers=1)  # finite differences: 'none'
-    x = torch.randn(1, 1, 64, requires_grad=True)
+def test_auto_signal_gradient_is_settled_at_the_first_call_whose_input_wants_one():
+    box = BlackBoxProcessor(lowpass, SPECS, sample_rate=SR, workers=1)
     raw = {"cutoff_hz": torch.zeros(1, 1), "gain_db": torch.zeros(1, 1)}
-    with pytest.warns(StoppedSignalGradientWarning, match="'auto' means 'none' for FiniteDifference"):
-        y = box(x, **raw)
-    assert not y.requires_grad
+    box(torch.randn(1, 1, 2048), **raw)
+    assert box.signal_gradient == "auto" and box.signal_probe is None  # nothing wanted a gradient
+    x = torch.randn(1, 1, 2048, requires_grad=True, generator=torch.Generator().manual_seed(0))
+    y = box(x, **raw)
+    assert box.signal_gradient in ("spectral-ratio", "fft-ratio", "smooth-gain") and y.requires_grad
+    assert box.signal_probe.scores[box.signal_gradient] > 0.9
     chosen = BlackBoxProcessor(lowpass, SPECS, sample_rate=SR, workers=1, signal_gradient="none")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not chosen(x, **raw).requires_grad  # a stop asked for is silent
+
+
+def test_a_black_box_nothing_linear_explains_stops_with_a_warning_once():
+    box = BlackBoxProcessor(lambda audio, sample_rate: audio[:, ::-1].copy(), [], name="reverser", workers=1)
+    x = torch.randn(1, 1, 4096, requires_grad=True, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(StoppedSignalGradientWarning, match="black box 'reverser'"):
+        assert not box(x).requires_grad
+    assert box.signal_gradient == "none"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        box(x)  # settled: no second probe, no second warning
 
 
 def test_bad_parameters_are_named():

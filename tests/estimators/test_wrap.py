@@ -82,11 +82,31 @@ def test_a_black_box_gets_a_copy_with_the_new_estimator():
     assert torch.equal(spsa(x, **raw), box(x, **raw))
 
 
-def test_stopped_signal_gradient_warns_for_wrapped_modules_too():
-    wrapped = with_estimator(Tone(), FiniteDifference())  # 'auto' is 'none' for finite differences
-    x = torch.randn(1, 1, 8, requires_grad=True)
+def test_wrapped_modules_settle_auto_or_take_their_declaration():
+    wrapped = with_estimator(Tone(), FiniteDifference(seed=0))
+    x = torch.randn(1, 1, 512, requires_grad=True, generator=torch.Generator().manual_seed(0))
+    taps = {"a": torch.ones(1, 1), "b": {"value": 0.5 * torch.ones(1, 1)}}
+    g = torch.randn(1, 1, 512, generator=torch.Generator().manual_seed(1))
+    (estimate,) = torch.autograd.grad(wrapped(x, taps=taps), x, g)
+    (exact,) = torch.autograd.grad(Tone()(x, taps=taps), x, g)
+    assert wrapped.signal_gradient in ("spectral-ratio", "fft-ratio")
+    assert torch.nn.functional.cosine_similarity(estimate.flatten(), exact.flatten(), dim=0) > 0.99
+
+    class Declared(Tone):
+        signal_gradient = "fft-ratio"
+
+    assert with_estimator(Declared(), FiniteDifference()).signal_gradient == "fft-ratio"
     with pytest.warns(StoppedSignalGradientWarning):
-        wrapped(x, taps={"a": torch.ones(1, 1), "b": {"value": torch.zeros(1, 1)}})
+        reverse = with_estimator(Reverse(), FiniteDifference(seed=0))
+        reverse(torch.randn(1, 1, 4096, requires_grad=True), gain=torch.ones(1, 1))
+
+
+class Reverse(torch.nn.Module):
+    def parameter_size(self):
+        return {"gain": 1}
+
+    def forward(self, x, gain):
+        return torch.flip(x, [-1]) * gain[:, :, None]
 
 
 def test_several_outlets_are_refused():
