@@ -13,6 +13,7 @@ from .errors import (
     GraphCycleError,
     GraphError,
     NameCollisionError,
+    NondeterministicEffectError,
     OptionalDependencyError,
     ParameterError,
     PluginError,
@@ -148,6 +149,7 @@ __all__ = [
     "ConformanceError",
     "EstimatorError",
     "BlackBoxError",
+    "NondeterministicEffectError",
     "AudioFileError",
     "OptionalDependencyError",
 ]
