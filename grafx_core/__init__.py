@@ -17,6 +17,7 @@ from .errors import (
     ParameterError,
     PluginError,
     PluginWarning,
+    PredictorError,
     ProcessorOutputError,
     SourceShapeError,
     UnknownNameError,
@@ -44,6 +45,7 @@ from .hookspecs import hookimpl
 from .parameter_file import load_parameters, save_parameters
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
 from .plan import CPU_TILE_BYTES, NodeAux, RenderPlan, compile_render
+from .predictor import ParameterPredictor, PredictorTrainer, multi_resolution_stft_loss
 from .processor import GRADIENT_KINDS, Processor, inlet_names, outlet_names
 from .registry import (
     Registry,
@@ -125,6 +127,10 @@ __all__ = [
     "GradientWarning",
     "NonDifferentiableParameterWarning",
     "StoppedSignalGradientWarning",
+    # parameter predictors
+    "ParameterPredictor",
+    "PredictorTrainer",
+    "multi_resolution_stft_loss",
     # files and drawings
     "save_parameters",
     "load_parameters",
@@ -148,6 +154,7 @@ __all__ = [
     "ConformanceError",
     "EstimatorError",
     "BlackBoxError",
+    "PredictorError",
     "AudioFileError",
     "OptionalDependencyError",
 ]
