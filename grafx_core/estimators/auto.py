@@ -113,11 +113,11 @@ def _score(pred: torch.Tensor, actual: torch.Tensor) -> float:
     return float(cos.median()) - (1.0 if off else 0.0)
 
 
-def _upstream_like(x: torch.Tensor, rng: np.random.Generator, taps: int = 32) -> torch.Tensor:
+def _upstream_like(x: torch.Tensor, rng: np.random.Generator, taps: int = 64) -> torch.Tensor:
     """``x`` through a random decaying FIR filter, per row, scaled to unit RMS (random signs for silence)."""
     rows, channels, length = x.shape
     taps = min(taps, length)
-    decay = np.exp(-np.arange(taps) / 8.0)
+    decay = np.exp(-np.arange(taps) / 24.0)  # ~1 ms: time-local, yet no single tap dominates
     kernels = rng.standard_normal((rows, taps)) * decay
     work = torch.promote_types(x.dtype, torch.float32)
     k = torch.from_numpy(kernels[:, ::-1].copy()).to(device=x.device, dtype=work)

@@ -202,7 +202,7 @@ def test_auto_signal_gradient_is_settled_at_the_first_call_whose_input_wants_one
 
 
 def test_a_black_box_nothing_linear_explains_stops_with_a_warning_once():
-    box = BlackBoxProcessor(lambda audio, sample_rate: audio[:, ::-1].copy(), [], name="reverser", workers=1)
+    box = BlackBoxProcessor(lambda audio, sample_rate: audio[:, ::-1].copy(), [], name="reverser", workers=1, seed=0)
     x = torch.randn(1, 1, 4096, requires_grad=True, generator=torch.Generator().manual_seed(0))
     with pytest.warns(StoppedSignalGradientWarning, match="black box 'reverser'"):
         assert not box(x).requires_grad

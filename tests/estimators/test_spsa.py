@@ -59,7 +59,7 @@ def test_signal_gradient_is_an_unbiased_vjp(analytic):
     x = x0.expand(nodes, 1, 16).clone().requires_grad_()
     (exact,) = torch.autograd.grad(analytic.FIR()(x, taps=taps.double()), x, g)
     x_est = x0.expand(nodes, 1, 16).clone().requires_grad_()
-    wrapped = with_estimator(analytic.FIR(), SPSA(samples=8, seed=3))
+    wrapped = with_estimator(analytic.FIR(), SPSA(samples=8, seed=3), signal_gradient="spsa")
     (est,) = torch.autograd.grad(wrapped(x_est, taps=taps.double()), x_est, g)
     truth = exact[0].flatten()
     mean = est.flatten(1).mean(0)
@@ -67,7 +67,7 @@ def test_signal_gradient_is_an_unbiased_vjp(analytic):
     assert (mean - truth).norm() < 4 * spread
     # and it multiplies the incoming gradient in: with the same seed, -2 g gives exactly -2 times
     x_again = x0.expand(nodes, 1, 16).clone().requires_grad_()
-    again = with_estimator(analytic.FIR(), SPSA(samples=8, seed=3))
+    again = with_estimator(analytic.FIR(), SPSA(samples=8, seed=3), signal_gradient="spsa")
     (scaled,) = torch.autograd.grad(again(x_again, taps=taps.double()), x_again, -2 * g)
     torch.testing.assert_close(scaled, -2 * est)
 
