@@ -154,7 +154,7 @@ class SignalSPSARule(GradientRule):
 
     def finish(self, saved: Saved, outputs: list[torch.Tensor], grad_y: torch.Tensor) -> Gradients:
         n, k = saved.params.shape[0], self.samples
-        slope = directional_sums(grad_y, (outputs[0] - outputs[1]).view(n, k, *grad_y.shape[1:]))
+        slope = directional_sums(grad_y, outputs[0].sub_(outputs[1]).view(n, k, *grad_y.shape[1:]))
         slope = (slope / (2.0 * self.step)).to(grad_y.device)
         grads = []
         for x, delta in zip(saved.signals, self.deltas):

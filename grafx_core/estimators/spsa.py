@@ -91,7 +91,8 @@ class _SPSARule(GradientRule):
 
     def finish(self, saved: Saved, outputs: list[torch.Tensor], grad_y: torch.Tensor) -> Gradients:
         n, k, _ = self.diff.shape
-        slope = directional_sums(grad_y, (outputs[0] - outputs[1]).view(n, k, *grad_y.shape[1:])).unsqueeze(-1)
+        # in place: the renders are this rule's own, and a fresh difference tensor costs page faults
+        slope = directional_sums(grad_y, outputs[0].sub_(outputs[1]).view(n, k, *grad_y.shape[1:])).unsqueeze(-1)
         grad = torch.zeros(saved.params.shape, dtype=torch.float64)
         grad[:, self.cols] = (slope / self.diff).mean(1)
         return grad, ()
