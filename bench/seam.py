@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="every estimator fitted, 5 points, 2 s, 150 steps")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    seconds, points, steps = (2.0, 5, 150) if args.full else (0.5, 2, 40)
+    seconds, points, steps = (2.0, 5, 150) if args.full else (0.5, 3, 40)
     fit_signals = SIGNALS if args.full else ("auto",)
     _, sources = synthesise_multitrack(TRACKS, seconds, SR, seed=0)
     sources = sources.float()

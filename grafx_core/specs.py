@@ -30,12 +30,17 @@ class ProcessorSpec:
         description: one line for listings.
         gradient: how its gradient is obtained, one of
             :data:`grafx_core.processor.GRADIENT_KINDS`.
+        signal_gradient: how its input signal's gradient is obtained by
+            default: ``"autograd"``, ``"auto"`` (settled by a probe at first use)
+            or one of :data:`grafx_core.estimators.SIGNAL_GRADIENTS`; empty
+            means ``"autograd"`` for an autograd processor, else ``"auto"``.
     """
 
     name: str
     factory: Callable[..., Any]
     description: str = ""
     gradient: str = "autograd"
+    signal_gradient: str = ""
 
     def __post_init__(self) -> None:
         _check_name("processor", self.name)
@@ -45,6 +50,15 @@ class ProcessorSpec:
             raise ValueError(
                 f"processor {self.name!r}: gradient {self.gradient!r} is not one of {GRADIENT_KINDS}"
             )
+        from .estimators.base import SIGNAL_GRADIENTS
+
+        allowed = ("", "autograd", "auto", *SIGNAL_GRADIENTS)
+        if self.signal_gradient not in allowed:
+            raise ValueError(
+                f"processor {self.name!r}: signal_gradient {self.signal_gradient!r} is not one of {allowed}"
+            )
+        if not self.signal_gradient:
+            object.__setattr__(self, "signal_gradient", "autograd" if self.gradient == "autograd" else "auto")
 
 
 @dataclass(frozen=True)

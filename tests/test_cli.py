@@ -52,11 +52,11 @@ def cli_registry():
 def test_plugins_table_lists_processors_with_gradient_estimators_and_failures(cli_registry, capsys):
     assert main(["plugins"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["PLUGIN", "DISTRIBUTION", "PROCESSOR", "GRADIENT", "ESTIMATOR"]
+    assert lines[0].split() == ["PLUGIN", "DISTRIBUTION", "PROCESSOR", "GRADIENT", "SIGNAL", "ESTIMATOR"]
     assert lines[1].split() == ["bad", "grafx-bad", "-", "-"]
     assert lines[2].split() == ["est", "(no", "distribution)", "-", "mine"]
-    assert lines[3].split() == ["fx", "grafx-fx", "0.4", "compressor_long_name", "finite-difference", "-"]
-    assert lines[4].split() == ["scale", "spsa"]
+    assert lines[3].split() == ["fx", "grafx-fx", "0.4", "compressor_long_name", "finite-difference", "auto", "-"]
+    assert lines[4].split() == ["scale", "spsa", "auto"]
     assert lines[3].index("compressor_long_name") == lines[4].index("scale")  # columns line up
     assert lines[6] == "1 plugin(s) failed:"
     assert lines[7].startswith("  bad (grafx-bad) [hook]: grafx_register_processors() in 'mod_bad' returned "
@@ -71,8 +71,9 @@ def test_plugins_json_mirrors_the_registry(cli_registry, capsys):
     fx = report["plugins"][2]
     assert fx["processors"] == [
         {"name": "fx:compressor_long_name", "short_name": "compressor_long_name",
-         "gradient": "finite-difference", "description": "x"},
-        {"name": "fx:scale", "short_name": "scale", "gradient": "spsa", "description": "Scale by a factor"}]
+         "gradient": "finite-difference", "signal": "auto", "description": "x"},
+        {"name": "fx:scale", "short_name": "scale", "gradient": "spsa", "signal": "auto",
+         "description": "Scale by a factor"}]
     assert report["plugins"][1]["estimators"] == [
         {"name": "est:mine", "short_name": "mine", "description": "An estimator"}]
     assert [(f["plugin"], f["stage"]) for f in report["failures"]] == [("bad", "hook")]

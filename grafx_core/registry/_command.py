@@ -1,4 +1,4 @@
-"""List installed plugins: their processors (with gradient kind), estimators and failures.
+"""List installed plugins: their processors (gradient kind, signal gradient), estimators and failures.
 
 Plugins are found through the "grafx_core" entry-point group; the environment
 variables GRAFX_CORE_PLUGINS, GRAFX_CORE_DISABLE_PLUGIN_AUTOLOAD and
@@ -55,7 +55,7 @@ def plugins_report(registry: Registry) -> dict[str, Any]:
                 "origin": p.origin,
                 "modules": list(p.modules),
                 "processors": [{"name": i.name, "short_name": i.short_name, "gradient": i.gradient,
-                                "description": i.description} for i in owned(processors, p)],
+                                "signal": i.signal_gradient, "description": i.description} for i in owned(processors, p)],
                 "estimators": [{"name": i.name, "short_name": i.short_name, "description": i.description}
                                for i in owned(estimators, p)],
             }
@@ -71,7 +71,7 @@ def plugins_report(registry: Registry) -> dict[str, Any]:
 
 def format_report(report: dict[str, Any]) -> str:
     """A plain-text table of :func:`plugins_report`, one line per processor or estimator."""
-    header = ("PLUGIN", "DISTRIBUTION", "PROCESSOR", "GRADIENT", "ESTIMATOR")
+    header = ("PLUGIN", "DISTRIBUTION", "PROCESSOR", "GRADIENT", "SIGNAL", "ESTIMATOR")
     rows: list[tuple[str, ...]] = []
     for plugin in report["plugins"]:
         processors = plugin["processors"]
@@ -85,6 +85,7 @@ def format_report(report: dict[str, Any]) -> str:
                 distribution_label(plugin["distribution"], plugin["version"]) if first else "",
                 proc["short_name"] if proc else ("-" if first else ""),
                 proc["gradient"] if proc else "",
+                proc.get("signal", "") if proc else "",
                 est["short_name"] if est else ("-" if first else ""),
             ))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

@@ -100,7 +100,8 @@ class ProcessorInfo(_Registration):
     """A registered processor: its spec and the plugin that offers it.
 
     ``name`` is the qualified name (``"dsp:gain"``), ``short_name`` the plugin's
-    own (``"gain"``); ``gradient`` the kind of gradient the spec declares.
+    own (``"gain"``); ``gradient`` the kind of gradient the spec declares,
+    ``signal_gradient`` how the input signal's gradient is obtained.
     """
 
     spec: ProcessorSpec
@@ -109,6 +110,11 @@ class ProcessorInfo(_Registration):
     def gradient(self) -> str:
         """How the processor's gradient is obtained (one of ``GRADIENT_KINDS``)."""
         return self.spec.gradient
+
+    @property
+    def signal_gradient(self) -> str:
+        """How the input signal's gradient is obtained by default (``"auto"``: a probe at first use)."""
+        return self.spec.signal_gradient
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ def grafx_register_processors() -> list[ProcessorSpec]:
         if kind == "straight-through" and effect.signal_gradient == "none":
             kind = "none"  # no differentiable control and a stopped signal: see settle_gradient_kind
         specs.append(ProcessorSpec(name, partial(pedalboard_processor, name), f"pedalboard.{effect.class_name}: "
-                                   f"{effect.description}", gradient=kind))
+                                   f"{effect.description}", gradient=kind,
+                                   signal_gradient=effect.signal_gradient))
     specs.append(ProcessorSpec("chain", pedalboard_chain, "A whole pedalboard.Pedalboard as one node (board=...)",
                                gradient="spsa"))
     specs.append(ProcessorSpec("external", external_processor,
