@@ -62,6 +62,9 @@ class Counting(nn.Module):
     def default_parameters(self) -> Any:
         return self.processor.default_parameters()
 
+    def parameter_ranges(self) -> Any:
+        return self.processor.parameter_ranges()
+
 
 def build_graph() -> Graph:
     graph = Graph()

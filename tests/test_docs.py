@@ -69,7 +69,7 @@ def test_every_public_name_has_an_api_entry(built_docs):
 def test_cli_reference_shows_each_commands_own_help(built_docs):
     _, _, out = built_docs
     page = (out / "cli.html").read_text(encoding="utf-8")
-    for command in ("demo", "render", "draw", "plugins"):
+    for command in ("demo", "render", "draw", "plugins", "gradients"):
         assert f"usage: grafx-core {command}" in page
     assert "--estimator" in page and "--stages" in page and "--params" in page
 

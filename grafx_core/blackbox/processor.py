@@ -317,6 +317,14 @@ class BlackBoxTarget(RenderTarget):
         cols = [s.to_normalised(natural[:, j]) for j, s in enumerate(self.processor.specs)]
         return torch.stack(cols, dim=1) if cols else params.to(torch.float64)
 
+    def random_rows(self, params: torch.Tensor, rng: Any) -> torch.Tensor:
+        """Differentiable controls uniform in the middle 80% of their normalised range; the others as given."""
+        rows = params.to(torch.float64).clone()
+        for j, diff in enumerate(self.differentiable):
+            if diff:
+                rows[:, j] = torch.from_numpy(rng.uniform(0.1, 0.9, size=rows.shape[0]))
+        return rows
+
     def step_floor(self, params: torch.Tensor) -> torch.Tensor:
         cols = [s.step_floor(params[:, j]) for j, s in enumerate(self.processor.specs)]
         return torch.stack(cols, dim=1) if cols else torch.zeros_like(params, dtype=torch.float64)

@@ -7,14 +7,19 @@ the call's input and output: no extra render, or one (``"diagonal"``).
 :func:`probe_signal_gradient` decides what ``signal_gradient="auto"`` means for
 a processor, once, at its first call whose input wants a gradient. It renders
 the first rows (at most :data:`PROBE_ROWS`) three ways in one batch: as
-given, at ``x + h s`` (random signs, for ``"diagonal"``) and at ``x + h u``,
+given, at ``x + h s`` (random signs, for ``"diagonal"``), at ``x (1 + step)``
+(the change an upstream gain makes) and at ``x + h u``,
+at the call's parameters and, where the target knows its parameter ranges
+(:meth:`~grafx_core.estimators.RenderTarget.random_rows`), at random
+parameters too, since the choice is kept for every later call;
 where ``u`` is the row's own input through a random short decaying FIR
 filter: time-aligned with the input, like the change an upstream EQ makes,
 but not a copy of it (every linearisation maps ``x`` itself to ``y`` exactly).
 Each candidate linearisation predicts the output change ``A (h u)``; its
-score is the cosine between that prediction and the true change ``dy``, the
-median over the rows, less 1 where the prediction's norm is off by more than
-:data:`NORM_TOLERANCE` times either way. The best candidate wins;
+score is the cosine between that prediction and the true change ``dy`` less
+:data:`NORM_PENALTY` times ``|log2(|A h u| / |dy|)|`` (a prediction twice too
+large or too small loses a quarter), medians over the rows, the worst over
+the two test directions and the two parameter points. The best candidate wins;
 ``"diagonal"``, which costs a render per backward, only by a margin of
 :data:`RENDER_MARGIN`. Below :data:`MINIMUM_SCORE` nothing is trusted and the
 gradient is stopped (``"none"``, with a warning from the processor). An effect
@@ -23,6 +28,7 @@ whose output does not move at all gets ``"none"`` too: its input gradient is zer
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -35,14 +41,14 @@ from .linearisation import LINEARISATIONS, Linearisation, diagonal_perturbation,
 from .target import RenderJob, RenderTarget
 
 __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "MINIMUM_SCORE",
-           "RENDER_MARGIN", "NORM_TOLERANCE", "CANDIDATES", "settle_signal_gradient"]
+           "RENDER_MARGIN", "NORM_PENALTY", "CANDIDATES", "settle_signal_gradient"]
 
 PROBE_ROWS = 4
 """Node rows the automatic choice renders (the first ones of the first call)."""
 MINIMUM_SCORE = 0.5
 """Below this score no linearisation is trusted: the gradient stops."""
-NORM_TOLERANCE = 4.0
-"""A prediction this many times too large or too small is penalised (see above)."""
+NORM_PENALTY = 0.25
+"""Score lost per factor of two between the predicted and the true change's norms."""
 RENDER_MARGIN = 0.02
 """How much better ``"diagonal"`` must score than the best render-free candidate."""
 CANDIDATES = (*LINEARISATIONS, "straight-through")
@@ -109,8 +115,7 @@ def _score(pred: torch.Tensor, actual: torch.Tensor) -> float:
     pn, an = p.norm(dim=1), a.norm(dim=1).clamp(min=1e-300)
     cos = (p * a).sum(1) / (pn * an).clamp(min=1e-300)
     ratio = float((pn / an).median())
-    off = not (1 / NORM_TOLERANCE <= ratio <= NORM_TOLERANCE)
-    return float(cos.median()) - (1.0 if off else 0.0)
+    return float(cos.median()) - NORM_PENALTY * abs(math.log2(max(ratio, 1e-12)))
 
 
 def _upstream_like(x: torch.Tensor, rng: np.random.Generator, taps: int = 64) -> torch.Tensor:
@@ -134,7 +139,7 @@ def _upstream_like(x: torch.Tensor, rng: np.random.Generator, taps: int = 64) ->
 def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor], params: torch.Tensor, *,
                           step: float, rng: np.random.Generator,
                           candidates: Sequence[str] = CANDIDATES) -> SignalProbe:
-    """Choose a signal gradient for ``target`` from three renders of its first rows.
+    """Choose a signal gradient for ``target`` from four renders of its first rows (eight with random parameters).
 
     Args:
         target: the processor as a render target.
@@ -150,31 +155,43 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     rows = min(PROBE_ROWS, signals[0].shape[0])
     xs = tuple(s.detach()[:rows] for s in signals)
     x = xs[0]
-    p = cpu_rows(params)[:rows]
-    signs = rademacher(rng, tuple(x.shape))
-    direction = _upstream_like(x, rng)
-    probe_y = target.render([RenderJob(xs, p, None, torch.arange(rows), "signal-gradient probe")])[0]
-    moved, h = diagonal_perturbation(x, signs, step, probe_y.shape[1])
-    _, scale = diagonal_perturbation(x, signs, step)
-    test_input = x + scale * direction
+    points = [cpu_rows(params)[:rows]]
+    elsewhere = target.random_rows(points[0], rng)
+    if elsewhere is not None:
+        points.append(elsewhere)
     nodes = torch.arange(rows)
-    outs = target.render([RenderJob((moved, *xs[1:]), p, None, nodes, "signal-gradient probe"),
-                          RenderJob((test_input, *xs[1:]), p, None, nodes, "signal-gradient probe")])
-    dy = outs[1] - probe_y
-    if not bool(dy.abs().amax() > 0):
-        return SignalProbe("none", still=True)
-    dx = test_input - x
-    scores = {}
-    for kind in candidates:
-        if kind == "straight-through":
-            if probe_y.shape != x.shape:
+    centres = target.render([RenderJob(xs, p, None, nodes, "signal-gradient probe") for p in points])
+    signs = rademacher(rng, tuple(x.shape))
+    moved, h = diagonal_perturbation(x, signs, step, centres[0].shape[1])
+    _, scale = diagonal_perturbation(x, signs, step)
+    tests = [x + scale * _upstream_like(x, rng), x * (1 + step)]
+    inputs = [moved, *tests]
+    jobs = [RenderJob((v, *xs[1:]), p, None, nodes, "signal-gradient probe") for p in points for v in inputs]
+    outs = target.render(jobs)
+    # Each candidate's score is its worst over the operating points and test directions: the choice
+    # is kept for every later call, and every ratio maps x itself to y, so only the filtered direction
+    # tells a linear effect's structure, and only the gain direction a tangent from a secant.
+    scores: dict[str, float] = {}
+    moving = False
+    for k, y in enumerate(centres):
+        perturbed = outs[len(inputs) * k]
+        changes = [outs[len(inputs) * k + 1 + t] - y for t in range(len(tests))]
+        if not any(bool(dy.abs().amax() > 0) for dy in changes):
+            continue
+        moving = True
+        for kind in candidates:
+            if kind == "straight-through" and y.shape != x.shape:
                 continue
-            pred = dx
-        else:
-            extra = {"perturbed": outs[0], "signs": signs, "h": h} if kind == "diagonal" else {}
-            lin: Linearisation = linearise(kind, x, probe_y, **extra)
-            pred = lin.apply(dx)
-        scores[kind] = _score(pred, dy)
+            lin: Linearisation | None = None
+            if kind != "straight-through":
+                extra = {"perturbed": perturbed, "signs": signs, "h": h} if kind == "diagonal" else {}
+                lin = linearise(kind, x, y, **extra)
+            for test, dy in zip(tests, changes):
+                dx = test - x
+                pred = dx if lin is None else lin.apply(dx)
+                scores[kind] = min(scores.get(kind, np.inf), _score(pred, dy))
+    if not moving:
+        return SignalProbe("none", still=True)
     free = {k: v for k, v in scores.items() if k != "diagonal"}
     best = max(free, key=free.__getitem__) if free else "diagonal"
     if "diagonal" in scores and scores["diagonal"] > free.get(best, -np.inf) + RENDER_MARGIN:

@@ -104,6 +104,14 @@ class RenderTarget(ABC):
         """Per-entry smallest step that still changes the effect (``[rows, columns]``, float64)."""
         return torch.zeros_like(params, dtype=torch.float64)
 
+    def random_rows(self, params: torch.Tensor, rng: Any) -> torch.Tensor | None:
+        """Rows like ``params`` (``[rows, columns]``) at random points of the parameters' ranges, or ``None``.
+
+        The automatic signal-gradient choice probes there too. ``rng`` is a
+        ``numpy.random.Generator``. ``None`` (the default) where the ranges are unknown.
+        """
+        return None
+
     @property
     def bounded(self) -> bool:
         """Whether both bounds are finite."""

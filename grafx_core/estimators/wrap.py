@@ -14,11 +14,19 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..errors import EstimatorError, ParameterError, ProcessorOutputError
-from ..processor import inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
+from ..processor import (
+    ParameterRange,
+    inlet_names,
+    iter_parameter_shapes,
+    normalized_parameter_size,
+    outlet_names,
+    parameter_ranges,
+)
 from ._warnings import NonDifferentiableParameterWarning, warn_once
 from .auto import settle_signal_gradient
 from .base import SIGNAL_GRADIENTS, Estimator, resolve_estimator
@@ -117,6 +125,30 @@ class TorchTarget(RenderTarget):
 
     def step_scale(self, params: torch.Tensor) -> torch.Tensor:
         return params.to(torch.float64).abs().clamp(min=1.0)
+
+    def random_rows(self, params: torch.Tensor, rng: Any) -> torch.Tensor | None:
+        """Declared ranges (``parameter_ranges()``): uniform in their middle 80% (log-uniform on log scales).
+
+        Columns without a declared range keep their values; ``None`` when the module declares none.
+        """
+        ranges = parameter_ranges(self.module)
+        if not ranges:
+            return None
+        rows = params.to(torch.float64).clone()
+        start = 0
+        for path, shape in self.layout:
+            size = math.prod(shape)
+            found: Any = ranges
+            for key in path:
+                found = found.get(key) if isinstance(found, Mapping) else None
+            if isinstance(found, ParameterRange) and self.differentiable[start]:
+                log = found.scale == "log"
+                low, high = (math.log(found.low), math.log(found.high)) if log else (found.low, found.high)
+                span = high - low
+                draw = rng.uniform(low + 0.1 * span, high - 0.1 * span, size=(rows.shape[0], size))
+                rows[:, start:start + size] = torch.from_numpy(np.exp(draw) if log else draw)
+            start += size
+        return rows
 
     def render(self, jobs: Sequence[RenderJob]) -> list[torch.Tensor]:
         inlets = len(jobs[0].signals)
