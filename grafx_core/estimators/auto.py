@@ -23,7 +23,8 @@ the two test directions and the two parameter points. The best candidate wins;
 ``"diagonal"``, which costs a render per backward, only by a margin of
 :data:`RENDER_MARGIN`. Below :data:`MINIMUM_SCORE` nothing is trusted and the
 gradient is stopped (``"none"``, with a warning from the processor). An effect
-whose output does not move at all gets ``"none"`` too: its input gradient is zero.
+whose output does not move at all (below :data:`MUTE` of the input change, at
+every point) gets ``"none"`` too, silently: its input gradient is (close to) zero.
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ from .linearisation import LINEARISATIONS, Linearisation, diagonal_perturbation,
 from .target import RenderJob, RenderTarget
 
 __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "MINIMUM_SCORE",
-           "RENDER_MARGIN", "NORM_PENALTY", "CANDIDATES", "settle_signal_gradient"]
+           "RENDER_MARGIN", "NORM_PENALTY", "MUTE", "CANDIDATES", "settle_signal_gradient"]
 
 PROBE_ROWS = 4
 """Node rows the automatic choice renders (the first ones of the first call)."""
 MINIMUM_SCORE = 0.5
 """Below this score no linearisation is trusted: the gradient stops."""
+MUTE = 1e-4
+"""A parameter point whose output change is below this fraction of the input change is not scored."""
 NORM_PENALTY = 0.25
 """Score lost per factor of two between the predicted and the true change's norms."""
 RENDER_MARGIN = 0.02
@@ -176,7 +179,9 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     for k, y in enumerate(centres):
         perturbed = outs[len(inputs) * k]
         changes = [outs[len(inputs) * k + 1 + t] - y for t in range(len(tests))]
-        if not any(bool(dy.abs().amax() > 0) for dy in changes):
+        # A point where the effect is all but mute (a band-pass far from the signal) says nothing
+        # about the gradient's direction, and would penalise every candidate's norm.
+        if all(float(dy.norm()) <= MUTE * float((t - x).norm()) for t, dy in zip(tests, changes)):
             continue
         moving = True
         for kind in candidates:
