@@ -18,11 +18,15 @@ Printed per black box and signal gradient, measured in this run:
 - ``renders``: extra black-box renders per node in one backward, counted;
 - ``fit``: a short fit of every parameter from a random start (Adam, same
   start and steps), final loss over the exact processor's final loss.
+
+Operating points: the demo's musical ranges for the EQ and gain; the middle
+half of the black box's declared ranges (log-aware) for its own controls.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from collections.abc import Mapping
@@ -31,7 +35,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from grafx_core import Graph, compile_render, get_processor
+from grafx_core import Graph, ParameterRange, compile_render, get_processor
+from grafx_core.processor import parameter_ranges
 from grafx_core.demo.console import draw_parameters
 from grafx_core.demo.fitting import LatentParameters, SpectralLoss, fit
 from grafx_core.demo.multitrack import synthesise_multitrack
@@ -81,8 +86,17 @@ def build_graph() -> Graph:
 
 
 def draw(graph: Graph, processors: Mapping[str, Any], seed: int) -> dict[str, dict[str, torch.Tensor]]:
-    drawn = draw_parameters(graph, processors, torch.Generator().manual_seed(seed))
-    return {t: {k: v.detach().clone() for k, v in p.items()} for t, p in drawn.items()}
+    """The demo's musical ranges upstream; the black box's declared ranges (middle half, log-aware)."""
+    gen = torch.Generator().manual_seed(seed)
+    drawn = draw_parameters(graph, processors, gen)
+    out = {t: {k: v.detach().clone() for k, v in p.items()} for t, p in drawn.items()}
+    for name, spec in parameter_ranges(processors["box"]).items():
+        if isinstance(spec, ParameterRange) and name in out["box"]:
+            log = spec.scale == "log"
+            low, high = (math.log(spec.low), math.log(spec.high)) if log else (spec.low, spec.high)
+            u = low + (0.25 + 0.5 * torch.rand(out["box"][name].shape, generator=gen)) * (high - low)
+            out["box"][name] = torch.exp(u) if log else u
+    return out
 
 
 def upstream_gradient(render: Any, processors: dict[str, Any], params: Mapping[str, Mapping[str, torch.Tensor]],
@@ -146,7 +160,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="every estimator fitted, 5 points, 2 s, 150 steps")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    seconds, points, steps = (2.0, 5, 150) if args.full else (0.5, 3, 40)
+    seconds, points, steps = (2.0, 5, 150) if args.full else (0.4, 3, 30)
     fit_signals = SIGNALS if args.full else ("auto",)
     _, sources = synthesise_multitrack(TRACKS, seconds, SR, seed=0)
     sources = sources.float()

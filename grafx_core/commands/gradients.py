@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 
 from ..errors import GrafxError
 from ..gradient_report import GradientReport, gradient_report
@@ -74,22 +73,21 @@ def run(args: argparse.Namespace) -> int:
     for name in names:
         try:
             processor = get_processor(name)
-            reports.append(gradient_report(processor, items=args.items, seconds=args.seconds, seed=args.seed,
-                                           name=name))
+            report = gradient_report(processor, items=args.items, seconds=args.seconds, seed=args.seed, name=name)
         except Exception as error:  # one processor that cannot be measured must not stop the others
             if not args.all:
                 raise
             skipped.append((name, f"{type(error).__name__}: {str(error).splitlines()[0]}"))
-        if args.all:
-            print(f"measured {name}", file=sys.stderr)
+            continue
+        reports.append(report)
+        if not args.json:  # tables as they are measured: a long --all run shows its progress
+            print(format_rst([report], []) if args.rst else report.format() + "\n", flush=True)
     if args.json:
         print(json.dumps({"reports": [r.as_dict() for r in reports],
                           "skipped": [{"name": n, "reason": why} for n, why in skipped]}, indent=2))
-    elif args.rst:
-        print(format_rst(reports, skipped))
-    else:
-        text = "\n\n".join(r.format() for r in reports)
-        if skipped:
-            text += "\n\nnot measured:\n" + "\n".join(f"  {n}: {why}" for n, why in skipped)
-        print(text)
+    elif skipped:
+        if args.rst:
+            print(format_rst([], skipped))
+        else:
+            print("not measured:\n" + "\n".join(f"  {n}: {why}" for n, why in skipped))
     return 0

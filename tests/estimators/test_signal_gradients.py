@@ -144,3 +144,12 @@ def test_a_failure_in_the_backward_renders_names_the_graph_node():
     box.node_labels = ["wrong", "labels"]  # what the box holds now must not matter: the forward call's do
     with pytest.raises(BlackBoxError, match=r"black box 'fragile', .*snare.* \(finite-difference render\)"):
         y.sum().backward()
+
+
+def test_the_gradients_command_prints_a_report_per_processor(capsys):
+    from grafx_core.cli import main
+
+    assert main(["gradients", "dsp:gain", "--items", "1", "--seconds", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "dsp:gain (reference: autograd)" in out
+    assert "gain_db" in out and "smooth" in out and "auto -> " in out
