@@ -1,7 +1,8 @@
 """How good is each gradient estimate of a processor? :func:`gradient_report`.
 
 For every parameter and for the input signal, the report compares each
-estimator's vector-Jacobian product (for a seeded random output gradient)
+estimator's vector-Jacobian products (for three seeded random output
+gradients; one for the signal)
 with a reference: autograd through a twin where one exists (an autograd
 processor is its own twin: it is run as a black box through
 :func:`~grafx_core.estimators.with_estimator`), else a careful central
@@ -14,7 +15,8 @@ Each parameter is classified from second differences at three steps
 grows like ``h^2`` for a smooth control, like ``h^1.5`` to ``h`` where every
 sample has a kink at a different value (a hard-knee threshold), and like
 ``h^0.5`` or slower where the output jumps (a delay in whole samples, a
-pre-delay: time shifts). ``"stepwise"`` controls are not fed to finite
+pre-delay: time shifts). Differences below the output's float32 resolution
+count as no change. ``"stepwise"`` controls are not fed to finite
 differences or SPSA (their estimates would be noise), and an output that does
 not change at all is ``"constant"``.
 """
@@ -42,6 +44,8 @@ CLASSES = ("smooth", "kinked", "stepwise", "constant")
 """How a parameter's effect on the output behaves under small changes."""
 _REFERENCE_STEP = 2e-3
 _SIGNAL_DIRECTIONS = 8
+_COTANGENTS = 3  # random output gradients per parameter comparison: more entries than rows alone
+_RESOLUTION = 8 * float(torch.finfo(torch.float32).eps)
 
 Path = tuple[str, ...]
 
@@ -181,26 +185,29 @@ def _classify(processor: Any, signals: Sequence[torch.Tensor], params: dict[Path
             up, down = at(h), at(-h)
             firsts.append(float((up - down).norm()))
             seconds.append(float((up - 2 * centre + down).norm()))
-    if max(firsts) == 0.0:
+    # Differences below the output's float32 resolution are rounding, not behaviour.
+    floor = _RESOLUTION * float(centre.norm())
+    if max(firsts) <= floor:
         return "constant"
-    if firsts[0] == 0.0:
-        return "stepwise"
-    if seconds[-1] <= 1e-3 * firsts[-1]:
+    if firsts[0] <= floor:
+        return "stepwise" if firsts[-1] > 100 * floor else "smooth"
+    if seconds[-1] <= max(floor, 1e-3 * firsts[-1]):
         return "smooth"  # no curvature to speak of: linear in this control
-    tiny = 1e-300
-    slopes = [math.log2(max(seconds[k + 1], tiny) / max(seconds[k], tiny)) for k in range(len(CLASS_STEPS) - 1)]
-    alpha = float(np.mean(slopes))
+    pairs = [k for k in range(len(CLASS_STEPS) - 1) if seconds[k] > floor]
+    if not pairs:
+        return "smooth"
+    alpha = float(np.mean([math.log2(seconds[k + 1] / seconds[k]) for k in pairs]))
     if alpha >= 1.7:
         return "smooth"
     return "kinked" if alpha >= 0.8 else "stepwise"
 
 
 def _reference_parameters(processor: Any, signals: Sequence[torch.Tensor], params: dict[Path, torch.Tensor],
-                          g: torch.Tensor, path: Path) -> torch.Tensor:
-    """Richardson-extrapolated central differences of ``<g, y>`` for every column of ``path``: ``[N, cols]``."""
+                          gs: Sequence[torch.Tensor], path: Path) -> torch.Tensor:
+    """Richardson-extrapolated central differences of ``<g, y>`` per ``g`` and column of ``path``: ``[K, N, cols]``."""
     base = params[path]
     flat = base.reshape(base.shape[0], -1)
-    out = torch.zeros(flat.shape, dtype=torch.float64)
+    out = torch.zeros(len(gs), *flat.shape, dtype=torch.float64)
     for j in range(flat.shape[1]):
         h = _REFERENCE_STEP * flat[:, j].double().abs().clamp(min=1.0)
 
@@ -212,10 +219,22 @@ def _reference_parameters(processor: Any, signals: Sequence[torch.Tensor], param
                 yu = _call(processor, signals, {**params, path: up.reshape(base.shape)}).double()
                 yd = _call(processor, signals, {**params, path: down.reshape(base.shape)}).double()
             span = (up[:, j].double() - down[:, j].double())
-            return ((yu - yd) * g.double()).flatten(1).sum(1) / span
+            return torch.stack([((yu - yd) * g.double()).flatten(1).sum(1) / span for g in gs])
 
-        out[:, j] = (4 * diff(1.0) - diff(2.0)) / 3
+        out[:, :, j] = (4 * diff(1.0) - diff(2.0)) / 3
     return out
+
+
+def _parameter_vjps(model: Any, signals: Sequence[torch.Tensor], params: dict[Path, torch.Tensor],
+                    gs: Sequence[torch.Tensor]) -> dict[Path, torch.Tensor]:
+    """``[K, N, cols]`` VJPs of every parameter, one backward per output gradient ``g``."""
+    runs = []
+    for g in gs:
+        leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+        (_call(model, signals, leaves) * g).sum().backward()
+        runs.append({k: (v.grad if v.grad is not None else torch.zeros_like(v)).double().reshape(v.shape[0], -1)
+                     for k, v in leaves.items()})
+    return {k: torch.stack([run[k] for run in runs]) for k in params}
 
 
 def gradient_report(processor: Any, *, twin: Any = None, signals: Sequence[torch.Tensor] | None = None,
@@ -268,24 +287,14 @@ def gradient_report(processor: Any, *, twin: Any = None, signals: Sequence[torch
     report = GradientReport(str(label), "autograd" if reference_model is not None else "central difference")
     with torch.no_grad():
         y = _call(processor, signals, params)
-    g = torch.randn(y.shape, generator=rng, dtype=y.dtype)
+    gs = [torch.randn(y.shape, generator=rng, dtype=y.dtype) for _ in range(_COTANGENTS)]
+    g = gs[0]
     nondiff = set(getattr(processor, "nondifferentiable_parameters", ()) or ())
 
     # Parameters.
-    if reference_model is not None:
-        leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
-        (_call(reference_model, signals, leaves) * g).sum().backward()
-        reference = {k: (v.grad if v.grad is not None else torch.zeros_like(v)).double().reshape(v.shape[0], -1)
-                     for k, v in leaves.items()}
-    else:
-        reference = {}
-    estimates: dict[str, dict[Path, torch.Tensor]] = {}
-    for est in estimators:
-        box = with_estimator(processor, est, signal_gradient="none", seed=seed)
-        leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
-        (_call(box, signals, leaves) * g).sum().backward()
-        estimates[est] = {k: (v.grad if v.grad is not None else torch.zeros_like(v)).double().reshape(v.shape[0], -1)
-                          for k, v in leaves.items()}
+    reference = _parameter_vjps(reference_model, signals, params, gs) if reference_model is not None else {}
+    estimates = {est: _parameter_vjps(with_estimator(processor, est, signal_gradient="none", seed=seed),
+                                      signals, params, gs) for est in estimators}
     for path, value in params.items():
         control = ".".join(path)
         if control in nondiff or path[0] in nondiff:
@@ -300,7 +309,7 @@ def gradient_report(processor: Any, *, twin: Any = None, signals: Sequence[torch
             continue
         ref = reference.get(path)
         if ref is None:
-            ref = _reference_parameters(processor, signals, params, g, path)
+            ref = _reference_parameters(processor, signals, params, gs, path)
         for est in estimators:
             cos, norm = _cos_norm(estimates[est][path], ref)
             report.rows.append(GradientRow(control, behaviour, est, cos, norm))

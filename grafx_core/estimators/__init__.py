@@ -4,7 +4,9 @@ Four built-ins, registered through the plugin hooks under the names
 ``"finite-difference"``, ``"spsa"``, ``"straight-through"`` and
 ``"neural-proxy"``; :func:`with_estimator` routes any torch processor through
 any of them. All return vector-Jacobian products. How the input signal's
-gradient is obtained is chosen per processor (see :mod:`.base`).
+gradient is obtained is chosen per processor (see :mod:`.base`): from
+linear stand-ins fitted to the forward pass (:mod:`.linearisation`), chosen
+automatically by a probe (:mod:`.auto`) unless given.
 """
 
 from ._warnings import GradientWarning, NonDifferentiableParameterWarning, StoppedSignalGradientWarning

@@ -18,7 +18,8 @@ but not a copy of it (every linearisation maps ``x`` itself to ``y`` exactly).
 Each candidate linearisation predicts the output change ``A (h u)``; its
 score is the cosine between that prediction and the true change ``dy`` less
 :data:`NORM_PENALTY` times ``|log2(|A h u| / |dy|)|`` (a prediction twice too
-large or too small loses a quarter), medians over the rows, the worst over
+large or too small loses a quarter), medians over the rows whose output moves,
+the worst over
 the two test directions, the mean over the parameter points. The best candidate wins;
 ``"diagonal"``, which costs a render per backward, only by a margin of
 :data:`RENDER_MARGIN`, and ``"straight-through"`` by :data:`IDENTITY_MARGIN`. Below :data:`MINIMUM_SCORE` nothing is trusted and the
@@ -117,8 +118,12 @@ class SignalProbe:
         return ", ".join(f"{k} {v:.3g}" for k, v in ranked)
 
 
-def _score(pred: torch.Tensor, actual: torch.Tensor) -> float:
+def _score(pred: torch.Tensor, actual: torch.Tensor, dx: torch.Tensor) -> float:
     p, a = pred.double().flatten(1), actual.double().flatten(1)
+    live = a.norm(dim=1) > MUTE * dx.double().flatten(1).norm(dim=1)  # silent rows say nothing
+    if not bool(live.any()):
+        return float("nan")
+    p, a = p[live], a[live]
     pn, an = p.norm(dim=1), a.norm(dim=1).clamp(min=1e-300)
     cos = (p * a).sum(1) / (pn * an).clamp(min=1e-300)
     ratio = float((pn / an).median())
@@ -198,7 +203,9 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
             for test, dy in zip(tests, changes):
                 dx = test - x
                 pred = dx if lin is None else lin.apply(dx)
-                scores[kind] = min(scores.get(kind, np.inf), _score(pred, dy))
+                score = _score(pred, dy, dx)
+                if not math.isnan(score):
+                    scores[kind] = min(scores.get(kind, np.inf), score)
     if not per_point:
         return SignalProbe("none", still=True)
     scores = {kind: float(np.mean([p[kind] for p in per_point])) for kind in per_point[0]}
