@@ -1,6 +1,6 @@
 """Gradients across a black box in the middle of a graph (issue 17).
 
-Run: ``python bench/seam.py`` (about two minutes on 2 cores) or
+Run: ``python bench/seam.py`` (0.25 s tracks, 3 operating points, 20-step fits) or
 ``python bench/seam.py --full`` (every estimator fitted, more operating points,
 longer signals). Graph: 8 music-like stereo tracks, each
 ``in -> dsp:parametric_eq -> dsp:gain -> BLACK BOX``, summed by one ``mix``
@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="every estimator fitted, 5 points, 2 s, 150 steps")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    seconds, points, steps = (2.0, 5, 150) if args.full else (0.4, 3, 30)
+    seconds, points, steps = (2.0, 5, 150) if args.full else (0.25, 3, 20)
     fit_signals = SIGNALS if args.full else ("auto",)
     _, sources = synthesise_multitrack(TRACKS, seconds, SR, seed=0)
     sources = sources.float()
