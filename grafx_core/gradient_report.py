@@ -231,7 +231,9 @@ def _parameter_vjps(model: Any, signals: Sequence[torch.Tensor], params: dict[Pa
     runs = []
     for g in gs:
         leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
-        (_call(model, signals, leaves) * g).sum().backward()
+        out = _call(model, signals, leaves)
+        if out.requires_grad:  # else no parameter is differentiable: every VJP is zero
+            (out * g).sum().backward()
         runs.append({k: (v.grad if v.grad is not None else torch.zeros_like(v)).double().reshape(v.shape[0], -1)
                      for k, v in leaves.items()})
     return {k: torch.stack([run[k] for run in runs]) for k in params}
