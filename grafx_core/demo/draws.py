@@ -73,6 +73,8 @@ _RANGES: dict[tuple[str, str], tuple[float, float, bool]] = {
     (PB_COMPRESSOR, "ratio"): (2.0, 8.0, True),
     (PB_COMPRESSOR, "attack_ms"): (1.0, 30.0, True),
     (PB_COMPRESSOR, "release_ms"): (50.0, 300.0, True),
+    ("dsp:reverb", "gain_db"): (-30.0, -18.0, False),
+    ("dsp:reverb", "decay_s"): (0.3, 1.2, True),
     (PB_REVERB, "room_size"): (0.3, 0.8, False),
     (PB_REVERB, "damping"): (0.2, 0.7, False),
     (PB_REVERB, "wet_level"): (0.1, 0.3, False),

@@ -16,7 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import torch
+
 from ..graph import Graph
+from ..parameters import create_empty_parameters
+from .latent import is_black_box
 
 __all__ = ["ConsoleEffects", "Console", "CONSOLES", "build_console", "with_effects", "is_drum"]
 
@@ -43,6 +47,8 @@ class ConsoleEffects:
         reverb: on the send all tracks feed.
         master: the master chain, in order.
         options: factory options per processor name (JSON-ready).
+        start: start values (processor units) that replace a processor's
+            defaults, ``{processor name: {parameter: value}}``, for analytic processors.
     """
 
     track_compressor: str | None = "dsp:compressor"
@@ -54,11 +60,14 @@ class ConsoleEffects:
     reverb: str | None = "dsp:reverb"
     master: tuple[str, ...] = ("dsp:parametric_eq", "dsp:compressor")
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    start: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 CONSOLES: dict[str, ConsoleEffects] = {
+    # The reverb's default (0 dB mid) would drown a mix in its return; start it well below the tracks.
     "analytic": ConsoleEffects(options={"dsp:parametric_eq": {"n_peaks": 1},
-                                        "dsp:reverb": {"n_bands": 4, "ir_seconds": 1.0}}),
+                                        "dsp:reverb": {"n_bands": 4, "ir_seconds": 1.0}},
+                               start={"dsp:reverb": {"gain_db": -24.0, "decay_s": 0.8}}),
     # The reverb sits downstream of trained faders: pass their gradient straight through it
     # rather than stopping it (finite differences' natural choice).
     "pedalboard": ConsoleEffects(track_compressor="pedalboard:compressor", reverb="pedalboard:reverb",
@@ -76,10 +85,23 @@ class Console:
     Attributes:
         graph: the mixing graph; its ``"in"`` nodes are the tracks in order, one ``"out"`` node the mix.
         options: factory options per node type present in the graph (JSON-ready, for ``--options``).
+        start: start values replacing processor defaults (see :class:`ConsoleEffects`).
     """
 
     graph: Graph
     options: dict[str, dict[str, Any]]
+    start: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def start_parameters(self, processors: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Each processor's defaults for every node, with :attr:`start`'s values in their place
+        (black boxes keep their defaults: their parameters are raw values, not units)."""
+        params = create_empty_parameters(self.graph, processors)
+        with torch.no_grad():
+            for node_type, values in self.start.items():
+                if node_type in params.keys() and not is_black_box(processors[node_type]):
+                    for name, value in values.items():
+                        params[node_type][name].fill_(value)
+        return {t: {k: v.detach() for k, v in params[t].items()} for t in params.keys()}
 
 
 def build_console(track_names: Sequence[str], effects: ConsoleEffects | str = "analytic") -> Console:
@@ -124,7 +146,8 @@ def build_console(track_names: Sequence[str], effects: ConsoleEffects | str = "a
     chain = [(t, labels.get(t, f"master_{k}")) for k, t in enumerate(effects.master)]
     g.connect(_chain(g, master, *chain), g.add("out", "mix"))
     present = set(g.processor_types())  # options for an absent type are an error (processors_for_graph)
-    return Console(g, {t: dict(o) for t, o in effects.options.items() if t in present})
+    return Console(g, {t: dict(o) for t, o in effects.options.items() if t in present},
+                   {t: dict(v) for t, v in effects.start.items() if t in present})
 
 
 def with_effects(effects: ConsoleEffects, **slots: Any) -> ConsoleEffects:

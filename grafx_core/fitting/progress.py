@@ -29,6 +29,8 @@ class Progress:
 
     def update(self, step: int, loss: float, first_loss: float, seconds_per_step: float) -> None:
         """Show that ``step`` of ``total`` steps are done, the last of them at ``loss``."""
+        if step >= self.total:
+            return  # the last line is finish()'s, with the loss the fit returns
         tenth = 10 * step // max(self.total, 1)
         now = time.monotonic()
         if self.interactive and now - self._last_draw < 0.2:
