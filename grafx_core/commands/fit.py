@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     for node_type, extra in read_options(args.options).items():
         options.setdefault(node_type, {}).update(extra)
     _estimator_options(graph, options, args.estimator)
-    processors = build_processors(graph, options, multitrack.sample_rate)
+    origin = f"options file {args.options!r}" if args.options else "console options"
+    processors = build_processors(graph, options, multitrack.sample_rate, origin)
     start = load_parameters(args.params) if args.params else console.start_parameters(processors)
     hidden = load_parameters(args.hidden) if args.hidden else None
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
