@@ -9,7 +9,17 @@ TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 PACKAGES := -e '.[test,plot,docs]' $(patsubst %/pyproject.toml,-e %,$(wildcard plugins/*/pyproject.toml examples/*/pyproject.toml))
 
-.PHONY: install demo test bench docs clean
+# Debian packages some tests and examples use (recorded instruments for `grafx-core fit`);
+# installed with apt-get only when running as root and missing, skipped quietly otherwise.
+APT_PACKAGES := fluidsynth fluid-soundfont-gm hydrogen-drumkits
+
+.PHONY: install system-packages demo test bench docs clean
+
+system-packages:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && command -v dpkg-query >/dev/null; then \
+		missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+		if [ -n "$$missing" ]; then apt-get update -q && apt-get install -y --no-install-recommends $$missing; fi; \
+	fi
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard examples/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +29,10 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard example
 
 install: $(STAMP)
 
-demo: $(STAMP)
-	$(VENV)/bin/grafx-core demo $(ARGS)
+demo: system-packages $(STAMP)
+	$(VENV)/bin/grafx-core demo --force $(ARGS)  # replaces its own earlier results
 
-test: $(STAMP)
+test: system-packages $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
 docs: $(STAMP)

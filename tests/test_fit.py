@@ -85,6 +85,14 @@ def test_printed_render_command_reproduces_fitted_wav_bit_for_bit(hidden_mix, tm
         os.remove(again)
 
 
+def test_rendering_fitted_parameters_without_their_options_says_to_pass_them(hidden_mix, capsys):
+    _, _, _, out = hidden_mix
+    sources = [w for s in sorted((out / "sources").iterdir()) for w in ("-s", str(s))]
+    err = _one_line_error(capsys, ["render", str(out / "graph.json"), *sources, "-p", str(out / "fitted.params.json"),
+                                   "-o", str(out.parent / "again.wav")])
+    assert "dsp:parametric_eq.peak_" in err and "pass its options file with --options" in err
+
+
 def test_a_second_fit_into_a_results_folder_needs_force(hidden_mix, capsys):
     _, folder, stems, out = hidden_mix
     err = _one_line_error(capsys, ["fit", *stems[:2], "--target", str(folder / "mix.wav"), "-o", str(out)])
