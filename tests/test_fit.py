@@ -50,7 +50,7 @@ def hidden_mix(tmp_path_factory):
     write_wav(folder / "mix.wav", mix, RATE)
     save_parameters(hidden, folder / "hidden.json")
     out = folder / "fit"
-    status = main(["fit", *stems, "--target", str(folder / "mix.wav"), "-o", str(out), "--steps", "50",
+    status = main(["fit", *stems, "--target", str(folder / "mix.wav"), "-o", str(out), "--steps", "30",
                    "--hidden", str(folder / "hidden.json")])
     return status, folder, stems, out
 
