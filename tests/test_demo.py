@@ -20,6 +20,7 @@ from grafx_core.demo import DemoSettings, run_demo  # noqa: E402
 from grafx_core.demo.draws import demo_console, draw_parameters  # noqa: E402
 from grafx_core.fitting import LatentParameters, SpectralLoss  # noqa: E402
 from grafx_core.demo.multitrack import INSTRUMENTS, synthesise_multitrack  # noqa: E402
+from grafx_core.parameter_file import load_parameters  # noqa: E402
 from grafx_core.wavfile import read_wav  # noqa: E402
 
 
@@ -122,3 +123,27 @@ def test_demo_without_cuda_refuses_a_cuda_device(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--device", "cuda", "-o", str(tmp_path / "out")])
     assert "'cuda': CUDA is not available here" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_the_demo_fit_saves_the_parameters_so_far_and_exits_130(tmp_path, capsys, monkeypatch):
+    import grafx_core.fitting.session as session
+
+    class InterruptedLoss(SpectralLoss):
+        calls = 0
+
+        def __call__(self, y):
+            InterruptedLoss.calls += 1
+            if InterruptedLoss.calls == 3:
+                raise KeyboardInterrupt  # what Ctrl-C raises in the main thread, mid-step
+            return super().__call__(y)
+
+    monkeypatch.setattr(session, "SpectralLoss", InterruptedLoss)
+    out = tmp_path / "out"
+    assert main(["demo", "--steps", "50", "--tracks", "2", "--seconds", "0.25", "-o", str(out)]) == 130
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1].startswith("interrupted after 2 of 50 steps") and "fitted.params.json" in printed[-1]
+    report = json.loads((out / "report.json").read_text())
+    assert report["stopped"] == "interrupted" and len(report["loss_curve"]) == 3  # two steps, then the kept loss
+    assert report["final_loss"] == min(report["loss_curve"][:2])
+    assert "dsp:stereo_gain" in load_parameters(out / "fitted.params.json").keys()
+    assert not (out / "fitted.wav").exists()
