@@ -127,7 +127,8 @@ def _display(path: str | os.PathLike[str]) -> str:
 
 
 def render_command(graph: str, sources: Sequence[str], parameters: str, options: str, output: str) -> str:
-    """The ``grafx-core render`` command line (shell-quoted) that renders ``graph`` with these files into ``output``."""
+    """The ``grafx-core render`` command line (shell-quoted) that renders ``graph`` with these files into
+    ``output``; with ``--force``, so that it runs again as printed, replacing only ``output``."""
     words = [*cli_executable(), "render", _display(graph), *[w for s in sources for w in ("-s", _display(s))],
-             "-p", _display(parameters), "--options", _display(options), "-o", _display(output)]
+             "-p", _display(parameters), "--options", _display(options), "-o", _display(output), "--force"]
     return shlex.join(words)

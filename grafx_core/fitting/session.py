@@ -21,9 +21,11 @@ from typing import Any, TextIO
 
 import torch
 
+from .._optional import require
 from ..drawing import draw_graph
 from ..graph import Graph
 from ..parameter_file import load_parameters, save_parameters
+from ..parameters import create_empty_parameters
 from ..plan import compile_render
 from ..render import render
 from ..wavfile import write_wav
@@ -145,9 +147,7 @@ def fit_console(job: FitJob, out: TextIO, progress_stream: TextIO | None = None)
         OptionalDependencyError: matplotlib is missing (checked before the fit).
         FloatingPointError: the loss became NaN or infinite.
     """
-    from .._optional import require
-
-    require("matplotlib", "plot", f"grafx-core {job.title}")  # for the plots: fail before the fit, not after
+    require("matplotlib", "plot", "a console fit")  # for the plots: fail before the fit, not after
     default_threads = torch.get_num_threads()
     folder = ResultsFolder(job.output, job.force, job.inputs)
     with torch_threads(job.threads):
@@ -182,8 +182,6 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     for source, track in zip(source_files, job.stems):
         write_wav(source, track, job.sample_rate)
     write_wav(path("target.wav"), job.target, job.sample_rate)
-
-    from ..parameters import create_empty_parameters
 
     start = job.start if job.start is not None else create_empty_parameters(graph, processors)
     start = {t: {k: v.detach().to(device) for k, v in p.items()} for t, p in start.items()}
