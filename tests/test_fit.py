@@ -23,7 +23,7 @@ from scipy.io import wavfile
 
 pytest.importorskip("grafx_dsp")
 
-from grafx_core import load_parameters, render, save_parameters  # noqa: E402
+from grafx_core import create_empty_parameters, load_parameters, render, save_parameters  # noqa: E402
 from grafx_core.cli import main  # noqa: E402
 from grafx_core.commands._processors import build_processors  # noqa: E402
 from grafx_core.demo.draws import draw_parameters  # noqa: E402
@@ -192,3 +192,19 @@ def test_ctrl_c_stops_the_fit_with_130_and_saves_the_parameters_fitted_so_far(hi
     assert not any((out / name).exists() for name in stale) and (out / "mine.txt").exists()
     assert sorted(p.name for p in (out / "sources").iterdir()) == [f"{k:02d}_{os.path.basename(s)}"
                                                                   for k, s in enumerate(stems)]
+
+
+def test_console_start_values_replace_defaults_in_units_black_boxes_included():
+    pytest.importorskip("grafx_pedalboard")
+    from grafx_core.fitting.report import natural_parameters
+
+    for name, node_type, expected in (("analytic", "dsp:reverb", {"gain_db": -24.0, "decay_s": 0.8}),
+                                      ("pedalboard", "pedalboard:reverb", {"dry_level": 0.02, "wet_level": 0.15})):
+        console = build_console(["kick", "bass"], name)
+        processors = build_processors(console.graph, console.options, RATE)
+        values = natural_parameters(processors, console.start_parameters(processors))
+        for parameter, value in expected.items():
+            torch.testing.assert_close(values[node_type][parameter],
+                                       torch.full_like(values[node_type][parameter], value), rtol=1e-6, atol=1e-6)
+        defaults = natural_parameters(processors, create_empty_parameters(console.graph, processors))
+        assert torch.equal(values["dsp:stereo_gain"]["gain_db"], defaults["dsp:stereo_gain"]["gain_db"])

@@ -48,7 +48,7 @@ class ConsoleEffects:
         master: the master chain, in order.
         options: factory options per processor name (JSON-ready).
         start: start values (processor units) that replace a processor's
-            defaults, ``{processor name: {parameter: value}}``, for analytic processors.
+            defaults, ``{processor name: {parameter: value}}``.
     """
 
     track_compressor: str | None = "dsp:compressor"
@@ -70,9 +70,11 @@ CONSOLES: dict[str, ConsoleEffects] = {
                                start={"dsp:reverb": {"gain_db": -24.0, "decay_s": 0.8}}),
     # The reverb sits downstream of trained faders: pass their gradient straight through it
     # rather than stopping it (finite differences' natural choice).
+    # A send reverb returns wet only: the dry signal already reaches the master through the buses.
     "pedalboard": ConsoleEffects(track_compressor="pedalboard:compressor", reverb="pedalboard:reverb",
                                  options={"dsp:parametric_eq": {"n_peaks": 1},
-                                          "pedalboard:reverb": {"signal_gradient": "straight-through"}}),
+                                          "pedalboard:reverb": {"signal_gradient": "straight-through"}},
+                                 start={"pedalboard:reverb": {"dry_level": 0.02, "wet_level": 0.15}}),
 }
 """Named consoles: ``"analytic"`` (grafx-dsp only, autograd everywhere) and
 ``"pedalboard"`` (pedalboard compressors on the tracks and a pedalboard reverb)."""
@@ -94,13 +96,17 @@ class Console:
 
     def start_parameters(self, processors: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """Each processor's defaults for every node, with :attr:`start`'s values in their place
-        (black boxes keep their defaults: their parameters are raw values, not units)."""
+        (given in units; black boxes get the raw values that map to them)."""
         params = create_empty_parameters(self.graph, processors)
         with torch.no_grad():
             for node_type, values in self.start.items():
-                if node_type in params.keys() and not is_black_box(processors[node_type]):
-                    for name, value in values.items():
-                        params[node_type][name].fill_(value)
+                if node_type not in params.keys():
+                    continue
+                processor, count = processors[node_type], len(self.graph.nodes_of_type(node_type))
+                if is_black_box(processor):
+                    values = processor.raw_parameters(**{k: torch.full((count,), float(v)) for k, v in values.items()})
+                for name, value in values.items():
+                    params[node_type][name].copy_(torch.as_tensor(value).expand_as(params[node_type][name]))
         return {t: {k: v.detach() for k, v in params[t].items()} for t in params.keys()}
 
 
