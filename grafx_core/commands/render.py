@@ -23,7 +23,8 @@ import torch
 
 from ..errors import AudioFileError, ParameterError, ProcessorOutputError, SourceShapeError
 from ..graph import Graph
-from ..parameter_file import load_parameters
+from ..fitting.outputs import same_file
+from ..parameter_file import _leaves, load_parameters
 from ..parameters import create_empty_parameters
 from ..render import render
 from ..schedule import SCHEDULING_METHODS
@@ -56,8 +57,7 @@ def _check_outputs(outputs: list[str], inputs: list[str], force: bool) -> None:
             raise AudioFileError(f"output {path!r}: render writes WAV files only; name it .wav "
                                  "(convert it afterwards for other formats)")
         for source in inputs:
-            if os.path.abspath(path) == os.path.abspath(source) or (
-                    os.path.exists(path) and os.path.exists(source) and os.path.samefile(path, source)):
+            if same_file(path, source):
                 raise AudioFileError(f"output {path!r} is also an input: choose another output name")
         if os.path.exists(path) and not force:
             raise AudioFileError(f"output {path!r} exists: pass --force to replace it, or choose another name")
@@ -77,12 +77,6 @@ def _check_finite(graph: Graph, parameters: Any, params_path: str | None) -> Non
                 raise ParameterError(
                     f"{params_path or 'the parameters'}: {node_type}.{name} of {node} is not finite "
                     f"({value.detach().reshape(value.shape[0], -1)[row].tolist()}); give finite values")
-
-
-def _leaves(tree: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
-    if isinstance(tree, torch.Tensor):
-        return [(prefix, tree)]
-    return [leaf for key in tree.keys() for leaf in _leaves(tree[key], f"{prefix}.{key}" if prefix else key)]
 
 
 def _check_shapes(graph: Graph, processors: dict[str, Any], parameters: Any, params_path: str,

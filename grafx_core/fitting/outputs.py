@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import GrafxError
 
-__all__ = ["OutputFolderError", "ResultsFolder", "render_command", "cli_executable"]
+__all__ = ["OutputFolderError", "ResultsFolder", "render_command", "cli_executable", "same_file"]
 
 MANIFEST = ".grafx-results.json"
 
@@ -29,7 +29,8 @@ class OutputFolderError(GrafxError):
     """An output folder or file would overwrite inputs or earlier results."""
 
 
-def _same(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (the same path, or links to one file)."""
     return os.path.abspath(a) == os.path.abspath(b) or (
         os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b))
 
@@ -97,7 +98,7 @@ class ResultsFolder:
         """The path of result ``name`` (e.g. ``"fitted.wav"``, ``"sources/00_kick.wav"``), recorded in the manifest."""
         path = self.path / name
         for source in self._inputs:
-            if _same(path, source):
+            if same_file(path, source):
                 raise OutputFolderError(f"writing {os.fspath(path)!r} would overwrite an input: choose another output")
         path.parent.mkdir(parents=True, exist_ok=True)
         if name not in self._written:
