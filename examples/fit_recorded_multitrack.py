@@ -6,8 +6,11 @@ fluidsynth: Debian ``hydrogen-drumkits``, ``fluid-soundfont-gm`` and
 ``fluidsynth``), mixes it with the analytic console at hidden settings, then
 runs ``grafx-core fit`` on the stems and that mix, as a user would with
 their own files, optionally pruning the console down to what the mix needs.
+With ``--sparse`` the hidden mix leaves every other track's compressor and
+EQ neutral (no gain reduction, 0 dB bands), so that pruning has nodes to find.
 
-Run: python examples/fit_recorded_multitrack.py [--tracks 7] [--seconds 4] [--steps 150] [--prune] [--output DIR]
+Run: python examples/fit_recorded_multitrack.py [--tracks 7] [--seconds 4] [--steps 150] [--prune [--sparse]]
+     [--output DIR]
 """
 
 from __future__ import annotations
@@ -30,7 +33,24 @@ from grafx_core.wavfile import write_wav
 RATE = 44100
 
 
-def make_material(folder: str, tracks: int, seconds: float, seed: int = 0) -> tuple[list[str], str, str]:
+def _neutralise(console, hidden, names: list[str]) -> None:
+    """Every other track's compressor and EQ do nothing in the hidden mix."""
+    graph = console.graph
+    with torch.no_grad():
+        for name in names[1::2]:
+            for node_type, suffix in (("dsp:compressor", "_compressor"), ("dsp:parametric_eq", "_eq")):
+                row = graph.nodes_of_type(node_type).index(graph.node(name + suffix).id)
+                for parameter, value in hidden[node_type].items():
+                    if parameter.endswith("gain_db") or parameter == "makeup_db":
+                        value[row] = 0.0
+                    elif parameter == "threshold_db":
+                        value[row] = 0.0  # above every stem's peak (-6 dBFS) and its knee
+                    elif parameter == "ratio":
+                        value[row] = 1.0
+
+
+def make_material(folder: str, tracks: int, seconds: float, seed: int = 0,
+                  sparse: bool = False) -> tuple[list[str], str, str]:
     """Write the recorded stems, a mix of them at hidden console settings, and those settings.
 
     Returns:
@@ -40,6 +60,8 @@ def make_material(folder: str, tracks: int, seconds: float, seed: int = 0) -> tu
     console = build_console(names, "analytic")
     processors = build_processors(console.graph, console.options, RATE)
     hidden = draw_parameters(console.graph, processors, torch.Generator().manual_seed(seed))
+    if sparse:
+        _neutralise(console, hidden, names)
     with torch.no_grad():
         mix = render(console.graph, processors, hidden, audio)[0][0]
     os.makedirs(folder, exist_ok=True)
@@ -52,9 +74,9 @@ def make_material(folder: str, tracks: int, seconds: float, seed: int = 0) -> tu
 
 
 def run(folder: str, tracks: int = 7, seconds: float = 4.0, steps: int = 150, prune: bool = False,
-        seed: int = 0) -> dict:
+        seed: int = 0, sparse: bool = False) -> dict:
     """Make the material in ``folder``, fit it into ``folder/fit``, and return the fit's report."""
-    stems, mix, hidden = make_material(os.path.join(folder, "material"), tracks, seconds, seed)
+    stems, mix, hidden = make_material(os.path.join(folder, "material"), tracks, seconds, seed, sparse)
     out = os.path.join(folder, "fit")
     status = grafx_core(["fit", *stems, "--target", mix, "--hidden", hidden, "-o", out, "--steps", str(steps),
                          *(["--prune"] if prune else [])])
@@ -70,10 +92,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--prune", action="store_true")
+    parser.add_argument("--sparse", action="store_true", help="a hidden mix that leaves some nodes neutral")
     parser.add_argument("--output", help="folder for the material and the fit (default: a temporary folder)")
     args = parser.parse_args()
     folder = args.output or tempfile.mkdtemp(prefix="grafx-recorded-fit-")
-    report = run(folder, args.tracks, args.seconds, args.steps, args.prune)
+    report = run(folder, args.tracks, args.seconds, args.steps, args.prune, sparse=args.sparse)
     print(f"\nloss {report['initial_loss']:.4f} -> {report['final_loss']:.4f}; results in {folder}/fit")
 
 

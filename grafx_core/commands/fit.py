@@ -64,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="work at this rate (default: the target's)")
     parser.add_argument("--prune", action="store_true",
                         help="then gate every node and prune those the mix does not need")
+    parser.add_argument("--prune-steps", type=at_least(1), metavar="N",
+                        help="steps of the gated fit that decides what to prune (default: half of --steps)")
     parser.add_argument("--threads", type=at_least(1), default=1, help="torch threads during the fit (default 1)")
     parser.add_argument("--force", action="store_true", help="replace the results of an earlier run in DIR")
 
@@ -115,5 +117,6 @@ def run(args: argparse.Namespace) -> int:
     job = FitJob(multitrack.names, multitrack.stems, multitrack.target, multitrack.sample_rate, graph, processors,
                  options, args.output, start=start, hidden=hidden, force=args.force, inputs=inputs,
                  steps=args.steps, learning_rate=args.learning_rate, patience=args.patience, prune=args.prune,
+                 prune_steps=args.prune_steps,
                  device=device, threads=args.threads, title="fitted", notes=multitrack.notes, settings=settings)
     return fit_console(job, sys.stdout).exit_status

@@ -8,9 +8,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..structure import GATE_PARAMETER
+
 __all__ = ["is_black_box", "is_log_scaled", "LatentParameters"]
 
 _DB_SCALE = 6.0  # one latent unit is 6 dB, so one Adam step moves a gain about as far as it moves a pan
+_GATE_SCALE = 4.0  # one latent unit is 4 logit units: a few dozen steps can shut a gate that starts open
 
 
 def is_black_box(processor: Any) -> bool:
@@ -30,6 +33,8 @@ def _to_latent(name: str, value: torch.Tensor, black_box: bool) -> torch.Tensor:
         return torch.log(value)
     if name.endswith("_db"):
         return value / _DB_SCALE
+    if name == GATE_PARAMETER:
+        return value / _GATE_SCALE
     return value
 
 
@@ -40,6 +45,8 @@ def _from_latent(name: str, latent: torch.Tensor, black_box: bool) -> torch.Tens
         return torch.exp(latent)
     if name.endswith("_db"):
         return latent * _DB_SCALE
+    if name == GATE_PARAMETER:
+        return latent * _GATE_SCALE
     return latent
 
 
@@ -47,7 +54,7 @@ class LatentParameters(nn.Module):
     """The trainable parameters of a fit, each in a space where one step means about as much.
 
     Frequencies, times, Q and ratios are optimised as logarithms, decibels
-    in units of 6 dB, black-box controls in their raw (sigmoid) space, and
+    in units of 6 dB, gate logits in units of 4, black-box controls in their raw (sigmoid) space, and
     the rest as they are. :meth:`values` maps back to the processors' units.
 
     Args:

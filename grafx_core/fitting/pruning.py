@@ -54,7 +54,7 @@ class PruneResult:
 
 def prune_console(graph: Graph, processors: Mapping[str, Any], parameters: Mapping[str, Mapping[str, torch.Tensor]],
                   sources: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor], loss_before: float,
-                  steps: int, learning_rate: float = 0.05, sparsity: float = 0.005,
+                  steps: int, learning_rate: float = 0.05, sparsity: float = 0.01,
                   progress: Progress | None = None) -> PruneResult:
     """Gate every processor node of a fitted console, fit, and prune the nodes whose gate shut.
 

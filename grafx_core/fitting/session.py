@@ -64,6 +64,7 @@ class FitJob:
         steps, learning_rate: Adam's budget and initial rate.
         patience: early stopping (see :func:`~grafx_core.fitting.fit`); ``None`` never stops early.
         prune: gate every node and prune after the fit.
+        prune_steps: steps of the gated fit (``None``: half of ``steps``).
         device: torch device of the fit.
         threads: torch threads during the fit (``None``: leave them).
         title: names the console in plots.
@@ -87,6 +88,7 @@ class FitJob:
     learning_rate: float = 0.05
     patience: int | None = None
     prune: bool = False
+    prune_steps: int | None = None
     device: str = "cpu"
     threads: int | None = 1
     title: str = "console"
@@ -207,9 +209,9 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     pruned = None
     if job.prune:
         print("pruning: every node gated, fitting gates and parameters together", file=out)
-        pruned = prune_console(graph, processors, fitted_params, sources, loss, result.final_loss,
-                               max(job.steps // 2, 1), job.learning_rate, progress=Progress(
-                                   max(job.steps // 2, 1), progress_stream))
+        steps = job.prune_steps or max(job.steps // 2, 1)
+        pruned = prune_console(graph, processors, fitted_params, sources, loss, result.final_loss, steps,
+                               job.learning_rate, progress=Progress(steps, progress_stream))
         if pruned.fit.stopped == "interrupted":
             return _interrupted(job, result, files, path, out, began)
 
