@@ -6,6 +6,7 @@ from .errors import (
     AmbiguousNameError,
     AudioFileError,
     BlackBoxError,
+    BlackBoxTimeoutError,
     ConformanceError,
     EstimatorError,
     GrafxError,
@@ -148,6 +149,7 @@ __all__ = [
     "ConformanceError",
     "EstimatorError",
     "BlackBoxError",
+    "BlackBoxTimeoutError",
     "AudioFileError",
     "OptionalDependencyError",
 ]
