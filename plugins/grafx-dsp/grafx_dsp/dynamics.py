@@ -91,9 +91,17 @@ def compressor_gain_db(level: torch.Tensor, threshold_db: Number, ratio: Number,
                        attack_ms: Number, release_ms: Number, makeup_db: Number,
                        sample_rate: float) -> torch.Tensor:
     """The compressor's smoothed gain in dB, ``[nodes, 1, samples]`` in ``level``'s dtype: ``makeup_db``
-    minus the static reduction smoothed with attack (reduction rising) and release (falling)."""
-    reduction = compressor_reduction_db(level, threshold_db, ratio, knee_db)
-    return per_node(makeup_db, level) - ballistics(reduction, attack_ms, release_ms, sample_rate)
+    minus the static reduction smoothed with attack (reduction rising) and release (falling).
+
+    The ballistics are positively homogeneous and odd (smoothing ``c v`` gives ``c`` times the
+    smoothed ``v`` for a per-node ``c`` of either sign), so the slope ``1 - 1/ratio`` multiplies the
+    smoothed soft-knee curve instead of entering the smoother: the same value, but at ratio 1 the
+    smoother no longer sees an all-zero signal, whose relu has gradient 0, and a fit started
+    there moves.
+    """
+    slope = 1.0 - 1.0 / per_node(ratio, level)
+    over = soft_knee(level - per_node(threshold_db, level), per_node(knee_db, level))
+    return per_node(makeup_db, level) - slope * ballistics(over, attack_ms, release_ms, sample_rate)
 
 
 def gate_gain_db(level: torch.Tensor, threshold_db: Number, ratio: Number, knee_db: Number,
