@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from torch import nn
 
@@ -27,7 +27,7 @@ def escape_key(key: str) -> str:
         raise TypeError(f"a parameter container key must be a non-empty string, got {key!r}")
     name = key.replace("%", "%25").replace(".", "%2E")
     if any(hasattr(probe, name) for probe in _PROBES):
-        name = quote(name[0], safe="") + name[1:]
+        name = "".join(f"%{byte:02X}" for byte in name[0].encode()) + name[1:]
     return name
 
 

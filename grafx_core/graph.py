@@ -97,11 +97,17 @@ class Graph:
         Raises:
             GraphError: a node reference does not exist.
             GraphCycleError: ``src`` and ``dst`` are the same node.
-            GraphConnectionError: a built-in node lacks that outlet or inlet.
+            GraphConnectionError: a port name is not a string, or a built-in node
+                lacks that outlet or inlet.
         """
         s, d = self.node(src), self.node(dst)
         if s.id == d.id:
             raise GraphCycleError(f"self-loop: {s.label()} cannot feed itself")
+        if not isinstance(outlet, str) or not isinstance(inlet, str):
+            raise GraphConnectionError(
+                f"edge {s.label()} -> {d.label()}: outlet and inlet must be port names (str), "
+                f"got outlet {outlet!r} and inlet {inlet!r}"
+            )
         if s.type in BUILTIN_TYPES and outlet not in BUILTIN_TYPES[s.type][1]:
             raise GraphConnectionError(
                 f"{s.label()} has no outlet {outlet!r}; built-in type {s.type!r} has outlets "
@@ -111,11 +117,6 @@ class Graph:
             raise GraphConnectionError(
                 f"{d.label()} has no inlet {inlet!r}; built-in type {d.type!r} has inlets "
                 f"{list(BUILTIN_TYPES[d.type][0])}"
-            )
-        if not isinstance(outlet, str) or not isinstance(inlet, str):
-            raise GraphConnectionError(
-                f"edge {s.label()} -> {d.label()}: outlet and inlet must be port names (str), "
-                f"got outlet {outlet!r} and inlet {inlet!r}"
             )
         self._edges.append(Edge(s.id, d.id, outlet, inlet))
         self._edge_tuple = None
