@@ -15,6 +15,7 @@ __all__ = [
     "GraphCycleError",
     "GraphConnectionError",
     "SourceShapeError",
+    "InletChannelError",
     "ParameterError",
     "ProcessorOutputError",
     "PluginError",
@@ -26,6 +27,7 @@ __all__ = [
     "EstimatorError",
     "BlackBoxError",
     "BlackBoxTimeoutError",
+    "NondeterministicEffectError",
 ]
 
 
@@ -52,6 +54,12 @@ class GraphConnectionError(GraphError):
 
 class SourceShapeError(GrafxError):
     """The source signals do not match the graph's ``"in"`` nodes or each other."""
+
+
+class InletChannelError(GrafxError, ValueError):
+    """A signal reaching an inlet has a channel count its processor does not
+    accept (its ``inlet_channels`` declaration); the message names the nodes,
+    the inlet, the count received and the counts accepted."""
 
 
 class ParameterError(GrafxError):
@@ -118,6 +126,15 @@ class BlackBoxTimeoutError(BlackBoxError, TimeoutError):
         self.item = item
 
 
+class NondeterministicEffectError(BlackBoxError):
+    """Two renders of one item with the same parameters were not bit-identical.
+
+    Raised at a black box's first forward call; the message names the
+    processor and the peak difference, and suggests ``instances="per-item"``
+    for an effect that keeps state from one call to the next.
+    """
+
+
 class AudioFileError(GrafxError):
     """A WAV file cannot be read or written, or several sources disagree on
     sample rate, channel count or length (the message lists each file's value)."""
@@ -125,3 +142,9 @@ class AudioFileError(GrafxError):
 
 class OptionalDependencyError(GrafxError, ImportError):
     """A feature needs a package that is not installed; the message says how to install it."""
+
+
+class PredictorError(GrafxError):
+    """A parameter predictor was built for a graph it cannot serve, got misshapen audio,
+    or was given a checkpoint that does not match it (the message names the node type,
+    parameter or file)."""
