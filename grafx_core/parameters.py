@@ -131,6 +131,7 @@ def check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: An
             f"types are {types}); is this another graph's parameter file?"
         )
     per_example: dict[str, bool] = {}
+    leaves: list[tuple[str, str, torch.Tensor]] = []
     for node_type in types:
         processor = processors[node_type]
         count = len(graph.nodes_of_type(node_type))
@@ -187,9 +188,19 @@ def check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: An
                 "parameters one way"
             )
         per_example[node_type] = modes.pop() if modes else False
-        for path in expected:
-            _require_finite(graph, node_type, ".".join(path), _lookup(given, path), per_example[node_type])
+        leaves += [(node_type, ".".join(path), _lookup(given, path)) for path in expected]
+    if not _all_finite([tensor for _, _, tensor in leaves]):
+        for node_type, name, tensor in leaves:
+            _require_finite(graph, node_type, name, tensor, per_example[node_type])
     return per_example
+
+
+def _all_finite(tensors: list[torch.Tensor]) -> bool:
+    """One device synchronisation per device, not one per parameter (a training step renders often)."""
+    by_device: dict[torch.device, list[torch.Tensor]] = {}
+    for tensor in tensors:
+        by_device.setdefault(tensor.device, []).append(torch.isfinite(tensor.detach()).all())
+    return all(bool(torch.stack(flags).all()) for flags in by_device.values())
 
 
 def _require_finite(graph: Graph, node_type: str, name: str, tensor: torch.Tensor, per_example: bool) -> None:
