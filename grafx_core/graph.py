@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
-from ._jsonfile import read_json
+from ._jsonfile import read_json, write_text_atomically
 from .errors import GraphConnectionError, GraphCycleError, GraphError
 
 __all__ = ["Node", "Edge", "Graph", "NodeRef", "BUILTIN_TYPES", "disjoint_union"]
@@ -239,9 +239,13 @@ class Graph:
         return graph
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the graph as JSON to ``path``."""
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=1)
+        """Write the graph as JSON to ``path`` (a temporary file renamed over it, so
+        that a concurrent reader never sees a partial file).
+
+        Raises:
+            GraphError: the file cannot be written.
+        """
+        write_text_atomically(path, json.dumps(self.to_dict(), indent=1), "graph file", GraphError)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Graph:

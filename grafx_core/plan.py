@@ -9,6 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ._checks import check_processors, check_source_values, check_stages
 from ._gather import EdgeGroup, IndexCache, InletPlan, Produced, Producer, gather, inlet_channels
 from .errors import (
     GrafxError,
@@ -17,7 +18,6 @@ from .errors import (
     InletChannelError,
     ProcessorOutputError,
     SourceShapeError,
-    UnknownNodeTypeError,
 )
 from .graph import BUILTIN_TYPES, Graph
 from .parameters import _require_processors, check_parameters
@@ -339,7 +339,7 @@ class RenderPlan:
                 f"sources have {sources.shape[1]} signal(s) along the 'in' dimension but the graph has "
                 f"{count} 'in' node(s) (ids {self._in_nodes}); got shape {list(sources.shape)}"
             )
-        _check_source_values(sources, self.graph, self._in_nodes)
+        check_source_values(sources, self.graph, self._in_nodes)
         return sources, batched
 
     def nodes_per_call(self, sources: torch.Tensor) -> int:
@@ -377,91 +377,20 @@ class RenderPlan:
             leading batch dimension when batched).
 
         Raises:
-            SourceShapeError, ParameterError, ProcessorOutputError,
-            GraphConnectionError, InletChannelError: see their messages.
+            SourceShapeError: sources of the wrong shape, not float32/float64
+                (integer, bool, half or complex), on the meta device, empty
+                (no batch items, channels or samples), or holding NaN/Inf (the
+                message names the ``"in"`` node).
+            ParameterError: see :func:`~grafx_core.check_parameters` (NaN/Inf
+                values are named by node).
+            ProcessorOutputError, GraphConnectionError, InletChannelError: see
+                their messages.
         """
         sources, batched = self._prepare_sources(sources)
         per_example = check_parameters(self.graph, self.processors, parameters,
                                        sources.shape[0] if batched else None)
         program = self._program(self.nodes_per_call(sources))
         return program.run(parameters, sources, per_example, batched)
-
-
-_SOURCE_DTYPES = (torch.float32, torch.float64)
-
-
-def _check_source_values(sources: torch.Tensor, graph: Graph, in_nodes: list[int]) -> None:
-    """Refuse sources no processor can be expected to take: before the first one fails on them."""
-    shape = list(sources.shape)
-    if sources.dtype not in _SOURCE_DTYPES:
-        if sources.dtype.is_floating_point:
-            advice = "half precision has no FFT on the CPU and loses quiet signals; render in float32"
-        elif sources.dtype.is_complex:
-            advice = "audio is real; pass the real part, or real and imaginary parts as two 'in' nodes"
-        else:
-            advice = ("integer or bool samples would be used as raw values (int16 full scale is 32767); "
-                      "read WAV files with read_wav, or scale to [-1, 1] and convert to float32")
-        raise SourceShapeError(f"sources have dtype {sources.dtype}; expected float32 or float64 ({advice})")
-    if sources.is_meta:
-        raise SourceShapeError("sources are on the meta device and hold no samples; give real tensors")
-    for dim, what in ((0, "batch items"), (2, "channels"), (3, "samples")):
-        if sources.shape[dim] == 0:
-            raise SourceShapeError(f"sources have no {what} (shape {shape} as [batch, num_in, channels, samples])")
-    finite = torch.isfinite(sources)
-    if not bool(finite.all()):
-        example, row, channel, sample = (~finite).nonzero()[0].tolist()
-        value = float(sources[example, row, channel, sample])
-        in_example = f"batch item {example}, " if sources.shape[0] > 1 else ""
-        raise SourceShapeError(
-            f"the source of {graph.nodes[in_nodes[row]].label()} is {value} at {in_example}channel {channel}, "
-            f"sample {sample}; sources must be finite"
-        )
-
-
-def _check_processors(graph: Graph, processors: Mapping[str, Any]) -> None:
-    for node_type in graph.processor_types():
-        processor = processors[node_type]
-        problem = None
-        if processor is None:
-            problem = "is None (a factory that forgot to return its processor?)"
-        elif isinstance(processor, type):
-            problem = f"is the class {processor.__name__}, not an instance (call it: {processor.__name__}(...))"
-        elif not callable(processor):
-            problem = f"is {type(processor).__name__} {processor!r:.60}, not a callable processor module"
-        if problem is not None:
-            first = graph.nodes[graph.nodes_of_type(node_type)[0]]
-            raise UnknownNodeTypeError(f"{first.label()}: the processor for type {node_type!r} {problem}")
-
-
-def _check_stages(graph: Graph, stages: Any) -> None:
-    """A render order given to :func:`compile_render`: every node once, after its inputs, "out" last."""
-    if not isinstance(stages, (list, tuple)) or not all(isinstance(s, Stage) for s in stages):
-        raise GraphError(f"stages must be a list of Stage records (as from render_order), got {stages!r:.80}")
-    types = [n.type for n in graph.nodes]
-    stage_of: dict[int, int] = {}
-    for s, stage in enumerate(stages):
-        if stage.type == "in" or not stage.nodes:
-            raise GraphError(f"stage {s} ({stage.type!r}) cannot be scheduled: 'in' nodes and empty stages "
-                             "are not stages")
-        for node in stage.nodes:
-            if not isinstance(node, int) or isinstance(node, bool) or not 0 <= node < len(graph):
-                raise GraphError(f"stage {s} names node {node!r}, which the graph does not have")
-            if types[node] != stage.type:
-                raise GraphError(f"stage {s} of type {stage.type!r} holds {graph.nodes[node].label()}")
-            if node in stage_of:
-                raise GraphError(f"{graph.nodes[node].label()} is in stages {stage_of[node]} and {s}")
-            stage_of[node] = s
-    missing = [n.id for n in graph.nodes if n.type != "in" and n.id not in stage_of]
-    if missing:
-        raise GraphError(f"the stages leave out {', '.join(graph.nodes[i].label() for i in missing[:5])}"
-                         + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
-    if stages[-1].type != "out" or any(stage.type == "out" for stage in stages[:-1]):
-        raise GraphError("the 'out' nodes must form one stage, the last one")
-    for edge in graph.edges:
-        if types[edge.src] != "in" and stage_of[edge.src] >= stage_of[edge.dst]:
-            raise GraphError(f"{graph.nodes[edge.dst].label()} in stage {stage_of[edge.dst]} needs "
-                             f"{graph.nodes[edge.src].label()}, which stage {stage_of[edge.src]} renders "
-                             "only then or later")
 
 
 def _type_ranks(graph: Graph) -> list[int]:
@@ -494,7 +423,8 @@ def compile_render(
             ``None`` never tiles.
 
     Raises:
-        UnknownNodeTypeError: a node type has no processor (known types listed).
+        UnknownNodeTypeError: a node type has no processor (known types
+            listed), or its processor is ``None``, a class or not callable.
         GraphConnectionError: an edge names a missing inlet/outlet, or an inlet
             has no edge.
         GraphCycleError: the graph has a cycle.
@@ -503,13 +433,13 @@ def compile_render(
             another type or before its inputs; ``"out"`` not the last stage).
     """
     _require_processors(graph, processors)
-    _check_processors(graph, processors)
+    check_processors(graph, processors)
     if not graph.nodes_of_type("out"):
         raise GraphError("the graph has no 'out' node, so rendering would produce nothing")
     _check_edges(graph, processors)
     if stages is None:
         stages = render_order(graph, method)
     else:
-        _check_stages(graph, stages)
+        check_stages(graph, stages)
         stages = list(stages)
     return RenderPlan(graph, processors, stages, tile_bytes)
