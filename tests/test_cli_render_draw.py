@@ -288,7 +288,7 @@ def test_render_options_with_an_unknown_keyword_give_one_line(tmp_path, capsys):
                              "--options", str(tmp_path / "o.json"), "-o", str(tmp_path / "a.wav"), "-o",
                              str(tmp_path / "b.wav")])
     # SoftClip inherits nn.Module's (*args, **kwargs), so the refusal comes from building it.
-    assert "o.json" in err and "example:soft_clip refused its options {'knee': 1}" in err and "'knee'" in err
+    assert "example:soft_clip" in err and "unexpected keyword argument 'knee'" in err
 
 
 @pytest.mark.parametrize("args, message", [

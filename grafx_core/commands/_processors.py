@@ -83,10 +83,10 @@ def build_processors(graph: Graph, options: Mapping[str, Mapping[str, Any]] | No
         origin: where the options come from, for messages (e.g. the options file).
 
     Raises:
-        OptionsFileError: an option a type's factory does not take, or a
-            value its factory refuses.
-        UnknownNodeTypeError, AmbiguousNameError, NameCollisionError: as
-            :func:`grafx_core.registry.processors_for_graph`.
+        OptionsFileError: an option a type's factory does not name (checked
+            against its signature, so the message lists the options it takes).
+        UnknownNodeTypeError, AmbiguousNameError, NameCollisionError, PluginError: as
+            :func:`grafx_core.registry.processors_for_graph` (a factory refusing a value included).
     """
     merged = {t: dict(o) for t, o in (options or {}).items()}
     _check_keywords(merged, origin)
@@ -94,21 +94,4 @@ def build_processors(graph: Graph, options: Mapping[str, Mapping[str, Any]] | No
         for node_type in graph.processor_types():
             if "sample_rate" not in merged.get(node_type, {}) and accepts_keyword(node_type, "sample_rate"):
                 merged.setdefault(node_type, {})["sample_rate"] = sample_rate
-    try:
-        return processors_for_graph(graph, merged)
-    except (TypeError, ValueError) as exc:
-        raise OptionsFileError(f"{origin}: {_refusal(graph, merged, exc)}") from exc
-
-
-def _refusal(graph: Graph, options: Mapping[str, Mapping[str, Any]], error: Exception) -> str:
-    """Which node type's factory refused its options, found by building each type alone."""
-    for node_type in graph.processor_types():
-        given = dict(options.get(node_type, {}))
-        try:
-            default_registry().processor_info(node_type).spec.factory(**given)
-        except (TypeError, ValueError) as exc:
-            given.pop("sample_rate", None)
-            return f"{node_type} refused its options {given}: {exc}"
-        except Exception:  # noqa: BLE001 - another failure is not the one being explained
-            continue
-    return str(error)
+    return processors_for_graph(graph, merged)

@@ -65,20 +65,6 @@ def _check_outputs(outputs: list[str], inputs: list[str], force: bool) -> None:
         raise AudioFileError(f"the outputs {outputs} name one file twice: give each 'out' node its own file")
 
 
-def _check_finite(graph: Graph, parameters: Any, params_path: str | None) -> None:
-    """A non-finite parameter renders NaN: name the first one and its node instead."""
-    for node_type in parameters.keys():
-        ids = graph.nodes_of_type(node_type)
-        for name, value in _leaves(parameters[node_type]):
-            bad = (~torch.isfinite(value.detach())).reshape(value.shape[0], -1).any(dim=1) if value.ndim else None
-            if bad is not None and bool(bad.any()):
-                row = int(bad.nonzero()[0])
-                node = graph.nodes[ids[row]].label() if row < len(ids) else f"row {row} of {node_type!r}"
-                raise ParameterError(
-                    f"{params_path or 'the parameters'}: {node_type}.{name} of {node} is not finite "
-                    f"({value.detach().reshape(value.shape[0], -1)[row].tolist()}); give finite values")
-
-
 def _check_shapes(graph: Graph, processors: dict[str, Any], parameters: Any, params_path: str,
                   options_path: str | None) -> None:
     """A parameter file saved for processors built with options (EQ peaks, reverb bands) does not fit
@@ -115,11 +101,11 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
         AudioFileError: a WAV cannot be read or written, or the sources
             disagree in sample rate, channels or length; an output is not
             ``.wav``, is an input, or exists and ``force`` is false.
-        ParameterError: the parameter file is invalid, has a value that is
-            not finite, or does not fit the graph (or its options).
+        ParameterError: the parameter file is invalid or does not fit the
+            graph (or the options it was saved with).
         OptionsFileError: the options file is missing or invalid, or a
             processor factory refuses an option.
-        ProcessorOutputError: the render is not finite.
+        ProcessorOutputError: the render is not finite (nothing is written).
         UnknownNodeTypeError: a node type names no registered processor.
     """
     inputs = [os.fspath(graph_path), *sources, *(p for p in (params_path, options_path) if p)]
@@ -137,16 +123,12 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
             f"({', '.join(graph.nodes[i].label() for i in outs)}); give one -o per 'out' node in that order"
         )
     audio, sample_rate = read_sources(sources, pad=pad)
-    if not torch.isfinite(audio).all():
-        bad = int((~torch.isfinite(audio)).reshape(len(sources), -1).any(dim=1).nonzero()[0])
-        raise AudioFileError(f"source {sources[bad]!r} has NaN or infinite samples")
     origin = f"options file {os.fspath(options_path)!r}" if options_path else "processor options"
     processors = build_processors(graph, read_options(options_path), sample_rate, origin)
     if params_path is None:
         parameters = create_empty_parameters(graph, processors)
     else:
         parameters = load_parameters(params_path)
-        _check_finite(graph, parameters, params_path)
         _check_shapes(graph, processors, parameters, params_path, options_path)
     with torch.no_grad():
         y, _ = render(graph, processors, parameters, audio, method=method)  # type: ignore[arg-type]
