@@ -29,8 +29,9 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard example
 
 install: $(STAMP)
 
+# --force: the demo replaces its own earlier results in its output folder.
 demo: system-packages $(STAMP)
-	$(VENV)/bin/grafx-core demo --force $(ARGS)  # replaces its own earlier results
+	$(VENV)/bin/grafx-core demo --force $(ARGS)
 
 test: system-packages $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
