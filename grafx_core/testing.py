@@ -44,6 +44,7 @@ from .processor import (
     accepted_channels,
     inlet_names,
     iter_parameter_shapes,
+    node_shares,
     nondifferentiable_parameters,
     normalized_parameter_size,
     outlet_names,
@@ -266,10 +267,16 @@ class _Checker:
                              f"outlet {self.outlets}")
         nodes = signals[0].shape[0] if signals else self.nodes
         aux_tensors = []
+        self.shared_aux: set[int] = set()
         for path, value in _leaves(aux):
+            share = node_shares(value, nodes, outs[0])
+            if share is not None:  # a scalar for the whole call, split as the engine does
+                value = share
+                self.shared_aux.add(len(aux_tensors))
             if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != nodes:
                 shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                self.fail(check, f"aux value {'.'.join(path)!r} is {shape}; expected a tensor [{nodes}, ...]")
+                self.fail(check, f"aux value {'.'.join(path)!r} is {shape}; expected a tensor [{nodes}, ...] "
+                                 "or a scalar")
             if value.is_floating_point():
                 aux_tensors.append(value)
         return outs, aux_tensors
@@ -277,6 +284,7 @@ class _Checker:
     def check_output(self) -> None:
         with torch.no_grad():
             outs, aux = self.call(self.signals, self.params)
+        shared = self.shared_aux
         for name, out in zip(self.outlets, outs):
             where = f"outlet {name!r}"
             if out.dim() != 3 or out.shape[0] != self.nodes or (self.signals and out.shape[2] != self.samples):
@@ -285,7 +293,7 @@ class _Checker:
             if out.dtype != self.dtype or out.device != self.device:
                 self.fail("output", f"{where} is {out.dtype} on {out.device}; expected the inputs' "
                                     f"{self.dtype} on {self.device}")
-        self.outputs, self.aux = outs, aux
+        self.outputs, self.aux, self.shared = outs, aux, shared
 
     def check_finite(self) -> None:
         named = [(f"outlet {o!r}", t) for o, t in zip(self.outlets, self.outputs)]
@@ -301,6 +309,8 @@ class _Checker:
                 rows.append(self.call([s[n:n + 1] for s in self.signals], [p[n:n + 1] for p in self.params],
                                       check="batch-consistency"))
         for k, batched in enumerate([*self.outputs, *self.aux]):
+            if k - len(self.outputs) in self.shared:
+                continue  # a scalar for the whole call depends on the batch by design
             single = torch.cat([(o + a)[k] for o, a in rows])
             what = f"outlet {self.outlets[k]!r}" if k < len(self.outlets) else f"aux value {k - len(self.outlets)}"
             self.assert_close("batch-consistency", batched, single,
@@ -453,10 +463,11 @@ def check_processor(
       ``parameter_ranges()``, if any, names declared parameters.
     - ``output``: one ``[nodes, channels', samples]`` tensor per outlet in the
       inputs' dtype and on their device; aux values (an optional trailing
-      dict) have ``nodes`` as first dimension.
+      dict) have ``nodes`` as first dimension or are scalars.
     - ``finite``: no NaN or Inf for random valid parameters (module docs).
     - ``batch-consistency``: a batch of nodes equals the nodes rendered one
-      by one and stacked (``rtol``; ``atol`` times the output's peak).
+      by one and stacked (``rtol``; ``atol`` times the output's peak); a
+      scalar aux value (the whole call's) is left out.
     - ``gradient-flow`` (not for ``gradient_kind="none"``): a finite gradient
       reaches every parameter (but ``nondifferentiable``), and for autograd
       processors every inlet. A gradient that is zero at these parameters

@@ -15,6 +15,7 @@ from .. import hookspecs
 from ..errors import NameCollisionError, PluginError, PluginWarning, UnknownNameError, UnknownNodeTypeError
 from ..graph import Graph
 from ._discovery import Candidate, Settings, default_candidates, entry_point_candidates
+from ._advice import gradient_advice, sample_rate_advice
 from ._hooks import HOOK_NAMES, Source, collect, module_name
 from ._names import Catalog
 from ._records import EstimatorInfo, PluginFailure, PluginInfo, ProcessorInfo, distribution_label
@@ -83,8 +84,9 @@ class Registry:
         self._sources: dict[str, Source] = {}
         self._load_failures: list[PluginFailure] = []
         self._hook_failures: list[PluginFailure] = []
-        self._warned: set[PluginFailure] = set()
+        self._warned: set[PluginFailure | str] = set()
         self._catalogs: tuple[Catalog[ProcessorInfo], Catalog[EstimatorInfo]] | None = None
+        self._advice: list[str] = []
         self._loaded = False
         self._lock = threading.RLock()
 
@@ -141,8 +143,22 @@ class Registry:
         return self._ready()[1].resolve(name)
 
     def get_processor(self, name: str, **kwargs: Any) -> Any:
-        """A new processor: the factory of processor ``name`` called with ``kwargs``."""
-        return self.processor_info(name).spec.factory(**kwargs)
+        """A new processor: the factory of processor ``name`` called with ``kwargs``.
+
+        Warns with a :class:`~grafx_core.errors.PluginWarning` when, built
+        without options (``sample_rate`` aside), the module's ``gradient_kind``
+        is not the gradient its :class:`~grafx_core.ProcessorSpec` declares.
+        """
+        return self._build(self.processor_info(name), kwargs)
+
+    def _build(self, info: ProcessorInfo, kwargs: Mapping[str, Any]) -> Any:
+        processor = info.spec.factory(**kwargs)
+        # Options (an estimator=, say) may change the gradient on purpose.
+        advice = gradient_advice(info, processor) if set(kwargs) <= {"sample_rate"} else None
+        if advice is not None and advice not in self._warned:
+            self._warned.add(advice)
+            warnings.warn(PluginWarning(advice), stacklevel=3)
+        return processor
 
     def get_estimator(self, name: str, **kwargs: Any) -> Any:
         """A new estimator: the factory of estimator ``name`` called with ``kwargs``."""
@@ -185,7 +201,7 @@ class Registry:
                 raise UnknownNodeTypeError(f"{first.label()}: {exc}") from exc
             except PluginError as exc:
                 raise type(exc)(f"{first.label()}: {exc}") from exc
-            processors[node_type] = info.spec.factory(**options.get(node_type, {}))
+            processors[node_type] = self._build(info, options.get(node_type, {}))
         return processors
 
     def list_plugins(self) -> list[PluginInfo]:
@@ -214,6 +230,7 @@ class Registry:
             if self._catalogs is None:
                 processors, estimators, self._hook_failures = collect(self._pm, self._source)
                 self._catalogs = (processors, estimators)
+                self._advice = [a for a in map(sample_rate_advice, processors.entries()) if a is not None]
             catalogs = self._catalogs
             failures = self._load_failures + self._hook_failures
             if self._settings.strict:
@@ -222,8 +239,8 @@ class Registry:
                         f"{len(failures)} plugin failure(s) with GRAFX_CORE_STRICT_PLUGINS=1:\n"
                         + "\n".join(f"  {f}" for f in failures)
                     )
-                return catalogs
-            fresh = [f for f in failures if f not in self._warned]
+                failures = []  # raised above, or listed by plugin_failures()
+            fresh = [f for f in [*failures, *self._advice] if f not in self._warned]
             self._warned.update(fresh)
         # Warn once everything is loaded, so that warnings turned into errors
         # (pytest's filterwarnings=error) cannot leave a half-loaded registry.
