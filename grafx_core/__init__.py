@@ -14,6 +14,7 @@ from .errors import (
     GraphError,
     InletChannelError,
     NameCollisionError,
+    NondeterministicEffectError,
     OptionalDependencyError,
     ParameterError,
     PluginError,
@@ -161,6 +162,7 @@ __all__ = [
     "ConformanceError",
     "EstimatorError",
     "BlackBoxError",
+    "NondeterministicEffectError",
     "AudioFileError",
     "OptionalDependencyError",
 ]

@@ -26,6 +26,7 @@ __all__ = [
     "ConformanceError",
     "EstimatorError",
     "BlackBoxError",
+    "NondeterministicEffectError",
 ]
 
 
@@ -109,6 +110,15 @@ class EstimatorError(GrafxError):
 
 class BlackBoxError(GrafxError):
     """A black-box effect raised, or returned NaN/Inf or a wrong shape."""
+
+
+class NondeterministicEffectError(BlackBoxError):
+    """Two renders of one item with the same parameters were not bit-identical.
+
+    Raised at a black box's first forward call; the message names the
+    processor and the peak difference, and suggests ``instances="per-item"``
+    for an effect that keeps state from one call to the next.
+    """
 
 
 class AudioFileError(GrafxError):
