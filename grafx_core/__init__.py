@@ -19,6 +19,7 @@ from .errors import (
     ParameterError,
     PluginError,
     PluginWarning,
+    PredictorError,
     ProcessorOutputError,
     SourceShapeError,
     UnknownNameError,
@@ -46,6 +47,7 @@ from .hookspecs import hookimpl
 from .parameter_file import load_parameters, save_parameters
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
 from .plan import CPU_TILE_BYTES, NodeAux, RenderPlan, compile_render
+from .predictor import ParameterPredictor, PredictorTrainer, multi_resolution_stft_loss
 from .processor import (
     GRADIENT_KINDS,
     ParameterRange,
@@ -138,6 +140,10 @@ __all__ = [
     "GradientWarning",
     "NonDifferentiableParameterWarning",
     "StoppedSignalGradientWarning",
+    # parameter predictors
+    "ParameterPredictor",
+    "PredictorTrainer",
+    "multi_resolution_stft_loss",
     # files and drawings
     "save_parameters",
     "load_parameters",
@@ -163,6 +169,7 @@ __all__ = [
     "EstimatorError",
     "BlackBoxError",
     "NondeterministicEffectError",
+    "PredictorError",
     "AudioFileError",
     "OptionalDependencyError",
 ]
