@@ -240,7 +240,8 @@ def render_order(
     _check_arguments(graph, method)
     if method == "fixed":
         if type_sequence is None or isinstance(type_sequence, str):
-            raise ValueError('render_order(graph, "fixed", type_sequence=[...]) needs a list of node types')
+            raise ValueError('method "fixed" needs a list of node types: render_order(graph, "fixed", '
+                             'type_sequence=[...]), given to compile_render as stages=')
         return _fixed(_Dag(graph), list(type_sequence)) + _out_stage(graph)
     if type_sequence is not None:
         raise ValueError(f"type_sequence is only read by method 'fixed', not {method!r}")

@@ -14,7 +14,7 @@ import torch
 
 from ._base import DSPProcessor, per_node
 from ._ranges import Range
-from .biquad import FILTER_GAIN_DB, Q, biquad_coefficients, frequency_range, sos_filter
+from .biquad import FILTER_GAIN_DB, Q, biquad_coefficients, frequency_range, sos_filter, spread_frequencies
 
 __all__ = [
     "GraphicEQ",
@@ -183,9 +183,7 @@ class AllPass(DSPProcessor):
     def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
                            device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         params = super().default_parameters(nodes, dtype=dtype, device=device)
-        high = min(5000.0, self.ranges["cutoff_hz"].high)
-        centres = torch.logspace(math.log10(200.0), math.log10(high), self.n_stages, dtype=dtype, device=device)
-        params["cutoff_hz"] = centres.expand(nodes, -1).clone()
+        params["cutoff_hz"] = spread_frequencies(self.n_stages, self.ranges["cutoff_hz"], nodes, dtype, device)
         return params
 
     def forward(self, x: torch.Tensor, cutoff_hz: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
