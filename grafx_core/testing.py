@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import copy
 import inspect
-import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from ._kit_inputs import describe_inputs, draw_parameter
 from .errors import ConformanceError
 from .processor import (
     GRADIENT_KINDS,
@@ -207,40 +207,11 @@ class _Checker:
         self.params = []
         for path, shape in self.layout:
             noise = torch.randn(self.nodes, *shape, generator=gen, dtype=torch.float64)
-            self.params.append(self.draw_parameter(path, noise).to(self.device, self.dtype))
-
-    def draw_parameter(self, path: Path, noise: torch.Tensor) -> torch.Tensor:
-        """One parameter's rows from standard normal ``noise`` (the module docs' rules)."""
-        bounds = self.ranges.get(path)
-        default = self.defaults.get(path)
-        if bounds is None:
-            return noise if default is None else default + self.perturbation * noise
-        centre = torch.full_like(noise, bounds.centre()) if default is None else default.expand_as(noise)
-        if bounds.scale == "log":
-            low, high = math.log(bounds.low), math.log(bounds.high)
-            centre = centre.clamp(bounds.low, bounds.high).log()
-        else:
-            low, high = bounds.low, bounds.high
-            centre = centre.clamp(low, high)
-        width = high - low
-        value = centre + self.perturbation * width * noise
-        # Fold into [low, high]: reflect at each end, the period being twice the width.
-        phase = torch.remainder(value - low, 2 * width)
-        value = low + torch.where(phase > width, 2 * width - phase, phase)
-        return value.exp() if bounds.scale == "log" else value
+            value = draw_parameter(noise, self.ranges.get(path), self.defaults.get(path), self.perturbation)
+            self.params.append(value.to(self.device, self.dtype))
 
     def describe_inputs(self, signals: list[torch.Tensor], params: list[torch.Tensor]) -> str:
-        """The signal shapes and parameter values of a call, for a failure message."""
-        shapes = ", ".join(f"{inlet} {list(x.shape)}" for inlet, x in zip(self.inlets, signals))
-        values = []
-        for (path, _), value in zip(self.layout, params):
-            flat = value.detach().flatten(1)
-            if flat.shape[1] <= 4:
-                text = "[" + ", ".join("[" + ", ".join(f"{v:.4g}" for v in row.tolist()) + "]" for row in flat) + "]"
-            else:
-                text = f"{list(value.shape)} in [{float(flat.min()):.4g}, {float(flat.max()):.4g}]"
-            values.append(f"{'.'.join(path)}={text}")
-        return f"signals {shapes or '(none)'}; parameters {', '.join(values) or '(none)'}"
+        return describe_inputs(self.inlets, [".".join(path) for path, _ in self.layout], signals, params)
 
     def call(self, signals: list[torch.Tensor], params: list[torch.Tensor], processor: Any = None,
              check: str = "output") -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -299,8 +270,9 @@ class _Checker:
         named = [(f"outlet {o!r}", t) for o, t in zip(self.outlets, self.outputs)]
         for name, value in named + [(f"aux value {k}", a) for k, a in enumerate(self.aux)]:
             if not bool(torch.isfinite(value).all()):
-                self.fail("finite", f"{name} has NaN or Inf for random valid parameters (see "
-                                    "grafx_core.testing for how they are drawn)")
+                self.fail("finite", f"{name} has NaN or Inf for random valid parameters, given "
+                                    f"{self.describe_inputs(self.signals, self.params)} (see grafx_core.testing "
+                                    "for how they are drawn)")
 
     def check_batch_consistency(self) -> None:
         rows = []
