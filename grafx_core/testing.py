@@ -190,12 +190,15 @@ class _Checker:
 
     # -- inputs and calls ------------------------------------------------------------
     def inlet_channel_count(self, inlet: str) -> int:
-        if isinstance(self.channels, Mapping) and inlet in self.channels:
-            return self.channels[inlet]
-        if isinstance(self.channels, int):
-            return self.channels
         accepted = self.accepted[inlet]
-        return 2 if accepted is None or 2 in accepted else accepted[0]
+        given = self.channels.get(inlet) if isinstance(self.channels, Mapping) else self.channels
+        if given is None:
+            return 2 if accepted is None or 2 in accepted else accepted[0]
+        if accepted is not None and given not in accepted:
+            raise ValueError(f"check_processor(channels=...) gives inlet {inlet!r} of {self.label} {given} "
+                             f"channel(s), but its inlet_channels accepts {' or '.join(map(str, accepted))}; "
+                             "leave channels out to feed what it declares")
+        return given
 
     def draw(self) -> None:
         gen = torch.Generator().manual_seed(self.seed)
@@ -481,7 +484,8 @@ def check_processor(
 
     Raises:
         ConformanceError: the first failed check; ``.check`` holds its name.
-        ValueError: ``skip`` names an unknown check.
+        ValueError: ``skip`` names an unknown check, or ``channels`` gives an
+            inlet a count its ``inlet_channels`` declaration does not accept.
     """
     unknown = set(skip) - set(CHECKS[3:])
     if unknown:
