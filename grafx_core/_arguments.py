@@ -27,4 +27,5 @@ def require_graph(function: str, graph: Any, processors: Any = None) -> None:
     if isinstance(graph, Mapping) and isinstance(processors, Graph):
         raise TypeError(f"{function}: the processors came first and the graph second (GRAFX's order); "
                         "grafx-core takes the graph first")
-    raise TypeError(f"{function}: expected a grafx_core.Graph first, got {type(graph).__name__}")
+    hint = " (processors? GRAFX takes them first, grafx-core the graph)" if isinstance(graph, Mapping) else ""
+    raise TypeError(f"{function}: expected a grafx_core.Graph first, got {type(graph).__name__}{hint}")

@@ -134,3 +134,6 @@ def test_calls_in_grafx_argument_order_name_the_expected_order():
         compile_render(processors, graph)
     with pytest.raises(TypeError, match=r"a processors mapping\? scheduling needs only the graph"):
         render_order(graph, processors)
+    with pytest.raises(TypeError, match=r"render\(graph, processors, parameters, sources\): expected a "
+                                        r"grafx_core.Graph first, got dict \(processors\? GRAFX takes them first"):
+        render(processors, torch.zeros(1, 1, 8), {}, None)  # render_grafx(processors, sources, parameters, data)
