@@ -30,9 +30,9 @@ print(parameters)
 
 # %% printed
 PRINTED = """\
-ModuleDict(
-  (eq): ParameterDict(  (gain_db): Parameter containing: [torch.FloatTensor of size 3x32])
-  (compressor): ParameterDict(
+ParameterModules(
+  (eq): ParameterTree(  (gain_db): Parameter containing: [torch.FloatTensor of size 3x32])
+  (compressor): ParameterTree(
       (threshold_db): Parameter containing: [torch.FloatTensor of size 3x1]
       (ratio): Parameter containing: [torch.FloatTensor of size 3x1]
       (knee_db): Parameter containing: [torch.FloatTensor of size 3x1]
@@ -40,7 +40,7 @@ ModuleDict(
       (release_ms): Parameter containing: [torch.FloatTensor of size 3x1]
       (makeup_db): Parameter containing: [torch.FloatTensor of size 3x1]
   )
-  (reverb): ParameterDict(
+  (reverb): ParameterTree(
       (gain_db): Parameter containing: [torch.FloatTensor of size 3x2x8]
       (decay_s): Parameter containing: [torch.FloatTensor of size 3x2x8]
   )
