@@ -39,10 +39,9 @@ that read processors (a parameter predictor, a GUI):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Union
-
-import math
 
 import torch
 from torch import nn
