@@ -108,3 +108,12 @@ def test_nan_from_upstream_is_blamed_on_upstream_and_names_the_black_box_node():
     plan = compile_render(graph, processors)
     with pytest.raises(BlackBoxError, match=r"node 6 \('box1'.*input signal holds NaN or Inf.*upstream"):
         plan(create_empty_parameters(graph, processors), torch.ones(2, 1, 32))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_effect_calling_sys_exit_is_a_black_box_error(workers):
+    def quits(audio, sample_rate):
+        raise SystemExit(2)
+
+    with pytest.raises(BlackBoxError, match=r"black box 'quits', node row 0: the effect raised SystemExit: 2"):
+        BlackBoxProcessor(quits, workers=workers)(torch.zeros(2, 1, 16))
