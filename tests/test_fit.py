@@ -157,7 +157,7 @@ def test_each_bad_fit_input_gets_one_line(tmp_path, capsys):
     assert "dsp:reverb has no option 'ir_second'" in err and "ir_seconds" in err
     options.write_text(json.dumps({"dsp:reverb": {"n_fft": 7}}))
     err = _one_line_error(capsys, ["fit", stem, "--target", mix, "-o", out, "--options", str(options)])
-    assert "dsp:reverb" in err and "n_fft must be even" in err
+    assert "dsp:reverb" in err and "n_fft must be" in err and "got 7" in err
     assert not os.path.exists(out)
 
 
