@@ -22,8 +22,10 @@ _done: dict[tuple[str, float, int], None] = {}
 _lock = threading.Lock()
 
 
-def probe(uri: str, name: str, sample_rate: float, block_size: int, timeout: float = PROBE_TIMEOUT) -> None:
+def probe(uri: str, name: str, sample_rate: float, block_size: int, timeout: float | None = None) -> None:
     """Instantiate and run ``uri`` in a child process once (per process, sample rate and block size).
+
+    ``timeout`` defaults to :data:`PROBE_TIMEOUT` seconds.
 
     Raises:
         LV2PluginCrashError: the child died from a signal, or ran past ``timeout``.
@@ -31,6 +33,7 @@ def probe(uri: str, name: str, sample_rate: float, block_size: int, timeout: flo
     """
     from .errors import LV2InstantiationError, LV2PluginCrashError
 
+    timeout = PROBE_TIMEOUT if timeout is None else timeout
     key = (uri, float(sample_rate), int(block_size))
     with _lock:
         if key in _done:

@@ -1,0 +1,45 @@
+"""A plug-in that crashes, hangs or fails is a named error, and the others keep working."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from grafx_core import Registry
+from grafx_lv2 import LV2InstantiationError, LV2PluginCrashError, lv2_processor
+from grafx_lv2 import probe as probe_module
+
+
+@pytest.fixture
+def child(monkeypatch):
+    """``child(code)``: the probe runs ``python -c code`` instead of trying the plug-in (fresh cache)."""
+
+    def use(code: str) -> None:
+        monkeypatch.setattr(probe_module, "_COMMAND", [sys.executable, "-c", code])
+        monkeypatch.setattr(probe_module, "_done", {})
+
+    return use
+
+
+@pytest.mark.parametrize("code, error, match", [
+    ("import os; os.abort()", LV2PluginCrashError, r"lv2:calf_saturator \(http://calf.*\): crashed with signal 6"),
+    ("import time; time.sleep(30)", LV2PluginCrashError, r"lv2:calf_saturator .*: hung \(no answer within 0.5 s"),
+    ("import sys; sys.exit('no instance')", LV2InstantiationError, r"failed in a separate process: no instance"),
+])
+def test_a_crash_a_hang_or_a_failure_is_named_and_the_next_plugin_still_loads(require, child, monkeypatch, code,
+                                                                              error, match):
+    require("calf_saturator"), require("dpf_3_band_eq")
+    monkeypatch.setattr(probe_module, "PROBE_TIMEOUT", 0.5)
+    child(code)
+    with pytest.raises(error, match=match):
+        Registry().get_processor("lv2:calf_saturator")
+    monkeypatch.undo()
+    assert Registry().get_processor("lv2:dpf_3_band_eq").name == "lv2:dpf_3_band_eq"
+
+
+def test_the_real_probe_runs_a_plugin_in_a_child_process(require, monkeypatch):
+    name = require("dpf_3_band_eq")
+    monkeypatch.setattr(probe_module, "_done", {})
+    lv2_processor(name, sample_rate=32000.0)
+    assert ("http://distrho.sf.net/plugins/3BandEQ", 32000.0, 1024) in probe_module._done
