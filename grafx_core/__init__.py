@@ -12,12 +12,14 @@ from .errors import (
     GraphConnectionError,
     GraphCycleError,
     GraphError,
+    InletChannelError,
     NameCollisionError,
     NondeterministicEffectError,
     OptionalDependencyError,
     ParameterError,
     PluginError,
     PluginWarning,
+    PredictorError,
     ProcessorOutputError,
     SourceShapeError,
     UnknownNameError,
@@ -45,7 +47,16 @@ from .hookspecs import hookimpl
 from .parameter_file import load_parameters, save_parameters
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
 from .plan import CPU_TILE_BYTES, NodeAux, RenderPlan, compile_render
-from .processor import GRADIENT_KINDS, Processor, inlet_names, outlet_names
+from .predictor import ParameterPredictor, PredictorTrainer, multi_resolution_stft_loss
+from .processor import (
+    GRADIENT_KINDS,
+    ParameterRange,
+    Processor,
+    accepted_channels,
+    inlet_names,
+    outlet_names,
+    parameter_ranges,
+)
 from .registry import (
     Registry,
     get_estimator,
@@ -98,6 +109,9 @@ __all__ = [
     "GRADIENT_KINDS",
     "inlet_names",
     "outlet_names",
+    "accepted_channels",
+    "ParameterRange",
+    "parameter_ranges",
     "ProcessorSpec",
     "EstimatorSpec",
     "hookimpl",
@@ -126,6 +140,10 @@ __all__ = [
     "GradientWarning",
     "NonDifferentiableParameterWarning",
     "StoppedSignalGradientWarning",
+    # parameter predictors
+    "ParameterPredictor",
+    "PredictorTrainer",
+    "multi_resolution_stft_loss",
     # files and drawings
     "save_parameters",
     "load_parameters",
@@ -139,6 +157,7 @@ __all__ = [
     "GraphCycleError",
     "GraphConnectionError",
     "SourceShapeError",
+    "InletChannelError",
     "ParameterError",
     "ProcessorOutputError",
     "PluginError",
@@ -150,6 +169,7 @@ __all__ = [
     "EstimatorError",
     "BlackBoxError",
     "NondeterministicEffectError",
+    "PredictorError",
     "AudioFileError",
     "OptionalDependencyError",
 ]

@@ -15,6 +15,7 @@ __all__ = [
     "GraphCycleError",
     "GraphConnectionError",
     "SourceShapeError",
+    "InletChannelError",
     "ParameterError",
     "ProcessorOutputError",
     "PluginError",
@@ -52,6 +53,12 @@ class GraphConnectionError(GraphError):
 
 class SourceShapeError(GrafxError):
     """The source signals do not match the graph's ``"in"`` nodes or each other."""
+
+
+class InletChannelError(GrafxError, ValueError):
+    """A signal reaching an inlet has a channel count its processor does not
+    accept (its ``inlet_channels`` declaration); the message names the nodes,
+    the inlet, the count received and the counts accepted."""
 
 
 class ParameterError(GrafxError):
@@ -121,3 +128,9 @@ class AudioFileError(GrafxError):
 
 class OptionalDependencyError(GrafxError, ImportError):
     """A feature needs a package that is not installed; the message says how to install it."""
+
+
+class PredictorError(GrafxError):
+    """A parameter predictor was built for a graph it cannot serve, got misshapen audio,
+    or was given a checkpoint that does not match it (the message names the node type,
+    parameter or file)."""
