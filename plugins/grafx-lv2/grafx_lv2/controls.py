@@ -19,6 +19,11 @@ Mapping of a port's metadata:
 * a port without a finite range, or whose minimum is not below its maximum, is
   held at its default (and listed in :attr:`Controls.unmapped`);
 * a default outside the range is clamped into it; a missing one is the minimum.
+
+A parameter is named by its port's symbol, with ``_`` appended where the
+symbol is an attribute of ``torch.nn.ParameterDict`` (LSP's ``clear`` becomes
+``clear_``), since :func:`grafx_core.create_empty_parameters` keeps parameters
+in one; options (``fixed``, ``exclude``, ...) and :func:`port_values` use symbols.
 """
 
 from __future__ import annotations
@@ -28,13 +33,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from grafx_core.blackbox import ParameterSpec
 
 from .errors import LV2PortError
 from .world import LV2, Port
 
-__all__ = ["Controls", "map_controls", "port_range"]
+__all__ = ["Controls", "map_controls", "port_range", "parameter_name"]
+
+_TAKEN = frozenset(dir(torch.nn.ParameterDict()))
 
 _HELD_DESIGNATIONS = {LV2 + "enabled": "maximum", LV2 + "freeWheeling": "maximum"}
 
@@ -63,6 +71,11 @@ class Controls:
         for spec, index in zip(self.specs, self.indices):
             values[index] = natural[spec.name]
         return values
+
+
+def parameter_name(symbol: str) -> str:
+    """The parameter name of a port symbol: the symbol, or ``symbol_`` where a ``ParameterDict`` has that attribute."""
+    return f"{symbol}_" if symbol in _TAKEN else symbol
 
 
 def port_range(port: Port, sample_rate: float) -> tuple[float, float, float, tuple[float, ...] | None]:
@@ -143,7 +156,7 @@ def map_controls(where: str, ports: Sequence[Port], sample_rate: float, *,
             raise LV2PortError(f"{where}: port {port.symbol!r} is discrete ({_describe(values)}), so it cannot be "
                                "differentiable")
         log = "logarithmic" in port.properties and values is None and hi > 0
-        specs.append(ParameterSpec(port.symbol, lo, hi, default, "log" if log else "linear",
+        specs.append(ParameterSpec(parameter_name(port.symbol), lo, hi, default, "log" if log else "linear",
                                    differentiable=flag, values=values))
         indices.append(port.index)
     return Controls(tuple(specs), tuple(indices), held, tuple(unmapped))

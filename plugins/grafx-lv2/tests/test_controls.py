@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from grafx_core import Graph, create_empty_parameters
 from grafx_lv2 import LV2PortError, lv2_processor, port_values
 from grafx_lv2.world import world
 
@@ -18,6 +19,11 @@ def test_lsp_compressor_ports_map_to_log_discrete_and_held_controls(require):
     assert specs["cr"].scale == "log" and specs["cr"].minimum == 1.0  # a plain log range
     assert specs["scm"].values == (0.0, 1.0, 2.0, 3.0) and not specs["scm"].differentiable  # an enumeration
     assert specs["pause"].values == (0.0, 1.0)  # a toggle
+    assert "clear_" in specs and "clear" not in specs  # ParameterDict.clear would clash with the port's symbol
+    g = Graph()
+    g.connect(g.add("in"), g.add("comp"))
+    g.connect(1, g.add("out"))
+    assert sorted(create_empty_parameters(g, {"comp": processor})["comp"]) == sorted(specs)
     assert "enabled" not in specs and "out_latency" not in specs  # lv2:enabled is held; outputs are not controls
     defaults = {k: torch.tensor([[v]], dtype=torch.float64) for k, v in processor.default_parameters().items()}
     values = port_values(processor, **defaults)[0]
