@@ -6,6 +6,7 @@ import json
 import pickle
 
 import numpy as np
+import pytest
 import torch
 
 from grafx_core import Graph, compile_render, save_parameters
@@ -103,3 +104,26 @@ def test_the_options_file_makes_grafx_core_render_repeat_a_render_bit_for_bit(re
     out = render_files(tmp_path / "graph.json", wavs, [str(tmp_path / "mix.wav")], str(tmp_path / "p.json"),
                        str(tmp_path / "options.json"))
     np.testing.assert_array_equal(out[0].numpy(), expected[0].numpy())
+
+
+def test_a_mono_plugin_runs_each_channel_of_a_stereo_signal_on_its_own_instance(require, noise):
+    processor = lv2_processor(require("lsp_compressor_mono"), include=["at", "cr"], workers=1)
+    x = noise(2)
+    raw = {"at": torch.tensor([[0.2], [-0.4]]), "cr": torch.tensor([[1.0], [0.5]])}
+    y = processor(x, **raw)
+    assert y.shape == x.shape
+    for c in range(2):
+        assert torch.equal(y[:, c:c + 1], processor(x[:, c:c + 1].contiguous(), **raw))
+
+
+def test_the_tail_policy_warns_when_a_reverb_still_rings_at_the_end(require, noise):
+    from grafx_lv2 import TailCutWarning
+
+    name = require("calf_reverb")
+    x = noise(1, samples=4096)
+    quiet = lv2_processor(name, workers=1)
+    loud = lv2_processor(name, tail="warn", workers=1)
+    raw = {k: torch.full((1, 1), v) for k, v in quiet.default_parameters().items()}
+    with pytest.warns(TailCutWarning, match=r"lv2:calf_reverb .*still at -?\d+\.\d dBFS when the item ended"):
+        y = loud(x, **raw)
+    assert torch.equal(y, quiet(x, **raw))  # the policy only speaks; the cut output is the same
