@@ -23,7 +23,8 @@ Mapping of a port's metadata:
 A parameter is named by its port's symbol, with ``_`` appended where the
 symbol is an attribute of ``torch.nn.ParameterDict`` (LSP's ``clear`` becomes
 ``clear_``), since :func:`grafx_core.create_empty_parameters` keeps parameters
-in one; options (``fixed``, ``exclude``, ...) and :func:`port_values` use symbols.
+in one, or the name of ``forward``'s signal argument (DPF glBars' ``x``);
+options (``fixed``, ``exclude``, ...) and :func:`port_values` use symbols.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from .world import LV2, Port
 
 __all__ = ["Controls", "map_controls", "port_range", "parameter_name"]
 
-_TAKEN = frozenset(dir(torch.nn.ParameterDict()))
+# A ParameterDict attribute cannot be a parameter's key; "x" is a black box's signal argument.
+_TAKEN = frozenset(dir(torch.nn.ParameterDict())) | {"x", "self"}
 
 _HELD_DESIGNATIONS = {LV2 + "enabled": "maximum", LV2 + "freeWheeling": "maximum"}
 
@@ -74,7 +76,7 @@ class Controls:
 
 
 def parameter_name(symbol: str) -> str:
-    """The parameter name of a port symbol: the symbol, or ``symbol_`` where a ``ParameterDict`` has that attribute."""
+    """The parameter name of a port symbol: the symbol, or ``symbol_`` where it would clash (see the module)."""
     return f"{symbol}_" if symbol in _TAKEN else symbol
 
 

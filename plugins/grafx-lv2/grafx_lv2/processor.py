@@ -114,6 +114,7 @@ def lv2_processor(
     signal_gradient: str = "auto",
     workers: int | None = None,
     check: bool = True,
+    check_determinism: bool = True,
 ) -> BlackBoxProcessor:
     """A processor running an installed LV2 plug-in on every node of a stage.
 
@@ -138,6 +139,9 @@ def lv2_processor(
         workers: threads (default: one per core).
         check: try the plug-in in a separate process first (a crash there is an
             :class:`~grafx_lv2.errors.LV2PluginCrashError` here instead of ending this process).
+        check_determinism: refuse, at the first render, a plug-in whose two
+            fresh instances give different outputs (noise generators, LFOs
+            with a random phase); ``False`` accepts it.
 
     Returns:
         A :class:`~grafx_core.blackbox.BlackBoxProcessor` named ``"lv2:<name>"``,
@@ -148,6 +152,7 @@ def lv2_processor(
         LV2PluginNotFoundError: no such plug-in is installed.
         LV2UnsupportedPluginError: it needs an LV2 feature this host lacks, or has no audio input or output.
         LV2PluginCrashError, LV2InstantiationError: it crashed, hung or failed when tried.
+        NondeterministicEffectError: (at the first render) two fresh instances disagree.
         LV2PortError: a bad ``fixed``/``exclude``/``include``/``differentiable`` entry.
         LV2Error: a bad host option.
         LilvUnavailableError: liblilv is missing.
@@ -189,6 +194,7 @@ def lv2_processor(
         name=f"lv2:{name}",
         instances="per-item",
         serialise_instantiation=True,
+        check_determinism=check_determinism,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+import torch
 
 from grafx_core import Registry
 from grafx_lv2 import LV2InstantiationError, LV2PluginCrashError, lv2_processor
@@ -43,3 +44,14 @@ def test_the_real_probe_runs_a_plugin_in_a_child_process(require, monkeypatch):
     monkeypatch.setattr(probe_module, "_done", {})
     lv2_processor(name, sample_rate=32000.0)
     assert ("http://distrho.sf.net/plugins/3BandEQ", 32000.0, 1024) in probe_module._done
+
+
+def test_a_random_plugin_is_refused_by_name_unless_accepted(require):
+    from grafx_core import NondeterministicEffectError
+
+    name = require("lsp_noise_generator_x1")
+    x = torch.zeros(1, 1, 1024)
+    refused = lv2_processor(name, include=[])
+    with pytest.raises(NondeterministicEffectError, match=r"'lv2:lsp_noise_generator_x1'.*even fresh instances"):
+        refused(x)
+    assert lv2_processor(name, include=[], check_determinism=False)(x).shape == x.shape
