@@ -9,6 +9,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ._arguments import require_graph
+from ._checks import check_processors, check_source_values, check_stages
 from ._concurrent import runs_concurrently, submit
 from ._gather import EdgeGroup, IndexCache, InletPlan, Produced, Producer, gather, inlet_channels
 from .errors import (
@@ -21,7 +23,7 @@ from .errors import (
 )
 from .graph import BUILTIN_TYPES, Graph
 from .parameters import _require_processors, check_parameters
-from .processor import accepted_channels, gradient_kind, inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
+from .processor import accepted_channels, gradient_kind, inlet_names, node_shares, iter_parameter_shapes, normalized_parameter_size, outlet_names
 from .schedule import Stage, render_order, tile_stages
 
 __all__ = ["RenderPlan", "compile_render", "NodeAux", "CPU_TILE_BYTES"]
@@ -226,12 +228,16 @@ class _Program:
                 )
             outputs.append(y.reshape(batch, rows, y.shape[1], length))
         if aux is not None:
+            aux = dict(aux)
             for name, value in aux.items():
+                share = node_shares(value, batch * rows, outputs[0] if outputs else inputs[0])
+                if share is not None:
+                    aux[name] = value = share
                 if not isinstance(value, torch.Tensor) or value.ndim == 0 or value.shape[0] != batch * rows:
                     shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
                     raise ProcessorOutputError(
                         f"{where}: aux value {name!r} has shape {shape}; expected a tensor whose first "
-                        f"dimension is the node count {batch * rows}"
+                        f"dimension is the node count {batch * rows}, or a scalar for the whole call"
                     )
         return outputs, aux
 
@@ -378,6 +384,7 @@ class RenderPlan:
                 f"sources have {sources.shape[1]} signal(s) along the 'in' dimension but the graph has "
                 f"{count} 'in' node(s) (ids {self._in_nodes}); got shape {list(sources.shape)}"
             )
+        check_source_values(sources, self.graph, self._in_nodes)
         return sources, batched
 
     def nodes_per_call(self, sources: torch.Tensor) -> int:
@@ -415,8 +422,14 @@ class RenderPlan:
             leading batch dimension when batched).
 
         Raises:
-            SourceShapeError, ParameterError, ProcessorOutputError,
-            GraphConnectionError, InletChannelError: see their messages.
+            SourceShapeError: sources of the wrong shape, not float32/float64
+                (integer, bool, half or complex), on the meta device, empty
+                (no batch items, channels or samples), or holding NaN/Inf (the
+                message names the ``"in"`` node).
+            ParameterError: see :func:`~grafx_core.check_parameters` (NaN/Inf
+                values are named by node).
+            ProcessorOutputError, GraphConnectionError, InletChannelError: see
+                their messages.
         """
         sources, batched = self._prepare_sources(sources)
         per_example = check_parameters(self.graph, self.processors, parameters,
@@ -455,16 +468,26 @@ def compile_render(
             ``None`` never tiles.
 
     Raises:
-        UnknownNodeTypeError: a node type has no processor (known types listed).
+        UnknownNodeTypeError: a node type has no processor (known types
+            listed), or its processor is ``None``, a class or not callable.
         GraphConnectionError: an edge names a missing inlet/outlet, or an inlet
             has no edge.
         GraphCycleError: the graph has a cycle.
-        GraphError: the graph has no ``"out"`` node.
+        GraphError: the graph has no ``"out"`` node, or ``stages`` is not a
+            valid render order of it (a node missing, repeated, in a stage of
+            another type or before its inputs; ``"out"`` not the last stage).
+        TypeError: the first argument is not a :class:`Graph` (GRAFX's
+            ``(processors, ...)`` order is named as such).
     """
+    require_graph("compile_render(graph, processors, method)", graph, processors)
     _require_processors(graph, processors)
+    check_processors(graph, processors)
     if not graph.nodes_of_type("out"):
         raise GraphError("the graph has no 'out' node, so rendering would produce nothing")
     _check_edges(graph, processors)
     if stages is None:
         stages = render_order(graph, method)
+    else:
+        check_stages(graph, stages)
+        stages = list(stages)
     return RenderPlan(graph, processors, stages, tile_bytes)
