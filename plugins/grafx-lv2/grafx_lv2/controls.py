@@ -21,10 +21,9 @@ Mapping of a port's metadata:
 * a default outside the range is clamped into it; a missing one is the minimum.
 
 A parameter is named by its port's symbol, with ``_`` appended where the
-symbol is an attribute of ``torch.nn.ParameterDict`` (LSP's ``clear`` becomes
-``clear_``), since :func:`grafx_core.create_empty_parameters` keeps parameters
-in one, or the name of ``forward``'s signal argument (DPF glBars' ``x``);
-options (``fixed``, ``exclude``, ...) and :func:`port_values` use symbols.
+symbol is the name of ``forward``'s own arguments (DPF glBars has a port
+``x``, which becomes ``x_``); options (``fixed``, ``exclude``, ...) and
+:func:`~grafx_lv2.processor.port_values` use symbols.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from grafx_core.blackbox import ParameterSpec
 
@@ -43,8 +41,7 @@ from .world import LV2, Port
 
 __all__ = ["Controls", "map_controls", "port_range", "parameter_name"]
 
-# A ParameterDict attribute cannot be a parameter's key; "x" is a black box's signal argument.
-_TAKEN = frozenset(dir(torch.nn.ParameterDict())) | {"x", "self"}
+_TAKEN = frozenset({"x", "self"})  # BlackBoxProcessor.forward(self, x, **params)
 
 _HELD_DESIGNATIONS = {LV2 + "enabled": "maximum", LV2 + "freeWheeling": "maximum"}
 

@@ -22,10 +22,10 @@ _done: dict[tuple[str, float, int], None] = {}
 _lock = threading.Lock()
 
 
-def probe(uri: str, name: str, sample_rate: float, block_size: int, timeout: float | None = None) -> None:
+def probe(uri: str, where: str, sample_rate: float, block_size: int, timeout: float | None = None) -> None:
     """Instantiate and run ``uri`` in a child process once (per process, sample rate and block size).
 
-    ``timeout`` defaults to :data:`PROBE_TIMEOUT` seconds.
+    ``where`` names the plug-in in messages; ``timeout`` defaults to :data:`PROBE_TIMEOUT` seconds.
 
     Raises:
         LV2PluginCrashError: the child died from a signal, or ran past ``timeout``.
@@ -42,14 +42,14 @@ def probe(uri: str, name: str, sample_rate: float, block_size: int, timeout: flo
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise LV2PluginCrashError(f"{name} ({uri}): hung (no answer within {timeout:g} s when instantiated and "
+        raise LV2PluginCrashError(f"{where}: hung (no answer within {timeout:g} s when instantiated and "
                                   f"run at {sample_rate:g} Hz in a separate process); it is not loaded") from None
     if result.returncode < 0:
-        raise LV2PluginCrashError(f"{name} ({uri}): crashed with signal {-result.returncode} when instantiated "
+        raise LV2PluginCrashError(f"{where}: crashed with signal {-result.returncode} when instantiated "
                                   f"and run at {sample_rate:g} Hz in a separate process; it is not loaded")
     if result.returncode != 0:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
-        raise LV2InstantiationError(f"{name} ({uri}): failed in a separate process: "
+        raise LV2InstantiationError(f"{where}: failed in a separate process: "
                                     f"{lines[-1] if lines else f'exit status {result.returncode}'}")
     with _lock:
         _done[key] = None

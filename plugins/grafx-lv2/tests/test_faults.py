@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from grafx_core import Registry
+from grafx_core import PluginError, Registry
 from grafx_lv2 import LV2InstantiationError, LV2PluginCrashError, lv2_processor
 from grafx_lv2 import probe as probe_module
 
@@ -33,8 +33,9 @@ def test_a_crash_a_hang_or_a_failure_is_named_and_the_next_plugin_still_loads(re
     require("calf_saturator"), require("dpf_3_band_eq")
     monkeypatch.setattr(probe_module, "PROBE_TIMEOUT", 0.5)
     child(code)
-    with pytest.raises(error, match=match):
+    with pytest.raises(PluginError, match=match) as raised:  # the registry names the factory that failed
         Registry().get_processor("lv2:calf_saturator")
+    assert isinstance(raised.value.__cause__, error)
     monkeypatch.undo()
     assert Registry().get_processor("lv2:dpf_3_band_eq").name == "lv2:dpf_3_band_eq"
 
