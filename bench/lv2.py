@@ -14,7 +14,9 @@ minima over interleaved repeats, so that other load inflates them least. Prints:
    black-box stage (a Calf reverb, an LSP compressor): concurrent stages
    against one after the other (the second needs a free core to show);
 5. the gradient-quality table of every plug-in tested
-   (:func:`grafx_core.testing.gradient_report`), where that function exists.
+   (:func:`grafx_core.testing.gradient_report`), where that function exists;
+6. the pre-roll each plug-in needs to glide to its settings (what
+   :data:`grafx_lv2.processor.PRE_ROLL` holds), against the table.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 from grafx_core import BlackBoxProcessor, Graph, ParameterSpec, compile_render, create_empty_parameters
 
 try:
-    from grafx_lv2 import LilvUnavailableError, lv2_processor
+    from grafx_lv2 import PRE_ROLL, LilvUnavailableError, lv2_processor, measure_pre_roll
     from grafx_lv2.names import plugin_names
     from grafx_lv2.world import world
 except ImportError:  # grafx-lv2 not installed
@@ -181,6 +183,11 @@ def main() -> None:
         concurrent_stages()
     print("5. gradient quality:")
     gradient_tables(names)
+    print("6. pre-roll needed (smallest candidate matching a 262,144-sample pre-roll), against PRE_ROLL:")
+    for name in names:
+        processor = lv2_processor(name)
+        listed = next((n for prefix, n in PRE_ROLL.items() if processor.process.uri.startswith(prefix)), 0)
+        print(f"  {name:24s} measured {measure_pre_roll(name)}, table {listed}")
 
 
 if __name__ == "__main__":
