@@ -473,6 +473,7 @@ def compile_render(
         GraphConnectionError: an edge names a missing inlet/outlet, or an inlet
             has no edge.
         GraphCycleError: the graph has a cycle.
+        ValueError: ``method`` is unknown or ``tile_bytes`` not a positive int.
         GraphError: the graph has no ``"out"`` node, or ``stages`` is not a
             valid render order of it (a node missing, repeated, in a stage of
             another type or before its inputs; ``"out"`` not the last stage).
@@ -480,6 +481,8 @@ def compile_render(
             ``(processors, ...)`` order is named as such).
     """
     require_graph("compile_render(graph, processors, method)", graph, processors)
+    if tile_bytes is not None and (not isinstance(tile_bytes, int) or isinstance(tile_bytes, bool) or tile_bytes < 1):
+        raise ValueError(f"compile_render: tile_bytes must be a positive int or None, got {tile_bytes!r}")
     _require_processors(graph, processors)
     check_processors(graph, processors)
     if not graph.nodes_of_type("out"):
