@@ -26,7 +26,7 @@ from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec
 from grafx_core.estimators import SPSA, Estimator, FiniteDifference, StraightThrough, resolve_estimator
 
 from .controls import map_controls
-from .errors import LV2Error, LV2PluginNotFoundError, LV2UnsupportedPluginError
+from .errors import LV2Error, LV2PluginNotFoundError, LV2PortError, LV2UnsupportedPluginError
 from .host import TAIL_POLICIES, PluginFactory, RenderItem
 from .instance import SUPPORTED_FEATURES
 from .names import plugin_names
@@ -61,6 +61,9 @@ def resolve_plugin(plugin: str) -> tuple[str, str]:
         LV2PluginNotFoundError: nothing installed matches; the message lists near names.
         LilvUnavailableError: liblilv is missing.
     """
+    if not isinstance(plugin, str):
+        raise LV2PluginNotFoundError(f"an LV2 plug-in is named by a string (a registered name or a URI), "
+                                     f"got {plugin!r:.80}")
     uris = world().uris()
     names = plugin_names(uris)
     if plugin in names:
@@ -94,8 +97,24 @@ def _check_options(where: str, sample_rate: Any, block_size: Any, pre_roll: Any,
     for key, value, least in (("block_size", block_size, 1), ("pre_roll", pre_roll, 0)):
         if not (isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least):
             raise LV2Error(f"{where}: {key} must be an int >= {least} (samples), got {value!r}")
-    if tail not in TAIL_POLICIES:
+    if not isinstance(tail, str) or tail not in TAIL_POLICIES:
         raise LV2Error(f"{where}: tail={tail!r} is not one of {TAIL_POLICIES}")
+
+
+def _check_ports_options(where: str, fixed: Any, exclude: Any, include: Any, differentiable: Any) -> None:
+    def number(v: Any) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+    for key, value, kind, ok in (("fixed", fixed, "{symbol: number}", number),
+                                 ("differentiable", differentiable, "{symbol: True or False}",
+                                  lambda v: isinstance(v, bool))):
+        if value is not None and not (isinstance(value, Mapping) and all(isinstance(k, str) and ok(v)
+                                                                         for k, v in value.items())):
+            raise LV2PortError(f"{where}: {key} must be a mapping {kind}, got {value!r:.80}")
+    for key, value in (("exclude", exclude), ("include", include)):
+        if value is not None and (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)
+                                  or not all(isinstance(v, str) for v in value)):
+            raise LV2PortError(f"{where}: {key} must be a list of port symbols, got {value!r:.80}")
 
 
 def lv2_processor(
@@ -153,7 +172,7 @@ def lv2_processor(
         LV2UnsupportedPluginError: it needs an LV2 feature this host lacks, or has no audio input or output.
         LV2PluginCrashError, LV2InstantiationError: it crashed, hung or failed when tried.
         NondeterministicEffectError: (at the first render) two fresh instances disagree.
-        LV2PortError: a bad ``fixed``/``exclude``/``include``/``differentiable`` entry.
+        LV2PortError: a bad ``fixed``/``exclude``/``include``/``differentiable`` entry or type.
         LV2Error: a bad host option.
         LilvUnavailableError: liblilv is missing.
     """
@@ -161,6 +180,7 @@ def lv2_processor(
     where = f"lv2:{name} ({uri})"
     pre_roll = next((n for prefix, n in PRE_ROLL.items() if uri.startswith(prefix)), 0) if pre_roll is None else pre_roll
     _check_options(where, sample_rate, block_size, pre_roll, tail)
+    _check_ports_options(where, fixed, exclude, include, differentiable)
     w = world()
     missing = sorted(set(w.required_features(uri)) - SUPPORTED_FEATURES)
     if "http://lv2plug.in/ns/ext/buf-size#powerOf2BlockLength" in w.required_features(uri) \

@@ -56,6 +56,8 @@ def test_fixed_excluded_and_included_ports(require):
     (dict(fixed={"scm": 1.5}), r"fixed scm=1.5 is not one of its values \{0, 1, 2, 3\}"),
     (dict(exclude=["nope"]), r"exclude names \['nope'\]"),
     (dict(differentiable={"scm": True}), r"port 'scm' is discrete .* cannot be differentiable"),
+    (dict(fixed=[1.0]), r"fixed must be a mapping \{symbol: number\}"),
+    (dict(include="at"), r"include must be a list of port symbols"),
 ])
 def test_bad_port_options_name_the_plugin_and_the_port(require, options, match):
     with pytest.raises(LV2PortError, match=r"lv2:lsp_compressor_stereo \(http://lsp-plug.in/plugins/lv2/"
