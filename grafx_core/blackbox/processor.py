@@ -91,6 +91,7 @@ class BlackBoxProcessor(nn.Module):
 
     inlets: tuple[str, ...] = ("main",)
     outlets: tuple[str, ...] = ("main",)
+    concurrent_calls = True  # the engine may run this stage while independent stages run
 
     def __init__(
         self,
