@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
+from ._jsonfile import read_json, write_text_atomically
 from .errors import GraphConnectionError, GraphCycleError, GraphError
 
 __all__ = ["Node", "Edge", "Graph", "NodeRef", "BUILTIN_TYPES", "disjoint_union"]
@@ -65,6 +66,9 @@ class Graph:
         self._nodes: list[Node] = []
         self._edges: list[Edge] = []
         self._names: dict[str, int] = {}
+        # Read-only snapshots, rebuilt after a change: a fresh tuple per access made compiling quadratic.
+        self._node_tuple: tuple[Node, ...] | None = None
+        self._edge_tuple: tuple[Edge, ...] | None = None
 
     # -- building -----------------------------------------------------------
     def add(self, node_type: str, name: str | None = None) -> int:
@@ -84,6 +88,7 @@ class Graph:
                 )
             self._names[name] = len(self._nodes)
         self._nodes.append(Node(len(self._nodes), node_type, name))
+        self._node_tuple = None
         return len(self._nodes) - 1
 
     def connect(self, src: NodeRef, dst: NodeRef, outlet: str = "main", inlet: str = "main") -> None:
@@ -92,11 +97,17 @@ class Graph:
         Raises:
             GraphError: a node reference does not exist.
             GraphCycleError: ``src`` and ``dst`` are the same node.
-            GraphConnectionError: a built-in node lacks that outlet or inlet.
+            GraphConnectionError: a port name is not a string, or a built-in node
+                lacks that outlet or inlet.
         """
         s, d = self.node(src), self.node(dst)
         if s.id == d.id:
             raise GraphCycleError(f"self-loop: {s.label()} cannot feed itself")
+        if not isinstance(outlet, str) or not isinstance(inlet, str):
+            raise GraphConnectionError(
+                f"edge {s.label()} -> {d.label()}: outlet and inlet must be port names (str), "
+                f"got outlet {outlet!r} and inlet {inlet!r}"
+            )
         if s.type in BUILTIN_TYPES and outlet not in BUILTIN_TYPES[s.type][1]:
             raise GraphConnectionError(
                 f"{s.label()} has no outlet {outlet!r}; built-in type {s.type!r} has outlets "
@@ -108,17 +119,84 @@ class Graph:
                 f"{list(BUILTIN_TYPES[d.type][0])}"
             )
         self._edges.append(Edge(s.id, d.id, outlet, inlet))
+        self._edge_tuple = None
+
+    def add_serial_chain(self, nodes: Sequence[str | Mapping[str, Any]]) -> tuple[int, int]:
+        """Add nodes connected in series (each ``"main"`` outlet to the next ``"main"`` inlet).
+
+        Args:
+            nodes: node types, or mappings of :meth:`add`'s keyword arguments
+                (``{"node_type": "eq", "name": "kick_eq"}``).
+
+        Returns:
+            The ids of the first and the last node of the chain.
+
+        Raises:
+            GraphError: ``nodes`` is empty, or an entry is neither a type nor
+                such a mapping (the graph is left unchanged), or as :meth:`add`.
+        """
+        entries = [{"node_type": n} if isinstance(n, str) else n for n in nodes]
+        if not entries or not all(isinstance(e, Mapping) and set(e) <= {"node_type", "name"} and "node_type" in e
+                                  for e in entries):
+            raise GraphError(f"add_serial_chain takes a non-empty list of node types or of "
+                             f"{{'node_type': ..., 'name': ...}} mappings, got {list(nodes)!r}")
+        ids = [self.add(**entry) for entry in entries]
+        for src, dst in zip(ids, ids[1:]):
+            self.connect(src, dst)
+        return ids[0], ids[-1]
+
+    def remove(self, *refs: NodeRef, rewire: bool = True) -> list[int | None]:
+        """Remove nodes; with ``rewire``, bypass each one (its ``"main"`` inputs feed its consumers).
+
+        Ids are positions, so the nodes after a removed one move down; the
+        returned map says where each went. Parameter rows follow the ids
+        (row ``k`` of a type is its ``k``-th node), so drop the removed
+        nodes' rows from a parameter set made for the old graph.
+
+        Args:
+            refs: the nodes to remove, by id or name.
+            rewire: connect what fed each removed node's ``"main"`` inlet to
+                every inlet its outlets fed (edges into its other inlets,
+                such as a sidechain, are dropped); otherwise drop its edges.
+
+        Returns:
+            ``node_map``: ``node_map[i]`` is old node ``i``'s new id, or
+            ``None`` if it was removed.
+
+        Raises:
+            GraphError: a reference does not exist.
+        """
+        removed = {self.node(ref).id for ref in refs}
+        edges = _bypassed_edges(self._edges, removed) if rewire else [
+            e for e in self._edges if e.src not in removed and e.dst not in removed]
+        node_map: list[int | None] = []
+        nodes: list[Node] = []
+        for node in self._nodes:
+            if node.id in removed:
+                node_map.append(None)
+            else:
+                node_map.append(len(nodes))
+                nodes.append(Node(len(nodes), node.type, node.name))
+        self._nodes = nodes
+        self._names = {n.name: n.id for n in nodes if n.name is not None}
+        self._edges = [Edge(node_map[e.src], node_map[e.dst], e.outlet, e.inlet)  # type: ignore[arg-type]
+                       for e in edges]
+        return node_map
 
     # -- reading ------------------------------------------------------------
     @property
     def nodes(self) -> tuple[Node, ...]:
         """All nodes, in id order."""
-        return tuple(self._nodes)
+        if self._node_tuple is None:
+            self._node_tuple = tuple(self._nodes)
+        return self._node_tuple
 
     @property
     def edges(self) -> tuple[Edge, ...]:
         """All edges, in the order they were connected."""
-        return tuple(self._edges)
+        if self._edge_tuple is None:
+            self._edge_tuple = tuple(self._edges)
+        return self._edge_tuple
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -189,40 +267,94 @@ class Graph:
     def from_dict(cls, data: dict[str, Any]) -> Graph:
         """Rebuild a graph from :meth:`to_dict`'s output.
 
+        Every key is checked: an unknown or misspelt key (``"outlte"``) is an
+        error rather than a silently applied default.
+
         Raises:
-            GraphError: the dict is not a grafx-core graph of a known version.
+            GraphError: the dict is not a grafx-core graph of a known version,
+                or a node or edge has an unknown key or a value of the wrong type.
         """
         if not isinstance(data, dict) or data.get("format") != GRAPH_FORMAT:
             raise GraphError(f"not a grafx-core graph: expected a dict with format {GRAPH_FORMAT!r}")
-        if data.get("version") != GRAPH_FORMAT_VERSION:
+        version = data.get("version")
+        if type(version) is not int or version != GRAPH_FORMAT_VERSION:
             raise GraphError(
-                f"graph format version {data.get('version')!r} is not supported "
+                f"graph format version {version!r} is not supported "
                 f"(this grafx-core reads version {GRAPH_FORMAT_VERSION})"
             )
+        _check_keys(data, "the graph", required=("format", "version", "nodes", "edges"), optional=())
         graph = cls()
-        try:
-            for node in data["nodes"]:
-                graph.add(node["type"], node.get("name"))
-            for edge in data["edges"]:
+        for i, node in enumerate(_entries(data, "nodes")):
+            where = f"node {i}"
+            _check_keys(node, where, required=("type",), optional=("name",))
+            graph.add(node["type"], node.get("name"))
+        for i, edge in enumerate(_entries(data, "edges")):
+            where = f"edge {i}"
+            _check_keys(edge, where, required=("src", "dst"), optional=("outlet", "inlet"))
+            for key in ("src", "dst"):
+                if not isinstance(edge[key], (int, str)) or isinstance(edge[key], bool):
+                    raise GraphError(f"{where}: {key!r} must be a node id (int) or name (str), got {edge[key]!r}")
+            try:
                 graph.connect(edge["src"], edge["dst"], edge.get("outlet", "main"), edge.get("inlet", "main"))
-        except (KeyError, TypeError) as exc:
-            raise GraphError(f"malformed graph dict: {exc!r}") from exc
+            except GraphError as exc:
+                raise type(exc)(f"{where}: {exc}") from exc
         return graph
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the graph as JSON to ``path``."""
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=1)
+        """Write the graph as JSON to ``path`` (a temporary file renamed over it, so
+        that a concurrent reader never sees a partial file).
+
+        Raises:
+            GraphError: the file cannot be written.
+        """
+        write_text_atomically(path, json.dumps(self.to_dict(), indent=1), "graph file", GraphError)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Graph:
-        """Read a graph written by :meth:`save`."""
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise GraphError(f"{os.fspath(path)!r} is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
+        """Read a graph written by :meth:`save`.
+
+        Raises:
+            GraphError: the file is missing, a folder, unreadable, not UTF-8,
+                not JSON (or nested too deeply), or not a valid graph; the
+                message names the file.
+        """
+        name = os.fspath(path)
+        data = read_json(name, "graph file", GraphError)
+        try:
+            return cls.from_dict(data)
+        except GraphError as exc:
+            raise type(exc)(f"{name!r}: {exc}") from exc
+
+
+def _check_keys(entry: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+    if not isinstance(entry, dict):
+        raise GraphError(f"{where} must be a JSON object, got {entry!r}")
+    missing = [k for k in required if k not in entry]
+    unknown = sorted(str(k) for k in entry if k not in required and k not in optional)
+    if missing or unknown:
+        problems = ([f"missing key(s) {missing}"] if missing else []) + (
+            [f"unknown key(s) {unknown}"] if unknown else [])
+        raise GraphError(f"{where}: {' and '.join(problems)}; expected keys {list(required + optional)}")
+
+
+def _entries(data: dict[str, Any], key: str) -> list[Any]:
+    value = data[key]
+    if not isinstance(value, list):
+        raise GraphError(f"the graph's {key!r} must be a JSON list, got {type(value).__name__}")
+    return value
+
+
+def _bypassed_edges(edges: Iterable[Edge], removed: Iterable[int]) -> list[Edge]:
+    """``edges`` with the ``removed`` nodes bypassed: what fed a removed node's
+    ``"main"`` inlet feeds every inlet its outlets fed (chains of removed nodes
+    resolve one node at a time, in id order); its other edges are dropped."""
+    work = list(edges)
+    for node in sorted(set(removed)):
+        feeds = [(e.src, e.outlet) for e in work if e.dst == node and e.inlet == "main"]
+        consumers = [(e.dst, e.inlet) for e in work if e.src == node]
+        work = [e for e in work if node not in (e.src, e.dst)]
+        work += [Edge(s, d, o, i) for d, i in consumers for s, o in feeds]
+    return work
 
 
 def disjoint_union(graphs: Sequence[Graph]) -> tuple[Graph, list[list[int]]]:

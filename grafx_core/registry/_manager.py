@@ -14,7 +14,8 @@ import pluggy
 from .. import hookspecs
 from ..errors import NameCollisionError, PluginError, PluginWarning, UnknownNameError, UnknownNodeTypeError
 from ..graph import Graph
-from ._discovery import Candidate, Settings, default_candidates, entry_point_candidates
+from ._advice import gradient_advice, sample_rate_advice
+from ._discovery import ENV_IMPORT_TIMEOUT, Candidate, Settings, default_candidates, entry_point_candidates, load_bounded
 from ._hooks import HOOK_NAMES, Source, collect, module_name
 from ._names import Catalog
 from ._records import EstimatorInfo, PluginFailure, PluginInfo, ProcessorInfo, distribution_label
@@ -83,8 +84,9 @@ class Registry:
         self._sources: dict[str, Source] = {}
         self._load_failures: list[PluginFailure] = []
         self._hook_failures: list[PluginFailure] = []
-        self._warned: set[PluginFailure] = set()
+        self._warned: set[PluginFailure | str] = set()
         self._catalogs: tuple[Catalog[ProcessorInfo], Catalog[EstimatorInfo]] | None = None
+        self._advice: list[str] = []
         self._loaded = False
         self._lock = threading.RLock()
 
@@ -141,8 +143,27 @@ class Registry:
         return self._ready()[1].resolve(name)
 
     def get_processor(self, name: str, **kwargs: Any) -> Any:
-        """A new processor: the factory of processor ``name`` called with ``kwargs``."""
-        return self.processor_info(name).spec.factory(**kwargs)
+        """A new processor: the factory of processor ``name`` called with ``kwargs``.
+
+        Warns with a :class:`~grafx_core.errors.PluginWarning` when, built
+        without options (``sample_rate`` aside), the module's ``gradient_kind``
+        is not the gradient its :class:`~grafx_core.ProcessorSpec` declares.
+
+        Raises:
+            PluginError: the factory raised, or returned something that is not
+                a processor object (``None``, a class, a string); the message
+                names the processor, its plugin and the options.
+        """
+        return self._build(self.processor_info(name), kwargs)
+
+    def _build(self, info: ProcessorInfo, kwargs: Mapping[str, Any]) -> Any:
+        processor = _make_processor(info, kwargs)
+        # Options (an estimator=, say) may change the gradient on purpose.
+        advice = gradient_advice(info, processor) if set(kwargs) <= {"sample_rate"} else None
+        if advice is not None and advice not in self._warned:
+            self._warned.add(advice)
+            warnings.warn(PluginWarning(advice), stacklevel=3)
+        return processor
 
     def get_estimator(self, name: str, **kwargs: Any) -> Any:
         """A new estimator: the factory of estimator ``name`` called with ``kwargs``."""
@@ -185,7 +206,10 @@ class Registry:
                 raise UnknownNodeTypeError(f"{first.label()}: {exc}") from exc
             except PluginError as exc:
                 raise type(exc)(f"{first.label()}: {exc}") from exc
-            processors[node_type] = info.spec.factory(**options.get(node_type, {}))
+            try:
+                processors[node_type] = self._build(info, options.get(node_type, {}))
+            except PluginError as exc:
+                raise PluginError(f"{first.label()}: {exc}") from exc
         return processors
 
     def list_plugins(self) -> list[PluginInfo]:
@@ -214,6 +238,7 @@ class Registry:
             if self._catalogs is None:
                 processors, estimators, self._hook_failures = collect(self._pm, self._source)
                 self._catalogs = (processors, estimators)
+                self._advice = [a for a in map(sample_rate_advice, processors.entries()) if a is not None]
             catalogs = self._catalogs
             failures = self._load_failures + self._hook_failures
             if self._settings.strict:
@@ -222,8 +247,8 @@ class Registry:
                         f"{len(failures)} plugin failure(s) with GRAFX_CORE_STRICT_PLUGINS=1:\n"
                         + "\n".join(f"  {f}" for f in failures)
                     )
-                return catalogs
-            fresh = [f for f in failures if f not in self._warned]
+                failures = []  # raised above, or listed by plugin_failures()
+            fresh = [f for f in [*failures, *self._advice] if f not in self._warned]
             self._warned.update(fresh)
         # Warn once everything is loaded, so that warnings turned into errors
         # (pytest's filterwarnings=error) cannot leave a half-loaded registry.
@@ -233,7 +258,12 @@ class Registry:
 
     def _load_all(self) -> None:
         self._loaded = True
-        self._settings = Settings.from_environ(os.environ if self._environ is None else self._environ)
+        environ = os.environ if self._environ is None else self._environ
+        try:
+            self._settings = Settings.from_environ(environ)
+        except PluginError as exc:  # a bad timeout setting: load with the default one, and say so
+            self._settings = Settings.from_environ({k: v for k, v in environ.items() if k != ENV_IMPORT_TIMEOUT})
+            self._load_failures.append(PluginFailure(ENV_IMPORT_TIMEOUT, None, None, "settings", str(exc)))
         candidates = default_candidates(self._default_plugins, CORE_PLUGIN_NAME)
         if self._autoload or self._settings.allow is not None:
             found, missing = entry_point_candidates(self._settings)
@@ -247,8 +277,8 @@ class Registry:
                     "entry point of that name in group 'grafx_core'"))
         for candidate in candidates:
             try:
-                plugin = candidate.load()
-            except Exception as exc:  # a plugin's import may raise anything
+                plugin = load_bounded(candidate, self._settings.import_timeout)
+            except BaseException as exc:  # a plugin's SystemExit is its failure, not the host's exit
                 self._load_failures.append(self._failure(
                     candidate, "import", f"importing {candidate.target!r} ({candidate.origin}) failed: "
                     f"{type(exc).__name__}: {exc}"))
@@ -343,3 +373,17 @@ class Registry:
         dist = distinfo.get(key)
         return Source(key, key, dist.project_name if dist else None, dist.version if dist else None,
                       "entry point" if dist else "in-memory", module_name(self._pm.get_plugin(key)))
+
+
+def _make_processor(info: ProcessorInfo, options: Mapping[str, Any]) -> Any:
+    where = f"processor {info.name!r} of {info.distribution_label}"
+    try:
+        processor = info.spec.factory(**options)
+    except Exception as exc:  # a factory may raise anything; name it and the options it was given
+        raise PluginError(f"{where}: its factory raised {type(exc).__name__}: {exc} (options {dict(options)})") from exc
+    if processor is None or isinstance(processor, (type, str, bytes)) or not callable(processor):
+        raise PluginError(
+            f"{where}: its factory returned {processor!r:.80} (options {dict(options)}); "
+            "expected a processor object (an nn.Module instance); a plugin bug"
+        )
+    return processor

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Union
 
 import torch
-from grafx_core import ParameterRange, Processor, accepted_channels
+from grafx_core import ParameterError, ParameterRange, Processor, accepted_channels
 
 from ._ranges import Range, soft_limit
 from .errors import ChannelCountError
 
-__all__ = ["DSPProcessor", "default_parameters", "per_node", "require_channels", "unit_of"]
+__all__ = ["DSPProcessor", "default_parameters", "per_node", "require_channels", "require_count", "unit_of",
+           "MIN_SAMPLE_RATE"]
+
+MIN_SAMPLE_RATE = 1000.0
+"""The lowest sample rate a processor accepts, in Hz: below it the documented
+frequency ranges (20 Hz up to 0.45 fs) are empty and a near-zero rate renders NaN."""
 
 Number = Union[float, int, torch.Tensor]
 
@@ -39,8 +45,10 @@ class DSPProcessor(Processor):
 
     def __init__(self, sample_rate: float = 44100.0) -> None:
         super().__init__()
-        if not sample_rate > 0:
-            raise ValueError(f"{type(self).__name__}: sample_rate must be positive, got {sample_rate!r}")
+        if not isinstance(sample_rate, (int, float)) or isinstance(sample_rate, bool) or not (
+                MIN_SAMPLE_RATE <= sample_rate < math.inf):
+            raise ValueError(f"{type(self).__name__}: sample_rate must be a finite number of Hz >= "
+                             f"{MIN_SAMPLE_RATE:g}, got {sample_rate!r}")
         self.sample_rate = float(sample_rate)
         self.ranges: dict[str, Range] = {}
 
@@ -77,7 +85,22 @@ class DSPProcessor(Processor):
         }
 
     def limit(self, name: str, value: torch.Tensor) -> torch.Tensor:
-        """``value`` of parameter ``name`` bent into its guard band (see :func:`soft_limit`)."""
+        """``value`` of parameter ``name`` bent into its guard band (see :func:`soft_limit`).
+
+        Raises:
+            grafx_core.ParameterError: ``value`` holds NaN or Inf (the soft
+                limit of an infinity is undefined); the message names the
+                processor, the parameter and the node row.
+        """
+        value = torch.as_tensor(value)
+        finite = torch.isfinite(value.detach())
+        if not bool(finite.all()):
+            bad = (~finite).nonzero()[0].tolist()
+            raise ParameterError(
+                f"{type(self).__name__}: parameter {name!r} is {float(value.detach()[tuple(bad)])} at node row "
+                f"{bad[0] if bad else 0}; expected a finite value (documented range "
+                f"[{self.ranges[name].low:g}, {self.ranges[name].high:g}])"
+            )
         return soft_limit(value, self.ranges[name])
 
     def extra_repr(self) -> str:
@@ -120,6 +143,17 @@ def per_node(value: Number, like: torch.Tensor, trailing: int = 2) -> torch.Tens
     """
     tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device)
     return tensor.reshape(-1, *([1] * trailing))
+
+
+def require_count(who: str, name: str, value: object, low: int, high: int) -> int:
+    """``value`` as an int in ``[low, high]``, or a ``ValueError`` naming ``who`` and ``name``.
+
+    A constructor option such as ``n_peaks`` must be a whole number: ``2.5`` or
+    ``True`` is refused rather than truncated, and a huge one rather than allocated.
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{who}: {name} must be an int in [{low}, {high}], got {value!r}")
+    return value
 
 
 def require_channels(x: torch.Tensor, allowed: tuple[int, ...], who: str, inlet: str = "main") -> None:
