@@ -167,5 +167,5 @@ def test_black_box_fault_names_the_graph_node_and_parameter_values():
     params = create_empty_parameters(graph, {"box": box})
     with torch.no_grad():
         params["box"]["gain_db"][1] = 10.0  # sigmoid(10) maps into the top margin: 12 dB, > 0 dB
-    with pytest.raises(BlackBoxError, match=r"'fragile', node 3 \('snare_box', type 'box'\): .*clipped.*gain_db=12$"):
+    with pytest.raises(BlackBoxError, match=r"'fragile', node 3 \('snare_box', type 'box'\): .*clipped.*gain_db=12\b"):
         render(graph, {"box": box}, params, torch.zeros(2, 1, 16))

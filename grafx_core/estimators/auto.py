@@ -118,9 +118,10 @@ class SignalProbe:
         return ", ".join(f"{k} {v:.3g}" for k, v in ranked)
 
 
-def _score(pred: torch.Tensor, actual: torch.Tensor, dx: torch.Tensor) -> float:
+def _score(pred: torch.Tensor, actual: torch.Tensor, dx: torch.Tensor, sounding: torch.Tensor) -> float:
     p, a = pred.double().flatten(1), actual.double().flatten(1)
-    live = a.norm(dim=1) > MUTE * dx.double().flatten(1).norm(dim=1)  # silent rows say nothing
+    # Rows whose input is silent (nothing to fit a stand-in to) or whose output does not move say nothing.
+    live = sounding & (a.norm(dim=1) > MUTE * dx.double().flatten(1).norm(dim=1))
     if not bool(live.any()):
         return float("nan")
     p, a = p[live], a[live]
@@ -172,6 +173,7 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     if elsewhere is not None:
         points.append(elsewhere)
     nodes = torch.arange(rows)
+    sounding = x.flatten(1).abs().amax(dim=1).cpu() > 0
     centres = target.render([RenderJob(xs, p, None, nodes, "signal-gradient probe") for p in points])
     signs = rademacher(rng, tuple(x.shape))
     moved, h = diagonal_perturbation(x, signs, step, centres[0].shape[1])
@@ -203,12 +205,13 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
             for test, dy in zip(tests, changes):
                 dx = test - x
                 pred = dx if lin is None else lin.apply(dx)
-                score = _score(pred, dy, dx)
+                score = _score(pred, dy, dx, sounding)
                 if not math.isnan(score):
                     scores[kind] = min(scores.get(kind, np.inf), score)
-    if not per_point:
+    kinds = [kind for kind in candidates if any(kind in p for p in per_point)]
+    if not kinds:  # silent inputs, or outputs that never move: no gradient to pass
         return SignalProbe("none", still=True)
-    scores = {kind: float(np.mean([p[kind] for p in per_point])) for kind in per_point[0]}
+    scores = {kind: float(np.mean([p[kind] for p in per_point if kind in p])) for kind in kinds}
     margins = {"diagonal": RENDER_MARGIN, "straight-through": IDENTITY_MARGIN}
     best = max(scores, key=lambda kind: scores[kind] - margins.get(kind, 0.0))
     choice = best if scores[best] >= MINIMUM_SCORE else "none"
