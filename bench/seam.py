@@ -37,8 +37,8 @@ from torch import nn
 
 from grafx_core import Graph, ParameterRange, compile_render, get_processor
 from grafx_core.processor import parameter_ranges
-from grafx_core.demo.console import draw_parameters
-from grafx_core.demo.fitting import LatentParameters, SpectralLoss, fit
+from grafx_core.demo.draws import draw_parameters
+from grafx_core.fitting import LatentParameters, SpectralLoss, fit
 from grafx_core.demo.multitrack import synthesise_multitrack
 from grafx_core.estimators import with_estimator
 
