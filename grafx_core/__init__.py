@@ -6,6 +6,7 @@ from .errors import (
     AmbiguousNameError,
     AudioFileError,
     BlackBoxError,
+    BlackBoxWorkerError,
     ConformanceError,
     EstimatorError,
     GrafxError,
@@ -22,7 +23,7 @@ from .errors import (
     UnknownNameError,
     UnknownNodeTypeError,
 )
-from .blackbox import BlackBoxProcessor, ParameterSpec
+from .blackbox import BlackBoxProcessor, ParameterSpec, RayRunner
 from .drawing import draw_graph
 from .estimators import (
     SPSA,
@@ -112,6 +113,7 @@ __all__ = [
     # black boxes and gradient estimators
     "BlackBoxProcessor",
     "ParameterSpec",
+    "RayRunner",
     "with_estimator",
     "Estimator",
     "FiniteDifference",
@@ -148,6 +150,7 @@ __all__ = [
     "ConformanceError",
     "EstimatorError",
     "BlackBoxError",
+    "BlackBoxWorkerError",
     "AudioFileError",
     "OptionalDependencyError",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "ConformanceError",
     "EstimatorError",
     "BlackBoxError",
+    "BlackBoxWorkerError",
 ]
 
 
@@ -102,6 +103,14 @@ class EstimatorError(GrafxError):
 
 class BlackBoxError(GrafxError):
     """A black-box effect raised, or returned NaN/Inf or a wrong shape."""
+
+
+class BlackBoxWorkerError(BlackBoxError):
+    """A worker process rendering a black box's items died, was lost with its node, or timed out.
+
+    The message names the processor, the worker's node and process, and the
+    items it held; the work was retried as often as the runner allows.
+    """
 
 
 class AudioFileError(GrafxError):

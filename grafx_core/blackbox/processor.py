@@ -22,7 +22,7 @@ from ..estimators.base import Estimator, resolve_estimator
 from ..estimators.finite_difference import FiniteDifference
 from ..estimators.target import RenderJob, RenderTarget
 from .parameters import ParameterSpec
-from .runner import PerThread, ThreadPoolRunner
+from .runner import PerThread, make_runner
 
 __all__ = ["BlackBoxProcessor", "BlackBoxTarget"]
 
@@ -65,7 +65,13 @@ class BlackBoxProcessor(nn.Module):
         signal_gradient: ``"auto"``, ``"none"``, ``"straight-through"``, ``"spsa"``
             or ``"proxy"`` (see :mod:`grafx_core.estimators.base`).
         workers: threads (default: ``min(items, os.cpu_count())``; use 1 for
-            effects costing well under a millisecond per item).
+            effects costing well under a millisecond per item), or Ray workers
+            with ``runner="ray"``.
+        runner: where items run: ``"threads"`` (a
+            :class:`~grafx_core.blackbox.ThreadPoolRunner`), ``"ray"`` (a
+            :class:`~grafx_core.blackbox.RayRunner` on the cluster ``RAY_ADDRESS``
+            names, or on a local one; needs ``pip install grafx-core[ray]``) or a
+            runner object (``RayRunner(address=...)``); results are the same.
         output_channels: channels the effect returns (default: as many as it gets).
         name: used in error messages (default: the function's name).
         estimator_options: options for the estimator when given by name.
@@ -90,6 +96,7 @@ class BlackBoxProcessor(nn.Module):
         estimator: Estimator | str | None = None,
         signal_gradient: str = "auto",
         workers: int | None = None,
+        runner: Any = "threads",
         output_channels: int | None = None,
         name: str | None = None,
         **estimator_options: Any,
@@ -125,7 +132,7 @@ class BlackBoxProcessor(nn.Module):
         self._warn_stopped_signal = signal_gradient == "auto"
         self.gradient_kind = self.estimator.kind
         try:
-            self.runner = ThreadPoolRunner(workers)
+            self.runner = make_runner(runner, workers)
         except ValueError as error:
             raise BlackBoxError(f"black box {self.name!r}: {error}") from None
         self._effects = PerThread(effect_factory) if effect_factory is not None else None
@@ -238,10 +245,10 @@ class BlackBoxProcessor(nn.Module):
 
     def with_estimator(self, estimator: Estimator | str, *, signal_gradient: str = "auto",
                        **estimator_options: Any) -> BlackBoxProcessor:
-        """A copy of this processor using another estimator (same effect, parameters and workers)."""
+        """A copy of this processor using another estimator (same effect, parameters, workers and runner)."""
         return BlackBoxProcessor(self.function, self.specs, effect_factory=self.effect_factory, process=self.process,
                                  sample_rate=self.sample_rate, estimator=estimator, signal_gradient=signal_gradient,
-                                 workers=self.runner._workers, output_channels=self.output_channels, name=self.name,
+                                 runner=self.runner.fresh(), output_channels=self.output_channels, name=self.name,
                                  **estimator_options)
 
     # -- items --------------------------------------------------------------
@@ -258,11 +265,11 @@ class BlackBoxProcessor(nn.Module):
     def extra_repr(self) -> str:
         specs = ", ".join(s.describe() for s in self.specs)
         return (f"name={self.name!r}, parameters=[{specs}], estimator={self.estimator!r}, "
-                f"signal_gradient={self.signal_gradient!r}, workers={self.runner.workers}")
+                f"signal_gradient={self.signal_gradient!r}, {self.runner.describe()}")
 
 
 class BlackBoxTarget(RenderTarget):
-    """A black-box processor as a render target: all rows of all jobs in one thread-pool run.
+    """A black-box processor as a render target: all rows of all jobs in one run of its runner.
 
     Columns are the normalised controls (bounds 0 and 1); the effect sees each
     natural value rounded to float32.
@@ -310,21 +317,22 @@ class BlackBoxTarget(RenderTarget):
             indices.append(None if job.index is None else job.index.cpu().numpy())
             channels = proc.output_channels or x.shape[1]
             outputs.append(np.empty((len(job), channels, x.shape[2]), dtype=np.float32))
-        starts = np.cumsum([0] + [len(job) for job in jobs])
-        names = self.columns
+        items, places = [], []
+        for j, job in enumerate(jobs):
+            for r in range(len(job)):
+                row = r if indices[j] is None else int(indices[j][r])
+                items.append((inputs[j][row], {n: float(v) for n, v in zip(self.columns, naturals[j][r])}))
+                places.append((j, r))
 
-        def task(i: int) -> None:
-            j = int(np.searchsorted(starts, i, side="right") - 1)
-            r = i - int(starts[j])
-            row = r if indices[j] is None else int(indices[j][r])
-            natural = {n: float(v) for n, v in zip(names, naturals[j][r])}
-            try:
-                y = proc.process_item(inputs[j][row], natural)
-            except Exception as error:
-                raise self._error(jobs[j], r, natural, f"the effect raised {type(error).__name__}: {error}") from error
-            self._store(outputs[j], r, y, jobs[j], natural)
+        def accept(i: int, y: Any) -> None:
+            j, r = places[i]
+            self._store(outputs[j], r, y, jobs[j], items[i][1])
 
-        proc.runner.run(task, int(starts[-1]))
+        def failed(i: int, error: Exception) -> BlackBoxError:
+            j, r = places[i]
+            return self._error(jobs[j], r, items[i][1], f"the effect raised {type(error).__name__}: {error}")
+
+        proc.runner.run_items(proc, items, accept, failed)
         return [torch.from_numpy(out).to(device=job.signals[0].device, dtype=job.signals[0].dtype)
                 for out, job in zip(outputs, jobs)]
 

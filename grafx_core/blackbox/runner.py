@@ -1,16 +1,36 @@
-"""Run per-item work on a persistent thread pool, one effect instance per thread."""
+"""Run per-item work on a persistent thread pool, one effect instance per thread.
+
+A runner renders a black box's items: :meth:`ThreadPoolRunner.run_items` (and
+:meth:`grafx_core.blackbox.RayRunner.run_items`, its twin on a Ray cluster)
+takes ``(audio, natural)`` items, calls ``processor.process_item`` on each and
+hands every result to ``accept`` in the caller's process.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["ThreadPoolRunner", "PerThread"]
+import numpy as np
+
+__all__ = ["ThreadPoolRunner", "PerThread", "make_runner"]
 
 T = TypeVar("T")
+
+Item = tuple[np.ndarray, Mapping[str, float]]
+"""One item: read-only float32 audio ``[channels, samples]`` and its natural control values."""
+
+
+class ItemProcessor(Protocol):
+    """What a runner needs of a processor: a name and a per-item render."""
+
+    name: str
+
+    def process_item(self, audio: np.ndarray, natural: Mapping[str, float]) -> np.ndarray:
+        """Render one item."""
 
 
 def _run_chunk(task: Callable[[int], None], start: int, stop: int) -> None:
@@ -67,6 +87,32 @@ class ThreadPoolRunner:
         if first is not None:
             raise first
 
+    def run_items(self, processor: ItemProcessor, items: Sequence[Item], accept: Callable[[int, Any], None],
+                  failed: Callable[[int, Exception], Exception]) -> None:
+        """Render every item with ``processor.process_item`` and hand its result to ``accept(i, y)``.
+
+        Raises:
+            Exception: ``failed(i, error)`` for the first item whose effect raised, or
+                what ``accept`` raised, whichever comes first by item order.
+        """
+        def task(i: int) -> None:
+            audio, natural = items[i]
+            try:
+                y = processor.process_item(audio, natural)
+            except Exception as error:
+                raise failed(i, error) from error
+            accept(i, y)
+
+        self.run(task, len(items))
+
+    def fresh(self) -> ThreadPoolRunner:
+        """A runner with the same settings and no threads started."""
+        return ThreadPoolRunner(self._workers)
+
+    def describe(self) -> str:
+        """``workers=N``, for a processor's ``repr``."""
+        return f"workers={self.workers}"
+
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
@@ -114,3 +160,31 @@ class PerThread(Generic[T]):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["factory"])  # type: ignore[misc]
+
+
+def make_runner(runner: Any, workers: int | None) -> Any:
+    """The runner a black box asked for: ``"threads"`` (the default), ``"ray"`` or a runner object.
+
+    Args:
+        runner: ``"threads"``, ``"ray"`` (a :class:`~grafx_core.blackbox.RayRunner`
+            on the cluster ``RAY_ADDRESS`` names, or a local one) or a runner
+            object (:class:`ThreadPoolRunner`, :class:`~grafx_core.blackbox.RayRunner`).
+        workers: threads or Ray workers for a runner given by name.
+
+    Raises:
+        ValueError: an unknown runner name, ``workers`` given with a runner object,
+            or a bad ``workers`` count.
+    """
+    if isinstance(runner, str):
+        if runner == "threads":
+            return ThreadPoolRunner(workers)
+        if runner == "ray":
+            from .ray_runner import RayRunner  # only grafx_core's side; ray itself is imported at first use
+
+            return RayRunner(workers)
+        raise ValueError(f"runner must be 'threads', 'ray' or a runner object, got {runner!r}")
+    if not callable(getattr(runner, "run_items", None)):
+        raise ValueError(f"runner must be 'threads', 'ray' or a runner object, got {runner!r}")
+    if workers is not None:
+        raise ValueError(f"give workers to the runner object itself, not with runner={runner!r}")
+    return runner
