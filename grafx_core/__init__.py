@@ -13,7 +13,9 @@ from .errors import (
     GraphConnectionError,
     GraphCycleError,
     GraphError,
+    InletChannelError,
     NameCollisionError,
+    NondeterministicEffectError,
     OptionalDependencyError,
     ParameterError,
     PluginError,
@@ -45,7 +47,15 @@ from .hookspecs import hookimpl
 from .parameter_file import load_parameters, save_parameters
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
 from .plan import CPU_TILE_BYTES, NodeAux, RenderPlan, compile_render
-from .processor import GRADIENT_KINDS, Processor, inlet_names, outlet_names
+from .processor import (
+    GRADIENT_KINDS,
+    ParameterRange,
+    Processor,
+    accepted_channels,
+    inlet_names,
+    outlet_names,
+    parameter_ranges,
+)
 from .registry import (
     Registry,
     get_estimator,
@@ -98,6 +108,9 @@ __all__ = [
     "GRADIENT_KINDS",
     "inlet_names",
     "outlet_names",
+    "accepted_channels",
+    "ParameterRange",
+    "parameter_ranges",
     "ProcessorSpec",
     "EstimatorSpec",
     "hookimpl",
@@ -140,6 +153,7 @@ __all__ = [
     "GraphCycleError",
     "GraphConnectionError",
     "SourceShapeError",
+    "InletChannelError",
     "ParameterError",
     "ProcessorOutputError",
     "PluginError",
@@ -151,6 +165,7 @@ __all__ = [
     "EstimatorError",
     "BlackBoxError",
     "BlackBoxWorkerError",
+    "NondeterministicEffectError",
     "AudioFileError",
     "OptionalDependencyError",
 ]

@@ -21,8 +21,9 @@ from ..estimators._warnings import NonDifferentiableParameterWarning, StoppedSig
 from ..estimators.base import Estimator, resolve_estimator
 from ..estimators.finite_difference import FiniteDifference
 from ..estimators.target import RenderJob, RenderTarget
+from .lifecycle import Instances, check_bit_exact
 from .parameters import ParameterSpec
-from .runner import PerThread, make_runner
+from .runner import make_runner
 
 __all__ = ["BlackBoxProcessor", "BlackBoxTarget"]
 
@@ -40,10 +41,11 @@ class BlackBoxProcessor(nn.Module):
     """A processor whose effect torch cannot see into.
 
     Give either ``function(audio, sample_rate, **natural) -> audio`` or an
-    ``effect_factory() -> effect``; every worker thread makes its own effect
-    instance, and each item sets the effect's attributes to the natural
-    parameter values and calls ``effect(audio, sample_rate)`` (or
-    ``process(effect, audio, sample_rate, **natural)`` when given). ``audio`` is
+    ``effect_factory() -> effect``; effect instances follow ``instances`` (see
+    :mod:`grafx_core.blackbox.lifecycle`), and each item sets the effect's
+    attributes to the natural parameter values and calls
+    ``effect(audio, sample_rate)`` (or ``process(effect, audio, sample_rate,
+    **natural)`` when given). ``audio`` is
     a read-only float32 array ``[channels, samples]``; the result must be
     ``[output_channels, samples]`` (or ``[samples]`` for one channel) and finite.
 
@@ -74,6 +76,14 @@ class BlackBoxProcessor(nn.Module):
             runner object (``RayRunner(address=...)``); results are the same.
         output_channels: channels the effect returns (default: as many as it gets).
         name: used in error messages (default: the function's name).
+        instances: ``"per-thread"`` (one effect per worker thread, reused) or
+            ``"per-item"`` (a fresh effect for every item, closed after it).
+        serialise_instantiation: make every ``effect_factory()`` call hold one
+            process-wide lock (for libraries that crash when instantiated concurrently).
+        check_determinism: at the first forward call, render the first item
+            twice the way ``instances`` would and raise
+            :class:`~grafx_core.errors.NondeterministicEffectError` unless the
+            outputs are bit-identical.
         estimator_options: options for the estimator when given by name.
 
     Attributes:
@@ -99,6 +109,9 @@ class BlackBoxProcessor(nn.Module):
         runner: Any = "threads",
         output_channels: int | None = None,
         name: str | None = None,
+        instances: str = "per-thread",
+        serialise_instantiation: bool = False,
+        check_determinism: bool = True,
         **estimator_options: Any,
     ) -> None:
         super().__init__()
@@ -135,7 +148,14 @@ class BlackBoxProcessor(nn.Module):
             self.runner = make_runner(runner, workers)
         except ValueError as error:
             raise BlackBoxError(f"black box {self.name!r}: {error}") from None
-        self._effects = PerThread(effect_factory) if effect_factory is not None else None
+        self._effects = (Instances(effect_factory, instances, serialise_instantiation, self.name)
+                         if effect_factory is not None else None)
+        if function is not None and (instances != "per-thread" or serialise_instantiation):
+            raise BlackBoxError(f"black box {self.name!r}: instances= and serialise_instantiation= go with "
+                                "effect_factory=")
+        self.instances, self.serialise_instantiation = instances, serialise_instantiation
+        self.check_determinism = bool(check_determinism)
+        self._determinism_checked = False
         self._attributes = {s.name: s.attribute or s.name for s in specs}
         self.node_labels: Sequence[str] | None = None
         self._warned: set[Any] = set()
@@ -249,7 +269,8 @@ class BlackBoxProcessor(nn.Module):
         return BlackBoxProcessor(self.function, self.specs, effect_factory=self.effect_factory, process=self.process,
                                  sample_rate=self.sample_rate, estimator=estimator, signal_gradient=signal_gradient,
                                  runner=self.runner.fresh(), output_channels=self.output_channels, name=self.name,
-                                 **estimator_options)
+                                 instances=self.instances, serialise_instantiation=self.serialise_instantiation,
+                                 check_determinism=self.check_determinism, **estimator_options)
 
     # -- items --------------------------------------------------------------
     def process_item(self, audio: np.ndarray, natural: Mapping[str, float]) -> np.ndarray:
@@ -257,15 +278,16 @@ class BlackBoxProcessor(nn.Module):
         if self.function is not None:
             return self.function(audio, self.sample_rate, **natural)
         assert self._effects is not None
-        effect = self._effects.get()
-        if self.process is not None:
-            return self.process(effect, audio, self.sample_rate, **natural)
-        return _set_and_call(effect, audio, self.sample_rate, self._attributes, **natural)
+        with self._effects.acquire() as effect:
+            if self.process is not None:
+                return self.process(effect, audio, self.sample_rate, **natural)
+            return _set_and_call(effect, audio, self.sample_rate, self._attributes, **natural)
 
     def extra_repr(self) -> str:
         specs = ", ".join(s.describe() for s in self.specs)
         return (f"name={self.name!r}, parameters=[{specs}], estimator={self.estimator!r}, "
-                f"signal_gradient={self.signal_gradient!r}, {self.runner.describe()}")
+                f"signal_gradient={self.signal_gradient!r}, {self.runner.describe()}, "
+                f"instances={self.instances!r}")
 
 
 class BlackBoxTarget(RenderTarget):
@@ -317,6 +339,8 @@ class BlackBoxTarget(RenderTarget):
             indices.append(None if job.index is None else job.index.cpu().numpy())
             channels = proc.output_channels or x.shape[1]
             outputs.append(np.empty((len(job), channels, x.shape[2]), dtype=np.float32))
+        checked = self._first_forward_item(jobs)
+        policy = proc.instances if proc.effect_factory is not None else None
         items, places = [], []
         for j, job in enumerate(jobs):
             for r in range(len(job)):
@@ -324,17 +348,29 @@ class BlackBoxTarget(RenderTarget):
                 items.append((inputs[j][row], {n: float(v) for n, v in zip(self.columns, naturals[j][r])}))
                 places.append((j, r))
 
-        def accept(i: int, y: Any) -> None:
+        def accept(i: int, ys: Sequence[Any]) -> None:
             j, r = places[i]
-            self._store(outputs[j], r, y, jobs[j], items[i][1])
+            if len(ys) == 2:
+                check_bit_exact(proc.name, ys[0], ys[1], policy)
+            self._store(outputs[j], r, ys[-1], jobs[j], items[i][1])
 
         def failed(i: int, error: Exception) -> BlackBoxError:
             j, r = places[i]
             return self._error(jobs[j], r, items[i][1], f"the effect raised {type(error).__name__}: {error}")
 
-        proc.runner.run_items(proc, items, accept, failed)
+        proc.runner.run_items(proc, items, accept, failed, twice=checked)
+        if checked is not None:
+            proc._determinism_checked = True
         return [torch.from_numpy(out).to(device=job.signals[0].device, dtype=job.signals[0].dtype)
                 for out, job in zip(outputs, jobs)]
+
+    def _first_forward_item(self, jobs: Sequence[RenderJob]) -> int | None:
+        """The item the first-use check renders twice (the first forward row), or ``None``."""
+        proc = self.processor
+        if not proc.check_determinism or proc._determinism_checked:
+            return None
+        starts = np.cumsum([0] + [len(job) for job in jobs])
+        return next((int(starts[j]) for j, job in enumerate(jobs) if job.purpose == "forward" and len(job)), None)
 
     def _store(self, out: np.ndarray, r: int, y: Any, job: RenderJob, natural: dict[str, float]) -> None:
         expected = out.shape[1:]

@@ -54,7 +54,8 @@ class _Worker:
     def where(self) -> tuple[str, int]:
         return _ray().util.get_node_ip_address(), os.getpid()
 
-    def run(self, token: str, shipped: list[Any], audio: list[Any], naturals: list[dict[str, float]]) -> list[Any]:
+    def run(self, token: str, shipped: list[Any], audio: list[Any], naturals: list[dict[str, float]],
+            twice: int | None) -> list[Any]:
         ray = _ray()
         processor = self._processors.get(token)
         if processor is None:
@@ -62,9 +63,11 @@ class _Worker:
             # deserialise it for every chunk; it is fetched here once per actor.
             processor = self._processors[token] = ray.get(shipped[0])
         results: list[Any] = []
-        for item, natural in zip(ray.get(audio), naturals):
+        for k, (item, natural) in enumerate(zip(ray.get(audio), naturals)):
             try:
-                results.append((True, np.asarray(processor.process_item(item, natural))))
+                renders = 2 if k == twice else 1
+                results.append((True, tuple(np.asarray(processor.process_item(item, natural))
+                                            for _ in range(renders))))
             except Exception as error:  # reported per item, as the thread pool does; the actor lives on
                 results.append((False, _portable(error)))
                 break
@@ -229,9 +232,18 @@ class RayRunner:
                     ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False)
         return ray
 
-    def run_items(self, processor: ItemProcessor, items: Sequence[Item], accept: Callable[[int, Any], None],
-                  failed: Callable[[int, Exception], Exception]) -> None:
-        """Render every item on the Ray workers and hand each result to ``accept(i, y)`` here.
+    def run_items(self, processor: ItemProcessor, items: Sequence[Item],
+                  accept: Callable[[int, tuple[Any, ...]], None], failed: Callable[[int, Exception], Exception],
+                  twice: int | None = None) -> None:
+        """Render every item on the Ray workers and hand its outputs to ``accept(i, (y,))`` here.
+
+        Args:
+            processor: shipped to the workers once; each calls its ``process_item``.
+            items: ``(audio, natural)`` per item.
+            accept: takes each item's outputs, in item order, in the calling thread.
+            failed: turns an effect's exception into the error to raise.
+            twice: an item to render twice in a row on one worker (the first-use
+                determinism check); ``accept`` gets both outputs.
 
         Raises:
             Exception: ``failed(i, error)`` for the first item whose effect raised, or
@@ -261,7 +273,7 @@ class RayRunner:
         naturals = [dict(natural) for _, natural in items]
         bounds = [count * k // len(actors) for k in range(len(actors) + 1)]
         chunks = [range(bounds[k], bounds[k + 1]) for k in range(len(actors))]
-        results = self._gather(ray, pool, processor, actors, chunks, token, shipped, audio, naturals)
+        results = self._gather(ray, pool, processor, actors, chunks, token, shipped, audio, naturals, twice)
         for chunk, result in zip(chunks, results):
             if isinstance(result, Exception):
                 raise result
@@ -281,7 +293,8 @@ class RayRunner:
         return entry[1], entry[2]
 
     def _gather(self, ray: Any, pool: _Pool, processor: ItemProcessor, actors: list[Any], chunks: list[range],
-                token: str, shipped: list[Any], audio: list[Any], naturals: list[dict[str, float]]) -> list[Any]:
+                token: str, shipped: list[Any], audio: list[Any], naturals: list[dict[str, float]],
+                twice: int | None) -> list[Any]:
         """Each chunk's per-item results, or the exception that ends the call there."""
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         results: list[Any] = [None] * len(chunks)
@@ -290,8 +303,9 @@ class RayRunner:
 
         def submit(k: int) -> Any:
             chunk = chunks[k]
+            local = twice - chunk.start if twice is not None and twice in chunk else None
             return assigned[k].run.remote(token, shipped, audio[chunk.start:chunk.stop],
-                                          naturals[chunk.start:chunk.stop])
+                                          naturals[chunk.start:chunk.stop], local)
 
         pending = {submit(k): k for k in range(len(chunks))}
         while pending:

@@ -3,7 +3,7 @@
 A runner renders a black box's items: :meth:`ThreadPoolRunner.run_items` (and
 :meth:`grafx_core.blackbox.RayRunner.run_items`, its twin on a Ray cluster)
 takes ``(audio, natural)`` items, calls ``processor.process_item`` on each and
-hands every result to ``accept`` in the caller's process.
+hands every output to ``accept``.
 """
 
 from __future__ import annotations
@@ -87,9 +87,18 @@ class ThreadPoolRunner:
         if first is not None:
             raise first
 
-    def run_items(self, processor: ItemProcessor, items: Sequence[Item], accept: Callable[[int, Any], None],
-                  failed: Callable[[int, Exception], Exception]) -> None:
-        """Render every item with ``processor.process_item`` and hand its result to ``accept(i, y)``.
+    def run_items(self, processor: ItemProcessor, items: Sequence[Item],
+                  accept: Callable[[int, tuple[Any, ...]], None], failed: Callable[[int, Exception], Exception],
+                  twice: int | None = None) -> None:
+        """Render every item with ``processor.process_item`` and hand its output to ``accept(i, (y,))``.
+
+        Args:
+            processor: renders one item (in the worker thread).
+            items: ``(audio, natural)`` per item.
+            accept: takes each item's outputs; it runs in the worker thread.
+            failed: turns an effect's exception into the error to raise.
+            twice: an item to render twice in a row in one thread (the
+                first-use determinism check); ``accept`` gets both outputs.
 
         Raises:
             Exception: ``failed(i, error)`` for the first item whose effect raised, or
@@ -98,10 +107,10 @@ class ThreadPoolRunner:
         def task(i: int) -> None:
             audio, natural = items[i]
             try:
-                y = processor.process_item(audio, natural)
+                ys = tuple(processor.process_item(audio, natural) for _ in range(2 if i == twice else 1))
             except Exception as error:
                 raise failed(i, error) from error
-            accept(i, y)
+            accept(i, ys)
 
         self.run(task, len(items))
 

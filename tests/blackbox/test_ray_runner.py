@@ -13,7 +13,7 @@ import pytest
 import scipy.signal
 import torch
 
-from grafx_core import BlackBoxError, BlackBoxWorkerError, OptionalDependencyError
+from grafx_core import BlackBoxError, BlackBoxWorkerError, NondeterministicEffectError, OptionalDependencyError
 from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec, RayRunner
 
 SR = 48000
@@ -34,6 +34,17 @@ class Saturator:
 
     def __call__(self, audio, sample_rate):
         return np.tanh(audio * np.float32(10 ** (self.drive_db / 20)))
+
+
+class Drifting:
+    """An effect that remembers its calls: the same item renders differently on a reused instance."""
+
+    def __init__(self):
+        self.calls, self.gain_db = 0, 0.0
+
+    def __call__(self, audio, sample_rate):
+        self.calls += 1
+        return audio * np.float32(self.calls)
 
 
 def killer(marker):
@@ -97,6 +108,21 @@ def test_effect_objects_get_one_instance_per_worker_and_match_the_thread_pool(ra
     threads = BlackBoxProcessor(effect_factory=Saturator, parameters=spec, workers=2)
     assert torch.equal(y_r, threads(x, **raw))
     assert torch.equal(ray_box.with_estimator("spsa")(x, **raw), y_r)  # the copy runs on Ray too
+
+
+def test_workers_keep_the_lifecycle_and_its_first_use_check(ray_cluster):
+    spec = [ParameterSpec("gain_db", -12.0, 12.0)]
+    x = torch.ones(3, 1, 16)
+    raw = {"gain_db": torch.zeros(3, 1)}
+    messages = []
+    for runner in ("threads", "ray"):
+        box = BlackBoxProcessor(effect_factory=Drifting, parameters=spec, runner=runner, workers=2)
+        with pytest.raises(NondeterministicEffectError) as info:
+            box(x, **raw)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] and "instances='per-item'" in messages[1]
+    fresh = BlackBoxProcessor(effect_factory=Drifting, parameters=spec, runner="ray", workers=2, instances="per-item")
+    assert torch.equal(fresh(x, **raw), x)  # a fresh instance per item: every item is its first call
 
 
 def test_an_effect_error_reads_as_the_thread_pools(ray_cluster):
