@@ -29,6 +29,7 @@ import argparse
 import math
 import os
 import sys
+import time
 
 import numpy as np
 import torch
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     share = slice(rank * args.batch // world, (rank + 1) * args.batch // world)
 
     largest = 0.0
+    started = time.perf_counter()
     for step in range(args.steps):
         x, hidden = global_batch(args.seed, step, args.batch, args.samples)
         x, hidden = x[share].to(device, dtype), _to(_slice(hidden, share), device, dtype)
@@ -174,13 +176,15 @@ def main(argv: list[str] | None = None) -> int:
             loss /= world
         if rank == 0 and (step + 1) % max(1, args.steps // 5) == 0:
             print(f"step {step + 1:4d}  loss {float(loss):.4f}", flush=True)
+    per_step = (time.perf_counter() - started) / max(1, args.steps)
     if rank == 0 and args.save:
         torch.save(model.state_dict(), args.save)
     status = 0
     if rank == 0:
         agreed = largest == 0.0
         verdict = "agreed at every step" if agreed else f"DISAGREED (largest difference {largest:.3g})"
-        print(f"gradients of all {world} rank(s) {verdict}; loss after {args.steps} steps: {float(loss):.4f}")
+        print(f"gradients of all {world} rank(s) {verdict}; loss after {args.steps} steps: {float(loss):.4f} "
+              f"({per_step:.3f} s per step)")
         status = 0 if agreed else 1
     if distributed:
         dist.destroy_process_group()
