@@ -20,6 +20,7 @@ from .errors import (
     ParameterError,
     PluginError,
     PluginWarning,
+    PredictorError,
     ProcessorOutputError,
     SourceShapeError,
     UnknownNameError,
@@ -47,6 +48,7 @@ from .hookspecs import hookimpl
 from .parameter_file import load_parameters, save_parameters
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
 from .plan import CPU_TILE_BYTES, NodeAux, RenderPlan, compile_render
+from .predictor import ParameterPredictor, PredictorTrainer, multi_resolution_stft_loss
 from .processor import (
     GRADIENT_KINDS,
     ParameterRange,
@@ -140,6 +142,10 @@ __all__ = [
     "GradientWarning",
     "NonDifferentiableParameterWarning",
     "StoppedSignalGradientWarning",
+    # parameter predictors
+    "ParameterPredictor",
+    "PredictorTrainer",
+    "multi_resolution_stft_loss",
     # files and drawings
     "save_parameters",
     "load_parameters",
@@ -166,6 +172,7 @@ __all__ = [
     "BlackBoxError",
     "BlackBoxWorkerError",
     "NondeterministicEffectError",
+    "PredictorError",
     "AudioFileError",
     "OptionalDependencyError",
 ]

@@ -137,3 +137,9 @@ class AudioFileError(GrafxError):
 
 class OptionalDependencyError(GrafxError, ImportError):
     """A feature needs a package that is not installed; the message says how to install it."""
+
+
+class PredictorError(GrafxError):
+    """A parameter predictor was built for a graph it cannot serve, got misshapen audio,
+    or was given a checkpoint that does not match it (the message names the node type,
+    parameter or file)."""

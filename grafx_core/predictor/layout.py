@@ -1,0 +1,159 @@
+"""What a predictor must output for a graph: one head per processor type and parameter.
+
+Each head covers every node of its type: its output is ``[batch, nodes, *shape]``,
+the per-example layout :class:`~grafx_core.RenderPlan` takes. Where the processor
+declares a range for the parameter (``parameter_ranges()``, values with ``low``,
+``high`` and ``scale``), the head squashes its output into it with a sigmoid
+(linear or log); elsewhere the parameter is unbounded and the head adds its
+output, scaled by ``max(|default|, 1)``, to the default. Black boxes take raw
+unbounded values (their own specs map them into range), so they fall in the
+second case. Heads start at the processor's defaults.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..errors import PredictorError
+from ..graph import Graph
+from ..parameters import _require_processors, create_empty_parameters
+from ..processor import iter_parameter_shapes, normalized_parameter_size
+
+__all__ = ["HeadSpec", "head_specs", "declared_ranges"]
+
+_EDGE = 0.01
+"""Defaults on a range's end start this far inside it, so the sigmoid's gradient is not ~0."""
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One predictor head: every node's value of one parameter of one processor type.
+
+    Attributes:
+        node_type: the graph's node type.
+        path: the parameter's keys from the top of the type's tree to the leaf.
+        nodes: how many nodes of that type the graph has.
+        shape: the parameter's shape without the node dimension.
+        low, high: the declared range, or ``None`` for an unbounded parameter.
+        scale: ``"linear"`` or ``"log"`` (how the range is spanned).
+        default: ``[nodes, *shape]`` starting values (the processor's defaults).
+    """
+
+    node_type: str
+    path: tuple[str, ...]
+    nodes: int
+    shape: tuple[int, ...]
+    low: float | None
+    high: float | None
+    scale: str
+    default: torch.Tensor
+
+    @property
+    def name(self) -> str:
+        """``"type.parameter"`` (nested keys joined by dots), for messages."""
+        return ".".join((self.node_type, *self.path))
+
+    @property
+    def size(self) -> int:
+        """Values the head outputs per example: ``nodes * prod(shape)``."""
+        return self.nodes * math.prod(self.shape)
+
+    def initial_output(self) -> torch.Tensor:
+        """The raw head output (``[size]``) that :meth:`squash` maps to the defaults."""
+        if self.low is None or self.high is None:
+            return torch.zeros(self.size)
+        unit = self._normalise(self.default.double()).clamp(_EDGE, 1.0 - _EDGE)
+        return torch.logit(unit).reshape(-1).float()
+
+    def squash(self, raw: torch.Tensor, default: torch.Tensor | None = None) -> torch.Tensor:
+        """Map raw head outputs ``[batch, size]`` to values ``[batch, nodes, *shape]`` in range.
+
+        ``default`` (``[nodes, *shape]``) stands in for :attr:`default` where a copy
+        already lives on ``raw``'s device.
+        """
+        raw = raw.reshape(raw.shape[0], self.nodes, *self.shape)
+        if self.low is None or self.high is None:
+            default = (self.default if default is None else default).to(raw)
+            return default + default.abs().clamp(min=1.0) * raw
+        unit = torch.sigmoid(raw)
+        if self.scale == "log":
+            value = torch.exp(math.log(self.low) + unit * math.log(self.high / self.low))
+        else:
+            value = self.low + unit * (self.high - self.low)
+        # Rounding can land a saturated value a float32 ulp outside the range (exp(log 8000) > 8000).
+        return value.clamp(self.low, self.high)
+
+    def _normalise(self, value: torch.Tensor) -> torch.Tensor:
+        assert self.low is not None and self.high is not None
+        value = value.clamp(self.low, self.high)
+        if self.scale == "log":
+            return torch.log(value / self.low) / math.log(self.high / self.low)
+        return (value - self.low) / (self.high - self.low)
+
+
+def declared_ranges(processor: Any, node_type: str) -> dict[tuple[str, ...], tuple[float, float, str]]:
+    """The ranges a processor declares, by parameter path: ``(low, high, scale)``.
+
+    Reads the optional ``parameter_ranges()`` (a nested mapping whose leaves
+    have ``low``, ``high`` and optionally ``scale`` attributes, such as
+    ``ParameterRange``). A processor without the method declares none.
+
+    Raises:
+        PredictorError: a range is not finite with ``low < high``, has an
+            unknown scale, or is on a log scale with ``low <= 0``.
+    """
+    method = getattr(processor, "parameter_ranges", None)
+    declared = method() if callable(method) else None
+    found: dict[tuple[str, ...], tuple[float, float, str]] = {}
+
+    def walk(tree: Mapping[str, Any], prefix: tuple[str, ...]) -> None:
+        for key, value in tree.items():
+            path = prefix + (key,)
+            if isinstance(value, Mapping):
+                walk(value, path)
+                continue
+            where = f"{type(processor).__name__} for node type {node_type!r}, parameter {'.'.join(path)!r}"
+            try:
+                low, high = float(value.low), float(value.high)
+            except (AttributeError, TypeError, ValueError) as exc:
+                raise PredictorError(
+                    f"{where}: parameter_ranges() gave {value!r}; expected a ParameterRange(low, high, unit, scale)"
+                ) from exc
+            scale = str(getattr(value, "scale", "linear"))
+            if not (math.isfinite(low) and math.isfinite(high) and low < high):
+                raise PredictorError(f"{where}: expected a finite range with low < high, got [{low}, {high}]")
+            if scale not in ("linear", "log") or (scale == "log" and low <= 0):
+                raise PredictorError(f"{where}: scale {scale!r} over [{low}, {high}] must be 'linear', or 'log' with low > 0")
+            found[path] = (low, high, scale)
+
+    if isinstance(declared, Mapping):
+        walk(declared, ())
+    return found
+
+
+def head_specs(graph: Graph, processors: Mapping[str, Any]) -> list[HeadSpec]:
+    """One :class:`HeadSpec` per processor type of ``graph`` and parameter, in type order.
+
+    Raises:
+        UnknownNodeTypeError: a node type has no processor.
+        PredictorError: a declared range is invalid (see :func:`declared_ranges`).
+    """
+    _require_processors(graph, processors)
+    defaults = create_empty_parameters(graph, processors)
+    specs = []
+    for node_type in graph.processor_types():
+        processor = processors[node_type]
+        ranges = declared_ranges(processor, node_type)
+        for path, shape in iter_parameter_shapes(normalized_parameter_size(processor)):
+            default: Any = defaults[node_type]
+            for key in path:
+                default = default[key]
+            low, high, scale = ranges.get(path, (None, None, "linear"))
+            specs.append(HeadSpec(node_type, path, len(graph.nodes_of_type(node_type)), shape,
+                                  low, high, scale, default.detach().clone()))
+    return specs

@@ -1,0 +1,153 @@
+"""Training a predictor: Adam with clipping, per-step seeds, a progress bar and checkpoints."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import PredictorError
+from ..estimators._progress import ProgressBar
+
+__all__ = ["PredictorTrainer", "step_generator", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "grafx-core.predictor-checkpoint"
+"""The ``format`` tag of a checkpoint written by :meth:`PredictorTrainer.save`."""
+
+StepLoss = Callable[[nn.Module, torch.Generator], torch.Tensor]
+"""``loss(model, generator) -> scalar``: draw a batch with ``generator``, predict, render, compare."""
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The CPU generator for training step ``step`` of a run seeded with ``seed``.
+
+    Each step's generator depends only on ``(seed, step)``, so a run resumed
+    from a checkpoint draws the same batches as one that never stopped.
+    """
+    state = np.random.SeedSequence([int(seed), int(step)]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+class PredictorTrainer:
+    """Trains a model on a per-step loss with Adam and gradient-norm clipping.
+
+    Args:
+        model: the module to train (a :class:`~grafx_core.ParameterPredictor`,
+            or a data-parallel wrapper of one).
+        loss: ``loss(model, generator) -> scalar``; ``generator`` is
+            :func:`step_generator` of the step, the only randomness a loss
+            should use for its batch (then resuming is exact).
+        learning_rate: Adam's learning rate. With gradients estimated by SPSA
+            or finite differences, use about a tenth of what autograd takes
+            and keep clipping (``bench/estimator_table.py`` measures both).
+        clip_norm: the gradient's total norm is clipped to this (``None``: no clipping).
+        seed: the run's seed (see :func:`step_generator`).
+        optimiser: an optimiser to use instead of Adam (``learning_rate`` is then ignored).
+
+    Attributes:
+        step: optimiser steps taken so far.
+        losses: the loss of every step taken.
+
+    Estimators that draw their own random perturbations (SPSA) keep their
+    own generators, which checkpoints do not hold: a resumed run through
+    them draws different perturbations.
+    """
+
+    def __init__(self, model: nn.Module, loss: StepLoss, *, learning_rate: float = 1e-3,
+                 clip_norm: float | None = 1.0, seed: int = 0, optimiser: torch.optim.Optimizer | None = None) -> None:
+        if clip_norm is not None and not clip_norm > 0:
+            raise PredictorError(f"PredictorTrainer: clip_norm must be positive or None, got {clip_norm!r}")
+        self.model, self.loss = model, loss
+        self.clip_norm, self.seed = clip_norm, int(seed)
+        self.optimiser = optimiser if optimiser is not None else torch.optim.Adam(model.parameters(), lr=learning_rate)
+        self.step = 0
+        self.losses: list[float] = []
+
+    def train_step(self) -> float:
+        """Take one optimiser step; returns its loss.
+
+        Raises:
+            FloatingPointError: the loss is NaN or infinite (the step is not taken).
+        """
+        self.model.train()
+        self.optimiser.zero_grad(set_to_none=True)
+        value = self.loss(self.model, step_generator(self.seed, self.step))
+        if not torch.isfinite(value):
+            raise FloatingPointError(f"PredictorTrainer: the loss became {float(value)} at step {self.step}")
+        value.backward()
+        if self.clip_norm is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_norm)
+        self.optimiser.step()
+        self.step += 1
+        self.losses.append(float(value.detach()))
+        return self.losses[-1]
+
+    def fit(self, steps: int, *, progress: bool = True, checkpoint: str | os.PathLike[str] | None = None,
+            checkpoint_every: int = 100) -> list[float]:
+        """Train until :attr:`step` reaches ``steps`` in all (resuming where a checkpoint stopped).
+
+        Args:
+            steps: the total number of steps of the run.
+            progress: draw a progress bar with the loss on stderr.
+            checkpoint: a file to resume from when it exists, written every
+                ``checkpoint_every`` steps and at the end.
+            checkpoint_every: steps between checkpoints.
+
+        Returns:
+            The losses of the steps taken by this call.
+        """
+        if checkpoint is not None and Path(checkpoint).exists():
+            self.load(checkpoint)
+        first = self.step
+        bar = ProgressBar(steps, "train") if progress else None
+        try:
+            while self.step < steps:
+                loss = self.train_step()
+                if bar is not None:
+                    bar.update(self.step, loss)
+                if checkpoint is not None and (self.step % checkpoint_every == 0 or self.step == steps):
+                    self.save(checkpoint)
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.losses[first:]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs: model and optimiser state, step, losses and seed."""
+        return {"format": CHECKPOINT_FORMAT, "version": 1, "step": self.step, "seed": self.seed,
+                "losses": list(self.losses), "model": self.model.state_dict(),
+                "optimiser": self.optimiser.state_dict()}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write a checkpoint (through a temporary file, so a crash never leaves half of one)."""
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial")
+        torch.save(self.state_dict(), partial)
+        os.replace(partial, path)
+
+    def load(self, path: str | os.PathLike[str]) -> None:
+        """Restore a checkpoint written by :meth:`save` into this trainer's model and optimiser.
+
+        Raises:
+            PredictorError: the file is not a predictor checkpoint, or it was
+                written for a different model or seed.
+        """
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+            raise PredictorError(f"{os.fspath(path)!r} is not a checkpoint written by PredictorTrainer.save()")
+        if data["seed"] != self.seed:
+            raise PredictorError(
+                f"{os.fspath(path)!r} was written by a run with seed {data['seed']}, this trainer has seed {self.seed}; "
+                "resuming would draw other batches"
+            )
+        try:
+            self.model.load_state_dict(data["model"])
+        except RuntimeError as exc:
+            raise PredictorError(f"{os.fspath(path)!r} holds weights of a different model: {exc}") from exc
+        self.optimiser.load_state_dict(data["optimiser"])
+        self.step, self.losses = int(data["step"]), [float(v) for v in data["losses"]]
