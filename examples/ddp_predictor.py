@@ -3,11 +3,9 @@
 The graph is ``in -> 8-band FIR EQ (grafx-dsp, autograd) -> drive (a numpy
 black box, finite differences) -> out``. Each training example is a short
 synthetic signal ``x`` and its target ``y``, the same graph rendered with
-hidden settings; a small network sees ``x`` and ``y`` and predicts the nine settings,
-and the loss compares the graph rendered with them to ``y`` (log-magnitude
-STFTs). The predictor is a plain band-energy MLP with the interface of
-:class:`grafx_core.ParameterPredictor` (audio in, a parameter tree
-``{type: {name: [batch, nodes, 1]}}`` out), which can take its place.
+hidden settings; a :class:`grafx_core.ParameterPredictor` sees ``x`` and ``y``
+and predicts the nine settings, and the loss compares the graph rendered with
+them to ``y`` (:func:`grafx_core.multi_resolution_stft_loss`).
 
 Run on one machine with N processes (gloo on CPUs, nccl where GPUs exist)::
 
@@ -37,11 +35,20 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from grafx_core import BlackBoxProcessor, Graph, ParameterSpec, compile_render, get_processor
+from grafx_core import (
+    BlackBoxProcessor,
+    Graph,
+    ParameterPredictor,
+    ParameterSpec,
+    compile_render,
+    get_processor,
+    multi_resolution_stft_loss,
+)
 
 SAMPLE_RATE = 16000
 BANDS = 8
-EQ_RANGE_DB = 12.0  # the predictor's range for each band; hidden gains are drawn across it
+EQ_RANGE_DB = 12.0  # hidden band gains are drawn across +-12 dB
+FFT_SIZES = (256, 1024)
 DRIVE = ParameterSpec("drive_db", 0.0, 24.0)
 
 
@@ -65,31 +72,10 @@ def graph_and_processors(runner: str) -> tuple[Graph, dict[str, nn.Module]]:
     return graph, {"eq": eq, "drive": box}
 
 
-class BandPredictor(nn.Module):
-    """Log band energies of ``x`` and ``y`` -> MLP -> the graph's parameter tree.
-
-    ``forward(x, y)`` takes two ``[batch, 1, samples]`` signals and returns
-    ``{"eq": {"gain_db": [batch, 1, BANDS]}, "drive": {"drive_db": [batch, 1, 1]}}``:
-    band gains within ``±EQ_RANGE_DB``, the black box's raw value.
-    """
-
-    def __init__(self, bands: int = 24, hidden: int = 64) -> None:
-        super().__init__()
-        self.bands = bands
-        self.net = nn.Sequential(nn.Linear(3 * bands, hidden), nn.Tanh(), nn.Linear(hidden, BANDS + 1))
-
-    def features(self, audio: torch.Tensor) -> torch.Tensor:
-        power = torch.fft.rfft(audio[:, 0], dim=-1).abs().pow(2)
-        edges = np.unique(np.geomspace(2, power.shape[-1], self.bands + 1).astype(int))
-        bands = [power[:, a:b].mean(-1) for a, b in zip(edges[:-1], edges[1:])]
-        bands += [bands[-1]] * (self.bands - len(bands))
-        return torch.log10(torch.stack(bands, dim=-1) + 1e-8)
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
-        fx, fy = self.features(x), self.features(y)
-        out = self.net(torch.cat([fx, fy, fy - fx], dim=-1))
-        gains = EQ_RANGE_DB * torch.tanh(out[:, None, :BANDS])
-        return {"eq": {"gain_db": gains}, "drive": {"drive_db": out[:, -1, None, None]}}
+def predictor(graph: Graph, processors: dict[str, nn.Module]) -> ParameterPredictor:
+    """A small predictor for the graph, seeing the input and the target (band gains in the EQ's declared range)."""
+    return ParameterPredictor(graph, processors, inputs=2, sample_rate=SAMPLE_RATE, hidden=64,
+                              n_fft=512, n_mels=32, width=32, layers=3, embedding=32)
 
 
 def global_batch(seed: int, step: int, size: int, samples: int) -> tuple[torch.Tensor, dict]:
@@ -102,16 +88,6 @@ def global_batch(seed: int, step: int, size: int, samples: int) -> tuple[torch.T
     hidden = {"eq": {"gain_db": EQ_RANGE_DB * (2 * torch.rand(size, 1, BANDS, generator=gen) - 1)},
               "drive": {"drive_db": 2 * torch.randn(size, 1, 1, generator=gen)}}
     return x[:, None].float(), hidden
-
-
-def spectral_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean L1 distance of log-magnitude STFTs at two resolutions; ``a``, ``b``: ``[batch, samples]``."""
-    total = a.new_zeros(())
-    for n in (256, 1024):
-        window = torch.hann_window(n, device=a.device)
-        sa, sb = (torch.stft(s, n, n // 4, window=window, return_complex=True).abs() for s in (a, b))
-        total = total + (torch.log(sa + 1e-5) - torch.log(sb + 1e-5)).abs().mean()
-    return total / 2
 
 
 def _slice(tree: dict, part: slice) -> dict:
@@ -152,12 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     graph, processors = graph_and_processors(args.runner)
     plan = compile_render(graph, processors)
     dtype = getattr(torch, args.dtype)
-    model = BandPredictor().to(device, dtype)
+    model = predictor(graph, processors).to(device, dtype)
     trained = DistributedDataParallel(model, device_ids=[local] if cuda else None) if distributed else model
     optimiser = torch.optim.Adam(trained.parameters(), lr=args.lr)
     share = slice(rank * args.batch // world, (rank + 1) * args.batch // world)
 
-    largest = 0.0
+    largest, loss = 0.0, torch.tensor(float("nan"))
     started = time.perf_counter()
     for step in range(args.steps):
         x, hidden = global_batch(args.seed, step, args.batch, args.samples)
@@ -165,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             target = plan(hidden, x[:, None])[0][:, 0]
         y = plan(trained(x, target), x[:, None])[0][:, 0]
-        loss = spectral_loss(y[:, 0], target[:, 0])
+        loss = multi_resolution_stft_loss(y, target, FFT_SIZES)
         optimiser.zero_grad()
         loss.backward()
         largest = max(largest, _rank_disagreement(model, world))
@@ -174,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         if distributed:
             dist.all_reduce(loss)
             loss /= world
-        if rank == 0 and (step + 1) % max(1, args.steps // 5) == 0:
+        if rank == 0 and (step == 0 or (step + 1) % max(1, args.steps // 5) == 0):
             print(f"step {step + 1:4d}  loss {float(loss):.4f}", flush=True)
     per_step = (time.perf_counter() - started) / max(1, args.steps)
     if rank == 0 and args.save:
