@@ -23,7 +23,8 @@ from ..estimators.finite_difference import FiniteDifference
 from ..estimators.target import RenderJob, RenderTarget
 from .lifecycle import Instances, check_bit_exact
 from .parameters import ParameterSpec
-from .runner import make_runner
+from .ray_runner import RayRunner
+from .runner import ThreadPoolRunner
 
 __all__ = ["BlackBoxProcessor", "BlackBoxTarget"]
 
@@ -35,6 +36,19 @@ def _set_and_call(effect: Any, audio: np.ndarray, sample_rate: float, attributes
     for name, value in natural.items():
         setattr(effect, attributes[name], value)
     return effect(audio, sample_rate)
+
+
+def _make_runner(runner: Any, workers: int | None) -> Any:
+    """The runner asked for: ``"threads"``, ``"ray"`` or a runner object (ValueError otherwise)."""
+    if runner == "threads":
+        return ThreadPoolRunner(workers)
+    if runner == "ray":
+        return RayRunner(workers)  # ray itself is imported at the first call
+    if isinstance(runner, str) or not callable(getattr(runner, "run_items", None)):
+        raise ValueError(f"runner must be 'threads', 'ray' or a runner object, got {runner!r}")
+    if workers is not None:
+        raise ValueError(f"give workers to the runner object itself, not with runner={runner!r}")
+    return runner
 
 
 class BlackBoxProcessor(nn.Module):
@@ -145,7 +159,7 @@ class BlackBoxProcessor(nn.Module):
         self._warn_stopped_signal = signal_gradient == "auto"
         self.gradient_kind = self.estimator.kind
         try:
-            self.runner = make_runner(runner, workers)
+            self.runner = _make_runner(runner, workers)
         except ValueError as error:
             raise BlackBoxError(f"black box {self.name!r}: {error}") from None
         self._effects = (Instances(effect_factory, instances, serialise_instantiation, self.name)

@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-__all__ = ["ThreadPoolRunner", "PerThread", "make_runner"]
+__all__ = ["ThreadPoolRunner", "PerThread"]
 
 T = TypeVar("T")
 
@@ -170,30 +170,3 @@ class PerThread(Generic[T]):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["factory"])  # type: ignore[misc]
 
-
-def make_runner(runner: Any, workers: int | None) -> Any:
-    """The runner a black box asked for: ``"threads"`` (the default), ``"ray"`` or a runner object.
-
-    Args:
-        runner: ``"threads"``, ``"ray"`` (a :class:`~grafx_core.blackbox.RayRunner`
-            on the cluster ``RAY_ADDRESS`` names, or a local one) or a runner
-            object (:class:`ThreadPoolRunner`, :class:`~grafx_core.blackbox.RayRunner`).
-        workers: threads or Ray workers for a runner given by name.
-
-    Raises:
-        ValueError: an unknown runner name, ``workers`` given with a runner object,
-            or a bad ``workers`` count.
-    """
-    if isinstance(runner, str):
-        if runner == "threads":
-            return ThreadPoolRunner(workers)
-        if runner == "ray":
-            from .ray_runner import RayRunner  # only grafx_core's side; ray itself is imported at first use
-
-            return RayRunner(workers)
-        raise ValueError(f"runner must be 'threads', 'ray' or a runner object, got {runner!r}")
-    if not callable(getattr(runner, "run_items", None)):
-        raise ValueError(f"runner must be 'threads', 'ray' or a runner object, got {runner!r}")
-    if workers is not None:
-        raise ValueError(f"give workers to the runner object itself, not with runner={runner!r}")
-    return runner

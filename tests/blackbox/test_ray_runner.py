@@ -6,6 +6,7 @@ between tests, as they do between calls.
 
 import math
 import os
+import pickle
 import sys
 
 import numpy as np
@@ -108,6 +109,10 @@ def test_effect_objects_get_one_instance_per_worker_and_match_the_thread_pool(ra
     threads = BlackBoxProcessor(effect_factory=Saturator, parameters=spec, workers=2)
     assert torch.equal(y_r, threads(x, **raw))
     assert torch.equal(ray_box.with_estimator("spsa")(x, **raw), y_r)  # the copy runs on Ray too
+    clone = pickle.loads(pickle.dumps(ray_box))  # settings travel, the connection and shipped copies do not
+    assert isinstance(clone.runner, RayRunner) and clone.runner.workers == 2 and torch.equal(clone(x, **raw), y_r)
+    ray_box.runner.close()  # the workers drop their copies; the next call ships the processor again
+    assert torch.equal(ray_box(x, **raw), y_r)
 
 
 def test_workers_keep_the_lifecycle_and_its_first_use_check(ray_cluster):
