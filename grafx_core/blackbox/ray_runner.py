@@ -21,6 +21,7 @@ rebuilt when Ray is restarted.
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import threading
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .._optional import require
-from ..errors import BlackBoxError, BlackBoxWorkerError
+from ..errors import BlackBoxError, BlackBoxTimeoutError, BlackBoxWorkerError
 from .runner import Item, ItemProcessor
 
 __all__ = ["RayRunner"]
@@ -183,8 +184,9 @@ class RayRunner:
         address: a Ray cluster address (``"auto"``, ``"ray://host:10001"``).
         retries: how often the items of a worker that died (its process killed,
             its node lost) are sent again to a fresh worker before the call fails.
-        timeout: seconds to wait for a worker's items before the call fails
-            (default: no limit; Ray itself reports dead workers and nodes).
+        timeout: seconds one item may take: a worker's chunk of n items fails
+            the call after n times this, and the worker is replaced (default:
+            no limit; Ray itself reports dead workers and nodes).
 
     Raises:
         ValueError: a bad ``workers``, ``retries`` or ``timeout``.
@@ -196,8 +198,9 @@ class RayRunner:
             raise ValueError(f"workers must be a positive int or None, got {workers!r}")
         if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
             raise ValueError(f"retries must be an int >= 0, got {retries!r}")
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+                                    or not 0 < timeout < math.inf):
+            raise ValueError(f"timeout must be a positive finite number of seconds or None, got {timeout!r}")
         self._workers, self.address, self.retries, self.timeout = workers, address, retries, timeout
         self._shipped: weakref.WeakKeyDictionary[Any, tuple[str, str, list[Any]]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -248,8 +251,10 @@ class RayRunner:
             Exception: ``failed(i, error)`` for the first item whose effect raised, or
                 what ``accept`` raised, whichever comes first by item order.
             BlackBoxWorkerError: a worker died more than ``retries`` times (its
-                process or node lost), or gave no result within ``timeout``; the
-                message names the processor, the node and the items.
+                process or node lost); the message names the processor, the node
+                and the items.
+            BlackBoxTimeoutError: a worker's chunk took longer than ``timeout``
+                per item (the message names the processor, the node and the items).
             BlackBoxError: a worker could not load the processor (for instance
                 grafx-core or the plugin is not installed on its node).
         """
@@ -307,7 +312,8 @@ class RayRunner:
                 token: str, shipped: list[Any], audio: list[tuple[Any, list[int]]],
                 naturals: list[dict[str, float]], twice: int | None) -> list[Any]:
         """Each chunk's per-item results, or the exception that ends the call there."""
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        longest = max(len(chunk) for chunk in chunks)
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout * longest
         results: list[Any] = [None] * len(chunks)
         tries = [0] * len(chunks)
         assigned = list(actors)
@@ -323,11 +329,14 @@ class RayRunner:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             done, _ = ray.wait(list(pending), num_returns=1, timeout=left)
             if not done:
-                for ref, k in pending.items():
-                    results[k] = self._lost(processor, pool, assigned[k], chunks[k],
-                                            f"gave no result within {self.timeout:g} s")
-                    pool.replace(assigned[k])
-                break
+                k = min(pending.values())
+                where, chunk = pool.where(assigned[k]), chunks[k]
+                for stuck in pending.values():
+                    pool.replace(assigned[stuck])
+                raise BlackBoxTimeoutError(
+                    f"black box {processor.name!r}: the Ray worker on {where} gave no result for items "
+                    f"{chunk.start}-{chunk.stop - 1} of the call within {self.timeout * longest:g} s "
+                    f"(timeout={self.timeout:g} s per item); the worker was replaced")
             k = pending.pop(done[0])
             try:
                 results[k] = ray.get(done[0])
@@ -337,26 +346,20 @@ class RayRunner:
                     f"its items ({_first_line(error)}); is grafx-core, with the plugin providing this effect, "
                     "installed on every node?"
                 )
-            except (ray.exceptions.RayActorError, ray.exceptions.RayError) as error:
+            except ray.exceptions.RayError as error:  # the worker's process or node is gone
                 where = pool.where(assigned[k])
-                tries[k] += 1
-                if tries[k] > self.retries:
-                    results[k] = self._lost(processor, pool, assigned[k], chunks[k],
-                                            f"died ({_first_line(error)})", where)
-                    pool.replace(assigned[k])
-                    continue
                 assigned[k] = pool.replace(assigned[k])
-                pending[submit(k)] = k
+                tries[k] += 1
+                if tries[k] <= self.retries:
+                    if deadline is not None:  # the fresh worker gets its own time
+                        deadline = max(deadline, time.monotonic() + self.timeout * len(chunks[k]))
+                    pending[submit(k)] = k
+                    continue
+                tried = f" after {self.retries} retr{'y' if self.retries == 1 else 'ies'}" if self.retries else ""
+                results[k] = BlackBoxWorkerError(
+                    f"black box {processor.name!r}: the Ray worker on {where} died ({_first_line(error)}) while "
+                    f"rendering items {chunks[k].start}-{chunks[k].stop - 1} of the call{tried}")
         return results
-
-    def _lost(self, processor: ItemProcessor, pool: _Pool, actor: Any, chunk: range, what: str,
-              where: str | None = None) -> BlackBoxWorkerError:
-        where = where or pool.where(actor)
-        tried = f" after {self.retries} retr{'y' if self.retries == 1 else 'ies'}" if self.retries else ""
-        return BlackBoxWorkerError(
-            f"black box {processor.name!r}: the Ray worker on {where} {what} while rendering items "
-            f"{chunk.start}-{chunk.stop - 1} of the call{tried}"
-        )
 
     def close(self) -> None:
         """Make the workers drop the processors this runner shipped (a later call ships them again)."""

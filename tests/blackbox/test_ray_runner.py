@@ -14,7 +14,7 @@ import pytest
 import scipy.signal
 import torch
 
-from grafx_core import BlackBoxError, BlackBoxWorkerError, NondeterministicEffectError, OptionalDependencyError
+from grafx_core import BlackBoxError, BlackBoxTimeoutError, BlackBoxWorkerError, NondeterministicEffectError, OptionalDependencyError
 from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec, RayRunner
 
 SR = 48000
@@ -177,9 +177,10 @@ def test_a_stuck_worker_times_out_by_name(ray_cluster):
             time.sleep(30)
         return audio
 
-    box = BlackBoxProcessor(stalls, [ParameterSpec("gain_db", -12.0, 12.0)],
-                            runner=RayRunner(workers=1, timeout=1.0), name="stalls")
-    with pytest.raises(BlackBoxWorkerError, match=r"'stalls': the Ray worker on node .* gave no result within 1 s"):
+    box = BlackBoxProcessor(stalls, [ParameterSpec("gain_db", -12.0, 12.0)], runner="ray", workers=1,
+                            timeout=0.5, name="stalls")
+    with pytest.raises(BlackBoxTimeoutError, match=r"'stalls': the Ray worker on node .* gave no result for items "
+                                                   r"0-1 of the call within 1 s \(timeout=0.5 s per item\)"):
         box(torch.zeros(2, 1, 16), gain_db=torch.tensor([[-1.0], [1.0]]))
 
 
@@ -215,7 +216,7 @@ def test_without_ray_the_error_names_the_extra(monkeypatch):
 def test_bad_runner_options_are_named():
     with pytest.raises(BlackBoxError, match="'lowpass'.*runner must be 'threads', 'ray' or a runner object"):
         BlackBoxProcessor(lowpass, SPECS, runner="dask")
-    with pytest.raises(BlackBoxError, match="give workers to the runner object"):
+    with pytest.raises(BlackBoxError, match="give workers and timeout to the runner object"):
         BlackBoxProcessor(lowpass, SPECS, runner=RayRunner(2), workers=2)
     with pytest.raises(ValueError, match="retries must be an int >= 0"):
         RayRunner(retries=-1)
