@@ -101,8 +101,10 @@ class _Pool:
         self._actors: list[Any] = []
         self._where: list[Any] = []
         self._lock = threading.Lock()
+        # The default pool size, read once: later nodes of an autoscaling cluster are not counted.
+        self.cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
 
-    def actors(self, count: int) -> list[Any]:
+    def actors(self, count: int, name: str) -> list[Any]:
         with self._lock:
             fresh = []
             while len(self._actors) < count:
@@ -111,14 +113,14 @@ class _Pool:
                 self._where.append(actor.where.remote())
                 fresh.append(len(self._actors) - 1)
             if fresh:
-                self._await_start([self._where[k] for k in fresh])
+                self._await_start([self._where[k] for k in fresh], name)
             return self._actors[:count]
 
-    def _await_start(self, refs: list[Any]) -> None:
+    def _await_start(self, refs: list[Any], name: str) -> None:
         ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=_STARTUP_TIMEOUT_S)
         if len(ready) < len(refs):
             raise BlackBoxWorkerError(
-                f"Ray runner: {len(refs) - len(ready)} of {len(refs)} workers did not start within "
+                f"black box {name!r}: {len(refs) - len(ready)} of {len(refs)} Ray workers did not start within "
                 f"{_STARTUP_TIMEOUT_S:g} s; cluster resources {self._ray.available_resources()}"
             )
 
@@ -263,8 +265,7 @@ class RayRunner:
         ray = self.connect()
         pool = _pool(ray)
         count = len(items)
-        size = self._workers or int(ray.cluster_resources().get("CPU", 1)) or 1
-        actors = pool.actors(min(size, count))
+        actors = pool.actors(min(self._workers or pool.cpus, count), processor.name)
         token, shipped = self._ship(ray, processor)
         naturals = [dict(natural) for _, natural in items]
         bounds = [count * k // len(actors) for k in range(len(actors) + 1)]

@@ -170,20 +170,6 @@ def test_a_worker_killed_mid_call_is_retried_once_then_named(ray_cluster, tmp_pa
     assert torch.equal(always(x, **{"gain_db": -raw["gain_db"].abs()})[:3], expected[:3])
 
 
-def test_a_stuck_worker_times_out_by_name(ray_cluster):
-    def stalls(audio, sample_rate, gain_db):
-        if gain_db > 0:
-            import time
-            time.sleep(30)
-        return audio
-
-    box = BlackBoxProcessor(stalls, [ParameterSpec("gain_db", -12.0, 12.0)], runner="ray", workers=1,
-                            timeout=0.5, name="stalls")
-    with pytest.raises(BlackBoxTimeoutError, match=r"'stalls': the Ray worker on node .* gave no result for items "
-                                                   r"0-1 of the call within 1 s \(timeout=0.5 s per item\)"):
-        box(torch.zeros(2, 1, 16), gain_db=torch.tensor([[-1.0], [1.0]]))
-
-
 class _Unloadable:
     """Unpickles only where a module exists that the workers lack, like a plugin missing on a node."""
 
@@ -204,6 +190,21 @@ def test_a_processor_a_worker_cannot_load_is_named(ray_cluster):
     with pytest.raises(BlackBoxError, match=r"'plain': the Ray worker on node .* could not run its items "
                                             r"\(ModuleNotFoundError: No module named 'grafx_missing'\)"):
         box(torch.zeros(1, 1, 16), gain_db=torch.zeros(1, 1))
+
+
+def test_a_stuck_worker_times_out_by_name(ray_cluster):
+    # Last of the cluster tests: the worker it replaces boots while nothing waits for it.
+    def stalls(audio, sample_rate, gain_db):
+        if gain_db > 0:
+            import time
+            time.sleep(30)
+        return audio
+
+    box = BlackBoxProcessor(stalls, [ParameterSpec("gain_db", -12.0, 12.0)], runner="ray", workers=1,
+                            timeout=0.5, name="stalls")
+    with pytest.raises(BlackBoxTimeoutError, match=r"'stalls': the Ray worker on node .* gave no result for items "
+                                                   r"0-1 of the call within 1 s \(timeout=0.5 s per item\)"):
+        box(torch.zeros(2, 1, 16), gain_db=torch.tensor([[-1.0], [1.0]]))
 
 
 def test_without_ray_the_error_names_the_extra(monkeypatch):
