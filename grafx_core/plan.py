@@ -9,6 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ._arguments import require_graph
 from ._checks import check_processors, check_source_values, check_stages
 from ._gather import EdgeGroup, IndexCache, InletPlan, Produced, Producer, gather, inlet_channels
 from .errors import (
@@ -21,7 +22,7 @@ from .errors import (
 )
 from .graph import BUILTIN_TYPES, Graph
 from .parameters import _require_processors, check_parameters
-from .processor import accepted_channels, gradient_kind, inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
+from .processor import accepted_channels, gradient_kind, inlet_names, node_shares, iter_parameter_shapes, normalized_parameter_size, outlet_names
 from .schedule import Stage, render_order, tile_stages
 
 __all__ = ["RenderPlan", "compile_render", "NodeAux", "CPU_TILE_BYTES"]
@@ -220,12 +221,16 @@ class _Program:
                 )
             outputs.append(y.reshape(batch, rows, y.shape[1], length))
         if aux is not None:
+            aux = dict(aux)
             for name, value in aux.items():
+                share = node_shares(value, batch * rows, outputs[0] if outputs else inputs[0])
+                if share is not None:
+                    aux[name] = value = share
                 if not isinstance(value, torch.Tensor) or value.ndim == 0 or value.shape[0] != batch * rows:
                     shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
                     raise ProcessorOutputError(
                         f"{where}: aux value {name!r} has shape {shape}; expected a tensor whose first "
-                        f"dimension is the node count {batch * rows}"
+                        f"dimension is the node count {batch * rows}, or a scalar for the whole call"
                     )
         return outputs, aux
 
@@ -431,7 +436,10 @@ def compile_render(
         GraphError: the graph has no ``"out"`` node, or ``stages`` is not a
             valid render order of it (a node missing, repeated, in a stage of
             another type or before its inputs; ``"out"`` not the last stage).
+        TypeError: the first argument is not a :class:`Graph` (GRAFX's
+            ``(processors, ...)`` order is named as such).
     """
+    require_graph("compile_render(graph, processors, method)", graph, processors)
     _require_processors(graph, processors)
     check_processors(graph, processors)
     if not graph.nodes_of_type("out"):

@@ -176,21 +176,8 @@ def prune(
         keep_rows[node_type] = keep
         removed |= {i for i, k in zip(ids, keep.tolist()) if not k}
 
-    # Rewire in node order over a working edge list: a chain of removed nodes
-    # resolves one node at a time.
-    edges = [(e.src, e.dst, e.outlet, e.inlet) for e in graph.edges]
-    for node in sorted(removed):
-        feeds = [(s, o) for s, d, o, i in edges if d == node and i == "main"]
-        consumers = [(d, i) for s, d, o, i in edges if s == node]
-        edges = [e for e in edges if node not in (e[0], e[1])]
-        edges += [(s, d, o, i) for d, i in consumers for s, o in feeds]
-
-    pruned = Graph()
-    node_map: list[int | None] = []
-    for node in graph.nodes:
-        node_map.append(None if node.id in removed else pruned.add(node.type, node.name))
-    for s, d, o, i in edges:
-        pruned.connect(node_map[s], node_map[d], o, i)  # type: ignore[arg-type]
+    pruned = Graph.from_dict(graph.to_dict())
+    node_map = pruned.remove(*removed, rewire=True)
 
     new_parameters = nn.ModuleDict()
     for node_type in parameters.keys():

@@ -123,7 +123,7 @@ def test_parameters_are_checked_by_type_name_and_shape():
     [
         (lambda x: (x, x), r"returned 2 signal\(s\); expected one per outlet \['main'\]"),
         (lambda x: x[..., :-1], r"outlet 'main': returned \[1, 1, 7\]; expected \[1, channels, 8\]"),
-        (lambda x: (x, {"penalty": torch.zeros(())}), r"aux value 'penalty' has shape \[\]"),
+        (lambda x: (x, {"penalty": torch.zeros(2, 3)}), r"aux value 'penalty' has shape \[2, 3\]"),
     ],
 )
 def test_processor_output_is_checked_and_processor_named(result, message):

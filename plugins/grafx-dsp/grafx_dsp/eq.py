@@ -11,7 +11,7 @@ import torch
 from ._base import DSPProcessor
 from ._interp import interpolation_matrix
 from ._ranges import Range
-from .biquad import FILTER_GAIN_DB, Q, biquad_coefficients, frequency_range, sos_filter
+from .biquad import FILTER_GAIN_DB, Q, biquad_coefficients, frequency_range, sos_filter, spread_frequencies
 from .fft import fft_convolve
 
 __all__ = ["ParametricEQ", "FIREQ", "fir_eq_kernel", "fir_eq"]
@@ -60,9 +60,8 @@ class ParametricEQ(DSPProcessor):
     def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
                            device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         params = super().default_parameters(nodes, dtype=dtype, device=device)
-        high = min(5000.0, self.ranges["peak_cutoff_hz"].high)
-        centres = torch.logspace(math.log10(200.0), math.log10(high), self.n_peaks, dtype=dtype, device=device)
-        params["peak_cutoff_hz"] = centres.expand(nodes, -1).clone()
+        params["peak_cutoff_hz"] = spread_frequencies(self.n_peaks, self.ranges["peak_cutoff_hz"], nodes, dtype,
+                                                      device)
         return params
 
     def coefficients(self, **params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
