@@ -52,8 +52,9 @@ class _Worker:
     def __init__(self) -> None:
         self._processors: dict[str, Any] = {}
 
-    def where(self) -> tuple[str, int]:
-        return _ray().util.get_node_ip_address(), os.getpid()
+    def where(self) -> tuple[str, str, int]:
+        ray = _ray()
+        return ray.util.get_node_ip_address(), ray.get_runtime_context().get_node_id(), os.getpid()
 
     def run(self, token: str, shipped: list[Any], rows: list[np.ndarray], which: list[int],
             naturals: list[dict[str, float]], twice: int | None) -> list[Any]:
@@ -129,10 +130,10 @@ class _Pool:
         if k < 0:
             return "an unknown node"
         try:
-            ip, pid = self._ray.get(self._where[k], timeout=5)
+            ip, node, pid = self._ray.get(self._where[k], timeout=5)
         except Exception:
             return "an unknown node"
-        return f"node {ip} (pid {pid})"
+        return f"node {ip} (id {node[:8]}, pid {pid})"
 
     def replace(self, actor: Any) -> Any:
         """A new actor in the dead one's place (it loads processors again as it needs them)."""

@@ -163,7 +163,7 @@ def test_a_worker_killed_mid_call_is_retried_once_then_named(ray_cluster, tmp_pa
     assert torch.equal(y[:3], expected[:3]) and float(y[3].min()) > 1.0
     always = BlackBoxProcessor(killer(None), spec, runner=RayRunner(workers=2, retries=1), name="always_dies")
     with pytest.raises(BlackBoxWorkerError, match=r"black box 'always_dies': the Ray worker on node [\d.]+ "
-                                                  r"\(pid \d+\) died \(.*\) while rendering items 2-3 of the call "
+                                                  r"\(id \w{8}, pid \d+\) died \(.*\) while rendering items 2-3 of the call "
                                                   r"after 1 retry"):
         always(x, **raw)
     # The pool replaced the dead workers: the next call works.
