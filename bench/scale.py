@@ -103,7 +103,7 @@ def ray_part() -> None:
     # last and the comparison with the (niceness 0) thread pool would measure the other work.
     os.environ.setdefault("RAY_worker_niceness", "0")
     start = time.perf_counter()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     print(f"local Ray cluster (2 CPUs) started in {time.perf_counter() - start:.1f} s")
     gen = torch.Generator().manual_seed(0)
     short = torch.randn(ITEMS, 1, 4096, generator=gen)

@@ -175,7 +175,8 @@ class RayRunner:
     The first call connects to Ray: an already initialised Ray is used as is;
     otherwise ``ray.init(address)`` joins the cluster at ``address`` (or the one
     the ``RAY_ADDRESS`` environment variable names), and with neither a local
-    cluster of ``os.cpu_count()`` CPUs is started. Every node needs grafx-core
+    cluster of ``os.cpu_count()`` CPUs is started (``RAY_ADDRESS=auto`` joins
+    one that ``ray start`` started on this machine). Every node needs grafx-core
     (and the plugin providing the effect) installed.
 
     The processor is shipped once, at its first call; change it afterwards and
@@ -234,7 +235,9 @@ class RayRunner:
                 if address:
                     ray.init(address=address)
                 else:
-                    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False)
+                    # "local": a new instance, even where a stale ray_current_cluster file names a
+                    # cluster that is gone (ray.init() would try to join it and refuse num_cpus).
+                    ray.init(address="local", num_cpus=os.cpu_count() or 1, include_dashboard=False)
         return ray
 
     def run_items(self, processor: ItemProcessor, items: Sequence[Item],

@@ -14,7 +14,7 @@ def ray_cluster():
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install grafx-core[ray])")
     started = not ray.is_initialized()  # the core suite's session cluster, when it ran first
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     if started:
         ray.shutdown()
