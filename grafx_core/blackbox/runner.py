@@ -37,6 +37,7 @@ class ItemProcessor(Protocol):
     def process_item(self, audio: np.ndarray, natural: Mapping[str, float]) -> np.ndarray:
         """Render one item."""
 
+
 _POLL_S = 0.1
 """How often a waiting call looks at the clock and lets Ctrl-C in; a call that
 finishes returns at once, whatever this is."""
