@@ -9,6 +9,7 @@ dtype.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -293,6 +294,17 @@ class BlackBoxProcessor(nn.Module):
                                  check_determinism=self.check_determinism, **estimator_options)
 
     # -- items --------------------------------------------------------------
+    def for_workers(self) -> BlackBoxProcessor:
+        """A shallow copy that renders items as this one does, without the estimator.
+
+        What a runner ships to worker processes: they only call
+        :meth:`process_item`, and an estimator may hold tensors they must not
+        load (a neural proxy on a GPU would make every worker open a CUDA context).
+        """
+        clone = copy.copy(self)
+        clone.estimator = None
+        return clone
+
     def process_item(self, audio: np.ndarray, natural: Mapping[str, float]) -> np.ndarray:
         """Run the effect on one ``[channels, samples]`` float32 item (in the calling thread)."""
         if self.function is not None:

@@ -4,9 +4,10 @@
 sends every call's items (the forward rows and the perturbed rows of a
 finite-difference or SPSA backward alike) to a pool of Ray actors. Each actor
 is one worker process holding its own copy of the processor, so each has its
-own effect instances, made as the processor's lifecycle says; the processor is
-pickled and put in the object store once, and each actor loads it at its first
-item. Audio rows travel through Ray's object store; every actor renders a
+own effect instances, made as the processor's lifecycle says; the processor
+(without its estimator: :meth:`~grafx_core.blackbox.BlackBoxProcessor.for_workers`)
+is pickled and put in the object store once, and each actor loads it at its
+first item. Audio rows travel through Ray's object store; every actor renders a
 contiguous chunk of items with ``processor.process_item`` and the results are
 checked and stored in the caller's process exactly as the thread pool's are,
 so the outputs are bit-identical to those of
@@ -309,7 +310,8 @@ class RayRunner:
         with self._lock:
             entry = self._shipped.get(processor)
             if entry is None or entry[0] != session:
-                entry = (session, uuid.uuid4().hex, [ray.put(processor)])
+                shipped = processor.for_workers() if callable(getattr(processor, "for_workers", None)) else processor
+                entry = (session, uuid.uuid4().hex, [ray.put(shipped)])
                 self._shipped[processor] = entry
         return entry[1], entry[2]
 

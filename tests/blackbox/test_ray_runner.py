@@ -16,6 +16,7 @@ import torch
 
 from grafx_core import BlackBoxError, BlackBoxTimeoutError, BlackBoxWorkerError, NondeterministicEffectError, OptionalDependencyError
 from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec, RayRunner
+from grafx_core.estimators import NeuralProxy, ProxyNetwork
 
 SR = 48000
 SPECS = [ParameterSpec("cutoff_hz", 50.0, 16000.0, default=1000.0, scale="log"),
@@ -113,6 +114,19 @@ def test_effect_objects_get_one_instance_per_worker_and_match_the_thread_pool(ra
     assert isinstance(clone.runner, RayRunner) and clone.runner.workers == 2 and torch.equal(clone(x, **raw), y_r)
     ray_box.runner.close()  # the workers drop their copies; the next call ships the processor again
     assert torch.equal(ray_box(x, **raw), y_r)
+
+
+def test_workers_get_the_processor_without_its_estimator(ray_cluster):
+    # A neural proxy's network (on a GPU, in training) is no use to a worker that only renders items.
+    proxy = NeuralProxy(ProxyNetwork(channels=1, parameters=len(SPECS), hidden=64))
+    box = BlackBoxProcessor(lowpass, SPECS, sample_rate=SR, estimator=proxy, runner="ray", workers=2)
+    slim = box.for_workers()
+    assert slim.estimator is None and box.estimator is proxy
+    assert len(pickle.dumps(slim)) * 10 < len(pickle.dumps(box))
+    gen = torch.Generator().manual_seed(3)
+    x, raw = torch.randn(4, 1, 64, generator=gen), {s.name: torch.randn(4, 1, generator=gen) for s in SPECS}
+    expected = BlackBoxProcessor(lowpass, SPECS, sample_rate=SR, estimator=proxy, workers=2)(x, **raw)
+    assert torch.equal(box(x, **raw), expected)
 
 
 def test_workers_keep_the_lifecycle_and_its_first_use_check(ray_cluster):
