@@ -35,6 +35,10 @@ that read processors (a parameter predictor, a GUI):
   :func:`parameter_ranges`.
 - ``nondifferentiable_parameters``: the dotted names of parameters that get
   no useful gradient (a switch, a whole-sample delay).
+- ``concurrent_calls = True``: a call may run on another thread while other
+  stages render (work that releases the GIL, such as a black box's thread
+  pool); the engine then starts the stage and renders the stages that do not
+  depend on it meanwhile.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from ._tree import ParameterModules, ParameterTree
 from .errors import GraphError, ParameterError
 from .graph import Graph
 from .processor import gradient_kind, inlet_names, normalized_parameter_size, outlet_names
@@ -132,7 +133,7 @@ def gate_values(parameters: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def _rows_kept(tree: Any, keep: torch.Tensor) -> nn.ParameterDict:
-    result = nn.ParameterDict()
+    result = ParameterTree()
     for key in tree.keys():
         if key == GATE_PARAMETER:
             continue
@@ -179,7 +180,7 @@ def prune(
     pruned = Graph.from_dict(graph.to_dict())
     node_map = pruned.remove(*removed, rewire=True)
 
-    new_parameters = nn.ModuleDict()
+    new_parameters = ParameterModules()
     for node_type in parameters.keys():
         tree = parameters[node_type]
         count = len(graph.nodes_of_type(node_type))

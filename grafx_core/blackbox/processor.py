@@ -114,6 +114,7 @@ class BlackBoxProcessor(nn.Module):
 
     inlets: tuple[str, ...] = ("main",)
     outlets: tuple[str, ...] = ("main",)
+    concurrent_calls = True  # the engine may run this stage while independent stages run
 
     def __init__(
         self,
@@ -384,7 +385,7 @@ class BlackBoxTarget(RenderTarget):
                 check_bit_exact(proc.name, ys[0], ys[1], policy)
             self._store(outputs[j], r, ys[-1], jobs[j], items[i][1])
 
-        def failed(i: int, error: Exception) -> BlackBoxError:
+        def failed(i: int, error: BaseException) -> BlackBoxError:
             j, r = places[i]
             return self._error(jobs[j], r, items[i][1], f"the effect raised {type(error).__name__}: {error}")
 

@@ -70,7 +70,7 @@ class _Worker:
                 renders = 2 if k == twice else 1
                 results.append((True, tuple(np.asarray(processor.process_item(rows[row], natural))
                                             for _ in range(renders))))
-            except Exception as error:  # reported per item, as the thread pool does; the actor lives on
+            except (Exception, SystemExit) as error:  # reported per item, as the thread pool does; the actor lives on
                 results.append((False, _portable(error)))
                 break
         return results
@@ -79,7 +79,7 @@ class _Worker:
         self._processors.pop(token, None)
 
 
-def _portable(error: Exception) -> Any:
+def _portable(error: BaseException) -> Any:
     try:
         pickle.loads(pickle.dumps(error))
         return error
@@ -87,8 +87,8 @@ def _portable(error: Exception) -> Any:
         return (type(error).__name__, str(error))
 
 
-def _restore(payload: Any) -> Exception:
-    if isinstance(payload, Exception):
+def _restore(payload: Any) -> BaseException:
+    if isinstance(payload, BaseException):
         return payload
     name, message = payload
     return type(name, (Exception,), {})(message)
@@ -242,7 +242,7 @@ class RayRunner:
         return ray
 
     def run_items(self, processor: ItemProcessor, items: Sequence[Item],
-                  accept: Callable[[int, tuple[Any, ...]], None], failed: Callable[[int, Exception], Exception],
+                  accept: Callable[[int, tuple[Any, ...]], None], failed: Callable[[int, BaseException], Exception],
                   twice: int | None = None) -> None:
         """Render every item on the Ray workers and hand its outputs to ``accept(i, (y,))`` here.
 

@@ -168,7 +168,7 @@ class ThreadPoolRunner:
             raise first
 
     def run_items(self, processor: ItemProcessor, items: Sequence[Item],
-                  accept: Callable[[int, tuple[Any, ...]], None], failed: Callable[[int, Exception], Exception],
+                  accept: Callable[[int, tuple[Any, ...]], None], failed: Callable[[int, BaseException], Exception],
                   twice: int | None = None) -> None:
         """Render every item with ``processor.process_item`` and hand its output to ``accept(i, (y,))``.
 
@@ -189,7 +189,7 @@ class ThreadPoolRunner:
             audio, natural = items[i]
             try:
                 ys = tuple(processor.process_item(audio, natural) for _ in range(2 if i == twice else 1))
-            except Exception as error:
+            except (Exception, SystemExit) as error:  # an effect calling sys.exit() must not end the host
                 raise failed(i, error) from error
             accept(i, ys)
 

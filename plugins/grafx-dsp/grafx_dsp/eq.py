@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from ._base import DSPProcessor
+from ._base import DSPProcessor, require_count
 from ._interp import interpolation_matrix
 from ._ranges import Range
 from .biquad import FILTER_GAIN_DB, Q, biquad_coefficients, frequency_range, sos_filter, spread_frequencies
@@ -41,9 +41,7 @@ class ParametricEQ(DSPProcessor):
 
     def __init__(self, n_peaks: int = 4, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
-        if n_peaks < 1:
-            raise ValueError(f"ParametricEQ: n_peaks must be >= 1, got {n_peaks!r}")
-        self.n_peaks = int(n_peaks)
+        self.n_peaks = require_count("ParametricEQ", "n_peaks", n_peaks, 1, 64)
         peaks = (self.n_peaks,)
         self.ranges = {
             "low_shelf_cutoff_hz": frequency_range(sample_rate, default=100.0),
@@ -172,11 +170,10 @@ class FIREQ(DSPProcessor):
 
     def __init__(self, n_bands: int = 32, taps: int = 1023, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
-        if n_bands < 1:
-            raise ValueError(f"FIREQ: n_bands must be >= 1, got {n_bands!r}")
-        if taps < 3 or taps % 2 == 0:
+        self.n_bands = require_count("FIREQ", "n_bands", n_bands, 1, 1024)
+        self.taps = require_count("FIREQ", "taps", taps, 3, 1 << 20)
+        if taps % 2 == 0:
             raise ValueError(f"FIREQ: taps must be odd and >= 3, got {taps!r}")
-        self.n_bands, self.taps = int(n_bands), int(taps)
         high = min(20000.0, 0.45 * sample_rate)
         self.band_hz = np.geomspace(20.0, high, self.n_bands) if n_bands > 1 else np.array([1000.0])
         self.ranges = {

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from ._base import DSPProcessor
+from ._base import DSPProcessor, require_count
 from ._interp import interpolation_matrix
 from ._ranges import Range
 from .fft import fft_convolve
@@ -54,11 +54,14 @@ class NoiseReverb(DSPProcessor):
     def __init__(self, n_bands: int = 8, ir_seconds: float = 2.0, n_fft: int = 512,
                  seed: int = 0, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
-        if n_bands < 1:
-            raise ValueError(f"NoiseReverb: n_bands must be >= 1, got {n_bands!r}")
-        if n_fft < 16 or n_fft % 2:
+        require_count("NoiseReverb", "n_bands", n_bands, 1, 256)
+        require_count("NoiseReverb", "n_fft", n_fft, 16, 1 << 16)
+        require_count("NoiseReverb", "seed", seed, 0, 2**63 - 1)
+        if n_fft % 2:
             raise ValueError(f"NoiseReverb: n_fft must be even and >= 16, got {n_fft!r}")
-        self.n_bands, self.n_fft, self.seed = int(n_bands), int(n_fft), int(seed)
+        if not isinstance(ir_seconds, (int, float)) or isinstance(ir_seconds, bool) or not 0 < ir_seconds <= 60:
+            raise ValueError(f"NoiseReverb: ir_seconds must be in (0, 60] s, got {ir_seconds!r}")
+        self.n_bands, self.n_fft, self.seed = n_bands, n_fft, seed
         self.hop = self.n_fft // 2
         self.ir_length = max(int(round(ir_seconds * sample_rate)), self.n_fft)
         bins = np.fft.rfftfreq(self.n_fft, 1.0 / sample_rate)
