@@ -39,8 +39,9 @@ $(RAY_STAMP): $(STAMP)
 
 install: $(STAMP)
 
+# --force: the demo replaces its own earlier results in its output folder.
 demo: system-packages $(STAMP)
-	$(VENV)/bin/grafx-core demo $(ARGS)
+	$(VENV)/bin/grafx-core demo --force $(ARGS)
 
 test: system-packages $(RAY_STAMP)
 	$(PY) -m pytest -q $(ARGS)
