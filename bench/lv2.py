@@ -14,7 +14,7 @@ minima over interleaved repeats, so that other load inflates them least. Prints:
    black-box stage (a Calf reverb, an LSP compressor): concurrent stages
    against one after the other (the second needs a free core to show);
 5. the gradient-quality table of every plug-in tested
-   (:func:`grafx_core.testing.gradient_report`), where that function exists;
+   (:func:`grafx_core.testing.gradient_report`);
 6. the pre-roll each plug-in needs to glide to its settings (what
    :data:`grafx_lv2.processor.PRE_ROLL` holds), against the table.
 """
@@ -26,6 +26,7 @@ import time
 import torch
 
 from grafx_core import BlackBoxProcessor, Graph, ParameterSpec, compile_render, create_empty_parameters
+from grafx_core.testing import gradient_report
 
 try:
     from grafx_lv2 import PRE_ROLL, LilvUnavailableError, lv2_processor, measure_pre_roll
@@ -148,11 +149,6 @@ def stage_overlap() -> None:
 
 
 def gradient_tables(names: list[str]) -> None:
-    try:
-        from grafx_core.testing import gradient_report
-    except ImportError:
-        print("  (grafx_core.testing.gradient_report is not on this branch yet)")
-        return
     for name in names:
         report = gradient_report(lv2_processor(name, include=PLUGINS[name]), items=2, seconds=0.25,
                                  name=f"lv2:{name}")
