@@ -5,9 +5,11 @@ the per-example layout :class:`~grafx_core.RenderPlan` takes. Where the processo
 declares a range for the parameter (``parameter_ranges()``, values with ``low``,
 ``high`` and ``scale``), the head squashes its output into it with a sigmoid
 (linear or log); elsewhere the parameter is unbounded and the head adds its
-output, scaled by ``max(|default|, 1)``, to the default. Black boxes take raw
-unbounded values (their own specs map them into range), so they fall in the
-second case. Heads start at the processor's defaults.
+output to the default. Black boxes take raw unbounded values (their own specs
+map them into range through a sigmoid), so they fall in the second case, and
+a black box's raw value moves exactly as a declared range's pre-sigmoid value
+does. Heads start at the processor's defaults (pulled 1% inside a range whose
+end they lie on, where a sigmoid's gradient would vanish).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ..processor import iter_parameter_shapes, normalized_parameter_size
 __all__ = ["HeadSpec", "head_specs", "declared_ranges"]
 
 _EDGE = 0.01
-"""Defaults on a range's end start this far inside it, so the sigmoid's gradient is not ~0."""
+"""Defaults on a range's end start this far inside it (normalised), so the sigmoid's gradient is not ~0."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,7 @@ class HeadSpec:
         """
         raw = raw.reshape(raw.shape[0], self.nodes, *self.shape)
         if self.low is None or self.high is None:
-            default = (self.default if default is None else default).to(raw)
-            return default + default.abs().clamp(min=1.0) * raw
+            return (self.default if default is None else default).to(raw) + raw
         unit = torch.sigmoid(raw)
         if self.scale == "log":
             value = torch.exp(math.log(self.low) + unit * math.log(self.high / self.low))
@@ -96,12 +97,15 @@ class HeadSpec:
         return (value - self.low) / (self.high - self.low)
 
 
-def declared_ranges(processor: Any, node_type: str) -> dict[tuple[str, ...], tuple[float, float, str]]:
+def declared_ranges(processor: Any, node_type: str,
+                    override: Mapping[str, Any] | None = None) -> dict[tuple[str, ...], tuple[float, float, str]]:
     """The ranges a processor declares, by parameter path: ``(low, high, scale)``.
 
     Reads the optional ``parameter_ranges()`` (a nested mapping whose leaves
     have ``low``, ``high`` and optionally ``scale`` attributes, such as
     ``ParameterRange``). A processor without the method declares none.
+    ``override``, a mapping of the same form, replaces declared ranges
+    parameter by parameter.
 
     Raises:
         PredictorError: a range is not finite with ``low < high``, has an
@@ -131,29 +135,50 @@ def declared_ranges(processor: Any, node_type: str) -> dict[tuple[str, ...], tup
                 raise PredictorError(f"{where}: scale {scale!r} over [{low}, {high}] must be 'linear', or 'log' with low > 0")
             found[path] = (low, high, scale)
 
-    if isinstance(declared, Mapping):
-        walk(declared, ())
+    for tree in (declared, override):
+        if isinstance(tree, Mapping):
+            walk(tree, ())
     return found
 
 
-def head_specs(graph: Graph, processors: Mapping[str, Any]) -> list[HeadSpec]:
+def head_specs(graph: Graph, processors: Mapping[str, Any],
+               ranges: Mapping[str, Mapping[str, Any]] | None = None) -> list[HeadSpec]:
     """One :class:`HeadSpec` per processor type of ``graph`` and parameter, in type order.
+
+    Args:
+        graph: the graph.
+        processors: a processor per node type.
+        ranges: per node type, ranges that replace the declared ones (a
+            nested mapping like ``parameter_ranges()``), to predict inside a
+            narrower range than the processor allows.
 
     Raises:
         UnknownNodeTypeError: a node type has no processor.
-        PredictorError: a declared range is invalid (see :func:`declared_ranges`).
+        PredictorError: a range is invalid (see :func:`declared_ranges`), or
+            ``ranges`` names a type or parameter the graph does not have.
     """
     _require_processors(graph, processors)
+    ranges = dict(ranges or {})
+    unknown = sorted(set(ranges) - set(graph.processor_types()))
+    if unknown:
+        raise PredictorError(f"ranges are given for node types {unknown}; the graph has {graph.processor_types()}")
     defaults = create_empty_parameters(graph, processors)
     specs = []
     for node_type in graph.processor_types():
         processor = processors[node_type]
-        ranges = declared_ranges(processor, node_type)
-        for path, shape in iter_parameter_shapes(normalized_parameter_size(processor)):
+        found = declared_ranges(processor, node_type, ranges.get(node_type))
+        layout = dict(iter_parameter_shapes(normalized_parameter_size(processor)))
+        extra = [".".join(path) for path in found if path not in layout]
+        if extra:
+            raise PredictorError(
+                f"node type {node_type!r}: ranges for {extra}, which its processor {type(processor).__name__} "
+                f"does not take; it takes {['.'.join(path) for path in layout]}"
+            )
+        for path, shape in layout.items():
             default: Any = defaults[node_type]
             for key in path:
                 default = default[key]
-            low, high, scale = ranges.get(path, (None, None, "linear"))
+            low, high, scale = found.get(path, (None, None, "linear"))
             specs.append(HeadSpec(node_type, path, len(graph.nodes_of_type(node_type)), shape,
                                   low, high, scale, default.detach().clone()))
     return specs
