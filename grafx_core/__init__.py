@@ -12,7 +12,9 @@ from .errors import (
     GraphConnectionError,
     GraphCycleError,
     GraphError,
+    InletChannelError,
     NameCollisionError,
+    NondeterministicEffectError,
     OptionalDependencyError,
     ParameterError,
     PluginError,
@@ -46,7 +48,15 @@ from .parameter_file import load_parameters, save_parameters
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
 from .plan import CPU_TILE_BYTES, NodeAux, RenderPlan, compile_render
 from .predictor import ParameterPredictor, PredictorTrainer, multi_resolution_stft_loss
-from .processor import GRADIENT_KINDS, Processor, inlet_names, outlet_names
+from .processor import (
+    GRADIENT_KINDS,
+    ParameterRange,
+    Processor,
+    accepted_channels,
+    inlet_names,
+    outlet_names,
+    parameter_ranges,
+)
 from .registry import (
     Registry,
     get_estimator,
@@ -99,6 +109,9 @@ __all__ = [
     "GRADIENT_KINDS",
     "inlet_names",
     "outlet_names",
+    "accepted_channels",
+    "ParameterRange",
+    "parameter_ranges",
     "ProcessorSpec",
     "EstimatorSpec",
     "hookimpl",
@@ -144,6 +157,7 @@ __all__ = [
     "GraphCycleError",
     "GraphConnectionError",
     "SourceShapeError",
+    "InletChannelError",
     "ParameterError",
     "ProcessorOutputError",
     "PluginError",
@@ -154,6 +168,7 @@ __all__ = [
     "ConformanceError",
     "EstimatorError",
     "BlackBoxError",
+    "NondeterministicEffectError",
     "PredictorError",
     "AudioFileError",
     "OptionalDependencyError",

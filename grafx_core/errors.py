@@ -15,6 +15,7 @@ __all__ = [
     "GraphCycleError",
     "GraphConnectionError",
     "SourceShapeError",
+    "InletChannelError",
     "ParameterError",
     "ProcessorOutputError",
     "PluginError",
@@ -25,6 +26,7 @@ __all__ = [
     "ConformanceError",
     "EstimatorError",
     "BlackBoxError",
+    "NondeterministicEffectError",
 ]
 
 
@@ -51,6 +53,12 @@ class GraphConnectionError(GraphError):
 
 class SourceShapeError(GrafxError):
     """The source signals do not match the graph's ``"in"`` nodes or each other."""
+
+
+class InletChannelError(GrafxError, ValueError):
+    """A signal reaching an inlet has a channel count its processor does not
+    accept (its ``inlet_channels`` declaration); the message names the nodes,
+    the inlet, the count received and the counts accepted."""
 
 
 class ParameterError(GrafxError):
@@ -102,6 +110,15 @@ class EstimatorError(GrafxError):
 
 class BlackBoxError(GrafxError):
     """A black-box effect raised, or returned NaN/Inf or a wrong shape."""
+
+
+class NondeterministicEffectError(BlackBoxError):
+    """Two renders of one item with the same parameters were not bit-identical.
+
+    Raised at a black box's first forward call; the message names the
+    processor and the peak difference, and suggests ``instances="per-item"``
+    for an effect that keeps state from one call to the next.
+    """
 
 
 class AudioFileError(GrafxError):

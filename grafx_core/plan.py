@@ -10,10 +10,17 @@ import numpy as np
 import torch
 
 from ._gather import EdgeGroup, IndexCache, InletPlan, Produced, Producer, gather, inlet_channels
-from .errors import GrafxError, GraphConnectionError, GraphError, ProcessorOutputError, SourceShapeError
+from .errors import (
+    GrafxError,
+    GraphConnectionError,
+    GraphError,
+    InletChannelError,
+    ProcessorOutputError,
+    SourceShapeError,
+)
 from .graph import BUILTIN_TYPES, Graph
 from .parameters import _require_processors, check_parameters
-from .processor import gradient_kind, inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
+from .processor import accepted_channels, gradient_kind, inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
 from .schedule import Stage, render_order, tile_stages
 
 __all__ = ["RenderPlan", "compile_render", "NodeAux", "CPU_TILE_BYTES"]
@@ -40,6 +47,7 @@ class _StagePlan:
     param_rows: np.ndarray
     param_rows_are_all: bool
     parameter_shapes: list[tuple[tuple[str, ...], tuple[int, ...]]]
+    accepted: list[tuple[int, ...] | None]  # per inlet, from the processor's inlet_channels
 
 
 def _ports(graph: Graph, processors: Mapping[str, Any], node_type: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -131,6 +139,7 @@ class _Program:
                     s, stage.type, np.array(stage.nodes, dtype=np.int64), processor, inlets,
                     tuple(outlet_list), rows, bool(len(rows) == count and np.all(rows == np.arange(count))),
                     list(iter_parameter_shapes(normalized_parameter_size(processor))) if processor is not None else [],
+                    list(accepted_channels(processor).values()) if processor is not None else [None] * len(inlets),
                 )
             )
         self._release_after: dict[int, list[Producer]] = {}
@@ -172,6 +181,12 @@ class _Program:
         flat = [x.reshape(batch * rows, x.shape[2], length) for x in inputs]
         node_ids = stage.node_ids if subset is None else stage.node_ids[subset]
         where = f"processor {type(stage.processor).__name__} for type {stage.type!r} (nodes {node_ids.tolist()})"
+        for inlet, accepted, x in zip(stage.inlets, stage.accepted, inputs):
+            if accepted is not None and x.shape[2] not in accepted:
+                raise InletChannelError(
+                    f"{', '.join(self._labels[i] for i in node_ids)}: inlet {inlet.name!r} of {where} gets "
+                    f"{x.shape[2]} channel(s); it accepts {' or '.join(map(str, accepted))}"
+                )
         try:
             result = stage.processor(*flat, **kwargs)
         except GrafxError as exc:
@@ -361,7 +376,7 @@ class RenderPlan:
 
         Raises:
             SourceShapeError, ParameterError, ProcessorOutputError,
-            GraphConnectionError: see their messages.
+            GraphConnectionError, InletChannelError: see their messages.
         """
         sources, batched = self._prepare_sources(sources)
         per_example = check_parameters(self.graph, self.processors, parameters,

@@ -16,18 +16,41 @@ method ``default_parameters()`` returns a (nested) dict of per-node starting
 values, each of its parameter's shape without the node dimension;
 :func:`~grafx_core.create_empty_parameters` and the conformance kit use it,
 and zeros stand in for any value it leaves out.
+
+A processor may also declare, for the engine, the conformance kit and tools
+that read processors (a parameter predictor, a GUI):
+
+- ``inlet_channels``: the channel counts each inlet accepts, as a mapping
+  from inlet name to an int (``1`` mono only, ``2`` stereo only), a tuple of
+  ints (``(1, 2)``) or ``None`` (any count, the default); a single value
+  applies to every inlet. The engine raises
+  :class:`~grafx_core.errors.InletChannelError` before calling a processor
+  with a signal it does not accept; read it with :func:`accepted_channels`.
+- ``parameter_ranges()``: a (nested) mapping from parameter name to
+  :class:`ParameterRange`, the range of values ``forward`` takes for it;
+  parameters it leaves out are unbounded. Read it with
+  :func:`parameter_ranges`.
+- ``nondifferentiable_parameters``: the dotted names of parameters that get
+  no useful gradient (a switch, a whole-sample delay).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Union
+
+import math
 
 import torch
 from torch import nn
 
 __all__ = [
     "Processor",
+    "ParameterRange",
+    "PARAMETER_SCALES",
+    "parameter_ranges",
+    "accepted_channels",
+    "nondifferentiable_parameters",
     "ParameterSize",
     "GRADIENT_KINDS",
     "inlet_names",
@@ -52,6 +75,33 @@ GRADIENT_KINDS = (
 
 DEFAULT_PORTS = ("main",)
 
+PARAMETER_SCALES = ("linear", "log")
+"""How a :class:`ParameterRange` is best sampled and displayed."""
+
+
+class ParameterRange(NamedTuple):
+    """The range of values a processor's ``forward`` takes for one parameter.
+
+    Attributes:
+        low: smallest meaningful value, in ``unit``.
+        high: largest meaningful value (``high > low``).
+        unit: the value's unit (``"dB"``, ``"Hz"``, ``"ms"``; ``""`` when
+            dimensionless).
+        scale: ``"linear"``, or ``"log"`` when equal ratios matter more than
+            equal differences (frequencies, times; needs ``low > 0``).
+    """
+
+    low: float
+    high: float
+    unit: str = ""
+    scale: str = "linear"
+
+    def centre(self) -> float:
+        """The middle of the range: arithmetic for ``"linear"``, geometric for ``"log"``."""
+        if self.scale == "log":
+            return math.sqrt(self.low * self.high)
+        return 0.5 * (self.low + self.high)
+
 
 class Processor(nn.Module):
     """Optional base class for processors; documents and defaults the protocol.
@@ -65,6 +115,7 @@ class Processor(nn.Module):
     inlets: tuple[str, ...] = DEFAULT_PORTS
     outlets: tuple[str, ...] = DEFAULT_PORTS
     gradient_kind: str = "autograd"
+    inlet_channels: Any = None
 
     def parameter_size(self) -> ParameterSize:
         """Each parameter's shape without the node dimension (empty by default)."""
@@ -79,6 +130,97 @@ def inlet_names(processor: Any) -> tuple[str, ...]:
 def outlet_names(processor: Any) -> tuple[str, ...]:
     """The processor's outlet names, in the order ``forward`` returns them."""
     return tuple(getattr(processor, "outlets", DEFAULT_PORTS))
+
+
+def accepted_channels(processor: Any) -> dict[str, tuple[int, ...] | None]:
+    """The channel counts each inlet accepts, from the processor's ``inlet_channels``.
+
+    Returns:
+        Inlet name to a tuple of accepted counts, or ``None`` for any count;
+        inlets the declaration leaves out accept any count.
+
+    Raises:
+        TypeError: ``inlet_channels`` is not ``None``, a positive int, a
+            sequence of them, or a mapping from inlet names to those.
+        ValueError: it names an inlet the processor does not have.
+    """
+    declared = getattr(processor, "inlet_channels", None)
+    inlets = inlet_names(processor)
+    who = type(processor).__name__
+    if isinstance(declared, Mapping):
+        unknown = sorted(set(declared) - set(inlets))
+        if unknown:
+            raise ValueError(f"{who}: inlet_channels names {unknown}, which are not inlets (inlets: {list(inlets)})")
+        return {inlet: _channel_counts(declared.get(inlet), who, inlet) for inlet in inlets}
+    return {inlet: _channel_counts(declared, who, inlet) for inlet in inlets}
+
+
+def _channel_counts(value: Any, who: str, inlet: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    counts = (value,) if isinstance(value, int) else tuple(value) if isinstance(value, Sequence) else ()
+    if not counts or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in counts):
+        raise TypeError(f"{who}: inlet_channels of inlet {inlet!r} must be None (any), a positive int or a "
+                        f"sequence of them, got {value!r}")
+    return counts
+
+
+def parameter_ranges(processor: Any) -> dict[str, Any]:
+    """The processor's declared ``parameter_ranges()``, checked against ``parameter_size()``.
+
+    Returns:
+        A nested dict shaped like (part of) :func:`normalized_parameter_size`,
+        with a :class:`ParameterRange` at each declared leaf; empty when the
+        processor declares none.
+
+    Raises:
+        ValueError: a range names a parameter ``parameter_size()`` does not
+            declare, has ``low >= high``, an unknown scale, or a ``"log"``
+            scale with ``low <= 0``.
+        TypeError: a leaf is not a :class:`ParameterRange` (or a
+            ``(low, high[, unit[, scale]])`` tuple).
+    """
+    method = getattr(processor, "parameter_ranges", None)
+    if method is None:
+        return {}
+    who = type(processor).__name__
+    size = normalized_parameter_size(processor)
+
+    def walk(ranges: Mapping[str, Any], size: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in ranges.items():
+            path = f"{prefix}{name}"
+            if name not in size:
+                raise ValueError(f"{who}: parameter_ranges() has {path!r}, which parameter_size() does not "
+                                 f"declare (it declares {sorted(size)})")
+            if isinstance(value, Mapping) and isinstance(size[name], Mapping):
+                out[name] = walk(value, size[name], path + ".")
+            elif isinstance(size[name], Mapping):
+                raise TypeError(f"{who}: parameter_ranges() entry {path!r} must be a mapping like its "
+                                f"parameter_size() entry, got {value!r}")
+            else:
+                out[name] = _checked_range(value, who, path)
+        return out
+
+    return walk(method() or {}, size, "")
+
+
+def _checked_range(value: Any, who: str, path: str) -> ParameterRange:
+    if not isinstance(value, tuple) or not 2 <= len(value) <= 4:
+        raise TypeError(f"{who}: parameter_ranges() entry {path!r} must be a ParameterRange, got {value!r}")
+    bounds = ParameterRange(*value)
+    if not float(bounds.low) < float(bounds.high):
+        raise ValueError(f"{who}: range of {path!r} needs low < high, got {bounds}")
+    if bounds.scale not in PARAMETER_SCALES:
+        raise ValueError(f"{who}: range of {path!r} has scale {bounds.scale!r}; expected one of {PARAMETER_SCALES}")
+    if bounds.scale == "log" and not bounds.low > 0:
+        raise ValueError(f"{who}: range of {path!r} is on a log scale, so it needs low > 0, got {bounds}")
+    return ParameterRange(float(bounds.low), float(bounds.high), str(bounds.unit), bounds.scale)
+
+
+def nondifferentiable_parameters(processor: Any) -> tuple[str, ...]:
+    """The dotted names the processor declares in ``nondifferentiable_parameters`` (empty if none)."""
+    return tuple(getattr(processor, "nondifferentiable_parameters", ()))
 
 
 def gradient_kind(processor: Any) -> str:

@@ -10,18 +10,27 @@ failed and why::
     def test_my_compressor_conforms():
         check_processor(MyCompressor())
 
-**Valid parameters.** Each parameter row is the processor's optional
-``default_parameters()`` value plus Gaussian noise of standard deviation
-``perturbation`` (in the parameter's own units); a parameter without a
-default is drawn from a standard normal, the convention for raw,
+**Valid parameters.** Each parameter row is drawn around a centre: the
+processor's optional ``default_parameters()`` value, else the middle of its
+declared range (``parameter_ranges()``, geometric on a ``"log"`` scale). A
+parameter with a declared :class:`~grafx_core.ParameterRange` gets Gaussian
+noise of standard deviation ``perturbation`` times the range's width
+(``high - low``, or ``log(high / low)`` applied as a factor on a log scale),
+folded back into ``[low, high]`` at the ends; one without a range gets noise
+of standard deviation ``perturbation`` in its own units around its default,
+or a standard normal without a default, the convention for raw,
 unconstrained parameters. Input signals are Gaussian noise of standard
-deviation 0.5. All draws are seeded by ``seed``.
+deviation 0.5 with, for each inlet, the channel count its ``inlet_channels``
+declaration accepts (stereo when it accepts stereo or declares nothing). All
+draws are seeded by ``seed``. A ``forward`` that raises is reported with the
+values it was given.
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -29,7 +38,17 @@ import torch
 from torch import nn
 
 from .errors import ConformanceError
-from .processor import GRADIENT_KINDS, inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
+from .processor import (
+    GRADIENT_KINDS,
+    ParameterRange,
+    accepted_channels,
+    inlet_names,
+    iter_parameter_shapes,
+    nondifferentiable_parameters,
+    normalized_parameter_size,
+    outlet_names,
+    parameter_ranges,
+)
 
 __all__ = ["check_processor", "CHECKS"]
 
@@ -70,7 +89,7 @@ def _leaves(tree: Any, prefix: Path = ()) -> list[tuple[Path, Any]]:
 class _Checker:
     """The state shared by the checks: the processor and one seeded set of inputs."""
 
-    def __init__(self, processor: Any, *, num_nodes: int, channels: int | Mapping[str, int], num_samples: int,
+    def __init__(self, processor: Any, *, num_nodes: int, channels: int | Mapping[str, int] | None, num_samples: int,
                  device: torch.device | str | None, dtype: torch.dtype, seed: int, perturbation: float,
                  nondifferentiable: Collection[str], rtol: float, atol: float) -> None:
         self.processor = processor
@@ -84,7 +103,7 @@ class _Checker:
         self.seed, self.perturbation = seed, perturbation
         # Parameters the processor itself declares non-differentiable (a
         # black box's ParameterSpec(differentiable=False)) are exempt too.
-        self.frozen = set(nondifferentiable) | set(getattr(processor, "nondifferentiable_parameters", ()))
+        self.frozen = set(nondifferentiable) | set(nondifferentiable_parameters(processor))
 
     def fail(self, check: str, message: str) -> None:
         raise ConformanceError(check, f"{self.label}: {message}")
@@ -109,6 +128,10 @@ class _Checker:
             self.fail("protocol", "has no outlets; a processor returns at least one signal")
         if not hasattr(p, "parameter_size"):
             self.fail("protocol", "has no parameter_size() method")
+        try:
+            self.accepted = accepted_channels(p)
+        except (TypeError, ValueError) as exc:
+            self.fail("protocol", str(exc))
 
     def check_parameter_size(self) -> None:
         try:
@@ -117,6 +140,10 @@ class _Checker:
             self.fail("parameter-size", str(exc))
         self.layout: list[tuple[Path, tuple[int, ...]]] = list(iter_parameter_shapes(size))
         self._check_signature(set(size))
+        try:
+            self.ranges: dict[Path, ParameterRange] = dict(_leaves(parameter_ranges(self.processor)))
+        except (TypeError, ValueError) as exc:
+            self.fail("parameter-size", str(exc))
         defaults = getattr(self.processor, "default_parameters", None)
         self.defaults: dict[Path, torch.Tensor] = {}
         if callable(defaults):
@@ -161,18 +188,58 @@ class _Checker:
                                         f"parameter_size() does not declare ({sorted(declared)})")
 
     # -- inputs and calls ------------------------------------------------------------
+    def inlet_channel_count(self, inlet: str) -> int:
+        if isinstance(self.channels, Mapping) and inlet in self.channels:
+            return self.channels[inlet]
+        if isinstance(self.channels, int):
+            return self.channels
+        accepted = self.accepted[inlet]
+        return 2 if accepted is None or 2 in accepted else accepted[0]
+
     def draw(self) -> None:
         gen = torch.Generator().manual_seed(self.seed)
         self.signals = []
         for inlet in self.inlets:
-            ch = self.channels[inlet] if isinstance(self.channels, Mapping) else self.channels
-            x = 0.5 * torch.randn(self.nodes, ch, self.samples, generator=gen, dtype=torch.float64)
+            x = 0.5 * torch.randn(self.nodes, self.inlet_channel_count(inlet), self.samples, generator=gen,
+                                  dtype=torch.float64)
             self.signals.append(x.to(self.device, self.dtype))
         self.params = []
         for path, shape in self.layout:
             noise = torch.randn(self.nodes, *shape, generator=gen, dtype=torch.float64)
-            value = self.defaults[path] + self.perturbation * noise if path in self.defaults else noise
-            self.params.append(value.to(self.device, self.dtype))
+            self.params.append(self.draw_parameter(path, noise).to(self.device, self.dtype))
+
+    def draw_parameter(self, path: Path, noise: torch.Tensor) -> torch.Tensor:
+        """One parameter's rows from standard normal ``noise`` (the module docs' rules)."""
+        bounds = self.ranges.get(path)
+        default = self.defaults.get(path)
+        if bounds is None:
+            return noise if default is None else default + self.perturbation * noise
+        centre = torch.full_like(noise, bounds.centre()) if default is None else default.expand_as(noise)
+        if bounds.scale == "log":
+            low, high = math.log(bounds.low), math.log(bounds.high)
+            centre = centre.clamp(bounds.low, bounds.high).log()
+        else:
+            low, high = bounds.low, bounds.high
+            centre = centre.clamp(low, high)
+        width = high - low
+        value = centre + self.perturbation * width * noise
+        # Fold into [low, high]: reflect at each end, the period being twice the width.
+        phase = torch.remainder(value - low, 2 * width)
+        value = low + torch.where(phase > width, 2 * width - phase, phase)
+        return value.exp() if bounds.scale == "log" else value
+
+    def describe_inputs(self, signals: list[torch.Tensor], params: list[torch.Tensor]) -> str:
+        """The signal shapes and parameter values of a call, for a failure message."""
+        shapes = ", ".join(f"{inlet} {list(x.shape)}" for inlet, x in zip(self.inlets, signals))
+        values = []
+        for (path, _), value in zip(self.layout, params):
+            flat = value.detach().flatten(1)
+            if flat.shape[1] <= 4:
+                text = "[" + ", ".join("[" + ", ".join(f"{v:.4g}" for v in row.tolist()) + "]" for row in flat) + "]"
+            else:
+                text = f"{list(value.shape)} in [{float(flat.min()):.4g}, {float(flat.max()):.4g}]"
+            values.append(f"{'.'.join(path)}={text}")
+        return f"signals {shapes or '(none)'}; parameters {', '.join(values) or '(none)'}"
 
     def call(self, signals: list[torch.Tensor], params: list[torch.Tensor], processor: Any = None,
              check: str = "output") -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -182,7 +249,9 @@ class _Checker:
         except ConformanceError:
             raise
         except Exception as exc:
-            self.fail(check, f"forward raised {type(exc).__name__}: {exc}")
+            self.fail(check, f"forward raised {type(exc).__name__}: {str(exc) or '(no message)'}, given "
+                             f"{self.describe_inputs(signals, params)} (see grafx_core.testing for how "
+                             "they are drawn)")
         aux: Any = {}
         if isinstance(result, torch.Tensor):
             outs = [result]
@@ -355,7 +424,7 @@ def check_processor(
     processor: Any,
     *,
     num_nodes: int = 3,
-    channels: int | Mapping[str, int] = 2,
+    channels: int | Mapping[str, int] | None = None,
     num_samples: int = 256,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
@@ -375,10 +444,13 @@ def check_processor(
     The checks, in order (see :data:`CHECKS`):
 
     - ``protocol``: an ``nn.Module`` without ``nn.Parameter``s; ``gradient_kind``
-      is one of ``GRADIENT_KINDS``; distinct inlet and outlet names.
-    - ``parameter-size``: ``parameter_size()`` parses; its top-level names are
-      exactly what ``forward``'s signature accepts (unless it takes
-      ``**params``); ``default_parameters()``, if any, fits those shapes.
+      is one of ``GRADIENT_KINDS``; distinct inlet and outlet names; a valid
+      ``inlet_channels`` declaration.
+    - ``parameter-size``: ``parameter_size()`` parses; ``forward`` accepts
+      every top-level name it declares (unless it takes ``**params``) and
+      requires no other (arguments with a default may stay undeclared);
+      ``default_parameters()``, if any, fits those shapes;
+      ``parameter_ranges()``, if any, names declared parameters.
     - ``output``: one ``[nodes, channels', samples]`` tensor per outlet in the
       inputs' dtype and on their device; aux values (an optional trailing
       dict) have ``nodes`` as first dimension.
@@ -404,13 +476,17 @@ def check_processor(
     Args:
         processor: the processor to check (left unchanged).
         num_nodes: rows in the batch (at least 2 for batch consistency to mean anything).
-        channels: input channels, for every inlet or per inlet name.
+        channels: input channels, for every inlet or per inlet name; by
+            default (and for inlets a mapping leaves out) each inlet gets what
+            its ``inlet_channels`` declaration accepts, stereo preferred.
         num_samples: samples per signal.
         device: where to create inputs; default: the processor's buffers' device, else CPU.
         dtype: the inputs' floating dtype.
         gradcheck: run the float64 gradcheck for autograd processors.
         seed: seeds every random draw.
-        perturbation: standard deviation of the noise added to ``default_parameters()``.
+        perturbation: standard deviation of the noise added to each
+            parameter's centre, as a fraction of its declared range's width
+            (in its own units for parameters without a range).
         rtol, atol: batch-consistency tolerances.
         nondifferentiable: dotted parameter names exempt from gradient checks.
         fd_step, min_cosine, estimator_repeats: estimator-agreement settings.

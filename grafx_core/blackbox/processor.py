@@ -21,8 +21,9 @@ from ..estimators._warnings import NonDifferentiableParameterWarning, StoppedSig
 from ..estimators.base import Estimator, resolve_estimator
 from ..estimators.finite_difference import FiniteDifference
 from ..estimators.target import RenderJob, RenderTarget
+from .lifecycle import Instances, check_bit_exact
 from .parameters import ParameterSpec
-from .runner import PerThread, ThreadPoolRunner
+from .runner import ThreadPoolRunner
 
 __all__ = ["BlackBoxProcessor", "BlackBoxTarget"]
 
@@ -40,10 +41,11 @@ class BlackBoxProcessor(nn.Module):
     """A processor whose effect torch cannot see into.
 
     Give either ``function(audio, sample_rate, **natural) -> audio`` or an
-    ``effect_factory() -> effect``; every worker thread makes its own effect
-    instance, and each item sets the effect's attributes to the natural
-    parameter values and calls ``effect(audio, sample_rate)`` (or
-    ``process(effect, audio, sample_rate, **natural)`` when given). ``audio`` is
+    ``effect_factory() -> effect``; effect instances follow ``instances`` (see
+    :mod:`grafx_core.blackbox.lifecycle`), and each item sets the effect's
+    attributes to the natural parameter values and calls
+    ``effect(audio, sample_rate)`` (or ``process(effect, audio, sample_rate,
+    **natural)`` when given). ``audio`` is
     a read-only float32 array ``[channels, samples]``; the result must be
     ``[output_channels, samples]`` (or ``[samples]`` for one channel) and finite.
 
@@ -68,6 +70,14 @@ class BlackBoxProcessor(nn.Module):
             effects costing well under a millisecond per item).
         output_channels: channels the effect returns (default: as many as it gets).
         name: used in error messages (default: the function's name).
+        instances: ``"per-thread"`` (one effect per worker thread, reused) or
+            ``"per-item"`` (a fresh effect for every item, closed after it).
+        serialise_instantiation: make every ``effect_factory()`` call hold one
+            process-wide lock (for libraries that crash when instantiated concurrently).
+        check_determinism: at the first forward call, render the first item
+            twice the way ``instances`` would and raise
+            :class:`~grafx_core.errors.NondeterministicEffectError` unless the
+            outputs are bit-identical.
         estimator_options: options for the estimator when given by name.
 
     Attributes:
@@ -92,6 +102,9 @@ class BlackBoxProcessor(nn.Module):
         workers: int | None = None,
         output_channels: int | None = None,
         name: str | None = None,
+        instances: str = "per-thread",
+        serialise_instantiation: bool = False,
+        check_determinism: bool = True,
         **estimator_options: Any,
     ) -> None:
         super().__init__()
@@ -128,7 +141,14 @@ class BlackBoxProcessor(nn.Module):
             self.runner = ThreadPoolRunner(workers)
         except ValueError as error:
             raise BlackBoxError(f"black box {self.name!r}: {error}") from None
-        self._effects = PerThread(effect_factory) if effect_factory is not None else None
+        self._effects = (Instances(effect_factory, instances, serialise_instantiation, self.name)
+                         if effect_factory is not None else None)
+        if function is not None and (instances != "per-thread" or serialise_instantiation):
+            raise BlackBoxError(f"black box {self.name!r}: instances= and serialise_instantiation= go with "
+                                "effect_factory=")
+        self.instances, self.serialise_instantiation = instances, serialise_instantiation
+        self.check_determinism = bool(check_determinism)
+        self._determinism_checked = False
         self._attributes = {s.name: s.attribute or s.name for s in specs}
         self.node_labels: Sequence[str] | None = None
         self._warned: set[Any] = set()
@@ -242,7 +262,8 @@ class BlackBoxProcessor(nn.Module):
         return BlackBoxProcessor(self.function, self.specs, effect_factory=self.effect_factory, process=self.process,
                                  sample_rate=self.sample_rate, estimator=estimator, signal_gradient=signal_gradient,
                                  workers=self.runner._workers, output_channels=self.output_channels, name=self.name,
-                                 **estimator_options)
+                                 instances=self.instances, serialise_instantiation=self.serialise_instantiation,
+                                 check_determinism=self.check_determinism, **estimator_options)
 
     # -- items --------------------------------------------------------------
     def process_item(self, audio: np.ndarray, natural: Mapping[str, float]) -> np.ndarray:
@@ -250,15 +271,16 @@ class BlackBoxProcessor(nn.Module):
         if self.function is not None:
             return self.function(audio, self.sample_rate, **natural)
         assert self._effects is not None
-        effect = self._effects.get()
-        if self.process is not None:
-            return self.process(effect, audio, self.sample_rate, **natural)
-        return _set_and_call(effect, audio, self.sample_rate, self._attributes, **natural)
+        with self._effects.acquire() as effect:
+            if self.process is not None:
+                return self.process(effect, audio, self.sample_rate, **natural)
+            return _set_and_call(effect, audio, self.sample_rate, self._attributes, **natural)
 
     def extra_repr(self) -> str:
         specs = ", ".join(s.describe() for s in self.specs)
         return (f"name={self.name!r}, parameters=[{specs}], estimator={self.estimator!r}, "
-                f"signal_gradient={self.signal_gradient!r}, workers={self.runner.workers}")
+                f"signal_gradient={self.signal_gradient!r}, workers={self.runner.workers}, "
+                f"instances={self.instances!r}")
 
 
 class BlackBoxTarget(RenderTarget):
@@ -312,21 +334,35 @@ class BlackBoxTarget(RenderTarget):
             outputs.append(np.empty((len(job), channels, x.shape[2]), dtype=np.float32))
         starts = np.cumsum([0] + [len(job) for job in jobs])
         names = self.columns
+        checked = self._first_forward_item(jobs, starts)
+        policy = proc.instances if proc.effect_factory is not None else None
 
         def task(i: int) -> None:
             j = int(np.searchsorted(starts, i, side="right") - 1)
             r = i - int(starts[j])
             row = r if indices[j] is None else int(indices[j][r])
             natural = {n: float(v) for n, v in zip(names, naturals[j][r])}
+            renders = 2 if i == checked else 1
             try:
-                y = proc.process_item(inputs[j][row], natural)
+                ys = [proc.process_item(inputs[j][row], natural) for _ in range(renders)]
             except Exception as error:
                 raise self._error(jobs[j], r, natural, f"the effect raised {type(error).__name__}: {error}") from error
-            self._store(outputs[j], r, y, jobs[j], natural)
+            if renders == 2:
+                check_bit_exact(proc.name, ys[0], ys[1], policy)
+            self._store(outputs[j], r, ys[-1], jobs[j], natural)
 
         proc.runner.run(task, int(starts[-1]))
+        if checked is not None:
+            proc._determinism_checked = True
         return [torch.from_numpy(out).to(device=job.signals[0].device, dtype=job.signals[0].dtype)
                 for out, job in zip(outputs, jobs)]
+
+    def _first_forward_item(self, jobs: Sequence[RenderJob], starts: np.ndarray) -> int | None:
+        """The item the first-use check renders twice (the first forward row), or ``None``."""
+        proc = self.processor
+        if not proc.check_determinism or proc._determinism_checked:
+            return None
+        return next((int(starts[j]) for j, job in enumerate(jobs) if job.purpose == "forward" and len(job)), None)
 
     def _store(self, out: np.ndarray, r: int, y: Any, job: RenderJob, natural: dict[str, float]) -> None:
         expected = out.shape[1:]

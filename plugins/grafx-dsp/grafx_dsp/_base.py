@@ -6,22 +6,32 @@ from collections.abc import Mapping
 from typing import Any, Union
 
 import torch
-from grafx_core import Processor
+from grafx_core import ParameterRange, Processor, accepted_channels
 
 from ._ranges import Range, soft_limit
 from .errors import ChannelCountError
 
-__all__ = ["DSPProcessor", "default_parameters", "per_node", "require_channels"]
+__all__ = ["DSPProcessor", "default_parameters", "per_node", "require_channels", "unit_of"]
 
 Number = Union[float, int, torch.Tensor]
+
+_UNITS = (("_db", "dB"), ("_hz", "Hz"), ("_ms", "ms"), ("_s", "s"))
+
+
+def unit_of(name: str) -> str:
+    """The unit a grafx-dsp parameter name carries in its suffix (``""``: dimensionless)."""
+    return next((unit for suffix, unit in _UNITS if name.endswith(suffix)), "")
 
 
 class DSPProcessor(Processor):
     """A stateless processor whose parameters are described by :class:`Range` records.
 
     Subclasses fill ``self.ranges`` (parameter name to :class:`Range`) in
-    their constructor; :meth:`parameter_size` and :meth:`default_parameters`
-    follow from it, and :meth:`limit` applies the documented soft limits.
+    their constructor; :meth:`parameter_size`, :meth:`parameter_ranges` and
+    :meth:`default_parameters` follow from it, and :meth:`limit` applies the
+    documented soft limits. They declare the channel counts their inlets
+    accept in ``inlet_channels`` (grafx-core's protocol), which
+    :meth:`check_channels` enforces.
 
     Args:
         sample_rate: sampling rate of the signals in Hz.
@@ -37,6 +47,21 @@ class DSPProcessor(Processor):
     def parameter_size(self) -> dict[str, Any]:
         """Each parameter's shape without the node dimension."""
         return {name: bounds.shape for name, bounds in self.ranges.items()}
+
+    def parameter_ranges(self) -> dict[str, ParameterRange]:
+        """Each parameter's documented range ``[low, high]``, its unit (from
+        the name's suffix) and scale; values outside are soft-limited."""
+        return {name: ParameterRange(bounds.low, bounds.high, unit_of(name), bounds.scale)
+                for name, bounds in self.ranges.items()}
+
+    def check_channels(self, *signals: torch.Tensor) -> None:
+        """Raise :class:`ChannelCountError` unless every signal, one per inlet, is
+        ``[nodes, c, samples]`` with ``c`` one of its inlet's declared counts."""
+        who = type(self).__name__
+        for (inlet, allowed), x in zip(accepted_channels(self).items(), signals):
+            if allowed is None:
+                continue
+            require_channels(x, allowed, who, inlet)
 
     def default_parameters(
         self,

@@ -32,6 +32,9 @@ class Range:
         floor: values below ``low`` approach ``floor`` (``floor < low``).
         ceiling: values above ``high`` approach ``ceiling`` (``ceiling > high``).
         shape: the parameter's shape without the node dimension.
+        scale: ``"log"`` where equal ratios matter more than equal
+            differences (frequencies, times, Q, ratios), else ``"linear"``;
+            what :meth:`DSPProcessor.parameter_ranges` declares.
     """
 
     low: float
@@ -40,14 +43,17 @@ class Range:
     floor: float
     ceiling: float
     shape: tuple[int, ...] = (1,)
+    scale: str = "linear"
 
     def __post_init__(self) -> None:
         if not self.floor < self.low <= self.default <= self.high < self.ceiling:
             raise ValueError(
                 f"invalid range: expected floor < low <= default <= high < ceiling, got {self}"
             )
+        if self.scale not in ("linear", "log") or (self.scale == "log" and not self.low > 0):
+            raise ValueError(f"invalid range: scale must be 'linear', or 'log' with low > 0, got {self}")
 
-    def replace(self, **changes: float | tuple[int, ...]) -> Range:
+    def replace(self, **changes: float | str | tuple[int, ...]) -> Range:
         """A copy with some fields changed (``default=...``, ``shape=(n,)``)."""
         return dataclasses.replace(self, **changes)
 

@@ -34,7 +34,7 @@ __all__ = [
 FILTER_TYPES = ("lowpass", "highpass", "bandpass", "notch", "peak", "low_shelf", "high_shelf")
 """The RBJ designs; ``peak`` and the shelves also take ``gain_db``."""
 
-Q = Range(low=0.1, high=20.0, default=math.sqrt(0.5), floor=0.025, ceiling=40.0)
+Q = Range(low=0.1, high=20.0, default=math.sqrt(0.5), floor=0.025, ceiling=40.0, scale="log")
 FILTER_GAIN_DB = Range(low=-24.0, high=24.0, default=0.0, floor=-36.0, ceiling=36.0)
 
 
@@ -47,6 +47,7 @@ def frequency_range(sample_rate: float, default: float = 1000.0) -> Range:
         default=min(default, 0.45 * sample_rate),
         floor=10.0,
         ceiling=0.49 * sample_rate,
+        scale="log",
     )
 
 

@@ -14,7 +14,16 @@ from typing import Any
 
 import torch
 from torch import nn
-from grafx_core import ParameterError, Processor, ProcessorOutputError, inlet_names, outlet_names
+from grafx_core import (
+    ParameterError,
+    ParameterRange,
+    Processor,
+    ProcessorOutputError,
+    accepted_channels,
+    inlet_names,
+    outlet_names,
+    parameter_ranges,
+)
 from grafx_core.processor import gradient_kind
 
 from ._base import default_parameters, per_node
@@ -70,6 +79,7 @@ class DryWet(Processor):
                              f"{type(processor).__name__} has {outlet_names(processor)}")
         self.processor = processor
         self.inlets = inlet_names(processor)
+        self.inlet_channels = accepted_channels(processor)
         self.gradient_kind = _common_gradient_kind([processor], "DryWet")
 
     def parameter_size(self) -> dict[str, Any]:
@@ -77,6 +87,14 @@ class DryWet(Processor):
         if _has_parameters(self.processor):
             size["processor"] = self.processor.parameter_size()
         return size
+
+    def parameter_ranges(self) -> dict[str, Any]:
+        """``mix`` in [0, 1] and the wrapped processor's declared ranges under ``processor``."""
+        ranges: dict[str, Any] = {"mix": ParameterRange(MIX.low, MIX.high)}
+        inner = parameter_ranges(self.processor)
+        if inner:
+            ranges["processor"] = inner
+        return ranges
 
     def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
                            device: torch.device | str | None = None) -> dict[str, Any]:
@@ -126,11 +144,17 @@ class Chain(Processor):
                                  f"has {outlet_names(stage)}")
         self.stages = nn.ModuleDict(named)
         self.inlets = inlet_names(named[names[0]])
+        self.inlet_channels = accepted_channels(named[names[0]])
         self.outlets = outlet_names(named[names[-1]])
         self.gradient_kind = _common_gradient_kind(list(named.values()), "Chain")
 
     def parameter_size(self) -> dict[str, Any]:
         return {name: stage.parameter_size() for name, stage in self.stages.items() if _has_parameters(stage)}
+
+    def parameter_ranges(self) -> dict[str, Any]:
+        """Each stage's declared ranges under the stage's name (stages declaring none left out)."""
+        ranges = {name: parameter_ranges(stage) for name, stage in self.stages.items()}
+        return {name: value for name, value in ranges.items() if value}
 
     def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
                            device: torch.device | str | None = None) -> dict[str, Any]:

@@ -38,7 +38,9 @@ def delay_impulse_response(delay_ms: Number, feedback: Number, mix: Number, leng
     mix = per_node(mix, like, trailing=0)
     nodes = max(delay.shape[0], feedback.shape[0], mix.shape[0])
     delay, feedback, mix = (t.expand(nodes) for t in (delay, feedback, mix))
-    echoes = max(0, math.floor((length - 1) / float(delay.detach().min()))) if length > 1 else 0
+    # At least one echo, even past the end (where it is cut off): the response
+    # then still depends on delay and feedback, with a zero gradient.
+    echoes = max(1, math.floor((length - 1) / float(delay.detach().min()))) if length > 1 else 0
     silence = torch.zeros(nodes, length + 1, dtype=like.dtype, device=like.device)
     response = torch.cat([(1.0 - mix).unsqueeze(1), silence], dim=1)
     if echoes == 0:
@@ -80,7 +82,7 @@ class Delay(DSPProcessor):
     def __init__(self, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
         self.ranges = {
-            "delay_ms": Range(low=1.0, high=2000.0, default=250.0, floor=0.5, ceiling=3000.0),
+            "delay_ms": Range(low=1.0, high=2000.0, default=250.0, floor=0.5, ceiling=3000.0, scale="log"),
             "feedback": Range(low=-0.95, high=0.95, default=0.3, floor=-0.99, ceiling=0.99),
             "mix": Range(low=0.0, high=1.0, default=0.5, floor=-0.1, ceiling=1.1),
         }

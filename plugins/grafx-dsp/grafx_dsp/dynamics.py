@@ -38,8 +38,8 @@ __all__ = [
 LEVEL_FLOOR_DB = -100.0
 
 KNEE_DB = Range(low=0.0, high=24.0, default=6.0, floor=-3.0, ceiling=30.0)
-ATTACK_MS = Range(low=0.1, high=500.0, default=10.0, floor=0.05, ceiling=1000.0)
-RELEASE_MS = Range(low=1.0, high=5000.0, default=100.0, floor=0.5, ceiling=10000.0)
+ATTACK_MS = Range(low=0.1, high=500.0, default=10.0, floor=0.05, ceiling=1000.0, scale="log")
+RELEASE_MS = Range(low=1.0, high=5000.0, default=100.0, floor=0.5, ceiling=10000.0, scale="log")
 
 
 def level_db(x: torch.Tensor) -> torch.Tensor:
@@ -160,7 +160,7 @@ class Compressor(DSPProcessor):
         super().__init__(sample_rate)
         self.ranges = {
             "threshold_db": Range(low=-80.0, high=0.0, default=-20.0, floor=-100.0, ceiling=12.0),
-            "ratio": Range(low=1.0, high=20.0, default=4.0, floor=0.5, ceiling=30.0),
+            "ratio": Range(low=1.0, high=20.0, default=4.0, floor=0.5, ceiling=30.0, scale="log"),
             "knee_db": KNEE_DB,
             "attack_ms": ATTACK_MS,
             "release_ms": RELEASE_MS,
@@ -220,7 +220,7 @@ class NoiseGate(DSPProcessor):
         super().__init__(sample_rate)
         self.ranges = {
             "threshold_db": Range(low=-100.0, high=0.0, default=-50.0, floor=-120.0, ceiling=12.0),
-            "ratio": Range(low=1.0, high=100.0, default=10.0, floor=0.5, ceiling=150.0),
+            "ratio": Range(low=1.0, high=100.0, default=10.0, floor=0.5, ceiling=150.0, scale="log"),
             "knee_db": KNEE_DB,
             "attack_ms": ATTACK_MS.replace(default=1.0),
             "release_ms": RELEASE_MS,

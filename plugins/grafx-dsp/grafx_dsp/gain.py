@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from ._base import DSPProcessor, Number, per_node, require_channels
+from ._base import DSPProcessor, Number, per_node
 from ._ranges import Range
 
 __all__ = ["db_to_amplitude", "gain", "pan_gains", "stereo_gain", "Gain", "StereoGain"]
@@ -93,10 +93,12 @@ class StereoGain(DSPProcessor):
     Signals: mono or stereo in, stereo out.
     """
 
+    inlet_channels = (1, 2)
+
     def __init__(self, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
         self.ranges = {"gain_db": GAIN_DB, "pan": PAN}
 
     def forward(self, x: torch.Tensor, gain_db: torch.Tensor, pan: torch.Tensor) -> torch.Tensor:
-        require_channels(x, (1, 2), type(self).__name__)
+        self.check_channels(x)
         return stereo_gain(x, self.limit("gain_db", gain_db), self.limit("pan", pan))

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from ._base import DSPProcessor, require_channels
+from ._base import DSPProcessor
 from ._interp import interpolation_matrix
 from ._ranges import Range
 from .fft import fft_convolve
@@ -49,6 +49,8 @@ class NoiseReverb(DSPProcessor):
     Signals: mono or stereo in, stereo out.
     """
 
+    inlet_channels = (1, 2)
+
     def __init__(self, n_bands: int = 8, ir_seconds: float = 2.0, n_fft: int = 512,
                  seed: int = 0, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
@@ -68,7 +70,8 @@ class NoiseReverb(DSPProcessor):
         shape = (2, self.n_bands)
         self.ranges = {
             "gain_db": Range(low=-60.0, high=12.0, default=0.0, floor=-80.0, ceiling=18.0, shape=shape),
-            "decay_s": Range(low=0.05, high=10.0, default=1.0, floor=0.02, ceiling=15.0, shape=shape),
+            "decay_s": Range(low=0.05, high=10.0, default=1.0, floor=0.02, ceiling=15.0, shape=shape,
+                             scale="log"),
         }
 
     def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
@@ -119,7 +122,7 @@ class NoiseReverb(DSPProcessor):
         return torch.stack([mid + side, mid - side], dim=1)
 
     def forward(self, x: torch.Tensor, gain_db: torch.Tensor, decay_s: torch.Tensor) -> torch.Tensor:
-        require_channels(x, (1, 2), type(self).__name__)
+        self.check_channels(x)
         # The first `samples` outputs only need the response's first `samples` samples.
         response = self.impulse_response(self.limit("gain_db", gain_db), self.limit("decay_s", decay_s),
                                          length=x.shape[-1])

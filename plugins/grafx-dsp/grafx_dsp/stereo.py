@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ._base import DSPProcessor, Number, per_node, require_channels
+from ._base import DSPProcessor, Number, per_node
 from ._ranges import Range
 
 __all__ = [
@@ -54,12 +54,14 @@ class StereoWidth(DSPProcessor):
     Signals: stereo in, stereo out.
     """
 
+    inlet_channels = 2
+
     def __init__(self, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
         self.ranges = {"width": WIDTH}
 
     def forward(self, x: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
-        require_channels(x, (2,), type(self).__name__)
+        self.check_channels(x)
         return stereo_width(x, self.limit("width", width))
 
 
@@ -69,8 +71,10 @@ class MonoToStereo(DSPProcessor):
     No parameters.
     """
 
+    inlet_channels = 1
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        require_channels(x, (1,), type(self).__name__)
+        self.check_channels(x)
         return x.expand(-1, 2, -1).clone()
 
 
@@ -81,9 +85,10 @@ class StereoToMidSide(DSPProcessor):
     """
 
     outlets = ("mid", "side")
+    inlet_channels = 2
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        require_channels(x, (2,), type(self).__name__)
+        self.check_channels(x)
         return to_mid_side(x)
 
 
@@ -94,8 +99,8 @@ class MidSideToStereo(DSPProcessor):
     """
 
     inlets = ("mid", "side")
+    inlet_channels = 1
 
     def forward(self, mid: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
-        require_channels(mid, (1,), type(self).__name__, "mid")
-        require_channels(side, (1,), type(self).__name__, "side")
+        self.check_channels(mid, side)
         return from_mid_side(mid, side)

@@ -31,9 +31,9 @@ CASES = {
     "gain": (dsp.Gain, {}),
     "stereo_gain": (dsp.StereoGain, {}),
     "stereo_width": (dsp.StereoWidth, {}),
-    "mono_to_stereo": (dsp.MonoToStereo, {"channels": 1}),
+    "mono_to_stereo": (dsp.MonoToStereo, {}),
     "stereo_to_mid_side": (dsp.StereoToMidSide, {}),
-    "mid_side_to_stereo": (dsp.MidSideToStereo, {"channels": 1}),
+    "mid_side_to_stereo": (dsp.MidSideToStereo, {}),
     **{name: (lambda name=name: dsp.Biquad(name), {}) for name in dsp.FILTER_TYPES},
     "parametric_eq": (lambda: dsp.ParametricEQ(n_peaks=3), {}),
     "fir_eq": (lambda: dsp.FIREQ(n_bands=8, taps=255), {}),
@@ -56,6 +56,14 @@ def test_processor_passes_check_processor(name, device):
     factory, options = CASES[name]
     ran = check_processor(factory(), device=device, **options)
     assert "gradcheck" in ran and "batch-consistency" in ran
+
+
+@pytest.mark.parametrize("spec", [spec for spec in PROCESSORS if spec.name not in ("dry_wet", "chain")],
+                         ids=lambda spec: spec.name)
+def test_every_processor_built_without_arguments_passes_check_processor_without_options(spec):
+    """What a plugin author is promised: one line per processor, the declarations
+    (inlet channels, parameter ranges) telling the kit what to feed."""
+    assert "gradcheck" in check_processor(spec.factory())
 
 
 def test_every_registered_processor_is_checked_and_autograd():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -39,19 +39,17 @@ container at position 2), ``how`` is ``"attribute"`` (``setattr``) or ``"raw"``
 class SetAndProcess:
     """Process one item: set each control on its plug-in, then ``process(reset=True)``.
 
+    Effects that carry a control's value over from one call to the next get a
+    fresh instance per item from their black box (``instances="per-item"``).
+
     Args:
         targets: control name → :data:`Target`.
-        fresh: when given, every item runs on a new instance ``fresh()`` instead
-            of the worker thread's, for effects that carry a control's value over
-            from one call to the next.
     """
 
-    def __init__(self, targets: Mapping[str, Target], fresh: Callable[[], Any] | None = None) -> None:
-        self.targets, self.fresh = dict(targets), fresh
+    def __init__(self, targets: Mapping[str, Target]) -> None:
+        self.targets = dict(targets)
 
     def __call__(self, effect: Any, audio: np.ndarray, sample_rate: float, **natural: float) -> np.ndarray:
-        if self.fresh is not None:
-            effect = self.fresh()
         parameters: dict[tuple[int, ...], Any] = {}
         for name, value in natural.items():
             path, attribute, how = self.targets[name]
@@ -245,8 +243,8 @@ def pedalboard_processor(
         None,
         specs,
         effect_factory=factory,
-        process=SetAndProcess({s.name: ((), s.name, "attribute") for s in specs},
-                              factory if info.fresh_instance else None),
+        process=SetAndProcess({s.name: ((), s.name, "attribute") for s in specs}),
+        instances="per-item" if info.fresh_instance else "per-thread",
         sample_rate=float(sample_rate),
         estimator=make_estimator(specs, estimator, estimator_options),
         signal_gradient=info.signal_gradient if signal_gradient is None else signal_gradient,
