@@ -2,8 +2,8 @@
 
 Each head covers every node of its type: its output is ``[batch, nodes, *shape]``,
 the per-example layout :class:`~grafx_core.RenderPlan` takes. Where the processor
-declares a range for the parameter (``parameter_ranges()``, values with ``low``,
-``high`` and ``scale``), the head squashes its output into it with a sigmoid
+declares a range for the parameter (``parameter_ranges()``, a
+:class:`~grafx_core.ParameterRange` per parameter), the head squashes its output into it with a sigmoid
 (linear or log); elsewhere the parameter is unbounded and the head adds its
 output to the default. Black boxes take raw unbounded values (their own specs
 map them into range through a sigmoid), so they fall in the second case, and
@@ -24,7 +24,13 @@ import torch
 from ..errors import PredictorError
 from ..graph import Graph
 from ..parameters import _require_processors, create_empty_parameters
-from ..processor import iter_parameter_shapes, normalized_parameter_size
+from ..processor import (
+    ParameterRange,
+    _checked_range,
+    iter_parameter_shapes,
+    normalized_parameter_size,
+    parameter_ranges,
+)
 
 __all__ = ["HeadSpec", "head_specs", "declared_ranges"]
 
@@ -98,22 +104,22 @@ class HeadSpec:
 
 
 def declared_ranges(processor: Any, node_type: str,
-                    override: Mapping[str, Any] | None = None) -> dict[tuple[str, ...], tuple[float, float, str]]:
-    """The ranges a processor declares, by parameter path: ``(low, high, scale)``.
+                    override: Mapping[str, Any] | None = None) -> dict[tuple[str, ...], ParameterRange]:
+    """The ranges of a processor's parameters, by parameter path.
 
-    Reads the optional ``parameter_ranges()`` (a nested mapping whose leaves
-    have ``low``, ``high`` and optionally ``scale`` attributes, such as
-    ``ParameterRange``). A processor without the method declares none.
-    ``override``, a mapping of the same form, replaces declared ranges
-    parameter by parameter.
+    Reads the processor's declared ``parameter_ranges()`` (checked by
+    :func:`grafx_core.processor.parameter_ranges`); ``override``, a nested
+    mapping of the same form, replaces declared ranges parameter by
+    parameter. A processor without the method declares none.
 
     Raises:
-        PredictorError: a range is not finite with ``low < high``, has an
-            unknown scale, or is on a log scale with ``low <= 0``.
+        PredictorError: a range is invalid (``low >= high``, not finite, an
+            unknown scale, a log scale with ``low <= 0``, not a
+            :class:`~grafx_core.ParameterRange`) or names no parameter; the
+            message names the node type and the parameter.
     """
-    method = getattr(processor, "parameter_ranges", None)
-    declared = method() if callable(method) else None
-    found: dict[tuple[str, ...], tuple[float, float, str]] = {}
+    who = f"{type(processor).__name__} for node type {node_type!r}"
+    found: dict[tuple[str, ...], ParameterRange] = {}
 
     def walk(tree: Mapping[str, Any], prefix: tuple[str, ...]) -> None:
         for key, value in tree.items():
@@ -121,23 +127,16 @@ def declared_ranges(processor: Any, node_type: str,
             if isinstance(value, Mapping):
                 walk(value, path)
                 continue
-            where = f"{type(processor).__name__} for node type {node_type!r}, parameter {'.'.join(path)!r}"
-            try:
-                low, high = float(value.low), float(value.high)
-            except (AttributeError, TypeError, ValueError) as exc:
-                raise PredictorError(
-                    f"{where}: parameter_ranges() gave {value!r}; expected a ParameterRange(low, high, unit, scale)"
-                ) from exc
-            scale = str(getattr(value, "scale", "linear"))
-            if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                raise PredictorError(f"{where}: expected a finite range with low < high, got [{low}, {high}]")
-            if scale not in ("linear", "log") or (scale == "log" and low <= 0):
-                raise PredictorError(f"{where}: scale {scale!r} over [{low}, {high}] must be 'linear', or 'log' with low > 0")
-            found[path] = (low, high, scale)
+            bounds = _checked_range(value, who, ".".join(path))
+            if not (math.isfinite(bounds.low) and math.isfinite(bounds.high)):
+                raise PredictorError(f"{who}: range of {'.'.join(path)!r} must be finite to predict in, got {bounds}")
+            found[path] = bounds
 
-    for tree in (declared, override):
-        if isinstance(tree, Mapping):
-            walk(tree, ())
+    try:
+        walk(parameter_ranges(processor), ())
+        walk(override or {}, ())
+    except (TypeError, ValueError) as exc:
+        raise PredictorError(f"node type {node_type!r}: {exc}") from exc
     return found
 
 
@@ -178,7 +177,8 @@ def head_specs(graph: Graph, processors: Mapping[str, Any],
             default: Any = defaults[node_type]
             for key in path:
                 default = default[key]
-            low, high, scale = found.get(path, (None, None, "linear"))
+            bounds = found.get(path)
+            low, high, scale = (bounds.low, bounds.high, bounds.scale) if bounds else (None, None, "linear")
             specs.append(HeadSpec(node_type, path, len(graph.nodes_of_type(node_type)), shape,
                                   low, high, scale, default.detach().clone()))
     return specs
