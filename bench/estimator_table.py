@@ -92,8 +92,8 @@ def train_proxies(st: Any, task: Any, steps: int) -> dict[str, Any]:
     levels = torch.tensor([-12.0, -6.0, 0.0, 6.0]).reshape(-1, 1, 1)
     signals = task.train_audio[None] * 10 ** (levels / 20)
     boxes = st.black_box_processors(lambda t: FiniteDifference(), "none")
-    return {t: train_proxy(boxes[t], steps=steps, batch_size=8, length=min(task.length, 8192), signals=signals,
-                           seed=0, progress=False).proxy for t in st.CHAIN}
+    return {t: train_proxy(boxes[t], steps=steps, batch_size=8, length=4096, signals=signals, learning_rate=3e-3,
+                           seed=0, progress=False, hidden=16, layers=5).proxy for t in st.CHAIN}
 
 
 def main() -> None:

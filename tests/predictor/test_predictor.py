@@ -173,3 +173,14 @@ def test_the_gradient_through_black_boxes_reaches_the_weights_as_autograd_throug
     exact = weight_gradient(graph, {"g1": Gain(), "drive": Drive()}, x, target)
     estimated = weight_gradient(graph, {"g1": with_estimator(Gain(), "finite-difference"), "drive": Drive()}, x, target)
     torch.testing.assert_close(estimated, exact, rtol=1e-3, atol=1e-3 * float(exact.abs().max()))
+
+
+def test_the_predictions_follow_the_audios_device_and_dtype(device):
+    graph, processors = every_kind_graph()
+    predictor = tiny_predictor(graph, processors, inputs=2).to(device=device, dtype=torch.float64)
+    x = torch.randn(2, 1, 1024, device=device, dtype=torch.float64)
+    tree = predictor(x, x)
+    for value in (tree["ranged"]["out"]["tilt"], tree["proxy"]["drive_db"]):
+        assert value.device == x.device and value.dtype == torch.float64
+    torch.testing.assert_close(tree["ranged"]["cutoff_hz"].cpu(), tiny_predictor(graph, processors, inputs=2)(
+        x.float().cpu(), x.float().cpu())["ranged"]["cutoff_hz"].double(), rtol=1e-4, atol=0)
