@@ -80,10 +80,15 @@ def rows(st: Any) -> list[Row]:
         Row("neural proxy, signal: proxy",
             lambda proxies: st.black_box_processors(lambda t: NeuralProxy(proxies[t]), "proxy"), needs_proxies=True),
     ]
-    for signal in SEAM_SIGNAL_GRADIENTS:
-        if signal in SIGNAL_GRADIENTS or signal == "auto" and "spectral-ratio" in SIGNAL_GRADIENTS:
-            found.append(Row(f"finite differences, signal: {signal}",
-                             lambda _, s=signal: st.black_box_processors(lambda t: FiniteDifference(), s)))
+    # The signal gradients computed from what the forward pass saw, where this grafx-core has them:
+    # with SPSA for the parameters (cheap), and the automatic choice with finite differences too.
+    seam = [s for s in SEAM_SIGNAL_GRADIENTS if s in SIGNAL_GRADIENTS or s == "auto" and "spectral-ratio" in SIGNAL_GRADIENTS]
+    for signal in seam:
+        found.append(Row(f"SPSA, signal: {signal}",
+                         lambda _, s=signal: st.black_box_processors(lambda t: SPSA(samples=1, seed=0), s)))
+    if "auto" in seam:
+        found.append(Row("finite differences, signal: auto",
+                         lambda _: st.black_box_processors(lambda t: FiniteDifference(), "auto")))
     return found
 
 
