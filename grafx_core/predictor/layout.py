@@ -1,16 +1,16 @@
 """What a predictor must output for a graph: one head per processor type and parameter.
 
 Each head covers every node of its type: its output is ``[batch, nodes, *shape]``,
-the per-example layout :class:`~grafx_core.RenderPlan` takes. Where the processor
-declares a range for the parameter (``parameter_ranges()``, a
-:class:`~grafx_core.ParameterRange` per parameter), the head squashes its output into it with a sigmoid
-(linear or log); elsewhere the parameter is unbounded and the head adds its
-output to the default. Black boxes take raw unbounded values (their own specs
-map them into range through a sigmoid), so they fall in the second case, and
-a black box's raw value moves exactly as a declared range's pre-sigmoid value
-does. Heads start at the processor's defaults (pulled 1% inside a range whose
-end they lie on, where a sigmoid's gradient would vanish).
-"""
+the per-example layout :class:`~grafx_core.RenderPlan` takes. Where the
+processor declares a range for the parameter (``parameter_ranges()``, a
+:class:`~grafx_core.ParameterRange` per parameter), the head squashes its
+output into it with a sigmoid (linear or log); elsewhere the parameter is
+unbounded and the head adds its output to the default. Black boxes take raw
+unbounded values (their own specs map them into range through a sigmoid), so
+they fall in the second case, and a black box's raw value moves exactly as a
+declared range's pre-sigmoid value does. Heads start at the processor's
+defaults (pulled 1% inside a range whose end they lie on, where a sigmoid's
+gradient would vanish)."""
 
 from __future__ import annotations
 
