@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from typing import Any
 
 
@@ -13,13 +14,51 @@ def read_json(path: str | os.PathLike[str], what: str, error: type[Exception]) -
     Args:
         path: the file.
         what: how messages name it (``"parameter file"``).
-        error: the exception class raised when it is missing or not JSON.
+        error: the exception class raised when it cannot be read as JSON: it is
+            missing, a folder, unreadable, not UTF-8, not JSON, or nested too deeply.
     """
     name = os.fspath(path)
     try:
         with open(name, encoding="utf-8") as f:
-            return json.load(f)
+            text = f.read()
     except FileNotFoundError as exc:
         raise error(f"{what} {name!r} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise error(f"{what} {name!r} is a folder, not a file") from exc
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {name!r} is not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
+    except OSError as exc:
+        raise error(f"{what} {name!r} cannot be read: {exc.strerror or exc}") from exc
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise error(f"{what} {name!r} is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise error(f"{what} {name!r} is nested too deeply to be a {what}") from exc
+
+
+def write_text_atomically(path: str | os.PathLike[str], text: str, what: str, error: type[Exception]) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``.
+
+    A reader opening ``path`` meanwhile sees the old content or the new, never
+    a truncated file (``os.replace`` is atomic on POSIX and Windows).
+
+    Raises:
+        error: the file cannot be written (the message names it).
+    """
+    name = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(name))
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(name)}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise error(f"cannot write {what} {name!r}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as f:
+            f.write(text)
+        # mkstemp makes the file private; keep an existing file's mode, else the usual 0o644.
+        os.chmod(temporary, os.stat(name).st_mode & 0o777 if os.path.exists(name) else 0o644)
+        os.replace(temporary, name)
+    except OSError as exc:
+        os.unlink(temporary)
+        raise error(f"cannot write {what} {name!r}: {exc.strerror or exc}") from exc
+

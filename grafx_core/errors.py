@@ -26,6 +26,7 @@ __all__ = [
     "ConformanceError",
     "EstimatorError",
     "BlackBoxError",
+    "BlackBoxTimeoutError",
     "NondeterministicEffectError",
 ]
 
@@ -109,7 +110,20 @@ class EstimatorError(GrafxError):
 
 
 class BlackBoxError(GrafxError):
-    """A black-box effect raised, or returned NaN/Inf or a wrong shape."""
+    """A black-box effect raised, or returned NaN/Inf, complex or non-numeric
+    samples or a wrong shape; or its input was not finite (an upstream fault)."""
+
+
+class BlackBoxTimeoutError(BlackBoxError, TimeoutError):
+    """A black-box effect did not return within its processor's ``timeout``.
+
+    Attributes:
+        item: the index of the item that did not return, in the runner's call.
+    """
+
+    def __init__(self, message: str, item: int = -1) -> None:
+        super().__init__(message)
+        self.item = item
 
 
 class NondeterministicEffectError(BlackBoxError):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
+from ._jsonfile import read_json, write_text_atomically
 from .errors import GraphConnectionError, GraphCycleError, GraphError
 
 __all__ = ["Node", "Edge", "Graph", "NodeRef", "BUILTIN_TYPES", "disjoint_union"]
@@ -65,6 +66,9 @@ class Graph:
         self._nodes: list[Node] = []
         self._edges: list[Edge] = []
         self._names: dict[str, int] = {}
+        # Read-only snapshots, rebuilt after a change: a fresh tuple per access made compiling quadratic.
+        self._node_tuple: tuple[Node, ...] | None = None
+        self._edge_tuple: tuple[Edge, ...] | None = None
 
     # -- building -----------------------------------------------------------
     def add(self, node_type: str, name: str | None = None) -> int:
@@ -84,6 +88,7 @@ class Graph:
                 )
             self._names[name] = len(self._nodes)
         self._nodes.append(Node(len(self._nodes), node_type, name))
+        self._node_tuple = None
         return len(self._nodes) - 1
 
     def connect(self, src: NodeRef, dst: NodeRef, outlet: str = "main", inlet: str = "main") -> None:
@@ -92,11 +97,17 @@ class Graph:
         Raises:
             GraphError: a node reference does not exist.
             GraphCycleError: ``src`` and ``dst`` are the same node.
-            GraphConnectionError: a built-in node lacks that outlet or inlet.
+            GraphConnectionError: a port name is not a string, or a built-in node
+                lacks that outlet or inlet.
         """
         s, d = self.node(src), self.node(dst)
         if s.id == d.id:
             raise GraphCycleError(f"self-loop: {s.label()} cannot feed itself")
+        if not isinstance(outlet, str) or not isinstance(inlet, str):
+            raise GraphConnectionError(
+                f"edge {s.label()} -> {d.label()}: outlet and inlet must be port names (str), "
+                f"got outlet {outlet!r} and inlet {inlet!r}"
+            )
         if s.type in BUILTIN_TYPES and outlet not in BUILTIN_TYPES[s.type][1]:
             raise GraphConnectionError(
                 f"{s.label()} has no outlet {outlet!r}; built-in type {s.type!r} has outlets "
@@ -108,17 +119,22 @@ class Graph:
                 f"{list(BUILTIN_TYPES[d.type][0])}"
             )
         self._edges.append(Edge(s.id, d.id, outlet, inlet))
+        self._edge_tuple = None
 
     # -- reading ------------------------------------------------------------
     @property
     def nodes(self) -> tuple[Node, ...]:
         """All nodes, in id order."""
-        return tuple(self._nodes)
+        if self._node_tuple is None:
+            self._node_tuple = tuple(self._nodes)
+        return self._node_tuple
 
     @property
     def edges(self) -> tuple[Edge, ...]:
         """All edges, in the order they were connected."""
-        return tuple(self._edges)
+        if self._edge_tuple is None:
+            self._edge_tuple = tuple(self._edges)
+        return self._edge_tuple
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -189,40 +205,81 @@ class Graph:
     def from_dict(cls, data: dict[str, Any]) -> Graph:
         """Rebuild a graph from :meth:`to_dict`'s output.
 
+        Every key is checked: an unknown or misspelt key (``"outlte"``) is an
+        error rather than a silently applied default.
+
         Raises:
-            GraphError: the dict is not a grafx-core graph of a known version.
+            GraphError: the dict is not a grafx-core graph of a known version,
+                or a node or edge has an unknown key or a value of the wrong type.
         """
         if not isinstance(data, dict) or data.get("format") != GRAPH_FORMAT:
             raise GraphError(f"not a grafx-core graph: expected a dict with format {GRAPH_FORMAT!r}")
-        if data.get("version") != GRAPH_FORMAT_VERSION:
+        version = data.get("version")
+        if type(version) is not int or version != GRAPH_FORMAT_VERSION:
             raise GraphError(
-                f"graph format version {data.get('version')!r} is not supported "
+                f"graph format version {version!r} is not supported "
                 f"(this grafx-core reads version {GRAPH_FORMAT_VERSION})"
             )
+        _check_keys(data, "the graph", required=("format", "version", "nodes", "edges"), optional=())
         graph = cls()
-        try:
-            for node in data["nodes"]:
-                graph.add(node["type"], node.get("name"))
-            for edge in data["edges"]:
+        for i, node in enumerate(_entries(data, "nodes")):
+            where = f"node {i}"
+            _check_keys(node, where, required=("type",), optional=("name",))
+            graph.add(node["type"], node.get("name"))
+        for i, edge in enumerate(_entries(data, "edges")):
+            where = f"edge {i}"
+            _check_keys(edge, where, required=("src", "dst"), optional=("outlet", "inlet"))
+            for key in ("src", "dst"):
+                if not isinstance(edge[key], (int, str)) or isinstance(edge[key], bool):
+                    raise GraphError(f"{where}: {key!r} must be a node id (int) or name (str), got {edge[key]!r}")
+            try:
                 graph.connect(edge["src"], edge["dst"], edge.get("outlet", "main"), edge.get("inlet", "main"))
-        except (KeyError, TypeError) as exc:
-            raise GraphError(f"malformed graph dict: {exc!r}") from exc
+            except GraphError as exc:
+                raise type(exc)(f"{where}: {exc}") from exc
         return graph
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the graph as JSON to ``path``."""
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=1)
+        """Write the graph as JSON to ``path`` (a temporary file renamed over it, so
+        that a concurrent reader never sees a partial file).
+
+        Raises:
+            GraphError: the file cannot be written.
+        """
+        write_text_atomically(path, json.dumps(self.to_dict(), indent=1), "graph file", GraphError)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Graph:
-        """Read a graph written by :meth:`save`."""
-        with open(path, encoding="utf-8") as f:
-            try:
-                data = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise GraphError(f"{os.fspath(path)!r} is not valid JSON: {exc}") from exc
-        return cls.from_dict(data)
+        """Read a graph written by :meth:`save`.
+
+        Raises:
+            GraphError: the file is missing, a folder, unreadable, not UTF-8,
+                not JSON (or nested too deeply), or not a valid graph; the
+                message names the file.
+        """
+        name = os.fspath(path)
+        data = read_json(name, "graph file", GraphError)
+        try:
+            return cls.from_dict(data)
+        except GraphError as exc:
+            raise type(exc)(f"{name!r}: {exc}") from exc
+
+
+def _check_keys(entry: Any, where: str, required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+    if not isinstance(entry, dict):
+        raise GraphError(f"{where} must be a JSON object, got {entry!r}")
+    missing = [k for k in required if k not in entry]
+    unknown = sorted(str(k) for k in entry if k not in required and k not in optional)
+    if missing or unknown:
+        problems = ([f"missing key(s) {missing}"] if missing else []) + (
+            [f"unknown key(s) {unknown}"] if unknown else [])
+        raise GraphError(f"{where}: {' and '.join(problems)}; expected keys {list(required + optional)}")
+
+
+def _entries(data: dict[str, Any], key: str) -> list[Any]:
+    value = data[key]
+    if not isinstance(value, list):
+        raise GraphError(f"the graph's {key!r} must be a JSON list, got {type(value).__name__}")
+    return value
 
 
 def disjoint_union(graphs: Sequence[Graph]) -> tuple[Graph, list[list[int]]]:

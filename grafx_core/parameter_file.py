@@ -30,7 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._jsonfile import read_json
+from ._jsonfile import read_json, write_text_atomically
+from ._tree import ParameterModules, ParameterTree
 from .errors import ParameterError
 
 __all__ = ["PARAMETERS_FORMAT", "parameters_to_dict", "parameters_from_dict", "save_parameters",
@@ -40,6 +41,24 @@ PARAMETERS_FORMAT = "grafx-core.parameters"
 PARAMETERS_FORMAT_VERSION = 1
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _Tree = (Mapping, nn.ParameterDict, nn.ModuleDict)
+_KEYS = ("format", "version", "dtype", "parameters")
+
+
+def _flat_values(value: Any) -> list[Any]:
+    if isinstance(value, list):
+        return [v for item in value for v in _flat_values(item)]
+    return [value]
+
+
+def _is_numeric_list(value: Any) -> bool:
+    # bool is an int to Python and a NaN-free 0/1 to torch: a silent wrong value in a parameter file.
+    return isinstance(value, list) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in _flat_values(value))
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _leaves(tree: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
@@ -104,32 +123,46 @@ def parameters_from_dict(data: Mapping[str, Any], *, device: torch.device | str 
     """
     if not isinstance(data, Mapping) or data.get("format") != PARAMETERS_FORMAT:
         raise ParameterError(f"not a grafx-core parameter file: expected a JSON object with format {PARAMETERS_FORMAT!r}")
-    if data.get("version") != PARAMETERS_FORMAT_VERSION:
+    version = data.get("version")
+    if type(version) is not int or version != PARAMETERS_FORMAT_VERSION:
         raise ParameterError(
-            f"parameter file version {data.get('version')!r} is not supported "
+            f"parameter file version {version!r} is not supported "
             f"(this grafx-core reads version {PARAMETERS_FORMAT_VERSION})"
         )
-    if data.get("dtype") not in _DTYPES:
-        raise ParameterError(f"parameter file dtype {data.get('dtype')!r} is not one of {sorted(_DTYPES)}")
-    dtype = _DTYPES[data["dtype"]]
+    unknown = sorted(str(k) for k in data if k not in _KEYS)
+    if unknown:
+        raise ParameterError(f"parameter file has unknown key(s) {unknown}; expected keys {list(_KEYS)}")
+    dtype_name = data.get("dtype")
+    if not isinstance(dtype_name, str) or dtype_name not in _DTYPES:
+        raise ParameterError(f"parameter file dtype {dtype_name!r} is not one of {sorted(_DTYPES)}")
+    dtype = _DTYPES[dtype_name]
     types = data.get("parameters")
     if not isinstance(types, Mapping):
         raise ParameterError("parameter file has no 'parameters' object (node type -> parameters)")
 
     def build(node: Mapping[str, Any], path: str) -> nn.ParameterDict:
-        result = nn.ParameterDict()
+        result = ParameterTree()
         for key, value in node.items():
             if isinstance(value, Mapping):
                 result[key] = build(value, f"{path}.{key}")
                 continue
+            if not _is_numeric_list(value):
+                raise ParameterError(f"parameter {path}.{key} must be a list of numbers (one row per node), "
+                                     f"got {_preview(value)}")
             try:
                 tensor = torch.tensor(value, dtype=dtype, device=device)
-            except (TypeError, ValueError) as exc:
-                raise ParameterError(f"parameter {path}.{key} is not a rectangular list of numbers: {exc}") from exc
+            except (TypeError, ValueError, OverflowError, RuntimeError) as exc:
+                raise ParameterError(f"parameter {path}.{key} is not a rectangular list of {dtype_name} "
+                                     f"numbers: {exc}") from exc
+            if not bool(torch.isfinite(tensor).all()):
+                flat = tensor.reshape(-1)
+                bad = int((~torch.isfinite(flat)).nonzero()[0, 0])
+                raise ParameterError(f"parameter {path}.{key} holds {float(flat[bad])} (element {bad}, "
+                                     f"from {_preview(_flat_values(value)[bad])}); values must be finite {dtype_name} numbers")
             result[key] = nn.Parameter(tensor)
         return result
 
-    result = nn.ModuleDict()
+    result = ParameterModules()
     for node_type, params in types.items():
         if not isinstance(params, Mapping):
             raise ParameterError(f"parameters of node type {node_type!r} must be a JSON object, got {params!r}")
@@ -141,12 +174,15 @@ def save_parameters(parameters: Any, path: str | os.PathLike[str]) -> None:
     """Write ``parameters`` to ``path`` as JSON; :func:`load_parameters` reads them back bit for bit.
 
     Raises:
-        ParameterError: as :func:`parameters_to_dict`.
+        ParameterError: as :func:`parameters_to_dict`, or the file cannot be written.
+
+    The file is written to a temporary file in the same folder and renamed
+    over ``path``, so a concurrent reader sees the old file or the new one,
+    never a partial one.
     """
     document = parameters_to_dict(parameters)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(document, f, indent=1, allow_nan=False)
-        f.write("\n")
+    text = json.dumps(document, indent=1, allow_nan=False) + "\n"
+    write_text_atomically(path, text, "parameter file", ParameterError)
 
 
 def load_parameters(path: str | os.PathLike[str], *, device: torch.device | str | None = None) -> nn.ModuleDict:

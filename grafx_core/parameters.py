@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._tree import ParameterModules, ParameterTree
 from .errors import ParameterError, UnknownNodeTypeError
 from .graph import BUILTIN_TYPES, Graph
 from .processor import iter_parameter_shapes, normalized_parameter_size
@@ -61,20 +62,23 @@ def create_empty_parameters(
         UnknownNodeTypeError: a node type has no processor.
     """
     _require_processors(graph, processors)
-    result = nn.ModuleDict()
+    result = ParameterModules()
     for node_type in graph.processor_types():
         processor = processors[node_type]
         count = len(graph.nodes_of_type(node_type))
-        root = nn.ParameterDict()
+        root = ParameterTree()
         for path, shape in iter_parameter_shapes(normalized_parameter_size(processor)):
             target = root
             for key in path[:-1]:
                 if key not in target:
-                    target[key] = nn.ParameterDict()
+                    target[key] = ParameterTree()
                 target = target[key]
             target[path[-1]] = nn.Parameter(_default_rows(processor, path, shape, count, dtype, device))
         result[node_type] = root
     return result
+
+
+_TREES = (Mapping, nn.ParameterDict, nn.ModuleDict)
 
 
 def _lookup(tree: Any, path: tuple[str, ...]) -> Any:
@@ -108,12 +112,27 @@ def check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: An
         type's parameters must agree).
 
     Raises:
-        ParameterError: a type or parameter is missing or unexpected, or has the
-            wrong shape; the message names the type, the parameter, the expected
-            and the given shape.
+        ParameterError: ``parameters`` is not a mapping; a type or parameter is
+            missing or unexpected (a type the graph does not have included); a
+            parameter is not a real floating-point tensor, is on the meta
+            device, has the wrong shape, or holds NaN or Inf. The message names
+            the type, the parameter and, for a value, the node.
     """
+    if not isinstance(parameters, _TREES):
+        raise ParameterError(
+            f"parameters must be a mapping from node type to that type's parameters (as from "
+            f"create_empty_parameters), got {type(parameters).__name__}"
+        )
+    types = graph.processor_types()
+    stray = sorted(str(t) for t in parameters.keys() if t not in types)
+    if stray:
+        raise ParameterError(
+            f"parameters given for node type(s) {stray} that the graph does not have (its processor "
+            f"types are {types}); is this another graph's parameter file?"
+        )
     per_example: dict[str, bool] = {}
-    for node_type in graph.processor_types():
+    leaves: list[tuple[str, str, torch.Tensor]] = []
+    for node_type in types:
         processor = processors[node_type]
         count = len(graph.nodes_of_type(node_type))
         expected = dict(iter_parameter_shapes(normalized_parameter_size(processor)))
@@ -126,6 +145,11 @@ def check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: An
                 )
             per_example[node_type] = False
             continue
+        if not isinstance(given, _TREES):
+            raise ParameterError(
+                f"parameters of node type {node_type!r} must be a mapping from parameter name to tensor, "
+                f"got {type(given).__name__}; expected { {'.'.join(p): [count, *s] for p, s in expected.items()} }"
+            )
         extra = [p for p in _leaf_paths(given) if p not in expected]
         if extra:
             raise ParameterError(
@@ -142,6 +166,12 @@ def check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: An
                 )
             if not isinstance(tensor, torch.Tensor):
                 raise ParameterError(f"parameter {node_type}.{name} must be a tensor, got {type(tensor).__name__}")
+            if not tensor.is_floating_point() or tensor.is_meta:
+                what = "on the meta device (it holds no values)" if tensor.is_meta else f"of dtype {tensor.dtype}"
+                raise ParameterError(
+                    f"parameter {node_type}.{name} is {what}; expected a real floating-point tensor "
+                    "(float32 or float64, say) with values"
+                )
             if tuple(tensor.shape) == (count, *shape):
                 modes.add(False)
             elif batch_size is not None and tuple(tensor.shape) == (batch_size, count, *shape):
@@ -158,7 +188,33 @@ def check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: An
                 "parameters one way"
             )
         per_example[node_type] = modes.pop() if modes else False
+        leaves += [(node_type, ".".join(path), _lookup(given, path)) for path in expected]
+    if not _all_finite([tensor for _, _, tensor in leaves]):
+        for node_type, name, tensor in leaves:
+            _require_finite(graph, node_type, name, tensor, per_example[node_type])
     return per_example
+
+
+def _all_finite(tensors: list[torch.Tensor]) -> bool:
+    """One device synchronisation per device, not one per parameter (a training step renders often)."""
+    by_device: dict[torch.device, list[torch.Tensor]] = {}
+    for tensor in tensors:
+        by_device.setdefault(tensor.device, []).append(torch.isfinite(tensor.detach()).all())
+    return all(bool(torch.stack(flags).all()) for flags in by_device.values())
+
+
+def _require_finite(graph: Graph, node_type: str, name: str, tensor: torch.Tensor, per_example: bool) -> None:
+    finite = torch.isfinite(tensor.detach())
+    if bool(finite.all()):
+        return
+    where = (~finite).nonzero()[0].tolist()
+    example, row = (where[0], where[1]) if per_example else (None, where[0])
+    node = graph.nodes[graph.nodes_of_type(node_type)[row]]
+    value = float(tensor.detach()[tuple(where)])
+    in_example = f" in batch item {example}" if example is not None else ""
+    raise ParameterError(
+        f"{node.label()}: parameter {node_type}.{name} is {value}{in_example}; parameters must be finite"
+    )
 
 
 def concatenate_parameters(parameter_sets: list[Any]) -> nn.ModuleDict:
@@ -168,17 +224,17 @@ def concatenate_parameters(parameter_sets: list[Any]) -> nn.ModuleDict:
     the row order of the union. The result holds new leaf parameters (a copy):
     to train through the union, optimise the result.
     """
-    result = nn.ModuleDict()
+    result = ParameterModules()
     types = list(dict.fromkeys(t for params in parameter_sets for t in params.keys()))
     for node_type in types:
         parts = [params[node_type] for params in parameter_sets if node_type in params]
         paths = _leaf_paths(parts[0])
-        root = nn.ParameterDict()
+        root = ParameterTree()
         for path in paths:
             target = root
             for key in path[:-1]:
                 if key not in target:
-                    target[key] = nn.ParameterDict()
+                    target[key] = ParameterTree()
                 target = target[key]
             tensors = [_lookup(p, path) for p in parts]
             target[path[-1]] = nn.Parameter(torch.cat([t.detach() for t in tensors], dim=0))

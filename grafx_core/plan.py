@@ -9,6 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from ._checks import check_processors, check_source_values, check_stages
 from ._gather import EdgeGroup, IndexCache, InletPlan, Produced, Producer, gather, inlet_channels
 from .errors import (
     GrafxError,
@@ -338,6 +339,7 @@ class RenderPlan:
                 f"sources have {sources.shape[1]} signal(s) along the 'in' dimension but the graph has "
                 f"{count} 'in' node(s) (ids {self._in_nodes}); got shape {list(sources.shape)}"
             )
+        check_source_values(sources, self.graph, self._in_nodes)
         return sources, batched
 
     def nodes_per_call(self, sources: torch.Tensor) -> int:
@@ -375,8 +377,14 @@ class RenderPlan:
             leading batch dimension when batched).
 
         Raises:
-            SourceShapeError, ParameterError, ProcessorOutputError,
-            GraphConnectionError, InletChannelError: see their messages.
+            SourceShapeError: sources of the wrong shape, not float32/float64
+                (integer, bool, half or complex), on the meta device, empty
+                (no batch items, channels or samples), or holding NaN/Inf (the
+                message names the ``"in"`` node).
+            ParameterError: see :func:`~grafx_core.check_parameters` (NaN/Inf
+                values are named by node).
+            ProcessorOutputError, GraphConnectionError, InletChannelError: see
+                their messages.
         """
         sources, batched = self._prepare_sources(sources)
         per_example = check_parameters(self.graph, self.processors, parameters,
@@ -415,16 +423,23 @@ def compile_render(
             ``None`` never tiles.
 
     Raises:
-        UnknownNodeTypeError: a node type has no processor (known types listed).
+        UnknownNodeTypeError: a node type has no processor (known types
+            listed), or its processor is ``None``, a class or not callable.
         GraphConnectionError: an edge names a missing inlet/outlet, or an inlet
             has no edge.
         GraphCycleError: the graph has a cycle.
-        GraphError: the graph has no ``"out"`` node.
+        GraphError: the graph has no ``"out"`` node, or ``stages`` is not a
+            valid render order of it (a node missing, repeated, in a stage of
+            another type or before its inputs; ``"out"`` not the last stage).
     """
     _require_processors(graph, processors)
+    check_processors(graph, processors)
     if not graph.nodes_of_type("out"):
         raise GraphError("the graph has no 'out' node, so rendering would produce nothing")
     _check_edges(graph, processors)
     if stages is None:
         stages = render_order(graph, method)
+    else:
+        check_stages(graph, stages)
+        stages = list(stages)
     return RenderPlan(graph, processors, stages, tile_bytes)

@@ -9,6 +9,7 @@ float32 file written by :func:`write_wav` reads back bit for bit.
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from collections.abc import Sequence
 from typing import Literal
@@ -37,7 +38,9 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:
         tensor on the CPU, ``sample_rate`` in Hz.
 
     Raises:
-        AudioFileError: the file is missing or not a WAV scipy can read.
+        AudioFileError: the file is missing, a folder, not a WAV scipy can
+            read (cut inside its header, say), has sample rate 0, or holds
+            less data than its header declares.
     """
     from scipy.io import wavfile  # imported here: scipy.io costs 0.14 s, more than grafx_core's whole import
 
@@ -49,8 +52,15 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:
             rate, data = wavfile.read(name)
     except FileNotFoundError as exc:
         raise AudioFileError(f"{name!r}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise AudioFileError(f"{name!r} is a folder, not a WAV file") from exc
+    except struct.error as exc:
+        raise AudioFileError(f"{name!r} is not a readable WAV file: it ends inside its header ({exc})") from exc
     except (ValueError, OSError, EOFError) as exc:
         raise AudioFileError(f"{name!r} is not a readable WAV file: {exc}") from exc
+    if rate <= 0:
+        raise AudioFileError(f"{name!r}: the header gives sample rate {rate} Hz; expected a positive rate")
+    _require_complete_data(name, data)
     if data.dtype == np.uint8:
         samples = (data.astype(np.float32) - 128.0) / 128.0
     elif data.dtype in _INT_SCALE:
@@ -61,6 +71,34 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:
         raise AudioFileError(f"{name!r}: unsupported WAV sample type {data.dtype}")
     audio = samples[:, None] if samples.ndim == 1 else samples
     return torch.from_numpy(np.ascontiguousarray(audio.T)), int(rate)
+
+
+def _require_complete_data(name: str, data: np.ndarray) -> None:
+    """Raise if the header's data chunk is longer than what the file holds.
+
+    scipy reads a file cut at a frame boundary as a shorter signal without a
+    word; the RIFF chunk sizes tell how long the data should be.
+    """
+    with open(name, "rb") as f:
+        header = f.read(12)
+        if len(header) < 12 or header[:4] not in (b"RIFF", b"RIFX"):
+            return  # scipy read it, so it is a variant (RF64) whose sizes live elsewhere
+        order = "<" if header[:4] == b"RIFF" else ">"
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return
+            chunk_id, size = chunk[:4], struct.unpack(order + "I", chunk[4:])[0]
+            if chunk_id == b"data":
+                break
+            f.seek(size + (size & 1), os.SEEK_CUR)
+        available = os.fstat(f.fileno()).st_size - f.tell()
+    if size != 0xFFFFFFFF and available < size:
+        frame = data.itemsize * (data.shape[1] if data.ndim == 2 else 1)
+        raise AudioFileError(
+            f"{name!r}: the data is cut short: the header declares {size} bytes ({size // frame} frames) "
+            f"but the file holds {available} ({available // frame} frames)"
+        )
 
 
 def write_wav(path: str | os.PathLike[str], audio: torch.Tensor, sample_rate: int,
@@ -75,7 +113,8 @@ def write_wav(path: str | os.PathLike[str], audio: torch.Tensor, sample_rate: in
             or ``"int16"`` (16-bit PCM; values are clipped to ``[-1, 1]``).
 
     Raises:
-        AudioFileError: a bad shape or format, or the file cannot be written.
+        AudioFileError: a bad shape, format or sample rate, NaN or Inf
+            samples, or the file cannot be written.
     """
     from scipy.io import wavfile
 
@@ -86,6 +125,10 @@ def write_wav(path: str | os.PathLike[str], audio: torch.Tensor, sample_rate: in
         audio = audio[None]
     if audio.ndim != 2:
         raise AudioFileError(f"{name!r}: audio to write must be [channels, samples], got {list(audio.shape)}")
+    if not isinstance(sample_rate, (int, float)) or isinstance(sample_rate, bool) or not 1 <= sample_rate < 2**32:
+        raise AudioFileError(f"{name!r}: sample rate must be a positive number of Hz, got {sample_rate!r}")
+    if not bool(torch.isfinite(audio).all()):
+        raise AudioFileError(f"{name!r}: the audio to write holds NaN or Inf; a WAV file holds finite samples")
     data = audio.detach().to("cpu", torch.float32).numpy().T
     if format == "int16":
         data = np.round(np.clip(data, -1.0, 1.0) * 32767.0).astype(np.int16)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import BlackBoxError, ParameterError
+from ..errors import BlackBoxError, BlackBoxTimeoutError, ParameterError
 from ..estimators._warnings import NonDifferentiableParameterWarning, StoppedSignalGradientWarning, warn_once
 from ..estimators.base import Estimator, resolve_estimator
 from ..estimators.finite_difference import FiniteDifference
@@ -70,6 +70,9 @@ class BlackBoxProcessor(nn.Module):
             effects costing well under a millisecond per item).
         output_channels: channels the effect returns (default: as many as it gets).
         name: used in error messages (default: the function's name).
+        timeout: seconds one item may take before the call raises
+            :class:`~grafx_core.BlackBoxTimeoutError` naming the node (``None``:
+            wait for ever). The stuck call is abandoned in its thread.
         instances: ``"per-thread"`` (one effect per worker thread, reused) or
             ``"per-item"`` (a fresh effect for every item, closed after it).
         serialise_instantiation: make every ``effect_factory()`` call hold one
@@ -102,6 +105,7 @@ class BlackBoxProcessor(nn.Module):
         workers: int | None = None,
         output_channels: int | None = None,
         name: str | None = None,
+        timeout: float | None = None,
         instances: str = "per-thread",
         serialise_instantiation: bool = False,
         check_determinism: bool = True,
@@ -138,7 +142,7 @@ class BlackBoxProcessor(nn.Module):
         self._warn_stopped_signal = signal_gradient == "auto"
         self.gradient_kind = self.estimator.kind
         try:
-            self.runner = ThreadPoolRunner(workers)
+            self.runner = ThreadPoolRunner(workers, timeout)
         except ValueError as error:
             raise BlackBoxError(f"black box {self.name!r}: {error}") from None
         self._effects = (Instances(effect_factory, instances, serialise_instantiation, self.name)
@@ -262,7 +266,8 @@ class BlackBoxProcessor(nn.Module):
         return BlackBoxProcessor(self.function, self.specs, effect_factory=self.effect_factory, process=self.process,
                                  sample_rate=self.sample_rate, estimator=estimator, signal_gradient=signal_gradient,
                                  workers=self.runner._workers, output_channels=self.output_channels, name=self.name,
-                                 instances=self.instances, serialise_instantiation=self.serialise_instantiation,
+                                 timeout=self.runner.timeout, instances=self.instances,
+                                 serialise_instantiation=self.serialise_instantiation,
                                  check_determinism=self.check_determinism, **estimator_options)
 
     # -- items --------------------------------------------------------------
@@ -324,9 +329,7 @@ class BlackBoxTarget(RenderTarget):
             x = job.signals[0]
             key = id(x)
             if key not in arrays:
-                arr = x.detach().to("cpu", torch.float32).contiguous().numpy().view()
-                arr.flags.writeable = False  # the effect must not write into the caller's tensor
-                arrays[key] = arr
+                arrays[key] = self._read_only_copy(x, job)
             inputs.append(arrays[key])
             naturals.append(self._natural(job.params).cpu().numpy())
             indices.append(None if job.index is None else job.index.cpu().numpy())
@@ -351,7 +354,15 @@ class BlackBoxTarget(RenderTarget):
                 check_bit_exact(proc.name, ys[0], ys[1], policy)
             self._store(outputs[j], r, ys[-1], jobs[j], natural)
 
-        proc.runner.run(task, int(starts[-1]))
+        try:
+            proc.runner.run(task, int(starts[-1]))
+        except BlackBoxTimeoutError as timeout:
+            j = int(np.searchsorted(starts, timeout.item, side="right") - 1)
+            r = timeout.item - int(starts[j])
+            natural = {n: float(v) for n, v in zip(names, naturals[j][r])}
+            error = self._error(jobs[j], r, natural, f"the effect did not return within the timeout of "
+                                                     f"{proc.runner.timeout:g} s", BlackBoxTimeoutError)
+            raise error from None
         if checked is not None:
             proc._determinism_checked = True
         return [torch.from_numpy(out).to(device=job.signals[0].device, dtype=job.signals[0].dtype)
@@ -364,9 +375,27 @@ class BlackBoxTarget(RenderTarget):
             return None
         return next((int(starts[j]) for j, job in enumerate(jobs) if job.purpose == "forward" and len(job)), None)
 
+    def _read_only_copy(self, x: torch.Tensor, job: RenderJob) -> np.ndarray:
+        """``x`` as float32 numpy on immutable memory: an effect writing through the array's
+        data pointer changes only this copy, and its ``writeable`` flag cannot be set."""
+        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        finite = np.isfinite(array).reshape(len(array), -1).all(axis=1)
+        if job.purpose == "forward" and not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            labels = self.processor.node_labels
+            where = labels[row] if labels is not None and row < len(labels) else f"node row {row}"
+            error = BlackBoxError(f"{self.name}, {where}: its input signal holds NaN or Inf, so the fault is "
+                                  "upstream (the processor or source feeding it), not in this effect")
+            error.row = row
+            raise error
+        return np.frombuffer(array.tobytes(), dtype=np.float32).reshape(array.shape)
+
     def _store(self, out: np.ndarray, r: int, y: Any, job: RenderJob, natural: dict[str, float]) -> None:
         expected = out.shape[1:]
         y = np.asarray(y)
+        if y.dtype.kind != "f":
+            raise self._error(job, r, natural, f"the effect returned {y.dtype} samples; expected real "
+                                              "floating-point samples (float32)")
         if y.ndim == 1 and expected[0] == 1:
             y = y[None]
         if y.shape != expected:
@@ -376,12 +405,13 @@ class BlackBoxTarget(RenderTarget):
         if not np.isfinite(out[r]).all():
             raise self._error(job, r, natural, "the effect returned NaN or Inf")
 
-    def _error(self, job: RenderJob, r: int, natural: dict[str, float], problem: str) -> BlackBoxError:
+    def _error(self, job: RenderJob, r: int, natural: dict[str, float], problem: str,
+               kind: type[BlackBoxError] = BlackBoxError) -> BlackBoxError:
         node = int(job.nodes[r])
         labels = self.processor.node_labels
         where = labels[node] if labels is not None and node < len(labels) else f"node row {node}"
         values = ", ".join(f"{k}={v:.6g}" for k, v in natural.items()) or "no parameters"
         render = "" if job.purpose == "forward" else f" ({job.purpose} render)"
-        error = BlackBoxError(f"{self.name}, {where}{render}: {problem}; parameters {values}")
+        error = kind(f"{self.name}, {where}{render}: {problem}; parameters {values}")
         error.row = node  # the render engine turns the row into the graph node's name
         return error

@@ -1,41 +1,97 @@
-"""Run per-item work on a persistent thread pool, one effect instance per thread."""
+"""Run per-item work on a persistent pool of daemon threads, one effect instance per thread."""
 
 from __future__ import annotations
 
+import math
 import os
+import queue
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from typing import Any, Generic, TypeVar
+
+from ..errors import BlackBoxTimeoutError
 
 __all__ = ["ThreadPoolRunner", "PerThread"]
 
 T = TypeVar("T")
 
+_POLL_S = 0.1
+"""How often a waiting call looks at the clock and lets Ctrl-C in; a call that
+finishes returns at once, whatever this is."""
 
-def _run_chunk(task: Callable[[int], None], start: int, stop: int) -> None:
-    for i in range(start, stop):
-        task(i)
+
+class _Pool:
+    """Daemon worker threads fed from one queue.
+
+    Not a ``ThreadPoolExecutor``: the interpreter joins an executor's threads
+    at exit, so one effect that never returns kept a Ctrl-C'd process alive
+    forever. Daemon threads are left behind instead.
+    """
+
+    def __init__(self, threads: int) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[[], None], Future[None]] | None] = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._work, name=f"grafx-blackbox-{k}", daemon=True)
+                         for k in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not None:
+            function, future = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    function()
+                    future.set_result(None)
+                except BaseException as error:  # handed to the caller, SystemExit from an effect included
+                    future.set_exception(error)
+
+    def submit(self, function: Callable[[], None]) -> Future[None]:
+        future: Future[None] = Future()
+        self._queue.put((function, future))
+        return future
+
+    def stop(self, wait_for_threads: bool) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        if wait_for_threads:
+            for thread in self._threads:
+                thread.join()
 
 
 class ThreadPoolRunner:
     """Runs ``task(i)`` for ``i in range(count)`` on up to ``workers`` threads.
 
     Items are split into one contiguous chunk per thread; with one worker (or
-    one item) they run in the calling thread, with no pool overhead. The pool
-    persists between calls. Effects that release the GIL (pedalboard, most
-    scipy filters) scale with cores; cheap ones may be faster on one thread.
+    one item) and no ``timeout`` they run in the calling thread, with no pool
+    overhead. The pool persists between calls. Effects that release the GIL
+    (pedalboard, most scipy filters) scale with cores; cheap ones may be
+    faster on one thread.
+
+    The pool's threads are daemons: Ctrl-C ends a waiting call at once (the
+    chunks stop before their next item) and the process can exit while an
+    effect is still stuck inside a call.
 
     Args:
         workers: threads to use; ``None`` means ``os.cpu_count()`` (capped by
             the number of items in each call).
+        timeout: seconds one item may take; ``None`` waits for ever.
+
+    Raises:
+        ValueError: ``workers`` is not a positive int or ``timeout`` not a
+            positive number of seconds.
     """
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, timeout: float | None = None) -> None:
         if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
             raise ValueError(f"workers must be a positive int or None, got {workers!r}")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+                                    or not 0 < timeout < math.inf):
+            raise ValueError(f"timeout must be a positive finite number of seconds or None, got {timeout!r}")
         self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None
+        self.timeout = timeout
+        self._pool: _Pool | None = None
         self._lock = threading.Lock()
 
     @property
@@ -47,18 +103,41 @@ class ThreadPoolRunner:
         """Run ``task(i)`` for every ``i < count``; return when all are done.
 
         Raises:
-            Exception: the first exception by item order among the chunks that failed
-                (a chunk stops at its first failure; the others run to the end).
+            BlackBoxTimeoutError: an item ran longer than ``timeout`` (its
+                ``item`` attribute says which); its thread is abandoned and
+                the next call starts fresh threads.
+            BaseException: otherwise the first exception by item order among
+                the chunks that failed (a chunk stops at its first failure;
+                the others run to the end).
         """
         threads = min(self.workers, count)
-        if threads <= 1:
-            _run_chunk(task, 0, count)
+        if threads <= 0:
+            return
+        if threads == 1 and self.timeout is None:
+            for i in range(count):
+                task(i)
             return
         pool = self._executor()
         bounds = [count * k // threads for k in range(threads + 1)]
-        futures: list[Future[None]] = [
-            pool.submit(_run_chunk, task, bounds[k], bounds[k + 1]) for k in range(threads)
-        ]
+        started: list[tuple[int, float] | None] = [None] * threads
+        stop = threading.Event()
+
+        def chunk(k: int) -> None:
+            try:
+                for i in range(bounds[k], bounds[k + 1]):
+                    if stop.is_set():
+                        return
+                    started[k] = (i, time.monotonic())
+                    task(i)
+            finally:
+                started[k] = None
+
+        futures = [pool.submit(lambda k=k: chunk(k)) for k in range(threads)]
+        try:
+            self._wait(futures, started, pool)
+        except BaseException:
+            stop.set()  # Ctrl-C or a timeout: the other chunks end after their current item
+            raise
         first: BaseException | None = None
         for future in futures:
             error = future.exception()
@@ -67,24 +146,45 @@ class ThreadPoolRunner:
         if first is not None:
             raise first
 
-    def _executor(self) -> ThreadPoolExecutor:
+    def _wait(self, futures: list[Future[None]], started: list[tuple[int, float] | None], pool: _Pool) -> None:
+        pending = set(futures)
+        while pending:
+            # FIRST_EXCEPTION: a failed chunk still lets the others finish, but is seen early.
+            _, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_EXCEPTION)
+            if self.timeout is None:
+                continue
+            now = time.monotonic()
+            for current in list(started):
+                if current is not None and now - current[1] > self.timeout:
+                    self._abandon(pool)
+                    raise BlackBoxTimeoutError(
+                        f"item {current[0]} did not return within the timeout of {self.timeout:g} s",
+                        item=current[0])
+
+    def _executor(self) -> _Pool:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="grafx-blackbox")
+                self._pool = _Pool(self.workers)
             return self._pool
+
+    def _abandon(self, pool: _Pool) -> None:
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.stop(wait_for_threads=False)
 
     def close(self) -> None:
         """Stop the pool's threads (a later call starts a new pool)."""
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop(wait_for_threads=True)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"workers": self._workers}
+        return {"workers": self._workers, "timeout": self.timeout}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["workers"])  # type: ignore[misc]
+        self.__init__(state["workers"], state.get("timeout"))  # type: ignore[misc]
 
 
 class PerThread(Generic[T]):

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as metadata
+import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ..errors import PluginError
 from ..hookspecs import PROJECT_NAME
 
 __all__ = [
@@ -19,6 +22,10 @@ __all__ = [
     "ENV_STRICT",
     "ENV_DISABLE_AUTOLOAD",
     "ENV_ALLOW",
+    "ENV_IMPORT_TIMEOUT",
+    "DEFAULT_IMPORT_TIMEOUT",
+    "PluginImportTimeout",
+    "load_bounded",
     "Settings",
     "Candidate",
     "entry_point_candidates",
@@ -37,6 +44,14 @@ ENV_DISABLE_AUTOLOAD = "GRAFX_CORE_DISABLE_PLUGIN_AUTOLOAD"
 ENV_ALLOW = "GRAFX_CORE_PLUGINS"
 """Comma-separated entry-point names: load exactly these (empty: none)."""
 
+ENV_IMPORT_TIMEOUT = "GRAFX_CORE_PLUGIN_IMPORT_TIMEOUT"
+"""Seconds one plugin's import may take (default :data:`DEFAULT_IMPORT_TIMEOUT`);
+``0`` imports in the calling thread with no bound."""
+
+DEFAULT_IMPORT_TIMEOUT = 60.0
+"""How long a plugin's import may block before it counts as failed, in seconds:
+generous for a plugin importing torch-based libraries on a loaded machine."""
+
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -49,20 +64,35 @@ class Settings:
         autoload: load every entry point of the group.
         allow: when not ``None``, load exactly these entry-point names
             (whatever ``autoload`` says).
+        import_timeout: seconds one plugin's import may take (``0``: no bound).
     """
 
     strict: bool = False
     autoload: bool = True
     allow: frozenset[str] | None = None
+    import_timeout: float = DEFAULT_IMPORT_TIMEOUT
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
-        """Read :data:`ENV_STRICT`, :data:`ENV_DISABLE_AUTOLOAD` and :data:`ENV_ALLOW`."""
+        """Read :data:`ENV_STRICT`, :data:`ENV_DISABLE_AUTOLOAD`, :data:`ENV_ALLOW`
+        and :data:`ENV_IMPORT_TIMEOUT`.
+
+        Raises:
+            PluginError: :data:`ENV_IMPORT_TIMEOUT` is not a number of seconds >= 0.
+        """
         allow = environ.get(ENV_ALLOW)
+        timeout_text = environ.get(ENV_IMPORT_TIMEOUT, "").strip()
+        try:
+            timeout = float(timeout_text) if timeout_text else DEFAULT_IMPORT_TIMEOUT
+        except ValueError:
+            timeout = math.nan
+        if not timeout >= 0 or math.isinf(timeout):
+            raise PluginError(f"{ENV_IMPORT_TIMEOUT}={timeout_text!r}: expected a finite number of seconds >= 0")
         return cls(
             strict=environ.get(ENV_STRICT, "").strip().lower() in _TRUE,
             autoload=environ.get(ENV_DISABLE_AUTOLOAD, "").strip().lower() not in _TRUE,
             allow=None if allow is None else frozenset(n.strip() for n in allow.split(",") if n.strip()),
+            import_timeout=timeout,
         )
 
 
@@ -128,3 +158,40 @@ def default_candidates(modules: tuple[str, ...], plugin_name: str) -> list[Candi
                   lambda module=module: importlib.import_module(module))
         for module in modules
     ]
+
+
+class PluginImportTimeout(Exception):
+    """A plugin's import did not finish within the import timeout."""
+
+
+def load_bounded(candidate: Candidate, timeout: float) -> object:
+    """``candidate.load()``, given at most ``timeout`` seconds (``0``: no bound).
+
+    The import runs in a daemon thread that the caller waits for. An import
+    that blocks (a network mount, a lock, a prompt) is left behind in that
+    thread and reported as :class:`PluginImportTimeout`, so the registry and
+    the process's exit never wait for it; Python's per-module import locks
+    let the other plugins import meanwhile. Whatever the import raises,
+    ``SystemExit`` and ``KeyboardInterrupt`` included, is re-raised here.
+    """
+    if timeout == 0:
+        return candidate.load()
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["plugin"] = candidate.load()
+        except BaseException as exc:  # handed to the caller, which records it
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"grafx-plugin-import:{candidate.name}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise PluginImportTimeout(
+            f"the import did not finish within {timeout:g} s (raise {ENV_IMPORT_TIMEOUT} for slow plugins); "
+            "it is left running in the background"
+        )
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["plugin"]

@@ -89,7 +89,7 @@ def _call_hook(pm: pluggy.PluginManager, source_of: Callable[[str], Source], hoo
 
         try:
             result = impl.function()
-        except Exception as exc:  # a plugin's hook may raise anything
+        except BaseException as exc:  # even SystemExit from a plugin's hook is that plugin's failure
             fail(f"raised {type(exc).__name__}: {exc}")
             continue
         if result is None:

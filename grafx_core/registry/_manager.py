@@ -14,7 +14,7 @@ import pluggy
 from .. import hookspecs
 from ..errors import NameCollisionError, PluginError, PluginWarning, UnknownNameError, UnknownNodeTypeError
 from ..graph import Graph
-from ._discovery import Candidate, Settings, default_candidates, entry_point_candidates
+from ._discovery import ENV_IMPORT_TIMEOUT, Candidate, Settings, default_candidates, entry_point_candidates, load_bounded
 from ._hooks import HOOK_NAMES, Source, collect, module_name
 from ._names import Catalog
 from ._records import EstimatorInfo, PluginFailure, PluginInfo, ProcessorInfo, distribution_label
@@ -141,8 +141,14 @@ class Registry:
         return self._ready()[1].resolve(name)
 
     def get_processor(self, name: str, **kwargs: Any) -> Any:
-        """A new processor: the factory of processor ``name`` called with ``kwargs``."""
-        return self.processor_info(name).spec.factory(**kwargs)
+        """A new processor: the factory of processor ``name`` called with ``kwargs``.
+
+        Raises:
+            PluginError: the factory raised, or returned something that is not
+                a processor object (``None``, a class, a string); the message
+                names the processor, its plugin and the options.
+        """
+        return _make_processor(self.processor_info(name), kwargs)
 
     def get_estimator(self, name: str, **kwargs: Any) -> Any:
         """A new estimator: the factory of estimator ``name`` called with ``kwargs``."""
@@ -185,7 +191,10 @@ class Registry:
                 raise UnknownNodeTypeError(f"{first.label()}: {exc}") from exc
             except PluginError as exc:
                 raise type(exc)(f"{first.label()}: {exc}") from exc
-            processors[node_type] = info.spec.factory(**options.get(node_type, {}))
+            try:
+                processors[node_type] = _make_processor(info, options.get(node_type, {}))
+            except PluginError as exc:
+                raise PluginError(f"{first.label()}: {exc}") from exc
         return processors
 
     def list_plugins(self) -> list[PluginInfo]:
@@ -233,7 +242,12 @@ class Registry:
 
     def _load_all(self) -> None:
         self._loaded = True
-        self._settings = Settings.from_environ(os.environ if self._environ is None else self._environ)
+        environ = os.environ if self._environ is None else self._environ
+        try:
+            self._settings = Settings.from_environ(environ)
+        except PluginError as exc:  # a bad timeout setting: load with the default one, and say so
+            self._settings = Settings.from_environ({k: v for k, v in environ.items() if k != ENV_IMPORT_TIMEOUT})
+            self._load_failures.append(PluginFailure(ENV_IMPORT_TIMEOUT, None, None, "settings", str(exc)))
         candidates = default_candidates(self._default_plugins, CORE_PLUGIN_NAME)
         if self._autoload or self._settings.allow is not None:
             found, missing = entry_point_candidates(self._settings)
@@ -247,8 +261,8 @@ class Registry:
                     "entry point of that name in group 'grafx_core'"))
         for candidate in candidates:
             try:
-                plugin = candidate.load()
-            except Exception as exc:  # a plugin's import may raise anything
+                plugin = load_bounded(candidate, self._settings.import_timeout)
+            except BaseException as exc:  # a plugin's SystemExit is its failure, not the host's exit
                 self._load_failures.append(self._failure(
                     candidate, "import", f"importing {candidate.target!r} ({candidate.origin}) failed: "
                     f"{type(exc).__name__}: {exc}"))
@@ -343,3 +357,17 @@ class Registry:
         dist = distinfo.get(key)
         return Source(key, key, dist.project_name if dist else None, dist.version if dist else None,
                       "entry point" if dist else "in-memory", module_name(self._pm.get_plugin(key)))
+
+
+def _make_processor(info: ProcessorInfo, options: Mapping[str, Any]) -> Any:
+    where = f"processor {info.name!r} of {info.distribution_label}"
+    try:
+        processor = info.spec.factory(**options)
+    except Exception as exc:  # a factory may raise anything; name it and the options it was given
+        raise PluginError(f"{where}: its factory raised {type(exc).__name__}: {exc} (options {dict(options)})") from exc
+    if processor is None or isinstance(processor, (type, str, bytes)) or not callable(processor):
+        raise PluginError(
+            f"{where}: its factory returned {processor!r:.80} (options {dict(options)}); "
+            "expected a processor object (an nn.Module instance); a plugin bug"
+        )
+    return processor

@@ -53,7 +53,8 @@ class PluginFailure:
         distribution: the distribution that provides it, if known.
         version: that distribution's version, if known.
         stage: where it failed: ``"import"``, ``"register"``, ``"hook"``,
-            ``"collision"`` or ``"allow-list"``.
+            ``"collision"``, ``"allow-list"`` or ``"settings"`` (then ``plugin``
+            names the environment variable at fault).
         message: what went wrong and what was expected.
     """
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Union
 
 import torch
-from grafx_core import ParameterRange, Processor, accepted_channels
+from grafx_core import ParameterError, ParameterRange, Processor, accepted_channels
 
 from ._ranges import Range, soft_limit
 from .errors import ChannelCountError
@@ -77,7 +77,22 @@ class DSPProcessor(Processor):
         }
 
     def limit(self, name: str, value: torch.Tensor) -> torch.Tensor:
-        """``value`` of parameter ``name`` bent into its guard band (see :func:`soft_limit`)."""
+        """``value`` of parameter ``name`` bent into its guard band (see :func:`soft_limit`).
+
+        Raises:
+            grafx_core.ParameterError: ``value`` holds NaN or Inf (the soft
+                limit of an infinity is undefined); the message names the
+                processor, the parameter and the node row.
+        """
+        value = torch.as_tensor(value)
+        finite = torch.isfinite(value.detach())
+        if not bool(finite.all()):
+            bad = (~finite).nonzero()[0].tolist()
+            raise ParameterError(
+                f"{type(self).__name__}: parameter {name!r} is {float(value.detach()[tuple(bad)])} at node row "
+                f"{bad[0] if bad else 0}; expected a finite value (documented range "
+                f"[{self.ranges[name].low:g}, {self.ranges[name].high:g}])"
+            )
         return soft_limit(value, self.ranges[name])
 
     def extra_repr(self) -> str:
