@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument("--proxy-steps", type=int, help="training steps of each neural proxy")
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--clip-norm", type=float, default=1.0)
-    parser.add_argument("--rows", help="comma-separated substrings: run only the rows whose label has one")
+    parser.add_argument("--rows", help="semicolon-separated substrings: run only the rows whose label has one")
     args = parser.parse_args()
     name = "quick" if args.quick else "full" if args.full else "smoke"
     steps, seconds, proxy_steps = SIZES[name]
@@ -125,7 +125,7 @@ def main() -> None:
     test = task.test_set()
     selected = rows(st)
     if args.rows:
-        wanted = [w.strip() for w in args.rows.split(",")]
+        wanted = [w.strip() for w in args.rows.split(";")]
         selected = [r for r in selected if r.label == "autodiff" or any(w in r.label for w in wanted)]
     print(f"estimator table ({name}: {steps} steps of 8 x {seconds:g} s at {st.SAMPLE_RATE} Hz, "
           f"lr {args.learning_rate:g}, clip {args.clip_norm:g}; equal steps)", flush=True)
