@@ -9,7 +9,7 @@ pulses and fricative noise, made here), hidden settings drawn uniformly across
 the ranges below, the reference rendered from the second crop and the target
 from the first; the loss compares the chain rendered with the predicted
 settings on the first crop to the target (multi-resolution STFT). The test
-set comes from another synthetic voice.
+set comes from a synthetic voice that training never hears.
 
 The chain can be the grafx-dsp processors (autograd), or the same processors
 as black boxes (``BlackBoxProcessor`` over their numpy rendering) whose
@@ -245,10 +245,11 @@ class StyleTask:
         return float(multi_resolution_stft_loss(recording, target, FFT_SIZES))
 
 
-def make_task(seconds: float = 1.0, batch_size: int = 8, audio_seconds: float = 8.0) -> StyleTask:
-    """The task with a training voice (seed 0) and a test voice (seed 1)."""
-    return StyleTask(speech_like(audio_seconds, seed=0), speech_like(audio_seconds / 2, seed=1),
-                     int(seconds * SAMPLE_RATE), batch_size)
+def make_task(seconds: float = 1.0, batch_size: int = 8, audio_seconds: float = 8.0, voices: int = 4) -> StyleTask:
+    """The task: ``audio_seconds`` of training speech from ``voices`` voices (seeds 0, 1, ...),
+    and half as much test speech from another voice (seed 1000)."""
+    train = torch.cat([speech_like(audio_seconds / voices, seed=k) for k in range(voices)], dim=-1)
+    return StyleTask(train, speech_like(audio_seconds / 2, seed=1000), int(seconds * SAMPLE_RATE), batch_size)
 
 
 def make_predictor(task: StyleTask, processors: Mapping[str, Any], seed: int = 0) -> ParameterPredictor:
