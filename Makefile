@@ -8,8 +8,21 @@ PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 PACKAGES := -e '.[test,plot,docs]' $(patsubst %/pyproject.toml,-e %,$(wildcard plugins/*/pyproject.toml examples/*/pyproject.toml))
+# Debian packages the plugins' tests and the demo use: the LV2 host library and plug-ins (grafx-lv2),
+# and recorded instruments for test material. Installed by `make system-packages` when root.
+APT_PACKAGES ?= liblilv-0-0 lsp-plugins-lv2 x42-plugins calf-plugins dpf-plugins-lv2 \
+	fluidsynth fluid-soundfont-gm hydrogen-drumkits
 
-.PHONY: install demo test bench docs clean
+.PHONY: install system-packages demo test bench docs clean
+
+# apt-get only as root and only when a package is missing (`dpkg -s` is silent then); a
+# no-op elsewhere, where the tests needing the packages skip with a one-line reason.
+system-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard examples/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +32,10 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard example
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: system-packages $(STAMP)
 	$(VENV)/bin/grafx-core demo $(ARGS)
 
-test: $(STAMP)
+test: system-packages $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
 docs: $(STAMP)

@@ -34,7 +34,7 @@ def read_json(path: str | os.PathLike[str], what: str, error: type[Exception]) -
     except json.JSONDecodeError as exc:
         raise error(f"{what} {name!r} is not valid JSON: {exc}") from exc
     except RecursionError as exc:
-        raise error(f"{what} {name!r} is nested too deeply to be a {what}") from exc
+        raise error(f"{what} {name!r} is nested too deeply (deeper than Python's recursion limit)") from exc
 
 
 def write_text_atomically(path: str | os.PathLike[str], text: str, what: str, error: type[Exception]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -120,6 +120,68 @@ class Graph:
             )
         self._edges.append(Edge(s.id, d.id, outlet, inlet))
         self._edge_tuple = None
+
+    def add_serial_chain(self, nodes: Sequence[str | Mapping[str, Any]]) -> tuple[int, int]:
+        """Add nodes connected in series (each ``"main"`` outlet to the next ``"main"`` inlet).
+
+        Args:
+            nodes: node types, or mappings of :meth:`add`'s keyword arguments
+                (``{"node_type": "eq", "name": "kick_eq"}``).
+
+        Returns:
+            The ids of the first and the last node of the chain.
+
+        Raises:
+            GraphError: ``nodes`` is empty, or an entry is neither a type nor
+                such a mapping (the graph is left unchanged), or as :meth:`add`.
+        """
+        entries = [{"node_type": n} if isinstance(n, str) else n for n in nodes]
+        if not entries or not all(isinstance(e, Mapping) and set(e) <= {"node_type", "name"} and "node_type" in e
+                                  for e in entries):
+            raise GraphError(f"add_serial_chain takes a non-empty list of node types or of "
+                             f"{{'node_type': ..., 'name': ...}} mappings, got {list(nodes)!r}")
+        ids = [self.add(**entry) for entry in entries]
+        for src, dst in zip(ids, ids[1:]):
+            self.connect(src, dst)
+        return ids[0], ids[-1]
+
+    def remove(self, *refs: NodeRef, rewire: bool = True) -> list[int | None]:
+        """Remove nodes; with ``rewire``, bypass each one (its ``"main"`` inputs feed its consumers).
+
+        Ids are positions, so the nodes after a removed one move down; the
+        returned map says where each went. Parameter rows follow the ids
+        (row ``k`` of a type is its ``k``-th node), so drop the removed
+        nodes' rows from a parameter set made for the old graph.
+
+        Args:
+            refs: the nodes to remove, by id or name.
+            rewire: connect what fed each removed node's ``"main"`` inlet to
+                every inlet its outlets fed (edges into its other inlets,
+                such as a sidechain, are dropped); otherwise drop its edges.
+
+        Returns:
+            ``node_map``: ``node_map[i]`` is old node ``i``'s new id, or
+            ``None`` if it was removed.
+
+        Raises:
+            GraphError: a reference does not exist.
+        """
+        removed = {self.node(ref).id for ref in refs}
+        edges = _bypassed_edges(self._edges, removed) if rewire else [
+            e for e in self._edges if e.src not in removed and e.dst not in removed]
+        node_map: list[int | None] = []
+        nodes: list[Node] = []
+        for node in self._nodes:
+            if node.id in removed:
+                node_map.append(None)
+            else:
+                node_map.append(len(nodes))
+                nodes.append(Node(len(nodes), node.type, node.name))
+        self._nodes = nodes
+        self._names = {n.name: n.id for n in nodes if n.name is not None}
+        self._edges = [Edge(node_map[e.src], node_map[e.dst], e.outlet, e.inlet)  # type: ignore[arg-type]
+                       for e in edges]
+        return node_map
 
     # -- reading ------------------------------------------------------------
     @property
@@ -280,6 +342,19 @@ def _entries(data: dict[str, Any], key: str) -> list[Any]:
     if not isinstance(value, list):
         raise GraphError(f"the graph's {key!r} must be a JSON list, got {type(value).__name__}")
     return value
+
+
+def _bypassed_edges(edges: Iterable[Edge], removed: Iterable[int]) -> list[Edge]:
+    """``edges`` with the ``removed`` nodes bypassed: what fed a removed node's
+    ``"main"`` inlet feeds every inlet its outlets fed (chains of removed nodes
+    resolve one node at a time, in id order); its other edges are dropped."""
+    work = list(edges)
+    for node in sorted(set(removed)):
+        feeds = [(e.src, e.outlet) for e in work if e.dst == node and e.inlet == "main"]
+        consumers = [(e.dst, e.inlet) for e in work if e.src == node]
+        work = [e for e in work if node not in (e.src, e.dst)]
+        work += [Edge(s, d, o, i) for d, i in consumers for s, o in feeds]
+    return work
 
 
 def disjoint_union(graphs: Sequence[Graph]) -> tuple[Graph, list[list[int]]]:

@@ -23,8 +23,31 @@ __all__ = ["PROJECT_NAME", "hookspec", "hookimpl", "grafx_register_processors", 
 PROJECT_NAME = "grafx_core"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
-"""Decorator that marks a plugin's hook implementations."""
+
+
+class _HookimplMarker(pluggy.HookimplMarker):
+    """Mark a function of a grafx-core plugin module as the implementation of a hook.
+
+    Decorate a module-level function named after a hook of
+    :mod:`grafx_core.hookspecs` (``grafx_register_processors``,
+    ``grafx_register_estimators``), with or without parentheses::
+
+        @hookimpl
+        def grafx_register_processors():
+            return [ProcessorSpec("gain", Gain, "Gain in dB")]
+
+    grafx-core calls it with no arguments when the registry loads, the first
+    time a processor or estimator is looked up; a misspelled hook name is
+    reported as a plugin failure naming the closest hook. pluggy's options
+    (``tryfirst=True``, ...) are accepted but change nothing here: each
+    plugin's hook is called on its own.
+    """
+
+
+hookimpl = _HookimplMarker(PROJECT_NAME)
+"""Decorator for a plugin's hook implementations: ``@hookimpl`` on a module-level
+function named after a hook of :mod:`grafx_core.hookspecs`, which the registry
+calls with no arguments when it loads (``help(hookimpl)`` says more)."""
 
 
 @hookspec

@@ -45,9 +45,15 @@ _KEYS = ("format", "version", "dtype", "parameters")
 
 
 def _flat_values(value: Any) -> list[Any]:
-    if isinstance(value, list):
-        return [v for item in value for v in _flat_values(item)]
-    return [value]
+    # A loop, not recursion: JSON nested hundreds deep must not raise RecursionError here.
+    flat, stack = [], [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+        else:
+            flat.append(item)
+    return flat
 
 
 def _is_numeric_list(value: Any) -> bool:

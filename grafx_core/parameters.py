@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._arguments import require_graph
 from ._tree import ParameterModules, ParameterTree
 from .errors import ParameterError, UnknownNodeTypeError
 from .graph import BUILTIN_TYPES, Graph
@@ -48,6 +49,8 @@ def create_empty_parameters(
     *,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
+    std: float = 0.0,
+    generator: torch.Generator | None = None,
 ) -> nn.ModuleDict:
     """Make trainable parameters for every processor node of ``graph``.
 
@@ -58,9 +61,24 @@ def create_empty_parameters(
     Nested ``parameter_size()`` dicts give nested ``ParameterDict``s. Types
     whose processor has no parameters get an empty ``ParameterDict``.
 
+    Args:
+        graph: the graph.
+        processors: processor module for each non-built-in node type.
+        dtype, device: of the new tensors.
+        std: standard deviation of Gaussian noise added to every value, in
+            each parameter's own units (GRAFX's random initialisation); 0
+            keeps the defaults exactly.
+        generator: seeds that noise (drawn on the CPU, then moved).
+
     Raises:
         UnknownNodeTypeError: a node type has no processor.
+        TypeError: the first argument is not a :class:`Graph` (GRAFX's
+            ``(processors, G)`` order is named as such).
+        ValueError: ``std`` is negative.
     """
+    require_graph("create_empty_parameters(graph, processors)", graph, processors)
+    if not std >= 0:
+        raise ValueError(f"create_empty_parameters: std must be >= 0, got {std!r}")
     _require_processors(graph, processors)
     result = ParameterModules()
     for node_type in graph.processor_types():
@@ -73,7 +91,10 @@ def create_empty_parameters(
                 if key not in target:
                     target[key] = ParameterTree()
                 target = target[key]
-            target[path[-1]] = nn.Parameter(_default_rows(processor, path, shape, count, dtype, device))
+            rows = _default_rows(processor, path, shape, count, dtype, device)
+            if std > 0:
+                rows = rows + std * torch.randn(rows.shape, generator=generator, dtype=dtype).to(rows.device)
+            target[path[-1]] = nn.Parameter(rows)
         result[node_type] = root
     return result
 

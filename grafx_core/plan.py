@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from ._arguments import require_graph
 from ._checks import check_processors, check_source_values, check_stages
+from ._concurrent import runs_concurrently, submit
 from ._gather import EdgeGroup, IndexCache, InletPlan, Produced, Producer, gather, inlet_channels
 from .errors import (
     GrafxError,
@@ -21,7 +23,7 @@ from .errors import (
 )
 from .graph import BUILTIN_TYPES, Graph
 from .parameters import _require_processors, check_parameters
-from .processor import accepted_channels, gradient_kind, inlet_names, iter_parameter_shapes, normalized_parameter_size, outlet_names
+from .processor import accepted_channels, gradient_kind, inlet_names, node_shares, iter_parameter_shapes, normalized_parameter_size, outlet_names
 from .schedule import Stage, render_order, tile_stages
 
 __all__ = ["RenderPlan", "compile_render", "NodeAux", "CPU_TILE_BYTES"]
@@ -146,6 +148,12 @@ class _Program:
         self._release_after: dict[int, list[Producer]] = {}
         for producer, stage_index in last_use.items():
             self._release_after.setdefault(stage_index, []).append(producer)
+        self._depends = [sorted({g.producer[0] for inlet in st.inlets for g in inlet.groups if g.producer[0] >= 0})
+                         for st in self._stages]
+        calls = [st for st in self._stages if st.processor is not None]
+        # In the background only where something else can run meanwhile (see grafx_core._concurrent).
+        self._background = [st.processor is not None and len(calls) > 1 and runs_concurrently(st.processor)
+                            for st in self._stages]
 
     def _stage_parameters(self, stage: _StagePlan, parameters: Any, per_example: bool,
                           subset: np.ndarray | None, batch: int) -> dict[str, Any]:
@@ -220,12 +228,16 @@ class _Program:
                 )
             outputs.append(y.reshape(batch, rows, y.shape[1], length))
         if aux is not None:
+            aux = dict(aux)
             for name, value in aux.items():
+                share = node_shares(value, batch * rows, outputs[0] if outputs else inputs[0])
+                if share is not None:
+                    aux[name] = value = share
                 if not isinstance(value, torch.Tensor) or value.ndim == 0 or value.shape[0] != batch * rows:
                     shape = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
                     raise ProcessorOutputError(
                         f"{where}: aux value {name!r} has shape {shape}; expected a tensor whose first "
-                        f"dimension is the node count {batch * rows}"
+                        f"dimension is the node count {batch * rows}, or a scalar for the whole call"
                     )
         return outputs, aux
 
@@ -238,21 +250,41 @@ class _Program:
         for producer in self._release_after.get(-1, []):
             del produced[producer]
         result: torch.Tensor | None = None
-        for stage in self._stages:
-            outputs = self._run_stage(stage, produced, parameters, per_example.get(stage.type, False),
-                                      batch, aux_by_node, batched)
-            if stage.type == "out":
-                result = outputs[0].parts[0]
+        pending: dict[int, Callable[[], list[Produced]]] = {}
+
+        def settle(index: int) -> None:
+            outputs = pending.pop(index)()
             for k, out in enumerate(outputs):
-                out.finish(len(stage.node_ids))
-                produced[(stage.index, k)] = out
+                out.finish(len(self._stages[index].node_ids))
+                produced[(index, k)] = out
+
+        for stage in self._stages:
+            for index in self._depends[stage.index]:
+                if index in pending:
+                    settle(index)
+            background = self._background[stage.index]
+            if background:
+                # One processor never runs twice at once: an estimator's random draws follow its call order.
+                for index in [i for i in pending if self._stages[i].processor is stage.processor]:
+                    settle(index)
+            finish = self._run_stage(stage, produced, parameters, per_example.get(stage.type, False),
+                                     batch, aux_by_node, batched, background)
+            pending[stage.index] = finish
+            if not background:
+                settle(stage.index)
+                if stage.type == "out":
+                    result = produced[(stage.index, 0)].parts[0]
             for producer in self._release_after.get(stage.index, []):
                 produced.pop(producer, None)
+        for index in sorted(pending):
+            pending[index]()  # outputs nothing reads; their errors and aux still count
         assert result is not None  # compile_render guarantees an "out" stage
         return (result if batched else result[0]), aux_by_node
 
     def _run_stage(self, stage: _StagePlan, produced: dict[Producer, Produced], parameters: Any,
-                   per_example: bool, batch: int, aux_by_node: NodeAux, batched: bool) -> list[Produced]:
+                   per_example: bool, batch: int, aux_by_node: NodeAux, batched: bool,
+                   background: bool = False) -> Callable[[], list[Produced]]:
+        """Gather a stage's inputs now; the returned function gives its outputs (waiting for a background call)."""
         channels = [inlet_channels(inlet, produced) for inlet in stage.inlets]
         if stage.type == "out":
             channels = [int(np.max(c)) for c in channels]
@@ -264,17 +296,30 @@ class _Program:
             which = np.asarray(which).reshape(-1)
             groups = [(np.flatnonzero(which == g), [int(c) for c in sig]) for g, sig in enumerate(signatures)]
 
-        # The built-in "out" has no outlet but hands its summed input back as the result.
-        results = [Produced([], []) for _ in (stage.outlets or ("result",))]
+        prepared = []
         for subset, signature in groups:
             inputs = [
                 gather(inlet, produced, subset, c, self._index_cache) for inlet, c in zip(stage.inlets, signature)
             ]
-            if stage.processor is None:
-                outputs, aux = inputs, None
-            else:
-                kwargs = self._stage_parameters(stage, parameters, per_example, subset, batch)
-                outputs, aux = self._call(stage, inputs, kwargs, subset)
+            kwargs = ({} if stage.processor is None
+                      else self._stage_parameters(stage, parameters, per_example, subset, batch))
+            prepared.append((subset, inputs, kwargs))
+
+        def call() -> list[tuple[np.ndarray | None, list[torch.Tensor], Mapping[str, torch.Tensor] | None]]:
+            return [(subset, *((inputs, None) if stage.processor is None else self._call(stage, inputs, kwargs, subset)))
+                    for subset, inputs, kwargs in prepared]
+
+        if background:
+            future = submit(call)
+            return lambda: self._assemble(stage, future.result(), batch, aux_by_node, batched)
+        return lambda: self._assemble(stage, call(), batch, aux_by_node, batched)
+
+    def _assemble(self, stage: _StagePlan,
+                  called: list[tuple[np.ndarray | None, list[torch.Tensor], Mapping[str, torch.Tensor] | None]],
+                  batch: int, aux_by_node: NodeAux, batched: bool) -> list[Produced]:
+        # The built-in "out" has no outlet but hands its summed input back as the result.
+        results = [Produced([], []) for _ in (stage.outlets or ("result",))]
+        for subset, outputs, aux in called:
             for k, y in enumerate(outputs):
                 results[k].parts.append(y)
                 results[k].rows.append(subset)
@@ -428,10 +473,16 @@ def compile_render(
         GraphConnectionError: an edge names a missing inlet/outlet, or an inlet
             has no edge.
         GraphCycleError: the graph has a cycle.
+        ValueError: ``method`` is unknown or ``tile_bytes`` not a positive int.
         GraphError: the graph has no ``"out"`` node, or ``stages`` is not a
             valid render order of it (a node missing, repeated, in a stage of
             another type or before its inputs; ``"out"`` not the last stage).
+        TypeError: the first argument is not a :class:`Graph` (GRAFX's
+            ``(processors, ...)`` order is named as such).
     """
+    require_graph("compile_render(graph, processors, method)", graph, processors)
+    if tile_bytes is not None and (not isinstance(tile_bytes, int) or isinstance(tile_bytes, bool) or tile_bytes < 1):
+        raise ValueError(f"compile_render: tile_bytes must be a positive int or None, got {tile_bytes!r}")
     _require_processors(graph, processors)
     check_processors(graph, processors)
     if not graph.nodes_of_type("out"):

@@ -5,7 +5,10 @@ A processor is a stateless :class:`torch.nn.Module`. Its ``forward(*signals,
 samples]``, and one tensor per parameter whose first dimension is ``nodes``.
 It returns one tensor per outlet (a tuple when it has several, each
 ``[nodes, channels', samples]``), optionally followed by a dict of auxiliary
-values whose first dimension is ``nodes`` (regularisers, for instance).
+values whose first dimension is ``nodes`` (regularisers, for instance). A
+scalar aux value (a number or a one-element tensor, as GRAFX's
+``GainStagingRegularization`` returns) is the whole call's: each of the
+call's nodes gets an equal share (see :func:`node_shares`).
 
 ``parameter_size()`` gives each parameter's shape without the node dimension,
 as a (possibly nested) dict of ints or tuples. Inlets and outlets are named by
@@ -32,14 +35,17 @@ that read processors (a parameter predictor, a GUI):
   :func:`parameter_ranges`.
 - ``nondifferentiable_parameters``: the dotted names of parameters that get
   no useful gradient (a switch, a whole-sample delay).
+- ``concurrent_calls = True``: a call may run on another thread while other
+  stages render (work that releases the GIL, such as a black box's thread
+  pool); the engine then starts the stage and renders the stages that do not
+  depend on it meanwhile.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Union
-
-import math
 
 import torch
 from torch import nn
@@ -51,6 +57,7 @@ __all__ = [
     "parameter_ranges",
     "accepted_channels",
     "nondifferentiable_parameters",
+    "node_shares",
     "ParameterSize",
     "GRADIENT_KINDS",
     "inlet_names",
@@ -221,6 +228,28 @@ def _checked_range(value: Any, who: str, path: str) -> ParameterRange:
 def nondifferentiable_parameters(processor: Any) -> tuple[str, ...]:
     """The dotted names the processor declares in ``nondifferentiable_parameters`` (empty if none)."""
     return tuple(getattr(processor, "nondifferentiable_parameters", ()))
+
+
+def node_shares(value: Any, nodes: int, like: torch.Tensor) -> torch.Tensor | None:
+    """A scalar aux value split into ``[nodes]`` equal shares that sum to it.
+
+    Args:
+        value: an aux value as a processor returned it.
+        nodes: the rows of the call (batch items times nodes).
+        like: a tensor whose device (and, for a plain number, dtype) the shares take.
+
+    Returns:
+        ``value / nodes`` repeated ``nodes`` times, or ``None`` when ``value``
+        is not a number or a one-element tensor without a node dimension (an
+        aux value ``[nodes, ...]`` is kept as it is).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, torch.Tensor)):
+        return None
+    if isinstance(value, torch.Tensor) and (value.numel() != 1 or (value.ndim > 0 and nodes == 1)):
+        return None
+    tensor = torch.as_tensor(value, device=like.device,
+                             dtype=None if isinstance(value, torch.Tensor) else like.dtype)
+    return (tensor.reshape(()) / nodes).expand(nodes)
 
 
 def gradient_kind(processor: Any) -> str:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import torch
 
+from ._arguments import require_graph
 from .graph import Graph
 from .plan import CPU_TILE_BYTES, NodeAux, compile_render
 
@@ -26,4 +27,5 @@ def render(
     To render the same graph many times (training), compile once and call the
     plan instead. Shapes and errors are those of :meth:`RenderPlan.__call__`.
     """
+    require_graph("render(graph, processors, parameters, sources)", graph, processors)
     return compile_render(graph, processors, method, tile_bytes=tile_bytes)(parameters, sources)

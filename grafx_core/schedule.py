@@ -8,19 +8,21 @@ call. Fewer stages mean fewer, larger calls.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from .errors import GraphCycleError
+from ._arguments import require_graph
+from .errors import GraphCycleError, GraphError
 from .graph import Graph
 
 __all__ = ["Stage", "render_order", "tile_stages", "SCHEDULING_METHODS"]
 
 SCHEDULING_METHODS = ("beam", "greedy", "one-by-one")
-"""Names accepted by :func:`render_order`'s ``method``."""
+"""The scheduling methods that need only the graph (:func:`render_order`'s
+``method``; it also takes ``"fixed"`` with a ``type_sequence``)."""
 
 
 @dataclass(frozen=True)
@@ -168,10 +170,40 @@ def _one_by_one(dag: _Dag) -> list[Stage]:
     return stages
 
 
+def _fixed(dag: _Dag, type_sequence: Sequence[str]) -> list[Stage]:
+    known = set(dag.type_names) | {"in", "out"}
+    unknown = sorted({t for t in type_sequence if t not in known})
+    if unknown:
+        raise ValueError(f"type_sequence names {unknown}, which no node of the graph has "
+                         f"(its types are {dag.type_names})")
+    total = int(dag.schedulable.sum())
+    left = np.bincount(dag.type_of[dag.schedulable], minlength=len(dag.type_names))
+    state = _State(dag.indegree.copy(), ~dag.schedulable, [], total, left)
+    for node_type in type_sequence:
+        if node_type in ("in", "out"):
+            continue
+        t = dag.type_names.index(node_type)
+        ready = state.ready()
+        nodes = ready[dag.type_of[ready] == t]
+        if len(nodes):
+            state = state.advance(dag, nodes, t)
+    if state.remaining:
+        if not len(state.ready()):  # nothing left can ever become ready
+            _raise_cycle(dag, state.done)
+        unrendered = np.flatnonzero(~state.done)
+        labels = ", ".join(dag.graph.nodes[int(i)].label() for i in unrendered[:5])
+        more = f" and {len(unrendered) - 5} more" if len(unrendered) > 5 else ""
+        raise GraphError(f"type_sequence {list(type_sequence)} ends with {len(unrendered)} node(s) not rendered: "
+                         f"{labels}{more}; each entry renders the ready nodes of its type, so repeat types "
+                         "in the order they are needed")
+    return state.stages
+
+
 def render_order(
     graph: Graph,
-    method: Literal["beam", "greedy", "one-by-one"] = "beam",
+    method: Literal["beam", "greedy", "one-by-one", "fixed"] = "beam",
     beam_width: int = 16,
+    type_sequence: Sequence[str] | None = None,
 ) -> list[Stage]:
     """Group the graph's processing nodes into stages to render in order.
 
@@ -184,27 +216,58 @@ def render_order(
         method: ``"beam"`` searches for the fewest stages with a beam of
             ``beam_width`` partial schedules; ``"greedy"`` (a beam of one)
             always takes the type with the best bound; ``"one-by-one"`` puts
-            every node in its own stage (a reference, and the slowest).
+            every node in its own stage (a reference, and the slowest);
+            ``"fixed"`` follows ``type_sequence``.
         beam_width: partial schedules kept per step by ``"beam"``.
+        type_sequence: for ``"fixed"`` only: node types in the order to
+            render them; each entry is one stage of every node of that type
+            that is ready by then (skipped when none is), ``"in"`` and
+            ``"out"`` entries are ignored (GRAFX's ``fixed_order``). Give it
+            to :func:`compile_render` as ``stages=render_order(graph,
+            "fixed", type_sequence=...)``.
 
     Returns:
         The stages, in render order.
 
     Raises:
         GraphCycleError: the graph has a cycle (its nodes are named).
-        ValueError: unknown method.
+        GraphError: ``type_sequence`` ends before every node is rendered.
+        ValueError: unknown method, or ``type_sequence`` missing for
+            ``"fixed"``, given for another method, or naming unknown types.
+        TypeError: ``graph`` is not a :class:`Graph` or ``method`` not a
+            string (processors passed as in :func:`compile_render`, say).
     """
+    _check_arguments(graph, method)
+    if method == "fixed":
+        if type_sequence is None or isinstance(type_sequence, str):
+            raise ValueError('method "fixed" needs a list of node types: render_order(graph, "fixed", '
+                             'type_sequence=[...]), given to compile_render as stages=')
+        return _fixed(_Dag(graph), list(type_sequence)) + _out_stage(graph)
+    if type_sequence is not None:
+        raise ValueError(f"type_sequence is only read by method 'fixed', not {method!r}")
     if method not in SCHEDULING_METHODS:
-        raise ValueError(f"unknown scheduling method {method!r}; expected one of {SCHEDULING_METHODS}")
+        raise ValueError(f"unknown scheduling method {method!r}; expected one of {SCHEDULING_METHODS} or 'fixed'")
     dag = _Dag(graph)
     if method == "one-by-one":
         stages = _one_by_one(dag)
     else:
         stages = _search(dag, beam_width if method == "beam" else 1)
+    return stages + _out_stage(graph)
+
+
+def _out_stage(graph: Graph) -> list[Stage]:
     outs = tuple(graph.nodes_of_type("out"))
-    if outs:
-        stages.append(Stage("out", outs))
-    return stages
+    return [Stage("out", outs)] if outs else []
+
+
+def _check_arguments(graph: Any, method: Any) -> None:
+    require_graph("render_order(graph, method)", graph)
+    if isinstance(method, str):
+        return
+    hint = (" (a processors mapping? scheduling needs only the graph: render_order(graph, method); "
+            "compile_render(graph, processors, method) takes processors)") if isinstance(method, Mapping) else ""
+    raise TypeError(f"render_order(graph, method=...): method must be a string such as 'beam', got "
+                    f"{type(method).__name__}{hint}")
 
 
 def tile_stages(graph: Graph, stages: list[Stage], max_nodes: int,

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from ._tree import ParameterModules, ParameterTree
 from .errors import GraphError, ParameterError
 from .graph import Graph
 from .processor import gradient_kind, inlet_names, normalized_parameter_size, outlet_names
@@ -132,7 +133,7 @@ def gate_values(parameters: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def _rows_kept(tree: Any, keep: torch.Tensor) -> nn.ParameterDict:
-    result = nn.ParameterDict()
+    result = ParameterTree()
     for key in tree.keys():
         if key == GATE_PARAMETER:
             continue
@@ -176,23 +177,10 @@ def prune(
         keep_rows[node_type] = keep
         removed |= {i for i, k in zip(ids, keep.tolist()) if not k}
 
-    # Rewire in node order over a working edge list: a chain of removed nodes
-    # resolves one node at a time.
-    edges = [(e.src, e.dst, e.outlet, e.inlet) for e in graph.edges]
-    for node in sorted(removed):
-        feeds = [(s, o) for s, d, o, i in edges if d == node and i == "main"]
-        consumers = [(d, i) for s, d, o, i in edges if s == node]
-        edges = [e for e in edges if node not in (e[0], e[1])]
-        edges += [(s, d, o, i) for d, i in consumers for s, o in feeds]
+    pruned = Graph.from_dict(graph.to_dict())
+    node_map = pruned.remove(*removed, rewire=True)
 
-    pruned = Graph()
-    node_map: list[int | None] = []
-    for node in graph.nodes:
-        node_map.append(None if node.id in removed else pruned.add(node.type, node.name))
-    for s, d, o, i in edges:
-        pruned.connect(node_map[s], node_map[d], o, i)  # type: ignore[arg-type]
-
-    new_parameters = nn.ModuleDict()
+    new_parameters = ParameterModules()
     for node_type in parameters.keys():
         tree = parameters[node_type]
         count = len(graph.nodes_of_type(node_type))

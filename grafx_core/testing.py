@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import copy
 import inspect
-import math
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
+from ._kit_inputs import describe_inputs, draw_parameter
 from .errors import ConformanceError
 from .processor import (
     GRADIENT_KINDS,
@@ -44,6 +44,7 @@ from .processor import (
     accepted_channels,
     inlet_names,
     iter_parameter_shapes,
+    node_shares,
     nondifferentiable_parameters,
     normalized_parameter_size,
     outlet_names,
@@ -189,12 +190,15 @@ class _Checker:
 
     # -- inputs and calls ------------------------------------------------------------
     def inlet_channel_count(self, inlet: str) -> int:
-        if isinstance(self.channels, Mapping) and inlet in self.channels:
-            return self.channels[inlet]
-        if isinstance(self.channels, int):
-            return self.channels
         accepted = self.accepted[inlet]
-        return 2 if accepted is None or 2 in accepted else accepted[0]
+        given = self.channels.get(inlet) if isinstance(self.channels, Mapping) else self.channels
+        if given is None:
+            return 2 if accepted is None or 2 in accepted else accepted[0]
+        if accepted is not None and given not in accepted:
+            raise ValueError(f"check_processor(channels=...) gives inlet {inlet!r} of {self.label} {given} "
+                             f"channel(s), but its inlet_channels accepts {' or '.join(map(str, accepted))}; "
+                             "leave channels out to feed what it declares")
+        return given
 
     def draw(self) -> None:
         gen = torch.Generator().manual_seed(self.seed)
@@ -206,40 +210,11 @@ class _Checker:
         self.params = []
         for path, shape in self.layout:
             noise = torch.randn(self.nodes, *shape, generator=gen, dtype=torch.float64)
-            self.params.append(self.draw_parameter(path, noise).to(self.device, self.dtype))
-
-    def draw_parameter(self, path: Path, noise: torch.Tensor) -> torch.Tensor:
-        """One parameter's rows from standard normal ``noise`` (the module docs' rules)."""
-        bounds = self.ranges.get(path)
-        default = self.defaults.get(path)
-        if bounds is None:
-            return noise if default is None else default + self.perturbation * noise
-        centre = torch.full_like(noise, bounds.centre()) if default is None else default.expand_as(noise)
-        if bounds.scale == "log":
-            low, high = math.log(bounds.low), math.log(bounds.high)
-            centre = centre.clamp(bounds.low, bounds.high).log()
-        else:
-            low, high = bounds.low, bounds.high
-            centre = centre.clamp(low, high)
-        width = high - low
-        value = centre + self.perturbation * width * noise
-        # Fold into [low, high]: reflect at each end, the period being twice the width.
-        phase = torch.remainder(value - low, 2 * width)
-        value = low + torch.where(phase > width, 2 * width - phase, phase)
-        return value.exp() if bounds.scale == "log" else value
+            value = draw_parameter(noise, self.ranges.get(path), self.defaults.get(path), self.perturbation)
+            self.params.append(value.to(self.device, self.dtype))
 
     def describe_inputs(self, signals: list[torch.Tensor], params: list[torch.Tensor]) -> str:
-        """The signal shapes and parameter values of a call, for a failure message."""
-        shapes = ", ".join(f"{inlet} {list(x.shape)}" for inlet, x in zip(self.inlets, signals))
-        values = []
-        for (path, _), value in zip(self.layout, params):
-            flat = value.detach().flatten(1)
-            if flat.shape[1] <= 4:
-                text = "[" + ", ".join("[" + ", ".join(f"{v:.4g}" for v in row.tolist()) + "]" for row in flat) + "]"
-            else:
-                text = f"{list(value.shape)} in [{float(flat.min()):.4g}, {float(flat.max()):.4g}]"
-            values.append(f"{'.'.join(path)}={text}")
-        return f"signals {shapes or '(none)'}; parameters {', '.join(values) or '(none)'}"
+        return describe_inputs(self.inlets, [".".join(path) for path, _ in self.layout], signals, params)
 
     def call(self, signals: list[torch.Tensor], params: list[torch.Tensor], processor: Any = None,
              check: str = "output") -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -266,10 +241,16 @@ class _Checker:
                              f"outlet {self.outlets}")
         nodes = signals[0].shape[0] if signals else self.nodes
         aux_tensors = []
+        self.shared_aux: set[int] = set()
         for path, value in _leaves(aux):
+            share = node_shares(value, nodes, outs[0])
+            if share is not None:  # a scalar for the whole call, split as the engine does
+                value = share
+                self.shared_aux.add(len(aux_tensors))
             if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != nodes:
                 shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                self.fail(check, f"aux value {'.'.join(path)!r} is {shape}; expected a tensor [{nodes}, ...]")
+                self.fail(check, f"aux value {'.'.join(path)!r} is {shape}; expected a tensor [{nodes}, ...] "
+                                 "or a scalar")
             if value.is_floating_point():
                 aux_tensors.append(value)
         return outs, aux_tensors
@@ -277,6 +258,7 @@ class _Checker:
     def check_output(self) -> None:
         with torch.no_grad():
             outs, aux = self.call(self.signals, self.params)
+        shared = self.shared_aux
         for name, out in zip(self.outlets, outs):
             where = f"outlet {name!r}"
             if out.dim() != 3 or out.shape[0] != self.nodes or (self.signals and out.shape[2] != self.samples):
@@ -285,14 +267,15 @@ class _Checker:
             if out.dtype != self.dtype or out.device != self.device:
                 self.fail("output", f"{where} is {out.dtype} on {out.device}; expected the inputs' "
                                     f"{self.dtype} on {self.device}")
-        self.outputs, self.aux = outs, aux
+        self.outputs, self.aux, self.shared = outs, aux, shared
 
     def check_finite(self) -> None:
         named = [(f"outlet {o!r}", t) for o, t in zip(self.outlets, self.outputs)]
         for name, value in named + [(f"aux value {k}", a) for k, a in enumerate(self.aux)]:
             if not bool(torch.isfinite(value).all()):
-                self.fail("finite", f"{name} has NaN or Inf for random valid parameters (see "
-                                    "grafx_core.testing for how they are drawn)")
+                self.fail("finite", f"{name} has NaN or Inf for random valid parameters, given "
+                                    f"{self.describe_inputs(self.signals, self.params)} (see grafx_core.testing "
+                                    "for how they are drawn)")
 
     def check_batch_consistency(self) -> None:
         rows = []
@@ -301,6 +284,8 @@ class _Checker:
                 rows.append(self.call([s[n:n + 1] for s in self.signals], [p[n:n + 1] for p in self.params],
                                       check="batch-consistency"))
         for k, batched in enumerate([*self.outputs, *self.aux]):
+            if k - len(self.outputs) in self.shared:
+                continue  # a scalar for the whole call depends on the batch by design
             single = torch.cat([(o + a)[k] for o, a in rows])
             what = f"outlet {self.outlets[k]!r}" if k < len(self.outlets) else f"aux value {k - len(self.outlets)}"
             self.assert_close("batch-consistency", batched, single,
@@ -453,10 +438,11 @@ def check_processor(
       ``parameter_ranges()``, if any, names declared parameters.
     - ``output``: one ``[nodes, channels', samples]`` tensor per outlet in the
       inputs' dtype and on their device; aux values (an optional trailing
-      dict) have ``nodes`` as first dimension.
+      dict) have ``nodes`` as first dimension or are scalars.
     - ``finite``: no NaN or Inf for random valid parameters (module docs).
     - ``batch-consistency``: a batch of nodes equals the nodes rendered one
-      by one and stacked (``rtol``; ``atol`` times the output's peak).
+      by one and stacked (``rtol``; ``atol`` times the output's peak); a
+      scalar aux value (the whole call's) is left out.
     - ``gradient-flow`` (not for ``gradient_kind="none"``): a finite gradient
       reaches every parameter (but ``nondifferentiable``), and for autograd
       processors every inlet. A gradient that is zero at these parameters
@@ -498,7 +484,8 @@ def check_processor(
 
     Raises:
         ConformanceError: the first failed check; ``.check`` holds its name.
-        ValueError: ``skip`` names an unknown check.
+        ValueError: ``skip`` names an unknown check, or ``channels`` gives an
+            inlet a count its ``inlet_channels`` declaration does not accept.
     """
     unknown = set(skip) - set(CHECKS[3:])
     if unknown:

@@ -52,12 +52,13 @@ def cli_registry():
 def test_plugins_table_lists_processors_with_gradient_estimators_and_failures(cli_registry, capsys):
     assert main(["plugins"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["PLUGIN", "DISTRIBUTION", "PROCESSOR", "GRADIENT", "ESTIMATOR"]
-    assert lines[1].split() == ["bad", "grafx-bad", "-", "-"]
-    assert lines[2].split() == ["est", "(no", "distribution)", "-", "mine"]
-    assert lines[3].split() == ["fx", "grafx-fx", "0.4", "compressor_long_name", "finite-difference", "-"]
-    assert lines[4].split() == ["scale", "spsa"]
+    assert lines[0].split() == ["PLUGIN", "DISTRIBUTION", "NAME", "KIND", "DESCRIPTION"]
+    assert lines[1].split() == ["bad", "grafx-bad", "-"]
+    assert lines[2].split() == ["est", "(no", "distribution)", "mine", "estimator", "An", "estimator"]
+    assert lines[3].split() == ["fx", "grafx-fx", "0.4", "compressor_long_name", "finite-difference", "x"]
+    assert lines[4].split() == ["scale", "spsa", "Scale", "by", "a", "factor"]
     assert lines[3].index("compressor_long_name") == lines[4].index("scale")  # columns line up
+    assert lines[3].rindex("x") == lines[4].index("Scale")
     assert lines[6] == "1 plugin(s) failed:"
     assert lines[7].startswith("  bad (grafx-bad) [hook]: grafx_register_processors() in 'mod_bad' returned "
                                "'not a list'")

@@ -63,11 +63,14 @@ class Ranged(nn.Module):
         return x * (10 ** (gain_db / 20) * tilt)[..., None]
 
 
-def test_the_kit_feeds_a_mono_inlet_mono_and_a_mapping_overrides_it():
+def test_the_kit_feeds_a_mono_inlet_mono_and_refuses_to_feed_it_stereo():
     processor = MonoPan()
     check_processor(processor)
     assert set(processor.seen) == {1}
     assert accepted_channels(processor) == {"main": (1,)}
+    with pytest.raises(ValueError, match=r"gives inlet 'main' of MonoPan 2 channel\(s\), but its inlet_channels "
+                                         r"accepts 1"):
+        check_processor(processor, channels=2)
 
 
 def test_the_engine_names_the_node_inlet_and_counts_when_a_declaration_is_broken():

@@ -70,10 +70,26 @@ def test_every_script_is_included_by_a_page():
     assert {p.name for p in SCRIPTS} <= included
 
 
+def _require_lv2_plugins() -> None:
+    pytest.importorskip("grafx_lv2")
+    from grafx_lv2 import LilvUnavailableError, plugin_names
+    from grafx_lv2.world import world
+
+    try:
+        installed = plugin_names(world().uris())
+    except LilvUnavailableError:
+        pytest.skip("liblilv-0-0 is not installed (make system-packages installs it as root)")
+    for name in ("lsp_compressor_stereo", "calf_saturator", "dpf_3_band_eq"):
+        if name not in installed:
+            pytest.skip(f"LV2 plug-in {name} is not installed (lsp-plugins-lv2, calf-plugins, dpf-plugins-lv2)")
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=[p.stem for p in SCRIPTS])
 def test_script_runs(script, one_torch_thread, capsys, monkeypatch):
     if script.stem in ("mixing", "neural_proxy", "estimator_accuracy"):
         pytest.importorskip("grafx_pedalboard")
+    if script.stem == "lv2_plugins":
+        _require_lv2_plugins()
     pytest.importorskip("grafx_dsp")
     monkeypatch.setattr(sys, "argv", [str(script)])
     runpy.run_path(str(script), run_name="__main__")

@@ -124,7 +124,6 @@ def _render(tmp_path, texts: dict[str, bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def documents(tmp_path_factory) -> dict[str, Any]:
-    torch.set_num_threads(1)
     return _documents(tmp_path_factory.mktemp("valid"))
 
 
@@ -141,7 +140,7 @@ def test_the_unmutated_files_render(documents, tmp_path):
 
 
 @pytest.mark.parametrize("which", ["graph", "parameters", "options"])
-def test_a_mutated_file_renders_or_raises_a_named_error(documents, tmp_path_factory, which):
+def test_a_mutated_file_renders_or_raises_a_named_error(documents, tmp_path_factory, one_torch_thread, which):
     folder = tmp_path_factory.mktemp(which)
 
     @SETTINGS

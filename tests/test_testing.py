@@ -110,8 +110,8 @@ BROKEN = {
     "hard-codes float64": (
         _broken(forward=lambda self, x, gain: x.double() * gain[:, :, None]), "output", "torch.float64 on cpu"),
     "aux without a node dimension": (
-        _broken(forward=lambda self, x, gain: (x * gain[:, :, None], {"level": x.mean()})), "output",
-        "aux value 'level' is ()"),
+        _broken(forward=lambda self, x, gain: (x * gain[:, :, None], {"level": x.mean(0)})), "output",
+        "aux value 'level' is (2, 256); expected a tensor [3, ...] or a scalar"),
     "raises inside forward": (
         _broken(forward=lambda self, x, gain: x @ gain), "output", "forward raised RuntimeError"),
     "NaN for valid parameters": (

@@ -91,6 +91,7 @@ class BlackBoxProcessor(nn.Module):
 
     inlets: tuple[str, ...] = ("main",)
     outlets: tuple[str, ...] = ("main",)
+    concurrent_calls = True  # the engine may run this stage while independent stages run
 
     def __init__(
         self,
@@ -348,7 +349,7 @@ class BlackBoxTarget(RenderTarget):
             renders = 2 if i == checked else 1
             try:
                 ys = [proc.process_item(inputs[j][row], natural) for _ in range(renders)]
-            except Exception as error:
+            except (Exception, SystemExit) as error:  # an effect calling sys.exit() must not end the host
                 raise self._error(jobs[j], r, natural, f"the effect raised {type(error).__name__}: {error}") from error
             if renders == 2:
                 check_bit_exact(proc.name, ys[0], ys[1], policy)

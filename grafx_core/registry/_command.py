@@ -1,4 +1,4 @@
-"""List installed plugins: their processors (with gradient kind), estimators and failures.
+"""List installed plugins: their processors (with gradient kind), estimators, descriptions and failures.
 
 Plugins are found through the "grafx_core" entry-point group; the environment
 variables GRAFX_CORE_PLUGINS, GRAFX_CORE_DISABLE_PLUGIN_AUTOLOAD and
@@ -70,22 +70,19 @@ def plugins_report(registry: Registry) -> dict[str, Any]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """A plain-text table of :func:`plugins_report`, one line per processor or estimator."""
-    header = ("PLUGIN", "DISTRIBUTION", "PROCESSOR", "GRADIENT", "ESTIMATOR")
+    """A plain-text table of :func:`plugins_report`, one line per processor or estimator
+    with its description; ``KIND`` is a processor's gradient kind, or ``estimator``."""
+    header = ("PLUGIN", "DISTRIBUTION", "NAME", "KIND", "DESCRIPTION")
     rows: list[tuple[str, ...]] = []
     for plugin in report["plugins"]:
-        processors = plugin["processors"]
-        estimators = plugin["estimators"]
-        for k in range(max(1, len(processors), len(estimators))):
+        entries = [(p["short_name"], p["gradient"], p["description"]) for p in plugin["processors"]]
+        entries += [(e["short_name"], "estimator", e["description"]) for e in plugin["estimators"]]
+        for k, (name, kind, description) in enumerate(entries or [("-", "", "")]):
             first = k == 0
-            proc = processors[k] if k < len(processors) else None
-            est = estimators[k] if k < len(estimators) else None
             rows.append((
                 plugin["name"] if first else "",
                 distribution_label(plugin["distribution"], plugin["version"]) if first else "",
-                proc["short_name"] if proc else ("-" if first else ""),
-                proc["gradient"] if proc else "",
-                est["short_name"] if est else ("-" if first else ""),
+                name, kind, description,
             ))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]]

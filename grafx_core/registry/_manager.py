@@ -14,6 +14,7 @@ import pluggy
 from .. import hookspecs
 from ..errors import NameCollisionError, PluginError, PluginWarning, UnknownNameError, UnknownNodeTypeError
 from ..graph import Graph
+from ._advice import gradient_advice, sample_rate_advice
 from ._discovery import ENV_IMPORT_TIMEOUT, Candidate, Settings, default_candidates, entry_point_candidates, load_bounded
 from ._hooks import HOOK_NAMES, Source, collect, module_name
 from ._names import Catalog
@@ -83,8 +84,9 @@ class Registry:
         self._sources: dict[str, Source] = {}
         self._load_failures: list[PluginFailure] = []
         self._hook_failures: list[PluginFailure] = []
-        self._warned: set[PluginFailure] = set()
+        self._warned: set[PluginFailure | str] = set()
         self._catalogs: tuple[Catalog[ProcessorInfo], Catalog[EstimatorInfo]] | None = None
+        self._advice: list[str] = []
         self._loaded = False
         self._lock = threading.RLock()
 
@@ -143,12 +145,25 @@ class Registry:
     def get_processor(self, name: str, **kwargs: Any) -> Any:
         """A new processor: the factory of processor ``name`` called with ``kwargs``.
 
+        Warns with a :class:`~grafx_core.errors.PluginWarning` when, built
+        without options (``sample_rate`` aside), the module's ``gradient_kind``
+        is not the gradient its :class:`~grafx_core.ProcessorSpec` declares.
+
         Raises:
             PluginError: the factory raised, or returned something that is not
                 a processor object (``None``, a class, a string); the message
                 names the processor, its plugin and the options.
         """
-        return _make_processor(self.processor_info(name), kwargs)
+        return self._build(self.processor_info(name), kwargs)
+
+    def _build(self, info: ProcessorInfo, kwargs: Mapping[str, Any]) -> Any:
+        processor = _make_processor(info, kwargs)
+        # Options (an estimator=, say) may change the gradient on purpose.
+        advice = gradient_advice(info, processor) if set(kwargs) <= {"sample_rate"} else None
+        if advice is not None and advice not in self._warned:
+            self._warned.add(advice)
+            warnings.warn(PluginWarning(advice), stacklevel=3)
+        return processor
 
     def get_estimator(self, name: str, **kwargs: Any) -> Any:
         """A new estimator: the factory of estimator ``name`` called with ``kwargs``."""
@@ -192,7 +207,7 @@ class Registry:
             except PluginError as exc:
                 raise type(exc)(f"{first.label()}: {exc}") from exc
             try:
-                processors[node_type] = _make_processor(info, options.get(node_type, {}))
+                processors[node_type] = self._build(info, options.get(node_type, {}))
             except PluginError as exc:
                 raise PluginError(f"{first.label()}: {exc}") from exc
         return processors
@@ -223,6 +238,7 @@ class Registry:
             if self._catalogs is None:
                 processors, estimators, self._hook_failures = collect(self._pm, self._source)
                 self._catalogs = (processors, estimators)
+                self._advice = [a for a in map(sample_rate_advice, processors.entries()) if a is not None]
             catalogs = self._catalogs
             failures = self._load_failures + self._hook_failures
             if self._settings.strict:
@@ -231,8 +247,8 @@ class Registry:
                         f"{len(failures)} plugin failure(s) with GRAFX_CORE_STRICT_PLUGINS=1:\n"
                         + "\n".join(f"  {f}" for f in failures)
                     )
-                return catalogs
-            fresh = [f for f in failures if f not in self._warned]
+                failures = []  # raised above, or listed by plugin_failures()
+            fresh = [f for f in [*failures, *self._advice] if f not in self._warned]
             self._warned.update(fresh)
         # Warn once everything is loaded, so that warnings turned into errors
         # (pytest's filterwarnings=error) cannot leave a half-loaded registry.

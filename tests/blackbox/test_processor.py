@@ -10,7 +10,7 @@ import pytest
 import scipy.signal
 import torch
 
-from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec
+from grafx_core.blackbox import MARGIN, BlackBoxProcessor, ParameterSpec
 from grafx_core.errors import BlackBoxError, ParameterError
 from grafx_core.estimators import NonDifferentiableParameterWarning, StoppedSignalGradientWarning
 
@@ -27,9 +27,10 @@ def lowpass(audio, sample_rate, cutoff_hz, gain_db):
 
 def natural(raw, spec):
     n = 1 / (1 + np.exp(-raw))
+    u = min(max((n - MARGIN) / (1 - 2 * MARGIN), 0.0), 1.0)  # the margins map onto the bounds
     if spec.scale == "log":
-        return spec.minimum * (spec.maximum / spec.minimum) ** n
-    return spec.minimum + n * (spec.maximum - spec.minimum)
+        return spec.minimum * (spec.maximum / spec.minimum) ** u
+    return spec.minimum + u * (spec.maximum - spec.minimum)
 
 
 def test_matches_a_per_item_scipy_reference(device):

@@ -5,7 +5,7 @@ import pytest
 import scipy.signal
 import torch
 
-from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec
+from grafx_core.blackbox import MARGIN, BlackBoxProcessor, ParameterSpec
 from grafx_core.errors import EstimatorError
 from grafx_core.estimators import SPSA, FiniteDifference, with_estimator
 
@@ -94,8 +94,9 @@ def test_one_sided_at_a_range_bound_and_never_outside_it(at):
     (grad,) = torch.autograd.grad(y, p, torch.ones_like(y))
     assert min(seen) >= 2.0 and max(seen) <= 4.0
     assert len(seen) == 2  # the forward render and one perturbed render: one-sided
-    # d/dp of x * (2 + 2p) summed over x is 2 * sum(x).
-    torch.testing.assert_close(grad, (2.0 * x.sum()).reshape(1, 1).to(torch.float32), rtol=1e-5, atol=1e-5)
+    # The value is 2 + 2 (p - MARGIN) / (1 - 2 MARGIN) inside the margins: d/dp of x * value summed over x.
+    expected = 2.0 * x.sum() / (1 - 2 * MARGIN)
+    torch.testing.assert_close(grad, expected.reshape(1, 1).to(torch.float32), rtol=1e-5, atol=1e-5)
 
 
 def test_divides_by_the_step_the_float32_effect_really_saw():
@@ -108,7 +109,7 @@ def test_divides_by_the_step_the_float32_effect_really_saw():
     y = FiniteDifference().apply(box.render_target(), (x,), p)
     (grad,) = torch.autograd.grad(y, p, torch.ones_like(y))
     assert all(np.float32(v) == v for v in seen)
-    torch.testing.assert_close(grad, torch.tensor([[8.0]]), rtol=1e-6, atol=0)
+    torch.testing.assert_close(grad, torch.tensor([[8.0 / (1 - 2 * MARGIN)]]), rtol=1e-6, atol=0)
 
 
 def test_step_floor_keeps_a_coarse_float32_parameter_changing():
@@ -120,7 +121,7 @@ def test_step_floor_keeps_a_coarse_float32_parameter_changing():
     y = FiniteDifference().apply(box.render_target(), (x,), p)
     (grad,) = torch.autograd.grad(y, p, torch.ones_like(y))
     assert max(seen) - min(seen) > 0.4  # 64 ulps either side, not 1
-    torch.testing.assert_close(grad, torch.tensor([[40.0]]), rtol=1e-6, atol=0)
+    torch.testing.assert_close(grad, torch.tensor([[40.0 / (1 - 2 * MARGIN)]]), rtol=1e-6, atol=0)
 
 
 def test_bad_options_are_rejected():

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
+import torch
 
-from grafx_core import Graph, PluginError, PluginWarning, ProcessorSpec
+from grafx_core import Graph, PluginError, PluginWarning, ProcessorSpec, create_empty_parameters, render
 from grafx_core.registry import Registry
 
 _GOOD = "grafx_good_plugin"
@@ -83,3 +84,17 @@ def test_a_factory_that_raises_is_named_with_its_options(registry, helpers):
     registry.register(helpers.make_plugin("mine", [ProcessorSpec("gain", helpers.Gain)]), "mine")
     with pytest.raises(PluginError, match=r"processor 'mine:gain' .*factory raised TypeError.*\{'scal': 2\}"):
         registry.get_processor("gain", scal=2)
+
+
+def test_a_plugin_processor_named_gain_v2_renders_like_any_other(registry, helpers):
+    registry.register(helpers.make_plugin("mine", [ProcessorSpec("gain.v2", helpers.Gain)]), "mine")
+    graph = Graph()
+    node = graph.add("mine:gain.v2")
+    graph.connect(graph.add("in"), node)
+    graph.connect(node, graph.add("out"))
+    processors = registry.processors_for_graph(graph)
+    params = create_empty_parameters(graph, processors)
+    with torch.no_grad():
+        params["mine:gain.v2"]["gain_db"].fill_(20.0)
+    y, _ = render(graph, processors, params, torch.ones(1, 1, 4))
+    torch.testing.assert_close(y, torch.full((1, 1, 4), 10.0))

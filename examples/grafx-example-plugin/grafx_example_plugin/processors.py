@@ -8,6 +8,7 @@ dimension is ``nodes``, one row per node of the graph.
 from __future__ import annotations
 
 import torch
+from grafx_core import ParameterRange
 from torch import nn
 
 __all__ = ["SoftClip", "Crossfade", "MidSide"]
@@ -28,6 +29,10 @@ class SoftClip(nn.Module):
     def default_parameters(self) -> dict[str, float]:
         """A mild drive, used by ``create_empty_parameters``."""
         return {"drive_db": 6.0}
+
+    def parameter_ranges(self) -> dict[str, ParameterRange]:
+        """The drives worth exploring, for the conformance kit and parameter predictors."""
+        return {"drive_db": ParameterRange(-24.0, 48.0, "dB")}
 
     def forward(self, x: torch.Tensor, drive_db: torch.Tensor) -> torch.Tensor:
         """Saturate each node's signal.
@@ -77,10 +82,13 @@ class Crossfade(nn.Module):
 class MidSide(nn.Module):
     """Stereo to mid/side: ``mid = (left + right) / 2``, ``side = (left - right) / 2``.
 
-    No parameters; two outlets, returned in the order of ``outlets``.
+    No parameters; two outlets, returned in the order of ``outlets``. Stereo
+    only: the engine raises :class:`~grafx_core.InletChannelError` for
+    anything else, and the conformance kit feeds stereo.
     """
 
     outlets = ("mid", "side")
+    inlet_channels = 2
     gradient_kind = "autograd"
 
     def parameter_size(self) -> dict[str, int]:
@@ -95,11 +103,6 @@ class MidSide(nn.Module):
 
         Returns:
             ``(mid, side)``, each ``[nodes, 1, samples]``.
-
-        Raises:
-            ValueError: ``x`` is not stereo.
         """
-        if x.shape[1] != 2:
-            raise ValueError(f"mid_side needs stereo input [nodes, 2, samples], got {tuple(x.shape)}")
         left, right = x[:, :1], x[:, 1:]
         return (left + right) / 2, (left - right) / 2

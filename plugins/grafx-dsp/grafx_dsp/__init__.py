@@ -12,16 +12,24 @@ from ._base import DSPProcessor, default_parameters
 from ._ranges import Range, soft_limit
 from .ballistics import ballistics, one_pole, peak_release
 from .biquad import FILTER_TYPES, Biquad, biquad, biquad_coefficients, sos_filter
-from .containers import Chain, DryWet
+from .containers import Chain, DryWet, ParallelMix
 from .crossover import Crossover, linkwitz_riley
-from .delay import Delay, feedback_delay
+from .delay import Delay, MultitapDelay, feedback_delay, multitap_impulse_response
 from .distortion import ChebyshevWaveshaper, Distortion, chebyshev_waveshaper, distortion
 from .dynamics import Compressor, NoiseGate, SidechainCompressor, compressor, noise_gate
 from .eq import FIREQ, ParametricEQ, fir_eq, fir_eq_kernel
 from .errors import ChannelCountError, SignalShapeError
 from .fft import fft_convolve
+from .filters import (
+    AllPass,
+    GraphicEQ,
+    StateVariableFilter,
+    allpass_coefficients,
+    graphic_eq_bands,
+    state_variable_coefficients,
+)
 from .gain import Gain, StereoGain, gain, pan_gains, stereo_gain
-from .reverb import NoiseReverb
+from .reverb import NoiseReverb, STFTMaskedNoiseReverb
 from .stereo import (
     MidSideToStereo,
     MonoToStereo,
@@ -65,6 +73,12 @@ __all__ = [
     "ParametricEQ",
     "FIREQ",
     "Crossover",
+    "GraphicEQ",
+    "StateVariableFilter",
+    "AllPass",
+    "graphic_eq_bands",
+    "state_variable_coefficients",
+    "allpass_coefficients",
     "biquad",
     "biquad_coefficients",
     "sos_filter",
@@ -83,8 +97,11 @@ __all__ = [
     "peak_release",
     # time and space
     "Delay",
+    "MultitapDelay",
     "NoiseReverb",
+    "STFTMaskedNoiseReverb",
     "feedback_delay",
+    "multitap_impulse_response",
     # colour
     "Distortion",
     "ChebyshevWaveshaper",
@@ -93,4 +110,5 @@ __all__ = [
     # containers
     "DryWet",
     "Chain",
+    "ParallelMix",
 ]

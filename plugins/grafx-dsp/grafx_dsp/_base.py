@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, Union
 
@@ -11,7 +12,12 @@ from grafx_core import ParameterError, ParameterRange, Processor, accepted_chann
 from ._ranges import Range, soft_limit
 from .errors import ChannelCountError
 
-__all__ = ["DSPProcessor", "default_parameters", "per_node", "require_channels", "unit_of"]
+__all__ = ["DSPProcessor", "default_parameters", "per_node", "require_channels", "require_count", "unit_of",
+           "MIN_SAMPLE_RATE"]
+
+MIN_SAMPLE_RATE = 1000.0
+"""The lowest sample rate a processor accepts, in Hz: below it the documented
+frequency ranges (20 Hz up to 0.45 fs) are empty and a near-zero rate renders NaN."""
 
 Number = Union[float, int, torch.Tensor]
 
@@ -39,8 +45,10 @@ class DSPProcessor(Processor):
 
     def __init__(self, sample_rate: float = 44100.0) -> None:
         super().__init__()
-        if not sample_rate > 0:
-            raise ValueError(f"{type(self).__name__}: sample_rate must be positive, got {sample_rate!r}")
+        if not isinstance(sample_rate, (int, float)) or isinstance(sample_rate, bool) or not (
+                MIN_SAMPLE_RATE <= sample_rate < math.inf):
+            raise ValueError(f"{type(self).__name__}: sample_rate must be a finite number of Hz >= "
+                             f"{MIN_SAMPLE_RATE:g}, got {sample_rate!r}")
         self.sample_rate = float(sample_rate)
         self.ranges: dict[str, Range] = {}
 
@@ -135,6 +143,17 @@ def per_node(value: Number, like: torch.Tensor, trailing: int = 2) -> torch.Tens
     """
     tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device)
     return tensor.reshape(-1, *([1] * trailing))
+
+
+def require_count(who: str, name: str, value: object, low: int, high: int) -> int:
+    """``value`` as an int in ``[low, high]``, or a ``ValueError`` naming ``who`` and ``name``.
+
+    A constructor option such as ``n_peaks`` must be a whole number: ``2.5`` or
+    ``True`` is refused rather than truncated, and a huge one rather than allocated.
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ValueError(f"{who}: {name} must be an int in [{low}, {high}], got {value!r}")
+    return value
 
 
 def require_channels(x: torch.Tensor, allowed: tuple[int, ...], who: str, inlet: str = "main") -> None:

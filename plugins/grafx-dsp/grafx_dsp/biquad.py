@@ -28,6 +28,7 @@ __all__ = [
     "sos_filter",
     "biquad",
     "frequency_range",
+    "spread_frequencies",
     "Biquad",
 ]
 
@@ -49,6 +50,15 @@ def frequency_range(sample_rate: float, default: float = 1000.0) -> Range:
         ceiling=0.49 * sample_rate,
         scale="log",
     )
+
+
+def spread_frequencies(count: int, bounds: Range, nodes: int, dtype: torch.dtype | None = None,
+                       device: torch.device | str | None = None) -> torch.Tensor:
+    """``[nodes, count]`` default centres: log-spaced from 200 Hz to
+    ``min(5 kHz, bounds.high)`` (a spread of bands across the mids)."""
+    high = min(5000.0, bounds.high)
+    centres = torch.logspace(math.log10(200.0), math.log10(high), count, dtype=dtype, device=device)
+    return centres.expand(nodes, -1).clone()
 
 
 def biquad_coefficients(

@@ -1,4 +1,4 @@
-"""Containers: a dry/wet mix around any processor and a serial chain inside one node.
+"""Containers: a dry/wet mix around any processor, a serial chain and a parallel mix inside one node.
 
 A container's parameters nest its children's: ``DryWet(Compressor())`` has
 ``{"mix": (1,), "processor": {"threshold_db": (1,), ...}}`` and
@@ -30,7 +30,7 @@ from ._base import default_parameters, per_node
 from ._ranges import Range, soft_limit
 from .errors import ChannelCountError
 
-__all__ = ["DryWet", "Chain"]
+__all__ = ["DryWet", "Chain", "ParallelMix"]
 
 MIX = Range(low=0.0, high=1.0, default=1.0, floor=-0.1, ceiling=1.1)
 
@@ -176,3 +176,83 @@ class Chain(Processor):
         if aux:
             return (*outputs, aux)
         return outputs[0] if len(outputs) == 1 else outputs
+
+
+class ParallelMix(Processor):
+    """Processors side by side in one node, their outputs mixed: ``y = sum_k weight_k * f_k(...)``.
+
+    Args:
+        branches: a sequence (named ``"0"``, ``"1"``, ...) or a mapping from
+            name to processor; every branch has the same inlets (they become
+            the mix's) and one outlet.
+
+    Parameters:
+        weights ``[nodes, branches]``: each branch's linear weight, range
+        [0, 1], default ``1 / branches`` (an equal mix; soft-limited like
+        every grafx-dsp range, to the guard band [-0.1, 1.1]).
+        One nested dict per branch that has parameters, under its name.
+
+    Signals: the branches' inlets in; the widest branch output's channels
+    out (a mono branch output is spread over a stereo one; other mismatches
+    raise :class:`ChannelCountError`). Aux values of the branches are passed
+    on, their keys prefixed by the branch's name and a dot.
+    """
+
+    def __init__(self, branches: Sequence[nn.Module] | Mapping[str, nn.Module]) -> None:
+        super().__init__()
+        named = dict(branches) if isinstance(branches, Mapping) else {str(i): b for i, b in enumerate(branches)}
+        if not named:
+            raise ValueError("ParallelMix: needs at least one branch")
+        if "weights" in named:
+            raise ValueError("ParallelMix: 'weights' is the mix's own parameter; name the branch otherwise")
+        first = next(iter(named.values()))
+        for name, branch in named.items():
+            if inlet_names(branch) != inlet_names(first):
+                raise ValueError(f"ParallelMix: branch {name!r} ({type(branch).__name__}) has inlets "
+                                 f"{inlet_names(branch)}, the first branch {inlet_names(first)}")
+            if len(outlet_names(branch)) != 1:
+                raise ValueError(f"ParallelMix: branch {name!r} ({type(branch).__name__}) must have one outlet, "
+                                 f"has {outlet_names(branch)}")
+        self.branches = nn.ModuleDict(named)
+        self.inlets = inlet_names(first)
+        self.inlet_channels = accepted_channels(first)
+        self.gradient_kind = _common_gradient_kind(list(named.values()), "ParallelMix")
+        self.weight_range = MIX.replace(default=1.0 / len(named), shape=(len(named),))
+
+    def parameter_size(self) -> dict[str, Any]:
+        size: dict[str, Any] = {"weights": self.weight_range.shape}
+        size.update({name: b.parameter_size() for name, b in self.branches.items() if _has_parameters(b)})
+        return size
+
+    def parameter_ranges(self) -> dict[str, Any]:
+        """``weights`` in [0, 1] and each branch's declared ranges under its name."""
+        ranges: dict[str, Any] = {"weights": ParameterRange(self.weight_range.low, self.weight_range.high)}
+        ranges.update({name: r for name, r in ((n, parameter_ranges(b)) for n, b in self.branches.items()) if r})
+        return ranges
+
+    def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
+                           device: torch.device | str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"weights": torch.full((nodes, *self.weight_range.shape), self.weight_range.default,
+                                                        dtype=dtype, device=device)}
+        params.update({name: default_parameters(b, nodes, dtype=dtype, device=device)
+                       for name, b in self.branches.items() if _has_parameters(b)})
+        return params
+
+    def forward(self, *signals: torch.Tensor, weights: torch.Tensor, **params: Mapping[str, Any]) -> Any:
+        unknown = sorted(set(params) - set(self.branches))
+        if unknown:
+            raise ParameterError(f"ParallelMix: parameters {unknown} name no branch; branches are "
+                                 f"{list(self.branches)}")
+        amounts = soft_limit(weights, self.weight_range)
+        outputs, aux = [], {}
+        for name, branch in self.branches.items():
+            (y,), branch_aux = _split_output(branch(*signals, **params.get(name, {})), 1,
+                                             f"ParallelMix branch {name!r} ({type(branch).__name__})")
+            outputs.append(y)
+            aux.update({f"{name}.{key}": value for key, value in branch_aux.items()})
+        channels = max(y.shape[1] for y in outputs)
+        if any(y.shape[1] not in (1, channels) for y in outputs):
+            raise ChannelCountError(f"ParallelMix: branch outputs have {[y.shape[1] for y in outputs]} channels; "
+                                    f"expected {channels} or 1 each")
+        mixed = sum(amounts[:, k, None, None].to(y.dtype) * y for k, y in enumerate(outputs))
+        return (mixed, aux) if aux else mixed

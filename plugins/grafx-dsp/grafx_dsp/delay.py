@@ -1,4 +1,5 @@
-"""A feedback delay, applied as an exact FFT convolution with its impulse response."""
+"""Delays: a feedback delay and a learnable multitap delay, each applied as an exact FFT
+convolution with its impulse response."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from ._base import DSPProcessor, Number, per_node
 from ._ranges import Range
 from .fft import fft_convolve
 
-__all__ = ["delay_impulse_response", "feedback_delay", "Delay"]
+__all__ = ["delay_impulse_response", "feedback_delay", "Delay", "multitap_impulse_response", "MultitapDelay"]
 
 
 def delay_impulse_response(delay_ms: Number, feedback: Number, mix: Number, length: int,
@@ -91,3 +92,75 @@ class Delay(DSPProcessor):
                 mix: torch.Tensor) -> torch.Tensor:
         return feedback_delay(x, self.limit("delay_ms", delay_ms), self.limit("feedback", feedback),
                               self.limit("mix", mix), self.sample_rate)
+
+
+def multitap_impulse_response(delay_ms: torch.Tensor, gain: torch.Tensor, length: int, sample_rate: float,
+                              like: torch.Tensor) -> torch.Tensor:
+    """Impulse response ``sum_k gain_k * delta[n - D_k]``, ``D_k = delay_ms_k * sample_rate / 1000``,
+    truncated to ``length`` samples; a fractional ``D_k`` is split between its
+    two neighbouring samples by linear interpolation (differentiable in ``delay_ms``).
+
+    Args:
+        delay_ms: ``[nodes, taps]``, ``> 0``.
+        gain: ``[nodes, taps]``.
+        length: number of samples.
+        sample_rate: in Hz.
+        like: a tensor whose dtype and device the response takes.
+
+    Returns:
+        ``[nodes, length]``.
+    """
+    position = delay_ms.to(like.dtype) * (sample_rate / 1000.0)
+    index = position.detach().floor()
+    fraction = position - index
+    # Taps past the end land in the two spare slots, which are cut off.
+    index = index.long().clamp(max=length)
+    response = torch.zeros(position.shape[0], length + 2, dtype=like.dtype, device=like.device)
+    response = response.scatter_add(1, index, gain.to(like.dtype) * (1 - fraction))
+    response = response.scatter_add(1, index + 1, gain.to(like.dtype) * fraction)
+    return response[:, :length]
+
+
+class MultitapDelay(DSPProcessor):
+    """A learnable multitap delay: ``n_taps`` echoes, each with its own delay and gain.
+
+    ``y[n] = sum_k gain_k * x[n - D_k]`` with fractional delays ``D_k``
+    interpolated linearly, applied as one FFT convolution. Wet only: wrap it
+    in :class:`~grafx_dsp.containers.DryWet` for a dry/wet mix.
+
+    Args:
+        n_taps: number of taps (>= 1).
+        sample_rate: in Hz.
+
+    Parameters (each ``[nodes, n_taps]``):
+        delay_ms: range [1, 2000] ms, defaults ``100, 200, ...`` ms.
+        gain: range [-1, 1], defaults halving from 0.5 (0.5, 0.25, ...).
+
+    Signals: any channel count in, the same out.
+    """
+
+    def __init__(self, n_taps: int = 4, sample_rate: float = 44100.0) -> None:
+        super().__init__(sample_rate)
+        if n_taps < 1:
+            raise ValueError(f"MultitapDelay: n_taps must be >= 1, got {n_taps!r}")
+        self.n_taps = int(n_taps)
+        taps = (self.n_taps,)
+        self.ranges = {
+            "delay_ms": Range(low=1.0, high=2000.0, default=100.0, floor=0.5, ceiling=3000.0, shape=taps,
+                              scale="log"),
+            "gain": Range(low=-1.0, high=1.0, default=0.5, floor=-1.1, ceiling=1.1, shape=taps),
+        }
+
+    def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
+                           device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        k = torch.arange(self.n_taps, dtype=dtype, device=device)
+        return {"delay_ms": (100.0 * (k + 1)).expand(nodes, -1).clone(),
+                "gain": (0.5 * 0.5 ** k).expand(nodes, -1).clone()}
+
+    def forward(self, x: torch.Tensor, delay_ms: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+        response = multitap_impulse_response(self.limit("delay_ms", delay_ms), self.limit("gain", gain),
+                                             x.shape[-1], self.sample_rate, x)
+        return fft_convolve(x, response.unsqueeze(1), mode="causal")
+
+    def extra_repr(self) -> str:
+        return f"n_taps={self.n_taps}, sample_rate={self.sample_rate:g}"

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import torch
 
-from ._base import DSPProcessor
+from ._base import DSPProcessor, require_count
 from ._interp import interpolation_matrix
 from ._ranges import Range
-from .biquad import FILTER_GAIN_DB, Q, biquad_coefficients, frequency_range, sos_filter
+from .biquad import FILTER_GAIN_DB, Q, biquad_coefficients, frequency_range, sos_filter, spread_frequencies
 from .fft import fft_convolve
 
 __all__ = ["ParametricEQ", "FIREQ", "fir_eq_kernel", "fir_eq"]
@@ -41,9 +41,7 @@ class ParametricEQ(DSPProcessor):
 
     def __init__(self, n_peaks: int = 4, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
-        if n_peaks < 1:
-            raise ValueError(f"ParametricEQ: n_peaks must be >= 1, got {n_peaks!r}")
-        self.n_peaks = int(n_peaks)
+        self.n_peaks = require_count("ParametricEQ", "n_peaks", n_peaks, 1, 64)
         peaks = (self.n_peaks,)
         self.ranges = {
             "low_shelf_cutoff_hz": frequency_range(sample_rate, default=100.0),
@@ -60,9 +58,8 @@ class ParametricEQ(DSPProcessor):
     def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
                            device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
         params = super().default_parameters(nodes, dtype=dtype, device=device)
-        high = min(5000.0, self.ranges["peak_cutoff_hz"].high)
-        centres = torch.logspace(math.log10(200.0), math.log10(high), self.n_peaks, dtype=dtype, device=device)
-        params["peak_cutoff_hz"] = centres.expand(nodes, -1).clone()
+        params["peak_cutoff_hz"] = spread_frequencies(self.n_peaks, self.ranges["peak_cutoff_hz"], nodes, dtype,
+                                                      device)
         return params
 
     def coefficients(self, **params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -173,11 +170,10 @@ class FIREQ(DSPProcessor):
 
     def __init__(self, n_bands: int = 32, taps: int = 1023, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
-        if n_bands < 1:
-            raise ValueError(f"FIREQ: n_bands must be >= 1, got {n_bands!r}")
-        if taps < 3 or taps % 2 == 0:
+        self.n_bands = require_count("FIREQ", "n_bands", n_bands, 1, 1024)
+        self.taps = require_count("FIREQ", "taps", taps, 3, 1 << 20)
+        if taps % 2 == 0:
             raise ValueError(f"FIREQ: taps must be odd and >= 3, got {taps!r}")
-        self.n_bands, self.taps = int(n_bands), int(taps)
         high = min(20000.0, 0.45 * sample_rate)
         self.band_hz = np.geomspace(20.0, high, self.n_bands) if n_bands > 1 else np.array([1000.0])
         self.ranges = {

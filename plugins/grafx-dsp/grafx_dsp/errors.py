@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from grafx_core import GrafxError
+from grafx_core import GrafxError, InletChannelError
 
 __all__ = ["SignalShapeError", "ChannelCountError"]
 
@@ -12,6 +12,8 @@ class SignalShapeError(GrafxError, ValueError):
     disagree on nodes or samples, for instance)."""
 
 
-class ChannelCountError(SignalShapeError):
+class ChannelCountError(SignalShapeError, InletChannelError):
     """A processor received a signal with a channel count it cannot treat
-    (a stereo-only processor given mono, for instance)."""
+    (a stereo-only processor given mono, for instance); an
+    :class:`~grafx_core.InletChannelError` too, what the engine raises for
+    the same mistake before the call."""

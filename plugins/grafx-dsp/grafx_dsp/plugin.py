@@ -11,14 +11,15 @@ from functools import partial
 from grafx_core import ProcessorSpec, hookimpl
 
 from .biquad import Biquad
-from .containers import Chain, DryWet
+from .containers import Chain, DryWet, ParallelMix
 from .crossover import Crossover
-from .delay import Delay
+from .delay import Delay, MultitapDelay
 from .distortion import ChebyshevWaveshaper, Distortion
 from .dynamics import Compressor, NoiseGate, SidechainCompressor
 from .eq import FIREQ, ParametricEQ
+from .filters import AllPass, GraphicEQ, StateVariableFilter
 from .gain import Gain, StereoGain
-from .reverb import NoiseReverb
+from .reverb import NoiseReverb, STFTMaskedNoiseReverb
 from .stereo import MidSideToStereo, MonoToStereo, StereoToMidSide, StereoWidth
 
 __all__ = ["PROCESSORS", "grafx_register_processors"]
@@ -43,17 +44,26 @@ PROCESSORS: tuple[ProcessorSpec, ...] = (
     *(ProcessorSpec(name, partial(Biquad, name), text) for name, text in _BIQUADS.items()),
     ProcessorSpec("parametric_eq", ParametricEQ, "Low shelf, N peaks and high shelf (option n_peaks)"),
     ProcessorSpec("fir_eq", FIREQ, "Zero-phase FIR EQ from gains at log-spaced bands: gain_db"),
+    ProcessorSpec("graphic_eq", GraphicEQ, "Graphic EQ of fixed peaking bands (option bands_per_octave): gain_db"),
+    ProcessorSpec("state_variable_filter", StateVariableFilter,
+                  "State-variable filter, a mix of its outputs: cutoff_hz, q, lowpass/bandpass/highpass_gain"),
+    ProcessorSpec("allpass", AllPass, "Cascade of second-order all-pass filters (option n_stages): cutoff_hz, q"),
     ProcessorSpec("crossover", Crossover, "Linkwitz-Riley 4th-order crossover to outlets low and high: cutoff_hz"),
     ProcessorSpec("compressor", Compressor, "Compressor with soft knee and attack/release ballistics"),
     ProcessorSpec("sidechain_compressor", SidechainCompressor,
                   "Compressor whose detector listens to inlet sidechain"),
     ProcessorSpec("noise_gate", NoiseGate, "Noise gate / downward expander with attack, release and range"),
     ProcessorSpec("delay", Delay, "Feedback delay: delay_ms, feedback, mix"),
+    ProcessorSpec("multitap_delay", MultitapDelay, "Learnable multitap delay (option n_taps): delay_ms, gain"),
     ProcessorSpec("reverb", NoiseReverb, "Filtered-noise reverb, per-band decay and gain for mid and side"),
+    ProcessorSpec("stft_reverb", STFTMaskedNoiseReverb,
+                  "STFT-masked noise reverb, decay and gain per STFT bin for mid and side"),
     ProcessorSpec("distortion", Distortion, "tanh distortion: drive_db (pedalboard's Distortion curve)"),
     ProcessorSpec("waveshaper", ChebyshevWaveshaper, "Chebyshev harmonic waveshaper: drive_db, harmonic_gain"),
     ProcessorSpec("dry_wet", DryWet, "Dry/wet mix around a processor (option processor=...): mix"),
     ProcessorSpec("chain", Chain, "Processors in series in one node (option stages=[...] or {name: ...})"),
+    ProcessorSpec("parallel_mix", ParallelMix,
+                  "Processors side by side in one node, weighted sum (option branches=[...] or {name: ...})"),
 )
 """Every processor grafx-dsp offers (all with ``gradient="autograd"``)."""
 

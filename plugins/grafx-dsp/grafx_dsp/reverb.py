@@ -7,12 +7,12 @@ import math
 import numpy as np
 import torch
 
-from ._base import DSPProcessor
+from ._base import DSPProcessor, require_count
 from ._interp import interpolation_matrix
 from ._ranges import Range
 from .fft import fft_convolve
 
-__all__ = ["NoiseReverb"]
+__all__ = ["NoiseReverb", "STFTMaskedNoiseReverb"]
 
 LN_1000 = math.log(1000.0)
 """An amplitude falls by 60 dB, a factor 1000, over one decay time (T60)."""
@@ -54,18 +54,18 @@ class NoiseReverb(DSPProcessor):
     def __init__(self, n_bands: int = 8, ir_seconds: float = 2.0, n_fft: int = 512,
                  seed: int = 0, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
-        if n_bands < 1:
-            raise ValueError(f"NoiseReverb: n_bands must be >= 1, got {n_bands!r}")
-        if n_fft < 16 or n_fft % 2:
+        require_count("NoiseReverb", "n_bands", n_bands, 1, 256)
+        require_count("NoiseReverb", "n_fft", n_fft, 16, 1 << 16)
+        require_count("NoiseReverb", "seed", seed, 0, 2**63 - 1)
+        if n_fft % 2:
             raise ValueError(f"NoiseReverb: n_fft must be even and >= 16, got {n_fft!r}")
-        self.n_bands, self.n_fft, self.seed = int(n_bands), int(n_fft), int(seed)
+        if not isinstance(ir_seconds, (int, float)) or isinstance(ir_seconds, bool) or not 0 < ir_seconds <= 60:
+            raise ValueError(f"NoiseReverb: ir_seconds must be in (0, 60] s, got {ir_seconds!r}")
+        self.n_bands, self.n_fft, self.seed = n_bands, n_fft, seed
         self.hop = self.n_fft // 2
         self.ir_length = max(int(round(ir_seconds * sample_rate)), self.n_fft)
-        high = min(16000.0, 0.45 * sample_rate)
-        centres = np.geomspace(62.5, high, self.n_bands) if n_bands > 1 else np.array([1000.0])
         bins = np.fft.rfftfreq(self.n_fft, 1.0 / sample_rate)
-        self.band_hz = centres
-        self._band_to_bin = interpolation_matrix(np.log(centres), np.log(np.maximum(bins, centres[0])))
+        self.band_hz, self._band_to_bin = self._bands(bins)
         self._noise: dict[tuple, torch.Tensor] = {}
         shape = (2, self.n_bands)
         self.ranges = {
@@ -73,6 +73,12 @@ class NoiseReverb(DSPProcessor):
             "decay_s": Range(low=0.05, high=10.0, default=1.0, floor=0.02, ceiling=15.0, shape=shape,
                              scale="log"),
         }
+
+    def _bands(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Band centres in Hz and the ``[bins, bands]`` interpolation onto the STFT bins."""
+        high = min(16000.0, 0.45 * self.sample_rate)
+        centres = np.geomspace(62.5, high, self.n_bands) if self.n_bands > 1 else np.array([1000.0])
+        return centres, interpolation_matrix(np.log(centres), np.log(np.maximum(bins, centres[0])))
 
     def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
                            device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
@@ -131,3 +137,33 @@ class NoiseReverb(DSPProcessor):
     def extra_repr(self) -> str:
         return (f"n_bands={self.n_bands}, ir_length={self.ir_length}, n_fft={self.n_fft}, "
                 f"seed={self.seed}, sample_rate={self.sample_rate:g}")
+
+
+class STFTMaskedNoiseReverb(NoiseReverb):
+    """A :class:`NoiseReverb` masked bin by bin: one gain and one decay time per STFT bin.
+
+    The noise's STFT is multiplied by ``10 ** (gain_db / 20) * exp(-ln(1000)
+    * t / decay_s)`` with a separate ``gain_db`` and ``decay_s`` for each of
+    the ``n_fft // 2 + 1`` bins (GRAFX's STFT-masked noise reverb, in natural
+    units): the finest spectral control over the response, at
+    ``2 * (n_fft // 2 + 1)`` values per parameter per node.
+
+    Args:
+        ir_seconds, n_fft, seed, sample_rate: as :class:`NoiseReverb`.
+
+    Parameters (row 0 mid, row 1 side):
+        gain_db ``[nodes, 2, n_fft // 2 + 1]``: range [-60, 12] dB, default 0
+        for mid and -6 for side.
+        decay_s ``[nodes, 2, n_fft // 2 + 1]``: 60 dB decay time, range
+        [0.05, 10] s, default 1.
+
+    Signals: mono or stereo in, stereo out.
+    """
+
+    def __init__(self, ir_seconds: float = 2.0, n_fft: int = 256, seed: int = 0,
+                 sample_rate: float = 44100.0) -> None:
+        super().__init__(n_bands=n_fft // 2 + 1, ir_seconds=ir_seconds, n_fft=n_fft, seed=seed,
+                         sample_rate=sample_rate)
+
+    def _bands(self, bins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return bins, np.eye(len(bins))

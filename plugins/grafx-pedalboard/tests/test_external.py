@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from grafx_core.blackbox import MARGIN
 from grafx_core.errors import BlackBoxError
 from grafx_core.testing import check_processor
 from grafx_pedalboard import (EffectOptionError, PluginParameterError, external_processor, pedalboard_chain,
@@ -85,6 +86,11 @@ def test_controls_follow_include_exclude_and_overrides():
         external_processor("fake.vst3", loader=loader, include=["volume"])
 
 
+def normalised(raw):
+    """A plug-in parameter's raw_value from a node's raw value: the sigmoid, its margins on the bounds."""
+    return ((torch.sigmoid(raw) - MARGIN) / (1 - 2 * MARGIN)).clamp(0, 1)
+
+
 def test_output_and_gradients_follow_the_plugins_raw_values(bursts):
     loader = Loader()
     processor = external_processor("fake.vst3", loader=loader, include=["gain_db", "drive"], workers=2)
@@ -92,13 +98,13 @@ def test_output_and_gradients_follow_the_plugins_raw_values(bursts):
     gen = torch.Generator().manual_seed(0)
     raw = {s.name: torch.randn(4, 1, generator=gen).requires_grad_() for s in processor.specs}
     y = processor(x, **raw)
-    gain, drive = (torch.sigmoid(raw[k].detach().double())[..., None] for k in ("gain_db", "drive"))
+    gain, drive = (normalised(raw[k].detach().double())[..., None] for k in ("gain_db", "drive"))
     expected = (0.5 + gain) * torch.tanh((1 + 4 * drive) * x.double())
     torch.testing.assert_close(y.double(), expected, rtol=1e-5, atol=1e-6)
     weights = bursts(4, samples=2205, seed=3).double()
     (y.double() * weights).sum().backward()
     exact = {k: v.detach().double().requires_grad_() for k, v in raw.items()}
-    g, d = (torch.sigmoid(exact[k].double())[..., None] for k in ("gain_db", "drive"))
+    g, d = (normalised(exact[k].double())[..., None] for k in ("gain_db", "drive"))
     ((0.5 + g) * torch.tanh((1 + 4 * d) * x.double()) * weights).sum().backward()
     for name in raw:
         torch.testing.assert_close(raw[name].grad.double(), exact[name].grad, rtol=1e-3, atol=1e-6)
