@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 # for it first keeps pip from ever resolving a (multi-GB) CUDA build.
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# ray (runner="ray") is ~250 MB and 13 s to install: the suite and the benchmarks
+# get it, the demo does not need it.
+RAY_STAMP := $(VENV)/.installed-ray
 PACKAGES := -e '.[test,plot,docs]' $(patsubst %/pyproject.toml,-e %,$(wildcard plugins/*/pyproject.toml examples/*/pyproject.toml))
 # Debian packages the plugins' tests and the demo use: the LV2 host library and plug-ins (grafx-lv2),
 # and recorded instruments for test material. Installed by `make system-packages` when root.
@@ -30,18 +33,23 @@ $(STAMP): pyproject.toml $(wildcard plugins/*/pyproject.toml) $(wildcard example
 	$(PY) -m pip install -q --disable-pip-version-check $(TORCH) $(PACKAGES)
 	touch $@
 
+$(RAY_STAMP): $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH) -e '.[ray]'
+	touch $@
+
 install: $(STAMP)
 
+# --force: the demo replaces its own earlier results in its output folder.
 demo: system-packages $(STAMP)
-	$(VENV)/bin/grafx-core demo $(ARGS)
+	$(VENV)/bin/grafx-core demo --force $(ARGS)
 
-test: system-packages $(STAMP)
+test: system-packages $(RAY_STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
 docs: $(STAMP)
 	$(PY) -m sphinx -W -q -b html docs docs/_build/html
 
-bench: $(STAMP)
+bench: $(RAY_STAMP)
 	for f in bench/*.py; do $(PY) $$f || exit 1; done
 
 clean:

@@ -7,6 +7,7 @@ from .errors import (
     AudioFileError,
     BlackBoxError,
     BlackBoxTimeoutError,
+    BlackBoxWorkerError,
     ConformanceError,
     EstimatorError,
     GrafxError,
@@ -26,7 +27,7 @@ from .errors import (
     UnknownNameError,
     UnknownNodeTypeError,
 )
-from .blackbox import BlackBoxProcessor, ParameterSpec
+from .blackbox import BlackBoxProcessor, ParameterSpec, RayRunner
 from .drawing import draw_graph
 from .estimators import (
     SPSA,
@@ -128,6 +129,7 @@ __all__ = [
     # black boxes and gradient estimators
     "BlackBoxProcessor",
     "ParameterSpec",
+    "RayRunner",
     "with_estimator",
     "Estimator",
     "FiniteDifference",
@@ -170,6 +172,7 @@ __all__ = [
     "EstimatorError",
     "BlackBoxError",
     "BlackBoxTimeoutError",
+    "BlackBoxWorkerError",
     "NondeterministicEffectError",
     "PredictorError",
     "AudioFileError",

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "plugins": "grafx_core.registry._command",
     "render": "grafx_core.commands.render",
     "draw": "grafx_core.commands.draw",
+    "fit": "grafx_core.commands.fit",
 }
 """Subcommand name -> module implementing ``add_arguments(parser)`` and ``run(args)``."""
 
@@ -57,8 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     A :class:`~grafx_core.errors.GrafxError`, or an ``OSError`` such as a
     missing input file or an output folder that does not exist, is printed as
-    one line on stderr with exit status 1; a missing command prints the help
-    with status 2.
+    one line on stderr with exit status 1; Ctrl-C prints one line with exit
+    status 130; a missing command prints the help with status 2.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -75,3 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (GrafxError, OSError) as exc:
         print(f"grafx-core {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Commands that can save partial work (fit, demo) catch Ctrl-C themselves and return 130.
+        print(f"grafx-core {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -27,6 +27,7 @@ __all__ = [
     "EstimatorError",
     "BlackBoxError",
     "BlackBoxTimeoutError",
+    "BlackBoxWorkerError",
     "NondeterministicEffectError",
 ]
 
@@ -132,6 +133,14 @@ class NondeterministicEffectError(BlackBoxError):
     Raised at a black box's first forward call; the message names the
     processor and the peak difference, and suggests ``instances="per-item"``
     for an effect that keeps state from one call to the next.
+    """
+
+
+class BlackBoxWorkerError(BlackBoxError):
+    """A worker process rendering a black box's items died, was lost with its node, or timed out.
+
+    The message names the processor, the worker's node and process, and the
+    items it held; the work was retried as often as the runner allows.
     """
 
 

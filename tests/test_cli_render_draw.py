@@ -235,3 +235,75 @@ def test_drawing_keeps_port_names_clear_of_labels_and_edges_over_boxes():
     # An edge that skips a column (fade -> out "mix" past "ms") must not hide behind the boxes it crosses.
     box_z = max(p.get_zorder() for p in ax.patches if isinstance(p, FancyBboxPatch))
     assert all(p.get_zorder() > box_z for p in ax.patches if isinstance(p, FancyArrowPatch))
+
+
+def _one_line(capsys, args):
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"grafx-core {args[0]}: error: "), err
+    return err
+
+
+def test_render_never_overwrites_inputs_or_existing_files_without_force(tmp_path, capsys):
+    graph = _graph()
+    sources = torch.randn(2, 2, 500, generator=torch.Generator().manual_seed(0)) * 0.3
+    names, _ = _files(tmp_path, graph, sources)
+    g = str(tmp_path / "g.json")
+    common = ["render", g, "-s", names[0], "-s", names[1], "-p", str(tmp_path / "p.json")]
+    graph_bytes = (tmp_path / "g.json").read_bytes()
+    assert "render writes WAV files only" in _one_line(capsys, [*common, "-o", g, "-o", str(tmp_path / "b.wav")])
+    assert (tmp_path / "g.json").read_bytes() == graph_bytes
+    assert "render writes WAV files only" in _one_line(capsys, [*common, "-o", str(tmp_path / "a.mp3"),
+                                                                "-o", str(tmp_path / "b.wav")])
+    assert not (tmp_path / "a.mp3").exists()
+    assert "is also an input" in _one_line(capsys, [*common, "-o", names[0], "-o", str(tmp_path / "b.wav"),
+                                                    "--force"])
+    outs = ["-o", str(tmp_path / "a.wav"), "-o", str(tmp_path / "b.wav")]
+    assert main([*common, *outs]) == 0
+    capsys.readouterr()
+    assert "exists: pass --force" in _one_line(capsys, [*common, *outs])
+    assert main([*common, *outs, "--force"]) == 0
+
+
+def test_render_names_a_non_finite_parameter_instead_of_writing_nan(tmp_path, capsys):
+    graph = _graph()
+    sources = torch.randn(2, 2, 500, generator=torch.Generator().manual_seed(0)) * 0.3
+    names, _ = _files(tmp_path, graph, sources)
+    data = json.loads((tmp_path / "p.json").read_text())
+    data["parameters"]["example:soft_clip"]["drive_db"][1] = [float("nan")]
+    (tmp_path / "nan.json").write_text(json.dumps(data))
+    err = _one_line(capsys, ["render", str(tmp_path / "g.json"), "-s", names[0], "-s", names[1],
+                             "-p", str(tmp_path / "nan.json"), "-o", str(tmp_path / "a.wav"), "-o",
+                             str(tmp_path / "b.wav")])
+    assert "nan" in err.lower() and "drive_db" in err
+    assert not (tmp_path / "a.wav").exists()
+
+
+def test_render_options_with_an_unknown_keyword_give_one_line(tmp_path, capsys):
+    graph = _graph()
+    sources = torch.randn(2, 2, 500, generator=torch.Generator().manual_seed(0)) * 0.3
+    names, _ = _files(tmp_path, graph, sources)
+    (tmp_path / "o.json").write_text(json.dumps({"example:soft_clip": {"knee": 1}}))
+    err = _one_line(capsys, ["render", str(tmp_path / "g.json"), "-s", names[0], "-s", names[1],
+                             "--options", str(tmp_path / "o.json"), "-o", str(tmp_path / "a.wav"), "-o",
+                             str(tmp_path / "b.wav")])
+    # SoftClip inherits nn.Module's (*args, **kwargs), so the refusal comes from building it.
+    assert "example:soft_clip" in err and "unexpected keyword argument 'knee'" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-o", "g.xyz"], "unknown picture format 'xyz'; name it with one of"),
+    (["-o", "g"], "unknown picture format '(no extension)'"),
+])
+def test_draw_refuses_an_unknown_picture_format_in_one_line(tmp_path, capsys, args, message):
+    _graph().save(tmp_path / "g.json")
+    args = [a if not a.startswith("g") else str(tmp_path / a) for a in args]
+    assert message in _one_line(capsys, ["draw", str(tmp_path / "g.json"), *args])
+    assert not any(p.name.startswith("g.") and p.name != "g.json" for p in tmp_path.iterdir())
+
+
+def test_draw_refuses_dpi_zero(tmp_path, capsys):
+    _graph().save(tmp_path / "g.json")
+    with pytest.raises(SystemExit) as excinfo:
+        main(["draw", str(tmp_path / "g.json"), "-o", str(tmp_path / "g.png"), "--dpi", "0"])
+    assert excinfo.value.code == 2 and "argument --dpi: expected at least 1, got 0" in capsys.readouterr().err

@@ -17,9 +17,10 @@ pytest.importorskip("grafx_pedalboard")
 from grafx_core.cli import main  # noqa: E402
 from grafx_core.commands._processors import build_processors  # noqa: E402
 from grafx_core.demo import DemoSettings, run_demo  # noqa: E402
-from grafx_core.demo.console import build_console, draw_parameters  # noqa: E402
-from grafx_core.demo.fitting import LatentParameters, SpectralLoss  # noqa: E402
+from grafx_core.demo.draws import demo_console, draw_parameters  # noqa: E402
+from grafx_core.fitting import LatentParameters, SpectralLoss  # noqa: E402
 from grafx_core.demo.multitrack import INSTRUMENTS, synthesise_multitrack  # noqa: E402
+from grafx_core.parameter_file import load_parameters  # noqa: E402
 from grafx_core.wavfile import read_wav  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def test_demo_writes_every_promised_file(demo_run):
     for name in ("loss.png", "spectrograms.png", "graph.png"):
         assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads((folder / "report.json").read_text())
-    assert report["loss"]["curve"] == pytest.approx(result.losses)
+    assert report["loss_curve"] == pytest.approx(result.losses)
     nodes = {n["name"]: n for n in report["nodes"]}
     assert nodes["kick_compressor"]["type"] == "pedalboard:compressor"
     assert nodes["kick_compressor"]["gradient"] in ("finite-difference", "spsa")
@@ -80,7 +81,7 @@ def test_multitrack_is_seeded_stereo_and_named_by_instrument():
 
 
 def test_latent_parameters_map_back_to_the_start_values_and_the_loss_is_zero_at_the_target():
-    console = build_console(["kick", "keys"])
+    console = demo_console(["kick", "keys"])
     processors = build_processors(console.graph, console.options, 44100)
     start = draw_parameters(console.graph, processors, torch.Generator().manual_seed(0), dtype=torch.float64)
     values = LatentParameters(start, processors).values()
@@ -103,7 +104,9 @@ def test_demo_without_matplotlib_fails_at_once_saying_how_to_install_it(tmp_path
 @pytest.mark.parametrize("option, value, message", [
     ("--tracks", "0", "argument --tracks: expected at least 1, got 0"),
     ("--steps", "-3", "argument --steps: expected at least 1, got -3"),
-    ("--seconds", "0", "argument --seconds: expected more than 0 seconds"),
+    ("--seconds", "0", "argument --seconds: expected at least 0.1 seconds"),
+    ("--seconds", "1e-5", "argument --seconds: expected at least 0.1 seconds"),
+    ("--learning-rate", "nan", "argument --learning-rate: expected a finite number above 0, got nan"),
     ("--threads", "two", "argument --threads: expected a whole number, got 'two'"),
     ("--device", "gpu", "argument --device: expected auto or a torch device"),
 ])
@@ -120,3 +123,27 @@ def test_demo_without_cuda_refuses_a_cuda_device(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["demo", "--device", "cuda", "-o", str(tmp_path / "out")])
     assert "'cuda': CUDA is not available here" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_the_demo_fit_saves_the_parameters_so_far_and_exits_130(tmp_path, capsys, monkeypatch):
+    import grafx_core.fitting.session as session
+
+    class InterruptedLoss(SpectralLoss):
+        calls = 0
+
+        def __call__(self, y):
+            InterruptedLoss.calls += 1
+            if InterruptedLoss.calls == 3:
+                raise KeyboardInterrupt  # what Ctrl-C raises in the main thread, mid-step
+            return super().__call__(y)
+
+    monkeypatch.setattr(session, "SpectralLoss", InterruptedLoss)
+    out = tmp_path / "out"
+    assert main(["demo", "--steps", "50", "--tracks", "2", "--seconds", "0.25", "-o", str(out)]) == 130
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1].startswith("interrupted after 2 of 50 steps") and "fitted.params.json" in printed[-1]
+    report = json.loads((out / "report.json").read_text())
+    assert report["stopped"] == "interrupted" and len(report["loss_curve"]) == 3  # two steps, then the kept loss
+    assert report["final_loss"] == min(report["loss_curve"][:2])
+    assert "dsp:stereo_gain" in load_parameters(out / "fitted.params.json").keys()
+    assert not (out / "fitted.wav").exists()

@@ -1,7 +1,9 @@
-"""Black-box processors: effects torch cannot differentiate, batched on a thread pool."""
+"""Black-box processors: effects torch cannot differentiate, batched on a thread pool or a Ray cluster."""
 
 from .parameters import MARGIN, SCALES, ParameterSpec
 from .processor import BlackBoxProcessor, BlackBoxTarget
+from .ray_runner import RayRunner
 from .runner import PerThread, ThreadPoolRunner
 
-__all__ = ["ParameterSpec", "SCALES", "MARGIN", "BlackBoxProcessor", "BlackBoxTarget", "ThreadPoolRunner", "PerThread"]
+__all__ = ["ParameterSpec", "SCALES", "MARGIN", "BlackBoxProcessor", "BlackBoxTarget", "ThreadPoolRunner", "RayRunner",
+           "PerThread"]

@@ -9,6 +9,7 @@ dtype.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ from ..estimators.finite_difference import FiniteDifference
 from ..estimators.target import RenderJob, RenderTarget
 from .lifecycle import Instances, check_bit_exact
 from .parameters import ParameterSpec
+from .ray_runner import RayRunner
 from .runner import ThreadPoolRunner
 
 __all__ = ["BlackBoxProcessor", "BlackBoxTarget"]
@@ -35,6 +37,19 @@ def _set_and_call(effect: Any, audio: np.ndarray, sample_rate: float, attributes
     for name, value in natural.items():
         setattr(effect, attributes[name], value)
     return effect(audio, sample_rate)
+
+
+def _make_runner(runner: Any, workers: int | None, timeout: float | None) -> Any:
+    """The runner asked for: ``"threads"``, ``"ray"`` or a runner object (ValueError otherwise)."""
+    if runner == "threads":
+        return ThreadPoolRunner(workers, timeout)
+    if runner == "ray":
+        return RayRunner(workers, timeout=timeout)  # ray itself is imported at the first call
+    if isinstance(runner, str) or not callable(getattr(runner, "run_items", None)):
+        raise ValueError(f"runner must be 'threads', 'ray' or a runner object, got {runner!r}")
+    if workers is not None or timeout is not None:
+        raise ValueError(f"give workers and timeout to the runner object itself, not with runner={runner!r}")
+    return runner
 
 
 class BlackBoxProcessor(nn.Module):
@@ -67,12 +82,20 @@ class BlackBoxProcessor(nn.Module):
         signal_gradient: ``"auto"``, ``"none"``, ``"straight-through"``, ``"spsa"``
             or ``"proxy"`` (see :mod:`grafx_core.estimators.base`).
         workers: threads (default: ``min(items, os.cpu_count())``; use 1 for
-            effects costing well under a millisecond per item).
+            effects costing well under a millisecond per item), or Ray workers
+            with ``runner="ray"``.
+        runner: where items run: ``"threads"`` (a
+            :class:`~grafx_core.blackbox.ThreadPoolRunner`), ``"ray"`` (a
+            :class:`~grafx_core.blackbox.RayRunner` on the cluster ``RAY_ADDRESS``
+            names, or on a local one; needs ``pip install grafx-core[ray]``) or a
+            runner object (``RayRunner(address=...)``); results are the same.
         output_channels: channels the effect returns (default: as many as it gets).
         name: used in error messages (default: the function's name).
         timeout: seconds one item may take before the call raises
             :class:`~grafx_core.BlackBoxTimeoutError` naming the node (``None``:
-            wait for ever). The stuck call is abandoned in its thread.
+            wait for ever). The stuck call is abandoned in its thread; with
+            ``runner="ray"`` a worker's chunk of n items gets n times this, and
+            the error names the worker's items and node instead.
         instances: ``"per-thread"`` (one effect per worker thread, reused) or
             ``"per-item"`` (a fresh effect for every item, closed after it).
         serialise_instantiation: make every ``effect_factory()`` call hold one
@@ -104,6 +127,7 @@ class BlackBoxProcessor(nn.Module):
         estimator: Estimator | str | None = None,
         signal_gradient: str = "auto",
         workers: int | None = None,
+        runner: Any = "threads",
         output_channels: int | None = None,
         name: str | None = None,
         timeout: float | None = None,
@@ -143,7 +167,7 @@ class BlackBoxProcessor(nn.Module):
         self._warn_stopped_signal = signal_gradient == "auto"
         self.gradient_kind = self.estimator.kind
         try:
-            self.runner = ThreadPoolRunner(workers, timeout)
+            self.runner = _make_runner(runner, workers, timeout)
         except ValueError as error:
             raise BlackBoxError(f"black box {self.name!r}: {error}") from None
         self._effects = (Instances(effect_factory, instances, serialise_instantiation, self.name)
@@ -263,15 +287,25 @@ class BlackBoxProcessor(nn.Module):
 
     def with_estimator(self, estimator: Estimator | str, *, signal_gradient: str = "auto",
                        **estimator_options: Any) -> BlackBoxProcessor:
-        """A copy of this processor using another estimator (same effect, parameters and workers)."""
+        """A copy of this processor using another estimator (same effect, parameters, workers and runner)."""
         return BlackBoxProcessor(self.function, self.specs, effect_factory=self.effect_factory, process=self.process,
                                  sample_rate=self.sample_rate, estimator=estimator, signal_gradient=signal_gradient,
-                                 workers=self.runner._workers, output_channels=self.output_channels, name=self.name,
-                                 timeout=self.runner.timeout, instances=self.instances,
-                                 serialise_instantiation=self.serialise_instantiation,
+                                 runner=self.runner.fresh(), output_channels=self.output_channels, name=self.name,
+                                 instances=self.instances, serialise_instantiation=self.serialise_instantiation,
                                  check_determinism=self.check_determinism, **estimator_options)
 
     # -- items --------------------------------------------------------------
+    def for_workers(self) -> BlackBoxProcessor:
+        """A shallow copy that renders items as this one does, without the estimator.
+
+        What a runner ships to worker processes: they only call
+        :meth:`process_item`, and an estimator may hold tensors they must not
+        load (a neural proxy on a GPU would make every worker open a CUDA context).
+        """
+        clone = copy.copy(self)
+        clone.estimator = None
+        return clone
+
     def process_item(self, audio: np.ndarray, natural: Mapping[str, float]) -> np.ndarray:
         """Run the effect on one ``[channels, samples]`` float32 item (in the calling thread)."""
         if self.function is not None:
@@ -285,12 +319,12 @@ class BlackBoxProcessor(nn.Module):
     def extra_repr(self) -> str:
         specs = ", ".join(s.describe() for s in self.specs)
         return (f"name={self.name!r}, parameters=[{specs}], estimator={self.estimator!r}, "
-                f"signal_gradient={self.signal_gradient!r}, workers={self.runner.workers}, "
+                f"signal_gradient={self.signal_gradient!r}, {self.runner.describe()}, "
                 f"instances={self.instances!r}")
 
 
 class BlackBoxTarget(RenderTarget):
-    """A black-box processor as a render target: all rows of all jobs in one thread-pool run.
+    """A black-box processor as a render target: all rows of all jobs in one run of its runner.
 
     Columns are the normalised controls (bounds 0 and 1); the effect sees each
     natural value rounded to float32.
@@ -336,44 +370,45 @@ class BlackBoxTarget(RenderTarget):
             indices.append(None if job.index is None else job.index.cpu().numpy())
             channels = proc.output_channels or x.shape[1]
             outputs.append(np.empty((len(job), channels, x.shape[2]), dtype=np.float32))
-        starts = np.cumsum([0] + [len(job) for job in jobs])
-        names = self.columns
-        checked = self._first_forward_item(jobs, starts)
+        checked = self._first_forward_item(jobs)
         policy = proc.instances if proc.effect_factory is not None else None
+        items, places = [], []
+        for j, job in enumerate(jobs):
+            for r in range(len(job)):
+                row = r if indices[j] is None else int(indices[j][r])
+                items.append((inputs[j][row], {n: float(v) for n, v in zip(self.columns, naturals[j][r])}))
+                places.append((j, r))
 
-        def task(i: int) -> None:
-            j = int(np.searchsorted(starts, i, side="right") - 1)
-            r = i - int(starts[j])
-            row = r if indices[j] is None else int(indices[j][r])
-            natural = {n: float(v) for n, v in zip(names, naturals[j][r])}
-            renders = 2 if i == checked else 1
-            try:
-                ys = [proc.process_item(inputs[j][row], natural) for _ in range(renders)]
-            except (Exception, SystemExit) as error:  # an effect calling sys.exit() must not end the host
-                raise self._error(jobs[j], r, natural, f"the effect raised {type(error).__name__}: {error}") from error
-            if renders == 2:
+        def accept(i: int, ys: Sequence[Any]) -> None:
+            j, r = places[i]
+            if len(ys) == 2:
                 check_bit_exact(proc.name, ys[0], ys[1], policy)
-            self._store(outputs[j], r, ys[-1], jobs[j], natural)
+            self._store(outputs[j], r, ys[-1], jobs[j], items[i][1])
+
+        def failed(i: int, error: BaseException) -> BlackBoxError:
+            j, r = places[i]
+            return self._error(jobs[j], r, items[i][1], f"the effect raised {type(error).__name__}: {error}")
 
         try:
-            proc.runner.run(task, int(starts[-1]))
+            proc.runner.run_items(proc, items, accept, failed, twice=checked)
         except BlackBoxTimeoutError as timeout:
-            j = int(np.searchsorted(starts, timeout.item, side="right") - 1)
-            r = timeout.item - int(starts[j])
-            natural = {n: float(v) for n, v in zip(names, naturals[j][r])}
-            error = self._error(jobs[j], r, natural, f"the effect did not return within the timeout of "
-                                                     f"{proc.runner.timeout:g} s", BlackBoxTimeoutError)
+            if timeout.item < 0:  # the runner could not tell which item, and named what it knows
+                raise
+            j, r = places[timeout.item]
+            error = self._error(jobs[j], r, items[timeout.item][1], f"the effect did not return within the timeout of "
+                                                                    f"{proc.runner.timeout:g} s", BlackBoxTimeoutError)
             raise error from None
         if checked is not None:
             proc._determinism_checked = True
         return [torch.from_numpy(out).to(device=job.signals[0].device, dtype=job.signals[0].dtype)
                 for out, job in zip(outputs, jobs)]
 
-    def _first_forward_item(self, jobs: Sequence[RenderJob], starts: np.ndarray) -> int | None:
+    def _first_forward_item(self, jobs: Sequence[RenderJob]) -> int | None:
         """The item the first-use check renders twice (the first forward row), or ``None``."""
         proc = self.processor
         if not proc.check_determinism or proc._determinism_checked:
             return None
+        starts = np.cumsum([0] + [len(job) for job in jobs])
         return next((int(starts[j]) for j, job in enumerate(jobs) if job.purpose == "forward" and len(job)), None)
 
     def _read_only_copy(self, x: torch.Tensor, job: RenderJob) -> np.ndarray:

@@ -1,4 +1,10 @@
-"""Run per-item work on a persistent pool of daemon threads, one effect instance per thread."""
+"""Run per-item work on a persistent pool of daemon threads, one effect instance per thread.
+
+A runner renders a black box's items: :meth:`ThreadPoolRunner.run_items` (and
+:meth:`grafx_core.blackbox.RayRunner.run_items`, its twin on a Ray cluster)
+takes ``(audio, natural)`` items, calls ``processor.process_item`` on each and
+hands every output to ``accept``.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,30 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, wait
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
+
+import numpy as np
 
 from ..errors import BlackBoxTimeoutError
 
 __all__ = ["ThreadPoolRunner", "PerThread"]
 
 T = TypeVar("T")
+
+Item = tuple[np.ndarray, Mapping[str, float]]
+"""One item: read-only float32 audio ``[channels, samples]`` and its natural control values."""
+
+
+class ItemProcessor(Protocol):
+    """What a runner needs of a processor: a name and a per-item render."""
+
+    name: str
+
+    def process_item(self, audio: np.ndarray, natural: Mapping[str, float]) -> np.ndarray:
+        """Render one item."""
+
 
 _POLL_S = 0.1
 """How often a waiting call looks at the clock and lets Ctrl-C in; a call that
@@ -145,6 +166,42 @@ class ThreadPoolRunner:
                 first = error
         if first is not None:
             raise first
+
+    def run_items(self, processor: ItemProcessor, items: Sequence[Item],
+                  accept: Callable[[int, tuple[Any, ...]], None], failed: Callable[[int, BaseException], Exception],
+                  twice: int | None = None) -> None:
+        """Render every item with ``processor.process_item`` and hand its output to ``accept(i, (y,))``.
+
+        Args:
+            processor: renders one item (in the worker thread).
+            items: ``(audio, natural)`` per item.
+            accept: takes each item's outputs; it runs in the worker thread.
+            failed: turns an effect's exception into the error to raise.
+            twice: an item to render twice in a row in one thread (the
+                first-use determinism check); ``accept`` gets both outputs.
+
+        Raises:
+            BlackBoxTimeoutError: an item ran longer than ``timeout`` (see :meth:`run`).
+            Exception: ``failed(i, error)`` for the first item whose effect raised, or
+                what ``accept`` raised, whichever comes first by item order.
+        """
+        def task(i: int) -> None:
+            audio, natural = items[i]
+            try:
+                ys = tuple(processor.process_item(audio, natural) for _ in range(2 if i == twice else 1))
+            except (Exception, SystemExit) as error:  # an effect calling sys.exit() must not end the host
+                raise failed(i, error) from error
+            accept(i, ys)
+
+        self.run(task, len(items))
+
+    def fresh(self) -> ThreadPoolRunner:
+        """A runner with the same settings and no threads started."""
+        return ThreadPoolRunner(self._workers, self.timeout)
+
+    def describe(self) -> str:
+        """``workers=N``, for a processor's ``repr``."""
+        return f"workers={self.workers}"
 
     def _wait(self, futures: list[Future[None]], started: list[tuple[int, float] | None], pool: _Pool) -> None:
         pending = set(futures)

@@ -12,7 +12,7 @@ from ..errors import GrafxError, PluginError
 from ..graph import Graph
 from ..registry import default_registry, processors_for_graph
 
-__all__ = ["OptionsFileError", "read_options", "build_processors"]
+__all__ = ["OptionsFileError", "read_options", "build_processors", "accepts_keyword"]
 
 
 class OptionsFileError(GrafxError):
@@ -37,18 +37,42 @@ def read_options(path: str | os.PathLike[str] | None) -> dict[str, dict[str, Any
     return data
 
 
-def _accepts_sample_rate(node_type: str) -> bool:
+def _factory_keywords(node_type: str) -> list[str] | None:
+    """The keywords ``node_type``'s factory names explicitly; ``None`` when unknown or it takes ``**kwargs``."""
     try:
         factory = default_registry().processor_info(node_type).spec.factory
         parameters = inspect.signature(factory).parameters
     except (PluginError, TypeError, ValueError):
-        return False  # an unknown type fails with its own message in processors_for_graph
-    # Only an explicit keyword: a factory's **kwargs may forward to something that rejects it.
-    return "sample_rate" in parameters
+        return None  # an unknown type fails with its own message in processors_for_graph
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return [name for name, p in parameters.items()
+            if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+
+
+def accepts_keyword(node_type: str, keyword: str) -> bool:
+    """Whether ``node_type``'s factory names ``keyword`` explicitly (a ``**kwargs`` may forward to
+    something that rejects it, so it does not count)."""
+    try:
+        factory = default_registry().processor_info(node_type).spec.factory
+        return keyword in inspect.signature(factory).parameters
+    except (PluginError, TypeError, ValueError):
+        return False
+
+
+def _check_keywords(options: Mapping[str, Mapping[str, Any]], origin: str) -> None:
+    for node_type, given in options.items():
+        known = _factory_keywords(node_type)
+        unknown = sorted(set(given) - set(known)) if known is not None else []
+        if unknown:
+            raise OptionsFileError(
+                f"{origin}: {node_type} has no option {', '.join(map(repr, unknown))} "
+                f"(its options are {', '.join(known) or 'none'})"
+            )
 
 
 def build_processors(graph: Graph, options: Mapping[str, Mapping[str, Any]] | None = None,
-                     sample_rate: float | None = None) -> dict[str, Any]:
+                     sample_rate: float | None = None, origin: str = "processor options") -> dict[str, Any]:
     """The processors of ``graph`` from the registry, each node type looked up by name.
 
     Args:
@@ -56,14 +80,18 @@ def build_processors(graph: Graph, options: Mapping[str, Mapping[str, Any]] | No
         options: keyword options per node type for its factory.
         sample_rate: in Hz; given to every factory that takes a
             ``sample_rate`` keyword, unless ``options`` sets it for that type.
+        origin: where the options come from, for messages (e.g. the options file).
 
     Raises:
-        UnknownNodeTypeError, AmbiguousNameError, NameCollisionError: as
-            :func:`grafx_core.registry.processors_for_graph`.
+        OptionsFileError: an option a type's factory does not name (checked
+            against its signature, so the message lists the options it takes).
+        UnknownNodeTypeError, AmbiguousNameError, NameCollisionError, PluginError: as
+            :func:`grafx_core.registry.processors_for_graph` (a factory refusing a value included).
     """
     merged = {t: dict(o) for t, o in (options or {}).items()}
+    _check_keywords(merged, origin)
     if sample_rate is not None:
         for node_type in graph.processor_types():
-            if "sample_rate" not in merged.get(node_type, {}) and _accepts_sample_rate(node_type):
+            if "sample_rate" not in merged.get(node_type, {}) and accepts_keyword(node_type, "sample_rate"):
                 merged.setdefault(node_type, {})["sample_rate"] = sample_rate
     return processors_for_graph(graph, merged)

@@ -11,11 +11,14 @@ matplotlib: pip install grafx-core[plot].
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
 from typing import Any
 
+from .._optional import require
 from ..drawing import draw_graph
 from ..errors import GrafxError, PluginWarning
+from ._arguments import at_least
 from ..graph import Graph
 from ..registry import get_processor
 from ..schedule import SCHEDULING_METHODS
@@ -31,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stages", nargs="?", const="beam", choices=SCHEDULING_METHODS, default=None,
                         help="colour nodes by render stage, scheduled with this method (default beam)")
     parser.add_argument("--title", help="a title above the drawing")
-    parser.add_argument("--dpi", type=int, default=120, help="resolution (default 120)")
+    parser.add_argument("--dpi", type=at_least(1), default=120, help="resolution (default 120)")
 
 
 def _installed_processors(graph: Graph) -> dict[str, Any]:
@@ -48,8 +51,24 @@ def _installed_processors(graph: Graph) -> dict[str, Any]:
     return processors
 
 
+class PictureFormatError(GrafxError):
+    """The picture's file name has an extension matplotlib cannot write."""
+
+
+def _check_format(path: str) -> None:
+    require("matplotlib", "plot", "grafx-core draw")
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    extension = os.path.splitext(path)[1].lower().lstrip(".")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if extension not in formats:
+        raise PictureFormatError(f"output {path!r}: unknown picture format {extension or '(no extension)'!r}; "
+                                 f"name it with one of {', '.join('.' + f for f in sorted(formats))}")
+
+
 def run(args: argparse.Namespace) -> int:
     """Draw the graph and say where."""
+    _check_format(args.output)
     graph = Graph.load(args.graph)
     draw_graph(graph, args.output, processors=_installed_processors(graph), stages=args.stages,
                title=args.title, dpi=args.dpi)

@@ -4,7 +4,9 @@ Processors come from the plugin registry by the node types in the graph file
 (e.g. "dsp:parametric_eq"); each factory that takes a sample_rate gets the sources' rate.
 Give one --source per "in" node, in node-id order, and one -o per "out" node.
 Parameters come from a parameter file (--params, as written by
-grafx_core.save_parameters or the demo), else each processor's defaults.
+grafx_core.save_parameters, the demo or fit), else each processor's defaults.
+Outputs are WAV files; an existing file is replaced only with --force, and
+never one of the inputs.
 
   grafx-core render mix.graph.json --source drums.wav --source bass.wav \\
       --params fitted.params.json -o mix.wav
@@ -15,12 +17,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from typing import Any
 
 import torch
 
-from ..errors import SourceShapeError
+from ..errors import AudioFileError, ParameterError, ProcessorOutputError, SourceShapeError
 from ..graph import Graph
-from ..parameter_file import load_parameters
+from ..fitting.outputs import same_file
+from ..parameter_file import _leaves, load_parameters
 from ..parameters import create_empty_parameters
 from ..render import render
 from ..schedule import SCHEDULING_METHODS
@@ -44,11 +48,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output sample format (default float32, lossless)")
     parser.add_argument("--pad", action="store_true", help="zero-pad shorter sources to the longest")
     parser.add_argument("--method", choices=SCHEDULING_METHODS, default="beam", help="scheduling method")
+    parser.add_argument("--force", action="store_true", help="replace output files that exist")
+
+
+def _check_outputs(outputs: list[str], inputs: list[str], force: bool) -> None:
+    for path in outputs:
+        if not path.lower().endswith(".wav"):
+            raise AudioFileError(f"output {path!r}: render writes WAV files only; name it .wav "
+                                 "(convert it afterwards for other formats)")
+        for source in inputs:
+            if same_file(path, source):
+                raise AudioFileError(f"output {path!r} is also an input: choose another output name")
+        if os.path.exists(path) and not force:
+            raise AudioFileError(f"output {path!r} exists: pass --force to replace it, or choose another name")
+    if len(set(map(os.path.abspath, outputs))) < len(outputs):
+        raise AudioFileError(f"the outputs {outputs} name one file twice: give each 'out' node its own file")
+
+
+def _check_shapes(graph: Graph, processors: dict[str, Any], parameters: Any, params_path: str,
+                  options_path: str | None) -> None:
+    """A parameter file saved for processors built with options (EQ peaks, reverb bands) does not fit
+    the processors built without them: say so before the render fails on a shape."""
+    expected = create_empty_parameters(graph, processors)
+    for node_type in expected.keys():
+        if node_type not in parameters.keys():
+            continue
+        want, got = dict(_leaves(expected[node_type])), dict(_leaves(parameters[node_type]))
+        for name, value in want.items():
+            if name in got and tuple(got[name].shape) != tuple(value.shape):
+                hint = ("; the graph was probably fitted with processor options: pass its options file "
+                        "with --options" if options_path is None else "; do the options file and the "
+                        "parameter file belong together?")
+                raise ParameterError(
+                    f"{params_path!r}: {node_type}.{name} has shape {list(got[name].shape)}, but the processors "
+                    f"built {'without options' if options_path is None else 'with ' + repr(options_path)} "
+                    f"take {list(value.shape)}{hint}")
 
 
 def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs: list[str],
                  params_path: str | None = None, options_path: str | None = None,
-                 format: str = "float32", pad: bool = False, method: str = "beam") -> torch.Tensor:
+                 format: str = "float32", pad: bool = False, method: str = "beam",
+                 force: bool = False) -> torch.Tensor:
     """Render a graph file with WAV sources and write the outputs; what ``grafx-core render`` does.
 
     Returns:
@@ -59,10 +99,17 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
         SourceShapeError: the number of sources or outputs does not match
             the graph's ``"in"`` or ``"out"`` nodes.
         AudioFileError: a WAV cannot be read or written, or the sources
-            disagree in sample rate, channels or length.
-        ParameterError: the parameter file is invalid or does not fit the graph.
+            disagree in sample rate, channels or length; an output is not
+            ``.wav``, is an input, or exists and ``force`` is false.
+        ParameterError: the parameter file is invalid or does not fit the
+            graph (or the options it was saved with).
+        OptionsFileError: the options file is missing or invalid, or a
+            processor factory refuses an option.
+        ProcessorOutputError: the render is not finite (nothing is written).
         UnknownNodeTypeError: a node type names no registered processor.
     """
+    inputs = [os.fspath(graph_path), *sources, *(p for p in (params_path, options_path) if p)]
+    _check_outputs(outputs, inputs, force)
     graph = Graph.load(graph_path)
     ins, outs = graph.nodes_of_type("in"), graph.nodes_of_type("out")
     if len(sources) != len(ins):
@@ -76,13 +123,19 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
             f"({', '.join(graph.nodes[i].label() for i in outs)}); give one -o per 'out' node in that order"
         )
     audio, sample_rate = read_sources(sources, pad=pad)
-    processors = build_processors(graph, read_options(options_path), sample_rate)
+    origin = f"options file {os.fspath(options_path)!r}" if options_path else "processor options"
+    processors = build_processors(graph, read_options(options_path), sample_rate, origin)
     if params_path is None:
         parameters = create_empty_parameters(graph, processors)
     else:
         parameters = load_parameters(params_path)
+        _check_shapes(graph, processors, parameters, params_path, options_path)
     with torch.no_grad():
         y, _ = render(graph, processors, parameters, audio, method=method)  # type: ignore[arg-type]
+    if not torch.isfinite(y).all():
+        raise ProcessorOutputError(
+            f"rendering {os.fspath(graph_path)!r} gave NaN or infinite samples (finite sources and parameters): "
+            "a processor is unstable at these settings; nothing was written")
     for path, signal in zip(outputs, y):
         write_wav(path, signal, sample_rate, format=format)  # type: ignore[arg-type]
     return y
@@ -91,7 +144,7 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
 def run(args: argparse.Namespace) -> int:
     """Render and report what was written."""
     y = render_files(args.graph, args.source, args.output, args.params, args.options, args.format, args.pad,
-                     args.method)
+                     args.method, args.force)
     for path, signal in zip(args.output, y):
         peak = float(signal.abs().max())
         level = f"{20 * math.log10(peak):+.1f} dBFS" if peak > 0 else "silence"

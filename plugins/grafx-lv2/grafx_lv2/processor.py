@@ -132,6 +132,7 @@ def lv2_processor(
     estimator_options: Mapping[str, Any] | None = None,
     signal_gradient: str = "auto",
     workers: int | None = None,
+    runner: Any = "threads",
     check: bool = True,
     check_determinism: bool = True,
 ) -> BlackBoxProcessor:
@@ -155,7 +156,10 @@ def lv2_processor(
             registered name or an instance.
         estimator_options: options of the estimator.
         signal_gradient: how the input signal's gradient is obtained.
-        workers: threads (default: one per core).
+        workers: threads (default: one per core), or Ray workers with ``runner="ray"``.
+        runner: ``"threads"``, ``"ray"`` or a runner object, as for
+            :class:`~grafx_core.blackbox.BlackBoxProcessor` (every Ray node needs
+            liblilv and the plug-in installed).
         check: try the plug-in in a separate process first (a crash there is an
             :class:`~grafx_lv2.errors.LV2PluginCrashError` here instead of ending this process).
         check_determinism: refuse, at the first render, a plug-in whose two
@@ -210,6 +214,7 @@ def lv2_processor(
         estimator=_default_estimator(specs, estimator, estimator_options),
         signal_gradient=signal_gradient,
         workers=workers,
+        runner=runner,
         output_channels=None if render.inputs == render.outputs else render.outputs,
         name=f"lv2:{name}",
         instances="per-item",

@@ -138,6 +138,7 @@ def pedalboard_chain(
     estimator_options: Mapping[str, Any] | None = None,
     signal_gradient: str = "auto",
     workers: int | None = None,
+    runner: Any = "threads",
     differentiable: Mapping[str, bool] | None = None,
     name: str = "pedalboard:chain",
 ) -> BlackBoxProcessor:
@@ -148,7 +149,7 @@ def pedalboard_chain(
             of built-in effects, or a function returning a fresh board (needed
             when it holds external plug-ins).
         sample_rate: of the signals, in Hz.
-        estimator, estimator_options, signal_gradient, workers: as for
+        estimator, estimator_options, signal_gradient, workers, runner: as for
             :func:`~grafx_pedalboard.processor.pedalboard_processor`; the
             default estimator follows the number of differentiable controls of
             the whole chain.
@@ -208,6 +209,7 @@ def pedalboard_chain(
         estimator=make_estimator(all_specs, estimator, estimator_options),
         signal_gradient=signal_gradient,
         workers=workers,
+        runner=runner,
         name=name,
     )
     return settle_gradient_kind(processor)

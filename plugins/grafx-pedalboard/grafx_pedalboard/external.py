@@ -162,6 +162,7 @@ def external_processor(
     estimator_options: Mapping[str, Any] | None = None,
     signal_gradient: str = "auto",
     workers: int | None = None,
+    runner: Any = "threads",
     fresh_instance: bool = False,
     loader: Callable[..., Any] | None = None,
 ) -> BlackBoxProcessor:
@@ -179,7 +180,7 @@ def external_processor(
         exclude: expose all parameters but these.
         differentiable: per-parameter override of the continuous/stepped flag.
         sample_rate: of the signals, in Hz.
-        estimator, estimator_options, signal_gradient, workers: as for
+        estimator, estimator_options, signal_gradient, workers, runner: as for
             :func:`~grafx_pedalboard.processor.pedalboard_processor`.
         fresh_instance: load a new instance for every item, for plug-ins whose
             output depends on the previous item's parameters (slow).
@@ -205,6 +206,7 @@ def external_processor(
         estimator=make_estimator(specs, estimator, estimator_options),
         signal_gradient=signal_gradient,
         workers=workers,
+        runner=runner,
         name=f"pedalboard:external {where}",
     )
     return settle_gradient_kind(processor)

@@ -190,6 +190,7 @@ def pedalboard_processor(
     estimator_options: Mapping[str, Any] | None = None,
     signal_gradient: str | None = None,
     workers: int | None = None,
+    runner: Any = "threads",
     ranges: Mapping[str, tuple[float, float]] | None = None,
     differentiable: Mapping[str, bool] | None = None,
     **options: Any,
@@ -213,7 +214,10 @@ def pedalboard_processor(
             (``"straight-through"`` for codecs and quantisers, ``"none"`` for the
             pitch shifter and the resampler, else the estimator's).
         workers: threads; default one for cheap effects (gain, clipping,
-            bitcrush), else one per core.
+            bitcrush), else one per core (with ``runner="ray"``: Ray workers,
+            default the cluster's CPUs).
+        runner: ``"threads"``, ``"ray"`` or a runner object, as for
+            :class:`~grafx_core.blackbox.BlackBoxProcessor`.
         ranges, differentiable: per-control overrides (see :func:`effect_specs`).
         **options: the effect's constructor options (``mode="HPF24"`` for the
             ladder filter, ``freeze_mode=True`` for the reverb, ``quality=...``,
@@ -248,7 +252,8 @@ def pedalboard_processor(
         sample_rate=float(sample_rate),
         estimator=make_estimator(specs, estimator, estimator_options),
         signal_gradient=info.signal_gradient if signal_gradient is None else signal_gradient,
-        workers=workers if workers is not None else (1 if info.cheap else None),
+        workers=workers if workers is not None or runner != "threads" else (1 if info.cheap else None),
+        runner=runner,
         name=f"pedalboard:{info.name}",
     )
     return settle_gradient_kind(processor)

@@ -1,104 +1,51 @@
-"""The demo's mixing console: a graph of analytic and pedalboard nodes, and its parameter draws.
+"""The demo's console and its parameter draws: musical ranges for the hidden mix and the random start.
 
-Per track: an optional pedalboard compressor (drums, bass and lead), a
-grafx-dsp parametric EQ, and a grafx-dsp gain and pan; drums go to a drum bus
-with a grafx-dsp compressor, the rest to a music bus with a stereo width;
-every track also feeds a pedalboard reverb on a send. The buses and the
-reverb return meet on the master, followed by a parametric EQ and a
-compressor. Processors come from the registry by these node type names.
+The console is :mod:`grafx_core.fitting.console`'s with pedalboard
+compressors on drums, bass and lead, and a pedalboard reverb on the send.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..fitting.console import CONSOLES, Console, build_console
+from ..fitting.latent import is_black_box
 from ..graph import Graph
 
-__all__ = ["Console", "build_console", "ESTIMATOR_CHOICES", "draw_parameters", "is_black_box"]
+__all__ = ["ESTIMATOR_CHOICES", "demo_console", "draw_parameters"]
 
 EQ, PAN, COMPRESSOR, WIDTH = "dsp:parametric_eq", "dsp:stereo_gain", "dsp:compressor", "dsp:stereo_width"
 PB_COMPRESSOR, PB_REVERB = "pedalboard:compressor", "pedalboard:reverb"
-_DRUMS = ("kick", "snare", "hats", "shaker")
 _COMPRESSED = ("kick", "snare", "bass", "lead")
 
 ESTIMATOR_CHOICES = ("auto", "finite-difference", "spsa")
 """``--estimator`` values: ``"auto"`` keeps each pedalboard effect's measured default."""
 
 
-@dataclass
-class Console:
-    """The demo's graph and how to build its processors.
-
-    Attributes:
-        graph: the mixing graph; its ``"in"`` nodes are the tracks in order.
-        options: factory options per node type (JSON-ready, for ``--options``).
-    """
-
-    graph: Graph
-    options: dict[str, dict[str, Any]]
-
-
-def build_console(track_names: Sequence[str], estimator: str = "auto") -> Console:
-    """The mixing graph for tracks named after :data:`~grafx_core.demo.multitrack.INSTRUMENTS`.
+def demo_console(track_names: list[str], estimator: str = "auto") -> Console:
+    """The demo's console for tracks named after :data:`~grafx_core.demo.multitrack.INSTRUMENTS`.
 
     Args:
-        track_names: one name per source; names starting with a drum
-            instrument go to the drum bus, the others to the music bus.
-        estimator: gradient estimator of the pedalboard nodes (one of
-            :data:`ESTIMATOR_CHOICES`).
+        track_names: one name per source.
+        estimator: gradient estimator of the pedalboard nodes (one of :data:`ESTIMATOR_CHOICES`).
 
     Raises:
         ValueError: an unknown estimator.
     """
     if estimator not in ESTIMATOR_CHOICES:
         raise ValueError(f"estimator must be one of {ESTIMATOR_CHOICES}, got {estimator!r}")
-    g = Graph()
-    is_drum = [name.split("_")[0] in _DRUMS for name in track_names]
-    # A bus exists only with tracks on it: an inlet without an edge is an error.
-    drums = g.add("mix", "drum_bus") if any(is_drum) else None
-    music = g.add("mix", "music_bus") if not all(is_drum) else None
-    send, master = g.add("mix", "reverb_send"), g.add("mix", "master")
-    for name, drum in zip(track_names, is_drum):
-        node = g.add("in", name)
-        if name.split("_")[0] in _COMPRESSED:
-            node = _chain(g, node, (PB_COMPRESSOR, f"{name}_compressor"))
-        node = _chain(g, node, (EQ, f"{name}_eq"), (PAN, f"{name}_fader"))
-        g.connect(node, drums if drum else music)
-        g.connect(node, send)
-    if drums is not None:
-        g.connect(_chain(g, drums, (COMPRESSOR, "drum_bus_compressor")), master)
-    if music is not None:
-        g.connect(_chain(g, music, (WIDTH, "music_bus_width")), master)
-    g.connect(_chain(g, send, (PB_REVERB, "reverb")), master)
-    g.connect(_chain(g, master, (EQ, "master_eq"), (COMPRESSOR, "master_compressor")), g.add("out", "mix"))
-    options: dict[str, dict[str, Any]] = {EQ: {"n_peaks": 1}}
-    # The reverb sits downstream of trained faders: pass their gradient straight through it
-    # rather than stopping it (finite differences' natural choice).
-    options[PB_REVERB] = {"signal_gradient": "straight-through"}
+    effects = CONSOLES["pedalboard"]
+    options = {t: dict(o) for t, o in effects.options.items()}
     if estimator != "auto":
         for node_type in (PB_COMPRESSOR, PB_REVERB):
             options.setdefault(node_type, {})["estimator"] = estimator
-    present = set(g.processor_types())  # options for an absent type are an error (processors_for_graph)
-    return Console(g, {t: o for t, o in options.items() if t in present})
-
-
-def _chain(graph: Graph, source: int, *nodes: tuple[str, str]) -> int:
-    for node_type, name in nodes:
-        node = graph.add(node_type, name)
-        graph.connect(source, node)
-        source = node
-    return source
-
-
-def is_black_box(processor: Any) -> bool:
-    """Whether ``processor`` keeps raw (sigmoid-mapped) parameters, as black-box processors do."""
-    return callable(getattr(processor, "raw_parameters", None)) and hasattr(processor, "specs")
+    return build_console(track_names, replace(effects, compressed=_COMPRESSED, options=options))
 
 
 # Musical ranges for the hidden mix and the random start, in natural units:
@@ -126,6 +73,8 @@ _RANGES: dict[tuple[str, str], tuple[float, float, bool]] = {
     (PB_COMPRESSOR, "ratio"): (2.0, 8.0, True),
     (PB_COMPRESSOR, "attack_ms"): (1.0, 30.0, True),
     (PB_COMPRESSOR, "release_ms"): (50.0, 300.0, True),
+    ("dsp:reverb", "gain_db"): (-30.0, -18.0, False),
+    ("dsp:reverb", "decay_s"): (0.3, 1.2, True),
     (PB_REVERB, "room_size"): (0.3, 0.8, False),
     (PB_REVERB, "damping"): (0.2, 0.7, False),
     (PB_REVERB, "wet_level"): (0.1, 0.3, False),

@@ -1,4 +1,4 @@
-"""What the demo writes and prints: parameters in natural units, errors per node type, plots."""
+"""What a console fit writes and prints: parameters in natural units, errors per node type, plots."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import torch
 from .._optional import require
 from ..graph import Graph
 from ..processor import gradient_kind
-from .console import is_black_box
-from .fitting import is_log_scaled
+from .latent import is_black_box, is_log_scaled
 
 __all__ = ["natural_parameters", "node_report", "errors_by_type", "format_errors", "plot_loss", "plot_spectrograms"]
 
@@ -126,8 +125,9 @@ def plot_loss(path: str | os.PathLike[str], losses: Sequence[float], seconds_per
 
 
 def plot_spectrograms(path: str | os.PathLike[str], mixes: Mapping[str, torch.Tensor], sample_rate: int) -> None:
-    """Log-magnitude spectrograms of each mix (mid channel) side by side, and under all but
-    the first (the reference) their difference from it, saved to ``path``.
+    """Spectrograms of each mix (mid channel, dB, log-frequency axis) side by side; below the
+    first (the reference) the long-term average spectrum of every mix, below each other its
+    difference from the reference; saved to ``path``.
 
     Args:
         path: the picture.
@@ -139,32 +139,48 @@ def plot_spectrograms(path: str | os.PathLike[str], mixes: Mapping[str, torch.Te
 
     n_fft = 2048
     window = torch.hann_window(n_fft, dtype=torch.float64)
+    freqs = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate)[1:].numpy()  # no 0 Hz row on a log axis
 
-    def decibels(x: torch.Tensor) -> torch.Tensor:
+    def power(x: torch.Tensor) -> torch.Tensor:
         mid = x.detach().to("cpu", torch.float64).mean(dim=0)
-        spec = torch.stft(mid, n_fft, hop_length=n_fft // 4, window=window, return_complex=True).abs()
-        return 20 * torch.log10(spec + 1e-6)
+        return torch.stft(mid, n_fft, hop_length=n_fft // 4, window=window, return_complex=True).abs()[1:] ** 2
 
-    specs = {label: decibels(x) for label, x in mixes.items()}
+    powers = {label: power(x) for label, x in mixes.items()}
+    specs = {label: 10 * torch.log10(p + 1e-12) for label, p in powers.items()}
     reference = next(iter(specs.values()))
     top = float(reference.max())
-    seconds = next(iter(mixes.values())).shape[-1] / sample_rate
-    extent = (0.0, seconds, 0.0, sample_rate / 2000)
+    frames = reference.shape[-1]
+    seconds = (torch.arange(frames + 1, dtype=torch.float64) - 0.5) * (n_fft // 4) / sample_rate
+    edges = ((torch.arange(len(freqs) + 1, dtype=torch.float64) + 0.5) * sample_rate / n_fft).numpy()
+
+    def log_axis(ax, label: str) -> None:
+        ax.set_yscale("log")
+        ax.set_ylim(max(20.0, float(freqs[0])), sample_rate / 2)
+        ax.set_ylabel("Hz")
+        ax.set_title(label, fontsize=9)
+
     figure = Figure(figsize=(4 * len(specs), 6), dpi=110, layout="constrained")
     axes = figure.subplots(2, len(specs), squeeze=False)
+    image = diff = None
     for k, (label, spec) in enumerate(specs.items()):
-        image = axes[0][k].imshow(spec.numpy(), origin="lower", aspect="auto", extent=extent, cmap="magma",
-                                  vmin=top - 80, vmax=top)
-        axes[0][k].set_title(label, fontsize=9)
-        axes[0][k].set_ylabel("kHz")
-        if k == 0:
-            axes[1][0].set_axis_off()  # the reference's difference from itself says nothing
-            continue
-        diff = axes[1][k].imshow((spec - reference).numpy(), origin="lower", aspect="auto", extent=extent,
-                                 cmap="coolwarm", vmin=-20, vmax=20)
-        axes[1][k].set_title(f"{label} - target (dB)", fontsize=9)
-        axes[1][k].set_xlabel("seconds")
+        image = axes[0][k].pcolormesh(seconds.numpy(), edges, spec.numpy(), cmap="magma", vmin=top - 80,
+                                      vmax=top, rasterized=True)
+        log_axis(axes[0][k], label)
+        if k:
+            diff = axes[1][k].pcolormesh(seconds.numpy(), edges, (spec - reference).numpy(), cmap="coolwarm",
+                                         vmin=-20, vmax=20, rasterized=True)
+            log_axis(axes[1][k], f"{label} - {next(iter(specs))} (dB)")
+            axes[1][k].set_xlabel("seconds")
+    average = axes[1][0]
+    for label, p in powers.items():
+        average.semilogx(freqs, 10 * torch.log10(p.mean(dim=-1) + 1e-12).numpy(), label=label, linewidth=1)
+    average.set_xlim(max(20.0, float(freqs[0])), sample_rate / 2)
+    average.set_xlabel("Hz")
+    average.set_ylabel("dB")
+    average.set_title("average spectrum", fontsize=9)
+    average.legend(fontsize=7)
+    average.grid(True, which="both", alpha=0.3)
     figure.colorbar(image, ax=axes[0].tolist(), label="dB", shrink=0.8)
-    if len(specs) > 1:
+    if diff is not None:
         figure.colorbar(diff, ax=axes[1][1:].tolist(), label="dB", shrink=0.8)
     figure.savefig(os.fspath(path))

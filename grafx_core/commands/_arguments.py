@@ -1,0 +1,66 @@
+"""Argument types shared by the commands: each refuses a bad value with argparse's one-line error."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+import torch
+
+__all__ = ["at_least", "positive_number", "seconds_at_least", "device_name"]
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """A whole number no smaller than ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def positive_number(text: str) -> float:
+    """A finite number above 0 (``nan``, ``inf`` and ``0`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number above 0, got {text}")
+    return value
+
+
+def seconds_at_least(minimum: float) -> Callable[[str], float]:
+    """A finite duration in seconds no shorter than ``minimum``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+        if not (math.isfinite(value) and value >= minimum):
+            raise argparse.ArgumentTypeError(
+                f"expected at least {minimum:g} seconds (the loss's longest frame needs that), got {text}")
+        return value
+
+    return parse
+
+
+def device_name(text: str) -> str:
+    """``auto`` or a torch device that exists here."""
+    if text == "auto":
+        return text
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(
+            f"expected auto or a torch device such as cpu or cuda:0, got {text!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available here (use cpu, or auto to take CUDA "
+                                         "when present)")
+    return text

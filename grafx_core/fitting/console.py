@@ -1,0 +1,169 @@
+"""A mixing console for a set of named stems, built from any registered processor names.
+
+Per track: an optional compressor, an EQ and a fader (gain and pan); drum
+tracks (named kick, snare, hats, toms, ...) meet on a drum bus with a bus
+compressor, the others on a music bus with a stereo width; every track
+also feeds a reverb on a send. The buses and the reverb return meet on the
+master, followed by the master chain. Each slot holds a processor name
+(``"dsp:compressor"``, ``"pedalboard:compressor"``, an ``lv2:`` plug-in,
+...), so a console of black-box effects is the same graph with other names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+
+from ..graph import Graph
+from ..parameters import create_empty_parameters
+from .latent import is_black_box
+
+__all__ = ["ConsoleEffects", "Console", "CONSOLES", "build_console", "with_effects", "is_drum"]
+
+_DRUM_WORDS = ("kick", "bd", "snare", "sd", "hat", "hats", "hihat", "hh", "tom", "toms", "drum", "drums",
+               "cymbal", "crash", "ride", "perc", "percussion", "shaker", "clap", "overhead", "overheads", "oh")
+
+
+def is_drum(name: str) -> bool:
+    """Whether a track named ``name`` goes to the drum bus: a word of it names a drum
+    (``"kick"``, ``"snare_top"``, ``"Hats 2"``, ``"overheads"``, ...)."""
+    return any(word in _DRUM_WORDS for word in re.split(r"[^a-z]+", name.lower()))
+
+
+@dataclass(frozen=True)
+class ConsoleEffects:
+    """Which processor sits in each slot of the console (``None`` leaves a slot out).
+
+    Attributes:
+        track_compressor: on each compressed track, before its EQ.
+        compressed: name prefixes of the tracks that get a compressor
+            (``None``: every track).
+        eq, fader: on every track; the fader must turn mono or stereo into stereo.
+        drum_bus, music_bus: on the buses.
+        reverb: on the send all tracks feed.
+        master: the master chain, in order.
+        options: factory options per processor name (JSON-ready).
+        start: start values (processor units) that replace a processor's
+            defaults, ``{processor name: {parameter: value}}``.
+    """
+
+    track_compressor: str | None = "dsp:compressor"
+    compressed: tuple[str, ...] | None = None
+    eq: str = "dsp:parametric_eq"
+    fader: str = "dsp:stereo_gain"
+    drum_bus: str | None = "dsp:compressor"
+    music_bus: str | None = "dsp:stereo_width"
+    reverb: str | None = "dsp:reverb"
+    master: tuple[str, ...] = ("dsp:parametric_eq", "dsp:compressor")
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    start: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
+CONSOLES: dict[str, ConsoleEffects] = {
+    # The reverb's default (0 dB mid) would drown a mix in its return; start it well below the tracks.
+    "analytic": ConsoleEffects(options={"dsp:parametric_eq": {"n_peaks": 1},
+                                        "dsp:reverb": {"n_bands": 4, "ir_seconds": 1.0}},
+                               start={"dsp:reverb": {"gain_db": -24.0, "decay_s": 0.8}}),
+    # The reverb sits downstream of trained faders: pass their gradient straight through it
+    # rather than stopping it (finite differences' natural choice).
+    # A send reverb returns wet only: the dry signal already reaches the master through the buses.
+    "pedalboard": ConsoleEffects(track_compressor="pedalboard:compressor", reverb="pedalboard:reverb",
+                                 options={"dsp:parametric_eq": {"n_peaks": 1},
+                                          "pedalboard:reverb": {"signal_gradient": "straight-through"}},
+                                 start={"pedalboard:reverb": {"dry_level": 0.02, "wet_level": 0.15}}),
+}
+"""Named consoles: ``"analytic"`` (grafx-dsp only, autograd everywhere) and
+``"pedalboard"`` (pedalboard compressors on the tracks and a pedalboard reverb)."""
+
+
+@dataclass
+class Console:
+    """A console's graph and how to build its processors.
+
+    Attributes:
+        graph: the mixing graph; its ``"in"`` nodes are the tracks in order, one ``"out"`` node the mix.
+        options: factory options per node type present in the graph (JSON-ready, for ``--options``).
+        start: start values replacing processor defaults (see :class:`ConsoleEffects`).
+    """
+
+    graph: Graph
+    options: dict[str, dict[str, Any]]
+    start: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def start_parameters(self, processors: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Each processor's defaults for every node, with :attr:`start`'s values in their place
+        (given in units; black boxes get the raw values that map to them)."""
+        params = create_empty_parameters(self.graph, processors)
+        with torch.no_grad():
+            for node_type, values in self.start.items():
+                if node_type not in params.keys():
+                    continue
+                processor, count = processors[node_type], len(self.graph.nodes_of_type(node_type))
+                if is_black_box(processor):
+                    values = processor.raw_parameters(**{k: torch.full((count,), float(v)) for k, v in values.items()})
+                for name, value in values.items():
+                    params[node_type][name].copy_(torch.as_tensor(value).expand_as(params[node_type][name]))
+        return {t: {k: v.detach() for k, v in params[t].items()} for t in params.keys()}
+
+
+def build_console(track_names: Sequence[str], effects: ConsoleEffects | str = "analytic") -> Console:
+    """The mixing graph for ``track_names`` (see the module's description).
+
+    Args:
+        track_names: one name per source, in order; drum names (:func:`is_drum`)
+            go to the drum bus, the others to the music bus.
+        effects: a :class:`ConsoleEffects` or a name in :data:`CONSOLES`.
+
+    Raises:
+        ValueError: an unknown console name, or no tracks.
+    """
+    if isinstance(effects, str):
+        if effects not in CONSOLES:
+            raise ValueError(f"unknown console {effects!r}: choose one of {sorted(CONSOLES)}")
+        effects = CONSOLES[effects]
+    if not track_names:
+        raise ValueError("a console needs at least one track")
+    g = Graph()
+    drum = [is_drum(name) for name in track_names]
+    # A bus exists only with tracks on it: an inlet without an edge is an error.
+    drums = g.add("mix", "drum_bus") if any(drum) else None
+    music = g.add("mix", "music_bus") if not all(drum) else None
+    send = g.add("mix", "reverb_send") if effects.reverb else None
+    master = g.add("mix", "master")
+    for name, on_drums in zip(track_names, drum):
+        node = g.add("in", name)
+        if effects.track_compressor and (effects.compressed is None or name.startswith(effects.compressed)):
+            node = _chain(g, node, (effects.track_compressor, f"{name}_compressor"))
+        node = _chain(g, node, (effects.eq, f"{name}_eq"), (effects.fader, f"{name}_fader"))
+        g.connect(node, drums if on_drums else music)
+        if send is not None:
+            g.connect(node, send)
+    for bus, slot, label in ((drums, effects.drum_bus, "drum_bus_compressor"),
+                             (music, effects.music_bus, "music_bus_width")):
+        if bus is not None:
+            g.connect(_chain(g, bus, *(((slot, label),) if slot else ())), master)
+    if send is not None and effects.reverb:
+        g.connect(_chain(g, send, (effects.reverb, "reverb")), master)
+    labels = {"dsp:parametric_eq": "master_eq", "dsp:compressor": "master_compressor"}
+    chain = [(t, labels.get(t, f"master_{k}")) for k, t in enumerate(effects.master)]
+    g.connect(_chain(g, master, *chain), g.add("out", "mix"))
+    present = set(g.processor_types())  # options for an absent type are an error (processors_for_graph)
+    return Console(g, {t: dict(o) for t, o in effects.options.items() if t in present},
+                   {t: dict(v) for t, v in effects.start.items() if t in present})
+
+
+def with_effects(effects: ConsoleEffects, **slots: Any) -> ConsoleEffects:
+    """``effects`` with some slots replaced (``None`` values are ignored)."""
+    return replace(effects, **{k: v for k, v in slots.items() if v is not None})
+
+
+def _chain(graph: Graph, source: int, *nodes: tuple[str, str]) -> int:
+    for node_type, name in nodes:
+        node = graph.add(node_type, name)
+        graph.connect(source, node)
+        source = node
+    return source
