@@ -14,7 +14,8 @@ def device(request) -> torch.device:
 
 @pytest.fixture
 def one_torch_thread():
-    """One torch thread for CPU-heavy tests: two OpenMP threads on two busy cores can be far slower."""
+    """One intra-op torch thread: small networks and short signals run faster on one, and it is immune
+    to other load on the machine (two OpenMP threads on two busy cores measured 10-500x slower)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

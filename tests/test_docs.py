@@ -17,21 +17,11 @@ import zlib
 from pathlib import Path
 
 import pytest
-import torch
 
 import grafx_core
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 SCRIPTS = sorted((DOCS / "tutorials").glob("*.py")) + sorted((DOCS / "examples").glob("*.py"))
-
-
-@pytest.fixture
-def one_torch_thread():
-    """Two OpenMP threads on two busy cores can make a second-long script take a minute."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

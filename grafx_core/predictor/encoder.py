@@ -56,6 +56,8 @@ class LogMel(nn.Module):
         self.register_buffer("filters", mel_filterbank(self.n_fft // 2 + 1, n_mels, sample_rate), persistent=False)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """``[batch, channels, samples]`` (more than ``n_fft // 2`` samples) to
+        ``[batch, channels * n_mels, frames]``, in the filters' dtype."""
         batch, channels, samples = audio.shape
         flat = audio.reshape(batch * channels, samples).to(self.window.dtype)
         spec = torch.stft(flat, self.n_fft, self.hop, window=self.window, center=True, return_complex=True)

@@ -1,14 +1,16 @@
 """What a predictor must output for a graph: one head per processor type and parameter.
 
 Each head covers every node of its type: its output is ``[batch, nodes, *shape]``,
-the per-example layout :class:`~grafx_core.RenderPlan` takes. Where the processor
-declares a range for the parameter (``parameter_ranges()``, values with ``low``,
-``high`` and ``scale``), the head squashes its output into it with a sigmoid
-(linear or log); elsewhere the parameter is unbounded and the head adds its
-output, scaled by ``max(|default|, 1)``, to the default. Black boxes take raw
-unbounded values (their own specs map them into range), so they fall in the
-second case. Heads start at the processor's defaults.
-"""
+the per-example layout :class:`~grafx_core.RenderPlan` takes. Where the
+processor declares a range for the parameter (``parameter_ranges()``, a
+:class:`~grafx_core.ParameterRange` per parameter), the head squashes its
+output into it with a sigmoid (linear or log); elsewhere the parameter is
+unbounded and the head adds its output to the default. Black boxes take raw
+unbounded values (their own specs map them into range through a sigmoid), so
+they fall in the second case, and a black box's raw value moves exactly as a
+declared range's pre-sigmoid value does. Heads start at the processor's
+defaults (pulled 1% inside a range whose end they lie on, where a sigmoid's
+gradient would vanish)."""
 
 from __future__ import annotations
 
@@ -22,12 +24,18 @@ import torch
 from ..errors import PredictorError
 from ..graph import Graph
 from ..parameters import _require_processors, create_empty_parameters
-from ..processor import iter_parameter_shapes, normalized_parameter_size
+from ..processor import (
+    ParameterRange,
+    _checked_range,
+    iter_parameter_shapes,
+    normalized_parameter_size,
+    parameter_ranges,
+)
 
 __all__ = ["HeadSpec", "head_specs", "declared_ranges"]
 
 _EDGE = 0.01
-"""Defaults on a range's end start this far inside it, so the sigmoid's gradient is not ~0."""
+"""Defaults on a range's end start this far inside it (normalised), so the sigmoid's gradient is not ~0."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +86,7 @@ class HeadSpec:
         """
         raw = raw.reshape(raw.shape[0], self.nodes, *self.shape)
         if self.low is None or self.high is None:
-            default = (self.default if default is None else default).to(raw)
-            return default + default.abs().clamp(min=1.0) * raw
+            return (self.default if default is None else default).to(raw) + raw
         unit = torch.sigmoid(raw)
         if self.scale == "log":
             value = torch.exp(math.log(self.low) + unit * math.log(self.high / self.low))
@@ -96,20 +103,23 @@ class HeadSpec:
         return (value - self.low) / (self.high - self.low)
 
 
-def declared_ranges(processor: Any, node_type: str) -> dict[tuple[str, ...], tuple[float, float, str]]:
-    """The ranges a processor declares, by parameter path: ``(low, high, scale)``.
+def declared_ranges(processor: Any, node_type: str,
+                    override: Mapping[str, Any] | None = None) -> dict[tuple[str, ...], ParameterRange]:
+    """The ranges of a processor's parameters, by parameter path.
 
-    Reads the optional ``parameter_ranges()`` (a nested mapping whose leaves
-    have ``low``, ``high`` and optionally ``scale`` attributes, such as
-    ``ParameterRange``). A processor without the method declares none.
+    Reads the processor's declared ``parameter_ranges()`` (checked by
+    :func:`grafx_core.processor.parameter_ranges`); ``override``, a nested
+    mapping of the same form, replaces declared ranges parameter by
+    parameter. A processor without the method declares none.
 
     Raises:
-        PredictorError: a range is not finite with ``low < high``, has an
-            unknown scale, or is on a log scale with ``low <= 0``.
+        PredictorError: a range is invalid (``low >= high``, not finite, an
+            unknown scale, a log scale with ``low <= 0``, not a
+            :class:`~grafx_core.ParameterRange`) or names no parameter; the
+            message names the node type and the parameter.
     """
-    method = getattr(processor, "parameter_ranges", None)
-    declared = method() if callable(method) else None
-    found: dict[tuple[str, ...], tuple[float, float, str]] = {}
+    who = f"{type(processor).__name__} for node type {node_type!r}"
+    found: dict[tuple[str, ...], ParameterRange] = {}
 
     def walk(tree: Mapping[str, Any], prefix: tuple[str, ...]) -> None:
         for key, value in tree.items():
@@ -117,43 +127,58 @@ def declared_ranges(processor: Any, node_type: str) -> dict[tuple[str, ...], tup
             if isinstance(value, Mapping):
                 walk(value, path)
                 continue
-            where = f"{type(processor).__name__} for node type {node_type!r}, parameter {'.'.join(path)!r}"
-            try:
-                low, high = float(value.low), float(value.high)
-            except (AttributeError, TypeError, ValueError) as exc:
-                raise PredictorError(
-                    f"{where}: parameter_ranges() gave {value!r}; expected a ParameterRange(low, high, unit, scale)"
-                ) from exc
-            scale = str(getattr(value, "scale", "linear"))
-            if not (math.isfinite(low) and math.isfinite(high) and low < high):
-                raise PredictorError(f"{where}: expected a finite range with low < high, got [{low}, {high}]")
-            if scale not in ("linear", "log") or (scale == "log" and low <= 0):
-                raise PredictorError(f"{where}: scale {scale!r} over [{low}, {high}] must be 'linear', or 'log' with low > 0")
-            found[path] = (low, high, scale)
+            bounds = _checked_range(value, who, ".".join(path))
+            if not (math.isfinite(bounds.low) and math.isfinite(bounds.high)):
+                raise PredictorError(f"{who}: range of {'.'.join(path)!r} must be finite to predict in, got {bounds}")
+            found[path] = bounds
 
-    if isinstance(declared, Mapping):
-        walk(declared, ())
+    try:
+        walk(parameter_ranges(processor), ())
+        walk(override or {}, ())
+    except (TypeError, ValueError) as exc:
+        raise PredictorError(f"node type {node_type!r}: {exc}") from exc
     return found
 
 
-def head_specs(graph: Graph, processors: Mapping[str, Any]) -> list[HeadSpec]:
+def head_specs(graph: Graph, processors: Mapping[str, Any],
+               ranges: Mapping[str, Mapping[str, Any]] | None = None) -> list[HeadSpec]:
     """One :class:`HeadSpec` per processor type of ``graph`` and parameter, in type order.
+
+    Args:
+        graph: the graph.
+        processors: a processor per node type.
+        ranges: per node type, ranges that replace the declared ones (a
+            nested mapping like ``parameter_ranges()``), to predict inside a
+            narrower range than the processor allows.
 
     Raises:
         UnknownNodeTypeError: a node type has no processor.
-        PredictorError: a declared range is invalid (see :func:`declared_ranges`).
+        PredictorError: a range is invalid (see :func:`declared_ranges`), or
+            ``ranges`` names a type or parameter the graph does not have.
     """
     _require_processors(graph, processors)
+    ranges = dict(ranges or {})
+    unknown = sorted(set(ranges) - set(graph.processor_types()))
+    if unknown:
+        raise PredictorError(f"ranges are given for node types {unknown}; the graph has {graph.processor_types()}")
     defaults = create_empty_parameters(graph, processors)
     specs = []
     for node_type in graph.processor_types():
         processor = processors[node_type]
-        ranges = declared_ranges(processor, node_type)
-        for path, shape in iter_parameter_shapes(normalized_parameter_size(processor)):
+        found = declared_ranges(processor, node_type, ranges.get(node_type))
+        layout = dict(iter_parameter_shapes(normalized_parameter_size(processor)))
+        extra = [".".join(path) for path in found if path not in layout]
+        if extra:
+            raise PredictorError(
+                f"node type {node_type!r}: ranges for {extra}, which its processor {type(processor).__name__} "
+                f"does not take; it takes {['.'.join(path) for path in layout]}"
+            )
+        for path, shape in layout.items():
             default: Any = defaults[node_type]
             for key in path:
                 default = default[key]
-            low, high, scale = ranges.get(path, (None, None, "linear"))
+            bounds = found.get(path)
+            low, high, scale = (bounds.low, bounds.high, bounds.scale) if bounds else (None, None, "linear")
             specs.append(HeadSpec(node_type, path, len(graph.nodes_of_type(node_type)), shape,
                                   low, high, scale, default.detach().clone()))
     return specs

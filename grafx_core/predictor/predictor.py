@@ -40,6 +40,9 @@ class ParameterPredictor(nn.Module):
         channels: channels of each signal.
         sample_rate: of the signals, in Hz.
         hidden: size of the hidden layer before the heads.
+        ranges: per node type, ranges replacing the declared ones
+            (``{"compressor": {"ratio": ParameterRange(1, 8)}}``), see
+            :func:`~grafx_core.predictor.head_specs`.
         encoder: a module mapping ``[batch, channels, samples]`` to
             ``[batch, embedding]`` with an ``embedding`` attribute (default:
             an :class:`AudioEncoder` built with ``encoder_options``).
@@ -52,18 +55,18 @@ class ParameterPredictor(nn.Module):
     Raises:
         UnknownNodeTypeError: a node type of ``graph`` has no processor.
         PredictorError: the graph has no parameter to predict, ``inputs`` is
-            not positive, or a declared range is invalid.
+            not positive, or a range is invalid or names no parameter.
     """
 
     def __init__(self, graph: Graph, processors: Mapping[str, Any], *, inputs: int = 1, channels: int = 1,
-                 sample_rate: float = 44100.0, hidden: int = 256, encoder: nn.Module | None = None,
-                 **encoder_options: Any) -> None:
+                 sample_rate: float = 44100.0, hidden: int = 256, ranges: Mapping[str, Mapping[str, Any]] | None = None,
+                 encoder: nn.Module | None = None, **encoder_options: Any) -> None:
         super().__init__()
         if not isinstance(inputs, int) or inputs < 1:
             raise PredictorError(f"ParameterPredictor: inputs must be a positive int, got {inputs!r}")
         if encoder is not None and encoder_options:
             raise PredictorError(f"ParameterPredictor: encoder options {sorted(encoder_options)} given with an encoder")
-        self.specs: list[HeadSpec] = head_specs(graph, processors)
+        self.specs: list[HeadSpec] = head_specs(graph, processors, ranges)
         if not self.specs:
             raise PredictorError(f"ParameterPredictor: no processor of the graph's types {graph.processor_types()} "
                                  "has a parameter to predict")

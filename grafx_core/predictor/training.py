@@ -42,9 +42,10 @@ class PredictorTrainer:
         loss: ``loss(model, generator) -> scalar``; ``generator`` is
             :func:`step_generator` of the step, the only randomness a loss
             should use for its batch (then resuming is exact).
-        learning_rate: Adam's learning rate. With gradients estimated by SPSA
-            or finite differences, use about a tenth of what autograd takes
-            and keep clipping (``bench/estimator_table.py`` measures both).
+        learning_rate: Adam's learning rate. Through black boxes whose
+            gradients SPSA estimates, a lower one (about a third of what
+            autograd takes) did better in ``bench/estimator_table.py``, and
+            DeepAFx-ST's SPSA runs needed a tenth; keep clipping on.
         clip_norm: the gradient's total norm is clipped to this (``None``: no clipping).
         seed: the run's seed (see :func:`step_generator`).
         optimiser: an optimiser to use instead of Adam (``learning_rate`` is then ignored).

@@ -107,13 +107,3 @@ def analytic():
 
     return SimpleNamespace(Gain=Gain, TanhDistortion=TanhDistortion, FIR=FIR, Biquad=Biquad,
                            random_biquad=random_biquad, cases=analytic_cases)
-
-
-@pytest.fixture
-def one_torch_thread():
-    """Small networks and short signals: one intra-op thread is faster, and immune to other load on
-    the machine (two OpenMP threads on two busy cores measured 10-500x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -1,7 +1,5 @@
 """ParameterPredictor: shapes and ranges for every kind of processor, gradients through black boxes."""
 
-from typing import NamedTuple
-
 import numpy as np
 import pytest
 import torch
@@ -11,6 +9,7 @@ from grafx_core import (
     Graph,
     NeuralProxy,
     ParameterPredictor,
+    ParameterRange,
     ParameterSpec,
     PredictorError,
     ProxyNetwork,
@@ -19,13 +18,6 @@ from grafx_core import (
     compile_render,
     with_estimator,
 )
-
-
-class Range(NamedTuple):
-    low: float
-    high: float
-    unit: str = ""
-    scale: str = "linear"
 
 
 class Gain(torch.nn.Module):
@@ -47,8 +39,8 @@ class RangedFilter(torch.nn.Module):
         return {"cutoff_hz": [1000.0], "out": {"gain_db": [0.0]}}
 
     def parameter_ranges(self):
-        return {"cutoff_hz": Range(20.0, 8000.0, "Hz", "log"),
-                "out": {"gain_db": Range(-12.0, 12.0, "dB"), "tilt": Range(-1.0, 1.0)}}
+        return {"cutoff_hz": ParameterRange(20.0, 8000.0, "Hz", "log"),
+                "out": {"gain_db": ParameterRange(-12.0, 12.0, "dB"), "tilt": ParameterRange(-1.0, 1.0)}}
 
     def forward(self, x, cutoff_hz, out):
         b = torch.exp(-2 * np.pi * cutoff_hz / 16000.0)[:, :, None]
@@ -120,13 +112,13 @@ def test_outputs_have_the_plans_per_example_shapes_and_stay_in_the_declared_rang
 def test_a_predictor_refuses_bad_ranges_and_bad_audio():
     class Broken(Gain):
         def parameter_ranges(self):
-            return {"gain_db": Range(0.0, 10.0, "dB", "log")}
+            return {"gain_db": ParameterRange(0.0, 10.0, "dB", "log")}
 
     graph = Graph()
     a, g, o = graph.add("in"), graph.add("gain"), graph.add("out")
     graph.connect(a, g)
     graph.connect(g, o)
-    with pytest.raises(PredictorError, match=r"'gain'.*'gain_db'.*log"):
+    with pytest.raises(PredictorError, match=r"node type 'gain': Broken: range of 'gain_db' is on a log scale"):
         ParameterPredictor(graph, {"gain": Broken()})
     predictor = tiny_predictor(graph, {"gain": Gain()})
     with pytest.raises(PredictorError, match="expected 1 signal"):
@@ -181,3 +173,14 @@ def test_the_gradient_through_black_boxes_reaches_the_weights_as_autograd_throug
     exact = weight_gradient(graph, {"g1": Gain(), "drive": Drive()}, x, target)
     estimated = weight_gradient(graph, {"g1": with_estimator(Gain(), "finite-difference"), "drive": Drive()}, x, target)
     torch.testing.assert_close(estimated, exact, rtol=1e-3, atol=1e-3 * float(exact.abs().max()))
+
+
+def test_the_predictions_follow_the_audios_device_and_dtype(device):
+    graph, processors = every_kind_graph()
+    predictor = tiny_predictor(graph, processors, inputs=2).to(device=device, dtype=torch.float64)
+    x = torch.randn(2, 1, 1024, device=device, dtype=torch.float64)
+    tree = predictor(x, x)
+    for value in (tree["ranged"]["out"]["tilt"], tree["proxy"]["drive_db"]):
+        assert value.device == x.device and value.dtype == torch.float64
+    torch.testing.assert_close(tree["ranged"]["cutoff_hz"].cpu(), tiny_predictor(graph, processors, inputs=2)(
+        x.float().cpu(), x.float().cpu())["ranged"]["cutoff_hz"].double(), rtol=1e-4, atol=0)
