@@ -49,7 +49,7 @@ def test_spectral_ratios_recover_an_lti_filter():
 
 def test_the_fft_ratio_keeps_a_response_longer_than_the_signal():
     # A reverb-like tail rings on past the last sample: the zero-padded ratio Y X*/|X|^2 misses it
-    # (its cosine here is 0.71); the causal fit models the cut-off (0.990).
+    # (its cosine here is 0.71); the causal fit models the cut-off.
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(2, 1, 2000, generator=gen, dtype=torch.float64)
     k = torch.randn(6000, generator=gen, dtype=torch.float64) * torch.exp(-torch.arange(6000.0, dtype=torch.float64) / 1500)
