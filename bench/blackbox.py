@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from functools import partial
 
 import numpy as np
 import scipy.signal
@@ -20,9 +21,12 @@ import torch
 from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec
 from grafx_core.estimators import SPSA, FiniteDifference
 
+from _timing import best as interleaved_best  # bench/ is the script's folder, on sys.path
+
 SR = 44100
 ITEMS, CHANNELS, SAMPLES = 16, 2, 2 * SR
 REPEATS = 7
+best = partial(interleaved_best, repeats=REPEATS)
 SPECS = [
     ParameterSpec("cutoff_hz", 200.0, 16000.0, default=2000.0, scale="log"),
     ParameterSpec("drive_db", 0.0, 24.0, default=6.0),
@@ -42,18 +46,6 @@ def effect(audio: np.ndarray, sample_rate: float, cutoff_hz: float, drive_db: fl
     y *= 10 ** (gain_db / 20)
     return y
 
-
-def best(fns: dict[str, callable], clock=time.perf_counter) -> dict[str, float]:
-    """Minimum time of each function over interleaved repeats (one warm-up each), wall time by default."""
-    for fn in fns.values():
-        fn()
-    times = {name: float("inf") for name in fns}
-    for _ in range(REPEATS):
-        for name, fn in fns.items():
-            start = clock()
-            fn()
-            times[name] = min(times[name], clock() - start)
-    return times
 
 
 def main() -> None:
@@ -127,7 +119,7 @@ def main() -> None:
     # CPU time of the whole process (all threads) is far less sensitive to other load than wall
     # time, whose minimum favours the short forward run on a busy machine.
     for clock, label in ((time.perf_counter, "wall time"), (time.process_time, "CPU time")):
-        fb = best(runs, clock)
+        fb = best(runs, clock=clock)
         f = fb["forward"]
         print(f"backward cost, in forward passes of {label} (ideal: 2 per central parameter, 1 per forward "
               f"parameter, 2 per SPSA sample):")

@@ -22,11 +22,14 @@ minima over interleaved repeats, so that other load inflates them least. Prints:
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import torch
 
 from grafx_core import BlackBoxProcessor, Graph, ParameterSpec, compile_render, create_empty_parameters
 from grafx_core.testing import gradient_report
+
+from _timing import best as interleaved_best  # bench/ is the script's folder, on sys.path
 
 try:
     from grafx_lv2 import PRE_ROLL, LilvUnavailableError, lv2_processor, measure_pre_roll
@@ -37,6 +40,7 @@ except ImportError:  # grafx-lv2 not installed
 
 SR = 44100
 REPEATS = 3
+best = partial(interleaved_best, repeats=REPEATS)
 PLUGINS = {
     "dpf_3_band_eq": ["low", "mid", "high"],
     "calf_saturator": ["drive", "blend", "lp_pre_freq"],
@@ -45,18 +49,6 @@ PLUGINS = {
     "x42_fil4_stereo": ["gain", "gain1", "freq1"],
 }
 
-
-def best(fns: dict[str, callable]) -> dict[str, float]:
-    """Minimum wall time of each function over interleaved repeats (one warm-up each)."""
-    for fn in fns.values():
-        fn()
-    times = {name: float("inf") for name in fns}
-    for _ in range(REPEATS):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name] = min(times[name], time.perf_counter() - start)
-    return times
 
 
 def noise(items: int, seconds: float = 1.0, seed: int = 0) -> torch.Tensor:

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,11 @@ import torch
 
 from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec
 
+from _timing import best as interleaved_best  # bench/ is the script's folder, on sys.path
+
 ITEMS = 32
 REPEATS = 5
+best = partial(interleaved_best, repeats=REPEATS)
 GAIN = [ParameterSpec("gain_db", -12.0, 12.0)]
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ddp_predictor.py"
 
@@ -72,18 +76,6 @@ def _calibrate() -> float:
 
 _ROUNDS_PER_MS = _calibrate()
 
-
-def best(fns: dict[str, Callable[[], object]]) -> dict[str, float]:
-    """Minimum wall time of each function over interleaved repeats (one warm-up each)."""
-    for fn in fns.values():
-        fn()
-    times = {name: float("inf") for name in fns}
-    for _ in range(REPEATS):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name] = min(times[name], time.perf_counter() - start)
-    return times
 
 
 def side_by_side(effect: Callable[..., np.ndarray], x: torch.Tensor) -> dict[str, float]:
