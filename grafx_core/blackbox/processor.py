@@ -428,8 +428,10 @@ class BlackBoxTarget(RenderTarget):
         """``x`` as float32 numpy on immutable memory: an effect writing through the array's
         data pointer changes only this copy, and its ``writeable`` flag cannot be set."""
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
-        finite = np.isfinite(array).reshape(len(array), -1).all(axis=1)
-        if job.purpose == "forward" and not finite.all():
+        # Only forward inputs come from upstream; perturbed ones are this estimator's own, so
+        # scanning them would cost a pass over every backward render for nothing.
+        finite = np.isfinite(array).reshape(len(array), -1).all(axis=1) if job.purpose == "forward" else None
+        if finite is not None and not finite.all():
             row = int(np.flatnonzero(~finite)[0])
             labels = self.processor.node_labels
             where = labels[row] if labels is not None and row < len(labels) else f"node row {row}"
