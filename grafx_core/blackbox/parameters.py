@@ -91,6 +91,9 @@ class ParameterSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ParameterError(f"parameter name {self.name!r} must be a Python identifier such as 'gain_db'")
+        if self.name == "self":  # torch's Module.__call__(self, ...) takes the keyword before forward sees it
+            raise ParameterError("parameter name 'self' is reserved by torch's Module call; name the control "
+                                 "otherwise and keep the effect's attribute with attribute='self'")
         lo, hi = self.minimum, self.maximum
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise ParameterError(f"parameter {self.name!r}: expected finite minimum < maximum, got [{lo}, {hi}]")

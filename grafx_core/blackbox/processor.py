@@ -197,8 +197,8 @@ class BlackBoxProcessor(nn.Module):
         """The raw value of each control's default."""
         return {s.name: s.default_raw() for s in self.specs}
 
-    def forward(self, x: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
-        """Render every node's item.
+    def forward(self, x: torch.Tensor, /, **params: torch.Tensor) -> torch.Tensor:
+        """Render every node's item (``x`` is positional-only, so a control may be named ``x``).
 
         Args:
             x: ``[nodes, channels, samples]`` input.

@@ -107,6 +107,7 @@ def test_step_floor_is_64_float32_ulps_of_the_natural_value():
     (dict(name="mode", minimum=0.0, maximum=2.0, values=(0, 1, 2), differentiable=True), "cannot be differentiable"),
     (dict(name="gain_db", minimum=0.0, maximum=1.0, scale="exp"), "scale"),
     (dict(name="gain_db", minimum=0.0, maximum=1.0, default=2.0), "outside"),
+    (dict(name="self", minimum=0.0, maximum=1.0), "reserved by torch's Module call"),
 ])
 def test_bad_specs_name_the_parameter(kwargs, match):
     with pytest.raises(ParameterError, match=match):

@@ -230,6 +230,16 @@ def test_bad_parameters_are_named():
         BlackBoxProcessor(lowpass, SPECS, workers=0, name="lp")
 
 
+def test_a_control_may_share_the_input_signal_s_name():
+    def scale(audio, sample_rate, x):
+        return audio * x
+    box = BlackBoxProcessor(scale, [ParameterSpec("x", 0.0, 2.0)], name="scale")
+    audio, raw = torch.randn(2, 1, 16), torch.tensor([[0.3], [-1.0]])
+    gains = [natural(float(r), box.specs[0]) for r in raw]
+    expected = audio * torch.tensor(gains, dtype=torch.float32).reshape(2, 1, 1)
+    torch.testing.assert_close(box(audio, x=raw), expected)
+
+
 def test_copies_work_and_follow_the_protocol():
     box = BlackBoxProcessor(lowpass, SPECS, sample_rate=SR, workers=2)
     assert box.parameter_size() == {"cutoff_hz": 1, "gain_db": 1}

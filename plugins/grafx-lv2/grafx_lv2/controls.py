@@ -20,9 +20,10 @@ Mapping of a port's metadata:
   held at its default (and listed in :attr:`Controls.unmapped`);
 * a default outside the range is clamped into it; a missing one is the minimum.
 
-A parameter is named by its port's symbol, with ``_`` appended where the
-symbol is the name of ``forward``'s own arguments (DPF glBars has a port
-``x``, which becomes ``x_``); options (``fixed``, ``exclude``, ...) and
+A parameter is named by its port's symbol, with ``_`` appended for ``self``
+(which torch's module call takes) and ``x`` (DPF glBars has a port ``x``,
+named ``x_`` since the first release, so that saved parameter files stay
+valid); options (``fixed``, ``exclude``, ...) and
 :func:`~grafx_lv2.processor.port_values` use symbols.
 """
 
@@ -41,7 +42,7 @@ from .world import LV2, Port
 
 __all__ = ["Controls", "map_controls", "port_range", "parameter_name"]
 
-_TAKEN = frozenset({"x", "self"})  # BlackBoxProcessor.forward(self, x, **params)
+_TAKEN = frozenset({"x", "self"})
 
 _HELD_DESIGNATIONS = {LV2 + "enabled": "maximum", LV2 + "freeWheeling": "maximum"}
 
