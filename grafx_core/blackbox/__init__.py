@@ -2,8 +2,8 @@
 
 from .parameters import MARGIN, SCALES, ParameterSpec
 from .processor import BlackBoxProcessor, BlackBoxTarget
-from .ray_runner import RayRunner
+from .ray_runner import RayRunner, local_ray_cluster
 from .runner import PerThread, ThreadPoolRunner
 
 __all__ = ["ParameterSpec", "SCALES", "MARGIN", "BlackBoxProcessor", "BlackBoxTarget", "ThreadPoolRunner", "RayRunner",
-           "PerThread"]
+           "PerThread", "local_ray_cluster"]

@@ -29,7 +29,8 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -38,13 +39,36 @@ from .._optional import require
 from ..errors import BlackBoxError, BlackBoxTimeoutError, BlackBoxWorkerError
 from .runner import Item, ItemProcessor
 
-__all__ = ["RayRunner"]
+__all__ = ["RayRunner", "local_ray_cluster"]
 
 _STARTUP_TIMEOUT_S = 120.0
 
 
 def _ray() -> Any:
     return require("ray", "ray", "runner='ray' (black boxes on a Ray cluster)")
+
+
+@contextmanager
+def local_ray_cluster(num_cpus: int = 2) -> Iterator[Any]:
+    """Ray for the ``with`` block: the Ray already initialised in this process, else a new local cluster.
+
+    For tests and benchmarks of processors on ``runner="ray"``: a cluster this
+    block started (``num_cpus`` CPUs, no dashboard, worker logs kept out of the
+    caller's output) is shut down at its end; one that was running is left
+    running. Yields the ``ray`` module.
+
+    Raises:
+        OptionalDependencyError: ``ray`` is not installed (``pip install grafx-core[ray]``).
+    """
+    ray = _ray()
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
 
 
 class _Worker:

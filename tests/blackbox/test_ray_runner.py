@@ -15,7 +15,7 @@ import scipy.signal
 import torch
 
 from grafx_core import BlackBoxError, BlackBoxTimeoutError, BlackBoxWorkerError, NondeterministicEffectError, OptionalDependencyError
-from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec, RayRunner
+from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec, RayRunner, local_ray_cluster
 from grafx_core.estimators import NeuralProxy, ProxyNetwork
 
 SR = 48000
@@ -64,13 +64,9 @@ def killer(marker):
 
 @pytest.fixture(scope="session")
 def ray_cluster():
-    ray = pytest.importorskip("ray", reason="ray is not installed (pip install grafx-core[ray])")
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
+    pytest.importorskip("ray", reason="ray is not installed (pip install grafx-core[ray])")
+    with local_ray_cluster(num_cpus=2) as ray:
+        yield ray
 
 
 def _forward_backward(box, x, raw, grad):

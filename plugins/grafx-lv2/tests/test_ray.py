@@ -5,18 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
+from grafx_core.blackbox import local_ray_cluster
 from grafx_lv2 import lv2_processor
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray = pytest.importorskip("ray", reason="ray is not installed (pip install grafx-core[ray])")
-    started = not ray.is_initialized()  # the core suite's session cluster, when it ran first
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
+    pytest.importorskip("ray", reason="ray is not installed (pip install grafx-core[ray])")
+    with local_ray_cluster(num_cpus=2) as ray:  # joins the core suite's cluster when it ran first
+        yield ray
 
 
 def test_ray_runner_equals_the_thread_pool_forward_and_backward(ray_cluster, require, noise):

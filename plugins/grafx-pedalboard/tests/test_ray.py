@@ -6,18 +6,15 @@ import pedalboard
 import pytest
 import torch
 
+from grafx_core.blackbox import local_ray_cluster
 from grafx_pedalboard import pedalboard_chain, pedalboard_processor
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    ray = pytest.importorskip("ray", reason="ray is not installed (pip install grafx-core[ray])")
-    started = not ray.is_initialized()  # the core suite's session cluster, when it ran first
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    if started:
-        ray.shutdown()
+    pytest.importorskip("ray", reason="ray is not installed (pip install grafx-core[ray])")
+    with local_ray_cluster(num_cpus=2) as ray:  # joins the core suite's cluster when it ran first
+        yield ray
 
 
 def _render(processor, x, raw):
