@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._arguments import require_graph
 from ._optional import require
 from .graph import BUILTIN_TYPES, Graph
 from .processor import inlet_names, outlet_names
@@ -135,7 +136,9 @@ def draw_graph(
         OptionalDependencyError: matplotlib is not installed
             (``pip install grafx-core[plot]``).
         GraphCycleError: the graph has a cycle.
+        TypeError: ``graph`` is not a :class:`Graph`.
     """
+    require_graph("draw_graph(graph, path)", graph)
     require("matplotlib", "plot", "drawing a graph")
     from matplotlib import colormaps
     from matplotlib.figure import Figure

@@ -93,6 +93,9 @@ def parameters_to_dict(parameters: Any) -> dict[str, Any]:
         ParameterError: a leaf is not a tensor, dtypes are mixed or not
             float32/float64, or a value is NaN or infinite.
     """
+    if not isinstance(parameters, _Tree):
+        raise ParameterError(f"parameters to save must be a mapping from node type to that type's parameters "
+                             f"(as from create_empty_parameters), got {type(parameters).__name__}")
     leaves = _leaves(parameters)
     dtypes = {str(t.dtype).removeprefix("torch.") for _, t in leaves}
     if len(dtypes) > 1 or not dtypes <= set(_DTYPES):

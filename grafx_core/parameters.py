@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ._arguments import require_graph
+from ._checks import check_processors
 from ._tree import ParameterModules, ParameterTree
 from .errors import ParameterError, UnknownNodeTypeError
 from .graph import BUILTIN_TYPES, Graph
@@ -22,6 +23,9 @@ def _known_types(processors: Mapping[str, Any]) -> list[str]:
 
 
 def _require_processors(graph: Graph, processors: Mapping[str, Any]) -> None:
+    if not isinstance(processors, Mapping):
+        raise TypeError("processors must be a mapping from node type to processor module, such as "
+                        f"{{'gain': Gain()}}; got {type(processors).__name__}")
     for node_type in graph.processor_types():
         if node_type not in processors:
             first = graph.nodes[graph.nodes_of_type(node_type)[0]]
@@ -71,15 +75,18 @@ def create_empty_parameters(
         generator: seeds that noise (drawn on the CPU, then moved).
 
     Raises:
-        UnknownNodeTypeError: a node type has no processor.
+        UnknownNodeTypeError: a node type has no processor, or its processor
+            is ``None``, a class or not callable.
         TypeError: the first argument is not a :class:`Graph` (GRAFX's
-            ``(processors, G)`` order is named as such).
+            ``(processors, G)`` order is named as such), or ``processors`` is
+            not a mapping.
         ValueError: ``std`` is negative.
     """
     require_graph("create_empty_parameters(graph, processors)", graph, processors)
     if not std >= 0:
         raise ValueError(f"create_empty_parameters: std must be >= 0, got {std!r}")
     _require_processors(graph, processors)
+    check_processors(graph, processors)
     result = ParameterModules()
     for node_type in graph.processor_types():
         processor = processors[node_type]

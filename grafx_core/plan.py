@@ -480,7 +480,8 @@ def compile_render(
             valid render order of it (a node missing, repeated, in a stage of
             another type or before its inputs; ``"out"`` not the last stage).
         TypeError: the first argument is not a :class:`Graph` (GRAFX's
-            ``(processors, ...)`` order is named as such).
+            ``(processors, ...)`` order is named as such), or ``processors``
+            is not a mapping.
     """
     require_graph("compile_render(graph, processors, method)", graph, processors)
     if tile_bytes is not None and (not isinstance(tile_bytes, int) or isinstance(tile_bytes, bool) or tile_bytes < 1):

@@ -101,13 +101,14 @@ def _require_complete_data(name: str, data: np.ndarray) -> None:
         )
 
 
-def write_wav(path: str | os.PathLike[str], audio: torch.Tensor, sample_rate: int,
+def write_wav(path: str | os.PathLike[str], audio: torch.Tensor | np.ndarray, sample_rate: int,
               format: Literal["float32", "int16"] = "float32") -> None:
     """Write ``audio`` as a WAV file.
 
     Args:
         path: the file to write (overwritten).
-        audio: ``[channels, samples]`` or ``[samples]``, any device and float dtype.
+        audio: ``[channels, samples]`` or ``[samples]``, a tensor (any device)
+            or numpy array of any real floating-point dtype.
         sample_rate: in Hz.
         format: ``"float32"`` (lossless for float32 audio, values above 1 kept)
             or ``"int16"`` (16-bit PCM; values are clipped to ``[-1, 1]``).
@@ -121,6 +122,12 @@ def write_wav(path: str | os.PathLike[str], audio: torch.Tensor, sample_rate: in
     name = os.fspath(path)
     if format not in WAV_FORMATS:
         raise AudioFileError(f"{name!r}: WAV format {format!r} is not one of {WAV_FORMATS}")
+    if isinstance(audio, np.ndarray):
+        audio = torch.from_numpy(np.ascontiguousarray(audio))
+    if not isinstance(audio, torch.Tensor) or not audio.is_floating_point():
+        what = f"{audio.dtype} samples" if isinstance(audio, torch.Tensor) else type(audio).__name__
+        raise AudioFileError(f"{name!r}: audio to write must be a real floating-point tensor or numpy array, "
+                             f"got {what}")
     if audio.ndim == 1:
         audio = audio[None]
     if audio.ndim != 2:

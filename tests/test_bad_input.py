@@ -203,6 +203,20 @@ def test_a_processor_that_is_not_a_processor_object_is_refused(processor, messag
         compile_render(two_track_graph(), {"scale": processor})
 
 
+@pytest.mark.parametrize("make", [create_empty_parameters, compile_render], ids=["parameters", "compile"])
+def test_processors_must_be_a_mapping_of_processor_objects(make):
+    with pytest.raises(TypeError, match="processors must be a mapping from node type to processor module.*got list"):
+        make(two_track_graph(), [Scale()])
+    with pytest.raises(UnknownNodeTypeError, match=r"node 1 \(type 'scale'\): the processor .* is None"):
+        make(two_track_graph(), {"scale": None})
+
+
+def test_saving_something_that_is_not_parameters_is_a_parameter_error(tmp_path):
+    with pytest.raises(ParameterError, match="parameters to save must be a mapping .* got NoneType"):
+        save_parameters(None, tmp_path / "p.json")
+    assert not (tmp_path / "p.json").exists()
+
+
 def _chain_graph() -> Graph:
     graph = Graph()
     a, b, c = graph.add("in"), graph.add("scale"), graph.add("scale")
@@ -274,11 +288,18 @@ def test_a_damaged_wav_file_is_a_named_audio_file_error(tmp_path, edit, message)
         read_wav(path)
 
 
-def test_write_wav_refuses_nan_and_a_zero_sample_rate(tmp_path):
+def test_write_wav_refuses_nan_a_zero_sample_rate_and_non_float_audio(tmp_path):
     with pytest.raises(AudioFileError, match="NaN or Inf"):
         write_wav(tmp_path / "a.wav", torch.tensor([[0.0, float("nan")]]), 44100)
     with pytest.raises(AudioFileError, match="sample rate must be a positive number"):
         write_wav(tmp_path / "a.wav", torch.zeros(1, 4), 0)
+    for audio, what in [(np.zeros((1, 4), np.int16), "int16 samples"), (None, "NoneType"),
+                        (torch.zeros(1, 4, dtype=torch.complex64), "complex64 samples")]:
+        with pytest.raises(AudioFileError, match=f"real floating-point tensor or numpy array, got .*{what}"):
+            write_wav(tmp_path / "a.wav", audio, 44100)
     assert not (tmp_path / "a.wav").exists()
+    samples = np.linspace(-1, 1, 8).reshape(2, 4)  # float64 numpy, as scipy and soundfile users hold audio
+    write_wav(tmp_path / "numpy.wav", samples, 44100)
+    np.testing.assert_array_equal(read_wav(tmp_path / "numpy.wav")[0].numpy(), samples.astype(np.float32))
     np.testing.assert_array_equal(read_wav(_wav_bytes(tmp_path) and tmp_path / "full.wav")[0].numpy(),
                                   np.zeros((2, 1000), np.float32))
