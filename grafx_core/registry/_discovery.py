@@ -172,7 +172,9 @@ def load_bounded(candidate: Candidate, timeout: float) -> object:
     thread and reported as :class:`PluginImportTimeout`, so the registry and
     the process's exit never wait for it; Python's per-module import locks
     let the other plugins import meanwhile. Whatever the import raises,
-    ``SystemExit`` and ``KeyboardInterrupt`` included, is re-raised here.
+    ``SystemExit`` and ``KeyboardInterrupt`` included, is re-raised here; a
+    ``ValueError`` of something only the main thread may do (installing a
+    signal handler) says how to import in the calling thread instead.
     """
     if timeout == 0:
         return candidate.load()
@@ -192,6 +194,11 @@ def load_bounded(candidate: Candidate, timeout: float) -> object:
             f"the import did not finish within {timeout:g} s (raise {ENV_IMPORT_TIMEOUT} for slow plugins); "
             "it is left running in the background"
         )
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
+    error = outcome.get("error")
+    if isinstance(error, ValueError) and "main thread" in str(error):
+        # signal.signal() and the like refuse to run outside the main thread; say which way out there is.
+        raise ValueError(f"{error} (the import ran in a worker thread so that its time is bounded; "
+                         f"set {ENV_IMPORT_TIMEOUT}=0 to import plugins in the calling thread)") from error
+    if error is not None:
+        raise error
     return outcome["plugin"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 import threading
 
 import pytest
@@ -57,6 +58,15 @@ def test_a_blocking_import_fails_after_the_timeout_and_the_others_load(fake_site
             assert [p.name for p in registry.list_processors()] == ["good:gain"]
     finally:
         release.set()
+
+
+def test_a_plugin_installing_a_signal_handler_is_told_how_to_import_in_the_main_thread(fake_site, helpers):
+    source = "import signal\nsignal.signal(signal.SIGUSR2, signal.getsignal(signal.SIGUSR2))\n"
+    source += textwrap.dedent(helpers.gain_plugin_source("gain"))
+    fake_site("grafx_sig", "0.1", {"sig": "grafx_sig_plugin"}, {"grafx_sig_plugin": source})
+    with pytest.warns(PluginWarning, match=r"'sig' .*\[import\].*main thread.*GRAFX_CORE_PLUGIN_IMPORT_TIMEOUT=0"):
+        assert _load("sig").list_processors() == []
+    assert [p.name for p in _load("sig", {"GRAFX_CORE_PLUGIN_IMPORT_TIMEOUT": "0"}).list_processors()] == ["sig:gain"]
 
 
 def test_a_bad_timeout_setting_is_reported_and_the_default_used(fake_site, helpers):
