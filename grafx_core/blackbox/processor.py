@@ -425,9 +425,10 @@ class BlackBoxTarget(RenderTarget):
         return next((int(starts[j]) for j, job in enumerate(jobs) if job.purpose == "forward" and len(job)), None)
 
     def _read_only_copy(self, x: torch.Tensor, job: RenderJob) -> np.ndarray:
-        """``x`` as float32 numpy on immutable memory: an effect writing through the array's
-        data pointer changes only this copy, and its ``writeable`` flag cannot be set."""
-        array = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        """``x`` as float32 numpy on memory of its own, read-only: an effect writing through the
+        array's data pointer changes only this copy, and its ``writeable`` flag cannot be set."""
+        converted = x.detach().to("cpu", torch.float32).contiguous()
+        array = converted.numpy()
         # Only forward inputs come from upstream; perturbed ones are this estimator's own, so
         # scanning them would cost a pass over every backward render for nothing.
         finite = np.isfinite(array).reshape(len(array), -1).all(axis=1) if job.purpose == "forward" else None
@@ -439,7 +440,11 @@ class BlackBoxTarget(RenderTarget):
                                   "upstream (the processor or source feeding it), not in this effect")
             error.row = row
             raise error
-        return np.frombuffer(array.tobytes(), dtype=np.float32).reshape(array.shape)
+        shared = x.device.type == "cpu" and converted.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+        # A GPU, float64 or strided input was copied by the conversion already: one copy, not two.
+        owned = array.copy() if shared else array
+        owned.flags.writeable = False
+        return owned.view()  # a view of a read-only array cannot be made writeable
 
     def _store(self, out: np.ndarray, r: int, y: Any, job: RenderJob, natural: dict[str, float]) -> None:
         expected = out.shape[1:]

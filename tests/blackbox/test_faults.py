@@ -67,14 +67,18 @@ def test_ctrl_c_ends_a_render_with_two_workers_promptly(tmp_path):
     assert process.returncode != 0 and "KeyboardInterrupt" in stderr
 
 
-def test_an_effect_writing_through_the_data_pointer_cannot_change_the_source():
+@pytest.mark.parametrize("make", [lambda: torch.arange(1.0, 129.0).reshape(2, 1, 64),
+                                  lambda: torch.arange(1.0, 129.0, dtype=torch.float64).reshape(2, 1, 64),
+                                  lambda: torch.arange(1.0, 257.0).reshape(2, 1, 128)[..., ::2]],
+                         ids=["float32", "float64", "strided"])
+def test_an_effect_writing_through_the_data_pointer_cannot_change_the_source(make):
     def vandal(audio, sample_rate):
         with pytest.raises(ValueError):
             audio.flags.writeable = True
         ctypes.memset(audio.ctypes.data, 0, audio.nbytes)
         return np.ones_like(audio)
 
-    x = torch.arange(1.0, 129.0).reshape(2, 1, 64)
+    x = make()
     before = x.clone()
     y = BlackBoxProcessor(vandal, workers=1)(x)
     torch.testing.assert_close(x, before, rtol=0, atol=0)
