@@ -9,7 +9,11 @@ parameter estimator and its signal gradient. Budget: equal steps, i.e. every
 row trains on the same examples in the same order from the same initial
 weights (``PredictorTrainer`` seeds each step's batch); the time per step
 column is what each row pays for them. The neural proxy's time per step
-includes its share of training the three proxies first.
+includes its share of training the three proxies first. ``--budget time``
+gives every row the wall-clock time autodiff's steps took instead (same
+examples in the same order, as many steps as fit; the proxies' training is
+not charged, since a proxy is trained once per effect and reused) and adds a
+steps column.
 
 Printed: estimator, final test loss (32 examples of another voice; a black
 box renders exactly what its autograd twin does), relative to autodiff, time per
@@ -117,6 +121,8 @@ def main() -> None:
                         help="the black-box rows' learning rate (default: --learning-rate)")
     parser.add_argument("--clip-norm", type=float, default=1.0)
     parser.add_argument("--rows", help="semicolon-separated substrings: run only the rows whose label has one")
+    parser.add_argument("--budget", choices=("steps", "time"), default="steps",
+                        help="equal steps per row (default), or every row gets autodiff's training time")
     args = parser.parse_args()
     name = "quick" if args.quick else "full" if args.full else "smoke"
     steps, seconds, proxy_steps = SIZES[name]
@@ -133,8 +139,9 @@ def main() -> None:
     if args.rows:
         wanted = [w.strip() for w in args.rows.split(";")]
         selected = [r for r in selected if r.label == "autodiff" or any(w in r.label for w in wanted)]
+    budget = "equal steps" if args.budget == "steps" else "equal time: autodiff's for its steps"
     print(f"estimator table ({name}: {steps} steps of 8 x {seconds:g} s at {st.SAMPLE_RATE} Hz, "
-          f"lr {args.learning_rate:g} (black boxes {black_box_rate:g}), clip {args.clip_norm:g}; equal steps)",
+          f"lr {args.learning_rate:g} (black boxes {black_box_rate:g}), clip {args.clip_norm:g}; {budget})",
           flush=True)
 
     proxies: dict[str, Any] = {}
@@ -145,6 +152,7 @@ def main() -> None:
         proxy_seconds = time.perf_counter() - start
 
     results = []
+    time_budget: float | None = None  # autodiff's training seconds, under --budget time
     for row in selected:
         processors = row.processors(proxies)
         model = st.make_predictor(task, processors, seed=0)
@@ -152,19 +160,30 @@ def main() -> None:
         trainer = PredictorTrainer(model, task.loss(processors), learning_rate=rate,
                                    clip_norm=args.clip_norm, seed=0)
         start = time.perf_counter()
-        trainer.fit(steps, progress=False)
-        per_step = (time.perf_counter() - start + (proxy_seconds if row.needs_proxies else 0.0)) / steps
+        if time_budget is None:
+            trainer.fit(steps, progress=False)
+        else:
+            while trainer.step < 1 or time.perf_counter() - start < time_budget:
+                trainer.train_step()
+        elapsed = time.perf_counter() - start
+        if args.budget == "time" and row.label == "autodiff":
+            time_budget = elapsed
+        charged = proxy_seconds if row.needs_proxies and args.budget == "steps" else 0.0
+        per_step = (elapsed + charged) / trainer.step
         loss = task.evaluate(model, processors, test)
-        results.append((row, loss, per_step))
-        print(f"  done: {row.label}: {loss:.3f} ({per_step:.2f} s/step)", file=sys.stderr, flush=True)
+        results.append((row, loss, per_step, trainer.step))
+        print(f"  done: {row.label}: {loss:.3f} ({trainer.step} steps, {per_step:.2f} s/step)", file=sys.stderr,
+              flush=True)
 
-    autodiff = next(loss for row, loss, _ in results if row.label == "autodiff")
-    width = max(len(row.label) for row, _, _ in results)
-    print(f"{'estimator':<{width}}  test loss  vs autodiff  s/step")
-    for row, loss, per_step in results:
-        print(f"{row.label:<{width}}  {loss:9.3f}  {loss / autodiff:10.2f}x  {per_step:6.2f}")
+    autodiff = next(loss for row, loss, _, _ in results if row.label == "autodiff")
+    width = max(len(row.label) for row, _, _, _ in results)
+    steps_column = args.budget == "time"
+    print(f"{'estimator':<{width}}  test loss  vs autodiff  s/step" + ("  steps" if steps_column else ""))
+    for row, loss, per_step, taken in results:
+        print(f"{row.label:<{width}}  {loss:9.3f}  {loss / autodiff:10.2f}x  {per_step:6.2f}"
+              + (f"  {taken:5d}" if steps_column else ""))
     print(f"{'untreated input':<{width}}  {task.untreated_loss(test):9.3f}")
-    black = [loss for row, loss, _ in results if row.black_box]
+    black = [loss for row, loss, _, _ in results if row.black_box]
     if black:
         print(f"best black-box / autodiff: {min(black) / autodiff:.2f}")
 
