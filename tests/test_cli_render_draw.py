@@ -18,6 +18,7 @@ from scipy.io import wavfile
 import grafx_core.registry as registry_module
 from grafx_core import Graph, ParameterError, create_empty_parameters, render
 from grafx_core._optional import OptionalDependencyError
+from grafx_core._threads import torch_threads
 from grafx_core.cli import main
 from grafx_core.drawing import draw_graph, graph_layers
 from grafx_core.parameter_file import load_parameters, save_parameters
@@ -83,6 +84,20 @@ def test_render_command_writes_exactly_what_the_python_api_renders(tmp_path):
         rate, data = wavfile.read(out)
         assert rate == RATE and data.dtype == np.float32
         assert torch.equal(torch.from_numpy(data.T.copy()), expected[k].detach())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_render_threads_renders_what_the_api_renders_on_that_many_threads(tmp_path, threads):
+    graph = _graph()
+    sources = torch.randn(2, 2, 3001, generator=torch.Generator().manual_seed(0)) * 0.3
+    names, params = _files(tmp_path, graph, sources)
+    before = torch.get_num_threads()
+    assert main(["render", str(tmp_path / "g.json"), "-s", names[0], "-s", names[1], "-p", str(tmp_path / "p.json"),
+                 "-o", str(tmp_path / "mix.wav"), "-o", str(tmp_path / "side.wav"), "--threads", str(threads)]) == 0
+    assert torch.get_num_threads() == before
+    with torch_threads(threads), torch.no_grad():
+        expected, _ = render(graph, _processors(), params, sources)
+    assert torch.equal(read_wav(tmp_path / "mix.wav")[0], expected[0])
 
 
 def test_render_without_params_uses_processor_defaults(tmp_path):

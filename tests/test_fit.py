@@ -77,6 +77,7 @@ def test_printed_render_command_reproduces_fitted_wav_bit_for_bit(hidden_mix, tm
     assert command == json.loads((out / "report.json").read_text())["render_command"]
     words = shlex.split(command)
     again = words[words.index("-o") + 1]
+    assert int(words[words.index("--threads") + 1]) >= 1  # the count fitted.wav was rendered on
     completed = subprocess.run(words, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
     try:

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from .._threads import torch_threads
 from ..errors import AudioFileError, ParameterError, ProcessorOutputError, SourceShapeError
 from ..graph import Graph
 from ..fitting.outputs import same_file
@@ -29,6 +30,7 @@ from ..parameters import create_empty_parameters
 from ..render import render
 from ..schedule import SCHEDULING_METHODS
 from ..wavfile import WAV_FORMATS, read_sources, write_wav
+from ._arguments import at_least
 from ._processors import build_processors, read_options
 
 __all__ = ["add_arguments", "run", "render_files"]
@@ -48,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output sample format (default float32, lossless)")
     parser.add_argument("--pad", action="store_true", help="zero-pad shorter sources to the longest")
     parser.add_argument("--method", choices=SCHEDULING_METHODS, default="beam", help="scheduling method")
+    parser.add_argument("--threads", type=at_least(1), metavar="N",
+                        help="torch threads (default: torch's own count; sums and FFTs may round differently "
+                             "on another count, so a render repeated bit for bit names it)")
     parser.add_argument("--force", action="store_true", help="replace output files that exist")
 
 
@@ -88,8 +93,10 @@ def _check_shapes(graph: Graph, processors: dict[str, Any], parameters: Any, par
 def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs: list[str],
                  params_path: str | None = None, options_path: str | None = None,
                  format: str = "float32", pad: bool = False, method: str = "beam",
-                 force: bool = False) -> torch.Tensor:
+                 force: bool = False, threads: int | None = None) -> torch.Tensor:
     """Render a graph file with WAV sources and write the outputs; what ``grafx-core render`` does.
+
+    ``threads`` is torch's intra-op thread count for the render (``None``: unchanged).
 
     Returns:
         The rendered outputs, ``[num_out, channels, samples]`` float32.
@@ -130,7 +137,7 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
     else:
         parameters = load_parameters(params_path)
         _check_shapes(graph, processors, parameters, params_path, options_path)
-    with torch.no_grad():
+    with torch.no_grad(), torch_threads(threads):
         y, _ = render(graph, processors, parameters, audio, method=method)  # type: ignore[arg-type]
     if not torch.isfinite(y).all():
         raise ProcessorOutputError(
@@ -144,7 +151,7 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
 def run(args: argparse.Namespace) -> int:
     """Render and report what was written."""
     y = render_files(args.graph, args.source, args.output, args.params, args.options, args.format, args.pad,
-                     args.method, args.force)
+                     args.method, args.force, args.threads)
     for path, signal in zip(args.output, y):
         peak = float(signal.abs().max())
         level = f"{20 * math.log10(peak):+.1f} dBFS" if peak > 0 else "silence"

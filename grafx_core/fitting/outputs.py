@@ -127,9 +127,12 @@ def _display(path: str | os.PathLike[str]) -> str:
     return absolute if relative.startswith(os.pardir) else relative
 
 
-def render_command(graph: str, sources: Sequence[str], parameters: str, options: str, output: str) -> str:
+def render_command(graph: str, sources: Sequence[str], parameters: str, options: str, output: str,
+                   threads: int) -> str:
     """The ``grafx-core render`` command line (shell-quoted) that renders ``graph`` with these files into
-    ``output``; with ``--force``, so that it runs again as printed, replacing only ``output``."""
+    ``output`` on ``threads`` torch threads; with ``--force``, so that it runs again as printed, replacing
+    only ``output``."""
     words = [*cli_executable(), "render", _display(graph), *[w for s in sources for w in ("-s", _display(s))],
-             "-p", _display(parameters), "--options", _display(options), "-o", _display(output), "--force"]
+             "-p", _display(parameters), "--options", _display(options), "-o", _display(output),
+             "--threads", str(threads), "--force"]
     return shlex.join(words)

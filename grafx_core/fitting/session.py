@@ -10,18 +10,18 @@ returns exit status 130.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import torch
 
 from .._optional import require
+from .._threads import torch_threads
 from ..drawing import draw_graph
 from ..graph import Graph
 from ..parameter_file import load_parameters, save_parameters
@@ -117,18 +117,6 @@ class FitOutcome:
     prune: PruneResult | None = None
 
 
-@contextlib.contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Run the block with ``count`` torch intra-op threads (``None``: unchanged), then restore them."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _json_number(value: float) -> float | str:
     return value if math.isfinite(value) else str(value)  # JSON has no inf; "-inf" LUFS is silence
 
@@ -215,8 +203,8 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         if pruned.fit.stopped == "interrupted":
             return _interrupted(job, result, files, path, out, began)
 
-    # The fitted mix is rendered from the saved file, as `grafx-core render` will render it: with
-    # torch's default thread count too, since FFTs and sums may round differently on other counts.
+    # The fitted mix is rendered from the saved file, as `grafx-core render` will render it: with the
+    # thread count its printed command names, since FFTs and sums may round differently on other counts.
     fitted = load_parameters(files["fitted.params.json"], device=device)
     with torch.no_grad(), torch_threads(render_threads):
         fitted_mix = render(graph, processors, fitted, sources)[0][0]
@@ -232,7 +220,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
                title=f"{job.title} console (colour: render stage)")
 
     command = render_command(files["graph.json"], source_files, files["fitted.params.json"],
-                             files["options.json"], os.path.join(job.output, "fitted_again.wav"))
+                             files["options.json"], os.path.join(job.output, "fitted_again.wav"), render_threads)
     with open(path("render_command.txt"), "w", encoding="utf-8") as f:
         f.write(command + "\n")
 

@@ -78,8 +78,7 @@ def _forward_backward(box, x, raw, grad):
 
 
 @pytest.mark.parametrize("estimator, signal", [("finite-difference", "straight-through"), ("spsa", "spsa")])
-def test_outputs_and_gradients_equal_the_thread_pools_bit_for_bit(ray_cluster, estimator, signal):
-    torch.set_num_threads(1)
+def test_outputs_and_gradients_equal_the_thread_pools_bit_for_bit(ray_cluster, estimator, signal, one_torch_thread):
     options = {"samples": 3, "seed": 5} if estimator == "spsa" else {}
     threads = BlackBoxProcessor(lowpass, SPECS, sample_rate=SR, estimator=estimator, signal_gradient=signal,
                                 workers=2, **options)

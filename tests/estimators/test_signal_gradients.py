@@ -103,8 +103,7 @@ def _console(box):
 
 
 @pytest.mark.parametrize("effect", ["compressor", "reverb", "distortion"])
-def test_the_default_passes_gradients_upstream_through_a_black_box(effect):
-    torch.set_num_threads(1)
+def test_the_default_passes_gradients_upstream_through_a_black_box(effect, one_torch_thread):
     exact_box = get_processor(f"dsp:{effect}")
     graph, exact = _console(exact_box)
     _, estimated = _console(with_estimator(exact_box, "finite-difference", seed=0))
