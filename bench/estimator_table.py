@@ -25,7 +25,8 @@ Run: ``python bench/estimator_table.py`` (smoke size for ``make bench``: a
 couple of minutes, too short to rank anything), ``--quick`` (150 steps of
 0.5 s examples; measured 12 minutes of CPU on one core for every row, so
 under 15 minutes on an idle 2-core machine), ``--full`` (1,500 steps of 1 s:
-hours); ``--steps``, ``--seconds``, ``--rows`` and
+about 3 hours as two ``--rows`` processes on 2 cores; its table is in
+``docs/tutorials/predictor.rst``); ``--steps``, ``--seconds``, ``--rows`` and
 ``--learning-rate`` (and ``--black-box-learning-rate``, ``--clip-norm``,
 ``--proxy-steps``) override the size's values.
 """
