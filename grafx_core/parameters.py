@@ -33,6 +33,7 @@ def _require_processors(graph: Graph, processors: Mapping[str, Any]) -> None:
                 f"{first.label()}: no processor for type {node_type!r}; known types are "
                 f"{_known_types(processors)}"
             )
+    check_processors(graph, processors)
 
 
 def _default_rows(processor: Any, path: tuple[str, ...], shape: tuple[int, ...], count: int,
@@ -86,7 +87,6 @@ def create_empty_parameters(
     if not std >= 0:
         raise ValueError(f"create_empty_parameters: std must be >= 0, got {std!r}")
     _require_processors(graph, processors)
-    check_processors(graph, processors)
     result = ParameterModules()
     for node_type in graph.processor_types():
         processor = processors[node_type]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ._arguments import require_graph
-from ._checks import check_processors, check_source_values, check_stages
+from ._checks import check_source_values, check_stages
 from ._concurrent import runs_concurrently, submit
 from ._gather import EdgeGroup, IndexCache, InletPlan, Produced, Producer, gather, inlet_channels
 from .errors import (
@@ -487,7 +487,6 @@ def compile_render(
     if tile_bytes is not None and (not isinstance(tile_bytes, int) or isinstance(tile_bytes, bool) or tile_bytes < 1):
         raise ValueError(f"compile_render: tile_bytes must be a positive int or None, got {tile_bytes!r}")
     _require_processors(graph, processors)
-    check_processors(graph, processors)
     if not graph.nodes_of_type("out"):
         raise GraphError("the graph has no 'out' node, so rendering would produce nothing")
     _check_edges(graph, processors)

@@ -22,11 +22,12 @@ from typing import Any, TextIO
 import torch
 
 from .._optional import require
+from .._threads import torch_threads
 from ..commands._arguments import at_least, device_name, positive_number, seconds_at_least
 from ..commands._processors import build_processors
 from ..errors import UnknownNodeTypeError
 from ..fitting.console import Console
-from ..fitting.session import FitJob, fit_console, torch_threads
+from ..fitting.session import FitJob, fit_console
 from .draws import ESTIMATOR_CHOICES, demo_console, draw_parameters
 from .multitrack import synthesise_multitrack
 from ..render import render

@@ -38,7 +38,7 @@ from .progress import LossLog, Progress
 from .pruning import PruneResult, prune_console
 from .report import errors_by_type, format_errors, natural_parameters, node_report, plot_loss, plot_spectrograms
 
-__all__ = ["FitJob", "FitOutcome", "fit_console", "torch_threads", "INTERRUPTED"]
+__all__ = ["FitJob", "FitOutcome", "fit_console", "INTERRUPTED"]
 
 INTERRUPTED = 130
 """Exit status after Ctrl-C (128 + SIGINT), as shells report it."""
