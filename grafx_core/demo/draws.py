@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._tree import ParameterModules, ParameterTree
 from ..fitting.console import CONSOLES, Console, build_console
 from ..fitting.latent import is_black_box
 from ..graph import Graph
@@ -115,7 +116,7 @@ def draw_parameters(graph: Graph, processors: Mapping[str, Any], generator: torc
     Returns:
         Trainable parameters as :func:`grafx_core.create_empty_parameters` makes them.
     """
-    result = nn.ModuleDict()
+    result = ParameterModules()
     for node_type in graph.processor_types():
         processor, count = processors[node_type], len(graph.nodes_of_type(node_type))
         sizes = processor.parameter_size()
@@ -132,5 +133,5 @@ def draw_parameters(graph: Graph, processors: Mapping[str, Any], generator: torc
                       for name in sizes}
         else:
             values = natural
-        result[node_type] = nn.ParameterDict({k: nn.Parameter(v.to(dtype)) for k, v in values.items()})
+        result[node_type] = ParameterTree({k: nn.Parameter(v.to(dtype)) for k, v in values.items()})
     return result

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._tree import ParameterModules, ParameterTree
 from ..structure import GATE_PARAMETER
 
 __all__ = ["is_black_box", "is_log_scaled", "LatentParameters"]
@@ -67,8 +68,8 @@ class LatentParameters(nn.Module):
         self._types = list(parameters.keys())
         self._black_box = {t: is_black_box(processors[t]) for t in self._types}
         self.latent = nn.ModuleList(
-            nn.ParameterDict({name: nn.Parameter(_to_latent(name, value.detach().clone(), self._black_box[t]))
-                              for name, value in parameters[t].items()})
+            ParameterTree({name: nn.Parameter(_to_latent(name, value.detach().clone(), self._black_box[t]))
+                           for name, value in parameters[t].items()})
             for t in self._types
         )
 
@@ -79,5 +80,6 @@ class LatentParameters(nn.Module):
 
     def detached(self) -> nn.ModuleDict:
         """The current values as a fresh ``nn.ModuleDict`` of ``nn.ParameterDict`` (to save or render)."""
-        return nn.ModuleDict({t: nn.ParameterDict({k: nn.Parameter(v.detach().clone()) for k, v in p.items()})
-                              for t, p in self.values().items()})
+        # Escaping containers: a plug-in's control may be named like a container method (``clear``, ``type``).
+        return ParameterModules({t: ParameterTree({k: nn.Parameter(v.detach().clone()) for k, v in p.items()})
+                                 for t, p in self.values().items()})

@@ -10,11 +10,13 @@ returns exit status 130.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -23,6 +25,7 @@ import torch
 from .._optional import require
 from .._threads import torch_threads
 from ..drawing import draw_graph
+from ..estimators._warnings import NonDifferentiableParameterWarning
 from ..graph import Graph
 from ..parameter_file import load_parameters, save_parameters
 from ..parameters import create_empty_parameters
@@ -158,6 +161,8 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         print(f"  {note}", file=out)
     print(f"console: {len(graph)} nodes, {len(graph.edges)} edges, {len(plan.stages)} render stages; "
           + ", ".join(f"{t} x{c}" for t, c in counts.items()), file=out)
+    for line in _fixed_controls(processors):
+        print(f"  {line}", file=out)
 
     files: dict[str, str] = {}
 
@@ -185,8 +190,9 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     latent = LatentParameters(start, processors)
     log = LossLog(path("loss.csv"))
     try:
-        result = fit(lambda p: plan(p, sources)[0][0], latent, loss, job.steps, job.learning_rate,
-                     Progress(job.steps, progress_stream), patience=job.patience, log=log)
+        with _quiet_fixed_controls():
+            result = fit(lambda p: plan(p, sources)[0][0], latent, loss, job.steps, job.learning_rate,
+                         Progress(job.steps, progress_stream), patience=job.patience, log=log)
     finally:
         log.close()
     fitted_params = latent.detached()
@@ -198,8 +204,9 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     if job.prune:
         print("pruning: every node gated, fitting gates and parameters together", file=out)
         steps = job.prune_steps or max(job.steps // 2, 1)
-        pruned = prune_console(graph, processors, fitted_params, sources, loss, result.final_loss, steps,
-                               job.learning_rate, progress=Progress(steps, progress_stream))
+        with _quiet_fixed_controls():
+            pruned = prune_console(graph, processors, fitted_params, sources, loss, result.final_loss, steps,
+                                   job.learning_rate, progress=Progress(steps, progress_stream))
         if pruned.fit.stopped == "interrupted":
             return _interrupted(job, result, files, path, out, began)
 
@@ -254,6 +261,24 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         json.dump(_clean(report), f, indent=1)
     _summary(job, result, report, counts, pruned, warnings, command, out)
     return FitOutcome(0, result, report, files, command, pruned)
+
+
+def _fixed_controls(processors: Mapping[str, Any]) -> list[str]:
+    lines = []
+    for node_type, processor in processors.items():
+        fixed = getattr(processor, "nondifferentiable_parameters", ())
+        if fixed:
+            lines.append(f"{node_type}: {len(fixed)} control(s) a gradient cannot move keep their start values "
+                         f"({', '.join(fixed)})")
+    return lines
+
+
+@contextlib.contextmanager
+def _quiet_fixed_controls() -> Iterator[None]:
+    # The start-up line of _fixed_controls names these controls once; the per-control warnings would repeat it.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=NonDifferentiableParameterWarning)
+        yield
 
 
 def _save_pruned(pruned: PruneResult, job: FitJob, path: Any) -> dict[str, Any]:
