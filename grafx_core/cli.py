@@ -62,8 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     one line on stderr with exit status 1; Ctrl-C prints one line with exit
     status 130; a missing command prints the help with status 2.
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:  # while the commands and plugins load
+        print("grafx-core: interrupted", file=sys.stderr)
+        return 130
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
