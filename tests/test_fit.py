@@ -209,3 +209,33 @@ def test_console_start_values_replace_defaults_in_units_black_boxes_included():
                                        torch.full_like(values[node_type][parameter], value), rtol=1e-6, atol=1e-6)
         defaults = natural_parameters(processors, create_empty_parameters(console.graph, processors))
         assert torch.equal(values["dsp:stereo_gain"]["gain_db"], defaults["dsp:stereo_gain"]["gain_db"])
+
+
+def test_the_report_says_how_the_target_lines_up_and_keeps_makeup_gain_where_the_fader_does_its_job(hidden_mix):
+    _, _, _, out = hidden_mix
+    with open(out / "report.json", encoding="utf-8") as f:
+        report = json.load(f)
+    assert report["alignment"]["applied"] is False and abs(report["alignment"]["lag_samples"]) <= 2
+    compressors = [n for n in report["nodes"] if n["type"] == "dsp:compressor"]
+    assert compressors and all(n["parameters"]["makeup_db"]["fitted"] == n["parameters"]["makeup_db"]["initial"]
+                               for n in compressors)
+    faders = [n for n in report["nodes"] if n["type"] == "dsp:stereo_gain"]
+    assert any(n["parameters"]["gain_db"]["fitted"] != n["parameters"]["gain_db"]["initial"] for n in faders)
+    assert "outside_range" in report
+
+
+def test_a_late_target_is_found_late_by_the_stems_lag_and_shifted_back(hidden_mix):
+    from grafx_core.fitting.align import align_target
+    from grafx_core.fitting.metrics import snr_db
+    from grafx_core.fitting.stems import read_multitrack
+
+    _, folder, stems, _ = hidden_mix
+    multitrack = read_multitrack(stems, folder / "mix.wav")
+    lag = int(0.002 * RATE)  # 2 ms late: the case that ruined fits silently
+    late = torch.nn.functional.pad(multitrack.target, (lag, 0))[:, :multitrack.target.shape[-1]]
+    aligned, alignment = align_target(multitrack.stems, late, RATE)
+    assert alignment.applied and abs(alignment.lag_samples - lag) <= 1
+    assert "late" in alignment.note()
+    assert snr_db(aligned[:, :-lag], multitrack.target[:, :-lag]) > snr_db(late, multitrack.target) + 20
+    early, alignment = align_target(multitrack.stems, torch.roll(multitrack.target, -lag, -1), RATE)
+    assert alignment.applied and abs(alignment.lag_samples + lag) <= 1

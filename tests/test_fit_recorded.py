@@ -14,8 +14,10 @@ import torch
 
 pytest.importorskip("grafx_dsp")
 
+from grafx_core.cli import main  # noqa: E402
 from grafx_core.demo._midi import Note, write_midi  # noqa: E402
 from grafx_core.demo.recorded import missing_material  # noqa: E402
+from grafx_core.wavfile import read_wav  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fit_recorded_multitrack.py"
 
@@ -41,10 +43,17 @@ def test_fit_with_pruning_on_recorded_instruments_lowers_the_loss_and_reports_wh
     assert report["settings"]["stems"] == ["kick", "snare", "hats", "bass"]
     assert report["final_loss"] < 0.9 * report["initial_loss"]
     pruned = report["prune"]
-    assert 0 < pruned["processors_after"] <= pruned["processors_before"] == 17
+    assert 0 < pruned["processors_after"] <= pruned["processors_before"] == 18  # 17 and the master limiter
     assert pruned["processors_before"] - pruned["processors_after"] == len(pruned["removed"])
     assert pruned["loss_before"] == pytest.approx(report["final_loss"])
     assert (tmp_path / "fit" / "pruned.graph.json").exists()
+    # The pruned mix is written, measured and reproducible by its printed command, bit for bit.
+    assert set(pruned["metrics"]) >= {"snr_db", "log_spectral_distance_db", "loudness_lufs", "peak_dbfs"}
+    command = pruned["render_command"].split()
+    assert main(command[command.index("render"):]) == 0
+    again, _ = read_wav(tmp_path / "fit" / "pruned_again.wav")
+    first, _ = read_wav(tmp_path / "fit" / "pruned.wav")
+    assert torch.equal(again, first)
 
 
 def test_midi_writer_writes_what_a_standard_midi_reader_expects(tmp_path):

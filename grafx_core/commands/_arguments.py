@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 
 import torch
 
-__all__ = ["at_least", "positive_number", "seconds_at_least", "device_name"]
+__all__ = ["at_least", "positive_number", "seconds_at_least", "device_name", "duration"]
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -49,6 +50,21 @@ def seconds_at_least(minimum: float) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+_DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d*)?)h)?(?:(?P<m>\d+(?:\.\d*)?)m)?(?:(?P<s>\d+(?:\.\d*)?)s?)?$")
+
+
+def duration(text: str) -> float:
+    """A positive wall-clock duration in seconds: ``90``, ``90s``, ``2m``, ``1m30s``, ``1.5h``."""
+    match = _DURATION.match(text.strip().lower())
+    if not text.strip() or match is None or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"expected a duration such as 90s, 2m or 1m30s, got {text!r}")
+    hours, minutes, seconds = (float(match[k] or 0) for k in ("h", "m", "s"))
+    value = 3600 * hours + 60 * minutes + seconds
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a duration above 0, got {text!r}")
+    return value
 
 
 def device_name(text: str) -> str:

@@ -21,12 +21,13 @@ import sys
 from typing import Any
 
 from ..errors import GrafxError, SourceShapeError
+from ..fitting.align import align_target
 from ..fitting.console import CONSOLES, Console, build_console, with_effects
 from ..fitting.session import FitJob, fit_console
 from ..fitting.stems import read_multitrack
 from ..graph import Graph
 from ..parameter_file import load_parameters
-from ._arguments import at_least, device_name, positive_number
+from ._arguments import at_least, device_name, duration, positive_number
 from ._processors import accepts_keyword, build_processors, read_options
 
 __all__ = ["add_arguments", "run"]
@@ -68,6 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="steps of the gated fit that decides what to prune (default: half of --steps)")
     parser.add_argument("--threads", type=at_least(1), default=1, help="torch threads during the fit (default 1)")
     parser.add_argument("--force", action="store_true", help="replace the results of an earlier run in DIR")
+    parser.add_argument("--time", type=duration, metavar="DURATION",
+                        help="a wall-clock budget for the fit's steps, e.g. 90s, 2m, 1m30s (the fit ends at --steps "
+                        "or this, whichever comes first)")
+    parser.add_argument("--no-align", action="store_true",
+                        help="keep the target as it is; by default a target late or early against the stems "
+                        "(cross-correlation) is shifted to line up, and the lag reported")
+    parser.add_argument("--max-lag-ms", type=positive_number, default=50.0, metavar="MS",
+                        help="the largest lag the alignment looks for, either way (default 50 ms)")
 
 
 def _console(args: argparse.Namespace, names: list[str]) -> Console:
@@ -102,6 +111,13 @@ def run(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     multitrack = read_multitrack(args.stems, args.target, args.sample_rate)
+    alignment = None
+    if not args.no_align:
+        target, aligned = align_target(multitrack.stems, multitrack.target, multitrack.sample_rate, args.max_lag_ms)
+        multitrack.target = target
+        multitrack.notes.append(aligned.note())
+        alignment = {"lag_samples": aligned.lag_samples, "lag_ms": aligned.lag_ms,
+                     "confidence": aligned.confidence, "applied": aligned.applied}
     console = _console(args, multitrack.names)
     graph, options = console.graph, console.options
     for node_type, extra in read_options(args.options).items():
@@ -118,5 +134,6 @@ def run(args: argparse.Namespace) -> int:
                  options, args.output, start=start, hidden=hidden, force=args.force, inputs=inputs,
                  steps=args.steps, learning_rate=args.learning_rate, patience=args.patience, prune=args.prune,
                  prune_steps=args.prune_steps,
-                 device=device, threads=args.threads, title="fitted", notes=multitrack.notes, settings=settings)
+                 device=device, threads=args.threads, title="fitted", notes=multitrack.notes, settings=settings,
+                 seconds=args.time, fixed=console.fixed, alignment=alignment)
     return fit_console(job, sys.stdout).exit_status

@@ -4,7 +4,7 @@ Per track: an optional compressor, an EQ and a fader (gain and pan); drum
 tracks (named kick, snare, hats, toms, ...) meet on a drum bus with a bus
 compressor, the others on a music bus with a stereo width; every track
 also feeds a reverb on a send. The buses and the reverb return meet on the
-master, followed by the master chain. Each slot holds a processor name
+master, followed by the master chain and a peak limiter. Each slot holds a processor name
 (``"dsp:compressor"``, ``"pedalboard:compressor"``, an ``lv2:`` plug-in,
 ...), so a console of black-box effects is the same graph with other names.
 """
@@ -22,7 +22,7 @@ from ..graph import Graph
 from ..parameters import create_empty_parameters
 from .latent import is_black_box
 
-__all__ = ["ConsoleEffects", "Console", "CONSOLES", "build_console", "with_effects", "is_drum"]
+__all__ = ["ConsoleEffects", "Console", "CONSOLES", "LIMITER_START", "build_console", "with_effects", "is_drum"]
 
 _DRUM_WORDS = ("kick", "bd", "snare", "sd", "hat", "hats", "hihat", "hh", "tom", "toms", "drum", "drums",
                "cymbal", "crash", "ride", "perc", "percussion", "shaker", "clap", "overhead", "overheads", "oh")
@@ -49,6 +49,11 @@ class ConsoleEffects:
         options: factory options per processor name (JSON-ready).
         start: start values (processor units) that replace a processor's
             defaults, ``{processor name: {parameter: value}}``.
+        limiter: the last slot of the master chain, a peak limiter (``None``: none);
+            its start values are :data:`LIMITER_START` when it is ``"dsp:compressor"``.
+        fixed: parameters the fit leaves at their start values, ``{processor name: (parameter, ...)}``:
+            a compressor's make-up gain does what the fader after it does, and two controls
+            with one effect move in lockstep and make the report say nothing about either.
     """
 
     track_compressor: str | None = "dsp:compressor"
@@ -61,6 +66,13 @@ class ConsoleEffects:
     master: tuple[str, ...] = ("dsp:parametric_eq", "dsp:compressor")
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     start: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    limiter: str | None = "dsp:compressor"
+    fixed: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"dsp:compressor": ("makeup_db",)})
+
+
+LIMITER_START: dict[str, float] = {"threshold_db": -1.0, "ratio": 20.0, "knee_db": 0.0, "attack_ms": 0.1,
+                                   "release_ms": 50.0}
+"""A ``dsp:compressor`` as a master peak limiter: a hard knee at -1 dBFS, ratio 20, 0.1 ms attack."""
 
 
 CONSOLES: dict[str, ConsoleEffects] = {
@@ -88,26 +100,41 @@ class Console:
         graph: the mixing graph; its ``"in"`` nodes are the tracks in order, one ``"out"`` node the mix.
         options: factory options per node type present in the graph (JSON-ready, for ``--options``).
         start: start values replacing processor defaults (see :class:`ConsoleEffects`).
+        node_start: start values of single nodes, ``{node name: {parameter: value}}``, applied after ``start``.
+        fixed: parameters the fit leaves alone (see :class:`ConsoleEffects`).
     """
 
     graph: Graph
     options: dict[str, dict[str, Any]]
     start: dict[str, dict[str, float]] = field(default_factory=dict)
+    node_start: dict[str, dict[str, float]] = field(default_factory=dict)
+    fixed: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def start_parameters(self, processors: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-        """Each processor's defaults for every node, with :attr:`start`'s values in their place
-        (given in units; black boxes get the raw values that map to them)."""
+        """Each processor's defaults for every node, with :attr:`start`'s and then :attr:`node_start`'s
+        values in their place (given in units; black boxes get the raw values that map to them)."""
         params = create_empty_parameters(self.graph, processors)
         with torch.no_grad():
             for node_type, values in self.start.items():
-                if node_type not in params.keys():
+                if node_type in params.keys():
+                    rows = torch.arange(len(self.graph.nodes_of_type(node_type)))
+                    _set_rows(params[node_type], processors[node_type], rows, values)
+            names = {node.name: node for node in self.graph.nodes if node.name}
+            for name, values in self.node_start.items():
+                node = names.get(name)
+                if node is None or node.type not in params.keys():
                     continue
-                processor, count = processors[node_type], len(self.graph.nodes_of_type(node_type))
-                if is_black_box(processor):
-                    values = processor.raw_parameters(**{k: torch.full((count,), float(v)) for k, v in values.items()})
-                for name, value in values.items():
-                    params[node_type][name].copy_(torch.as_tensor(value).expand_as(params[node_type][name]))
+                row = torch.tensor([self.graph.nodes_of_type(node.type).index(node.id)])
+                _set_rows(params[node.type], processors[node.type], row, values)
         return {t: {k: v.detach() for k, v in params[t].items()} for t in params.keys()}
+
+
+def _set_rows(params: Any, processor: Any, rows: torch.Tensor, values: Mapping[str, float]) -> None:
+    if is_black_box(processor):
+        values = processor.raw_parameters(**{k: torch.full((len(rows),), float(v)) for k, v in values.items()})
+    for name, value in values.items():
+        target = params[name]
+        target[rows] = torch.as_tensor(value, dtype=target.dtype).expand_as(target[rows])
 
 
 def build_console(track_names: Sequence[str], effects: ConsoleEffects | str = "analytic") -> Console:
@@ -150,10 +177,16 @@ def build_console(track_names: Sequence[str], effects: ConsoleEffects | str = "a
         g.connect(_chain(g, send, (effects.reverb, "reverb")), master)
     labels = {"dsp:parametric_eq": "master_eq", "dsp:compressor": "master_compressor"}
     chain = [(t, labels.get(t, f"master_{k}")) for k, t in enumerate(effects.master)]
+    node_start = {}
+    if effects.limiter:
+        chain.append((effects.limiter, "master_limiter"))
+        if effects.limiter == "dsp:compressor":
+            node_start["master_limiter"] = dict(LIMITER_START)
     g.connect(_chain(g, master, *chain), g.add("out", "mix"))
     present = set(g.processor_types())  # options for an absent type are an error (processors_for_graph)
     return Console(g, {t: dict(o) for t, o in effects.options.items() if t in present},
-                   {t: dict(v) for t, v in effects.start.items() if t in present})
+                   {t: dict(v) for t, v in effects.start.items() if t in present}, node_start,
+                   {t: tuple(v) for t, v in effects.fixed.items() if t in present})
 
 
 def with_effects(effects: ConsoleEffects, **slots: Any) -> ConsoleEffects:

@@ -73,6 +73,17 @@ class LatentParameters(nn.Module):
             for t in self._types
         )
 
+    def freeze(self, fixed: Mapping[str, Any]) -> list[str]:
+        """Leave ``{node_type: (name, ...)}`` at their start values (no gradient, so the optimiser skips them);
+        returns the ``"type.name"`` of those present."""
+        frozen = []
+        for node_type, latent in zip(self._types, self.latent):
+            for name in fixed.get(node_type, ()):
+                if name in latent:
+                    latent[name].requires_grad_(False)
+                    frozen.append(f"{node_type}.{name}")
+        return frozen
+
     def values(self) -> dict[str, dict[str, torch.Tensor]]:
         """The parameters in the processors' units (differentiable with respect to the latents)."""
         return {t: {name: _from_latent(name, p, self._black_box[t]) for name, p in latent.items()}

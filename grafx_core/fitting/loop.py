@@ -14,7 +14,7 @@ from .progress import LossLog, Progress
 
 __all__ = ["FitResult", "fit"]
 
-StopReason = Literal["completed", "converged", "interrupted"]
+StopReason = Literal["completed", "converged", "time", "interrupted"]
 
 
 @dataclass
@@ -28,7 +28,7 @@ class FitResult:
         seconds_per_step: mean wall-clock time of one step (render, loss, backward, update).
         steps: steps taken.
         stopped: ``"completed"`` (every step), ``"converged"`` (early
-            stopping) or ``"interrupted"`` (Ctrl-C).
+            stopping), ``"time"`` (the time budget was spent) or ``"interrupted"`` (Ctrl-C).
         best_step: the step whose parameters were kept (``steps`` for those after the last update).
     """
 
@@ -52,12 +52,14 @@ class FitResult:
 def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParameters,
         loss: Callable[[torch.Tensor], torch.Tensor], steps: int, learning_rate: float = 0.05,
         progress: Progress | None = None, *, patience: int | None = None, min_improvement: float = 1e-3,
-        log: LossLog | None = None) -> FitResult:
+        log: LossLog | None = None, seconds: float | None = None) -> FitResult:
     """Gradient descent (Adam, learning rate decaying tenfold over the run) on ``loss(render(values))``.
 
     ``latent`` ends holding the best parameters seen. A ``KeyboardInterrupt``
     (Ctrl-C) during a step ends the fit there, with ``stopped="interrupted"``,
-    instead of propagating: the caller decides what to save.
+    instead of propagating: the caller decides what to save. With a time
+    budget the run is whichever ends first, ``steps`` or ``seconds``, and the
+    learning rate decays with the larger of the two fractions spent.
 
     Args:
         render: parameters in the processors' units -> ``[channels, samples]`` mix.
@@ -66,48 +68,57 @@ def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParam
         steps: the most optimiser steps.
         learning_rate: the initial learning rate in latent units.
         progress: shows step, loss and speed.
-        patience: stop early once this many steps in a row have not lowered
-            the best loss by a fraction ``min_improvement`` (``None``: never).
-        min_improvement: relative improvement that counts, e.g. ``1e-3``.
+        patience: stop early once the best loss has fallen by less than a
+            fraction ``min_improvement`` over the last ``patience`` steps
+            (``None``: never). A loss still falling slowly but steadily is not stopped.
+        min_improvement: relative improvement over ``patience`` steps that counts, e.g. ``1e-3``.
         log: receives one row per step.
+        seconds: a wall-clock budget for the steps (``None``: none); the fit then
+            ends with ``stopped="time"`` when it is spent.
 
     Raises:
         FloatingPointError: the loss became NaN or infinite.
     """
     optimiser = torch.optim.Adam(latent.parameters(), lr=learning_rate)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda k: 0.1 ** (k / max(steps, 1)))
+    base_rates = [group["lr"] for group in optimiser.param_groups]
     losses: list[float] = []
-    best_loss, best_step, best_state, improved_at = float("inf"), 0, None, 0
+    bests: list[float] = []  # the best loss after each step, for early stopping
+    best_loss, best_step, best_state = float("inf"), 0, None
     stopped: StopReason = "completed"
     start = time.perf_counter()
     try:
         for step in range(steps):
+            spent = _spent(step, steps, time.perf_counter() - start, seconds)
+            if spent >= 1.0:
+                stopped = "time"
+                break
+            for group, rate in zip(optimiser.param_groups, base_rates):
+                group["lr"] = rate * _DECAY**spent
             optimiser.zero_grad(set_to_none=True)
             value = loss(render(latent.values()))
             if not torch.isfinite(value):
                 raise FloatingPointError(f"the loss became {value.item()} at step {step}")
             current = value.item()
-            if best_state is None or current < best_loss * (1 - min_improvement):
-                improved_at = step
             if current < best_loss:
                 best_loss, best_step, best_state = current, step, _snapshot(latent)
             losses.append(current)
+            bests.append(best_loss)
             if log is not None:
                 log.record(step, current, optimiser.param_groups[0]["lr"], time.perf_counter() - start)
-            if patience is not None and step - improved_at >= patience:
+            if patience is not None and step >= patience and bests[-1] > bests[-1 - patience] * (1 - min_improvement):
                 stopped = "converged"
                 break
             value.backward()
             optimiser.step()
-            schedule.step()
             if progress is not None:
-                progress.update(step + 1, current, losses[0], (time.perf_counter() - start) / (step + 1))
+                elapsed = time.perf_counter() - start
+                progress.update(step + 1, current, losses[0], elapsed / (step + 1), _time_left(elapsed, seconds))
     except KeyboardInterrupt:
         stopped = "interrupted"
     taken = len(losses)
     elapsed = time.perf_counter() - start
     final, kept = best_loss, best_step
-    if stopped != "interrupted" and taken == steps:
+    if stopped in ("completed", "time") and taken > 0:  # the last update has not been evaluated yet
         with torch.no_grad():
             last = loss(render(latent.values())).item()
         if last <= best_loss:
@@ -120,6 +131,19 @@ def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParam
     if progress is not None and losses:
         progress.finish(taken, final, losses[0], per_step)
     return FitResult(losses, per_step, taken, stopped, kept)
+
+
+_DECAY = 0.1  # the learning rate falls tenfold over the run (steps or seconds)
+
+
+def _spent(step: int, steps: int, elapsed: float, seconds: float | None) -> float:
+    """The fraction of the run behind us: of its steps, or of its time budget if that is further along."""
+    fraction = step / max(steps, 1)
+    return max(fraction, elapsed / seconds) if seconds else fraction
+
+
+def _time_left(elapsed: float, seconds: float | None) -> float | None:
+    return None if seconds is None else max(seconds - elapsed, 0.0)
 
 
 def _snapshot(latent: LatentParameters) -> dict[str, torch.Tensor]:

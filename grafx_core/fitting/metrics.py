@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ["k_weighting", "integrated_loudness", "snr_db", "log_spectral_distance_db", "peak_dbfs",
+__all__ = ["AUDIBLE_BAND_HZ", "k_weighting", "integrated_loudness", "snr_db", "log_spectral_distance_db", "peak_dbfs",
            "audio_metrics"]
 
 # The K-weighting prototype (shelf gain, Q and corner; high-pass Q and corner) that reproduces
@@ -23,6 +23,9 @@ _SHELF_VB_EXPONENT = 0.4996667741545416
 _HIGHPASS_Q, _HIGHPASS_HZ = 0.5003270373238773, 38.13547087602444
 _BLOCK_S, _OVERLAP = 0.4, 0.75
 _ABSOLUTE_GATE, _RELATIVE_GATE = -70.0, -10.0
+
+AUDIBLE_BAND_HZ = (20.0, 20000.0)
+"""The band :func:`log_spectral_distance_db` measures over when given a sample rate, in Hz."""
 
 
 def k_weighting(sample_rate: float) -> np.ndarray:
@@ -79,13 +82,21 @@ def snr_db(estimate: torch.Tensor, reference: torch.Tensor) -> float:
     return 10 * math.log10(max(power, 1e-300) / error)
 
 
-def log_spectral_distance_db(estimate: torch.Tensor, reference: torch.Tensor, n_fft: int = 2048) -> float:
+def log_spectral_distance_db(estimate: torch.Tensor, reference: torch.Tensor, n_fft: int = 2048,
+                             sample_rate: float | None = None,
+                             band_hz: tuple[float, float] = AUDIBLE_BAND_HZ) -> float:
     """Log-spectral distance in dB: per STFT frame (Hann, hop ``n_fft / 4``) the RMS over
     frequency of the difference of the power spectra in dB, averaged over frames and channels.
+
+    With ``sample_rate`` only the bins inside ``band_hz`` count (by default the audible
+    20 Hz - 20 kHz): what a 96 kHz file holds above hearing, or a DC offset, is not heard
+    and would otherwise dominate the figure.
 
     Args:
         estimate, reference: ``[channels, samples]``.
         n_fft: frame length.
+        sample_rate: in Hz (``None``: every bin counts).
+        band_hz: the lowest and highest frequency that count, in Hz.
     """
     window = torch.hann_window(n_fft, dtype=torch.float64)
 
@@ -95,6 +106,9 @@ def log_spectral_distance_db(estimate: torch.Tensor, reference: torch.Tensor, n_
         return 10 * torch.log10(spec + 1e-10)
 
     difference = power_db(estimate) - power_db(reference)
+    if sample_rate is not None:
+        freqs = torch.fft.rfftfreq(n_fft, 1.0 / sample_rate, dtype=torch.float64)
+        difference = difference[:, (freqs >= band_hz[0]) & (freqs <= band_hz[1])]
     return float(difference.pow(2).mean(dim=-2).sqrt().mean())
 
 
@@ -105,7 +119,8 @@ def peak_dbfs(audio: torch.Tensor) -> float:
 
 
 def audio_metrics(mix: torch.Tensor, target: torch.Tensor, sample_rate: float) -> dict[str, float]:
-    """``snr_db``, ``log_spectral_distance_db`` (against ``target``), ``loudness_lufs``, ``peak_dbfs`` of ``mix``.
+    """``snr_db``, ``log_spectral_distance_db`` (against ``target``, over the audible band),
+    ``loudness_lufs``, ``peak_dbfs`` of ``mix``.
 
     Args:
         mix, target: ``[channels, samples]``.
@@ -113,7 +128,7 @@ def audio_metrics(mix: torch.Tensor, target: torch.Tensor, sample_rate: float) -
     """
     return {
         "snr_db": snr_db(mix, target),
-        "log_spectral_distance_db": log_spectral_distance_db(mix, target),
+        "log_spectral_distance_db": log_spectral_distance_db(mix, target, sample_rate=sample_rate),
         "loudness_lufs": integrated_loudness(mix, sample_rate),
         "peak_dbfs": peak_dbfs(mix),
     }

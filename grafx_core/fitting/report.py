@@ -13,11 +13,16 @@ from ..graph import Graph
 from ..processor import gradient_kind
 from .latent import is_black_box, is_log_scaled
 
-__all__ = ["natural_parameters", "node_report", "errors_by_type", "format_errors", "plot_loss", "plot_spectrograms"]
+__all__ = ["natural_parameters", "outside_range", "node_report", "errors_by_type", "format_errors", "plot_loss", "plot_spectrograms"]
 
 
 def natural_parameters(processors: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict[str, dict[str, torch.Tensor]]:
-    """Every parameter in its natural unit (black-box controls mapped from raw values), float64 on the CPU.
+    """Every parameter in its natural unit as the processor applies it, float64 on the CPU.
+
+    Black-box controls are mapped from their raw values; a value outside a
+    processor's documented range is reported as what the processor applies
+    (its ``limit(name, value)``, the soft limit of grafx-dsp processors), not
+    as the number the optimiser holds (see :func:`outside_range`).
 
     Returns:
         ``{node_type: {name: [nodes, *shape]}}``.
@@ -28,7 +33,35 @@ def natural_parameters(processors: Mapping[str, Any], parameters: Mapping[str, A
         values = {k: params[k].detach() for k in params.keys()}
         if is_black_box(processor):
             values = {k: v.reshape(-1, 1) for k, v in processor.natural_parameters(**values).items()}
+        else:
+            values = {k: _applied(processor, k, v) for k, v in values.items()}
         result[node_type] = {k: v.to("cpu", torch.float64) for k, v in values.items()}
+    return result
+
+
+def _applied(processor: Any, name: str, value: torch.Tensor) -> torch.Tensor:
+    limit = getattr(processor, "limit", None)
+    if not callable(limit) or name not in getattr(processor, "ranges", {}) or not isinstance(value, torch.Tensor):
+        return value
+    with torch.no_grad():
+        return limit(name, value.to(torch.float64))
+
+
+def outside_range(processors: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict[str, dict[str, list[Any]]]:
+    """The parameters the optimiser holds outside a processor's documented range, as held
+    (``{node_type: {name: [nodes, *shape] as lists}}``); :func:`natural_parameters` reports what is applied."""
+    result: dict[str, dict[str, list[Any]]] = {}
+    for node_type in parameters.keys():
+        processor, params = processors[node_type], parameters[node_type]
+        if is_black_box(processor):
+            continue
+        for name in params.keys():
+            held = params[name].detach().to("cpu", torch.float64) if isinstance(params[name], torch.Tensor) else None
+            if held is None:
+                continue
+            applied = _applied(processor, name, held)
+            if not torch.allclose(applied, held, rtol=1e-6, atol=1e-9):
+                result.setdefault(node_type, {})[name] = held.tolist()
     return result
 
 

@@ -39,7 +39,8 @@ from .metrics import audio_metrics, integrated_loudness, peak_dbfs
 from .outputs import ResultsFolder, render_command
 from .progress import LossLog, Progress
 from .pruning import PruneResult, prune_console
-from .report import errors_by_type, format_errors, natural_parameters, node_report, plot_loss, plot_spectrograms
+from .report import (errors_by_type, format_errors, natural_parameters, node_report, outside_range, plot_loss,
+                     plot_spectrograms)
 
 __all__ = ["FitJob", "FitOutcome", "fit_console", "INTERRUPTED"]
 
@@ -73,6 +74,9 @@ class FitJob:
         title: names the console in plots.
         notes: lines about how the inputs were conformed (printed and reported).
         settings: JSON-ready options for the report.
+        seconds: a wall-clock budget for the fit's steps (``None``: only ``steps`` bounds it).
+        fixed: parameters left at their start values, ``{node_type: (name, ...)}``.
+        alignment: how the target was lined up with the stems (JSON-ready, for the report).
     """
 
     names: list[str]
@@ -97,6 +101,9 @@ class FitJob:
     title: str = "console"
     notes: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None
+    fixed: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    alignment: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -188,11 +195,14 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         initial_mix = plan(start, sources)[0][0]
     loss = SpectralLoss(target)
     latent = LatentParameters(start, processors)
+    frozen = latent.freeze(job.fixed)
+    if frozen:
+        print(f"  kept at their start values (another control does what they do): {', '.join(frozen)}", file=out)
     log = LossLog(path("loss.csv"))
     try:
         with _quiet_fixed_controls():
             result = fit(lambda p: plan(p, sources)[0][0], latent, loss, job.steps, job.learning_rate,
-                         Progress(job.steps, progress_stream), patience=job.patience, log=log)
+                         Progress(job.steps, progress_stream), patience=job.patience, log=log, seconds=job.seconds)
     finally:
         log.close()
     fitted_params = latent.detached()
@@ -218,9 +228,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     mixes = {"target": target, "initial": initial_mix, "fitted": fitted_mix}
     write_wav(path("initial.wav"), initial_mix, job.sample_rate)
     write_wav(path("fitted.wav"), fitted_mix, job.sample_rate)
-    warnings = [f"{label}.wav peaks at {peak_dbfs(mix):+.1f} dBFS: written as 32-bit float, so nothing is "
-                "clipped, but lower its level before a fixed-point export" for label, mix in mixes.items()
-                if peak_dbfs(mix) > 0]
+    warnings = _peak_warnings(mixes)
     plot_loss(path("loss.png"), result.losses, result.seconds_per_step)
     plot_spectrograms(path("spectrograms.png"), mixes, job.sample_rate)
     draw_graph(graph, path("graph.png"), processors=processors, stages=plan.stages,
@@ -250,12 +258,14 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         "render_command": command,
         "notes": job.notes,
         "warnings": warnings,
+        "alignment": dict(job.alignment) if job.alignment is not None else None,
+        "outside_range": outside_range(processors, fitted),
     }
     if job.hidden is not None:
         report["errors_by_type"] = {"initial": errors_by_type(processors, values["hidden"], values["initial"]),
                                     "fitted": errors_by_type(processors, values["hidden"], values["fitted"])}
     if pruned is not None:
-        report["prune"] = _save_pruned(pruned, job, path)
+        report["prune"] = _save_pruned(pruned, job, path, source_files, target, render_threads)
     report["time"]["total_seconds"] = time.perf_counter() - began
     with open(path("report.json"), "w", encoding="utf-8") as f:
         json.dump(_clean(report), f, indent=1)
@@ -281,14 +291,43 @@ def _quiet_fixed_controls() -> Iterator[None]:
         yield
 
 
-def _save_pruned(pruned: PruneResult, job: FitJob, path: Any) -> dict[str, Any]:
+def _save_pruned(pruned: PruneResult, job: FitJob, path: Any, source_files: list[str], target: torch.Tensor,
+                 render_threads: int) -> dict[str, Any]:
     pruned.graph.save(path("pruned.graph.json"))
     save_parameters(pruned.parameters, path("pruned.params.json"))
     present = set(pruned.graph.processor_types())
     with open(path("pruned.options.json"), "w", encoding="utf-8") as f:
         json.dump({t: o for t, o in job.options.items() if t in present}, f, indent=1)
+    # Rendered from the saved files, as the printed command renders it.
+    plain = {t: job.processors[t] for t in present}
+    parameters = load_parameters(path("pruned.params.json"), device=target.device)
+    with torch.no_grad(), torch_threads(render_threads):
+        mix = render(pruned.graph, plain, parameters, job.stems.to(target.device))[0][0]
+    write_wav(path("pruned.wav"), mix, job.sample_rate)
+    command = render_command(path("pruned.graph.json"), source_files, path("pruned.params.json"),
+                             path("pruned.options.json"), os.path.join(job.output, "pruned_again.wav"),
+                             render_threads)
+    with open(path("pruned_render_command.txt"), "w", encoding="utf-8") as f:
+        f.write(command + "\n")
     return {"processors_before": pruned.processors_before, "processors_after": pruned.processors_after,
-            "loss_before": pruned.loss_before, "loss_after": pruned.loss_after, "removed": pruned.removed}
+            "loss_before": pruned.loss_before, "loss_after": pruned.loss_after, "removed": pruned.removed,
+            "metrics": audio_metrics(mix, target, job.sample_rate), "render_command": command}
+
+
+_PEAK_MARGIN_DB = 3.0  # a fitted peak this far above the target's is worth a warning
+
+
+def _peak_warnings(mixes: Mapping[str, torch.Tensor]) -> list[str]:
+    warnings = [f"{label}.wav peaks at {peak_dbfs(mix):+.1f} dBFS: written as 32-bit float, so nothing is "
+                "clipped, but lower its level before a fixed-point export" for label, mix in mixes.items()
+                if peak_dbfs(mix) > 0]
+    over = peak_dbfs(mixes["fitted"]) - peak_dbfs(mixes["target"])
+    if over > _PEAK_MARGIN_DB:
+        warnings.append(f"fitted.wav peaks {over:.1f} dB above the target ({peak_dbfs(mixes['fitted']):+.1f} against "
+                        f"{peak_dbfs(mixes['target']):+.1f} dBFS) at about its loudness: the target was limited "
+                        "harder than the console's master limiter does; lower the limiter's threshold_db "
+                        "(node master_limiter) in --params and fit again")
+    return warnings
 
 
 def _interrupted(job: FitJob, result: FitResult, files: dict[str, str], path: Any, out: TextIO,
@@ -307,7 +346,8 @@ def _interrupted(job: FitJob, result: FitResult, files: dict[str, str], path: An
 def _summary(job: FitJob, result: FitResult, report: dict[str, Any], counts: dict[str, int],
              pruned: PruneResult | None, warnings: list[str], command: str, out: TextIO) -> None:
     first, last = result.initial_loss, result.final_loss
-    how = {"completed": "", "converged": " (stopped early: the loss stopped falling)"}[result.stopped]
+    how = {"completed": "", "converged": " (stopped early: the loss stopped falling)",
+           "time": " (the --time budget was spent)"}[result.stopped]
     print(f"\nloss {first:.4f} -> {last:.4f} (x{last / first:.3f}, {100 * (1 - last / first):.0f}% lower) in "
           f"{result.steps} steps{how}, {result.seconds_per_step:.2f} s per step; "
           f"{report['time']['total_seconds']:.0f} s in all", file=out)
@@ -320,8 +360,11 @@ def _summary(job: FitJob, result: FitResult, report: dict[str, Any], counts: dic
         for line in format_errors(report["errors_by_type"]["initial"], report["errors_by_type"]["fitted"], counts):
             print(line, file=out)
     if pruned is not None:
+        metrics = report["prune"]["metrics"]
         print(f"pruned: {pruned.processors_after} of {pruned.processors_before} processors kept, loss "
-              f"{pruned.loss_before:.4f} -> {pruned.loss_after:.4f} (pruned.graph.json, pruned.params.json)", file=out)
+              f"{pruned.loss_before:.4f} -> {pruned.loss_after:.4f}; pruned.wav: SNR {metrics['snr_db']:.1f} dB, "
+              f"log-spectral distance {metrics['log_spectral_distance_db']:.1f} dB; reproduce it with\n  "
+              f"{report['prune']['render_command']}", file=out)
     for warning in warnings:
         print(f"warning: {warning}", file=out)
     print(f"\nwrote {job.output}/: target.wav initial.wav fitted.wav, loss.png spectrograms.png graph.png, "
