@@ -324,7 +324,7 @@ def _peak_warnings(mixes: Mapping[str, torch.Tensor]) -> list[str]:
     over = peak_dbfs(mixes["fitted"]) - peak_dbfs(mixes["target"])
     if over > _PEAK_MARGIN_DB:
         warnings.append(f"fitted.wav peaks {over:.1f} dB above the target ({peak_dbfs(mixes['fitted']):+.1f} against "
-                        f"{peak_dbfs(mixes['target']):+.1f} dBFS) at about its loudness: the target was limited "
+                        f"{peak_dbfs(mixes['target']):+.1f} dBFS): the target was limited "
                         "harder than the console's master limiter does; lower the limiter's threshold_db "
                         "(node master_limiter) in --params and fit again")
     return warnings
