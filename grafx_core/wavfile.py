@@ -150,7 +150,8 @@ def _describe(paths: Sequence[str], values: Sequence[object]) -> str:
 
 
 def read_sources(paths: Sequence[str | os.PathLike[str]], pad: bool = False) -> tuple[torch.Tensor, int]:
-    """Read several WAV files as the sources of a graph, in the order given.
+    """Read several audio files (WAV, FLAC, ...: :func:`~grafx_core.audiofile.read_audio`) as the sources
+    of a graph, in the order given.
 
     Args:
         paths: one file per ``"in"`` node, in node-id order.
@@ -167,7 +168,9 @@ def read_sources(paths: Sequence[str | os.PathLike[str]], pad: bool = False) -> 
     names = [os.fspath(p) for p in paths]
     if not names:
         raise AudioFileError("no source files given")
-    audios, rates = zip(*(read_wav(name) for name in names))
+    from .audiofile import read_audio  # soundfile loads libsndfile: only when sources are read
+
+    audios, rates = zip(*(read_audio(name) for name in names))
     if len(set(rates)) > 1:
         raise AudioFileError(
             f"the sources have different sample rates ({_describe(names, [f'{r} Hz' for r in rates])}); "

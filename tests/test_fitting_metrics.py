@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from grafx_core.fitting.metrics import integrated_loudness, k_weighting, log_spectral_distance_db, peak_dbfs, snr_db
+from grafx_core.fitting.metrics import (bs1770_loudness, integrated_loudness, k_weighting, log_spectral_distance_db,
+                                        peak_dbfs, snr_db)
 
 
 def _sine(dbfs: float, seconds: float, rate: int, hz: float = 997.0) -> torch.Tensor:
@@ -50,3 +51,14 @@ def test_snr_and_log_spectral_distance_of_a_half_level_copy_are_6_db():
     assert log_spectral_distance_db(0.5 * reference, reference) == pytest.approx(20 * math.log10(2), abs=1e-6)
     assert snr_db(reference, reference) == math.inf and log_spectral_distance_db(reference, reference) == 0.0
     assert peak_dbfs(torch.tensor([[0.5, -2.0]])) == pytest.approx(20 * math.log10(2))
+
+
+@pytest.mark.parametrize("rate", [44100, 48000, 96000])
+def test_pyloudnorm_and_our_bs1770_code_agree_within_a_tenth_of_a_lu(rate):
+    generator = torch.Generator().manual_seed(rate)
+    noise = 0.1 * torch.randn(2, 3 * rate, generator=generator, dtype=torch.float64)
+    envelope = torch.linspace(0, 6 * math.pi, 3 * rate, dtype=torch.float64).sin().abs()  # loud and quiet blocks
+    for audio in (noise, noise * envelope, torch.stack([_sine(-23.0, 3.0, rate, 1000.0)] * 2), noise[:1]):
+        assert integrated_loudness(audio, rate) == pytest.approx(bs1770_loudness(audio, rate), abs=0.1)
+    short = noise[:, : rate // 4]  # shorter than one block, which pyloudnorm refuses: measured as one block
+    assert integrated_loudness(short, rate) == bs1770_loudness(short, rate)

@@ -1,6 +1,7 @@
 """Fit a mixing console to a target mix from your own stems; write the fitted parameters, mix and a report.
 
-Give the stems (WAV, one per track) and the mix to reproduce. Without
+Give the stems (one audio file per track: WAV of any sample type, FLAC, OGG,
+MP3, ...) and the mix to reproduce. Without
 --graph a console is built for the stems: every track through a compressor,
 an EQ and a fader with pan, drum tracks (kick, snare, hats, toms, ...) to a
 drum bus with a compressor, the others to a music bus with a stereo width,
@@ -35,7 +36,7 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the stems, the target, the console and the fit's options."""
-    parser.add_argument("stems", nargs="+", metavar="STEM.wav", help="one WAV per track, in the console's order")
+    parser.add_argument("stems", nargs="+", metavar="STEM.wav", help="one audio file per track (WAV, FLAC, OGG, MP3, ...), in the console's order")
     parser.add_argument("--target", "-t", required=True, metavar="MIX.wav", help="the mix to reproduce")
     parser.add_argument("--output", "-o", required=True, metavar="DIR", help="results folder (new, or --force)")
     parser.add_argument("--graph", metavar="GRAPH.json",

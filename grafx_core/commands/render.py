@@ -1,4 +1,4 @@
-"""Render a graph saved as JSON with WAV sources; write each output as a WAV file.
+"""Render a graph saved as JSON with audio-file sources (WAV, FLAC, ...); write each output as a WAV file.
 
 Processors come from the plugin registry by the node types in the graph file
 (e.g. "dsp:parametric_eq"); each factory that takes a sample_rate gets the sources' rate.
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the graph, sources, parameters, options and outputs."""
     parser.add_argument("graph", metavar="GRAPH.json", help="graph file (grafx_core.Graph.save)")
     parser.add_argument("--source", "-s", action="append", default=[], metavar="WAV", required=True,
-                        help="a source WAV, once per 'in' node in node-id order")
+                        help="a source audio file (WAV, FLAC, OGG, MP3, ...), once per 'in' node in node-id order")
     parser.add_argument("--output", "-o", action="append", default=[], metavar="WAV", required=True,
                         help="an output WAV, once per 'out' node in node-id order")
     parser.add_argument("--params", "-p", metavar="PARAMS.json", help="parameter file (default: processor defaults)")

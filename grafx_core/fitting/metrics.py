@@ -1,19 +1,24 @@
 """Audio metrics of a fitted mix against its target: SNR, log-spectral distance, loudness, peak.
 
-Loudness follows ITU-R BS.1770-4: K-weighting (a high shelf and a high-pass,
-here designed for any sample rate from the standard's analog prototype),
-400 ms blocks with 75 % overlap, an absolute gate at -70 LKFS and a relative
-gate 10 LU below the ungated loudness. Left and right channels weigh 1.
+Integrated loudness (ITU-R BS.1770-4) comes from pyloudnorm, a well-kept
+implementation of the standard. Signals shorter than its one 400 ms block,
+which it refuses, are measured by :func:`bs1770_loudness`, this module's own
+implementation: K-weighting (a high shelf and a high-pass, designed for any
+sample rate from the standard's analog prototype), 400 ms blocks with 75 %
+overlap, an absolute gate at -70 LKFS and a relative gate 10 LU below the
+ungated loudness. The two agree within 0.1 LU (tested). Left and right
+channels weigh 1.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
 
-__all__ = ["AUDIBLE_BAND_HZ", "k_weighting", "integrated_loudness", "snr_db", "log_spectral_distance_db", "peak_dbfs",
+__all__ = ["AUDIBLE_BAND_HZ", "k_weighting", "integrated_loudness", "bs1770_loudness", "snr_db", "log_spectral_distance_db", "peak_dbfs",
            "audio_metrics"]
 
 # The K-weighting prototype (shelf gain, Q and corner; high-pass Q and corner) that reproduces
@@ -43,9 +48,26 @@ def k_weighting(sample_rate: float) -> np.ndarray:
 
 
 def integrated_loudness(audio: torch.Tensor, sample_rate: float) -> float:
-    """Integrated loudness of ``audio`` ``[channels, samples]`` (one or two channels) in LUFS.
+    """Integrated loudness of ``audio`` ``[channels, samples]`` (one or two channels) in LUFS, by pyloudnorm;
+    :func:`bs1770_loudness` for signals shorter than one 400 ms block.
 
-    A signal shorter than one 400 ms block is measured as one block.
+    Returns ``-inf`` for silence (every block below the absolute gate).
+    """
+    import pyloudnorm
+
+    x = audio.detach().to("cpu", torch.float64).numpy()
+    if x.shape[-1] <= int(round(_BLOCK_S * sample_rate)) or not np.any(x):
+        return bs1770_loudness(audio, sample_rate)
+    with np.errstate(divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy's mean of an empty gated set, for near silence
+        loudness = pyloudnorm.Meter(sample_rate).integrated_loudness(np.ascontiguousarray(x.T))
+    return float(loudness) if np.isfinite(loudness) else -math.inf
+
+
+def bs1770_loudness(audio: torch.Tensor, sample_rate: float) -> float:
+    """Integrated loudness of ``audio`` ``[channels, samples]`` in LUFS by this module's BS.1770-4 code
+    (see the module's description); a signal shorter than one 400 ms block is measured as one block.
+
     Returns ``-inf`` for silence (every block below the absolute gate).
     """
     from scipy.signal import sosfilt

@@ -1,4 +1,4 @@
-"""Stems and a target mix read from WAV files and made to fit one console.
+"""Stems and a target mix read from audio files (WAV, FLAC, OGG, MP3, ...) and made to fit one console.
 
 A user's stems rarely agree: different sample rates, lengths and channel
 counts. They are conformed to the target mix the way a mixing engineer
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..errors import AudioFileError
-from ..wavfile import read_wav
+from ..audiofile import read_audio
 
 __all__ = ["Multitrack", "MIN_SECONDS", "read_multitrack", "conform", "stem_names"]
 
@@ -131,7 +131,8 @@ def conform(audio: torch.Tensor, rate: int, name: str, role: str, sample_rate: i
 
 def read_multitrack(stems: Sequence[str | os.PathLike[str]], target: str | os.PathLike[str],
                     sample_rate: int | None = None) -> Multitrack:
-    """Read stem WAVs and a target mix WAV and conform them (see the module's notes).
+    """Read stem files and a target mix (any format :func:`~grafx_core.audiofile.read_audio` reads) and conform
+    them (see the module's notes).
 
     Args:
         stems: the stem files, in the order of the console's inputs.
@@ -144,9 +145,9 @@ def read_multitrack(stems: Sequence[str | os.PathLike[str]], target: str | os.Pa
             than :data:`MIN_SECONDS`, or no stems were given.
     """
     if not stems:
-        raise AudioFileError("no stem files given: name one WAV per track before --target")
+        raise AudioFileError("no stem files given: name one audio file per track before --target")
     target_name = os.fspath(target)
-    mix, mix_rate = read_wav(target_name)
+    mix, mix_rate = read_audio(target_name)
     rate = int(sample_rate or mix_rate)
     mix, notes = conform(mix, mix_rate, target_name, "target mix", rate, None)
     if mix.shape[-1] < MIN_SECONDS * rate:
@@ -156,7 +157,7 @@ def read_multitrack(stems: Sequence[str | os.PathLike[str]], target: str | os.Pa
         raise AudioFileError(f"{target_name!r} is silent: there is no mix to fit")
     audio = []
     for path in stems:
-        stem, stem_rate = read_wav(path)
+        stem, stem_rate = read_audio(path)
         stem, stem_notes = conform(stem, stem_rate, os.fspath(path), "stem", rate, mix.shape[-1])
         audio.append(stem)
         notes.extend(stem_notes)
