@@ -59,7 +59,10 @@ def test_fit_recovers_a_hidden_mix_from_held_aside_stems(hidden_mix):
     status, _, _, out = hidden_mix
     assert status == 0
     report = json.loads((out / "report.json").read_text())
-    assert report["final_loss"] <= 0.35 * report["initial_loss"]  # loss down by at least 65 %
+    # Loss down by at least 65 % from the processors' defaults (the 0.75 s stems are analysed whole, so
+    # the initialisation's "defaults" loss is the fit's loss at the defaults), and from the fit's own start.
+    defaults = report["initialisation"]["losses"]["defaults"]
+    assert report["final_loss"] <= 0.35 * defaults and report["final_loss"] < report["initial_loss"]
     fitted, initial = report["metrics"]["fitted"], report["metrics"]["initial"]
     assert fitted["snr_db"] > initial["snr_db"] + 6
     assert abs(fitted["loudness_lufs"] - report["metrics"]["target_loudness_lufs"]) < 1.0

@@ -76,6 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-align", action="store_true",
                         help="keep the target as it is; by default a target late or early against the stems "
                         "(cross-correlation) is shifted to line up, and the lag reported")
+    parser.add_argument("--no-init", action="store_true",
+                        help="start from the processors' defaults; by default a built console starts from "
+                        "least-squares faders and pans and EQs from the stems' spectral ratios, where those "
+                        "score better")
     parser.add_argument("--max-lag-ms", type=positive_number, default=50.0, metavar="MS",
                         help="the largest lag the alignment looks for, either way (default 50 ms)")
 
@@ -136,5 +140,6 @@ def run(args: argparse.Namespace) -> int:
                  steps=args.steps, learning_rate=args.learning_rate, patience=args.patience, prune=args.prune,
                  prune_steps=args.prune_steps,
                  device=device, threads=args.threads, title="fitted", notes=multitrack.notes, settings=settings,
-                 seconds=args.time, fixed=console.fixed, alignment=alignment)
+                 seconds=args.time, fixed=console.fixed, alignment=alignment,
+                 initialise=not (args.no_init or args.params or args.graph))
     return fit_console(job, sys.stdout).exit_status

@@ -77,16 +77,20 @@ LIMITER_START: dict[str, float] = {"threshold_db": -1.0, "ratio": 20.0, "knee_db
 
 CONSOLES: dict[str, ConsoleEffects] = {
     # The reverb's default (0 dB mid) would drown a mix in its return; start it well below the tracks.
+    # Compressors start at ratio 1: transparent, so that the start a least-squares solve finds for the
+    # faders is not undone by their default squash, yet each ratio still has a gradient.
     "analytic": ConsoleEffects(options={"dsp:parametric_eq": {"n_peaks": 1},
                                         "dsp:reverb": {"n_bands": 4, "ir_seconds": 1.0}},
-                               start={"dsp:reverb": {"gain_db": -24.0, "decay_s": 0.8}}),
+                               start={"dsp:reverb": {"gain_db": -24.0, "decay_s": 0.8},
+                                      "dsp:compressor": {"ratio": 1.0}}),
     # The reverb sits downstream of trained faders: pass their gradient straight through it
     # rather than stopping it (finite differences' natural choice).
     # A send reverb returns wet only: the dry signal already reaches the master through the buses.
     "pedalboard": ConsoleEffects(track_compressor="pedalboard:compressor", reverb="pedalboard:reverb",
                                  options={"dsp:parametric_eq": {"n_peaks": 1},
                                           "pedalboard:reverb": {"signal_gradient": "straight-through"}},
-                                 start={"pedalboard:reverb": {"dry_level": 0.02, "wet_level": 0.15}}),
+                                 start={"pedalboard:reverb": {"dry_level": 0.02, "wet_level": 0.15},
+                                        "dsp:compressor": {"ratio": 1.0}}),
 }
 """Named consoles: ``"analytic"`` (grafx-dsp only, autograd everywhere) and
 ``"pedalboard"`` (pedalboard compressors on the tracks and a pedalboard reverb)."""

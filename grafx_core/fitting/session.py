@@ -32,6 +32,7 @@ from ..parameters import create_empty_parameters
 from ..plan import compile_render
 from ..render import render
 from ..wavfile import write_wav
+from .initial import initialise
 from .latent import LatentParameters
 from .loop import FitResult, fit
 from .loss import SpectralLoss
@@ -77,6 +78,8 @@ class FitJob:
         seconds: a wall-clock budget for the fit's steps (``None``: only ``steps`` bounds it).
         fixed: parameters left at their start values, ``{node_type: (name, ...)}``.
         alignment: how the target was lined up with the stems (JSON-ready, for the report).
+        initialise: start from least-squares faders and pans and band-ratio EQs where that scores
+            better than ``start`` (:func:`~grafx_core.fitting.initial.initialise`).
     """
 
     names: list[str]
@@ -104,6 +107,7 @@ class FitJob:
     seconds: float | None = None
     fixed: Mapping[str, Sequence[str]] = field(default_factory=dict)
     alignment: Mapping[str, Any] | None = None
+    initialise: bool = False
 
 
 @dataclass
@@ -187,10 +191,18 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
 
     start = job.start if job.start is not None else create_empty_parameters(graph, processors)
     start = {t: {k: v.detach().to(device) for k, v in p.items()} for t, p in start.items()}
+    sources, target = job.stems.to(device), job.target.to(device)
+    initialisation = None
+    if job.initialise:
+        began_init = time.perf_counter()
+        initialisation = initialise(graph, job.names, processors, start, sources, target, job.sample_rate,
+                                    lambda p, s: plan(p, s)[0][0])
+        start = initialisation.parameters
+        for note in initialisation.notes:
+            print(f"  {note} in {time.perf_counter() - began_init:.0f} s", file=out)
     save_parameters(start, path("initial.params.json"))
     if job.hidden is not None:
         save_parameters(job.hidden, path("hidden.params.json"))
-    sources, target = job.stems.to(device), job.target.to(device)
     with torch.no_grad():
         initial_mix = plan(start, sources)[0][0]
     loss = SpectralLoss(target)
@@ -260,6 +272,8 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         "warnings": warnings,
         "alignment": dict(job.alignment) if job.alignment is not None else None,
         "outside_range": outside_range(processors, fitted),
+        "initialisation": None if initialisation is None else {
+            "chosen": initialisation.chosen, "losses": initialisation.losses, "renders": initialisation.renders},
     }
     if job.hidden is not None:
         report["errors_by_type"] = {"initial": errors_by_type(processors, values["hidden"], values["initial"]),

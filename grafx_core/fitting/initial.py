@@ -1,0 +1,335 @@
+"""Start a console fit where the answer is likely: faders, pans and EQs from the stems and the target.
+
+Gradient descent from processor defaults spends most of its steps finding
+levels a least-squares solve gives at once. :func:`initialise` measures what
+each stem contributes to the mix through the console as it starts (one
+render per stem, the others silent), then:
+
+1. **faders and pans** - non-negative least squares of the target's channels
+   on the contributions' channels, once on the waveforms (right where the mix
+   is a sum of the stems, phase included) and once on band powers of STFT
+   frames (right where equalisers, compressors and a reverb decorrelate the
+   target from the stems); each channel's weights set a fader's gain and pan;
+2. **EQs** - per band, non-negative least squares of the target's band powers
+   on the contributions' band powers gives each stem's spectral ratio; each
+   track's EQ is fitted to that curve (its own frequency response, a few
+   hundred cheap steps with no audio);
+3. **the reverb return** - its level is set so that the energy the dry
+   contributions leave unexplained is what it returns.
+
+Each candidate start is rendered and scored with the fit's loss, and the
+best one is kept, the processor defaults included: a start is never worse
+than the defaults by the fit's own measure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..graph import Graph
+from .latent import is_black_box
+from .loss import SpectralLoss
+
+__all__ = ["Initialisation", "initialise", "least_squares_weights", "loudest_excerpt"]
+
+_N_FFT = 2048
+_BANDS_PER_OCTAVE = 3
+_EQ_CLIP_DB = 15.0  # a band ratio beyond this is a stem silent in that band, not an EQ move
+_EQ_STEPS = 150
+_EQ_SHRINK = 0.05  # per dB^2 of EQ move: a band ratio is noisy, a small move needs strong evidence
+
+
+@dataclass
+class Initialisation:
+    """What :func:`initialise` chose.
+
+    Attributes:
+        parameters: the start, ``{node_type: {name: [nodes, *shape]}}`` in processor units.
+        chosen: which candidate it is (``"defaults"``, ``"waveform least squares"``, ...).
+        losses: every candidate's loss.
+        notes: one line per step taken, for the fit's notes.
+        renders: how many renders it cost.
+    """
+
+    parameters: dict[str, dict[str, torch.Tensor]]
+    chosen: str
+    losses: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    renders: int = 0
+
+
+def least_squares_weights(basis: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """Non-negative ``w`` minimising ``|| sum_i w_i basis_i - target ||^2``.
+
+    Args:
+        basis: ``[n, m]`` (one row per unknown).
+        target: ``[m]``.
+
+    Returns:
+        ``[n]`` float64, each >= 0.
+    """
+    from scipy.optimize import nnls
+
+    a = basis.detach().to("cpu", torch.float64)
+    b = target.detach().to("cpu", torch.float64)
+    gram = (a @ a.T).numpy()
+    rhs = (a @ b).numpy()
+    # The normal equations through a Cholesky factor: the same minimiser as nnls on [m, n], m/n times cheaper.
+    scale = max(float(np.trace(gram)) / len(gram), 1e-300)
+    factor = np.linalg.cholesky(gram + 1e-9 * scale * np.eye(len(gram)))
+    return nnls(factor.T, np.linalg.solve(factor, rhs), maxiter=100 * len(gram))[0]
+
+
+def _band_powers(x: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """``[..., channels, samples]`` -> ``[..., channels, bands, frames]`` power in third-octave bands."""
+    window = torch.hann_window(_N_FFT, dtype=torch.float64)
+    flat = x.detach().to("cpu", torch.float64).reshape(-1, x.shape[-1])
+    power = torch.stft(flat, _N_FFT, _N_FFT // 4, window=window, return_complex=True).abs().pow(2)
+    freqs = torch.fft.rfftfreq(_N_FFT, 1.0 / sample_rate, dtype=torch.float64)
+    edges = _band_edges(sample_rate)
+    rows = [power[:, (freqs >= lo) & (freqs < hi)].sum(dim=1) for lo, hi in zip(edges[:-1], edges[1:])]
+    return torch.stack(rows, dim=1).reshape(*x.shape[:-1], len(rows), -1)
+
+
+def _band_edges(sample_rate: int) -> list[float]:
+    top = min(20000.0, 0.5 * sample_rate)
+    count = int(math.floor(_BANDS_PER_OCTAVE * math.log2(top / 20.0)))
+    return [20.0 * 2 ** (k / _BANDS_PER_OCTAVE) for k in range(count + 1)]
+
+
+def _band_centres(sample_rate: int) -> torch.Tensor:
+    edges = torch.tensor(_band_edges(sample_rate), dtype=torch.float64)
+    return (edges[:-1] * edges[1:]).sqrt()
+
+
+@dataclass
+class _Track:
+    fader_type: str
+    fader_row: int
+    eq_type: str | None
+    eq_row: int | None
+
+
+def _tracks(graph: Graph, names: list[str], processors: Mapping[str, Any]) -> list[_Track] | None:
+    by_name = {node.name: node for node in graph.nodes if node.name}
+    tracks = []
+    for name in names:
+        fader = by_name.get(f"{name}_fader")
+        if fader is None or is_black_box(processors[fader.type]):
+            return None
+        sizes = processors[fader.type].parameter_size()
+        if "gain_db" not in sizes or "pan" not in sizes:
+            return None
+        eq = by_name.get(f"{name}_eq")
+        eq_ok = eq is not None and callable(getattr(processors[eq.type], "coefficients", None))
+        tracks.append(_Track(fader.type, graph.nodes_of_type(fader.type).index(fader.id),
+                             eq.type if eq_ok else None,
+                             graph.nodes_of_type(eq.type).index(eq.id) if eq_ok else None))
+    return tracks
+
+
+def _copy(params: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, dict[str, torch.Tensor]]:
+    return {t: {k: v.detach().clone() for k, v in p.items()} for t, p in params.items()}
+
+
+def _contributions(render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor],
+                   params: Mapping[str, Any], stems: torch.Tensor) -> torch.Tensor:
+    """``[stems, 2, samples]``: the console's output for each stem alone."""
+    outputs = []
+    with torch.no_grad():
+        for k in range(stems.shape[0]):
+            alone = torch.zeros_like(stems)
+            alone[k] = stems[k]
+            outputs.append(render(params, alone))
+    return torch.stack(outputs)
+
+
+def _set_faders(params: dict[str, dict[str, torch.Tensor]], tracks: list[_Track], weights: np.ndarray,
+                contributions: torch.Tensor) -> None:
+    """Scale each fader's channels by ``weights`` ``[stems, 2]`` (left, right), as gain and pan; a stem
+    silent in ``contributions`` (nothing to measure it by) keeps its fader."""
+    energy = contributions.detach().pow(2).sum(dim=(1, 2))
+    silent = (energy <= 1e-10 * energy.max().clamp_min(1e-30)).tolist()
+    for track, (w_left, w_right), quiet in zip(tracks, weights, silent):
+        if quiet:
+            continue
+        gain, pan = params[track.fader_type]["gain_db"], params[track.fader_type]["pan"]
+        angle = (float(pan[track.fader_row, 0]) + 1) * math.pi / 4
+        amplitude = 10 ** (float(gain[track.fader_row, 0]) / 20)
+        left, right = w_left * amplitude * math.cos(angle), w_right * amplitude * math.sin(angle)
+        level = math.hypot(left, right)
+        if level < 1e-6:  # the solve silenced the stem: leave it 60 dB down, where a gradient still reaches it
+            gain[track.fader_row, 0] = float(gain[track.fader_row, 0]) - 60.0
+            continue
+        gain[track.fader_row, 0] = 20 * math.log10(level)
+        pan[track.fader_row, 0] = 4 * math.atan2(right, left) / math.pi - 1
+
+
+def _waveform_weights(contributions: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    return np.stack([least_squares_weights(contributions[:, c], target[c]) for c in range(2)], axis=1)
+
+
+def _power_weights(contributions: torch.Tensor, target: torch.Tensor, sample_rate: int) -> np.ndarray:
+    stems = _band_powers(contributions, sample_rate)  # [stems, 2, bands, frames]
+    mix = _band_powers(target, sample_rate)  # [2, bands, frames]
+    # Each band weighs alike: otherwise the bass bands, where most power lies, decide every level.
+    norm = mix.mean(dim=-1, keepdim=True).clamp_min(1e-12)
+    weights = []
+    for c in range(2):
+        basis = (stems[:, c] / norm[c]).reshape(stems.shape[0], -1)
+        weights.append(np.sqrt(least_squares_weights(basis, (mix[c] / norm[c]).reshape(-1))))
+    return np.stack(weights, axis=1)
+
+
+def _band_ratios_db(contributions: torch.Tensor, target: torch.Tensor,
+                    sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per stem and band, the dB its contribution is off (NNLS over frames and channels), and how much
+    the band's answer counts: the stem's share of the mix's power there (``[stems, bands]`` each)."""
+    stems = _band_powers(contributions, sample_rate)  # [stems, 2, bands, frames]
+    mix = _band_powers(target, sample_rate)
+    ratios = torch.zeros(stems.shape[0], stems.shape[2], dtype=torch.float64)
+    shares = torch.zeros_like(ratios)
+    for b in range(stems.shape[2]):
+        basis = stems[:, :, b].reshape(stems.shape[0], -1)
+        scale = float(mix[:, b].mean().clamp_min(1e-12))
+        present = basis.mean(dim=1) > 1e-6 * scale
+        if not bool(present.any()):
+            continue
+        w = least_squares_weights(basis[present] / scale, mix[:, b].reshape(-1) / scale)
+        db = 10 * torch.log10(torch.from_numpy(w).clamp_min(1e-6))
+        ratios[present, b] = db.clamp(-_EQ_CLIP_DB, _EQ_CLIP_DB)
+        share = basis[present].mean(dim=1) * torch.from_numpy(w) / scale
+        shares[present, b] = share.clamp(0.0, 1.0)
+    return ratios, shares
+
+
+def _fit_eqs(processor: Any, params: Mapping[str, torch.Tensor], curves_db: torch.Tensor, weights: torch.Tensor,
+             centres: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
+    """Every row of an EQ type moved so that its response changes by ``curves_db`` ``[rows, bands]`` at
+    ``centres`` Hz, each band counting by ``weights`` ``[rows, bands]`` (a band the stem hardly plays in
+    tells nothing about its EQ; a row of zeros stays where it is)."""
+    from .latent import LatentParameters
+
+    start = {"eq": {k: v.detach().clone().to(torch.float64) for k, v in params.items()}}
+    latent = LatentParameters(start, {"eq": processor})
+    # Only the band gains move: with frequencies and Qs free too, the fit chases the noise of the
+    # band ratios with 78-Q shelves. The gradient descent of the fit proper moves them later.
+    latent.freeze({"eq": [k for k in start["eq"] if not k.endswith("gain_db")]})
+    z = torch.exp(-2j * math.pi * centres / sample_rate)
+    powers = torch.stack([z**0, z, z**2])  # [3, bands]
+
+    def response_db(values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        b, a = processor.coefficients(**values)  # [rows, sections, 3]
+        h = (b.to(torch.complex128) @ powers) / (a.to(torch.complex128) @ powers)
+        return 20 * torch.log10(h.abs().prod(dim=1).clamp_min(1e-9))  # [rows, bands]
+
+    with torch.no_grad():
+        wanted = response_db(latent.values()["eq"]) + curves_db
+    total = weights.sum(dim=1, keepdim=True).clamp_min(1e-9)
+    optimiser = torch.optim.Adam([p for p in latent.parameters() if p.requires_grad], lr=0.1)
+    for _ in range(_EQ_STEPS):
+        optimiser.zero_grad()
+        values = latent.values()["eq"]
+        misfit = (weights * (response_db(values) - wanted).pow(2) / total).sum()
+        shrink = sum((v - start["eq"][k]).pow(2).sum() for k, v in values.items() if k.endswith("gain_db"))
+        (misfit + _EQ_SHRINK * shrink).backward()
+        optimiser.step()
+    return {k: v.detach().to(params[k].dtype) for k, v in latent.values()["eq"].items()}
+
+
+def _set_eqs(params: dict[str, dict[str, torch.Tensor]], tracks: list[_Track], processors: Mapping[str, Any],
+             ratios: tuple[torch.Tensor, torch.Tensor], sample_rate: int) -> None:
+    centres = _band_centres(sample_rate)
+    for eq_type in {t.eq_type for t in tracks if t.eq_type is not None}:
+        rows = len(next(iter(params[eq_type].values())))
+        curves = torch.zeros(rows, len(centres), dtype=torch.float64)
+        weights = torch.zeros_like(curves)
+        for track, curve, share in zip(tracks, *ratios):
+            if track.eq_type == eq_type and track.eq_row is not None and bool(share.sum() > 0):
+                # The broadband part of the ratio belongs to the fader, set by the better-posed solve before.
+                curves[track.eq_row] = curve - (share * curve).sum() / share.sum()
+                weights[track.eq_row] = share
+        params[eq_type].update(_fit_eqs(processors[eq_type], params[eq_type], curves, weights, centres,
+                                        sample_rate))
+
+
+def loudest_excerpt(stems: torch.Tensor, target: torch.Tensor, sample_rate: int,
+                    seconds: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``seconds`` of ``stems`` ``[stems, channels, samples]`` and ``target`` ``[channels, samples]``
+    where the target is loudest (by its power in 0.1 s blocks); all of them when shorter."""
+    length = int(round(seconds * sample_rate))
+    if target.shape[-1] <= length:
+        return stems, target
+    hop = max(int(0.1 * sample_rate), 1)
+    power = torch.nn.functional.avg_pool1d(target.detach().pow(2).sum(0)[None, None].to(torch.float64),
+                                           length, hop)[0, 0]
+    begin = int(power.argmax()) * hop
+    return stems[..., begin:begin + length], target[..., begin:begin + length]
+
+
+def initialise(graph: Graph, names: list[str], processors: Mapping[str, Any],
+               start: Mapping[str, Mapping[str, torch.Tensor]], stems: torch.Tensor, target: torch.Tensor,
+               sample_rate: int, render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor],
+               loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               analysis_seconds: float | None = 4.0) -> Initialisation:
+    """A start for fitting ``graph`` to ``target`` (see the module's description).
+
+    Args:
+        graph: a console from :func:`~grafx_core.fitting.build_console` (faders named ``<stem>_fader``,
+            EQs ``<stem>_eq``); for another graph, or black-box faders, ``start`` comes back unchanged.
+        names: the stem names, in the order of ``stems``.
+        processors: by node type.
+        start: the parameters to start from (processor units).
+        stems: ``[stems, channels, samples]``.
+        target: ``[2, samples]``.
+        sample_rate: in Hz.
+        render: ``(parameters, sources) -> [2, samples]`` mix.
+        loss: scores a candidate's mix (``None``: the fit's :class:`~grafx_core.fitting.SpectralLoss`
+            against the analysed target).
+        analysis_seconds: analyse and score on the loudest this many seconds (``None``: all of it): the
+            solves need a few seconds of music, and each candidate costs a render per stem.
+    """
+    if analysis_seconds is not None:
+        stems, target = loudest_excerpt(stems, target, sample_rate, analysis_seconds)
+    if loss is None:
+        loss = SpectralLoss(target)
+    params = _copy(start)
+    tracks = _tracks(graph, names, processors)
+    with torch.no_grad():
+        losses = {"defaults": float(loss(render(params, stems)))}
+    candidates = {"defaults": params}
+    renders = 1
+    if tracks is None or target.shape[0] != 2:
+        return Initialisation(params, "defaults", losses, ["start: processor defaults (not a built console)"],
+                              renders)
+    contributions = _contributions(render, params, stems)
+    renders += len(names)
+    for label, weights in (("waveform least squares", _waveform_weights(contributions, target)),
+                           ("band-power least squares", _power_weights(contributions, target, sample_rate))):
+        candidate = _copy(params)
+        _set_faders(candidate, tracks, weights, contributions)
+        candidates[label] = candidate
+        with torch.no_grad():
+            losses[label] = float(loss(render(candidate, stems)))
+        renders += 1
+    best = min(losses, key=losses.get)
+    if best != "defaults" and any(t.eq_type for t in tracks):
+        candidate = _copy(candidates[best])
+        contributions = _contributions(render, candidate, stems)
+        renders += len(names)
+        _set_eqs(candidate, tracks, processors, _band_ratios_db(contributions, target, sample_rate), sample_rate)
+        label = f"{best} + EQ from band ratios"
+        candidates[label] = candidate
+        with torch.no_grad():
+            losses[label] = float(loss(render(candidate, stems)))
+        renders += 1
+        best = min(losses, key=losses.get)
+    notes = [f"start: {best} (loss {losses[best]:.4f}; " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()
+                                                                      if k != best) + ")"]
+    return Initialisation(candidates[best], best, losses, notes, renders)
