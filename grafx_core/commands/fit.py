@@ -80,6 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="start from the processors' defaults; by default a built console starts from "
                         "least-squares faders and pans and EQs from the stems' spectral ratios, where those "
                         "score better")
+    parser.add_argument("--excerpt", type=positive_number, default=4.0, metavar="SECONDS",
+                        help="the steps fit the loudest this many seconds of the target (default 4; a step costs "
+                        "what its audio lasts); the mix and metrics are of the whole")
     parser.add_argument("--max-lag-ms", type=positive_number, default=50.0, metavar="MS",
                         help="the largest lag the alignment looks for, either way (default 50 ms)")
 
@@ -141,5 +144,5 @@ def run(args: argparse.Namespace) -> int:
                  prune_steps=args.prune_steps,
                  device=device, threads=args.threads, title="fitted", notes=multitrack.notes, settings=settings,
                  seconds=args.time, fixed=console.fixed, alignment=alignment,
-                 initialise=not (args.no_init or args.params or args.graph))
+                 initialise=not (args.no_init or args.params or args.graph), excerpt_seconds=args.excerpt)
     return fit_console(job, sys.stdout).exit_status

@@ -32,7 +32,7 @@ from ..parameters import create_empty_parameters
 from ..plan import compile_render
 from ..render import render
 from ..wavfile import write_wav
-from .initial import initialise
+from .initial import initialise, loudest_excerpt
 from .latent import LatentParameters
 from .loop import FitResult, fit
 from .loss import SpectralLoss
@@ -78,6 +78,7 @@ class FitJob:
         seconds: a wall-clock budget for the fit's steps (``None``: only ``steps`` bounds it).
         fixed: parameters left at their start values, ``{node_type: (name, ...)}``.
         alignment: how the target was lined up with the stems (JSON-ready, for the report).
+        excerpt_seconds: the steps fit the loudest this many seconds (``None``: all of it).
         initialise: start from least-squares faders and pans and band-ratio EQs where that scores
             better than ``start`` (:func:`~grafx_core.fitting.initial.initialise`).
     """
@@ -108,6 +109,7 @@ class FitJob:
     fixed: Mapping[str, Sequence[str]] = field(default_factory=dict)
     alignment: Mapping[str, Any] | None = None
     initialise: bool = False
+    excerpt_seconds: float | None = None
 
 
 @dataclass
@@ -205,7 +207,15 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         save_parameters(job.hidden, path("hidden.params.json"))
     with torch.no_grad():
         initial_mix = plan(start, sources)[0][0]
-    loss = SpectralLoss(target)
+    # The steps fit the loudest excerpt: a console's parameters do not change over time, and a step costs
+    # what its audio lasts. The mixes and metrics below are of the whole.
+    fit_sources, fit_target = sources, target
+    if job.excerpt_seconds is not None:
+        fit_sources, fit_target = loudest_excerpt(sources, target, job.sample_rate, job.excerpt_seconds)
+        if fit_target.shape[-1] < target.shape[-1]:
+            print(f"  steps fit the loudest {fit_target.shape[-1] / job.sample_rate:.1f} s of "
+                  f"{seconds:.1f} s (--excerpt); the mix and metrics are of all of it", file=out)
+    loss = SpectralLoss(fit_target)
     latent = LatentParameters(start, processors)
     frozen = latent.freeze(job.fixed)
     if frozen:
@@ -213,7 +223,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     log = LossLog(path("loss.csv"))
     try:
         with _quiet_fixed_controls():
-            result = fit(lambda p: plan(p, sources)[0][0], latent, loss, job.steps, job.learning_rate,
+            result = fit(lambda p: plan(p, fit_sources)[0][0], latent, loss, job.steps, job.learning_rate,
                          Progress(job.steps, progress_stream), patience=job.patience, log=log, seconds=job.seconds)
     finally:
         log.close()
@@ -227,7 +237,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         print("pruning: every node gated, fitting gates and parameters together", file=out)
         steps = job.prune_steps or max(job.steps // 2, 1)
         with _quiet_fixed_controls():
-            pruned = prune_console(graph, processors, fitted_params, sources, loss, result.final_loss, steps,
+            pruned = prune_console(graph, processors, fitted_params, fit_sources, loss, result.final_loss, steps,
                                    job.learning_rate, progress=Progress(steps, progress_stream))
         if pruned.fit.stopped == "interrupted":
             return _interrupted(job, result, files, path, out, began)
@@ -272,6 +282,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         "warnings": warnings,
         "alignment": dict(job.alignment) if job.alignment is not None else None,
         "outside_range": outside_range(processors, fitted),
+        "fit_excerpt_seconds": fit_target.shape[-1] / job.sample_rate,
         "initialisation": None if initialisation is None else {
             "chosen": initialisation.chosen, "losses": initialisation.losses, "renders": initialisation.renders},
     }
