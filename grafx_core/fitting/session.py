@@ -32,6 +32,7 @@ from ..parameters import create_empty_parameters
 from ..plan import compile_render
 from ..render import render
 from ..wavfile import write_wav
+from .engineer import describe_stems, residual_report
 from .initial import initialise, loudest_excerpt
 from .latent import LatentParameters
 from .loop import FitResult, fit
@@ -286,6 +287,10 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         "initialisation": None if initialisation is None else {
             "chosen": initialisation.chosen, "losses": initialisation.losses, "renders": initialisation.renders},
     }
+    report["stems"] = describe_stems(graph, job.names, report["nodes"], job.stems, job.sample_rate)
+    report["residual"] = residual_report(fitted_mix, target, sources, job.names, job.sample_rate)
+    if not report["residual"]["expressed"]:
+        warnings.append(report["residual"]["words"])
     if job.hidden is not None:
         report["errors_by_type"] = {"initial": errors_by_type(processors, values["hidden"], values["initial"]),
                                     "fitted": errors_by_type(processors, values["hidden"], values["fitted"])}
@@ -380,6 +385,11 @@ def _summary(job: FitJob, result: FitResult, report: dict[str, Any], counts: dic
     print(f"fitted mix: SNR {fitted['snr_db']:.1f} dB, log-spectral distance {fitted['log_spectral_distance_db']:.1f} dB, "
           f"{fitted['loudness_lufs']:.1f} LUFS (target {report['metrics']['target_loudness_lufs']:.1f} LUFS), "
           f"peak {fitted['peak_dbfs']:+.1f} dBFS", file=out)
+    if report["stems"]:
+        print("what the fit did, per stem:", file=out)
+        for name, stem in report["stems"].items():
+            print(f"  {name}: {stem['words']}", file=out)
+    print(f"residual: {report['residual']['words']}", file=out)
     if "errors_by_type" in report:
         print("mean parameter error per node type, start -> fitted:", file=out)
         for line in format_errors(report["errors_by_type"]["initial"], report["errors_by_type"]["fitted"], counts):
