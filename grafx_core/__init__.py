@@ -75,6 +75,7 @@ from .render import render
 from .schedule import SCHEDULING_METHODS, Stage, render_order
 from .specs import EstimatorSpec, ProcessorSpec
 from .structure import GATE_PARAMETER, Gated, gate_processors, gate_values, prune
+from .audiofile import read_audio
 from .wavfile import read_wav, write_wav
 
 try:
@@ -156,6 +157,7 @@ __all__ = [
     # files and drawings
     "save_parameters",
     "load_parameters",
+    "read_audio",
     "read_wav",
     "write_wav",
     "draw_graph",

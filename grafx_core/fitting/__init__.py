@@ -1,11 +1,15 @@
 """Fitting a mixing console to a target mix: the machinery ``grafx-core fit`` and ``grafx-core demo`` share.
 
 - :mod:`~grafx_core.fitting.console`: a console graph for named stems from any registered processor names;
-- :mod:`~grafx_core.fitting.stems`: stems and a target read from WAVs and conformed (rate, length, channels);
+- :mod:`~grafx_core.fitting.stems`: stems and a target read from audio files and conformed (rate, length, channels);
+- :mod:`~grafx_core.fitting.align`: a target late or early against its stems lined up (cross-correlation);
+- :mod:`~grafx_core.fitting.initial`: a start from least-squares faders and pans and band-ratio EQs;
 - :mod:`~grafx_core.fitting.latent`, :mod:`~grafx_core.fitting.loss`, :mod:`~grafx_core.fitting.loop`:
-  the optimisation (latent parameter spaces, a multi-resolution STFT loss, Adam with early stopping and Ctrl-C);
+  the optimisation (latent parameter spaces, a multi-resolution STFT loss, Adam with early stopping, a time
+  budget and Ctrl-C);
 - :mod:`~grafx_core.fitting.metrics`: SNR, log-spectral distance, BS.1770 loudness, peak;
 - :mod:`~grafx_core.fitting.pruning`: gate every node and prune what the mix does not need;
+- :mod:`~grafx_core.fitting.engineer`: the report per stem in a mixing engineer's words, and the residual;
 - :mod:`~grafx_core.fitting.outputs`, :mod:`~grafx_core.fitting.report`, :mod:`~grafx_core.fitting.session`:
   the results folder, the report and plots, and one fit from start to files.
 """
