@@ -64,6 +64,11 @@ def _check_outputs(outputs: list[str], inputs: list[str], force: bool) -> None:
         for source in inputs:
             if same_file(path, source):
                 raise AudioFileError(f"output {path!r} is also an input: choose another output name")
+        if os.path.islink(path):
+            raise AudioFileError(f"output {path!r} is a symbolic link (to {os.readlink(path)!r}); render never writes "
+                                 "through links, with --force or without: name the file itself")
+        if os.path.isdir(path):
+            raise AudioFileError(f"output {path!r} is a folder: name a .wav file")
         if os.path.exists(path) and not force:
             raise AudioFileError(f"output {path!r} exists: pass --force to replace it, or choose another name")
     if len(set(map(os.path.abspath, outputs))) < len(outputs):
