@@ -8,7 +8,10 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["at_least", "positive_number", "seconds_at_least", "device_name"]
+from ..native_code import NativeCodeError, allow_plugin_folders
+
+__all__ = ["at_least", "at_most", "positive_number", "seconds_at_least", "device_name", "plugin_folder",
+           "add_allow_plugins"]
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -64,3 +67,19 @@ def device_name(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available here (use cpu, or auto to take CUDA "
                                          "when present)")
     return text
+
+
+def plugin_folder(text: str) -> str:
+    """A folder from which processors may load native plug-ins; allowed as it is parsed."""
+    try:
+        allow_plugin_folders(text)
+    except NativeCodeError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def add_allow_plugins(parser: argparse.ArgumentParser) -> None:
+    """Declare ``--allow-plugins DIR``: a graph or options file alone never makes a render load native code."""
+    parser.add_argument("--allow-plugins", type=plugin_folder, action="append", default=[], metavar="DIR",
+                        help="let processors load native plug-ins (VST3, AU) found below DIR; repeat for more "
+                        "folders. A graph or options file naming a plug-in path elsewhere is refused")

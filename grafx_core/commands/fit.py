@@ -26,7 +26,7 @@ from ..fitting.session import FitJob, fit_console
 from ..fitting.stems import read_multitrack
 from ..graph import Graph
 from ..parameter_file import load_parameters
-from ._arguments import at_least, device_name, positive_number
+from ._arguments import add_allow_plugins, at_least, device_name, positive_number
 from ._processors import accepts_keyword, build_processors, read_options
 
 __all__ = ["add_arguments", "run"]
@@ -68,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="steps of the gated fit that decides what to prune (default: half of --steps)")
     parser.add_argument("--threads", type=at_least(1), default=1, help="torch threads during the fit (default 1)")
     parser.add_argument("--force", action="store_true", help="replace the results of an earlier run in DIR")
+    add_allow_plugins(parser)
 
 
 def _console(args: argparse.Namespace, names: list[str]) -> Console:

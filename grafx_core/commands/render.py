@@ -30,7 +30,7 @@ from ..parameters import create_empty_parameters
 from ..render import render
 from ..schedule import SCHEDULING_METHODS
 from ..wavfile import WAV_FORMATS, read_sources, write_wav
-from ._arguments import at_least
+from ._arguments import add_allow_plugins, at_least
 from ._processors import build_processors, read_options
 
 __all__ = ["add_arguments", "run", "render_files"]
@@ -54,6 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch threads (default: torch's own count; sums and FFTs may round differently "
                              "on another count, so a render repeated bit for bit names it)")
     parser.add_argument("--force", action="store_true", help="replace output files that exist")
+    add_allow_plugins(parser)
 
 
 def _check_outputs(outputs: list[str], inputs: list[str], force: bool) -> None:
