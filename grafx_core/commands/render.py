@@ -30,7 +30,7 @@ from ..parameters import create_empty_parameters
 from ..render import render
 from ..schedule import SCHEDULING_METHODS
 from ..wavfile import WAV_FORMATS, read_sources, write_wav
-from ._arguments import add_allow_plugins, at_least
+from ._arguments import add_allow_plugins, threads_count
 from ._processors import build_processors, read_options
 
 __all__ = ["add_arguments", "run", "render_files"]
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output sample format (default float32, lossless)")
     parser.add_argument("--pad", action="store_true", help="zero-pad shorter sources to the longest")
     parser.add_argument("--method", choices=SCHEDULING_METHODS, default="beam", help="scheduling method")
-    parser.add_argument("--threads", type=at_least(1), metavar="N",
+    parser.add_argument("--threads", type=threads_count, metavar="N",
                         help="torch threads (default: torch's own count; sums and FFTs may round differently "
                              "on another count, so a render repeated bit for bit names it)")
     parser.add_argument("--force", action="store_true", help="replace output files that exist")
