@@ -28,7 +28,7 @@ from ..graph import Graph
 from ..parameter_file import load_parameters
 from ._arguments import (add_allow_plugins, at_least, device_name, positive_number, seed_number, threads_count,
                          whole_number_between)
-from ._processors import accepts_keyword, build_processors, read_options
+from ._processors import accepts_keyword, build_processors, isolate_black_boxes, read_options
 
 __all__ = ["add_arguments", "run"]
 
@@ -69,6 +69,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="steps of the gated fit that decides what to prune (default: half of --steps)")
     parser.add_argument("--threads", type=threads_count, default=1, help="torch threads during the fit (default 1)")
     parser.add_argument("--force", action="store_true", help="replace the results of an earlier run in DIR")
+    parser.add_argument("--isolate", action="store_true",
+                        help="render black-box plug-ins in watched worker processes: one that crashes or hangs is "
+                        "an error naming its node, not the end of the fit (slower to start)")
     add_allow_plugins(parser)
 
 
@@ -109,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     for node_type, extra in read_options(args.options).items():
         options.setdefault(node_type, {}).update(extra)
     _estimator_options(graph, options, args.estimator)
+    if args.isolate:
+        isolate_black_boxes(graph, options)
     origin = f"options file {args.options!r}" if args.options else "console options"
     processors = build_processors(graph, options, multitrack.sample_rate, origin)
     start = load_parameters(args.params) if args.params else console.start_parameters(processors)

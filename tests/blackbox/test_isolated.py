@@ -110,3 +110,19 @@ def test_an_effect_that_cannot_be_pickled_is_named():
     with pytest.raises(BlackBoxWorkerError, match="'local' cannot render in isolated worker processes: it "
                                                   "cannot be pickled.*runner='threads'"):
         box(torch.zeros(1, 1, 100), gain_db=torch.zeros(1, 1))
+
+
+@pytest.mark.slow
+def test_render_isolate_writes_what_an_in_process_render_writes(tmp_path):
+    pytest.importorskip("grafx_pedalboard")
+    from grafx_core.commands.render import render_files
+    from grafx_core.wavfile import write_wav
+
+    graph = Graph()
+    graph.add_serial_chain(["in", "pedalboard:compressor", "out"])
+    graph.save(tmp_path / "g.json")
+    write_wav(str(tmp_path / "in.wav"), torch.randn(2, 4410, generator=torch.Generator().manual_seed(2)) * 0.3, 44100)
+    args = (tmp_path / "g.json", [str(tmp_path / "in.wav")])
+    threads = render_files(*args, [str(tmp_path / "a.wav")])
+    isolated = render_files(*args, [str(tmp_path / "b.wav")], isolate=True)
+    assert torch.equal(threads, isolated) and (tmp_path / "b.wav").read_bytes() == (tmp_path / "a.wav").read_bytes()
