@@ -101,7 +101,10 @@ def _serve(conn: Any) -> None:  # pragma: no cover - runs in the worker process
     holder: Any = None
     current = None
     while True:
-        message = conn.recv()
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):  # the host is gone: so is this worker's purpose
+            break
         if message is None:
             break
         call, i, name, size, in_shape, out_shape, natural, twice = message
