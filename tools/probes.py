@@ -113,10 +113,12 @@ def render_force_through_link(tmp: Path) -> None:
     graph.save(tmp / "g.json")
     write_wav(str(tmp / "in.wav"), torch.zeros(1, 100), 8000)
     victim = tmp / "victim.txt"
-    victim.write_text("precious")
+    victim.write_bytes(b"precious")
     (tmp / "out.wav").symlink_to(victim)
-    _cli(main, ["render", str(tmp / "g.json"), "-s", str(tmp / "in.wav"), "-o", str(tmp / "out.wav"), "--force"])
-    check(victim.read_text() == "precious", "render --force wrote through a link into another file")
+    try:
+        _cli(main, ["render", str(tmp / "g.json"), "-s", str(tmp / "in.wav"), "-o", str(tmp / "out.wav"), "--force"])
+    finally:
+        check(victim.read_bytes() == b"precious", "render --force wrote through a link into another file")
 
 
 # -- native code ---------------------------------------------------------------------------------------------
