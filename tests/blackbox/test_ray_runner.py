@@ -224,7 +224,7 @@ def test_without_ray_the_error_names_the_extra(monkeypatch):
 
 
 def test_bad_runner_options_are_named():
-    with pytest.raises(BlackBoxError, match="'lowpass'.*runner must be 'threads', 'ray' or a runner object"):
+    with pytest.raises(BlackBoxError, match="'lowpass'.*runner must be 'threads', 'isolated', 'ray' or a runner object"):
         BlackBoxProcessor(lowpass, SPECS, runner="dask")
     with pytest.raises(BlackBoxError, match="give workers and timeout to the runner object"):
         BlackBoxProcessor(lowpass, SPECS, runner=RayRunner(2), workers=2)
