@@ -117,7 +117,7 @@ class ParameterPredictor(nn.Module):
             node[spec.path[-1]] = value
         return tree
 
-    def describe(self) -> dict[str, Any]:
+    def built_for(self) -> dict[str, Any]:
         """What a checkpoint of this predictor was made for: its graph (nodes and edges) and every head's
         parameter, shape, range and scale, JSON-ready; :class:`~grafx_core.PredictorTrainer` refuses to resume
         a checkpoint whose description differs."""

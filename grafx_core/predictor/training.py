@@ -122,7 +122,7 @@ class PredictorTrainer:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs: model and optimiser state, step, losses and seed, and what the
-        model was built for (:meth:`ParameterPredictor.describe <grafx_core.ParameterPredictor.describe>`)."""
+        model was built for (:meth:`ParameterPredictor.built_for <grafx_core.ParameterPredictor.built_for>`)."""
         return {"format": CHECKPOINT_FORMAT, "version": 2, "step": self.step, "seed": self.seed,
                 "losses": list(self.losses), "model": self.model.state_dict(),
                 "optimiser": self.optimiser.state_dict(), "built_for": _describe(self.model)}
@@ -180,10 +180,10 @@ class PredictorTrainer:
 
 
 def _describe(model: nn.Module) -> Any:
-    """The model's own description (unwrapping a data-parallel ``module``), or ``None`` when it has none."""
+    """What the model was built for (unwrapping a data-parallel ``module``), or ``None`` when it does not say."""
     inner = getattr(model, "module", model)
-    describe = getattr(inner, "describe", None)
-    return describe() if callable(describe) else None
+    built_for = getattr(inner, "built_for", None)
+    return built_for() if callable(built_for) else None
 
 
 def _check_built_for(saved: Any, mine: Any, name: str) -> None:
