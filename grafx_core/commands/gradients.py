@@ -27,7 +27,7 @@ __all__ = ["add_arguments", "run", "format_rst", "MAX_ITEMS", "MIN_SECONDS", "MA
 
 MAX_ITEMS = 64
 """Most tracks ``--items`` takes: a measurement renders every item once per estimate and control."""
-MIN_SECONDS, MAX_SECONDS = 0.1, 30.0
+MIN_SECONDS, MAX_SECONDS = 0.02, 30.0
 """Shortest and longest ``--seconds``."""
 
 
