@@ -10,16 +10,17 @@ stays when equal. The output is the input times ``10^(-reduction/20)`` and
 the makeup gain (which the plug-in glides towards its control at 25 Hz; the
 twin is the settled plug-in, as a running DAW plays it).
 
-Which coefficient each sample uses depends on the previous output, so the
-decisions are made by a sequential pass (detached, on the CPU, in float32
-like the plug-in); given them, the reduction is a linear recursion, solved
-in chunks in float64 with cumulative products, so that autograd gives exact
-gradients on any device.
+Which coefficient each sample uses depends on the previous output; given
+the choices, the reduction is a linear recursion, solved in chunks in
+float64 with cumulative products. The choices are found chunk by chunk by
+iterating to agreement (see :func:`_directions`), with no sample loop, and
+autograd then gives exact gradients, batched, on any device.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import torch
 
 from ._base import DSPProcessor, per_node
@@ -27,7 +28,8 @@ from ._ranges import Range
 
 __all__ = ["AComp", "a_comp_gain_db", "A_COMP_PORTS"]
 
-_CHUNK = 64
+_MAX_CHUNK = 512
+_ROUNDS = 6
 _SILENCE_DB = -160.0
 
 A_COMP_PORTS: dict[str, int] = {"attack_ms": 0, "release_ms": 1, "knee_db": 2, "ratio": 3, "threshold_db": 4,
@@ -45,28 +47,80 @@ def _static_target(level_db: torch.Tensor, threshold_db: torch.Tensor, ratio: to
     return level_db - out
 
 
-def _decisions(target: np.ndarray, attack: np.ndarray, release: np.ndarray) -> np.ndarray:
-    """Each sample's smoothing coefficient, as the plug-in chooses it (float32)."""
-    rows, samples = target.shape
-    coeff = np.empty_like(target)
-    state = np.zeros(rows, dtype=np.float32)
-    one = np.float32(1.0)
-    for n in range(samples):
-        t = target[:, n]
-        c = np.where(t < state, release, np.where(t > state, attack, one))
-        coeff[:, n] = c
-        state = np.where(c == one, t, c * state + (one - c) * t).astype(np.float32)
-    return coeff
+def _chunk_length(coefficients: torch.Tensor) -> int:
+    """Samples per chunk such that a product of coefficients cannot underflow float64 (e^-600 at worst)."""
+    smallest = float(coefficients.detach().min()) if coefficients.numel() else 1.0
+    if smallest >= 1.0:
+        return _MAX_CHUNK
+    return int(max(8, min(_MAX_CHUNK, 600.0 // -math.log(max(smallest, 1e-300)))))
 
 
-def _linear_recursion(target: torch.Tensor, coeff: torch.Tensor) -> torch.Tensor:
-    """``g[n] = c[n] g[n-1] + (1 - c[n]) t[n]`` from ``g[-1] = 0``, rows ``[rows, samples]``."""
+def _solve(target: torch.Tensor, coeff: torch.Tensor, carry: torch.Tensor) -> torch.Tensor:
+    """``g[n] = c[n] g[n-1] + (1 - c[n]) t[n]`` over one chunk from ``g[-1] = carry``, by cumulative products."""
+    prod = torch.cumprod(coeff, dim=-1)
+    return prod * (carry + torch.cumsum((1 - coeff) * target / prod, dim=-1))
+
+
+def _pick(direction: torch.Tensor, attack: torch.Tensor, release: torch.Tensor) -> torch.Tensor:
+    return torch.where(direction > 0, attack, torch.where(direction < 0, release, torch.ones_like(direction)))
+
+
+def _sequential(t: torch.Tensor, carry: torch.Tensor, attack: torch.Tensor, release: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The plug-in's own sample loop over one chunk (vectorised over rows only)."""
+    directions = torch.empty_like(t)
+    g = carry[:, 0]
+    for n in range(t.shape[-1]):
+        direction = torch.sign(t[:, n] - g)
+        c = _pick(direction, attack[:, 0], release[:, 0])
+        g = c * g + (1 - c) * t[:, n]
+        directions[:, n] = direction
+    return directions, g.unsqueeze(-1)
+
+
+def _settle(t: torch.Tensor, carry: torch.Tensor, attack: torch.Tensor, release: torch.Tensor
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The branches of one chunk and its last output: rounds to agreement, else the sample loop
+    for the rows (nodes) that have not settled."""
+    direction = torch.sign(t - carry)
+    for _ in range(_ROUNDS):
+        g = _solve(t, _pick(direction, attack, release), carry)
+        again = torch.sign(t - torch.cat([carry, g[:, :-1]], dim=-1))
+        settled = (again == direction).all(dim=-1)
+        if bool(settled.all()):
+            return direction, g[:, -1:]
+        direction = again
+    rows = (~settled).nonzero()[:, 0]
+    last = g[:, -1:].clone()
+    direction = direction.clone()
+    direction[rows], last[rows] = _sequential(t[rows], carry[rows], attack.expand_as(carry)[rows],
+                                              release.expand_as(carry)[rows])
+    return direction, last
+
+
+def _directions(target: torch.Tensor, attack: torch.Tensor, release: torch.Tensor, length: int) -> torch.Tensor:
+    """Each sample's branch (+1 attack, -1 release, 0 hold), as the plug-in's sequential loop takes it.
+
+    Chunk by chunk, guess the branches from the chunk's start, solve the
+    recursion, re-derive the branches from the result and repeat until they
+    agree. Agreement makes the result the sequential one (by induction over
+    the samples), and every round fixes at least the first wrong branch. On
+    music a chunk settles in two or three rounds; one that has not settled
+    after a few (noise at a fast attack flips branches every few samples)
+    runs the plug-in's sample loop instead.
+    """
+    directions, carry = [], torch.zeros_like(target[:, :1])
+    for start in range(0, target.shape[-1], length):
+        direction, carry = _settle(target[:, start:start + length], carry, attack, release)
+        directions.append(direction)
+    return torch.cat(directions, dim=-1)
+
+
+def _linear_recursion(target: torch.Tensor, coeff: torch.Tensor, length: int) -> torch.Tensor:
+    """``g[n] = c[n] g[n-1] + (1 - c[n]) t[n]`` from ``g[-1] = 0``, rows ``[rows, samples]``, differentiable."""
     out, carry = [], torch.zeros_like(target[:, :1])
-    for start in range(0, target.shape[-1], _CHUNK):
-        c, t = coeff[:, start:start + _CHUNK], target[:, start:start + _CHUNK]
-        prod = torch.cumprod(c, dim=-1)
-        # c == 1 (hold) keeps prod exact; c in (0, 1) never underflows over one chunk in float64.
-        g = prod * (carry + torch.cumsum((1 - c) * t / prod, dim=-1))
+    for start in range(0, target.shape[-1], length):
+        g = _solve(target[:, start:start + length], coeff[:, start:start + length], carry)
         out.append(g)
         carry = g[:, -1:]
     return torch.cat(out, dim=-1)
@@ -74,33 +128,24 @@ def _linear_recursion(target: torch.Tensor, coeff: torch.Tensor) -> torch.Tensor
 
 def a_comp_gain_db(x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor, knee_db: torch.Tensor,
                    attack_ms: torch.Tensor, release_ms: torch.Tensor, sample_rate: float) -> torch.Tensor:
-    """a-comp's gain reduction in dB, ``[nodes, 1, samples]`` (positive: less gain).
+    """a-comp's gain reduction in dB, ``[nodes, 1, samples]`` float64 (positive: less gain).
 
     Args:
         x: ``[nodes, channels, samples]``; the detector takes the largest magnitude over channels.
         threshold_db, ratio, knee_db, attack_ms, release_ms: per node, inside the plug-in's ranges.
         sample_rate: in Hz.
     """
+    peak = x.abs().amax(dim=1).to(torch.float64)
+    level = torch.where(peak == 0, torch.full_like(peak, _SILENCE_DB), 20.0 * torch.log10(peak.clamp(min=1e-300)))
+    threshold, ratio, knee, attack_ms, release_ms = (per_node(p, x, trailing=1).to(torch.float64)
+                                                     for p in (threshold_db, ratio, knee_db, attack_ms, release_ms))
+    target = _static_target(level, threshold, ratio, knee)
+    attack = torch.exp(-1000.0 / (attack_ms * sample_rate))
+    release = torch.exp(-1000.0 / (release_ms * sample_rate))
+    length = _chunk_length(torch.cat([attack, release], dim=-1))
     with torch.no_grad():
-        peak = x.detach().abs().amax(dim=1).to(torch.float32)
-        level32 = torch.where(peak == 0, torch.full_like(peak, _SILENCE_DB), 20.0 * torch.log10(peak))
-        p32 = [per_node(p.detach(), x, trailing=1).to(torch.float32) for p in (threshold_db, ratio, knee_db)]
-        target32 = _static_target(level32, *p32).cpu().numpy()
-        attack = np.exp(-1000.0 / (per_node(attack_ms.detach(), x, trailing=1).to(torch.float32).cpu().numpy()
-                                   * np.float32(sample_rate))).astype(np.float32)
-        release = np.exp(-1000.0 / (per_node(release_ms.detach(), x, trailing=1).to(torch.float32).cpu().numpy()
-                                    * np.float32(sample_rate))).astype(np.float32)
-        coeff32 = _decisions(target32, attack.reshape(-1), release.reshape(-1))
-        hold = torch.from_numpy(coeff32 == 1.0).to(x.device)
-    level = torch.where(peak.to(x.device) == 0, torch.full_like(peak, _SILENCE_DB).to(x.device),
-                        20.0 * torch.log10(x.abs().amax(dim=1).to(torch.float64).clamp(min=1e-300)))
-    p64 = [per_node(p, x, trailing=1).to(torch.float64) for p in (threshold_db, ratio, knee_db)]
-    target = _static_target(level, *p64)
-    attack_c = torch.exp(-1000.0 / (per_node(attack_ms, x, trailing=1).to(torch.float64) * sample_rate))
-    release_c = torch.exp(-1000.0 / (per_node(release_ms, x, trailing=1).to(torch.float64) * sample_rate))
-    attacking = torch.from_numpy(coeff32 == attack.reshape(-1, 1)).to(x.device) & ~hold
-    coeff = torch.where(hold, torch.ones_like(target), torch.where(attacking, attack_c, release_c))
-    return _linear_recursion(target, coeff).unsqueeze(1)
+        directions = _directions(target.detach(), attack.detach(), release.detach(), length)
+    return _linear_recursion(target, _pick(directions, attack, release), length).unsqueeze(1)
 
 
 class AComp(DSPProcessor):

@@ -68,6 +68,8 @@ PROCESSORS: tuple[ProcessorSpec, ...] = (
     ProcessorSpec("a_eq", AEq, "Twin of Ardour's a-eq: shelves, four bells, master gain (settled glide)"),
     ProcessorSpec("a_comp", AComp, "Twin of Ardour's a-comp (mono or stereo-linked peak compressor)"),
     ProcessorSpec("ardour_fader", ArdourFader, "Twin of an Ardour strip's fader and -3 dB panner: gain_db, position"),
+    ProcessorSpec("ardour_gain", partial(ArdourFader, pan=False), "Twin of an Ardour fader without panner: gain_db"),
+    ProcessorSpec("ardour_send", partial(ArdourFader, pan=False), "Twin of an Ardour aux send's level: gain_db"),
     ProcessorSpec("parallel_mix", ParallelMix,
                   "Processors side by side in one node, weighted sum (option branches=[...] or {name: ...})"),
 )
