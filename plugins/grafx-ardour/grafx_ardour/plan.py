@@ -87,8 +87,11 @@ def _values(processors: Mapping[str, Any], params: Any, graph: Graph, node: int)
     row = graph.nodes_of_type(node_type).index(node)
     processor = processors[node_type]
     with torch.no_grad():
-        return {name: processor.limit(name, value[row:row + 1].detach().to(torch.float64))[0]
-                for name, value in params[node_type].items()}
+        values = {name: processor.limit(name, value[row:row + 1].detach().to(torch.float64))[0]
+                  for name, value in params[node_type].items()}
+    # A twin's guard band ends at the plug-in's limit; float rounding may step a hair past it.
+    return {name: value.clamp(processor.ranges[name].floor, processor.ranges[name].ceiling)
+            for name, value in values.items()}
 
 
 def _plugin(node_type: str, values: Mapping[str, torch.Tensor], name: str) -> PluginSlot:

@@ -64,6 +64,11 @@ def settled_value(control: torch.Tensor, tolerance: float, sample_rate: float) -
     """Where a-eq's glide from 0 towards ``control`` stops: ``control * (1 - r^n)``
     with ``r = 1 - tau`` and ``n`` the first block within ``tolerance``.
 
+    A control within ``tolerance`` of 0 never starts the glide: the plug-in
+    plays 0 there (a band gain of +-0.04 dB is no band at all). The twin
+    plays 0 too but passes the gradient through as if the value were the
+    control: the true gradient, 0, would pin a fit at its 0 dB start.
+
     Args:
         control: the control values, any shape.
         tolerance: the glide's stopping distance, in the control's unit.
@@ -71,15 +76,15 @@ def settled_value(control: torch.Tensor, tolerance: float, sample_rate: float) -
 
     Returns:
         The settled values, ``control``'s shape; the gradient is ``1 - r^n``
-        (``n`` is piecewise constant).
+        (``n`` is piecewise constant), 1 inside the dead zone.
     """
     ratio = _glide_ratio(sample_rate)
     with torch.no_grad():
         magnitude = control.abs().to(torch.float64)
+        dead = magnitude < tolerance
         steps = torch.floor(torch.log(tolerance / magnitude.clamp(min=tolerance)) / math.log(ratio)) + 1
-        steps = torch.where(magnitude < tolerance, torch.zeros_like(steps), steps)
-        remaining = torch.pow(ratio, steps).to(control.dtype)
-    return control * (1 - remaining)
+        slope = torch.where(dead, torch.ones_like(steps), 1 - torch.pow(ratio, steps)).to(control.dtype)
+    return control * slope - torch.where(dead, control, torch.zeros_like(control)).detach()
 
 
 def a_eq_coefficients(frequency_hz: torch.Tensor, gain_db: torch.Tensor, q: torch.Tensor, kinds: tuple[str, ...],
