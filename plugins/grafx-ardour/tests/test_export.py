@@ -4,7 +4,7 @@ The round trips fit a console with ``grafx-core fit --console ardour
 --export-ardour``, render the session with ``ardour7-export`` and compare
 it with ``fitted.wav``: SNR >= 60 dB and loudness within 0.1 LU, on the
 demo's synthesised stems and on recorded ones (fluidsynth and a Hydrogen
-drum kit). Measured: 99 dB and better.
+drum kit). Measured: 99.6 dB and 106.1 dB, loudness equal to 0.0001 LU.
 """
 
 from __future__ import annotations
