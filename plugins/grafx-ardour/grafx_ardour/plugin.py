@@ -32,7 +32,7 @@ def _export(fit_dir: str, destination: str, force: bool = False) -> Any:
 @hookimpl
 def grafx_register_consoles() -> list[ConsoleSpec]:
     """The console that is Ardour's mixer (a-comp, a-eq, fader and panner twins)."""
-    return [ConsoleSpec("ardour", _console, "Ardour's mixer: a-comp, a-eq, fader, -3 dB pan, buses, parallel send")]
+    return [ConsoleSpec("ardour", _console, "Ardour's mixer: a-comp, a-eq, fader and panner, buses, parallel send")]
 
 
 @hookimpl

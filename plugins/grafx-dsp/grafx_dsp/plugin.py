@@ -67,7 +67,7 @@ PROCESSORS: tuple[ProcessorSpec, ...] = (
     ProcessorSpec("chain", Chain, "Processors in series in one node (option stages=[...] or {name: ...})"),
     ProcessorSpec("a_eq", AEq, "Twin of Ardour's a-eq: shelves, four bells, master gain (settled glide)"),
     ProcessorSpec("a_comp", AComp, "Twin of Ardour's a-comp (mono or stereo-linked peak compressor)"),
-    ProcessorSpec("ardour_fader", ArdourFader, "Twin of an Ardour strip's fader and -3 dB panner: gain_db, position"),
+    ProcessorSpec("ardour_fader", ArdourFader, "Twin of an Ardour strip's fader and default panner: gain_db, position"),
     ProcessorSpec("ardour_gain", partial(ArdourFader, pan=False), "Twin of an Ardour fader without panner: gain_db"),
     ProcessorSpec("ardour_send", partial(ArdourFader, pan=False), "Twin of an Ardour aux send's level: gain_db"),
     ProcessorSpec("parallel_mix", ParallelMix,
