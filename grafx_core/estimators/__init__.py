@@ -9,7 +9,12 @@ linear stand-ins fitted to the forward pass (:mod:`.linearisation`), chosen
 automatically by a probe (:mod:`.auto`) unless given.
 """
 
-from ._warnings import GradientWarning, NonDifferentiableParameterWarning, StoppedSignalGradientWarning
+from ._warnings import (
+    GradientWarning,
+    NonDifferentiableParameterWarning,
+    StoppedSignalGradientWarning,
+    WeakSignalGradientWarning,
+)
 from .base import SIGNAL_GRADIENTS, Estimator, resolve_estimator
 from .finite_difference import FiniteDifference
 from .proxy import NeuralProxy
@@ -43,4 +48,5 @@ __all__ = [
     "GradientWarning",
     "NonDifferentiableParameterWarning",
     "StoppedSignalGradientWarning",
+    "WeakSignalGradientWarning",
 ]

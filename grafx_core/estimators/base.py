@@ -52,12 +52,13 @@ from ..errors import EstimatorError
 from ._rules import GradientRule, IdentitySignalRule, SignalSPSARule, render_estimated
 from .auto import LinearisedSignalRule, probe_signal_gradient
 from .linearisation import LINEARISATIONS
+from .tangent import TANGENTS, TangentSignalRule
 from .target import RenderTarget
 
 __all__ = ["Estimator", "SIGNAL_GRADIENTS", "resolve_estimator"]
 
-SIGNAL_GRADIENTS = ("spectral-ratio", "fft-ratio", "smooth-gain", "diagonal", "straight-through", "spsa", "proxy",
-                    "none")
+SIGNAL_GRADIENTS = ("spectral-ratio", "fft-ratio", "smooth-gain", "diagonal", "gain-tangent", "band-tangent",
+                    "straight-through", "spsa", "proxy", "none")
 """How the gradient with respect to an input signal is obtained (or ``"auto"``)."""
 
 
@@ -80,6 +81,9 @@ class Estimator(ABC):
         seed: seeds the estimator's own random generator; every call draws a
             fresh child generator from it, so runs are reproducible and the
             global RNGs are never touched. ``None`` seeds from the OS.
+        strict_signal_gradient: where the automatic signal-gradient choice finds no
+            stand-in it trusts, raise :class:`~grafx_core.errors.SignalGradientQualityError`
+            instead of passing the best one on with a warning.
     """
 
     kind: ClassVar[str] = "none"
@@ -87,13 +91,15 @@ class Estimator(ABC):
     default_signal_gradient: ClassVar[str] = "auto"
     """What ``signal_gradient="auto"`` means for this estimator (``"auto"``: a probe decides)."""
 
-    def __init__(self, *, signal_samples: int = 4, signal_step: float = 1e-3, seed: int | None = None) -> None:
+    def __init__(self, *, signal_samples: int = 4, signal_step: float = 1e-3, seed: int | None = None,
+                 strict_signal_gradient: bool = False) -> None:
         owner = type(self).__name__
         _positive(owner, "signal_samples", signal_samples, integer=True)
         _positive(owner, "signal_step", signal_step)
         self.signal_samples = int(signal_samples)
         self.signal_step = float(signal_step)
         self.seed = seed
+        self.strict_signal_gradient = bool(strict_signal_gradient)
         self._seeds = np.random.SeedSequence(seed)
 
     def generator(self) -> np.random.Generator:
@@ -133,6 +139,8 @@ class Estimator(ABC):
             return SignalSPSARule(self.signal_samples, self.signal_step, self.generator())
         if choice in LINEARISATIONS:
             return LinearisedSignalRule(choice, self.signal_step, self.generator())
+        if choice in TANGENTS:
+            return TangentSignalRule(choice, self.signal_step)
         return None
 
     def apply(self, target: RenderTarget, signals: Sequence[torch.Tensor], params: torch.Tensor, *,
