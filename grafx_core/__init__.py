@@ -41,6 +41,7 @@ from .estimators import (
     StoppedSignalGradientWarning,
     WeakSignalGradientWarning,
     StraightThrough,
+    backward_pooling,
     load_proxy,
     save_proxy,
     train_proxy,
@@ -146,6 +147,7 @@ __all__ = [
     "NonDifferentiableParameterWarning",
     "StoppedSignalGradientWarning",
     "WeakSignalGradientWarning",
+    "backward_pooling",
     # parameter predictors
     "ParameterPredictor",
     "PredictorTrainer",

@@ -342,6 +342,7 @@ class BlackBoxTarget(RenderTarget):
         self.name = f"black box {processor.name!r}"
         self.columns = tuple(s.name for s in processor.specs)
         self.differentiable = tuple(s.differentiable for s in processor.specs)
+        self.concurrent = getattr(processor, "concurrent_calls", False) is True
 
     def keyword_parameters(self, params: torch.Tensor) -> dict[str, Any]:
         return {s.name: s.to_natural(params[:, j]) for j, s in enumerate(self.processor.specs)}

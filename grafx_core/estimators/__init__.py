@@ -15,6 +15,7 @@ from ._warnings import (
     StoppedSignalGradientWarning,
     WeakSignalGradientWarning,
 )
+from ._pool import backward_pooling
 from .base import SIGNAL_GRADIENTS, Estimator, resolve_estimator
 from .finite_difference import FiniteDifference
 from .proxy import NeuralProxy
@@ -27,6 +28,7 @@ from .wrap import EstimatedProcessor, TorchTarget, render_target, with_estimator
 
 __all__ = [
     "Estimator",
+    "backward_pooling",
     "SIGNAL_GRADIENTS",
     "resolve_estimator",
     "FiniteDifference",

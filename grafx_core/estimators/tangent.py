@@ -47,7 +47,7 @@ from .linearisation import SHRINK, Linearisation, _fold, _moving_average, _pairs
 from .target import RenderJob
 
 __all__ = ["TANGENTS", "TANGENT_BANDS", "ENVELOPE_SAMPLES", "GAIN_SAMPLES", "TangentStandIn", "GainTangent",
-           "BandTangent", "tangent_directions", "tangent_renders", "fit_tangent", "TangentSignalRule"]
+           "BandTangent", "tangent_directions", "renders_per_backward", "tangent_renders", "fit_tangent", "TangentSignalRule"]
 
 TANGENTS = ("gain-tangent", "band-tangent")
 """The kinds of tangent stand-in, each also a ``signal_gradient`` name."""
@@ -76,14 +76,13 @@ def _band_masks(x: torch.Tensor, bands: int) -> torch.Tensor:
     edges = torch.searchsorted(cumulative / total, fractions.expand(power.shape[0], -1).contiguous())
     log_bin = torch.log2(torch.arange(bins, dtype=torch.float64, device=x.device).clamp(min=0.5))
     log_edge = torch.log2(edges.to(torch.float64).clamp(min=1.0))  # [N, bands - 1]
-    # steps[k]: 1 below edge k, 0 above, a raised cosine across it; band k is steps[k-1] - steps[k].
+    # steps[k]: 1 below edge k, 0 above, a raised cosine across it; band k is steps[k] - steps[k - 1],
+    # with 0 below the first band and 1 above the last, so that the bands add up to one.
     t = ((log_bin.unsqueeze(0).unsqueeze(0) - log_edge.unsqueeze(-1)) / _BAND_EDGE_OCTAVES + 0.5).clamp(0, 1)
     steps = 0.5 * (1 + torch.cos(math.pi * t))  # [N, bands - 1, F]
     ones = torch.ones_like(steps[:, :1])
     zeros = torch.zeros_like(steps[:, :1])
-    upper = torch.cat([ones, steps], dim=1)
-    lower = torch.cat([steps, zeros], dim=1)
-    return (upper - lower).to(spectrum.real.dtype)
+    return (torch.cat([steps, ones], dim=1) - torch.cat([zeros, steps], dim=1)).to(spectrum.real.dtype)
 
 
 def tangent_directions(kind: str, x: torch.Tensor) -> torch.Tensor:

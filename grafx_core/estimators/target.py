@@ -65,6 +65,9 @@ class RenderTarget(ABC):
         differentiable: per column, whether it gets a gradient estimate.
         lower, upper: bounds every column must stay within (``-inf``/``inf``
             for unbounded columns); finite differences turn one-sided there.
+        concurrent: whether :meth:`render` may run on another thread while other
+            targets render (a black box on its runner); such calls' backward renders
+            are pooled (see :func:`~grafx_core.estimators.backward_pooling`).
     """
 
     name: str = "processor"
@@ -72,6 +75,7 @@ class RenderTarget(ABC):
     differentiable: tuple[bool, ...] = ()
     lower: float = float("-inf")
     upper: float = float("inf")
+    concurrent: bool = False
 
     @abstractmethod
     def render(self, jobs: Sequence[RenderJob]) -> list[torch.Tensor]:
