@@ -23,7 +23,8 @@ from grafx_core.estimators.tangent import TANGENT_BANDS, fit_tangent, tangent_di
 from grafx_core.fitting import SpectralLoss
 
 HEAVY = {"threshold_db": -30.0, "ratio": 6.0, "knee_db": 6.0, "attack_ms": 3.0, "release_ms": 100.0, "makeup_db": 0.0}
-LIMITER = {"threshold_db": -6.0, "ratio": 20.0, "knee_db": 0.0, "attack_ms": 0.1, "release_ms": 50.0, "makeup_db": 0.0}
+MODERATE = {"threshold_db": -20.0, "ratio": 4.0, "knee_db": 6.0, "attack_ms": 10.0, "release_ms": 100.0,
+            "makeup_db": 0.0}
 
 
 def _cos(a, b):
@@ -33,7 +34,7 @@ def _cos(a, b):
 @pytest.fixture(scope="module")
 def drums():
     _, sources = synthesise_multitrack(3, 0.25, 44100, seed=0)
-    return sources.float()[[0, 2]]  # kick and a second sounding track, stereo, 0.25 s
+    return sources.float()[[0, 2], :, :8192]  # kick and a second sounding track, stereo
 
 
 @pytest.mark.parametrize("kind", ["gain-tangent", "band-tangent"])
@@ -79,7 +80,7 @@ def _upstream_gradient(processor, settings, x, signal_gradient=None):
     return grad.flatten()
 
 
-@pytest.mark.parametrize("settings", [HEAVY, LIMITER], ids=["heavy", "limiter"])
+@pytest.mark.parametrize("settings", [HEAVY, MODERATE], ids=["heavy", "moderate"])
 def test_the_gain_tangent_gives_a_compressors_upstream_gradient(drums, settings, one_torch_thread):
     compressor = get_processor("dsp:compressor")
     exact = _upstream_gradient(compressor, settings, drums)
@@ -121,6 +122,7 @@ def test_the_band_tangent_is_exact_along_its_bands(drums):
         torch.testing.assert_close(along, truth, rtol=2e-3, atol=1e-6 * float(truth.abs().max()))
 
 
+@pytest.mark.slow
 def test_the_probe_chooses_the_gain_tangent_for_a_heavy_compressor(drums):
     wrapped = with_estimator(get_processor("dsp:compressor"), FiniteDifference(seed=0))
     params = {k: torch.full((2, 1), v) for k, v in HEAVY.items()}
@@ -167,9 +169,10 @@ def test_strict_estimators_raise_instead_of_passing_a_weak_estimate():
         strict(x, gain=torch.ones(2, 1))
 
 
+@pytest.mark.slow
 def test_the_choice_is_revisited_when_the_parameters_move_far(drums):
     wrapped = with_estimator(get_processor("dsp:compressor"), FiniteDifference(seed=0))
-    x = drums.clone().requires_grad_()
+    x = drums[..., :4096].clone().requires_grad_()
     params = {k: torch.full((2, 1), v) for k, v in HEAVY.items()}
     wrapped(x, **params)
     first = wrapped.signal_probe
