@@ -1,31 +1,42 @@
-"""Signal gradients from linearisations, and the automatic choice among them.
+"""Signal gradients from linearisations, and the automatic choice among them and the tangent stand-ins.
 
 :class:`LinearisedSignalRule` gives the input signal's VJP as ``A^T g``, with
 ``A`` the :class:`~grafx_core.estimators.linearisation.Linearisation` fitted to
-the call's input and output: no extra render, or one (``"diagonal"``).
+the call's input and output: no extra render, or one (``"diagonal"``). The
+tangent stand-ins of :mod:`~grafx_core.estimators.tangent` render one
+(``"gain-tangent"``) or four (``"band-tangent"``) times per node per backward.
 
 :func:`probe_signal_gradient` decides what ``signal_gradient="auto"`` means for
-a processor, once, at its first call whose input wants a gradient. It renders
-the first rows (at most :data:`PROBE_ROWS`) three ways in one batch: as
-given, at ``x + h s`` (random signs, for ``"diagonal"``), at ``x (1 + step)``
-(the change an upstream gain makes) and at ``x + h u``,
-at the call's parameters and, where the target knows its parameter ranges
-(:meth:`~grafx_core.estimators.RenderTarget.random_rows`), at random
-parameters too, since the choice is kept for every later call;
-where ``u`` is the row's own input through a random short decaying FIR
-filter: time-aligned with the input, like the change an upstream EQ makes,
-but not a copy of it (every linearisation maps ``x`` itself to ``y`` exactly).
-Each candidate linearisation predicts the output change ``A (h u)``; its
-score is the cosine between that prediction and the true change ``dy`` less
-:data:`NORM_PENALTY` times ``|log2(|A h u| / |dy|)|`` (a prediction twice too
-large or too small loses a quarter), medians over the rows whose output moves,
-the worst over
-the two test directions, the mean over the parameter points. The best candidate wins;
-``"diagonal"``, which costs a render per backward, only by a margin of
-:data:`RENDER_MARGIN`, and ``"straight-through"`` by :data:`IDENTITY_MARGIN`. Below :data:`MINIMUM_SCORE` nothing is trusted and the
-gradient is stopped (``"none"``, with a warning from the processor). An effect
-whose output does not move at all (below :data:`MUTE` of the input change, at
-every point) gets ``"none"`` too, silently: its input gradient is (close to) zero.
+a processor, at its first call whose input wants a gradient, and again when a
+later call's parameters have moved more than :data:`REVISIT_DISTANCE` from the
+probed ones. It takes up to :data:`PROBE_ROWS` rows spread over the call's
+levels (quietest to loudest sounding row) and renders them in one batch at
+several operating points: the call's parameters and, where the target knows its
+parameter ranges (:meth:`~grafx_core.estimators.RenderTarget.random_rows`),
+random ones; the input as given and :data:`PROBE_LEVELS` louder. At each point:
+as given, at ``x + h s`` (random signs, for ``"diagonal"``), along the tangent
+stand-ins' directions, at ``x (1 + step)`` (the change an upstream gain makes)
+and at ``x + h u``, where ``u`` is the row's own input through a random short
+decaying FIR filter: time-aligned with the input, like the change an upstream
+EQ makes, but not a copy of it (every linearisation maps ``x`` itself to ``y``
+exactly). Each candidate predicts the output change of the two test directions;
+its score is the cosine between that prediction and the true change ``dy`` less
+:data:`NORM_PENALTY` times ``|log2(|A dx| / |dy|)|`` (a prediction twice too
+large or too small loses a quarter), means over the rows whose output moves, the
+worst over the two test directions, the mean over the operating points. The best
+candidate wins; one that renders in the backward pass only by a margin of
+:data:`RENDER_MARGIN` per render, and ``"straight-through"`` by
+:data:`IDENTITY_MARGIN`; candidates over :data:`RENDER_BUDGET` renders are not tried.
+
+Below :data:`MINIMUM_SCORE` no candidate is trusted. The best one is still
+passed on, with a :class:`~grafx_core.estimators.WeakSignalGradientWarning`
+stating its measured cosine and norm ratio, unless its cosine is below
+:data:`FALLBACK_COSINE` (then the gradient stops, with a
+:class:`~grafx_core.estimators.StoppedSignalGradientWarning`); an estimator made
+with ``strict_signal_gradient=True`` raises
+:class:`~grafx_core.errors.SignalGradientQualityError` instead of either. An
+effect whose output does not move at all (below :data:`MUTE` of the input
+change, at every point) gets ``"none"``, silently: its input gradient is (close to) zero.
 """
 
 from __future__ import annotations

@@ -11,9 +11,16 @@ signal is chosen per processor, independently of the parameter estimator
     time-varying gain; see :mod:`grafx_core.estimators.linearisation`). No
     extra render.
 ``"diagonal"``
-    The per-sample derivative of a memoryless effect from one extra render
-    per node at a randomly perturbed input. Exact for waveshapers and gains,
-    wrong for anything with memory.
+    The per-sample derivative of a memoryless effect (up to a latency of a few
+    samples) from one extra render per node at a randomly perturbed input.
+    Exact for waveshapers and gains, wrong for anything with more memory.
+``"gain-tangent"``, ``"band-tangent"``
+    Stand-ins that follow the effect's tangent, not its secant (see
+    :mod:`grafx_core.estimators.tangent`): a time-varying gain and that gain's
+    reaction to level, from one extra render per node at a scaled input
+    (dynamics processors); or the spectral ratio corrected to the effect's
+    Jacobian-vector products along four bands of the input, from four extra
+    renders per node (effects with filters around a nonlinearity).
 ``"straight-through"``
     Identity: the first inlet receives the output's gradient unchanged
     (output and input must have the same shape). Exact for effects close to
@@ -32,10 +39,13 @@ signal is chosen per processor, independently of the parameter estimator
     upstream is trained.
 ``"auto"`` (the default)
     Straight-through for the straight-through estimator and the proxy for the
-    neural proxy; for the others, the processor picks one of the first four or
+    neural proxy; for the others, the processor picks one of the first six or
     ``"straight-through"`` at its first call whose input wants a gradient,
     from a quick probe (:func:`~grafx_core.estimators.auto.probe_signal_gradient`),
-    and keeps it in its ``signal_gradient`` attribute. Calls whose input wants
+    keeps it in its ``signal_gradient`` attribute, and probes again when its
+    parameters move far. Where nothing scores well the best estimate is passed
+    on with a warning stating its measured quality (or, with
+    ``strict_signal_gradient=True``, the call raises). Calls whose input wants
     no gradient cost nothing extra.
 """
 
