@@ -16,6 +16,8 @@ Printed per black box and signal gradient, measured in this run:
   EQ and gain parameters (median over operating points; the black box's own
   parameters are held fixed, so only the signal gradient is measured);
 - ``norm``: the estimate's norm over the exact one (median);
+- ``chose``: what ``"auto"`` used at the measured points (it probes again when the
+  black box's parameters move far);
 - ``renders``: black-box renders per node in one backward, counted (the black
   box's parameters are held fixed, so these are the input signal's);
 - ``fit``: a short fit of every parameter from a random start (Adam, same
@@ -162,6 +164,7 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
     cos: dict[str, list[float]] = {n: [] for n in signals}
     norm: dict[str, list[float]] = {n: [] for n in signals}
     extra: dict[str, list[float]] = {n: [] for n in signals}
+    chosen: dict[str, list[str]] = {n: [] for n in signals}
     warm = draw(graph, draws, 999, fixed)
     with torch.no_grad():
         warm_loss = SpectralLoss(render_exact(warm, sources)[0][0])
@@ -176,10 +179,11 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
         for name in signals:
             g = upstream_gradient(renders[name], draws, params, sources, loss, counters[name])
             extra[name].append(counters[name].backward_rows / TRACKS)
+            chosen[name].append(boxes[name].signal_gradient)
             cos[name].append(float(g @ g_exact / (g.norm() * g_exact.norm()).clamp(min=1e-300)))
             norm[name].append(float(g.norm() / g_exact.norm().clamp(min=1e-300)))
     result = {n: {"cos": statistics.median(cos[n]), "norm": statistics.median(norm[n]),
-                  "renders": statistics.median(extra[n]), "choice": boxes[n].signal_gradient} for n in signals}
+                  "renders": statistics.median(extra[n]), "choice": "/".join(dict.fromkeys(chosen[n]))} for n in signals}
     if fit_signals:
         hidden = draw(graph, draws, 1000, fixed)
         start = draw(graph, draws, 3000, fixed)
@@ -246,7 +250,7 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int) -> dict[str
     box.runner = counter
     processors = {EQ: get_processor(EQ), GAIN: get_processor(GAIN), "box": box}
     render = compile_render(graph, processors)
-    cos, norm, renders, caught = [], [], [], []
+    cos, norm, renders, caught, chosen = [], [], [], [], []
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         for point in range(points):
@@ -255,12 +259,13 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int) -> dict[str
                 loss = SpectralLoss(render(hidden, sources)[0][0])
             g = _gain_gradient(render, params, sources, loss, counter)
             renders.append(counter.backward_items / BOX_TRACKS)
+            chosen.append(box.signal_gradient)
             reference = _central_difference(render, params, sources, loss)
             cos.append(float(g @ reference / (g.norm() * reference.norm()).clamp(min=1e-300)))
             norm.append(float(g.norm() / reference.norm().clamp(min=1e-300)))
         caught = [type(w.message).__name__ for w in seen if issubclass(w.category, GradientWarning)]
     return {"cos": statistics.median(cos), "norm": statistics.median(norm), "renders": statistics.median(renders),
-            "choice": box.signal_gradient, "warned": _warned(caught)}
+            "choice": "/".join(dict.fromkeys(chosen)), "warned": _warned(caught)}
 
 
 def _warned(names: list[str]) -> str:

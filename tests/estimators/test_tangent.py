@@ -3,6 +3,7 @@ backward renders pooled across calls."""
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 
@@ -182,8 +183,29 @@ def test_the_choice_is_revisited_when_the_parameters_move_far(drums):
     assert wrapped.signal_probe is not first
 
 
+class _InFlight:
+    """How many effect calls ran at once, at most."""
+
+    def __init__(self) -> None:
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def __exit__(self, *_: object) -> None:
+        with self.lock:
+            self.now -= 1
+
+
+_IN_FLIGHT = _InFlight()
+
+
 def _drive(audio, sample_rate, drive_db):
-    time.sleep(0.001)
+    with _IN_FLIGHT:
+        time.sleep(0.002)  # long enough for calls of other boxes to overlap it when they can
     shaped = np.tanh(audio * 10 ** (drive_db / 20))
     return (shaped - 0.5 * np.concatenate([np.zeros_like(shaped[:, :1]), shaped[:, :-1]], axis=1)).astype(np.float32)
 
@@ -198,11 +220,15 @@ def _chain_gradients(pooled: bool):
         h = x
         for box, raw in zip(boxes, raws):
             h = 0.7 * box(h, drive_db=raw)
+    _IN_FLIGHT.most = 0
     h.square().sum().backward()
-    return x.grad, torch.cat([r.grad for r in raws])
+    return x.grad, torch.cat([r.grad for r in raws]), _IN_FLIGHT.most
 
 
-def test_pooled_backward_renders_give_the_same_gradients():
-    unpooled, pooled = _chain_gradients(False), _chain_gradients(True)
+def test_pooled_backward_renders_overlap_and_give_the_same_gradients():
+    *unpooled, alone = _chain_gradients(False)
+    *pooled, together = _chain_gradients(True)
     for a, b in zip(unpooled, pooled):
         assert torch.equal(a, b) and float(a.abs().sum()) > 0
+    assert alone == 1  # one worker per box: without pooling, one render at a time
+    assert together > 1  # pooled: the eight boxes' backward renders run at once
