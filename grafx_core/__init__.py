@@ -29,6 +29,8 @@ from .errors import (
     UnknownNodeTypeError,
 )
 from .blackbox import BlackBoxProcessor, ParameterSpec, RayRunner
+from .control import CONTROL_SCALES, Control
+from .description import ProcessorDescription, describe
 from .drawing import draw_graph
 from .estimators import (
     SPSA,
@@ -111,6 +113,10 @@ __all__ = [
     "prune",
     # processors and plugins
     "Processor",
+    "Control",
+    "CONTROL_SCALES",
+    "describe",
+    "ProcessorDescription",
     "GRADIENT_KINDS",
     "inlet_names",
     "outlet_names",
