@@ -20,6 +20,7 @@ from grafx_core.estimators import (
     WeakSignalGradientWarning,
     with_estimator,
 )
+from grafx_core.estimators.linearisation import diagonal_perturbation, linearise
 from grafx_core.estimators.tangent import TANGENT_BANDS, fit_tangent, tangent_directions, tangent_renders
 from grafx_core.fitting import SpectralLoss
 
@@ -232,3 +233,20 @@ def test_pooled_backward_renders_overlap_and_give_the_same_gradients():
         assert torch.equal(a, b) and float(a.abs().sum()) > 0
     assert alone == 1  # one worker per box: without pooling, one render at a time
     assert together > 1  # pooled: the eight boxes' backward renders run at once
+
+
+def test_the_diagonal_follows_a_waveshaper_that_answers_late():
+    gen = torch.Generator().manual_seed(6)
+    x = 0.5 * torch.randn(2, 2, 4000, generator=gen, dtype=torch.float64)
+
+    def late(v):  # tanh, three samples late (an oversampling saturator's filters delay it so)
+        return torch.nn.functional.pad(torch.tanh(3 * v), (3, 0))[..., :-3]
+
+    signs = torch.randint(0, 2, x.shape, generator=gen) * 2 - 1
+    moved, h = diagonal_perturbation(x, signs, 1e-4)
+    lin = linearise("diagonal", x, late(x), perturbed=late(moved), signs=signs, h=h)
+    assert lin.lag.tolist() == [3, 3]
+    g = torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    leaf = x.clone().requires_grad_()
+    (exact,) = torch.autograd.grad(late(leaf), leaf, g)
+    assert _cos(lin.adjoint(g), exact) > 0.999
