@@ -359,6 +359,10 @@ class BlackBoxTarget(RenderTarget):
         cols = [s.to_normalised(natural[:, j]) for j, s in enumerate(self.processor.specs)]
         return torch.stack(cols, dim=1) if cols else params.to(torch.float64)
 
+    def distance(self, params: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """``|p - r|`` in normalised units (each control's range is ``[0, 1]``)."""
+        return (params.to(torch.float64) - reference.to(torch.float64)).abs()
+
     def random_rows(self, params: torch.Tensor, rng: Any) -> torch.Tensor:
         """Differentiable controls uniform in the middle 80% of their normalised range; the others as given."""
         rows = params.to(torch.float64).clone()

@@ -82,7 +82,8 @@ RENDER_BUDGET = 4
 """The most extra renders per node per backward the automatic choice spends on the input signal."""
 REVISIT_DISTANCE = 0.25
 """A settled automatic choice is probed again when a call's parameters have moved this far from the
-probed point (normalised units for black boxes, relative to ``max(|p|, 1)`` for torch modules)."""
+probed point, in the target's :meth:`~grafx_core.estimators.RenderTarget.distance` (a fraction of a
+control's range: normalised units for black boxes, the declared range for torch modules)."""
 IDENTITY_MARGIN = 0.05
 """How much better ``"straight-through"`` must score: it ignores the effect, and where the effect
 is close to the identity the ratios are too (measured: a noise gate's probe favoured it by 0.03,
@@ -340,7 +341,7 @@ def _moved_far(probe: Any, target: RenderTarget, params: torch.Tensor) -> bool:
     rows = min(point.shape[0], params.shape[0])
     now, then = cpu_rows(params)[:rows], point[:rows]
     cols = target.differentiable_columns()
-    distance = ((now - then).abs() / target.step_scale(then))[:, cols]
+    distance = target.distance(now, then)[:, cols]
     return bool(distance.numel()) and float(distance.max()) > REVISIT_DISTANCE
 
 

@@ -108,6 +108,11 @@ class RenderTarget(ABC):
         """Per-entry smallest step that still changes the effect (``[rows, columns]``, float64)."""
         return torch.zeros_like(params, dtype=torch.float64)
 
+    def distance(self, params: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """How far each entry of ``params`` is from ``reference`` (both ``[rows, columns]``), in units
+        where a parameter's whole range is about 1: ``|p - r| / max(|r|, 1)`` by default."""
+        return (params.to(torch.float64) - reference.to(torch.float64)).abs() / self.step_scale(reference)
+
     def random_rows(self, params: torch.Tensor, rng: Any) -> torch.Tensor | None:
         """Rows like ``params`` (``[rows, columns]``) at random points of the parameters' ranges, or ``None``.
 
