@@ -81,7 +81,6 @@ CONTENDERS: dict[str, tuple[str, str | None]] = {  # label -> (optimizer, black-
     "random search": ("random", None),
 }
 GRADIENT_FREE = ("cma-es", "ngopt", "random search")
-PER_BUDGET = ("adam", "ngopt")  # optimisers whose run depends on its budget
 
 
 @dataclass
@@ -220,16 +219,34 @@ def _median(values: list[float]) -> float:
     return values[middle] if len(values) % 2 else 0.5 * (values[middle - 1] + values[middle])
 
 
-def tasks(problems: list[str], contenders: list[str], seeds: int, budgets: list[int],
+def tasks(problems: list[str], contenders: list[str], seeds: int, budgets: list[int], gradient_budget: int,
           seconds: Mapping[str, float]) -> list[tuple[str, str, int, int, float]]:
-    """Every fit to run: budget-dependent optimisers once per budget, the others once at the largest."""
+    """Every fit to run: NGOpt once per budget of 1,000 or more (it picks its algorithm by budget), the other
+    gradient-free contenders once at the largest budget, the gradient-based ones once at ``gradient_budget``;
+    smaller budgets are read off the runs' traces."""
     found = []
     for problem in problems:
         for label in contenders:
-            runs = budgets if CONTENDERS[label][0] in PER_BUDGET else [max(budgets)]
+            if label not in GRADIENT_FREE:
+                runs = [min(gradient_budget, max(budgets))]
+            elif label == "ngopt":
+                runs = [b for b in budgets if b >= 1000] or [max(budgets)]
+            elif label == "random search":
+                runs = [min(gradient_budget, max(budgets))]  # a baseline: not worth 4,096 renders of the machine
+            else:
+                runs = [max(budgets)]
             for seed in range(seeds):
                 found += [(problem, label, seed, b, seconds[problem]) for b in runs]
-    return found
+    return sorted(found, key=lambda task: (task[2], -task[3]))  # seed by seed, the longest runs first
+
+
+def _runs_for(runs: list[dict[str, Any]], label: str, budget: int) -> list[dict[str, Any]]:
+    """A contender's runs at ``budget``, else its smallest runs above it (read as prefixes), one per seed."""
+    mine = [r for r in runs if r["contender"] == label and r["budget"] >= budget]
+    if not mine:
+        return []
+    smallest = min(r["budget"] for r in mine)
+    return [r for r in mine if r["budget"] == smallest]
 
 
 def table(runs: list[dict[str, Any]], budgets: list[int]) -> list[str]:
@@ -243,8 +260,7 @@ def table(runs: list[dict[str, Any]], budgets: list[int]) -> list[str]:
         for label in dict.fromkeys(r["contender"] for r in mine):
             cells = []
             for b in budgets:
-                chosen = [r for r in mine if r["contender"] == label and (r["budget"] == b or
-                          CONTENDERS[label][0] not in PER_BUDGET)]
+                chosen = _runs_for(mine, label, b)
                 if not chosen:
                     cells.append(f"{'-':>24}")
                     continue
@@ -269,13 +285,15 @@ def _verdict(problem: str, runs: list[dict[str, Any]], medians: dict[str, dict[i
     lines = [f"best gradient-free at {top} renders: {best_free} {goal:.3f}"]
     for label in based:
         reached = [b for b in budgets if medians[label].get(b, math.inf) <= goal]
-        trace_runs = [r for r in runs if r["contender"] == label and r["budget"] == top]
+        trace_runs = [r for r in runs if r["contender"] == label and r["budget"] == max(
+            q["budget"] for q in runs if q["contender"] == label)]
         first = []
         for r in trace_runs:
             hit = next((row[0] for row in r["trace"] if row[1] / r["initial"] <= goal), math.inf)
             first.append(hit)
         lines.append(f"  {label}: reaches it at {_median(first) if first else math.inf:.0f} renders (median over seeds"
-                     f" of its {top}-render runs); at budgets {reached or 'none'}")
+                     f" of its runs; inf: not within {trace_runs[0]['budget'] if trace_runs else 0}); "
+                     f"at budgets {reached or 'none'}")
     ahead = [b for b in budgets if all(min(medians[k].get(b, math.inf) for k in based) < v.get(b, math.inf)
                                        for k, v in medians.items() if k in GRADIENT_FREE)]
     lines.append(f"  best gradient-based ahead of every gradient-free at budgets: {ahead or 'none'}")
@@ -294,10 +312,13 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
     grid = sorted({int(x) for x in torch.logspace(0, math.log10(top), 60).tolist()})
     for axis, problem in zip(axes[0], problems):
         for label in dict.fromkeys(r["contender"] for r in runs):
-            chosen = [r for r in runs if r["problem"] == problem and r["contender"] == label and r["budget"] == top]
-            if chosen:
-                curve = [_median([_at(r, g)[0] for r in chosen]) for g in grid]
-                axis.plot(grid, curve, label=label, linestyle="--" if label in GRADIENT_FREE else "-")
+            mine = [r for r in runs if r["problem"] == problem and r["contender"] == label]
+            if mine:
+                longest = max(r["budget"] for r in mine)
+                chosen = [r for r in mine if r["budget"] == longest]
+                points = [g for g in grid if g <= longest]
+                curve = [_median([_at(r, g)[0] for r in chosen]) for g in points]
+                axis.plot(points, curve, label=label, linestyle="--" if label in GRADIENT_FREE else "-")
         axis.set(xscale="log", yscale="log", xlabel="graph renders", ylabel="best loss / initial", title=problem)
         axis.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=8)
@@ -312,6 +333,9 @@ def main() -> None:
     parser.add_argument("--contenders", help="semicolon-separated substrings of contender labels")
     parser.add_argument("--budgets", help="comma-separated graph-render budgets")
     parser.add_argument("--seeds", type=int)
+    parser.add_argument("--gradient-budget", type=int,
+                        help="renders of the gradient-based runs (default: a quarter of the largest budget, the "
+                        "issue's goal; at least the second largest)")
     parser.add_argument("--seconds", type=float, help="audio length of every problem")
     parser.add_argument("--jobs", type=int, default=1, help="processes running fits side by side")
     parser.add_argument("--save", metavar="RUNS.json", help="write every run (traces included)")
@@ -332,7 +356,8 @@ def main() -> None:
         with open(args.load, encoding="utf-8") as f:
             runs = json.load(f)
     else:
-        todo = tasks(problems, contenders, seeds, budgets, seconds)
+        gradient_budget = args.gradient_budget or max(max(budgets) // 4, sorted(budgets)[-2] if len(budgets) > 1 else 0)
+        todo = tasks(problems, contenders, seeds, budgets, gradient_budget, seconds)
         print(f"gradient-free bench: {len(todo)} fits; problems {problems}, budgets {budgets}, {seeds} seed(s), "
               f"{args.jobs} process(es)", flush=True)
         runs = []
@@ -342,10 +367,10 @@ def main() -> None:
                 print(f"  {run['problem']} {run['contender']} seed {run['seed']} budget {run['budget']}: "
                       f"x{run['final'] / run['initial']:.3f} in {run['renders']:.0f} renders, {run['seconds']:.0f} s",
                       file=sys.stderr, flush=True)
-        if args.save:
-            with open(args.save, "w", encoding="utf-8") as f:
-                json.dump(runs, f)
-    budgets = sorted({r["budget"] for r in runs})
+                if args.save:  # after every run, so that a long run stopped early keeps what it did
+                    with open(args.save, "w", encoding="utf-8") as f:
+                        json.dump(runs, f)
+    budgets = sorted(set(budgets) | {r["budget"] for r in runs})
     for line in table(runs, budgets):
         print(line)
     if args.plot:

@@ -16,10 +16,10 @@ from .console import CONSOLES, Console, ConsoleEffects, build_console
 from .latent import LatentParameters, is_black_box, is_log_scaled
 from .loop import FitResult, fit
 from .loss import SpectralLoss
-from .optimizers import OPTIMIZERS, optimise
-from .renders import RenderBudget
 from .metrics import audio_metrics, integrated_loudness, log_spectral_distance_db, snr_db
+from .optimizers import OPTIMIZERS, optimise
 from .progress import LossLog, Progress
+from .renders import RenderBudget
 from .session import INTERRUPTED, FitJob, FitOutcome, fit_console
 from .stems import Multitrack, read_multitrack
 

@@ -16,6 +16,7 @@ CMA-ES needs ``pycma`` and NGOpt ``nevergrad``: ``pip install grafx-core[optimiz
 from __future__ import annotations
 
 import time
+import warnings
 from contextlib import nullcontext
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -111,12 +112,16 @@ def _gradient_free(optimizer: str, run: Run, render: Render, loss: Loss,
     x0 = run.vector()
     sigma = float(options.get("sigma", 0.5))
     run.record(run.evaluate(render, loss, x0), x0)
-    if optimizer == "cma-es":
-        _cma(run, render, loss, x0, sigma, seed, options.get("popsize"))
-    elif optimizer == "ngopt":
-        _ngopt(run, render, loss, x0, sigma, seed)
-    else:
-        _random(run, render, loss, x0, seed)
+    with warnings.catch_warnings():
+        # Their advice about their own settings (pycma's InjectionWarning when Nevergrad drives it, Nevergrad's
+        # budget hints) is not the user's concern, and would be an error under filterwarnings=error.
+        warnings.filterwarnings("ignore", module=r"(cma|nevergrad)(\.|$)")
+        if optimizer == "cma-es":
+            _cma(run, render, loss, x0, sigma, seed, options.get("popsize"))
+        elif optimizer == "ngopt":
+            _ngopt(run, render, loss, x0, sigma, seed)
+        else:
+            _random(run, render, loss, x0, seed)
 
 
 def _candidate(run: Run, render: Render, loss: Loss, x: np.ndarray,
