@@ -14,19 +14,23 @@ random start, under the same multi-resolution STFT loss
 
 Contenders: Adam with finite differences, with SPSA and with each effect's
 default estimator; ``gauss-newton`` (Levenberg-Marquardt on the black-box
-controls with finite-difference Jacobians, Adam on the analytic rest); CMA-ES
-(pycma, default population); Nevergrad's NGOpt; random search. Budgets are
-graph renders as :class:`~grafx_core.fitting.RenderBudget` counts them
-(black-box item renders over the graph's black-box nodes). Adam and NGOpt
-depend on their budget (Adam's learning rate decays over the run, NGOpt picks
-its algorithm by budget), so they run once per budget; the others do not, so
-one run at the largest budget gives every smaller budget (the best loss seen
-within it). Printed per problem and budget: the median over seeds of the final
-loss relative to the start, the mean normalised error of the black-box controls
-against the hidden values, and seconds; then, per problem, the renders the best
-gradient-based contender needed to reach the best gradient-free contender's
-loss at the largest budget. A PNG of loss against renders is written with
-``--plot``.
+controls with finite-difference Jacobians, Adam on the analytic rest, and Adam
+on everything once it stalls); CMA-ES (pycma, default population); Nevergrad's
+NGOpt; random search. Budgets are graph renders as
+:class:`~grafx_core.fitting.RenderBudget` counts them (black-box item renders
+over the graph's black-box nodes). The issue's goal is that the best
+gradient-based contender reaches, in a quarter of the renders, what the best
+gradient-free one reaches at the largest budget; so the gradient-based
+contenders (and random search) run to a quarter of it (``--gradient-budget``),
+CMA-ES to all of it, NGOpt once per budget of 1,000 or more (it picks its
+algorithm by budget); a smaller budget's figures are read off the shortest run
+that covers it (the best loss seen within it; a conservative reading for Adam,
+whose learning rate decays over its whole run). Printed per problem and
+budget: the median over seeds of the best loss relative to the start, the mean
+normalised error of the black-box controls at that point against the hidden
+values, and seconds; then, per problem, the renders each gradient-based
+contender needed to reach the best gradient-free loss at the largest budget.
+``--plot`` writes a PNG of loss against renders.
 
 Run: ``python bench/gradient_free.py`` (smoke: the pedalboard chain, budgets
 30 and 100, one seed; a minute or two), ``--full`` (every problem, budgets 100,

@@ -8,12 +8,14 @@ the loss) is kept, and one step solves the damped Gauss-Newton system
 
     (JᵀJ + λ diag(JᵀJ)) δ = -Jᵀr
 
-in the controls' raw (unconstrained) space. A step is accepted only if the
-real loss falls; otherwise λ grows and the trust radius (the longest step, in
-raw units) shrinks, so kinked controls (a compressor's threshold) get short,
+in the controls' normalised space (``[0, 1]``, each control's range), projected
+back into it. A step is accepted only if the real loss falls; otherwise λ
+grows and the trust radius (the longest step, in normalised units) shrinks, so kinked controls (a compressor's threshold) get short,
 cautious steps and smooth ones long steps. Analytic parameters, whose
 gradients autograd gives exactly, take Adam steps in between (with the black
-boxes' controls frozen, so their estimators render nothing for them).
+boxes' controls frozen, so their estimators render nothing for them). Once
+no step has lowered the loss for a few iterations in a row, the rest of the
+run is Adam on everything, black boxes through their gradient estimators.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from ._run import Loss, Render, Run
 __all__ = ["gauss_newton", "damped_step"]
 
 _MAX_TRIALS = 4
-_MAX_RADIUS = 4.0
-_MIN_RADIUS = 1e-3
+_MAX_RADIUS = 1.0  # normalised units: the whole range
+_MIN_RADIUS = 1e-4
+_STALLED = 3  # failed iterations in a row after which the rest of the run is Adam's
+_EDGE = 1e-4  # normalised values are kept this far inside [0, 1]: within the bounds' margin, so bounds are reached
 
 
 def damped_step(jacobian: torch.Tensor, residuals: torch.Tensor, damping: float) -> torch.Tensor:
@@ -52,20 +56,26 @@ def damped_step(jacobian: torch.Tensor, residuals: torch.Tensor, damping: float)
 
 
 class _Controls:
-    """The black-box tensors of a latent as one flat vector."""
+    """The black-box tensors of a latent as one flat vector of normalised values in ``[0, 1]``.
+
+    Steps are taken in the normalised space, not the raw one the latent holds: a long raw step can
+    park a control deep in the sigmoid's flat tail, where a finite difference no longer moves it
+    (float32 controls) and it never comes back.
+    """
 
     def __init__(self, tensors: list[torch.nn.Parameter]) -> None:
         self.tensors = tensors
         self.count = sum(t.numel() for t in tensors)
 
     def get(self) -> torch.Tensor:
-        return torch.cat([t.detach().reshape(-1) for t in self.tensors]).double()
+        return torch.sigmoid(torch.cat([t.detach().reshape(-1) for t in self.tensors]).double())
 
     def set(self, vector: torch.Tensor) -> None:
+        raw = torch.logit(vector.clamp(_EDGE, 1 - _EDGE))
         offset = 0
         with torch.no_grad():
             for t in self.tensors:
-                t.copy_(vector[offset:offset + t.numel()].reshape(t.shape).to(t.dtype))
+                t.copy_(raw[offset:offset + t.numel()].reshape(t.shape).to(t.dtype))
                 offset += t.numel()
 
 
@@ -80,10 +90,10 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
     analytic = [p for p, black in zip(parameters, flags) if not black]
     if not controls.count:
         raise ValueError("--optimizer gauss-newton steps black-box controls, and this graph has none: use adam")
-    step = float(options.get("fd_step", 0.02))
+    step = float(options.get("fd_step", 0.005))
     adam_steps = int(options.get("adam_steps", controls.count)) if analytic else 0
     adam = torch.optim.Adam(analytic, lr=learning_rate) if analytic else None
-    damping, radius = 1e-2, 1.0
+    damping, radius, stalled = 1e-2, 0.25, 0
     centre: tuple[torch.Tensor, float, torch.Tensor] | None = None  # residuals, loss and mix here, while valid
     while not run.done():
         if adam is not None and adam_steps:
@@ -103,7 +113,7 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
             length = float(delta.norm())
             if length > radius:
                 delta = delta * (radius / length)
-            controls.set(x + delta)
+            controls.set((x + delta).clamp(_EDGE, 1 - _EDGE))  # a bound-constrained step: projected into range
             trial = _residuals(run, render, loss)
             if trial[1] < centre[1]:
                 centre, accepted = trial, True
@@ -114,6 +124,10 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
                 break
         if not accepted:
             controls.set(x)
+        stalled = 0 if accepted else stalled + 1
+        if stalled >= _STALLED:
+            _adam_to_the_end(run, render, loss, learning_rate)
+            centre = None
     if centre is not None and (run.best_vector is None or centre[1] < run.best_loss):
         run.record(centre[1], run.vector(), damping)
 
@@ -129,15 +143,40 @@ def _residuals(run: Run, render: Render, loss: Loss,
 
 def _jacobian(run: Run, render: Render, loss: Loss, controls: _Controls, x: torch.Tensor, residuals: torch.Tensor,
               centre: torch.Tensor, step: float) -> torch.Tensor:
-    """Forward differences: one render per control."""
+    """Forward differences (backward ones at the top of the range): one render per control."""
     columns = torch.empty(residuals.numel(), controls.count, dtype=residuals.dtype)
     for j in range(controls.count):
         moved = x.clone()
-        moved[j] += step
+        signed = step if x[j] + step <= 1 - _EDGE else -step
+        moved[j] += signed
         controls.set(moved)
-        columns[:, j] = (_residuals(run, render, loss, centre)[0] - residuals) / step
+        columns[:, j] = (_residuals(run, render, loss, centre)[0] - residuals) / signed
     controls.set(x)
     return columns
+
+
+def _adam_to_the_end(run: Run, render: Render, loss: Loss, learning_rate: float) -> None:
+    """Adam on every parameter (black boxes through their estimators) for the rest of the run.
+
+    Where Levenberg-Marquardt stalls (no step lowers the loss: a local minimum of its model, or a
+    control whose effect switches off, such as a compressor threshold above the signal), Adam's
+    momentum has been measured to keep going.
+    """
+    parameters = list(run.latent.parameters())
+    adam = torch.optim.Adam(parameters, lr=learning_rate)
+    limit = run.budget.limit
+    run.budget.next_step_exceeds()  # starts the measure of a step's cost here
+    while not run.done():
+        fraction = run.budget.renders / limit if limit else len(run.losses) / max(run.steps, 1)
+        adam.param_groups[0]["lr"] = learning_rate * 0.1 ** min(fraction, 1.0)
+        adam.zero_grad(set_to_none=True)
+        before = run.vector()
+        value = loss(render(run.latent.values()))
+        run.record(float(value), before, adam.param_groups[0]["lr"])
+        if run.done() or run.budget.next_step_exceeds():
+            break
+        value.backward()
+        adam.step()
 
 
 def _adam_steps(run: Run, render: Render, loss: Loss, adam: torch.optim.Optimizer, controls: _Controls, steps: int,

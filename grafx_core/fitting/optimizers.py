@@ -66,7 +66,7 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
         seed: seeds the stochastic optimisers.
         options: backend options: ``sigma`` (the gradient-free optimisers' initial spread in latent
             units, default 0.5), ``popsize`` (CMA-ES), ``fd_step`` (Gauss-Newton's finite-difference
-            step in raw units, default 0.02), ``adam_steps`` (Adam steps of the analytic parameters per
+            step in normalised units, default 0.005), ``adam_steps`` (Adam steps of the analytic parameters per
             Gauss-Newton iteration, default: the black-box control count).
 
     Raises:
