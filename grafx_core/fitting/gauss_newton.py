@@ -172,7 +172,7 @@ def _adam_to_the_end(run: Run, render: Render, loss: Loss, learning_rate: float)
         adam.zero_grad(set_to_none=True)
         before = run.vector()
         value = loss(render(run.latent.values()))
-        run.record(float(value), before, adam.param_groups[0]["lr"])
+        run.record(float(value.detach()), before, adam.param_groups[0]["lr"])
         if run.done() or run.budget.next_step_exceeds():
             break
         value.backward()
