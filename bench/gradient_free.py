@@ -42,6 +42,7 @@ Run: ``python bench/gradient_free.py`` (smoke: the pedalboard chain, budgets
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -96,6 +97,19 @@ class Problem:
     sources: torch.Tensor
     hidden: Any
     start: Any
+
+
+def _lv2_missing() -> str | None:
+    """Why the LV2 chain cannot run here, or ``None``."""
+    try:
+        from grafx_lv2.names import plugin_names
+        from grafx_lv2.world import world
+
+        installed = {f"lv2:{name}" for name in plugin_names(world().uris())}
+    except Exception as error:  # grafx-lv2 or liblilv missing: the reason is in the message
+        return f"grafx-lv2 unavailable ({error})"
+    missing = sorted(set(LV2_CHAIN) - installed)
+    return f"not installed: {missing} (Debian zam-plugins, dragonfly-reverb-lv2)" if missing else None
 
 
 def _chain(names: list[str]) -> Graph:
@@ -355,6 +369,13 @@ def main() -> None:
         contenders = [c for c in contenders if any(w in c for w in wanted)]
     if not args.full and not args.contenders and args.load is None:
         contenders = [c for c in contenders if c not in ("adam, SPSA", "adam, default estimators")]
+    for label, module in (("cma-es", "cma"), ("ngopt", "nevergrad")):
+        if label in contenders and importlib.util.find_spec(module) is None:
+            print(f"skipping {label}: {module} is not installed (pip install grafx-core[optimizers])")
+            contenders.remove(label)
+    if "lv2" in problems and _lv2_missing():
+        print(f"skipping the LV2 chain: {_lv2_missing()}")
+        problems.remove("lv2")
     seconds = {p: args.seconds or {"lv2": 0.5, "pedalboard": 0.5, "console": 1.0}[p] for p in problems}
     if args.load:
         with open(args.load, encoding="utf-8") as f:
