@@ -336,7 +336,11 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
                 chosen = [r for r in mine if r["budget"] == longest]
                 points = [g for g in grid if g <= longest]
                 curve = [_median([_at(r, g)[0] for r in chosen]) for g in points]
-                axis.plot(points, curve, label=label, linestyle="--" if label in GRADIENT_FREE else "-")
+                colour = f"C{list(CONTENDERS).index(label)}"
+                axis.plot(points, curve, label=label, color=colour, linestyle="--" if label in GRADIENT_FREE else "-")
+                ends = sorted({r["budget"] for r in mine})  # each run's final loss, at its budget
+                axis.plot(ends, [_median([r["final"] / r["initial"] for r in mine if r["budget"] == b]) for b in ends],
+                          "o", color=colour, markersize=4)
         axis.set(xscale="log", yscale="log", xlabel="graph renders", ylabel="best loss / initial", title=problem)
         axis.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=8)
