@@ -385,7 +385,9 @@ def main() -> None:
         with open(args.load, encoding="utf-8") as f:
             runs = json.load(f)
     else:
-        gradient_budget = args.gradient_budget or max(max(budgets) // 4, sorted(budgets)[-2] if len(budgets) > 1 else 0)
+        smoke = not args.full and not args.budgets
+        gradient_budget = args.gradient_budget or (max(budgets) if smoke else max(
+            max(budgets) // 4, sorted(budgets)[-2] if len(budgets) > 1 else 0))
         todo = tasks(problems, contenders, seeds, budgets, gradient_budget, seconds)
         print(f"gradient-free bench: {len(todo)} fits; problems {problems}, budgets {budgets}, {seeds} seed(s), "
               f"{args.jobs} process(es)", flush=True)
