@@ -28,6 +28,8 @@ from .errors import (
     UnknownNodeTypeError,
 )
 from .blackbox import BlackBoxProcessor, ParameterSpec, RayRunner
+from .control import CONTROL_SCALES, Control
+from .description import ProcessorDescription, describe
 from .drawing import draw_graph
 from .estimators import (
     SPSA,
@@ -46,6 +48,7 @@ from .estimators import (
 )
 from .graph import BUILTIN_TYPES, Edge, Graph, Node, disjoint_union
 from .hookspecs import hookimpl
+from .native_code import NativeCodeError, allow_plugin_folders, allowed_plugin_folders, check_plugin_path
 from .parameter_file import load_parameters, save_parameters
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
 from .plan import CPU_TILE_BYTES, NodeAux, RenderPlan, compile_render
@@ -61,9 +64,13 @@ from .processor import (
 )
 from .registry import (
     Registry,
+    get_console,
     get_estimator,
+    get_exporter,
     get_processor,
+    list_consoles,
     list_estimators,
+    list_exporters,
     list_plugins,
     list_processors,
     plugin_failures,
@@ -71,7 +78,7 @@ from .registry import (
 )
 from .render import render
 from .schedule import SCHEDULING_METHODS, Stage, render_order
-from .specs import EstimatorSpec, ProcessorSpec
+from .specs import ConsoleSpec, EstimatorSpec, ExporterSpec, ProcessorSpec
 from .structure import GATE_PARAMETER, Gated, gate_processors, gate_values, prune
 from .wavfile import read_wav, write_wav
 
@@ -108,6 +115,10 @@ __all__ = [
     "prune",
     # processors and plugins
     "Processor",
+    "Control",
+    "CONTROL_SCALES",
+    "describe",
+    "ProcessorDescription",
     "GRADIENT_KINDS",
     "inlet_names",
     "outlet_names",
@@ -116,6 +127,8 @@ __all__ = [
     "parameter_ranges",
     "ProcessorSpec",
     "EstimatorSpec",
+    "ConsoleSpec",
+    "ExporterSpec",
     "hookimpl",
     # plugin registry
     "get_processor",
@@ -125,7 +138,14 @@ __all__ = [
     "list_plugins",
     "plugin_failures",
     "processors_for_graph",
+    "list_consoles",
+    "get_console",
+    "list_exporters",
+    "get_exporter",
     "Registry",
+    "allow_plugin_folders",
+    "allowed_plugin_folders",
+    "check_plugin_path",
     # black boxes and gradient estimators
     "BlackBoxProcessor",
     "ParameterSpec",
@@ -174,6 +194,7 @@ __all__ = [
     "BlackBoxTimeoutError",
     "BlackBoxWorkerError",
     "NondeterministicEffectError",
+    "NativeCodeError",
     "PredictorError",
     "AudioFileError",
     "OptionalDependencyError",
