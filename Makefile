@@ -10,6 +10,8 @@ STAMP := $(VENV)/.installed
 # ray (runner="ray") is ~250 MB and 13 s to install: the suite and the benchmarks
 # get it, the demo does not need it.
 RAY_STAMP := $(VENV)/.installed-ray
+# pycma and Nevergrad (--optimizer cma-es|ngopt) for the suite and bench/gradient_free.py.
+OPTIMIZERS_STAMP := $(VENV)/.installed-optimizers
 PACKAGES := -e '.[test,plot,docs]' $(patsubst %/pyproject.toml,-e %,$(wildcard plugins/*/pyproject.toml examples/*/pyproject.toml))
 # Debian packages the plugins' tests and the demo use: the LV2 host library and plug-ins (grafx-lv2),
 # recorded instruments for test material (sox makes target mixes of the sonic-pi loops and alsa-utils
@@ -17,7 +19,7 @@ PACKAGES := -e '.[test,plot,docs]' $(patsubst %/pyproject.toml,-e %,$(wildcard p
 # Installed by `make system-packages` when root.
 APT_PACKAGES ?= liblilv-0-0 lsp-plugins-lv2 x42-plugins calf-plugins dpf-plugins-lv2 \
 	fluidsynth fluid-soundfont-gm hydrogen-drumkits gcc libc6-dev ardour ardour-lv2-plugins \
-	sox libsox-fmt-all sonic-pi-samples alsa-utils
+	zam-plugins dragonfly-reverb-lv2 sox libsox-fmt-all sonic-pi-samples alsa-utils
 
 .PHONY: install system-packages demo test bench docs clean gpu-wheels gpu-check
 
@@ -40,13 +42,17 @@ $(RAY_STAMP): $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check $(TORCH) -e '.[ray]'
 	touch $@
 
+$(OPTIMIZERS_STAMP): $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH) -e '.[optimizers]'
+	touch $@
+
 install: $(STAMP)
 
 # --force: the demo replaces its own earlier results in its output folder.
 demo: system-packages $(STAMP)
 	$(VENV)/bin/grafx-core demo --force $(ARGS)
 
-test: system-packages $(RAY_STAMP)
+test: system-packages $(RAY_STAMP) $(OPTIMIZERS_STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
 # The prepared command for a CUDA machine (bench/gpu_check.py). Such a machine usually has a CUDA
@@ -76,7 +82,7 @@ gpu-check:
 docs: $(STAMP)
 	$(PY) -m sphinx -W -q -b html docs docs/_build/html
 
-bench: $(RAY_STAMP)
+bench: system-packages $(RAY_STAMP) $(OPTIMIZERS_STAMP)
 	for f in bench/[!_]*.py; do $(PY) $$f || exit 1; done
 
 clean:

@@ -126,6 +126,27 @@ class TorchTarget(RenderTarget):
     def step_scale(self, params: torch.Tensor) -> torch.Tensor:
         return params.to(torch.float64).abs().clamp(min=1.0)
 
+    def distance(self, params: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Over the declared range's span (log-aware; ``parameter_ranges()``); ``max(|r|, 1)`` elsewhere."""
+        out = super().distance(params, reference)
+        ranges = parameter_ranges(self.module)
+        start = 0
+        for path, shape in self.layout:
+            size = math.prod(shape)
+            found: Any = ranges
+            for key in path:
+                found = found.get(key) if isinstance(found, Mapping) else None
+            if isinstance(found, ParameterRange) and found.high > found.low:
+                now, then = params[:, start:start + size].double(), reference[:, start:start + size].double()
+                if found.scale == "log" and found.low > 0:
+                    floor = found.low
+                    gap = (now.clamp(min=floor).log() - then.clamp(min=floor).log()).abs()
+                    out[:, start:start + size] = gap / math.log(found.high / found.low)
+                else:
+                    out[:, start:start + size] = (now - then).abs() / (found.high - found.low)
+            start += size
+        return out
+
     def random_rows(self, params: torch.Tensor, rng: Any) -> torch.Tensor | None:
         """Declared ranges (``parameter_ranges()``): uniform in their middle 80% (log-uniform on log scales).
 

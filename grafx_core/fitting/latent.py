@@ -89,6 +89,10 @@ class LatentParameters(nn.Module):
         return {t: {name: _from_latent(name, p, self._black_box[t]) for name, p in latent.items()}
                 for t, latent in zip(self._types, self.latent)}
 
+    def black_box_flags(self) -> list[bool]:
+        """Per tensor of :meth:`parameters`, in its order: whether it holds black-box controls."""
+        return [self._black_box[t] for t, latent in zip(self._types, self.latent) for _ in latent.values()]
+
     def detached(self) -> nn.ModuleDict:
         """The current values as a fresh ``nn.ModuleDict`` of ``nn.ParameterDict`` (to save or render)."""
         # Escaping containers: a plug-in's control may be named like a container method (``clear``, ``type``).

@@ -30,6 +30,7 @@ class FitResult:
         stopped: ``"completed"`` (every step), ``"converged"`` (early
             stopping), ``"time"`` (the time budget was spent) or ``"interrupted"`` (Ctrl-C).
         best_step: the step whose parameters were kept (``steps`` for those after the last update).
+        renders: graph renders the fit paid for, when counted (see :class:`~grafx_core.fitting.RenderBudget`).
     """
 
     losses: list[float]
@@ -37,6 +38,7 @@ class FitResult:
     steps: int
     stopped: StopReason
     best_step: int
+    renders: float | None = None
 
     @property
     def initial_loss(self) -> float:
@@ -52,7 +54,8 @@ class FitResult:
 def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParameters,
         loss: Callable[[torch.Tensor], torch.Tensor], steps: int, learning_rate: float = 0.05,
         progress: Progress | None = None, *, patience: int | None = None, min_improvement: float = 1e-3,
-        log: LossLog | None = None, seconds: float | None = None) -> FitResult:
+        log: LossLog | None = None, stop: Callable[[], bool] | None = None,
+        seconds: float | None = None) -> FitResult:
     """Gradient descent (Adam, learning rate decaying tenfold over the run) on ``loss(render(values))``.
 
     ``latent`` ends holding the best parameters seen. A ``KeyboardInterrupt``
@@ -75,6 +78,7 @@ def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParam
         log: receives one row per step.
         seconds: a wall-clock budget for the steps (``None``: none); the fit then
             ends with ``stopped="time"`` when it is spent.
+        stop: asked after each step; ``True`` ends the fit there (a render budget spent).
 
     Raises:
         FloatingPointError: the loss became NaN or infinite.
@@ -85,6 +89,7 @@ def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParam
     bests: list[float] = []  # the best loss after each step, for early stopping
     best_loss, best_step, best_state = float("inf"), 0, None
     stopped: StopReason = "completed"
+    budget_spent = False  # a render budget's last render is spent: the final update stays unevaluated
     start = time.perf_counter()
     try:
         for step in range(steps):
@@ -113,12 +118,15 @@ def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParam
             if progress is not None:
                 elapsed = time.perf_counter() - start
                 progress.update(step + 1, current, losses[0], elapsed / (step + 1), _time_left(elapsed, seconds))
+            if stop is not None and stop():
+                budget_spent = True
+                break
     except KeyboardInterrupt:
         stopped = "interrupted"
     taken = len(losses)
     elapsed = time.perf_counter() - start
     final, kept = best_loss, best_step
-    if stopped in ("completed", "time") and taken > 0:  # the last update has not been evaluated yet
+    if stopped in ("completed", "time") and taken > 0 and not budget_spent:  # the last update is not evaluated yet
         with torch.no_grad():
             last = loss(render(latent.values())).item()
         if last <= best_loss:
