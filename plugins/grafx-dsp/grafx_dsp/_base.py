@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Union
 
 import torch
-from grafx_core import ParameterError, ParameterRange, Processor, accepted_channels
+from grafx_core import Control, ParameterError, ParameterRange, Processor, accepted_channels
 
 from ._ranges import Range, soft_limit
 from .errors import ChannelCountError
@@ -60,6 +60,15 @@ class DSPProcessor(Processor):
         """Each parameter's documented range ``[low, high]``, its unit (from
         the name's suffix) and scale; values outside are soft-limited."""
         return {name: ParameterRange(bounds.low, bounds.high, unit_of(name), bounds.scale)
+                for name, bounds in self.ranges.items()}
+
+    def controls(self) -> dict[str, Control]:
+        """Each parameter as a :class:`~grafx_core.Control`: its range, unit, scale, default
+        (row 0 of :meth:`default_parameters`) and whether it may move (``Range.time_varying``)."""
+        defaults = self.default_parameters(1, dtype=torch.float64)
+        return {name: Control(shape=bounds.shape, low=bounds.low, high=bounds.high, unit=unit_of(name),
+                              scale=bounds.scale, default=tuple(defaults[name][0].flatten().tolist()),
+                              time_varying=bounds.time_varying)
                 for name, bounds in self.ranges.items()}
 
     def check_channels(self, *signals: torch.Tensor) -> None:
@@ -136,12 +145,19 @@ def default_parameters(
 def per_node(value: Number, like: torch.Tensor, trailing: int = 2) -> torch.Tensor:
     """``value`` as a tensor ``[nodes or 1, 1, ..., 1]`` that broadcasts against ``like``.
 
+    A moving scalar control, ``[nodes, 1, samples]`` (a curve the engine
+    expanded), becomes ``[nodes, 1, ..., 1, samples]``: its last axis lines up
+    with ``like``'s samples.
+
     Args:
-        value: a float, a 0-d tensor, or a tensor ``[nodes]`` or ``[nodes, 1]``.
+        value: a float, a 0-d tensor, a tensor ``[nodes]`` or ``[nodes, 1]``,
+            or a curve ``[nodes, 1, samples]``.
         like: tensor whose dtype and device the result takes.
         trailing: number of singleton dimensions after the node dimension.
     """
     tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    if tensor.dim() == 3:
+        return tensor.reshape(tensor.shape[0], *([1] * (trailing - 1)), tensor.shape[-1])
     return tensor.reshape(-1, *([1] * trailing))
 
 
