@@ -29,6 +29,7 @@ from .errors import (
 )
 from .blackbox import BlackBoxProcessor, ParameterSpec, RayRunner
 from .control import CONTROL_SCALES, Control
+from .curves import curve_frames, curve_to_samples
 from .description import ProcessorDescription, describe
 from .drawing import draw_graph
 from .estimators import (
@@ -93,6 +94,8 @@ __all__ = [
     # rendering
     "render",
     "compile_render",
+    "curve_frames",
+    "curve_to_samples",
     "RenderPlan",
     "CPU_TILE_BYTES",
     "NodeAux",
