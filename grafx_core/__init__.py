@@ -49,7 +49,7 @@ from .estimators import (
 )
 from .graph import BUILTIN_TYPES, Edge, Graph, Node, disjoint_union
 from .hookspecs import hookimpl
-from .parameter_file import load_parameters, save_parameters
+from .parameter_file import load_control_hop, load_parameters, save_parameters
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
 from .plan import CPU_TILE_BYTES, NodeAux, RenderPlan, compile_render
 from .predictor import ParameterPredictor, PredictorTrainer, multi_resolution_stft_loss
@@ -159,6 +159,7 @@ __all__ = [
     # files and drawings
     "save_parameters",
     "load_parameters",
+    "load_control_hop",
     "read_wav",
     "write_wav",
     "draw_graph",

@@ -116,3 +116,38 @@ def test_a_curve_without_a_control_rate_and_a_rate_that_cannot_be_honoured_are_r
     for hop in (0, 2.5, True, -4):
         with pytest.raises(ValueError, match="control_hop must be a positive int"):
             compile_render(fader_graph(), {"fader": Fader()}, control_hop=hop)
+
+
+def test_parameter_files_keep_curves_and_their_hop_and_render_renders_them(tmp_path, capsys):
+    import grafx_core.registry as registry_module
+    from grafx_core.cli import main
+    from grafx_core.parameter_file import load_control_hop, load_parameters, save_parameters
+    from grafx_core.registry import Registry
+    from grafx_core.wavfile import read_wav, write_wav
+
+    previous = registry_module.set_default_registry(Registry(environ={"GRAFX_CORE_PLUGINS": "dsp"}))
+    try:
+        g = Graph()
+        g.connect(g.add("in", "track"), g.add("dsp:stereo_gain", "fader"))
+        g.connect(g.nodes_of_type("dsp:stereo_gain")[0], g.add("out", "mix"))
+        g.save(tmp_path / "g.json")
+        source = torch.randn(1, 2, 4000, generator=torch.Generator().manual_seed(4)) * 0.2
+        write_wav(tmp_path / "s.wav", source[0], 22050)
+        frames = curve_frames(4000, 256)
+        params = {"dsp:stereo_gain": {"gain_db": torch.linspace(-12.0, 6.0, frames).reshape(1, 1, frames),
+                                      "pan": torch.tensor([[0.25]])}}
+        save_parameters(params, tmp_path / "p.json", control_hop=256)
+        loaded = load_parameters(tmp_path / "p.json")
+        assert load_control_hop(tmp_path / "p.json") == 256
+        assert torch.equal(loaded["dsp:stereo_gain"]["gain_db"], params["dsp:stereo_gain"]["gain_db"])
+        assert main(["render", str(tmp_path / "g.json"), "-s", str(tmp_path / "s.wav"), "-p", str(tmp_path / "p.json"),
+                     "-o", str(tmp_path / "y.wav")]) == 0
+        from grafx_dsp import StereoGain
+        expected, _ = render(g, {"dsp:stereo_gain": StereoGain(22050)}, params, source, control_hop=256)
+        written, _ = read_wav(tmp_path / "y.wav")
+        assert torch.equal(written, expected[0])
+        assert main(["render", str(tmp_path / "g.json"), "-s", str(tmp_path / "s.wav"), "-p", str(tmp_path / "p.json"),
+                     "-o", str(tmp_path / "z.wav"), "--control-hop", "128"]) != 0
+        assert "control hop of 256 samples, but --control-hop 128 was given" in capsys.readouterr().err
+    finally:
+        registry_module.set_default_registry(previous)
