@@ -29,6 +29,7 @@ from ..parameters import create_empty_parameters
 from ..plan import compile_render
 from ..render import render
 from ..wavfile import write_wav
+from .automation import Automation, SmoothCurves, automation_report, plot_curves, to_curves
 from .latent import LatentParameters
 from .loop import FitResult, fit
 from .loss import SpectralLoss
@@ -70,6 +71,7 @@ class FitJob:
         title: names the console in plots.
         notes: lines about how the inputs were conformed (printed and reported).
         settings: JSON-ready options for the report.
+        automation: controls to fit as smooth curves (``None``: every control is one value).
     """
 
     names: list[str]
@@ -94,6 +96,7 @@ class FitJob:
     title: str = "console"
     notes: list[str] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    automation: Automation | None = None
 
 
 @dataclass
@@ -149,7 +152,9 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     began = time.perf_counter()
     device = torch.device(job.device)
     graph, processors = job.graph, job.processors
-    plan = compile_render(graph, processors)
+    automation, samples = job.automation, job.target.shape[-1]
+    hop = automation.hop if automation is not None else None
+    plan = compile_render(graph, processors, control_hop=hop)
     counts = {t: len(graph.nodes_of_type(t)) for t in graph.processor_types()}
     seconds = job.target.shape[-1] / job.sample_rate
     print(f"{len(job.names)} stems ({', '.join(job.names)}), {seconds:.2f} s at {job.sample_rate} Hz, on {device}",
@@ -175,22 +180,25 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
 
     start = job.start if job.start is not None else create_empty_parameters(graph, processors)
     start = {t: {k: v.detach().to(device) for k, v in p.items()} for t, p in start.items()}
-    save_parameters(start, path("initial.params.json"))
+    if automation is not None:
+        start = to_curves(start, processors, automation.controls, samples, automation.hop)
+    save_parameters(start, path("initial.params.json"), control_hop=hop)
     if job.hidden is not None:
-        save_parameters(job.hidden, path("hidden.params.json"))
+        save_parameters(job.hidden, path("hidden.params.json"), control_hop=hop)
     sources, target = job.stems.to(device), job.target.to(device)
     with torch.no_grad():
         initial_mix = plan(start, sources)[0][0]
     loss = SpectralLoss(target)
     latent = LatentParameters(start, processors)
+    objective = loss if automation is None else SmoothCurves(loss, latent, automation.controls, automation.smoothness)
     log = LossLog(path("loss.csv"))
     try:
-        result = fit(lambda p: plan(p, sources)[0][0], latent, loss, job.steps, job.learning_rate,
+        result = fit(lambda p: plan(p, sources)[0][0], latent, objective, job.steps, job.learning_rate,
                      Progress(job.steps, progress_stream), patience=job.patience, log=log)
     finally:
         log.close()
     fitted_params = latent.detached()
-    save_parameters(fitted_params, path("fitted.params.json"))
+    save_parameters(fitted_params, path("fitted.params.json"), control_hop=hop)
     if result.stopped == "interrupted":
         return _interrupted(job, result, files, path, out, began)
 
@@ -207,7 +215,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     # thread count its printed command names, since FFTs and sums may round differently on other counts.
     fitted = load_parameters(files["fitted.params.json"], device=device)
     with torch.no_grad(), torch_threads(render_threads):
-        fitted_mix = render(graph, processors, fitted, sources)[0][0]
+        fitted_mix = render(graph, processors, fitted, sources, control_hop=hop)[0][0]
     mixes = {"target": target, "initial": initial_mix, "fitted": fitted_mix}
     write_wav(path("initial.wav"), initial_mix, job.sample_rate)
     write_wav(path("fitted.wav"), fitted_mix, job.sample_rate)
@@ -227,6 +235,9 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     labelled = {"initial": start, "fitted": fitted}
     if job.hidden is not None:
         labelled = {"hidden": job.hidden, **labelled}
+    if automation is not None:  # hidden values may be constants or curves at another rate: compare like with like
+        labelled = {label: to_curves(p, processors, automation.controls, samples, automation.hop)
+                    for label, p in labelled.items()}
     values = {label: natural_parameters(processors, p) for label, p in labelled.items()}
     report: dict[str, Any] = {
         "settings": {**job.settings, "device": str(device), "sample_rate": job.sample_rate, "stems": job.names},
@@ -247,6 +258,9 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     if job.hidden is not None:
         report["errors_by_type"] = {"initial": errors_by_type(processors, values["hidden"], values["initial"]),
                                     "fitted": errors_by_type(processors, values["hidden"], values["fitted"])}
+    if automation is not None:
+        report["automation"] = automation_report(graph, processors, automation, labelled, samples, job.sample_rate)
+        plot_curves(path("automation.png"), report["automation"], f"{job.title}: automated controls")
     if pruned is not None:
         report["prune"] = _save_pruned(pruned, job, path)
     report["time"]["total_seconds"] = time.perf_counter() - began
