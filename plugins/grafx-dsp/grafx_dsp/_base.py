@@ -110,10 +110,20 @@ class DSPProcessor(Processor):
                 f"{bad[0] if bad else 0}; expected a finite value (documented range "
                 f"[{self.ranges[name].low:g}, {self.ranges[name].high:g}])"
             )
-        return soft_limit(value, self.ranges[name])
+        bounds = self.ranges[name]
+        if value.dim() == 3 and _inside(value.detach(), bounds):
+            # A curve inside its range: the soft limit is the identity there (value and gradient), and
+            # its sigmoids over every sample cost more than the processor's own arithmetic.
+            return value
+        return soft_limit(value, bounds)
 
     def extra_repr(self) -> str:
         return f"sample_rate={self.sample_rate:g}"
+
+
+def _inside(value: torch.Tensor, bounds: Range) -> bool:
+    low, high = value.aminmax()
+    return bool((low >= bounds.low) & (high <= bounds.high))
 
 
 def default_parameters(
