@@ -28,7 +28,7 @@ from ..graph import Graph
 from .latent import LatentParameters
 
 __all__ = ["AUTOMATION_GROUPS", "Automation", "select_controls", "to_curves", "SmoothCurves", "automation_report",
-           "plot_curves", "DEFAULT_FIT_HOP", "DEFAULT_SMOOTHNESS"]
+           "automation_lines", "plot_curves", "DEFAULT_FIT_HOP", "DEFAULT_SMOOTHNESS"]
 
 AUTOMATION_GROUPS: dict[str, tuple[str, str]] = {
     "fader": ("_fader", "gain_db"),
@@ -220,6 +220,20 @@ def automation_report(graph: Graph, processors: Mapping[str, Any], automation: A
                 record["max_error"] = float((curves["fitted"] - curves["hidden"]).abs().max())
             records.append(record)
     return records
+
+
+def automation_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Summary lines: each automated node's fitted range and, where a hidden curve moves, the correlation."""
+    lines = []
+    for record in records:
+        fitted = record["fitted"][0]
+        line = (f"  {record['node']} {record['control']}: {min(fitted):.2f} .. {max(fitted):.2f} "
+                f"over {len(fitted)} frames")
+        correlation = (record.get("correlation") or [None])[0]
+        if correlation is not None:
+            line += f", correlation with the hidden curve {correlation:.3f}"
+        lines.append(line)
+    return lines
 
 
 def plot_curves(path: str | os.PathLike[str], records: Sequence[Mapping[str, Any]], title: str = "automation") -> None:

@@ -29,7 +29,7 @@ from ..parameters import create_empty_parameters
 from ..plan import compile_render
 from ..render import render
 from ..wavfile import write_wav
-from .automation import Automation, SmoothCurves, automation_report, plot_curves, to_curves
+from .automation import Automation, SmoothCurves, automation_lines, automation_report, plot_curves, to_curves
 from .latent import LatentParameters
 from .loop import FitResult, fit
 from .loss import SpectralLoss
@@ -266,6 +266,10 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     report["time"]["total_seconds"] = time.perf_counter() - began
     with open(path("report.json"), "w", encoding="utf-8") as f:
         json.dump(_clean(report), f, indent=1)
+    if automation is not None:
+        print("automated controls (automation.png):", file=out)
+        for line in automation_lines(report["automation"]):
+            print(line, file=out)
     _summary(job, result, report, counts, pruned, warnings, command, out)
     return FitOutcome(0, result, report, files, command, pruned)
 
