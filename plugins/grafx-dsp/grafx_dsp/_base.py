@@ -66,9 +66,7 @@ class DSPProcessor(Processor):
         """Each parameter as a :class:`~grafx_core.Control`: its range, unit, scale, default
         (row 0 of :meth:`default_parameters`) and whether it may move (``Range.time_varying``)."""
         defaults = self.default_parameters(1, dtype=torch.float64)
-        return {name: Control(shape=bounds.shape, low=bounds.low, high=bounds.high, unit=unit_of(name),
-                              scale=bounds.scale, default=tuple(defaults[name][0].flatten().tolist()),
-                              time_varying=bounds.time_varying)
+        return {name: _control(name, bounds, tuple(defaults[name][0].flatten().tolist()))
                 for name, bounds in self.ranges.items()}
 
     def check_channels(self, *signals: torch.Tensor) -> None:
@@ -119,6 +117,16 @@ class DSPProcessor(Processor):
 
     def extra_repr(self) -> str:
         return f"sample_rate={self.sample_rate:g}"
+
+
+def _control(name: str, bounds: Range, default: tuple[float, ...]) -> Control:
+    try:
+        return Control(shape=bounds.shape, low=bounds.low, high=bounds.high, unit=unit_of(name), scale=bounds.scale,
+                       default=default, time_varying=bounds.time_varying)
+    except ValueError:
+        # A default beyond the range (a long multitap delay's last taps): the default is what a node
+        # starts from, the range only advice, as the legacy description reads it.
+        return Control(shape=bounds.shape, unit=unit_of(name), default=default, time_varying=bounds.time_varying)
 
 
 def _inside(value: torch.Tensor, bounds: Range) -> bool:
