@@ -14,6 +14,14 @@
    controls are fitted too, from their hidden values): the correlation of
    the fitted and hidden curves in dB, and the fitted mix's SNR.
 
+4. Automated black-box controls (a pedalboard reverb's wet level, a pedalboard
+   compressor's threshold), one frame per 512 samples, the squared error to
+   the render of another ride as the loss: the knot estimate's
+   gradient (central differences along 8 hat functions: 16 renders per
+   control) against central differences per frame (2 renders per frame),
+   compared along the knots (what the estimate claims) and per frame (what
+   it cannot see). The LV2 host does not take automated controls yet.
+
 Run with no arguments for a short run (4 tracks, 2 s); --tracks, --seconds,
 --steps for larger ones. Timings on a loaded machine are noisy: read ratios.
 """
@@ -31,7 +39,7 @@ import torch
 sys.path.insert(0, __import__("os").path.dirname(__file__))
 from _timing import best  # noqa: E402
 
-from grafx_core import compile_render, curve_frames, describe  # noqa: E402
+from grafx_core import compile_render, curve_frames, curve_to_samples, describe  # noqa: E402
 from grafx_core.commands._processors import build_processors  # noqa: E402
 from grafx_core.demo.draws import draw_parameters  # noqa: E402
 from grafx_core.demo.multitrack import synthesise_multitrack  # noqa: E402
@@ -119,6 +127,51 @@ def ride(names, built, processors, hidden, audio, steps: int) -> None:
           + f" (aim >= 0.95); fitted mix SNR {snr:.1f} dB (aim >= 25 dB)")
 
 
+def black_box(audio) -> None:
+    from grafx_core.blackbox.moving import hat_functions
+    from grafx_pedalboard.processor import pedalboard_processor
+
+    samples, hop = audio.shape[-1], 512
+    x = audio[:1]
+    for effect, control, low, high in (("reverb", "wet_level", 0.1, 0.5), ("compressor", "threshold_db", -30.0, -10.0)):
+        bb = pedalboard_processor(effect, sample_rate=RATE)
+        spec = bb.specs[[s.name for s in bb.specs].index(control)]
+        base = {k: torch.full((1, 1), float(v)) for k, v in bb.default_parameters().items()}
+        frames = curve_frames(samples, hop)
+        ride = low + (high - low) * 0.5 * (1 - torch.cos(torch.linspace(0, 3.0, frames, dtype=torch.float64)))
+        curve = spec.to_raw(ride).float().reshape(1, 1, frames)
+
+        def output(curve_frames_: torch.Tensor) -> torch.Tensor:
+            return bb(x, **dict(base, **{control: curve_to_samples(curve_frames_, samples, hop)}))
+
+        hidden = spec.to_raw(low + (high - low) * torch.linspace(0.0, 1.0, frames, dtype=torch.float64))
+        with torch.no_grad():
+            target = output(hidden.float().reshape(1, 1, frames))
+
+        def loss(curve_frames_: torch.Tensor) -> torch.Tensor:  # a fit's: squared error to another ride's render
+            return (output(curve_frames_) - target).square().sum()
+
+        leaf = curve.clone().requires_grad_()
+        loss(leaf).backward()
+        estimate = leaf.grad[0, 0].double()
+        reference = torch.zeros(frames, dtype=torch.float64)
+        step = 4e-3
+        with torch.no_grad():
+            for j in range(frames):
+                plus, minus = curve.clone(), curve.clone()
+                plus[..., j] += step
+                minus[..., j] -= step
+                reference[j] = (loss(plus) - loss(minus)).double() / (2 * step)
+        blocks = -(-samples // bb.control_block)
+        hats = hat_functions(blocks, bb.knots)
+        along = (lambda g: hats @ g[:blocks])
+        cos = (lambda a, b: float((a * b).sum() / (a.norm() * b.norm())))
+        print(f"4. pedalboard:{effect} {control} automated ({frames} frames): gradient cosine along the "
+              f"{bb.knots} knots {cos(along(estimate), along(reference)):.3f} (aim >= 0.9), per frame "
+              f"{cos(estimate, reference):.3f}; cost {2 * bb.knots} renders per control (reference: "
+              f"{2 * frames})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracks", type=int, default=4)
@@ -132,6 +185,7 @@ def main() -> None:
     cost(built, processors, hidden, audio, args.repeats)
     constant_curves(built, processors, hidden, audio)
     ride(names, built, processors, hidden, audio, args.steps)
+    black_box(audio)
 
 
 if __name__ == "__main__":
