@@ -15,12 +15,13 @@
    the fitted and hidden curves in dB, and the fitted mix's SNR.
 
 4. Automated black-box controls (a pedalboard reverb's wet level, a pedalboard
-   compressor's threshold), one frame per 512 samples, the squared error to
+   compressor's threshold, an LSP LV2 compressor's threshold), one frame per
+   block the effect sees (512 samples, 1024 for LV2), the squared error to
    the render of another ride as the loss: the knot estimate's
    gradient (central differences along 8 hat functions: 16 renders per
    control) against central differences per frame (2 renders per frame),
    compared along the knots (what the estimate claims) and per frame (what
-   it cannot see). The LV2 host does not take automated controls yet.
+   it cannot see).
 
 Run with no arguments for a short run (4 tracks, 2 s); --tracks, --seconds,
 --steps for larger ones. Timings on a loaded machine are noisy: read ratios.
@@ -131,10 +132,21 @@ def black_box(audio) -> None:
     from grafx_core.blackbox.moving import hat_functions
     from grafx_pedalboard.processor import pedalboard_processor
 
-    samples, hop = audio.shape[-1], 512
+    samples = audio.shape[-1]
     x = audio[:1]
-    for effect, control, low, high in (("reverb", "wet_level", 0.1, 0.5), ("compressor", "threshold_db", -30.0, -10.0)):
-        bb = pedalboard_processor(effect, sample_rate=RATE)
+    cases = [("pedalboard:reverb", lambda: pedalboard_processor("reverb", sample_rate=RATE), "wet_level", 0.1, 0.5),
+             ("pedalboard:compressor", lambda: pedalboard_processor("compressor", sample_rate=RATE), "threshold_db",
+              -30.0, -10.0)]
+    try:
+        from grafx_lv2 import lv2_processor
+        lv2_processor("lsp_compressor_stereo", include=["al"], workers=1)
+        cases.append(("lv2:lsp_compressor_stereo", lambda: lv2_processor("lsp_compressor_stereo", include=["al"],
+                                                                          workers=1), "al", 0.03, 0.3))
+    except Exception as exc:  # liblilv or the plug-in missing: say so, measure the rest
+        print(f"4. (LV2 compressor skipped: {exc})")
+    for effect, make, control, low, high in cases:
+        bb = make()
+        hop = bb.control_block  # one frame per block the effect sees
         spec = bb.specs[[s.name for s in bb.specs].index(control)]
         base = {k: torch.full((1, 1), float(v)) for k, v in bb.default_parameters().items()}
         frames = curve_frames(samples, hop)
@@ -166,7 +178,7 @@ def black_box(audio) -> None:
         hats = hat_functions(blocks, bb.knots)
         along = (lambda g: hats @ g[:blocks])
         cos = (lambda a, b: float((a * b).sum() / (a.norm() * b.norm())))
-        print(f"4. pedalboard:{effect} {control} automated ({frames} frames): gradient cosine along the "
+        print(f"4. {effect} {control} automated ({frames} frames, hop {hop}): gradient cosine along the "
               f"{bb.knots} knots {cos(along(estimate), along(reference)):.3f} (aim >= 0.9), per frame "
               f"{cos(estimate, reference):.3f}; cost {2 * bb.knots} renders per control (reference: "
               f"{2 * frames})")
