@@ -71,12 +71,12 @@ def test_a_hidden_fader_ride_is_fitted_as_curves_reported_and_plotted(ride_fit):
 @pytest.mark.parametrize("words, message", [
     (["nonsense"], "--automate 'nonsense': not one of"),
     (["dsp:compressor.ratio"], "does not let 'ratio' move"),
+    (["--console", "pedalboard", "--automate", "thresholds"], "pedalboard:compressor is a black box"),
 ])
 def test_automating_what_cannot_move_is_one_line(ride_fit, tmp_path, capsys, words, message):
     _, names, out, _ = ride_fit
     stems = sorted(str(p) for p in (out / "sources").iterdir())
     arguments = ["fit", *stems, "--target", str(out / "target.wav"), "-o", str(tmp_path / "x"), "--steps", "1"]
-    for word in words:
-        arguments += ["--automate", word]
+    arguments += words if words[0].startswith("--") else [a for word in words for a in ("--automate", word)]
     assert main(arguments) != 0
     assert message in capsys.readouterr().err

@@ -25,7 +25,7 @@ from ..curves import curve_frames, curve_to_samples
 from ..description import describe
 from ..errors import GrafxError
 from ..graph import Graph
-from .latent import LatentParameters
+from .latent import LatentParameters, is_black_box
 
 __all__ = ["AUTOMATION_GROUPS", "Automation", "select_controls", "to_curves", "SmoothCurves", "automation_report",
            "automation_lines", "plot_curves", "DEFAULT_FIT_HOP", "DEFAULT_SMOOTHNESS"]
@@ -71,8 +71,8 @@ def select_controls(graph: Graph, processors: Mapping[str, Any], words: Sequence
     (``dsp:stereo_gain.pan``) for any node type of the graph.
 
     Raises:
-        GrafxError: a word names nothing in the graph, or a control its
-            processor does not declare time-varying.
+        GrafxError: a word names nothing in the graph, a control its
+            processor does not declare time-varying, or a black box's control.
     """
     chosen: dict[tuple[str, tuple[str, ...]], None] = {}
     for word in words:
@@ -92,6 +92,10 @@ def select_controls(graph: Graph, processors: Mapping[str, Any], words: Sequence
                                  f"NODE_TYPE.CONTROL of this graph (its types are {graph.processor_types()})")
             pairs = [(node_type, tuple(word[len(node_type) + 1:].split(".")))]
         for node_type, path in pairs:
+            if is_black_box(processors[node_type]):
+                raise GrafxError(f"--automate {word}: {node_type} is a black box; a fit automates analytic "
+                                 "controls only for now (render and gradients take black-box curves, the fit's "
+                                 "report does not yet)")
             moving = describe(processors[node_type]).time_varying()
             if path not in moving:
                 raise GrafxError(f"--automate {word}: {node_type} ({type(processors[node_type]).__name__}) does "
