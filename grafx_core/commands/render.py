@@ -32,7 +32,7 @@ from ..parameters import create_empty_parameters
 from ..render import render
 from ..schedule import SCHEDULING_METHODS
 from ..wavfile import WAV_FORMATS, read_sources, write_wav
-from ._arguments import add_allow_plugins, threads_count
+from ._arguments import add_allow_plugins, at_least, threads_count
 from ._processors import build_processors, isolate_black_boxes, read_options
 
 __all__ = ["add_arguments", "run", "render_files"]
