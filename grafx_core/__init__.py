@@ -30,6 +30,7 @@ from .errors import (
 )
 from .blackbox import BlackBoxProcessor, ParameterSpec, RayRunner
 from .control import CONTROL_SCALES, Control
+from .curves import curve_frames, curve_to_samples
 from .description import ProcessorDescription, describe
 from .drawing import draw_graph
 from .estimators import (
@@ -52,7 +53,7 @@ from .estimators import (
 from .graph import BUILTIN_TYPES, Edge, Graph, Node, disjoint_union
 from .hookspecs import hookimpl
 from .native_code import NativeCodeError, allow_plugin_folders, allowed_plugin_folders, check_plugin_path
-from .parameter_file import load_parameters, save_parameters
+from .parameter_file import load_control_hop, load_parameters, save_parameters
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
 from .plan import CPU_TILE_BYTES, NodeAux, RenderPlan, compile_render
 from .predictor import ParameterPredictor, PredictorTrainer, multi_resolution_stft_loss
@@ -102,6 +103,8 @@ __all__ = [
     # rendering
     "render",
     "compile_render",
+    "curve_frames",
+    "curve_to_samples",
     "RenderPlan",
     "CPU_TILE_BYTES",
     "NodeAux",
@@ -177,6 +180,7 @@ __all__ = [
     "save_parameters",
     "load_parameters",
     "read_audio",
+    "load_control_hop",
     "read_wav",
     "write_wav",
     "draw_graph",

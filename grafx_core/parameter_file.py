@@ -14,7 +14,10 @@ The format mirrors the ``nn.ModuleDict`` of :func:`create_empty_parameters`::
 
 Each node type maps to its (possibly nested) parameters; a leaf is the
 tensor as nested lists, one row per node of that type in id order (row ``k``
-belongs to ``graph.nodes_of_type(t)[k]``). JSON was chosen over
+belongs to ``graph.nodes_of_type(t)[k]``). An automation curve is a leaf with
+one more, trailing axis of control frames; a file holding curves names their
+rate with an optional ``"control_hop"`` (samples per control frame, see
+:mod:`grafx_core.curves`), which :func:`load_control_hop` reads. JSON was chosen over
 ``torch.save`` because it is readable, diffable, language-neutral and loads
 without unpickling; it is still exact: every float32 or float64 value is
 written as the shortest decimal that reads back to the same bits.
@@ -32,16 +35,17 @@ from torch import nn
 
 from ._jsonfile import read_json, write_text_atomically
 from ._tree import ParameterModules, ParameterTree
+from .curves import check_control_hop
 from .errors import ParameterError
 
 __all__ = ["PARAMETERS_FORMAT", "parameters_to_dict", "parameters_from_dict", "save_parameters",
-           "load_parameters"]
+           "load_parameters", "load_control_hop"]
 
 PARAMETERS_FORMAT = "grafx-core.parameters"
 PARAMETERS_FORMAT_VERSION = 1
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _Tree = (Mapping, nn.ParameterDict, nn.ModuleDict)
-_KEYS = ("format", "version", "dtype", "parameters")
+_KEYS = ("format", "version", "dtype", "parameters", "control_hop")
 
 
 def _flat_values(value: Any) -> list[Any]:
@@ -81,17 +85,20 @@ def _leaves(tree: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
     return out
 
 
-def parameters_to_dict(parameters: Any) -> dict[str, Any]:
+def parameters_to_dict(parameters: Any, *, control_hop: int | None = None) -> dict[str, Any]:
     """A JSON-ready dict of ``parameters`` (see the module docstring for the format).
 
     Args:
         parameters: ``{node_type: {name: tensor or nested dict}}``, e.g. the
             ``nn.ModuleDict`` of :func:`create_empty_parameters`; tensors on
             any device, all float32 or all float64.
+        control_hop: samples per control frame of the curves among them
+            (written as ``"control_hop"``; ``None`` writes none).
 
     Raises:
         ParameterError: a leaf is not a tensor, dtypes are mixed or not
-            float32/float64, or a value is NaN or infinite.
+            float32/float64, or a value is NaN or infinite; ``control_hop``
+            is not a positive int.
     """
     if not isinstance(parameters, _Tree):
         raise ParameterError(f"parameters to save must be a mapping from node type to that type's parameters "
@@ -111,12 +118,22 @@ def parameters_to_dict(parameters: Any) -> dict[str, Any]:
         return {key: tree(node[key]) if isinstance(node[key], _Tree) else node[key].detach().cpu().tolist()
                 for key in node.keys()}
 
-    return {
+    document = {
         "format": PARAMETERS_FORMAT,
         "version": PARAMETERS_FORMAT_VERSION,
         "dtype": dtypes.pop() if dtypes else "float32",
         "parameters": tree(parameters),
     }
+    if control_hop is not None:
+        document["control_hop"] = _checked_hop(control_hop)
+    return document
+
+
+def _checked_hop(hop: Any) -> int:
+    try:
+        return check_control_hop(hop)  # type: ignore[return-value]
+    except ValueError as exc:
+        raise ParameterError(f"parameter file: {exc}") from None
 
 
 def parameters_from_dict(data: Mapping[str, Any], *, device: torch.device | str | None = None) -> nn.ModuleDict:
@@ -145,6 +162,8 @@ def parameters_from_dict(data: Mapping[str, Any], *, device: torch.device | str 
     if not isinstance(dtype_name, str) or dtype_name not in _DTYPES:
         raise ParameterError(f"parameter file dtype {dtype_name!r} is not one of {sorted(_DTYPES)}")
     dtype = _DTYPES[dtype_name]
+    if data.get("control_hop") is not None:
+        _checked_hop(data["control_hop"])
     types = data.get("parameters")
     if not isinstance(types, Mapping):
         raise ParameterError("parameter file has no 'parameters' object (node type -> parameters)")
@@ -179,8 +198,11 @@ def parameters_from_dict(data: Mapping[str, Any], *, device: torch.device | str 
     return result
 
 
-def save_parameters(parameters: Any, path: str | os.PathLike[str]) -> None:
+def save_parameters(parameters: Any, path: str | os.PathLike[str], *, control_hop: int | None = None) -> None:
     """Write ``parameters`` to ``path`` as JSON; :func:`load_parameters` reads them back bit for bit.
+
+    ``control_hop`` records the rate of the automation curves among them
+    (:func:`load_control_hop` reads it back).
 
     Raises:
         ParameterError: as :func:`parameters_to_dict`, or the file cannot be written.
@@ -189,7 +211,7 @@ def save_parameters(parameters: Any, path: str | os.PathLike[str]) -> None:
     over ``path``, so a concurrent reader sees the old file or the new one,
     never a partial one.
     """
-    document = parameters_to_dict(parameters)
+    document = parameters_to_dict(parameters, control_hop=control_hop)
     text = json.dumps(document, indent=1, allow_nan=False) + "\n"
     write_text_atomically(path, text, "parameter file", ParameterError)
 
@@ -208,3 +230,21 @@ def load_parameters(path: str | os.PathLike[str], *, device: torch.device | str 
         return parameters_from_dict(data, device=device)
     except ParameterError as exc:
         raise ParameterError(f"{name!r}: {exc}") from exc
+
+
+def load_control_hop(path: str | os.PathLike[str]) -> int | None:
+    """The ``"control_hop"`` of a parameter file (samples per control frame of its curves), or ``None``.
+
+    Raises:
+        ParameterError: the file is missing, not JSON, not a parameter file,
+            or its ``control_hop`` is not a positive int.
+    """
+    name = os.fspath(path)
+    data = read_json(name, "parameter file", ParameterError)
+    if not isinstance(data, Mapping) or data.get("format") != PARAMETERS_FORMAT:
+        raise ParameterError(f"{name!r}: not a grafx-core parameter file")
+    hop = data.get("control_hop")
+    try:
+        return None if hop is None else _checked_hop(hop)
+    except ParameterError as exc:
+        raise ParameterError(f"{name!r}: {exc}") from None

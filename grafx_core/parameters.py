@@ -11,6 +11,8 @@ from torch import nn
 from ._arguments import require_graph
 from ._checks import check_processors
 from ._tree import ParameterModules, ParameterTree
+from .curves import curve_frames
+from .description import describe
 from .errors import ParameterError, UnknownNodeTypeError
 from .graph import BUILTIN_TYPES, Graph
 from .processor import iter_parameter_shapes, normalized_parameter_size
@@ -129,11 +131,20 @@ def _leaf_paths(tree: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]
 
 
 def check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: Any,
-                     batch_size: int | None = None) -> dict[str, bool]:
+                     batch_size: int | None = None, *, samples: int | None = None,
+                     control_hop: int | None = None) -> dict[str, bool]:
     """Check ``parameters`` against every processor node type of ``graph``.
 
     A parameter of type ``t`` is either shared, ``[nodes_of_type(t), *shape]``,
-    or per example, ``[batch_size, nodes_of_type(t), *shape]``.
+    or per example, ``[batch_size, nodes_of_type(t), *shape]``. A control its
+    processor declares time-varying may also be a curve with a trailing axis
+    of :func:`~grafx_core.curve_frames` ``(samples, control_hop)`` frames,
+    ``[nodes_of_type(t), *shape, frames]`` or per example
+    ``[batch_size, nodes_of_type(t), *shape, frames]``.
+
+    Args:
+        samples: the signals' length, which fixes a curve's frame count.
+        control_hop: samples per control frame; ``None`` takes no curves.
 
     Returns:
         For each type, whether its parameters are per example (all of one
@@ -143,9 +154,18 @@ def check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: An
         ParameterError: ``parameters`` is not a mapping; a type or parameter is
             missing or unexpected (a type the graph does not have included); a
             parameter is not a real floating-point tensor, is on the meta
-            device, has the wrong shape, or holds NaN or Inf. The message names
-            the type, the parameter and, for a value, the node.
+            device, has the wrong shape, or holds NaN or Inf; a curve is given
+            for a control not declared time-varying, with the wrong number of
+            frames, or to a plan without a control hop. The message names the
+            type, the parameter and, for a value, the node.
     """
+    return _check_parameters(graph, processors, parameters, batch_size, samples, control_hop)[0]
+
+
+def _check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: Any, batch_size: int | None,
+                      samples: int | None, control_hop: int | None
+                      ) -> tuple[dict[str, bool], set[tuple[str, tuple[str, ...]]]]:
+    """:func:`check_parameters`, also returning the ``(type, path)`` of every curve."""
     if not isinstance(parameters, _TREES):
         raise ParameterError(
             f"parameters must be a mapping from node type to that type's parameters (as from "
@@ -159,6 +179,7 @@ def check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: An
             f"types are {types}); is this another graph's parameter file?"
         )
     per_example: dict[str, bool] = {}
+    curves: set[tuple[str, tuple[str, ...]]] = set()
     leaves: list[tuple[str, str, torch.Tensor]] = []
     for node_type in types:
         processor = processors[node_type]
@@ -204,6 +225,10 @@ def check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: An
                 modes.add(False)
             elif batch_size is not None and tuple(tensor.shape) == (batch_size, count, *shape):
                 modes.add(True)
+            elif _is_curve_shape(tensor, count, shape, batch_size):
+                modes.add(_check_curve(graph, node_type, processor, path, tensor, count, shape, batch_size,
+                                       samples, control_hop))
+                curves.add((node_type, path))
             else:
                 batched = f" or per example {[batch_size, count, *shape]}" if batch_size is not None else ""
                 raise ParameterError(
@@ -219,7 +244,49 @@ def check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: An
         leaves += [(node_type, ".".join(path), _lookup(given, path)) for path in expected]
     if not _all_finite([tensor for _, _, tensor in leaves]):
         for node_type, name, tensor in leaves:
-            _require_finite(graph, node_type, name, tensor, per_example[node_type])
+            _require_finite(graph, node_type, name, tensor, per_example[node_type],
+                            (node_type, tuple(name.split("."))) in curves)
+    return per_example, curves
+
+
+def _is_curve_shape(tensor: torch.Tensor, count: int, shape: tuple[int, ...], batch_size: int | None) -> bool:
+    """Whether ``tensor`` is shaped like a curve of some frame count (shared or per example)."""
+    dims = tuple(tensor.shape)
+    if len(dims) == len(shape) + 2 and dims[:-1] == (count, *shape):
+        return True
+    return batch_size is not None and len(dims) == len(shape) + 3 and dims[:-1] == (batch_size, count, *shape)
+
+
+def _check_curve(graph: Graph, node_type: str, processor: Any, path: tuple[str, ...], tensor: torch.Tensor,
+                 count: int, shape: tuple[int, ...], batch_size: int | None, samples: int | None,
+                 control_hop: int | None) -> bool:
+    """Refuse a curve the render cannot honour; return whether it is per example."""
+    name = ".".join(path)
+    nodes = graph.nodes_of_type(node_type)
+    where = f"{graph.nodes[nodes[0]].label()}" + (f" (and {len(nodes) - 1} more)" if len(nodes) > 1 else "")
+    per_example = tensor.ndim == len(shape) + 3
+    control = describe(processor).controls.get(path)
+    if control is None or not control.time_varying:
+        moving = [".".join(p) for p in describe(processor).time_varying()]
+        raise ParameterError(
+            f"{where}: parameter {node_type}.{name} is a curve {list(tensor.shape)}, but "
+            f"{type(processor).__name__} does not declare {name!r} time-varying; give it as "
+            f"{[count, *shape]}" + (f" (its moving controls are {moving})" if moving else
+                                    " (it has no moving controls)")
+        )
+    if control_hop is None:
+        raise ParameterError(
+            f"{where}: parameter {node_type}.{name} is a curve {list(tensor.shape)}, but the plan has no control "
+            "rate; compile it with compile_render(..., control_hop=N) (samples per control frame)"
+        )
+    if samples is not None:
+        frames = curve_frames(samples, control_hop)
+        if tensor.shape[-1] != frames:
+            raise ParameterError(
+                f"{where}: parameter {node_type}.{name} is a curve of {tensor.shape[-1]} frame(s); "
+                f"{samples} samples at a hop of {control_hop} need {frames} (frame k at sample k*{control_hop}, "
+                "the last at or after the last sample)"
+            )
     return per_example
 
 
@@ -231,7 +298,8 @@ def _all_finite(tensors: list[torch.Tensor]) -> bool:
     return all(bool(torch.stack(flags).all()) for flags in by_device.values())
 
 
-def _require_finite(graph: Graph, node_type: str, name: str, tensor: torch.Tensor, per_example: bool) -> None:
+def _require_finite(graph: Graph, node_type: str, name: str, tensor: torch.Tensor, per_example: bool,
+                    curve: bool = False) -> None:
     finite = torch.isfinite(tensor.detach())
     if bool(finite.all()):
         return
@@ -240,9 +308,11 @@ def _require_finite(graph: Graph, node_type: str, name: str, tensor: torch.Tenso
     node = graph.nodes[graph.nodes_of_type(node_type)[row]]
     value = float(tensor.detach()[tuple(where)])
     in_example = f" in batch item {example}" if example is not None else ""
+    at_frame = f" at curve frame {where[-1]}" if curve else ""
     raise ParameterError(
-        f"{node.label()}: parameter {node_type}.{name} is {value}{in_example}; parameters must be finite"
+        f"{node.label()}: parameter {node_type}.{name} is {value}{in_example}{at_frame}; parameters must be finite"
     )
+
 
 
 def concatenate_parameters(parameter_sets: list[Any]) -> nn.ModuleDict:

@@ -24,7 +24,8 @@ from .errors import (
 )
 from .description import describe
 from .graph import BUILTIN_TYPES, Graph
-from .parameters import _require_processors, check_parameters
+from .curves import check_control_hop, curve_to_samples
+from .parameters import _check_parameters, _require_processors
 from ._row_labels import RowLabels, labelled_rows
 from .processor import accepted_channels, gradient_kind, inlet_names, node_shares, iter_parameter_shapes, normalized_parameter_size, outlet_names
 from .schedule import Stage, render_order, tile_stages
@@ -94,6 +95,15 @@ def _check_edges(graph: Graph, processors: Mapping[str, Any]) -> None:
                 )
 
 
+@dataclass(frozen=True)
+class _Curves:
+    """Which parameters of one render are curves, and how to expand them to samples."""
+
+    paths: frozenset[tuple[str, tuple[str, ...]]]
+    samples: int
+    hop: int
+
+
 class _Program:
     """One render order with every index precomputed: what a render executes."""
 
@@ -161,7 +171,7 @@ class _Program:
                             for st in self._stages]
 
     def _stage_parameters(self, stage: _StagePlan, parameters: Any, per_example: bool,
-                          subset: np.ndarray | None, batch: int) -> dict[str, Any]:
+                          subset: np.ndarray | None, batch: int, curves: _Curves) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
         if not stage.parameter_shapes:
             return kwargs
@@ -172,6 +182,9 @@ class _Program:
             tensor = tree
             for key in path:
                 tensor = tensor[key]
+            curve = (stage.type, path) in curves.paths
+            if curve:
+                shape = (*shape, tensor.shape[-1])
             if not all_rows:
                 dim = 1 if per_example else 0
                 if len(rows) and rows[-1] - rows[0] == len(rows) - 1 and np.all(np.diff(rows) == 1):
@@ -182,6 +195,8 @@ class _Program:
                 tensor = tensor.reshape(batch * len(rows), *shape)
             elif batch > 1:
                 tensor = tensor.unsqueeze(0).expand(batch, *tensor.shape).reshape(batch * len(rows), *shape)
+            if curve:
+                tensor = curve_to_samples(tensor, curves.samples, curves.hop)
             target = kwargs
             for key in path[:-1]:
                 target = target.setdefault(key, {})
@@ -248,8 +263,9 @@ class _Program:
         return outputs, aux
 
     def run(self, parameters: Any, sources: torch.Tensor, per_example: Mapping[str, bool],
-            batched: bool) -> tuple[torch.Tensor, NodeAux]:
+            batched: bool, curves: _Curves | None = None) -> tuple[torch.Tensor, NodeAux]:
         """Render checked inputs; ``sources`` is ``[batch, num_in, channels, samples]``."""
+        curves = curves or _Curves(frozenset(), sources.shape[-1], 1)
         batch = sources.shape[0]
         produced: dict[Producer, Produced] = {(-1, 0): Produced.single(sources)}
         aux_by_node: NodeAux = {}
@@ -274,7 +290,7 @@ class _Program:
                 for index in [i for i in pending if self._stages[i].processor is stage.processor]:
                     settle(index)
             finish = self._run_stage(stage, produced, parameters, per_example.get(stage.type, False),
-                                     batch, aux_by_node, batched, background)
+                                     batch, aux_by_node, batched, background, curves)
             pending[stage.index] = finish
             if not background:
                 settle(stage.index)
@@ -289,7 +305,7 @@ class _Program:
 
     def _run_stage(self, stage: _StagePlan, produced: dict[Producer, Produced], parameters: Any,
                    per_example: bool, batch: int, aux_by_node: NodeAux, batched: bool,
-                   background: bool = False) -> Callable[[], list[Produced]]:
+                   background: bool, curves: _Curves) -> Callable[[], list[Produced]]:
         """Gather a stage's inputs now; the returned function gives its outputs (waiting for a background call)."""
         channels = [inlet_channels(inlet, produced) for inlet in stage.inlets]
         if stage.type == "out":
@@ -308,7 +324,7 @@ class _Program:
                 gather(inlet, produced, subset, c, self._index_cache) for inlet, c in zip(stage.inlets, signature)
             ]
             kwargs = ({} if stage.processor is None
-                      else self._stage_parameters(stage, parameters, per_example, subset, batch))
+                      else self._stage_parameters(stage, parameters, per_example, subset, batch, curves))
             prepared.append((subset, inputs, kwargs))
 
         if background and stage.runs_on_host:
@@ -369,10 +385,13 @@ class RenderPlan:
         graph: the compiled graph.
         stages: the render order; all ``"out"`` nodes form the last stage.
         tile_bytes: the CPU working-set budget per call (``None``: never tile).
+        control_hop: samples per control frame of the curves the plan takes
+            (``None``: it takes none; see :mod:`grafx_core.curves`).
     """
 
     def __init__(self, graph: Graph, processors: Mapping[str, Any], stages: list[Stage],
-                 tile_bytes: int | None = CPU_TILE_BYTES) -> None:
+                 tile_bytes: int | None = CPU_TILE_BYTES, control_hop: int | None = None) -> None:
+        self.control_hop = check_control_hop(control_hop)
         self.graph = graph
         self.processors = dict(processors)
         self.stages = stages
@@ -429,7 +448,11 @@ class RenderPlan:
             parameters: for each processor type, a (nested) mapping of tensors,
                 shared ``[nodes_of_type, *shape]`` or per example
                 ``[batch, nodes_of_type, *shape]`` (as from
-                :func:`create_empty_parameters`, or predicted by a network).
+                :func:`create_empty_parameters`, or predicted by a network);
+                a time-varying control may be a curve with a trailing axis of
+                control frames (``[nodes_of_type, *shape, frames]``, see
+                :func:`~grafx_core.curve_frames`), which its processor receives
+                as ``[rows, *shape, samples]``.
             sources: ``[num_in, channels, samples]``, one row per ``"in"`` node
                 in id order, or ``[batch, num_in, channels, samples]``.
 
@@ -451,10 +474,12 @@ class RenderPlan:
                 their messages.
         """
         sources, batched = self._prepare_sources(sources)
-        per_example = check_parameters(self.graph, self.processors, parameters,
-                                       sources.shape[0] if batched else None)
+        samples = sources.shape[-1]
+        per_example, curves = _check_parameters(self.graph, self.processors, parameters,
+                                                sources.shape[0] if batched else None, samples, self.control_hop)
         program = self._program(self.nodes_per_call(sources))
-        return program.run(parameters, sources, per_example, batched)
+        moving = _Curves(frozenset(curves), samples, self.control_hop or 1) if curves else None
+        return program.run(parameters, sources, per_example, batched, moving)
 
 
 def _type_ranks(graph: Graph) -> list[int]:
@@ -473,6 +498,7 @@ def compile_render(
     method: Literal["beam", "greedy", "one-by-one"] = "beam",
     stages: list[Stage] | None = None,
     tile_bytes: int | None = CPU_TILE_BYTES,
+    control_hop: int | None = None,
 ) -> RenderPlan:
     """Check ``graph`` against ``processors``, schedule it and precompute a render plan.
 
@@ -485,6 +511,8 @@ def compile_render(
         tile_bytes: CPU working-set budget per processor call; larger stages
             are tiled (see :class:`RenderPlan`, :data:`CPU_TILE_BYTES`).
             ``None`` never tiles.
+        control_hop: samples per control frame of automation curves (see
+            :mod:`grafx_core.curves`); ``None`` takes no curves.
 
     Raises:
         UnknownNodeTypeError: a node type has no processor (known types
@@ -492,7 +520,8 @@ def compile_render(
         GraphConnectionError: an edge names a missing inlet/outlet, or an inlet
             has no edge.
         GraphCycleError: the graph has a cycle.
-        ValueError: ``method`` is unknown or ``tile_bytes`` not a positive int.
+        ValueError: ``method`` is unknown, or ``tile_bytes`` or ``control_hop``
+            not a positive int.
         GraphError: the graph has no ``"out"`` node, or ``stages`` is not a
             valid render order of it (a node missing, repeated, in a stage of
             another type or before its inputs; ``"out"`` not the last stage).
@@ -512,4 +541,4 @@ def compile_render(
     else:
         check_stages(graph, stages)
         stages = list(stages)
-    return RenderPlan(graph, processors, stages, tile_bytes)
+    return RenderPlan(graph, processors, stages, tile_bytes, check_control_hop(control_hop))

@@ -36,7 +36,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._kit_curves import check_time_varying
 from ._kit_inputs import describe_inputs, draw_parameter
+from .description import describe
 from .errors import ConformanceError
 from .processor import (
     GRADIENT_KINDS,
@@ -62,6 +64,7 @@ CHECKS = (
     "batch-consistency",
     "gradient-flow",
     "gradcheck",
+    "time-varying",
     "estimator-agreement",
 )
 """The checks :func:`check_processor` runs, in order; all but the first three can be skipped."""
@@ -451,6 +454,12 @@ def check_processor(
       what ``gradcheck`` and ``estimator-agreement`` check.
     - ``gradcheck`` (autograd only, if ``gradcheck``): ``torch.autograd.gradcheck``
       in float64 (fast mode) on a deep copy converted to float64.
+    - ``time-varying`` (processors declaring moving controls, see
+      :func:`grafx_core.describe`): each moving control given as a constant
+      curve renders the plain value's output to 1e-6 of its peak; with a
+      moving curve a batch equals its nodes rendered one by one; for autograd
+      processors the gradient with respect to the first, middle and last
+      control frame agrees with float64 central differences.
     - ``estimator-agreement`` (``"finite-difference"`` and ``"spsa"``): the
       parameters' estimated gradient of a fixed random linear loss, averaged
       over ``estimator_repeats`` backward passes (default 1 for finite
@@ -508,6 +517,7 @@ def check_processor(
         ("batch-consistency", True, checker.check_batch_consistency),
         ("gradient-flow", checker.kind != "none", checker.check_gradient_flow),
         ("gradcheck", gradcheck and checker.kind == "autograd", checker.check_gradcheck),
+        ("time-varying", bool(describe(processor).time_varying()), lambda: check_time_varying(checker)),
         ("estimator-agreement", checker.kind in _ESTIMATED_KINDS,
          lambda: checker.check_estimator_agreement(fd_step, min_cosine, estimator_repeats)),
     ]

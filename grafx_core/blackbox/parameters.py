@@ -77,6 +77,9 @@ class ParameterSpec:
         attribute: for effect objects, the attribute to set (default ``name``).
         values: the exact values of a discrete control, sorted, from
             ``minimum`` to ``maximum``; ``None`` for a continuous control.
+        time_varying: the control may be automated: given as a curve, it
+            reaches the effect as one value per block of the processor's
+            ``control_block`` samples (see :mod:`grafx_core.blackbox.moving`).
     """
 
     name: str
@@ -87,6 +90,7 @@ class ParameterSpec:
     differentiable: bool | None = None
     attribute: str | None = None
     values: Sequence[float] | None = None
+    time_varying: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():

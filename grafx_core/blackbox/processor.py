@@ -24,6 +24,7 @@ from ..estimators.auto import settle_signal_gradient
 from ..estimators.base import Estimator, resolve_estimator
 from ..estimators.finite_difference import FiniteDifference
 from ..estimators.target import RenderJob, RenderTarget
+from ..control import Control
 from .isolated import DEFAULT_ITEM_TIMEOUT, IsolatedRunner
 from .lifecycle import Instances, check_bit_exact
 from .parameters import ParameterSpec
@@ -36,10 +37,20 @@ ItemFunction = Callable[..., np.ndarray]
 
 
 def _set_and_call(effect: Any, audio: np.ndarray, sample_rate: float, attributes: Mapping[str, str],
-                  **natural: float) -> np.ndarray:
+                  block: int, **natural: Any) -> np.ndarray:
+    moving = {name: value for name, value in natural.items() if isinstance(value, np.ndarray)}
     for name, value in natural.items():
-        setattr(effect, attributes[name], value)
-    return effect(audio, sample_rate)
+        if name not in moving:
+            setattr(effect, attributes[name], value)
+    if not moving:
+        return effect(audio, sample_rate)
+    # Automated: consecutive blocks through the one effect, each after its control changes.
+    chunks = []
+    for b, start in enumerate(range(0, audio.shape[-1], block)):
+        for name, values in moving.items():
+            setattr(effect, attributes[name], float(values[b]))
+        chunks.append(np.asarray(effect(audio[..., start:start + block], sample_rate)))
+    return np.concatenate(chunks, axis=-1)
 
 
 def _make_runner(runner: Any, workers: int | None, timeout: float | None) -> Any:
@@ -115,6 +126,12 @@ class BlackBoxProcessor(nn.Module):
             twice the way ``instances`` would and raise
             :class:`~grafx_core.errors.NondeterministicEffectError` unless the
             outputs are bit-identical.
+        control_block: samples per block of an automated control (a
+            :class:`ParameterSpec` with ``time_varying=True`` given as a curve):
+            the effect receives one value per block (see
+            :mod:`grafx_core.blackbox.moving`).
+        knots: knots per automated control for its gradient: the estimator
+            perturbs the curve by ``knots`` hat functions, not per frame.
         estimator_options: options for the estimator when given by name.
 
     Attributes:
@@ -149,9 +166,16 @@ class BlackBoxProcessor(nn.Module):
         instances: str = "per-thread",
         serialise_instantiation: bool = False,
         check_determinism: bool = True,
+        control_block: int = 512,
+        knots: int = 8,
         **estimator_options: Any,
     ) -> None:
         super().__init__()
+        for option, value in (("control_block", control_block), ("knots", knots)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < (1 if option == "control_block" else 2):
+                raise BlackBoxError(f"BlackBoxProcessor: {option} must be an int >= "
+                                    f"{1 if option == 'control_block' else 2}, got {value!r}")
+        self.control_block, self.knots = control_block, knots
         if (function is None) == (effect_factory is None):
             raise BlackBoxError("BlackBoxProcessor: give exactly one of function or effect_factory")
         if function is not None and not callable(function):
@@ -205,6 +229,12 @@ class BlackBoxProcessor(nn.Module):
         """The raw value of each control's default."""
         return {s.name: s.default_raw() for s in self.specs}
 
+    def controls(self) -> dict[str, Control]:
+        """Each control's raw (unbounded) value: one number a node, which an automated control may
+        replace by a curve ``[nodes, 1, samples]``."""
+        return {s.name: Control(default=s.default_raw(), differentiable=bool(s.differentiable),
+                                time_varying=s.time_varying, description=s.describe()) for s in self.specs}
+
     def forward(self, x: torch.Tensor, /, **params: torch.Tensor) -> torch.Tensor:
         """Render every node's item (``x`` is positional-only, so a control may be named ``x``).
 
@@ -222,6 +252,11 @@ class BlackBoxProcessor(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 3:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise BlackBoxError(f"black box {self.name!r}: input must be [nodes, channels, samples], got {shape}")
+        if any(s.time_varying and isinstance(params.get(s.name), torch.Tensor) and params[s.name].dim() == 3
+               for s in self.specs):
+            from .moving import moving_forward  # moving's target builds on BlackBoxTarget, below
+
+            return moving_forward(self, x, params)
         normalised = torch.sigmoid(self._raw_columns(params, x.shape[0]).to(x.device))
         self._warn(normalised)
         target = BlackBoxTarget(self, current_row_labels() or self.node_labels)
@@ -302,7 +337,8 @@ class BlackBoxProcessor(nn.Module):
                                  sample_rate=self.sample_rate, estimator=estimator, signal_gradient=signal_gradient,
                                  runner=self.runner.fresh(), output_channels=self.output_channels, name=self.name,
                                  instances=self.instances, serialise_instantiation=self.serialise_instantiation,
-                                 check_determinism=self.check_determinism, **estimator_options)
+                                 check_determinism=self.check_determinism, control_block=self.control_block,
+                                 knots=self.knots, **estimator_options)
 
     # -- items --------------------------------------------------------------
     def for_workers(self) -> BlackBoxProcessor:
@@ -316,15 +352,20 @@ class BlackBoxProcessor(nn.Module):
         clone.estimator = None
         return clone
 
-    def process_item(self, audio: np.ndarray, natural: Mapping[str, float]) -> np.ndarray:
-        """Run the effect on one ``[channels, samples]`` float32 item (in the calling thread)."""
+    def process_item(self, audio: np.ndarray, natural: Mapping[str, Any]) -> np.ndarray:
+        """Run the effect on one ``[channels, samples]`` float32 item (in the calling thread).
+
+        An automated control's natural value is a float32 array, one value per
+        block of :attr:`control_block` samples; a ``function`` or ``process``
+        receives it as such, the default for effect objects sets it before each block.
+        """
         if self.function is not None:
             return self.function(audio, self.sample_rate, **natural)
         assert self._effects is not None
         with self._effects.acquire() as effect:
             if self.process is not None:
                 return self.process(effect, audio, self.sample_rate, **natural)
-            return _set_and_call(effect, audio, self.sample_rate, self._attributes, **natural)
+            return _set_and_call(effect, audio, self.sample_rate, self._attributes, self.control_block, **natural)
 
     def extra_repr(self) -> str:
         specs = ", ".join(s.describe() for s in self.specs)
@@ -402,7 +443,7 @@ class BlackBoxTarget(RenderTarget):
         for j, job in enumerate(jobs):
             for r in range(len(job)):
                 row = r if indices[j] is None else int(indices[j][r])
-                items.append((inputs[j][row], {n: float(v) for n, v in zip(self.columns, naturals[j][r])}))
+                items.append((inputs[j][row], self._item_natural(naturals[j][r], row, job.params[r])))
                 places.append((j, r))
 
         def accept(i: int, ys: Sequence[Any]) -> None:
@@ -428,6 +469,10 @@ class BlackBoxTarget(RenderTarget):
             proc._determinism_checked = True
         return [torch.from_numpy(out).to(device=job.signals[0].device, dtype=job.signals[0].dtype)
                 for out, job in zip(outputs, jobs)]
+
+    def _item_natural(self, natural: np.ndarray, row: int, params: torch.Tensor) -> dict[str, Any]:
+        """The keyword values the effect gets for one item (``row``: its input's row)."""
+        return {n: float(v) for n, v in zip(self.columns, natural)}
 
     def _first_forward_item(self, jobs: Sequence[RenderJob]) -> int | None:
         """The item the first-use check renders twice (the first forward row), or ``None``."""

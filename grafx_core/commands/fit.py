@@ -13,6 +13,8 @@ channels. Ctrl-C stops the fit and keeps the parameters fitted so far.
 --optimizer picks the fit backend: Adam (default), gauss-newton
 (Levenberg-Marquardt on the black-box controls, Adam on the rest), or the
 gradient-free cma-es, ngopt and random; --renders caps the graph renders.
+--automate fader (sends, thresholds, makeup, pan, width, or NODE_TYPE.CONTROL)
+fits those controls as smooth curves over time instead of one value each.
 
   grafx-core fit drums.wav bass.wav keys.wav --target mix.wav --output fit-out
   grafx-core render ...   # the command printed at the end reproduces fit-out/fitted.wav
@@ -26,6 +28,13 @@ from typing import Any
 
 from ..errors import GrafxError, SourceShapeError
 from ..fitting.align import align_target
+from ..fitting.automation import (
+    AUTOMATION_GROUPS,
+    DEFAULT_FIT_HOP,
+    DEFAULT_SMOOTHNESS,
+    Automation,
+    select_controls,
+)
 from ..fitting.console import CONSOLES, Console, build_console, with_effects
 from ..fitting.optimizers import OPTIMIZERS
 from ..fitting.session import FitJob, fit_console
@@ -84,6 +93,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="then gate every node and prune those the mix does not need")
     parser.add_argument("--prune-steps", type=at_least(1), metavar="N",
                         help="steps of the gated fit that decides what to prune (default: half of --steps)")
+    parser.add_argument("--automate", action="append", default=[], metavar="WHAT",
+                        help="fit these controls as curves over time: " + ", ".join(AUTOMATION_GROUPS)
+                        + ", or NODE_TYPE.CONTROL (repeat for several)")
+    parser.add_argument("--control-hop", type=at_least(1), default=DEFAULT_FIT_HOP, metavar="N",
+                        help=f"samples per control frame of automated controls (default {DEFAULT_FIT_HOP})")
+    parser.add_argument("--smoothness", type=positive_number, default=DEFAULT_SMOOTHNESS,
+                        help=f"weight of the automation curves' smoothness prior (default {DEFAULT_SMOOTHNESS:g})")
     parser.add_argument("--threads", type=threads_count, default=1, help="torch threads during the fit (default 1)")
     parser.add_argument("--force", action="store_true", help="replace the results of an earlier run in DIR")
     parser.add_argument("--time", type=duration, metavar="DURATION",
@@ -169,6 +185,17 @@ def run(args: argparse.Namespace) -> int:
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
     inputs = [*args.stems, args.target, *(p for p in (args.graph, args.options, args.params, args.hidden) if p)]
     settings = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
+    automation = None
+    if args.automate:
+        if args.prune:
+            raise GrafxError("--prune and --automate cannot be combined yet: pruning renders constant controls")
+        if args.export_ardour:
+            raise GrafxError("--export-ardour and --automate cannot be combined yet: the session export writes "
+                             "one value per control")
+        if args.optimizer not in ("adam",):
+            raise GrafxError(f"--automate fits curves with Adam; --optimizer {args.optimizer} cannot fit them yet")
+        automation = Automation(select_controls(graph, processors, args.automate), args.control_hop,
+                                args.smoothness)
     job = FitJob(multitrack.names, multitrack.stems, multitrack.target, multitrack.sample_rate, graph, processors,
                  options, args.output, start=start, hidden=hidden, force=args.force, inputs=inputs,
                  steps=args.steps, learning_rate=args.learning_rate, optimizer=args.optimizer,
@@ -176,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
                  prune_steps=args.prune_steps,
                  device=device, threads=args.threads, title="fitted", notes=multitrack.notes, settings=settings,
                  seconds=args.time, fixed=console.fixed, alignment=alignment,
-                 initialise=not (args.no_init or args.params or args.graph), excerpt_seconds=args.excerpt)
+                 initialise=not (args.no_init or args.params or args.graph), excerpt_seconds=args.excerpt,
+                 automation=automation)
     status = fit_console(job, sys.stdout).exit_status
     if status == 0 and exporter is not None:
         written = exporter(args.output, args.export_ardour, force=args.force)

@@ -5,6 +5,8 @@ Processors come from the plugin registry by the node types in the graph file
 Give one --source per "in" node, in node-id order, and one -o per "out" node.
 Parameters come from a parameter file (--params, as written by
 grafx_core.save_parameters, the demo or fit), else each processor's defaults.
+A parameter file may hold automation curves; their rate (samples per control
+frame) is the file's "control_hop", or --control-hop.
 Outputs are WAV files; an existing file is replaced only with --force, and
 never one of the inputs.
 
@@ -25,12 +27,12 @@ from .._threads import torch_threads
 from ..errors import AudioFileError, ParameterError, ProcessorOutputError, SourceShapeError
 from ..graph import Graph
 from ..fitting.outputs import same_file
-from ..parameter_file import _leaves, load_parameters
+from ..parameter_file import _leaves, load_control_hop, load_parameters
 from ..parameters import create_empty_parameters
 from ..render import render
 from ..schedule import SCHEDULING_METHODS
 from ..wavfile import WAV_FORMATS, read_sources, write_wav
-from ._arguments import add_allow_plugins, threads_count
+from ._arguments import add_allow_plugins, at_least, threads_count
 from ._processors import build_processors, isolate_black_boxes, read_options
 
 __all__ = ["add_arguments", "run", "render_files"]
@@ -44,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", action="append", default=[], metavar="WAV", required=True,
                         help="an output WAV, once per 'out' node in node-id order")
     parser.add_argument("--params", "-p", metavar="PARAMS.json", help="parameter file (default: processor defaults)")
+    parser.add_argument("--control-hop", type=at_least(1), metavar="N",
+                        help="samples per control frame of the parameter file's automation curves "
+                             "(default: the file's control_hop)")
     parser.add_argument("--options", metavar="OPTIONS.json",
                         help='factory options per node type, e.g. {"dsp:reverb": {"ir_seconds": 1.0}}')
     parser.add_argument("--format", choices=WAV_FORMATS, default="float32",
@@ -89,7 +94,9 @@ def _check_shapes(graph: Graph, processors: dict[str, Any], parameters: Any, par
             continue
         want, got = dict(_leaves(expected[node_type])), dict(_leaves(parameters[node_type]))
         for name, value in want.items():
-            if name in got and tuple(got[name].shape) != tuple(value.shape):
+            shape = tuple(got[name].shape) if name in got else tuple(value.shape)
+            # A curve adds a trailing frame axis; check_parameters judges whether the control may move.
+            if shape != tuple(value.shape) and shape[:-1] != tuple(value.shape):
                 hint = ("; the graph was probably fitted with processor options: pass its options file "
                         "with --options" if options_path is None else "; do the options file and the "
                         "parameter file belong together?")
@@ -102,11 +109,14 @@ def _check_shapes(graph: Graph, processors: dict[str, Any], parameters: Any, par
 def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs: list[str],
                  params_path: str | None = None, options_path: str | None = None,
                  format: str = "float32", pad: bool = False, method: str = "beam",
-                 force: bool = False, threads: int | None = None, isolate: bool = False) -> torch.Tensor:
+                 force: bool = False, threads: int | None = None, isolate: bool = False,
+                 control_hop: int | None = None) -> torch.Tensor:
     """Render a graph file with WAV sources and write the outputs; what ``grafx-core render`` does.
 
     ``threads`` is torch's intra-op thread count for the render (``None``: unchanged); ``isolate`` renders
     every black box that takes a ``runner`` in watched worker processes (``runner="isolated"``).
+    ``control_hop`` is the samples per control frame of the parameter file's
+    curves (``None``: the file's ``"control_hop"``).
 
     Returns:
         The rendered outputs, ``[num_out, channels, samples]`` float32.
@@ -119,7 +129,8 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
             disagree in sample rate, channels or length; an output is not
             ``.wav``, is an input, or exists and ``force`` is false.
         ParameterError: the parameter file is invalid or does not fit the
-            graph (or the options it was saved with).
+            graph (or the options it was saved with); it holds curves and no
+            control hop is known, or ``control_hop`` contradicts the file's.
         OptionsFileError: the options file is missing or invalid, or a
             processor factory refuses an option.
         ProcessorOutputError: the render is not finite (nothing is written).
@@ -150,8 +161,14 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
     else:
         parameters = load_parameters(params_path)
         _check_shapes(graph, processors, parameters, params_path, options_path)
+        saved = load_control_hop(params_path)
+        if control_hop is not None and saved is not None and control_hop != saved:
+            raise ParameterError(f"{params_path!r} holds curves at a control hop of {saved} samples, but "
+                                 f"--control-hop {control_hop} was given; leave it out to use the file's")
+        control_hop = saved if control_hop is None else control_hop
     with torch.no_grad(), torch_threads(threads):
-        y, _ = render(graph, processors, parameters, audio, method=method)  # type: ignore[arg-type]
+        y, _ = render(graph, processors, parameters, audio, method=method,  # type: ignore[arg-type]
+                      control_hop=control_hop)
     if not torch.isfinite(y).all():
         raise ProcessorOutputError(
             f"rendering {os.fspath(graph_path)!r} gave NaN or infinite samples (finite sources and parameters): "
@@ -164,7 +181,7 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
 def run(args: argparse.Namespace) -> int:
     """Render and report what was written."""
     y = render_files(args.graph, args.source, args.output, args.params, args.options, args.format, args.pad,
-                     args.method, args.force, args.threads, args.isolate)
+                     args.method, args.force, args.threads, args.isolate, args.control_hop)
     for path, signal in zip(args.output, y):
         peak = float(signal.abs().max())
         level = f"{20 * math.log10(peak):+.1f} dBFS" if peak > 0 else "silence"

@@ -29,7 +29,9 @@ from ..commands._processors import build_processors
 from ..errors import UnknownNodeTypeError
 from ..fitting.console import Console
 from ..fitting.session import FitJob, fit_console
+from ..fitting.automation import Automation, select_controls
 from .draws import ESTIMATOR_CHOICES, demo_console, draw_parameters
+from .ride import hide_fader_ride
 from .multitrack import synthesise_multitrack
 from ..render import render
 
@@ -49,6 +51,8 @@ class DemoSettings:
     1.5x faster (0.26 against 0.39 s), but with other processes on the cores
     they made it 3-8x slower, as OpenMP threads wait for each other.
     ``force`` replaces the results of an earlier run in ``output``.
+    ``hide_ride`` puts a fader ride in the target (:mod:`grafx_core.demo.ride`)
+    and fits the faders as curves.
     """
 
     steps: int = 100
@@ -61,6 +65,7 @@ class DemoSettings:
     learning_rate: float = 0.05
     threads: int | None = 1
     force: bool = False
+    hide_ride: bool = False
 
 
 @dataclass
@@ -124,12 +129,17 @@ def run_demo(settings: DemoSettings, out: TextIO | None = None, progress_stream:
     generator = torch.Generator().manual_seed(settings.seed)
     hidden = draw_parameters(console.graph, processors, generator).to(device)
     initial = draw_parameters(console.graph, processors, generator).to(device)
+    automation = None
+    if settings.hide_ride:
+        automation = Automation(select_controls(console.graph, processors, ["fader"]))
+        hidden = hide_fader_ride(console.graph, hidden, names, audio.shape[-1], automation.hop)
     with torch.no_grad(), torch_threads(settings.threads):
-        target = render(console.graph, processors, hidden, audio.to(device))[0][0]
+        target = render(console.graph, processors, hidden, audio.to(device),
+                        control_hop=None if automation is None else automation.hop)[0][0]
     job = FitJob(names, audio, target.cpu(), SAMPLE_RATE, console.graph, processors, console.options,
                  settings.output, start=initial, hidden=hidden, force=settings.force, steps=settings.steps,
                  learning_rate=settings.learning_rate, device=str(device), threads=settings.threads, title="demo",
-                 settings={**asdict(settings), "device": str(device)})
+                 settings={**asdict(settings), "device": str(device)}, automation=automation)
     outcome = fit_console(job, sys.stdout if out is None else out, progress_stream)
     errors = outcome.report.get("errors_by_type", {"initial": {}, "fitted": {}})
     return DemoResult(outcome.fit.losses, outcome.fit.seconds_per_step, time.perf_counter() - began,
@@ -157,11 +167,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=threads_count, default=defaults.threads,
                         help=f"torch threads (default {defaults.threads}: more are faster only on otherwise idle cores)")
     parser.add_argument("--force", action="store_true", help="replace the results of an earlier run in the output folder")
+    parser.add_argument("--hide-ride", action="store_true",
+                        help="hide a fader ride (a 6 dB swell on keys, a duck on bass) in the target and fit the "
+                             "faders as curves")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo with the parsed options."""
     result = run_demo(DemoSettings(steps=args.steps, tracks=args.tracks, seconds=args.seconds, estimator=args.estimator,
                           seed=args.seed, device=args.device, output=args.output, learning_rate=args.learning_rate,
-                          threads=args.threads, force=args.force))
+                          threads=args.threads, force=args.force, hide_ride=args.hide_ride))
     return result.exit_status

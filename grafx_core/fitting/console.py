@@ -45,6 +45,8 @@ class ConsoleEffects:
         eq, fader: on every track; the fader must turn mono or stereo into stereo.
         drum_bus, music_bus: on the buses.
         reverb: on the send all tracks feed.
+        send: a level on each track's send (``"<track>_send"``, after the
+            fader), or ``None`` to feed the send at the fader's level.
         master: the master chain, in order.
         options: factory options per processor name (JSON-ready).
         start: start values (processor units) that replace a processor's
@@ -63,6 +65,7 @@ class ConsoleEffects:
     drum_bus: str | None = "dsp:compressor"
     music_bus: str | None = "dsp:stereo_width"
     reverb: str | None = "dsp:reverb"
+    send: str | None = None
     master: tuple[str, ...] = ("dsp:parametric_eq", "dsp:compressor")
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     start: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
@@ -172,7 +175,7 @@ def build_console(track_names: Sequence[str], effects: ConsoleEffects | str = "a
         node = _chain(g, node, (effects.eq, f"{name}_eq"), (effects.fader, f"{name}_fader"))
         g.connect(node, drums if on_drums else music)
         if send is not None:
-            g.connect(node, send)
+            g.connect(_chain(g, node, *(((effects.send, f"{name}_send"),) if effects.send else ())), send)
     for bus, slot, label in ((drums, effects.drum_bus, "drum_bus_compressor"),
                              (music, effects.music_bus, "music_bus_width")):
         if bus is not None:

@@ -34,6 +34,7 @@ from ..render import render
 from ..wavfile import write_wav
 from .engineer import describe_stems, residual_report
 from .initial import initialise, loudest_excerpt
+from .automation import Automation, SmoothCurves, automation_lines, automation_report, plot_curves, to_curves
 from .latent import LatentParameters
 from .loop import FitResult
 from .loss import SpectralLoss
@@ -89,6 +90,7 @@ class FitJob:
         excerpt_seconds: the steps fit the loudest this many seconds (``None``: all of it).
         initialise: start from least-squares faders and pans and band-ratio EQs where that scores
             better than ``start`` (:func:`~grafx_core.fitting.initial.initialise`).
+        automation: controls to fit as smooth curves (``None``: every control is one value).
     """
 
     names: list[str]
@@ -121,6 +123,7 @@ class FitJob:
     alignment: Mapping[str, Any] | None = None
     initialise: bool = False
     excerpt_seconds: float | None = None
+    automation: Automation | None = None
 
 
 @dataclass
@@ -176,7 +179,9 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     began = time.perf_counter()
     device = torch.device(job.device)
     graph, processors = job.graph, job.processors
-    plan = compile_render(graph, processors)
+    automation, samples = job.automation, job.target.shape[-1]
+    hop = automation.hop if automation is not None else None
+    plan = compile_render(graph, processors, control_hop=hop)
     counts = {t: len(graph.nodes_of_type(t)) for t in graph.processor_types()}
     seconds = job.target.shape[-1] / job.sample_rate
     print(f"{len(job.names)} stems ({', '.join(job.names)}), {seconds:.2f} s at {job.sample_rate} Hz, on {device}",
@@ -213,15 +218,18 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         start = initialisation.parameters
         for note in initialisation.notes:
             print(f"  {note} in {time.perf_counter() - began_init:.0f} s", file=out)
-    save_parameters(start, path("initial.params.json"))
+    if automation is not None:
+        start = to_curves(start, processors, automation.controls, samples, automation.hop)
+    save_parameters(start, path("initial.params.json"), control_hop=hop)
     if job.hidden is not None:
-        save_parameters(job.hidden, path("hidden.params.json"))
+        save_parameters(job.hidden, path("hidden.params.json"), control_hop=hop)
     with torch.no_grad():
         initial_mix = plan(start, sources)[0][0]
     # The steps fit the loudest excerpt: a console's parameters do not change over time, and a step costs
     # what its audio lasts. The mixes and metrics below are of the whole.
     fit_sources, fit_target = sources, target
-    if job.excerpt_seconds is not None:
+    # Curves span the whole clip, frame for frame: an automated fit steps on all of it.
+    if job.excerpt_seconds is not None and automation is None:
         fit_sources, fit_target = loudest_excerpt(sources, target, job.sample_rate, job.excerpt_seconds)
         if fit_target.shape[-1] < target.shape[-1]:
             print(f"  steps fit the loudest {fit_target.shape[-1] / job.sample_rate:.1f} s of "
@@ -231,17 +239,18 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     frozen = latent.freeze(job.fixed)
     if frozen:
         print(f"  kept at their start values (another control does what they do): {', '.join(frozen)}", file=out)
+    objective = loss if automation is None else SmoothCurves(loss, latent, automation.controls, automation.smoothness)
     log = LossLog(path("loss.csv"))
     budget = RenderBudget(graph, processors, job.renders)
     try:
         with _quiet_fixed_controls():
-            result = optimise(lambda p: plan(p, fit_sources)[0][0], latent, loss, job.steps, job.optimizer,
+            result = optimise(lambda p: plan(p, fit_sources)[0][0], latent, objective, job.steps, job.optimizer,
                               learning_rate=job.learning_rate, progress=Progress(job.steps, progress_stream),
                               patience=job.patience, log=log, budget=budget, seed=job.seed, seconds=job.seconds)
     finally:
         log.close()
     fitted_params = latent.detached()
-    save_parameters(fitted_params, path("fitted.params.json"))
+    save_parameters(fitted_params, path("fitted.params.json"), control_hop=hop)
     if result.stopped == "interrupted":
         return _interrupted(job, result, files, path, out, began)
 
@@ -259,7 +268,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     # thread count its printed command names, since FFTs and sums may round differently on other counts.
     fitted = load_parameters(files["fitted.params.json"], device=device)
     with torch.no_grad(), torch_threads(render_threads):
-        fitted_mix = render(graph, processors, fitted, sources)[0][0]
+        fitted_mix = render(graph, processors, fitted, sources, control_hop=hop)[0][0]
     mixes = {"target": target, "initial": initial_mix, "fitted": fitted_mix}
     write_wav(path("initial.wav"), initial_mix, job.sample_rate)
     write_wav(path("fitted.wav"), fitted_mix, job.sample_rate)
@@ -277,6 +286,9 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     labelled = {"initial": start, "fitted": fitted}
     if job.hidden is not None:
         labelled = {"hidden": job.hidden, **labelled}
+    if automation is not None:  # hidden values may be constants or curves at another rate: compare like with like
+        labelled = {label: to_curves(p, processors, automation.controls, samples, automation.hop)
+                    for label, p in labelled.items()}
     values = {label: natural_parameters(processors, p) for label, p in labelled.items()}
     report: dict[str, Any] = {
         "settings": {**job.settings, "device": str(device), "sample_rate": job.sample_rate, "stems": job.names},
@@ -308,11 +320,18 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     if job.hidden is not None:
         report["errors_by_type"] = {"initial": errors_by_type(processors, values["hidden"], values["initial"]),
                                     "fitted": errors_by_type(processors, values["hidden"], values["fitted"])}
+    if automation is not None:
+        report["automation"] = automation_report(graph, processors, automation, labelled, samples, job.sample_rate)
+        plot_curves(path("automation.png"), report["automation"], f"{job.title}: automated controls")
     if pruned is not None:
         report["prune"] = _save_pruned(pruned, job, path, source_files, target, render_threads)
     report["time"]["total_seconds"] = time.perf_counter() - began
     with open(path("report.json"), "w", encoding="utf-8") as f:
         json.dump(_clean(report), f, indent=1)
+    if automation is not None:
+        print("automated controls (automation.png):", file=out)
+        for line in automation_lines(report["automation"]):
+            print(line, file=out)
     _summary(job, result, report, counts, pruned, warnings, command, out)
     return FitOutcome(0, result, report, files, command, pruned)
 

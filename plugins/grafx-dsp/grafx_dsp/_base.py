@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Union
 
 import torch
-from grafx_core import ParameterError, ParameterRange, Processor, accepted_channels
+from grafx_core import Control, ParameterError, ParameterRange, Processor, accepted_channels
 
 from ._ranges import Range, soft_limit
 from .errors import ChannelCountError
@@ -62,6 +62,13 @@ class DSPProcessor(Processor):
         return {name: ParameterRange(bounds.low, bounds.high, unit_of(name), bounds.scale)
                 for name, bounds in self.ranges.items()}
 
+    def controls(self) -> dict[str, Control]:
+        """Each parameter as a :class:`~grafx_core.Control`: its range, unit, scale, default
+        (row 0 of :meth:`default_parameters`) and whether it may move (``Range.time_varying``)."""
+        defaults = self.default_parameters(1, dtype=torch.float64)
+        return {name: _control(name, bounds, tuple(defaults[name][0].flatten().tolist()))
+                for name, bounds in self.ranges.items()}
+
     def check_channels(self, *signals: torch.Tensor) -> None:
         """Raise :class:`ChannelCountError` unless every signal, one per inlet, is
         ``[nodes, c, samples]`` with ``c`` one of its inlet's declared counts."""
@@ -101,10 +108,30 @@ class DSPProcessor(Processor):
                 f"{bad[0] if bad else 0}; expected a finite value (documented range "
                 f"[{self.ranges[name].low:g}, {self.ranges[name].high:g}])"
             )
-        return soft_limit(value, self.ranges[name])
+        bounds = self.ranges[name]
+        if value.dim() == 3 and _inside(value.detach(), bounds):
+            # A curve inside its range: the soft limit is the identity there (value and gradient), and
+            # its sigmoids over every sample cost more than the processor's own arithmetic.
+            return value
+        return soft_limit(value, bounds)
 
     def extra_repr(self) -> str:
         return f"sample_rate={self.sample_rate:g}"
+
+
+def _control(name: str, bounds: Range, default: tuple[float, ...]) -> Control:
+    try:
+        return Control(shape=bounds.shape, low=bounds.low, high=bounds.high, unit=unit_of(name), scale=bounds.scale,
+                       default=default, time_varying=bounds.time_varying)
+    except ValueError:
+        # A default beyond the range (a long multitap delay's last taps): the default is what a node
+        # starts from, the range only advice, as the legacy description reads it.
+        return Control(shape=bounds.shape, unit=unit_of(name), default=default, time_varying=bounds.time_varying)
+
+
+def _inside(value: torch.Tensor, bounds: Range) -> bool:
+    low, high = value.aminmax()
+    return bool((low >= bounds.low) & (high <= bounds.high))
 
 
 def default_parameters(
@@ -136,12 +163,19 @@ def default_parameters(
 def per_node(value: Number, like: torch.Tensor, trailing: int = 2) -> torch.Tensor:
     """``value`` as a tensor ``[nodes or 1, 1, ..., 1]`` that broadcasts against ``like``.
 
+    A moving scalar control, ``[nodes, 1, samples]`` (a curve the engine
+    expanded), becomes ``[nodes, 1, ..., 1, samples]``: its last axis lines up
+    with ``like``'s samples.
+
     Args:
-        value: a float, a 0-d tensor, or a tensor ``[nodes]`` or ``[nodes, 1]``.
+        value: a float, a 0-d tensor, a tensor ``[nodes]`` or ``[nodes, 1]``,
+            or a curve ``[nodes, 1, samples]``.
         like: tensor whose dtype and device the result takes.
         trailing: number of singleton dimensions after the node dimension.
     """
     tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device)
+    if tensor.dim() == 3:
+        return tensor.reshape(tensor.shape[0], *([1] * (trailing - 1)), tensor.shape[-1])
     return tensor.reshape(-1, *([1] * trailing))
 
 

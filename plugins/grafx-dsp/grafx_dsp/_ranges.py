@@ -35,6 +35,8 @@ class Range:
         scale: ``"log"`` where equal ratios matter more than equal
             differences (frequencies, times, Q, ratios), else ``"linear"``;
             what :meth:`DSPProcessor.parameter_ranges` declares.
+        time_varying: the processor accepts the parameter as a curve,
+            ``[nodes, *shape, samples]`` (an automation curve the engine expanded).
     """
 
     low: float
@@ -44,6 +46,7 @@ class Range:
     ceiling: float
     shape: tuple[int, ...] = (1,)
     scale: str = "linear"
+    time_varying: bool = False
 
     def __post_init__(self) -> None:
         if not self.floor < self.low <= self.default <= self.high < self.ceiling:
@@ -53,7 +56,7 @@ class Range:
         if self.scale not in ("linear", "log") or (self.scale == "log" and not self.low > 0):
             raise ValueError(f"invalid range: scale must be 'linear', or 'log' with low > 0, got {self}")
 
-    def replace(self, **changes: float | str | tuple[int, ...]) -> Range:
+    def replace(self, **changes: float | str | bool | tuple[int, ...]) -> Range:
         """A copy with some fields changed (``default=...``, ``shape=(n,)``)."""
         return dataclasses.replace(self, **changes)
 

@@ -17,6 +17,7 @@ import torch
 
 from ._base import DSPProcessor, Number, per_node
 from ._ranges import Range
+from .moving_filter import DEFAULT_BLOCK, blockwise_coefficients, moving, moving_sos_filter
 from .fft import decay_length, fast_length, fft_convolve
 
 __all__ = [
@@ -224,11 +225,24 @@ def biquad(
     Args:
         x: ``[nodes, channels, samples]``.
         filter_type: one of :data:`FILTER_TYPES`.
-        cutoff_hz: per node, in ``(0, sample_rate / 2)``.
+        cutoff_hz: per node, in ``(0, sample_rate / 2)``; any of the three
+            may move (``[nodes, 1, samples]``): the biquad is then redesigned
+            every :data:`~grafx_dsp.moving_filter.DEFAULT_BLOCK` samples
+            (:func:`~grafx_dsp.moving_filter.moving_sos_filter`).
         q: per node, ``> 0``.
         gain_db: per node, for ``peak`` and the shelves.
         sample_rate: in Hz.
     """
+    values = {"cutoff_hz": cutoff_hz, "q": q, **({} if gain_db is None else {"gain_db": gain_db})}
+    if moving(values):
+        def design(**flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return biquad_coefficients(filter_type, flat["cutoff_hz"], flat["q"], flat.get("gain_db"), sample_rate)
+
+        nodes = x.shape[0]
+        given = {k: torch.as_tensor(v, dtype=x.dtype, device=x.device) for k, v in values.items()}
+        given = {k: v if v.dim() == 3 else v.reshape(-1, 1).expand(nodes, 1) for k, v in given.items()}
+        b, a = blockwise_coefficients(design, given, x.shape[-1], DEFAULT_BLOCK)
+        return moving_sos_filter(x, b, a, DEFAULT_BLOCK)
     cutoff = per_node(cutoff_hz, x, trailing=1)
     gain = None if gain_db is None else per_node(gain_db, x, trailing=1)
     b, a = biquad_coefficients(filter_type, cutoff, per_node(q, x, trailing=1), gain, sample_rate)
@@ -256,9 +270,10 @@ class Biquad(DSPProcessor):
         if filter_type not in FILTER_TYPES:
             raise ValueError(f"Biquad: filter_type must be one of {FILTER_TYPES}, got {filter_type!r}")
         self.filter_type = filter_type
-        self.ranges = {"cutoff_hz": frequency_range(sample_rate), "q": Q}
+        self.ranges = {"cutoff_hz": frequency_range(sample_rate).replace(time_varying=True),
+                       "q": Q.replace(time_varying=True)}
         if filter_type in ("peak", "low_shelf", "high_shelf"):
-            self.ranges["gain_db"] = FILTER_GAIN_DB
+            self.ranges["gain_db"] = FILTER_GAIN_DB.replace(time_varying=True)
 
     def forward(
         self,

@@ -15,11 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 from grafx_core import (
+    Control,
     ParameterError,
     ParameterRange,
     Processor,
     ProcessorOutputError,
     accepted_channels,
+    describe,
     inlet_names,
     outlet_names,
     parameter_ranges,
@@ -32,7 +34,18 @@ from .errors import ChannelCountError
 
 __all__ = ["DryWet", "Chain", "ParallelMix"]
 
-MIX = Range(low=0.0, high=1.0, default=1.0, floor=-0.1, ceiling=1.1)
+MIX = Range(low=0.0, high=1.0, default=1.0, floor=-0.1, ceiling=1.1, time_varying=True)
+
+
+def _nested_controls(processor: Any) -> dict[str, Any]:
+    """A child's described controls as the nested mapping ``controls()`` returns (moving ones stay moving)."""
+    tree: dict[str, Any] = {}
+    for path, control in describe(processor).controls.items():
+        target = tree
+        for key in path[:-1]:
+            target = target.setdefault(key, {})
+        target[path[-1]] = control
+    return tree
 
 
 def _split_output(output: Any, n_outlets: int, who: str) -> tuple[tuple[torch.Tensor, ...], dict]:
@@ -87,6 +100,14 @@ class DryWet(Processor):
         if _has_parameters(self.processor):
             size["processor"] = self.processor.parameter_size()
         return size
+
+    def controls(self) -> dict[str, Any]:
+        """``mix`` (it may move: a curve ``[nodes, 1, samples]``) and the wrapped processor's controls."""
+        tree: dict[str, Any] = {"mix": Control(low=MIX.low, high=MIX.high, default=MIX.default, time_varying=True,
+                                               description="dry/wet amount: 0 dry, 1 wet")}
+        if _has_parameters(self.processor):
+            tree["processor"] = _nested_controls(self.processor)
+        return tree
 
     def parameter_ranges(self) -> dict[str, Any]:
         """``mix`` in [0, 1] and the wrapped processor's declared ranges under ``processor``."""
@@ -150,6 +171,10 @@ class Chain(Processor):
 
     def parameter_size(self) -> dict[str, Any]:
         return {name: stage.parameter_size() for name, stage in self.stages.items() if _has_parameters(stage)}
+
+    def controls(self) -> dict[str, Any]:
+        """Each stage's controls under the stage's name, as the stage declares them (moving ones included)."""
+        return {name: _nested_controls(stage) for name, stage in self.stages.items() if _has_parameters(stage)}
 
     def parameter_ranges(self) -> dict[str, Any]:
         """Each stage's declared ranges under the stage's name (stages declaring none left out)."""

@@ -63,7 +63,16 @@ def delay_impulse_response(delay_ms: Number, feedback: Number, mix: Number, leng
 def feedback_delay(x: torch.Tensor, delay_ms: Number, feedback: Number, mix: Number,
                    sample_rate: float = 44100.0) -> torch.Tensor:
     """Feedback delay on ``x`` ``[nodes, channels, samples]`` (see
-    :func:`delay_impulse_response`); every channel gets the same echoes."""
+    :func:`delay_impulse_response`); every channel gets the same echoes.
+
+    A moving ``mix``, ``[nodes, 1, samples]``, blends the dry signal and the
+    echoes sample by sample at the output: ``(1 - mix[n]) x[n] + mix[n] e[n]``.
+    """
+    mix = torch.as_tensor(mix, dtype=x.dtype, device=x.device)
+    if mix.dim() == 3:
+        echoes = delay_impulse_response(delay_ms, feedback, 1.0, x.shape[-1], sample_rate, x)
+        wet = fft_convolve(x, echoes.unsqueeze(1), mode="causal")
+        return x + mix * (wet - x)
     response = delay_impulse_response(delay_ms, feedback, mix, x.shape[-1], sample_rate, x)
     return fft_convolve(x, response.unsqueeze(1), mode="causal")
 
@@ -85,7 +94,7 @@ class Delay(DSPProcessor):
         self.ranges = {
             "delay_ms": Range(low=1.0, high=2000.0, default=250.0, floor=0.5, ceiling=3000.0, scale="log"),
             "feedback": Range(low=-0.95, high=0.95, default=0.3, floor=-0.99, ceiling=0.99),
-            "mix": Range(low=0.0, high=1.0, default=0.5, floor=-0.1, ceiling=1.1),
+            "mix": Range(low=0.0, high=1.0, default=0.5, floor=-0.1, ceiling=1.1, time_varying=True),
         }
 
     def forward(self, x: torch.Tensor, delay_ms: torch.Tensor, feedback: torch.Tensor,

@@ -195,12 +195,12 @@ class Compressor(DSPProcessor):
     def __init__(self, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
         self.ranges = {
-            "threshold_db": Range(low=-80.0, high=0.0, default=-20.0, floor=-100.0, ceiling=12.0),
+            "threshold_db": Range(low=-80.0, high=0.0, default=-20.0, floor=-100.0, ceiling=12.0, time_varying=True),
             "ratio": Range(low=1.0, high=20.0, default=4.0, floor=0.5, ceiling=30.0, scale="log"),
             "knee_db": KNEE_DB,
             "attack_ms": ATTACK_MS,
             "release_ms": RELEASE_MS,
-            "makeup_db": Range(low=-24.0, high=24.0, default=0.0, floor=-36.0, ceiling=36.0),
+            "makeup_db": Range(low=-24.0, high=24.0, default=0.0, floor=-36.0, ceiling=36.0, time_varying=True),
         }
 
     def _compress(self, x: torch.Tensor, sidechain: torch.Tensor | None, **params: torch.Tensor) -> torch.Tensor:
@@ -255,7 +255,8 @@ class NoiseGate(DSPProcessor):
     def __init__(self, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
         self.ranges = {
-            "threshold_db": Range(low=-100.0, high=0.0, default=-50.0, floor=-120.0, ceiling=12.0),
+            "threshold_db": Range(low=-100.0, high=0.0, default=-50.0, floor=-120.0, ceiling=12.0,
+                                  time_varying=True),
             "ratio": Range(low=1.0, high=100.0, default=10.0, floor=0.5, ceiling=150.0, scale="log"),
             "knee_db": KNEE_DB,
             "attack_ms": ATTACK_MS.replace(default=1.0),

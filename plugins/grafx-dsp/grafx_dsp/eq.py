@@ -13,6 +13,7 @@ from ._interp import interpolation_matrix
 from ._ranges import Range
 from .biquad import FILTER_GAIN_DB, Q, biquad_coefficients, frequency_range, sos_filter, spread_frequencies
 from .fft import fft_convolve
+from .moving_filter import DEFAULT_BLOCK, blockwise_coefficients, moving, moving_sos_filter
 
 __all__ = ["ParametricEQ", "FIREQ", "fir_eq_kernel", "fir_eq"]
 
@@ -37,13 +38,21 @@ class ParametricEQ(DSPProcessor):
 
     Signals: any channel count in, the same out. With every gain at 0 dB the
     EQ is the identity.
+
+    Every control may move (a curve ``[nodes, k, samples]``): the biquads are
+    then redesigned every :attr:`moving_block` samples from the controls' values
+    at the block's first sample, and run as an exact recursion whose memories
+    carry across blocks (:func:`grafx_dsp.moving_filter.moving_sos_filter`).
     """
+
+    moving_block: int = DEFAULT_BLOCK
+    """Samples between coefficient updates when a control moves."""
 
     def __init__(self, n_peaks: int = 4, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
         self.n_peaks = require_count("ParametricEQ", "n_peaks", n_peaks, 1, 64)
         peaks = (self.n_peaks,)
-        self.ranges = {
+        ranges = {
             "low_shelf_cutoff_hz": frequency_range(sample_rate, default=100.0),
             "low_shelf_q": Q,
             "low_shelf_gain_db": FILTER_GAIN_DB,
@@ -54,6 +63,7 @@ class ParametricEQ(DSPProcessor):
             "high_shelf_q": Q,
             "high_shelf_gain_db": FILTER_GAIN_DB,
         }
+        self.ranges = {name: bounds.replace(time_varying=True) for name, bounds in ranges.items()}
 
     def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
                            device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
@@ -88,17 +98,21 @@ class ParametricEQ(DSPProcessor):
         high_shelf_q: torch.Tensor,
         high_shelf_gain_db: torch.Tensor,
     ) -> torch.Tensor:
-        b, a = self.coefficients(
-            low_shelf_cutoff_hz=low_shelf_cutoff_hz,
-            low_shelf_q=low_shelf_q,
-            low_shelf_gain_db=low_shelf_gain_db,
-            peak_cutoff_hz=peak_cutoff_hz,
-            peak_q=peak_q,
-            peak_gain_db=peak_gain_db,
-            high_shelf_cutoff_hz=high_shelf_cutoff_hz,
-            high_shelf_q=high_shelf_q,
-            high_shelf_gain_db=high_shelf_gain_db,
-        )
+        params = {
+            "low_shelf_cutoff_hz": low_shelf_cutoff_hz,
+            "low_shelf_q": low_shelf_q,
+            "low_shelf_gain_db": low_shelf_gain_db,
+            "peak_cutoff_hz": peak_cutoff_hz,
+            "peak_q": peak_q,
+            "peak_gain_db": peak_gain_db,
+            "high_shelf_cutoff_hz": high_shelf_cutoff_hz,
+            "high_shelf_q": high_shelf_q,
+            "high_shelf_gain_db": high_shelf_gain_db,
+        }
+        if moving(params):
+            b, a = blockwise_coefficients(self.coefficients, params, x.shape[-1], self.moving_block)
+            return moving_sos_filter(x, b, a, self.moving_block)
+        b, a = self.coefficients(**params)
         return sos_filter(x, b, a)
 
     def extra_repr(self) -> str:

@@ -75,7 +75,7 @@ class Gain(DSPProcessor):
 
     def __init__(self, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
-        self.ranges = {"gain_db": GAIN_DB}
+        self.ranges = {"gain_db": GAIN_DB.replace(time_varying=True)}
 
     def forward(self, x: torch.Tensor, gain_db: torch.Tensor) -> torch.Tensor:
         return gain(x, self.limit("gain_db", gain_db))
@@ -97,7 +97,7 @@ class StereoGain(DSPProcessor):
 
     def __init__(self, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
-        self.ranges = {"gain_db": GAIN_DB, "pan": PAN}
+        self.ranges = {"gain_db": GAIN_DB.replace(time_varying=True), "pan": PAN.replace(time_varying=True)}
 
     def forward(self, x: torch.Tensor, gain_db: torch.Tensor, pan: torch.Tensor) -> torch.Tensor:
         self.check_channels(x)

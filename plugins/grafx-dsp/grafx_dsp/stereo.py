@@ -58,7 +58,7 @@ class StereoWidth(DSPProcessor):
 
     def __init__(self, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
-        self.ranges = {"width": WIDTH}
+        self.ranges = {"width": WIDTH.replace(time_varying=True)}
 
     def forward(self, x: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
         self.check_channels(x)

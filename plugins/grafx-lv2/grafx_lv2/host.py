@@ -103,6 +103,9 @@ class RenderItem:
 
     Attributes:
         last_latency: the latency (samples) reported for the last item rendered (on any thread).
+        control_block: samples per value of an automated control (the host's block size): the
+            plug-in runs blocks in one instance, and each run gets the values of the automation
+            block its first item sample lies in, as a DAW changes controls between runs.
     """
 
     def __init__(self, where: str, uri: str, ports: Sequence[Port], controls: Controls, pre_roll: int, tail: str,
@@ -117,14 +120,22 @@ class RenderItem:
                      if "side_chain" not in p.properties]
         self.outputs = sum(1 for p in ports if p.kind == "audio" and p.direction == "output")
         self.last_latency = 0
+        self.control_block = int(options.get("block_size", 512))
 
     def port_values(self, natural: Mapping[str, float]) -> dict[str, float]:
         """Every input control port's value (symbol → float32 value as a float) for one item's ``natural`` values."""
         vector = self.controls.vector(self.size, natural)
         return {symbol: float(vector[index]) for index, symbol in self._symbols.items()}
 
-    def __call__(self, effect: PluginEffect, audio: np.ndarray, sample_rate: float, **natural: float) -> np.ndarray:
-        vector = self.controls.vector(self.size, natural)
+    def __call__(self, effect: PluginEffect, audio: np.ndarray, sample_rate: float, **natural: Any) -> np.ndarray:
+        moving = {name: value for name, value in natural.items() if isinstance(value, np.ndarray)}
+        if moving:
+            # One control vector per automation block; _stream sets the one for each run's position.
+            count = len(next(iter(moving.values())))
+            vector: np.ndarray = np.stack([self.controls.vector(self.size, {
+                **natural, **{name: float(values[b]) for name, values in moving.items()}}) for b in range(count)])
+        else:
+            vector = self.controls.vector(self.size, natural)
         channels = audio.shape[0]
         if channels == self.inputs:
             return self._stream(effect.instance(0), audio, vector)
@@ -135,7 +146,10 @@ class RenderItem:
             f"{channels}-channel signal needs {channels} inputs (or a 1-in, 1-out plug-in, run per channel)")
 
     def _stream(self, instance: Instance, audio: np.ndarray, vector: np.ndarray) -> np.ndarray:
-        instance.controls[:] = vector
+        """Run ``audio`` through ``instance``; ``vector`` is one control vector, or ``[blocks, ports]``
+        for automated controls: a run takes the vector of the block its first item sample falls in."""
+        moving = vector.ndim == 2
+        instance.controls[:] = vector[0] if moving else vector
         block, length = instance.block_size, audio.shape[1]
         out = np.empty((len(instance.audio_out), length), dtype=np.float32)
         start = self.pre_roll  # stream sample where the item begins
@@ -146,6 +160,9 @@ class RenderItem:
             lo, hi = max(fed, start), min(fed + block, start + length)
             if lo < hi:
                 instance.inputs[self.main, lo - fed:hi - fed] = audio[:, lo - start:hi - start]
+            if moving:
+                index = min(max(fed - start, 0) // self.control_block, len(vector) - 1)
+                instance.controls[:] = vector[index]
             instance.run()
             if offset is None:
                 self.last_latency = self._latency(instance)

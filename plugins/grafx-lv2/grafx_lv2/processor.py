@@ -220,6 +220,7 @@ def lv2_processor(
         instances="per-item",
         serialise_instantiation=True,
         check_determinism=check_determinism,
+        control_block=int(block_size),
     )
 
 

@@ -42,6 +42,8 @@ class Control:
     ``maximum`` may be a callable of the sample rate (frequency ceilings).
     ``limits`` are the widest range a user may ask for with ``ranges=``:
     pedalboard's own checks, or where it stays finite when it checks nothing.
+    ``time_varying`` controls may be automated (a curve, set block by block
+    inside one effect instance, see :class:`~grafx_pedalboard.processor.SetAndProcess`).
     """
 
     name: str
@@ -51,6 +53,7 @@ class Control:
     scale: str = "linear"
     differentiable: bool = True
     limits: tuple[float, float | Callable[[float], float]] | None = None
+    time_varying: bool = False
 
     def resolve(self, sample_rate: float, minimum: float | None = None, maximum: float | None = None,
                 differentiable: bool | None = None) -> ParameterSpec:
@@ -59,7 +62,8 @@ class Control:
         hi = hi if maximum is None else maximum
         default = min(max(self.default, lo), hi)
         return ParameterSpec(self.name, lo, hi, default=default, scale=self.scale,
-                             differentiable=self.differentiable if differentiable is None else differentiable)
+                             differentiable=self.differentiable if differentiable is None else differentiable,
+                             time_varying=self.time_varying)
 
     def limit_range(self, sample_rate: float) -> tuple[float, float]:
         lo, hi = self.limits if self.limits is not None else (self.minimum, self.maximum)
@@ -125,7 +129,7 @@ _RATIO = Control("ratio", 1.0, 20.0, 4.0, "log", limits=(1.0, 100.0))
 EFFECTS: dict[str, Effect] = {e.name: e for e in (
     # -- dynamics -------------------------------------------------------------------
     Effect("compressor", "Compressor", "JUCE compressor: threshold, ratio, attack and release", (
-        Control("threshold_db", -60.0, 0.0, -20.0, limits=(-100.0, 12.0)),
+        Control("threshold_db", -60.0, 0.0, -20.0, limits=(-100.0, 12.0), time_varying=True),
         _RATIO, _TIME_ATTACK, _TIME_RELEASE,
     )),
     Effect("limiter", "Limiter", "JUCE limiter (two compressors and a hard clip)", (
@@ -146,7 +150,7 @@ EFFECTS: dict[str, Effect] = {e.name: e for e in (
     )),
     # -- gain and saturation ----------------------------------------------------------
     Effect("gain", "Gain", "Gain in dB: x * 10**(gain_db / 20)", (
-        Control("gain_db", -48.0, 24.0, 0.0, limits=(-120.0, 60.0)),
+        Control("gain_db", -48.0, 24.0, 0.0, limits=(-120.0, 60.0), time_varying=True),
     ), cheap=True),
     Effect("distortion", "Distortion", "tanh saturation: tanh(x * 10**(drive_db / 20))", (
         Control("drive_db", 0.0, 48.0, 12.0, limits=(-60.0, 80.0)),
@@ -161,8 +165,8 @@ EFFECTS: dict[str, Effect] = {e.name: e for e in (
     Effect("reverb", "Reverb", "Freeverb-style algorithmic reverb (JUCE)", (
         Control("room_size", 0.0, 1.0, 0.5, limits=(0.0, 1.0)),
         Control("damping", 0.0, 1.0, 0.5, limits=(0.0, 1.0)),
-        Control("wet_level", 0.0, 1.0, 0.33, limits=(0.0, 1.0)),
-        Control("dry_level", 0.0, 1.0, 0.4, limits=(0.0, 1.0)),
+        Control("wet_level", 0.0, 1.0, 0.33, limits=(0.0, 1.0), time_varying=True),
+        Control("dry_level", 0.0, 1.0, 0.4, limits=(0.0, 1.0), time_varying=True),
         Control("width", 0.0, 1.0, 0.8, limits=(0.0, 1.0)),
     # Reverb ramps dry_level from the previous call's value even with reset=True
     # (measured: 0.96 peak difference after a 0.7 -> 0.3 change); a new Reverb

@@ -41,15 +41,34 @@ class SetAndProcess:
 
     Effects that carry a control's value over from one call to the next get a
     fresh instance per item from their black box (``instances="per-item"``).
+    An automated control (a float32 array, one value per block of ``block``
+    samples) is set before each block, and the blocks run through the one
+    instance in order: ``reset=True`` before the first, ``reset=False`` after,
+    so the effect's state (a reverb's tail, a compressor's envelope) carries
+    through the clip.
 
     Args:
         targets: control name → :data:`Target`.
+        block: samples per block of an automated control (the processor's ``control_block``).
     """
 
-    def __init__(self, targets: Mapping[str, Target]) -> None:
+    def __init__(self, targets: Mapping[str, Target], block: int = 512) -> None:
         self.targets = dict(targets)
+        self.block = block
 
-    def __call__(self, effect: Any, audio: np.ndarray, sample_rate: float, **natural: float) -> np.ndarray:
+    def __call__(self, effect: Any, audio: np.ndarray, sample_rate: float, **natural: Any) -> np.ndarray:
+        moving = {name: value for name, value in natural.items() if isinstance(value, np.ndarray)}
+        if not moving:
+            self._set(effect, natural)
+            return effect.process(audio, sample_rate, reset=True)
+        self._set(effect, {k: v for k, v in natural.items() if k not in moving})
+        chunks = []
+        for b, start in enumerate(range(0, audio.shape[-1], self.block)):
+            self._set(effect, {name: float(values[b]) for name, values in moving.items()})
+            chunks.append(effect.process(audio[..., start:start + self.block], sample_rate, reset=b == 0))
+        return np.concatenate(chunks, axis=-1)
+
+    def _set(self, effect: Any, natural: Mapping[str, float]) -> None:
         parameters: dict[tuple[int, ...], Any] = {}
         for name, value in natural.items():
             path, attribute, how = self.targets[name]
@@ -62,7 +81,6 @@ class SetAndProcess:
                 parameters[path][attribute].raw_value = value
             else:
                 setattr(plugin, attribute, value)
-        return effect.process(audio, sample_rate, reset=True)
 
 
 class EffectFactory:
