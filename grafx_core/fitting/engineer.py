@@ -81,6 +81,26 @@ def _gain_reduction(stem: torch.Tensor, sample_rate: int, threshold: float, rati
     return float(reduction.mean()), float(reduction.max())
 
 
+def _flat(value: Any) -> list[float]:
+    """A reported value (a number, a list, or an automated control's list of frames) as plain numbers."""
+    if isinstance(value, (list, tuple)):
+        return [v for item in value for v in _flat(item)]
+    return [float(value)]
+
+
+def _per_element(value: Any) -> list[float]:
+    """A reported control's value per element, an automated element's frames averaged."""
+    if not isinstance(value, (list, tuple)):
+        return [float(value)]
+    return [_level(item) for item in value]
+
+
+def _level(value: Any) -> float:
+    """One number for a reported control: its value, or the mean of an automated control's frames."""
+    values = _flat(value)
+    return sum(values) / len(values)
+
+
 def describe_stems(graph: Graph, names: Sequence[str], nodes: Sequence[Mapping[str, Any]], stems: torch.Tensor,
                    sample_rate: int) -> dict[str, dict[str, Any]]:
     """Per stem, what the fitted console does to it (see the module's description).
@@ -103,19 +123,20 @@ def describe_stems(graph: Graph, names: Sequence[str], nodes: Sequence[Mapping[s
         if fader is None or "gain_db" not in fader["parameters"]:
             continue
         fitted = lambda node, key: node["parameters"][key]["fitted"]  # noqa: E731
-        gain = float(fitted(fader, "gain_db")[0])
-        pan = float(fitted(fader, "pan")[0]) if "pan" in fader["parameters"] else 0.0
-        words = [f"fader {gain:+.1f} dB, {_pan(pan)}"]
+        gain = _level(fitted(fader, "gain_db"))
+        pan = _level(fitted(fader, "pan")) if "pan" in fader["parameters"] else 0.0
+        frames = _flat(fitted(fader, "gain_db"))
+        ride = f" (rides {min(frames):+.1f} to {max(frames):+.1f} dB)" if len(frames) > 1 else ""
+        words = [f"fader {gain:+.1f} dB{ride}, {_pan(pan)}"]
         eq = by_name.get(f"{name}_eq")
-        eq_words = _eq_words({k: fitted(eq, k) for k in eq["parameters"]}) if eq is not None else []
+        eq_words = _eq_words({k: _per_element(fitted(eq, k)) for k in eq["parameters"]}) if eq is not None else []
         if eq is not None:
             words.append("EQ " + (", ".join(eq_words) if eq_words else "flat"))
         compression = None
         compressor = by_name.get(f"{name}_compressor")
         if compressor is not None and {"threshold_db", "ratio", "knee_db"} <= set(compressor["parameters"]):
-            threshold, ratio = float(fitted(compressor, "threshold_db")[0]), float(fitted(compressor, "ratio")[0])
-            mean, peak = _gain_reduction(stem, sample_rate, threshold, ratio,
-                                         float(fitted(compressor, "knee_db")[0]))
+            threshold, ratio = _level(fitted(compressor, "threshold_db")), _level(fitted(compressor, "ratio"))
+            mean, peak = _gain_reduction(stem, sample_rate, threshold, ratio, _level(fitted(compressor, "knee_db")))
             compression = {"mean": mean, "peak": peak}
             words.append(f"compressed about {mean:.1f} dB on average ({peak:.1f} dB at peaks), {ratio:.1f}:1 above "
                          f"{threshold:.0f} dBFS" if peak >= 0.1 else f"compressor idle (no gain reduction, {ratio:.1f}:1 above "
