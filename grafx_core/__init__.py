@@ -56,6 +56,7 @@ from .processor import (
     GRADIENT_KINDS,
     ParameterRange,
     Processor,
+    ProcessorLike,
     accepted_channels,
     inlet_names,
     outlet_names,
@@ -110,6 +111,7 @@ __all__ = [
     "prune",
     # processors and plugins
     "Processor",
+    "ProcessorLike",
     "Control",
     "CONTROL_SCALES",
     "describe",

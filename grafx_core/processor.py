@@ -45,13 +45,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple, Protocol, Union
 
 import torch
 from torch import nn
 
 __all__ = [
     "Processor",
+    "ProcessorLike",
     "ParameterRange",
     "PARAMETER_SCALES",
     "parameter_ranges",
@@ -79,6 +80,11 @@ GRADIENT_KINDS = (
     "none",
 )
 """The ways a processor's gradient can be obtained."""
+
+SIGNAL_GRADIENTS = ("spectral-ratio", "fft-ratio", "smooth-gain", "diagonal", "straight-through", "spsa", "proxy",
+                    "none")
+"""How the gradient with respect to an input signal is obtained (or ``"auto"``): what a processor's
+optional ``signal_gradient`` declares and an estimator's ``signal_gradient=`` option takes."""
 
 DEFAULT_PORTS = ("main",)
 
@@ -108,6 +114,17 @@ class ParameterRange(NamedTuple):
         if self.scale == "log":
             return math.sqrt(self.low * self.high)
         return 0.5 * (self.low + self.high)
+
+
+class ProcessorLike(Protocol):
+    """The static type of a processor: anything called as ``processor(*signals, **parameters)``.
+
+    Every declaration (``controls()``, ``parameter_size()``, ``inlets``, ...) is
+    optional and read by :func:`~grafx_core.describe`; a ``torch.nn.Module``
+    with a ``forward`` is one.
+    """
+
+    def __call__(self, *signals: Any, **parameters: Any) -> Any: ...
 
 
 class Processor(nn.Module):

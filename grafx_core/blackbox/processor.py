@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 from .._row_labels import current_row_labels
+from ..control import Control
 from ..errors import BlackBoxError, BlackBoxTimeoutError, ParameterError
 from ..estimators._warnings import NonDifferentiableParameterWarning, warn_once
 from ..estimators.auto import settle_signal_gradient
-from ..estimators.base import Estimator, resolve_estimator
-from ..estimators.finite_difference import FiniteDifference
+from ..estimators.base import Estimator
+from ..estimators.default import default_estimator
 from ..estimators.target import RenderJob, RenderTarget
 from .lifecycle import Instances, check_bit_exact
 from .parameters import ParameterSpec
@@ -54,6 +55,12 @@ def _make_runner(runner: Any, workers: int | None, timeout: float | None) -> Any
     return runner
 
 
+def _unit(raw: torch.Tensor) -> torch.Tensor:
+    # In float64: a float32 sigmoid rounds the last bit differently for different numbers of rows, and a
+    # node's control value must not depend on how many nodes share its stage.
+    return torch.sigmoid(raw.to(torch.float64)).to(raw.dtype)
+
+
 class BlackBoxProcessor(nn.Module):
     """A processor whose effect torch cannot see into.
 
@@ -78,9 +85,10 @@ class BlackBoxProcessor(nn.Module):
         process: how an effect object processes an item (default: set attributes
             and call it).
         sample_rate: passed to the effect, in Hz.
-        estimator: an estimator or a registered name (default: a
-            :class:`~grafx_core.estimators.FiniteDifference` made with
-            ``estimator_options``).
+        estimator: an estimator or a registered name (default: the measured
+            rule of :mod:`grafx_core.estimators.default`, made with
+            ``estimator_options``: straight-through without differentiable
+            controls, finite differences up to 12, SPSA beyond).
         signal_gradient: ``"auto"`` or one of
             :data:`~grafx_core.estimators.SIGNAL_GRADIENTS` (see
             :mod:`grafx_core.estimators.base`); ``"auto"`` is settled at the first
@@ -165,11 +173,11 @@ class BlackBoxProcessor(nn.Module):
         self.output_channels = output_channels
         origin = function if function is not None else effect_factory
         self.name = name or getattr(origin, "__name__", type(origin).__name__)
-        if estimator is None:
-            estimator = FiniteDifference(**estimator_options)
-            estimator_options = {}
-        self.estimator = resolve_estimator(estimator, **estimator_options)
-        self.signal_gradient = self.estimator.resolve_signal_gradient(signal_gradient)
+        self.estimator = default_estimator(specs, estimator, estimator_options)
+        # With the default estimator, "auto" is the probe whatever the rule chose: a box without controls gets
+        # straight-through for its (absent) parameters, not an identity signal gradient it never measured.
+        self.signal_gradient = ("auto" if estimator is None and signal_gradient == "auto"
+                                else self.estimator.resolve_signal_gradient(signal_gradient))
         self.signal_probe: Any = None
         self.gradient_kind = self.estimator.kind
         try:
@@ -189,6 +197,10 @@ class BlackBoxProcessor(nn.Module):
         self._warned: set[Any] = set()
 
     # -- protocol -----------------------------------------------------------
+    def controls(self) -> dict[str, Control]:
+        """One :class:`~grafx_core.Control` per spec; the parameter tensors hold unconstrained values."""
+        return {s.name: s.control() for s in self.specs}
+
     def parameter_size(self) -> dict[str, int]:
         """One scalar per control: ``{name: 1}``."""
         return {s.name: 1 for s in self.specs}
@@ -214,7 +226,7 @@ class BlackBoxProcessor(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() != 3:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise BlackBoxError(f"black box {self.name!r}: input must be [nodes, channels, samples], got {shape}")
-        normalised = torch.sigmoid(self._raw_columns(params, x.shape[0]).to(x.device))
+        normalised = _unit(self._raw_columns(params, x.shape[0]).to(x.device))
         self._warn(normalised)
         target = BlackBoxTarget(self, current_row_labels() or self.node_labels)
         choice = settle_signal_gradient(self, target, (x,), normalised, f"black box {self.name!r}")
@@ -251,8 +263,26 @@ class BlackBoxProcessor(nn.Module):
     def natural_parameters(self, **params: torch.Tensor) -> dict[str, torch.Tensor]:
         """Natural values ``[nodes]`` per control from raw parameters (differentiable)."""
         nodes = next(iter(params.values())).shape[0] if params else 0
-        normalised = torch.sigmoid(self._raw_columns(params, nodes))
+        normalised = _unit(self._raw_columns(params, nodes))
         return self.render_target().keyword_parameters(normalised)
+
+    def received_parameters(self, **params: torch.Tensor) -> list[dict[str, float]]:
+        """What each node's effect receives for these raw parameters: the values a forward call passes.
+
+        Args:
+            params: raw values, ``[nodes, 1]`` (or ``[nodes]``) per control, as for ``forward``.
+
+        Returns:
+            One ``{name: value}`` per node row, each value the float32 number the effect is given.
+
+        Raises:
+            ParameterError: a control is missing, unexpected, misshapen or not finite.
+        """
+        nodes = next(iter(params.values())).shape[0] if params else 0
+        normalised = _unit(self._raw_columns({k: v.detach() for k, v in params.items()}, nodes))
+        natural = BlackBoxTarget(self)._natural(normalised)
+        columns = [s.name for s in self.specs]
+        return [{n: float(v) for n, v in zip(columns, row)} for row in natural.tolist()]
 
     def raw_parameters(self, **natural: float | torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw ``[nodes, 1]`` tensors giving these natural values (``[nodes]`` or scalars).

@@ -26,8 +26,9 @@ from ..fitting.session import FitJob, fit_console
 from ..fitting.stems import read_multitrack
 from ..graph import Graph
 from ..parameter_file import load_parameters
+from ..registry import processors_for_graph
 from ._arguments import at_least, device_name, positive_number
-from ._processors import accepts_keyword, build_processors, read_options
+from ._processors import accepts_keyword, read_options
 
 __all__ = ["add_arguments", "run"]
 
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         options.setdefault(node_type, {}).update(extra)
     _estimator_options(graph, options, args.estimator)
     origin = f"options file {args.options!r}" if args.options else "console options"
-    processors = build_processors(graph, options, multitrack.sample_rate, origin)
+    processors = processors_for_graph(graph, options, sample_rate=multitrack.sample_rate, origin=origin)
     start = load_parameters(args.params) if args.params else console.start_parameters(processors)
     hidden = load_parameters(args.hidden) if args.hidden else None
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")

@@ -27,11 +27,12 @@ from ..graph import Graph
 from ..fitting.outputs import same_file
 from ..parameter_file import _leaves, load_parameters
 from ..parameters import create_empty_parameters
+from ..registry import processors_for_graph
 from ..render import render
 from ..schedule import SCHEDULING_METHODS
 from ..wavfile import WAV_FORMATS, read_sources, write_wav
 from ._arguments import at_least
-from ._processors import build_processors, read_options
+from ._processors import read_options
 
 __all__ = ["add_arguments", "run", "render_files"]
 
@@ -131,7 +132,7 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
         )
     audio, sample_rate = read_sources(sources, pad=pad)
     origin = f"options file {os.fspath(options_path)!r}" if options_path else "processor options"
-    processors = build_processors(graph, read_options(options_path), sample_rate, origin)
+    processors = processors_for_graph(graph, read_options(options_path), sample_rate=sample_rate, origin=origin)
     if params_path is None:
         parameters = create_empty_parameters(graph, processors)
     else:

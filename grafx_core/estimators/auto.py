@@ -22,8 +22,8 @@ large or too small loses a quarter), medians over the rows whose output moves,
 the worst over
 the two test directions, the mean over the parameter points. The best candidate wins;
 ``"diagonal"``, which costs a render per backward, only by a margin of
-:data:`RENDER_MARGIN`, and ``"straight-through"`` by :data:`IDENTITY_MARGIN`. Below :data:`MINIMUM_SCORE` nothing is trusted and the
-gradient is stopped (``"none"``, with a warning from the processor). An effect
+:data:`RENDER_MARGIN`, and ``"straight-through"`` by :data:`IDENTITY_MARGIN`. Below :data:`MINIMUM_SCORE`
+nothing is trusted and the gradient is stopped (``"none"``, with a warning from the processor). An effect
 whose output does not move at all (below :data:`MUTE` of the input change, at
 every point) gets ``"none"`` too, silently: its input gradient is (close to) zero.
 """

@@ -1,37 +1,7 @@
-"""The loss a console fit minimises: a multi-resolution STFT distance to the target mix."""
+"""The loss a console fit minimises: a multi-resolution STFT distance to the target mix (the core's one loss)."""
 
 from __future__ import annotations
 
-import torch
+from ..spectral_loss import SpectralLoss
 
 __all__ = ["SpectralLoss"]
-
-
-class SpectralLoss:
-    """Multi-resolution STFT loss against a fixed target: spectral convergence plus log-magnitude L1.
-
-    Each channel is compared on its own, so that level and panning both count.
-
-    Args:
-        target: ``[channels, samples]``.
-        fft_sizes: STFT sizes (hop a quarter, Hann window).
-    """
-
-    def __init__(self, target: torch.Tensor, fft_sizes: tuple[int, ...] = (256, 1024, 4096)) -> None:
-        self.fft_sizes = fft_sizes
-        self._targets = [self._magnitude(target, n) for n in fft_sizes]
-
-    @staticmethod
-    def _magnitude(x: torch.Tensor, n: int) -> torch.Tensor:
-        window = torch.hann_window(n, dtype=x.dtype, device=x.device)
-        return torch.stft(x, n, hop_length=n // 4, window=window, return_complex=True).abs()
-
-    def __call__(self, y: torch.Tensor) -> torch.Tensor:
-        """The loss of ``y`` (``[channels, samples]``), a scalar."""
-        total = y.new_zeros(())
-        for n, target in zip(self.fft_sizes, self._targets):
-            magnitude = self._magnitude(y, n)
-            convergence = torch.linalg.norm(magnitude - target) / torch.linalg.norm(target).clamp_min(1e-8)
-            log_distance = (torch.log(magnitude + 1e-5) - torch.log(target + 1e-5)).abs().mean()
-            total = total + convergence + log_distance
-        return total / len(self.fft_sizes)
