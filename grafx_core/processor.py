@@ -50,6 +50,8 @@ from typing import Any, NamedTuple, Protocol, Union
 import torch
 from torch import nn
 
+from ._paths import leaves
+
 __all__ = [
     "Processor",
     "ProcessorLike",
@@ -314,8 +316,4 @@ def iter_parameter_shapes(size: Mapping[str, Any], prefix: tuple[str, ...] = ())
 
     ``path`` is the tuple of keys from the top level down to the leaf.
     """
-    for name, value in size.items():
-        if isinstance(value, Mapping):
-            yield from iter_parameter_shapes(value, prefix + (name,))
-        else:
-            yield prefix + (name,), value
+    yield from leaves(size, prefix)

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from .._paths import leaves
 from ..control import Control
 from ..description import describe
 from ..errors import PredictorError
@@ -110,12 +111,8 @@ def declared_ranges(processor: ProcessorLike, node_type: str,
     who = f"{type(processor).__name__} for node type {node_type!r}"
     found: dict[tuple[str, ...], Control] = {}
 
-    def walk(tree: Mapping[str, Any], prefix: tuple[str, ...]) -> None:
-        for key, value in tree.items():
-            path = prefix + (key,)
-            if isinstance(value, Mapping):
-                walk(value, path)
-                continue
+    def add(tree: Mapping[str, Any]) -> None:
+        for path, value in leaves(tree):
             if isinstance(value, Control):
                 if not value.bounded or (value.scale == "log" and not value.low > 0):  # type: ignore[operator]
                     raise PredictorError(f"{who}: range of {'.'.join(path)!r} must be bounded (a log one above 0) "
@@ -129,7 +126,7 @@ def declared_ranges(processor: ProcessorLike, node_type: str,
 
     try:
         found.update((path, control) for path, control in describe(processor).controls.items() if _predictable(control))
-        walk(override or {}, ())
+        add(override or {})
     except (TypeError, ValueError) as exc:
         raise PredictorError(f"node type {node_type!r}: {exc}") from exc
     return found
