@@ -32,7 +32,7 @@ def _to_latent(control: Control | None, value: torch.Tensor) -> torch.Tensor:
     if control is None:
         return value
     if control.unconstrained:  # already unconstrained; a start in a sigmoid tail could not move
-        return trainable_start(control, value)
+        return trainable_start(control, value) if control.differentiable else value
     return to_unconstrained(control, value, enforce_range=False)
 
 
