@@ -69,6 +69,9 @@ class ProcessorDescription:
             processor described from the older attributes, whose controls
             without a default start at 0 (GRAFX's convention) rather than at
             the middle of their range.
+        runs_on_host: the processor computes on the CPU whatever its inputs'
+            device (a black box); the engine moves its inputs to pinned host
+            memory and its outputs back, off the accelerator's critical path.
     """
 
     name: str
@@ -82,6 +85,7 @@ class ProcessorDescription:
     memoryless: bool = False
     latency_samples: int = 0
     declared: bool = True
+    runs_on_host: bool = False
 
     def control(self, path: str | ControlPath) -> Control:
         """The control at ``path`` (a tuple of keys or a dotted name).
@@ -194,6 +198,7 @@ def _read(processor: ProcessorLike) -> ProcessorDescription:
         and callable(getattr(processor, "forward_stateful", None)),
         memoryless=bool(getattr(processor, "memoryless", False)),
         latency_samples=latency,
+        runs_on_host=bool(getattr(processor, "runs_on_host", False)),
     )
 
 
