@@ -48,6 +48,7 @@ from .estimators import (
 )
 from .graph import BUILTIN_TYPES, Edge, Graph, Node, disjoint_union
 from .hookspecs import hookimpl
+from .native_code import NativeCodeError, allow_plugin_folders, allowed_plugin_folders, check_plugin_path
 from .parameter_file import load_parameters, save_parameters
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
 from .plan import CPU_TILE_BYTES, NodeAux, RenderPlan, compile_render
@@ -64,9 +65,13 @@ from .processor import (
 )
 from .registry import (
     Registry,
+    get_console,
     get_estimator,
+    get_exporter,
     get_processor,
+    list_consoles,
     list_estimators,
+    list_exporters,
     list_plugins,
     list_processors,
     plugin_failures,
@@ -74,7 +79,7 @@ from .registry import (
 )
 from .render import render
 from .schedule import SCHEDULING_METHODS, Stage, render_order
-from .specs import EstimatorSpec, ProcessorSpec
+from .specs import ConsoleSpec, EstimatorSpec, ExporterSpec, ProcessorSpec
 from .structure import GATE_PARAMETER, Gated, gate_processors, gate_values, prune
 from .wavfile import read_wav, write_wav
 
@@ -124,6 +129,8 @@ __all__ = [
     "parameter_ranges",
     "ProcessorSpec",
     "EstimatorSpec",
+    "ConsoleSpec",
+    "ExporterSpec",
     "hookimpl",
     # plugin registry
     "get_processor",
@@ -133,7 +140,14 @@ __all__ = [
     "list_plugins",
     "plugin_failures",
     "processors_for_graph",
+    "list_consoles",
+    "get_console",
+    "list_exporters",
+    "get_exporter",
     "Registry",
+    "allow_plugin_folders",
+    "allowed_plugin_folders",
+    "check_plugin_path",
     # black boxes and gradient estimators
     "BlackBoxProcessor",
     "ParameterSpec",
@@ -182,6 +196,7 @@ __all__ = [
     "BlackBoxTimeoutError",
     "BlackBoxWorkerError",
     "NondeterministicEffectError",
+    "NativeCodeError",
     "PredictorError",
     "AudioFileError",
     "OptionalDependencyError",

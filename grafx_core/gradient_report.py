@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import ConformanceError, ProcessorOutputError
 from .processor import ProcessorLike
-from .errors import ConformanceError
 from .estimators import with_estimator
 from .estimators.auto import _upstream_like
 from ._paths import leaves, nest
@@ -249,7 +249,13 @@ def gradient_report(processor: ProcessorLike, *, twin: Any = None, signals: Sequ
 
     Raises:
         ConformanceError: the processor has no inlet.
+        ProcessorOutputError: the processor returns NaN or Inf on the report's inputs.
+        ValueError: ``items`` or ``seconds`` is not positive.
     """
+    if signals is None and not (isinstance(items, int) and items >= 1 and isinstance(seconds, (int, float))
+                                and math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"gradient_report: items must be a positive int and seconds a positive finite number, "
+                         f"got items={items!r}, seconds={seconds!r}")
     rng = torch.Generator().manual_seed(seed)
     description = describe(processor)
     inlets = description.inlets
@@ -270,6 +276,9 @@ def gradient_report(processor: ProcessorLike, *, twin: Any = None, signals: Sequ
     report = GradientReport(str(label), "autograd" if reference_model is not None else "central difference")
     with torch.no_grad():
         y = _call(processor, signals, params)
+    if not bool(torch.isfinite(y).all()):
+        raise ProcessorOutputError(f"{label}: returned NaN or Inf on the report's signals and parameters, so no "
+                                   "gradient of it can be measured (a processor that is unstable at its defaults)")
     gs = [torch.randn(y.shape, generator=rng, dtype=y.dtype) for _ in range(_COTANGENTS)]
     g = gs[0]
     nondiff = {".".join(path) for path in description.nondifferentiable()}

@@ -7,10 +7,11 @@ from typing import Any
 
 from .._jsonfile import read_json
 from ..errors import OptionsFileError, PluginError
+from ..graph import Graph
 from ..registry import default_registry
 from ..registry._signature import accepts_keyword as factory_accepts
 
-__all__ = ["OptionsFileError", "read_options", "accepts_keyword"]
+__all__ = ["OptionsFileError", "read_options", "accepts_keyword", "isolate_black_boxes"]
 
 
 def read_options(path: str | os.PathLike[str] | None) -> dict[str, dict[str, Any]]:
@@ -38,3 +39,11 @@ def accepts_keyword(node_type: str, keyword: str) -> bool:
         return factory_accepts(default_registry().processor_info(node_type).spec.factory, keyword)
     except PluginError:
         return False
+
+
+def isolate_black_boxes(graph: Graph, options: dict[str, dict[str, Any]]) -> None:
+    """Set ``runner="isolated"`` for every node type of ``graph`` whose factory takes a ``runner`` and
+    has none in ``options`` (``--isolate``: plug-ins render in watched worker processes)."""
+    for node_type in graph.processor_types():
+        if accepts_keyword(node_type, "runner"):
+            options.setdefault(node_type, {}).setdefault("runner", "isolated")

@@ -26,9 +26,10 @@ from ..fitting.session import FitJob, fit_console
 from ..fitting.stems import read_multitrack
 from ..graph import Graph
 from ..parameter_file import load_parameters
-from ..registry import processors_for_graph
-from ._arguments import at_least, device_name, positive_number
-from ._processors import accepts_keyword, read_options
+from ..registry import get_console, get_exporter, processors_for_graph
+from ._arguments import (add_allow_plugins, at_least, device_name, positive_number, seed_number, threads_count,
+                         whole_number_between)
+from ._processors import accepts_keyword, isolate_black_boxes, read_options
 
 __all__ = ["add_arguments", "run"]
 
@@ -46,9 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "processor's defaults)")
     parser.add_argument("--hidden", metavar="PARAMS.json", help="the parameters that made the target, when "
                         "known: reported next to the fitted ones")
-    parser.add_argument("--console", choices=sorted(CONSOLES), default="analytic",
-                        help="console to build without --graph: analytic (grafx-dsp, autograd) or pedalboard "
-                        "(pedalboard compressors and reverb); default analytic")
+    parser.add_argument("--console", default="analytic", metavar="NAME",
+                        help="console to build without --graph: analytic (grafx-dsp, autograd), pedalboard "
+                        "(pedalboard compressors and reverb), or one a plugin registers (ardour: Ardour's mixer, "
+                        "from grafx-ardour); default analytic")
+    parser.add_argument("--export-ardour", metavar="SESSION_DIR",
+                        help="then write the fit as an Ardour 7 session there (as grafx-core export ardour)")
     parser.add_argument("--compressor", metavar="PROCESSOR", help="processor name for the track compressors")
     parser.add_argument("--reverb", metavar="PROCESSOR", help="processor name for the send reverb")
     parser.add_argument("--steps", type=at_least(1), default=200, help="most fitting steps (default 200)")
@@ -56,22 +60,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop once this many steps have not lowered the loss by 0.1%% (default 40)")
     parser.add_argument("--learning-rate", type=positive_number, default=0.05,
                         help="Adam's initial learning rate (default 0.05)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the stochastic gradient estimators")
+    parser.add_argument("--seed", type=seed_number, default=0, help="seeds the stochastic gradient estimators")
     parser.add_argument("--estimator", choices=("auto", "finite-difference", "spsa"), default="auto",
                         help="gradient estimator of the black-box nodes (default: each effect's own)")
     parser.add_argument("--device", type=device_name, default="cpu",
                         help="torch device: cpu (default; render reproduces it bit for bit), cuda, auto")
-    parser.add_argument("--sample-rate", type=at_least(8000), metavar="HZ",
+    parser.add_argument("--sample-rate", type=whole_number_between(8000, 384000), metavar="HZ",
                         help="work at this rate (default: the target's)")
     parser.add_argument("--prune", action="store_true",
                         help="then gate every node and prune those the mix does not need")
     parser.add_argument("--prune-steps", type=at_least(1), metavar="N",
                         help="steps of the gated fit that decides what to prune (default: half of --steps)")
-    parser.add_argument("--threads", type=at_least(1), default=1, help="torch threads during the fit (default 1)")
+    parser.add_argument("--threads", type=threads_count, default=1, help="torch threads during the fit (default 1)")
     parser.add_argument("--force", action="store_true", help="replace the results of an earlier run in DIR")
+    parser.add_argument("--isolate", action="store_true",
+                        help="render black-box plug-ins in watched worker processes: one that crashes or hangs is "
+                        "an error naming its node, not the end of the fit (slower to start)")
+    add_allow_plugins(parser)
 
 
 def _console(args: argparse.Namespace, names: list[str]) -> Console:
+    if args.graph is None and args.console not in CONSOLES:
+        if args.compressor or args.reverb:
+            raise GrafxError(f"--compressor and --reverb choose processors of the built-in consoles; console "
+                             f"{args.console!r} names its own")
+        try:
+            return get_console(args.console).spec.factory(names)
+        except ValueError as exc:
+            raise GrafxError(f"--console {args.console}: {exc}") from exc
     if args.graph is None:
         effects = with_effects(CONSOLES[args.console], track_compressor=args.compressor, reverb=args.reverb)
         return build_console(names, effects)
@@ -102,12 +118,15 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.manual_seed(args.seed)
+    exporter = get_exporter("ardour").spec.factory if args.export_ardour else None  # fail before fitting
     multitrack = read_multitrack(args.stems, args.target, args.sample_rate)
     console = _console(args, multitrack.names)
     graph, options = console.graph, console.options
     for node_type, extra in read_options(args.options).items():
         options.setdefault(node_type, {}).update(extra)
     _estimator_options(graph, options, args.estimator)
+    if args.isolate:
+        isolate_black_boxes(graph, options)
     origin = f"options file {args.options!r}" if args.options else "console options"
     processors = processors_for_graph(graph, options, sample_rate=multitrack.sample_rate, origin=origin)
     start = load_parameters(args.params) if args.params else console.start_parameters(processors)
@@ -120,4 +139,8 @@ def run(args: argparse.Namespace) -> int:
                  steps=args.steps, learning_rate=args.learning_rate, patience=args.patience, prune=args.prune,
                  prune_steps=args.prune_steps,
                  device=device, threads=args.threads, title="fitted", notes=multitrack.notes, settings=settings)
-    return fit_console(job, sys.stdout).exit_status
+    status = fit_console(job, sys.stdout).exit_status
+    if status == 0 and exporter is not None:
+        written = exporter(args.output, args.export_ardour, force=args.force)
+        print(f"wrote the Ardour session {written}")
+    return status

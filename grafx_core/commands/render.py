@@ -31,8 +31,8 @@ from ..registry import processors_for_graph
 from ..render import render
 from ..schedule import SCHEDULING_METHODS
 from ..wavfile import WAV_FORMATS, read_sources, write_wav
-from ._arguments import at_least
-from ._processors import read_options
+from ._arguments import add_allow_plugins, threads_count
+from ._processors import isolate_black_boxes, read_options
 
 __all__ = ["add_arguments", "run", "render_files"]
 
@@ -51,10 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output sample format (default float32, lossless)")
     parser.add_argument("--pad", action="store_true", help="zero-pad shorter sources to the longest")
     parser.add_argument("--method", choices=SCHEDULING_METHODS, default="beam", help="scheduling method")
-    parser.add_argument("--threads", type=at_least(1), metavar="N",
+    parser.add_argument("--threads", type=threads_count, metavar="N",
                         help="torch threads (default: torch's own count; sums and FFTs may round differently "
                              "on another count, so a render repeated bit for bit names it)")
     parser.add_argument("--force", action="store_true", help="replace output files that exist")
+    parser.add_argument("--isolate", action="store_true",
+                        help="render black-box plug-ins in watched worker processes: one that crashes or hangs is "
+                        "an error naming its node, not the end of this process (slower to start)")
+    add_allow_plugins(parser)
 
 
 def _check_outputs(outputs: list[str], inputs: list[str], force: bool) -> None:
@@ -65,6 +69,11 @@ def _check_outputs(outputs: list[str], inputs: list[str], force: bool) -> None:
         for source in inputs:
             if same_file(path, source):
                 raise AudioFileError(f"output {path!r} is also an input: choose another output name")
+        if os.path.islink(path):
+            raise AudioFileError(f"output {path!r} is a symbolic link (to {os.readlink(path)!r}); render never writes "
+                                 "through links, with --force or without: name the file itself")
+        if os.path.isdir(path):
+            raise AudioFileError(f"output {path!r} is a folder: name a .wav file")
         if os.path.exists(path) and not force:
             raise AudioFileError(f"output {path!r} exists: pass --force to replace it, or choose another name")
     if len(set(map(os.path.abspath, outputs))) < len(outputs):
@@ -94,10 +103,11 @@ def _check_shapes(graph: Graph, processors: dict[str, Any], parameters: Any, par
 def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs: list[str],
                  params_path: str | None = None, options_path: str | None = None,
                  format: str = "float32", pad: bool = False, method: str = "beam",
-                 force: bool = False, threads: int | None = None) -> torch.Tensor:
+                 force: bool = False, threads: int | None = None, isolate: bool = False) -> torch.Tensor:
     """Render a graph file with WAV sources and write the outputs; what ``grafx-core render`` does.
 
-    ``threads`` is torch's intra-op thread count for the render (``None``: unchanged).
+    ``threads`` is torch's intra-op thread count for the render (``None``: unchanged); ``isolate`` renders
+    every black box that takes a ``runner`` in watched worker processes (``runner="isolated"``).
 
     Returns:
         The rendered outputs, ``[num_out, channels, samples]`` float32.
@@ -132,7 +142,10 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
         )
     audio, sample_rate = read_sources(sources, pad=pad)
     origin = f"options file {os.fspath(options_path)!r}" if options_path else "processor options"
-    processors = processors_for_graph(graph, read_options(options_path), sample_rate=sample_rate, origin=origin)
+    options = read_options(options_path)
+    if isolate:
+        isolate_black_boxes(graph, options)
+    processors = processors_for_graph(graph, options, sample_rate=sample_rate, origin=origin)
     if params_path is None:
         parameters = create_empty_parameters(graph, processors)
     else:
@@ -152,7 +165,7 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
 def run(args: argparse.Namespace) -> int:
     """Render and report what was written."""
     y = render_files(args.graph, args.source, args.output, args.params, args.options, args.format, args.pad,
-                     args.method, args.force, args.threads)
+                     args.method, args.force, args.threads, args.isolate)
     for path, signal in zip(args.output, y):
         peak = float(signal.abs().max())
         level = f"{20 * math.log10(peak):+.1f} dBFS" if peak > 0 else "silence"
