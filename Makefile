@@ -10,12 +10,15 @@ STAMP := $(VENV)/.installed
 # ray (runner="ray") is ~250 MB and 13 s to install: the suite and the benchmarks
 # get it, the demo does not need it.
 RAY_STAMP := $(VENV)/.installed-ray
+# pycma and Nevergrad (--optimizer cma-es|ngopt) for the suite and bench/gradient_free.py.
+OPTIMIZERS_STAMP := $(VENV)/.installed-optimizers
 PACKAGES := -e '.[test,plot,docs]' $(patsubst %/pyproject.toml,-e %,$(wildcard plugins/*/pyproject.toml examples/*/pyproject.toml))
 # Debian packages the plugins' tests and the demo use: the LV2 host library and plug-ins (grafx-lv2),
 # recorded instruments for test material, and Ardour 7 with its plug-ins (grafx-ardour's round trip).
 # Installed by `make system-packages` when root.
 APT_PACKAGES ?= liblilv-0-0 lsp-plugins-lv2 x42-plugins calf-plugins dpf-plugins-lv2 \
-	fluidsynth fluid-soundfont-gm hydrogen-drumkits gcc libc6-dev ardour ardour-lv2-plugins
+	fluidsynth fluid-soundfont-gm hydrogen-drumkits gcc libc6-dev ardour ardour-lv2-plugins \
+	zam-plugins dragonfly-reverb-lv2
 
 .PHONY: install system-packages demo test test-fast lint bench docs clean gpu-wheels gpu-check
 
@@ -38,6 +41,10 @@ $(RAY_STAMP): $(STAMP)
 	$(PY) -m pip install -q --disable-pip-version-check $(TORCH) -e '.[ray]'
 	touch $@
 
+$(OPTIMIZERS_STAMP): $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check $(TORCH) -e '.[optimizers]'
+	touch $@
+
 install: $(STAMP)
 
 # --force: the demo replaces its own earlier results in its output folder.
@@ -49,11 +56,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check grafx_core plugins tests bench examples docs
 	$(VENV)/bin/mypy
 
-test: system-packages $(RAY_STAMP) lint
+test: system-packages $(RAY_STAMP) $(OPTIMIZERS_STAMP) lint
 	$(PY) -m pytest -q $(ARGS)
 
 # Everything but the tests marked slow (each over ~10 s on 2 cores): under 2 minutes on 2 cores.
-test-fast: system-packages $(RAY_STAMP) lint
+test-fast: system-packages $(RAY_STAMP) $(OPTIMIZERS_STAMP) lint
 	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 # The prepared command for a CUDA machine (bench/gpu_check.py). Such a machine usually has a CUDA
@@ -83,7 +90,7 @@ gpu-check:
 docs: $(STAMP)
 	$(PY) -m sphinx -W -q -b html docs docs/_build/html
 
-bench: $(RAY_STAMP)
+bench: system-packages $(RAY_STAMP) $(OPTIMIZERS_STAMP)
 	for f in bench/[!_]*.py; do $(PY) $$f || exit 1; done
 
 clean:

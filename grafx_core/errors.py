@@ -25,6 +25,7 @@ __all__ = [
     "PluginWarning",
     "ConformanceError",
     "EstimatorError",
+    "SignalGradientQualityError",
     "BlackBoxError",
     "BlackBoxTimeoutError",
     "BlackBoxWorkerError",
@@ -113,6 +114,11 @@ class ConformanceError(GrafxError, AssertionError):
 
 class EstimatorError(GrafxError):
     """A gradient estimator was misconfigured or cannot treat a processor."""
+
+
+class SignalGradientQualityError(EstimatorError):
+    """No stand-in for an input signal's gradient scored well enough, and the estimator was asked to be
+    strict about it (``strict_signal_gradient=True``)."""
 
 
 class BlackBoxError(GrafxError):

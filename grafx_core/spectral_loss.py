@@ -87,3 +87,32 @@ class SpectralLoss:
         for n, target in zip(self.fft_sizes, self._targets):
             total = total + spectral_distance(stft_magnitude(y, n), target)
         return total / len(self.fft_sizes)
+
+    def residuals(self, y: torch.Tensor, centre: torch.Tensor | None = None) -> torch.Tensor:
+        """Weighted residuals whose half sum of squares has the loss's gradient at ``centre`` (for Gauss-Newton).
+
+        Per STFT size, the magnitude differences ``e`` and the log-magnitude
+        differences ``d``, weighted as iteratively reweighted least squares
+        weights them at ``centre``: ``e / sqrt(|e_c| |target|)`` and ``d / sqrt(n (|d_c| + 0.01))``
+        (``n`` log-magnitude bins), so that near ``centre`` half their sum of squares
+        changes as the loss does (its spectral-convergence norm and its L1 log distance).
+
+        Args:
+            y: ``[channels, samples]``.
+            centre: the mix the weights are taken at (default: ``y``).
+
+        Returns:
+            ``[residuals]``, in ``y``'s dtype.
+        """
+        parts = []
+        reference = y if centre is None else centre
+        for n, target in zip(self.fft_sizes, self._targets):
+            magnitude = stft_magnitude(y, n)
+            at = magnitude if centre is None else stft_magnitude(reference, n)
+            target_norm = torch.linalg.norm(target).clamp_min(1e-8)
+            centre_norm = torch.linalg.norm(at - target).clamp_min(1e-8 * target_norm)
+            parts.append(((magnitude - target) / (centre_norm * target_norm).sqrt()).flatten())
+            log_target = torch.log(target + 1e-5)
+            weight = ((torch.log(at + 1e-5) - log_target).abs() + 0.01) * target.numel()
+            parts.append(((torch.log(magnitude + 1e-5) - log_target) / weight.sqrt()).flatten())
+        return torch.cat(parts) / len(self.fft_sizes) ** 0.5

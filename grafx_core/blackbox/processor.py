@@ -380,6 +380,7 @@ class BlackBoxTarget(RenderTarget):
         self.name = f"black box {processor.name!r}"
         self.columns = tuple(s.name for s in processor.specs)
         self.differentiable = tuple(s.differentiable for s in processor.specs)
+        self.concurrent = getattr(processor, "concurrent_calls", False) is True
 
     def keyword_parameters(self, params: torch.Tensor) -> dict[str, Any]:
         return {s.name: s.to_natural(params[:, j]) for j, s in enumerate(self.processor.specs)}
@@ -394,6 +395,10 @@ class BlackBoxTarget(RenderTarget):
         natural = self._natural(params)
         cols = [s.to_normalised(natural[:, j]) for j, s in enumerate(self.processor.specs)]
         return torch.stack(cols, dim=1) if cols else params.to(torch.float64)
+
+    def distance(self, params: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """``|p - r|`` in normalised units (each control's range is ``[0, 1]``)."""
+        return (params.to(torch.float64) - reference.to(torch.float64)).abs()
 
     def random_rows(self, params: torch.Tensor, rng: Any) -> torch.Tensor:
         """Differentiable controls uniform in the middle 80% of their normalised range; the others as given."""

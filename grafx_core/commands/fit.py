@@ -9,6 +9,9 @@ puts pedalboard compressors and reverb in it; --compressor and --reverb
 take any registered processor name (an LV2 plug-in, say). Stems at other
 sample rates are resampled, shorter ones padded, mono ones copied to both
 channels. Ctrl-C stops the fit and keeps the parameters fitted so far.
+--optimizer picks the fit backend: Adam (default), gauss-newton
+(Levenberg-Marquardt on the black-box controls, Adam on the rest), or the
+gradient-free cma-es, ngopt and random; --renders caps the graph renders.
 
   grafx-core fit drums.wav bass.wav keys.wav --target mix.wav --output fit-out
   grafx-core render ...   # the command printed at the end reproduces fit-out/fitted.wav
@@ -22,6 +25,7 @@ from typing import Any
 
 from ..errors import GrafxError, SourceShapeError
 from ..fitting.console import CONSOLES, Console, build_console, with_effects
+from ..fitting.optimizers import OPTIMIZERS
 from ..fitting.session import FitJob, fit_console
 from ..fitting.stems import read_multitrack
 from ..graph import Graph
@@ -55,12 +59,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="then write the fit as an Ardour 7 session there (as grafx-core export ardour)")
     parser.add_argument("--compressor", metavar="PROCESSOR", help="processor name for the track compressors")
     parser.add_argument("--reverb", metavar="PROCESSOR", help="processor name for the send reverb")
+    parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam",
+                        help="fit backend (default adam): " + "; ".join(f"{k}: {v}" for k, v in OPTIMIZERS.items())
+                        + " (cma-es and ngopt need `pip install grafx-core[optimizers]`)")
     parser.add_argument("--steps", type=at_least(1), default=200, help="most fitting steps (default 200)")
+    parser.add_argument("--renders", type=at_least(1), metavar="N",
+                        help="stop once the fit has rendered the graph N times (black-box renders, counted in "
+                        "whole-graph renders; default: no limit)")
     parser.add_argument("--patience", type=at_least(1), default=40,
                         help="stop once this many steps have not lowered the loss by 0.1%% (default 40)")
     parser.add_argument("--learning-rate", type=positive_number, default=0.05,
                         help="Adam's initial learning rate (default 0.05)")
-    parser.add_argument("--seed", type=seed_number, default=0, help="seeds the stochastic gradient estimators")
+    parser.add_argument("--seed", type=seed_number, default=0,
+                        help="seeds the stochastic gradient estimators and optimisers")
     parser.add_argument("--estimator", choices=("auto", "finite-difference", "spsa"), default="auto",
                         help="gradient estimator of the black-box nodes (default: each effect's own)")
     parser.add_argument("--device", type=device_name, default="cpu",
@@ -136,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     settings = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
     job = FitJob(multitrack.names, multitrack.stems, multitrack.target, multitrack.sample_rate, graph, processors,
                  options, args.output, start=start, hidden=hidden, force=args.force, inputs=inputs,
-                 steps=args.steps, learning_rate=args.learning_rate, patience=args.patience, prune=args.prune,
+                 steps=args.steps, learning_rate=args.learning_rate, optimizer=args.optimizer,
+                 renders=args.renders, seed=args.seed, patience=args.patience, prune=args.prune,
                  prune_steps=args.prune_steps,
                  device=device, threads=args.threads, title="fitted", notes=multitrack.notes, settings=settings)
     status = fit_console(job, sys.stdout).exit_status

@@ -9,7 +9,13 @@ linear stand-ins fitted to the forward pass (:mod:`.linearisation`), chosen
 automatically by a probe (:mod:`.auto`) unless given.
 """
 
-from ._warnings import GradientWarning, NonDifferentiableParameterWarning, StoppedSignalGradientWarning
+from ._warnings import (
+    GradientWarning,
+    NonDifferentiableParameterWarning,
+    StoppedSignalGradientWarning,
+    WeakSignalGradientWarning,
+)
+from ._pool import backward_pooling
 from .base import SIGNAL_GRADIENTS, Estimator, resolve_estimator
 from .finite_difference import FiniteDifference
 from .proxy import NeuralProxy
@@ -22,6 +28,7 @@ from .wrap import EstimatedProcessor, TorchTarget, render_target, with_estimator
 
 __all__ = [
     "Estimator",
+    "backward_pooling",
     "SIGNAL_GRADIENTS",
     "resolve_estimator",
     "FiniteDifference",
@@ -43,4 +50,5 @@ __all__ = [
     "GradientWarning",
     "NonDifferentiableParameterWarning",
     "StoppedSignalGradientWarning",
+    "WeakSignalGradientWarning",
 ]

@@ -11,7 +11,7 @@ gradient into a vector-Jacobian product.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -20,6 +20,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..errors import EstimatorError
+from . import _pool
 from .target import RenderJob, RenderTarget
 
 __all__ = [
@@ -167,6 +168,17 @@ class SignalSPSARule(GradientRule):
         return None, tuple(grads)
 
 
+def _plan(saved: Saved, rules: Sequence[GradientRule]) -> Callable[[], tuple[list[list[RenderJob]], list[torch.Tensor]]]:
+    """Ask every rule for its jobs now; the function returned renders them (all in one target call)."""
+    planned = [rule.jobs(saved) for rule in rules]
+    flat = [job for jobs in planned for job in jobs]
+
+    def render() -> tuple[list[list[RenderJob]], list[torch.Tensor]]:
+        return planned, (saved.target.render(flat) if flat else [])
+
+    return render
+
+
 class _Estimated(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, target: RenderTarget, rules: Sequence[GradientRule], params: torch.Tensor,
@@ -176,6 +188,12 @@ class _Estimated(torch.autograd.Function):
         y = target.render([job])[0]
         ctx.target, ctx.rules = target, rules
         ctx.save_for_backward(params, y, *signals)
+        ctx.pending = None
+        if getattr(target, "concurrent", False) and _pool.pooling_enabled():
+            saved = Saved(target, params.detach(), tuple(s.detach() for s in signals), y,
+                          bool(ctx.needs_input_grad[2]), tuple(bool(b) for b in ctx.needs_input_grad[3:]))
+            ctx.pending = _pool.PendingRenders(lambda: _plan(saved, rules))
+            _pool.register(ctx.pending)
         return y
 
     @staticmethod
@@ -185,9 +203,8 @@ class _Estimated(torch.autograd.Function):
         need_params = bool(ctx.needs_input_grad[2])
         need_signals = tuple(bool(b) for b in ctx.needs_input_grad[3:])
         saved = Saved(ctx.target, params, tuple(signals), y, need_params, need_signals)
-        planned = [rule.jobs(saved) for rule in ctx.rules]
-        flat = [job for jobs in planned for job in jobs]
-        outputs = ctx.target.render(flat) if flat else []
+        pending, ctx.pending = ctx.pending, None  # a second backward (retain_graph) renders on its own
+        planned, outputs = pending.result() if pending is not None else _plan(saved, ctx.rules)()
         grad_params: torch.Tensor | None = None
         grad_signals: list[torch.Tensor | None] = [None] * len(signals)
         start = 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import warnings
 from collections.abc import Hashable, MutableSet
 
-__all__ = ["GradientWarning", "NonDifferentiableParameterWarning", "StoppedSignalGradientWarning", "warn_once"]
+__all__ = ["GradientWarning", "NonDifferentiableParameterWarning", "StoppedSignalGradientWarning",
+           "WeakSignalGradientWarning", "warn_once"]
 
 
 class GradientWarning(UserWarning):
@@ -18,6 +19,11 @@ class NonDifferentiableParameterWarning(GradientWarning):
 
 class StoppedSignalGradientWarning(GradientWarning):
     """An input signal wants a gradient but its processor's signal gradient is ``"none"``."""
+
+
+class WeakSignalGradientWarning(GradientWarning):
+    """An input signal's gradient is the best available estimate, which the automatic choice's probe
+    measured below the score it trusts (the message states the measured cosine and norm ratio)."""
 
 
 def warn_once(seen: MutableSet[Hashable], key: Hashable, message: str,

@@ -11,9 +11,16 @@ signal is chosen per processor, independently of the parameter estimator
     time-varying gain; see :mod:`grafx_core.estimators.linearisation`). No
     extra render.
 ``"diagonal"``
-    The per-sample derivative of a memoryless effect from one extra render
-    per node at a randomly perturbed input. Exact for waveshapers and gains,
-    wrong for anything with memory.
+    The per-sample derivative of a memoryless effect (up to a latency of a few
+    samples) from one extra render per node at a randomly perturbed input.
+    Exact for waveshapers and gains, wrong for anything with more memory.
+``"gain-tangent"``, ``"band-tangent"``
+    Stand-ins that follow the effect's tangent, not its secant (see
+    :mod:`grafx_core.estimators.tangent`): a time-varying gain and that gain's
+    reaction to level, from one extra render per node at a scaled input
+    (dynamics processors); or the spectral ratio corrected to the effect's
+    Jacobian-vector products along four bands of the input, from four extra
+    renders per node (effects with filters around a nonlinearity).
 ``"straight-through"``
     Identity: the first inlet receives the output's gradient unchanged
     (output and input must have the same shape). Exact for effects close to
@@ -32,10 +39,13 @@ signal is chosen per processor, independently of the parameter estimator
     upstream is trained.
 ``"auto"`` (the default)
     Straight-through for the straight-through estimator and the proxy for the
-    neural proxy; for the others, the processor picks one of the first four or
+    neural proxy; for the others, the processor picks one of the first six or
     ``"straight-through"`` at its first call whose input wants a gradient,
     from a quick probe (:func:`~grafx_core.estimators.auto.probe_signal_gradient`),
-    and keeps it in its ``signal_gradient`` attribute. Calls whose input wants
+    keeps it in its ``signal_gradient`` attribute, and probes again when its
+    parameters move far. Where nothing scores well the best estimate is passed
+    on with a warning stating its measured quality (or, with
+    ``strict_signal_gradient=True``, the call raises). Calls whose input wants
     no gradient cost nothing extra.
 """
 
@@ -54,6 +64,7 @@ from ..registry._default import get_estimator
 from ._rules import GradientRule, IdentitySignalRule, SignalSPSARule, render_estimated
 from .auto import LinearisedSignalRule, probe_signal_gradient
 from .linearisation import LINEARISATIONS
+from .tangent import TANGENTS, TangentSignalRule
 from .target import RenderTarget
 
 __all__ = ["Estimator", "SIGNAL_GRADIENTS", "resolve_estimator"]
@@ -78,6 +89,9 @@ class Estimator(ABC):
         seed: seeds the estimator's own random generator; every call draws a
             fresh child generator from it, so runs are reproducible and the
             global RNGs are never touched. ``None`` seeds from the OS.
+        strict_signal_gradient: where the automatic signal-gradient choice finds no
+            stand-in it trusts, raise :class:`~grafx_core.errors.SignalGradientQualityError`
+            instead of passing the best one on with a warning.
     """
 
     kind: ClassVar[str] = "none"
@@ -85,13 +99,15 @@ class Estimator(ABC):
     default_signal_gradient: ClassVar[str] = "auto"
     """What ``signal_gradient="auto"`` means for this estimator (``"auto"``: a probe decides)."""
 
-    def __init__(self, *, signal_samples: int = 4, signal_step: float = 1e-3, seed: int | None = None) -> None:
+    def __init__(self, *, signal_samples: int = 4, signal_step: float = 1e-3, seed: int | None = None,
+                 strict_signal_gradient: bool = False) -> None:
         owner = type(self).__name__
         _positive(owner, "signal_samples", signal_samples, integer=True)
         _positive(owner, "signal_step", signal_step)
         self.signal_samples = int(signal_samples)
         self.signal_step = float(signal_step)
         self.seed = seed
+        self.strict_signal_gradient = bool(strict_signal_gradient)
         self._seeds = np.random.SeedSequence(seed)
 
     def generator(self) -> np.random.Generator:
@@ -131,6 +147,8 @@ class Estimator(ABC):
             return SignalSPSARule(self.signal_samples, self.signal_step, self.generator())
         if choice in LINEARISATIONS:
             return LinearisedSignalRule(choice, self.signal_step, self.generator())
+        if choice in TANGENTS:
+            return TangentSignalRule(choice, self.signal_step)
         return None
 
     def apply(self, target: RenderTarget, signals: Sequence[torch.Tensor], params: torch.Tensor, *,

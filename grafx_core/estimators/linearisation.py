@@ -36,7 +36,10 @@ Kinds:
 ``"diagonal"``
     The per-sample derivative of a memoryless effect, from one render at
     ``x + h s`` with random signs ``s``: ``d = (f(x + h s) - f(x)) s / h``,
-    ``A v = d v``. Exact (to first order in ``h``) for memoryless effects only.
+    ``A v = d v``. Exact (to first order in ``h``) for memoryless effects only,
+    up to a latency: where the change follows the signs ``k`` samples late (up to
+    :data:`MAX_LAG`; the lag with the largest correlation), ``d = (f(x + h s) - f(x)) s_k / h``
+    with ``s_k`` the signs delayed by ``k``, and ``A v = d v_k``.
     Differences within a few float32 roundings of the output count as zero:
     where a saturated effect's true change is below its output's resolution,
     ``d`` would otherwise be rounding noise divided by ``h``.
@@ -62,7 +65,7 @@ import torch
 from ..errors import EstimatorError
 
 __all__ = ["LINEARISATIONS", "Linearisation", "linearise", "diagonal_perturbation", "N_FFT", "HOP",
-           "SHRINK", "GAIN_WINDOW", "CAUSAL_ITERATIONS"]
+           "SHRINK", "GAIN_WINDOW", "CAUSAL_ITERATIONS", "MAX_LAG"]
 
 LINEARISATIONS = ("spectral-ratio", "fft-ratio", "smooth-gain", "diagonal")
 """The kinds of :class:`Linearisation`, each also a ``signal_gradient`` name."""
@@ -75,6 +78,8 @@ SHRINK = 1e-3
 """``eps`` of the ratios relative to the row's mean input power."""
 GAIN_WINDOW = 1024
 """Moving-average length of ``"smooth-gain"`` in samples."""
+MAX_LAG = 64
+"""Longest latency in samples that ``"diagonal"`` looks for (see the module documentation)."""
 CAUSAL_ITERATIONS = 30
 """Conjugate-gradient steps of the ``"fft-ratio"`` impulse-response fit (measured on the
 reverb in ``bench/seam.py``, the fit alone: upstream cosine 0.995 after 5, 0.997 after 30 and 60)."""
@@ -118,6 +123,7 @@ class Linearisation:
     factor: torch.Tensor
     channels_in: int
     length: int
+    lag: torch.Tensor | None = None
 
     def apply(self, v: torch.Tensor) -> torch.Tensor:
         """``A v`` for ``v`` shaped like the input; returns ``[N, C_out, L]`` in ``v``'s dtype."""
@@ -139,6 +145,8 @@ class Linearisation:
         elif self.kind == "fft-ratio":
             n = 2 * self.length
             out = torch.fft.irfft(self.factor.conj() * torch.fft.rfft(g, n=n), n=n)[..., :self.length]
+        elif self.lag is not None:
+            out = _delay(self.factor * g, -self.lag)
         else:
             out = self.factor * g
         return _fold(out, self.channels_in).to(dtype)
@@ -156,6 +164,8 @@ class Linearisation:
         if self.kind == "fft-ratio":
             n = 2 * self.length
             return torch.fft.irfft(self.factor * torch.fft.rfft(v, n=n), n=n)[..., :self.length]
+        if self.lag is not None:
+            return self.factor * _delay(v, self.lag)
         return self.factor * v
 
 
@@ -194,6 +204,28 @@ def _causal_response(ref: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         following = s.square().sum(-1, keepdim=True)
         p, gamma = s + following / gamma.clamp(min=tiny) * p, following
     return torch.fft.rfft(h, n=n)
+
+
+def _delay(v: torch.Tensor, lag: torch.Tensor) -> torch.Tensor:
+    """``v`` ``[N, C, L]`` delayed by ``lag[n]`` samples per row (negative: advanced), zeros shifted in."""
+    length = v.shape[-1]
+    source = torch.arange(length, device=v.device).unsqueeze(0) - lag.to(v.device).unsqueeze(1)  # [N, L]
+    inside = (source >= 0) & (source < length)
+    picked = torch.gather(v, 2, source.clamp(0, length - 1).unsqueeze(1).expand(-1, v.shape[1], -1))
+    return torch.where(inside.unsqueeze(1), picked, torch.zeros_like(picked))
+
+
+def _latency(change: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+    """Per row, the delay in ``[0, MAX_LAG]`` samples at which the output's change follows the signs most closely.
+
+    A memoryless effect answers at lag 0; one with a few samples of latency (an oversampling
+    saturator's filters) at its latency, where a lag-0 diagonal would be uncorrelated noise.
+    """
+    length = change.shape[-1]
+    n = 2 * length
+    correlation = torch.fft.irfft(torch.fft.rfft(change, n=n) * torch.fft.rfft(signs, n=n).conj(), n=n)
+    window = correlation.sum(dim=1)[:, :min(MAX_LAG, length - 1) + 1].abs()
+    return window.argmax(dim=1)
 
 
 def _moving_average(v: torch.Tensor, window: int) -> torch.Tensor:
@@ -285,5 +317,7 @@ def linearise(kind: str, x: torch.Tensor, y: torch.Tensor, *, perturbed: torch.T
         change = moved - out
         resolution = 4 * torch.finfo(torch.float32).eps * torch.maximum(moved.abs(), out.abs())
         change = torch.where(change.abs() > resolution, change, torch.zeros_like(change))
-        factor = change * s / h.to(work)
+        lag = _latency(change, s)
+        factor = change * _delay(s, lag) / h.to(work)
+        return Linearisation(kind, factor, channels_in, length, lag)
     return Linearisation(kind, factor, channels_in, length)

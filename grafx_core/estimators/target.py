@@ -65,6 +65,9 @@ class RenderTarget(ABC):
         differentiable: per column, whether it gets a gradient estimate.
         lower, upper: bounds every column must stay within (``-inf``/``inf``
             for unbounded columns); finite differences turn one-sided there.
+        concurrent: whether :meth:`render` may run on another thread while other
+            targets render (a black box on its runner); such calls' backward renders
+            are pooled (see :func:`~grafx_core.estimators.backward_pooling`).
     """
 
     name: str = "processor"
@@ -72,6 +75,7 @@ class RenderTarget(ABC):
     differentiable: tuple[bool, ...] = ()
     lower: float = float("-inf")
     upper: float = float("inf")
+    concurrent: bool = False
 
     @abstractmethod
     def render(self, jobs: Sequence[RenderJob]) -> list[torch.Tensor]:
@@ -103,6 +107,11 @@ class RenderTarget(ABC):
     def step_floor(self, params: torch.Tensor) -> torch.Tensor:
         """Per-entry smallest step that still changes the effect (``[rows, columns]``, float64)."""
         return torch.zeros_like(params, dtype=torch.float64)
+
+    def distance(self, params: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """How far each entry of ``params`` is from ``reference`` (both ``[rows, columns]``), in units
+        where a parameter's whole range is about 1: ``|p - r| / max(|r|, 1)`` by default."""
+        return (params.to(torch.float64) - reference.to(torch.float64)).abs() / self.step_scale(reference)
 
     def random_rows(self, params: torch.Tensor, rng: Any) -> torch.Tensor | None:
         """Rows like ``params`` (``[rows, columns]``) at random points of the parameters' ranges, or ``None``.

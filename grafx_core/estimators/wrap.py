@@ -121,6 +121,25 @@ class TorchTarget(RenderTarget):
     def step_scale(self, params: torch.Tensor) -> torch.Tensor:
         return params.to(torch.float64).abs().clamp(min=1.0)
 
+    def distance(self, params: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        """Over the declared range's span (log-aware; the bounded controls); ``max(|r|, 1)`` elsewhere."""
+        out = super().distance(params, reference)
+        start = 0
+        for path, shape in self.layout:
+            size = math.prod(shape)
+            found = self.controls[path]
+            if found.bounded and not found.unconstrained:
+                assert found.low is not None and found.high is not None
+                now, then = params[:, start:start + size].double(), reference[:, start:start + size].double()
+                if found.scale == "log" and found.low > 0:
+                    floor = found.low
+                    gap = (now.clamp(min=floor).log() - then.clamp(min=floor).log()).abs()
+                    out[:, start:start + size] = gap / math.log(found.high / found.low)
+                else:
+                    out[:, start:start + size] = (now - then).abs() / (found.high - found.low)
+            start += size
+        return out
+
     def random_rows(self, params: torch.Tensor, rng: Any) -> torch.Tensor | None:
         """Declared ranges (bounded controls): uniform in their middle 80% (log-uniform on log scales).
 

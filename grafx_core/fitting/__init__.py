@@ -4,6 +4,8 @@
 - :mod:`~grafx_core.fitting.stems`: stems and a target read from WAVs and conformed (rate, length, channels);
 - :mod:`~grafx_core.fitting.latent`, :mod:`~grafx_core.fitting.loss`, :mod:`~grafx_core.fitting.loop`:
   the optimisation (latent parameter spaces, a multi-resolution STFT loss, Adam with early stopping and Ctrl-C);
+- :mod:`~grafx_core.fitting.optimizers`, :mod:`~grafx_core.fitting.gauss_newton`, :mod:`~grafx_core.fitting.renders`:
+  other fit backends (Gauss-Newton on black boxes, CMA-ES, NGOpt, random search) and the render count they share;
 - :mod:`~grafx_core.fitting.metrics`: SNR, log-spectral distance, BS.1770 loudness, peak;
 - :mod:`~grafx_core.fitting.pruning`: gate every node and prune what the mix does not need;
 - :mod:`~grafx_core.fitting.outputs`, :mod:`~grafx_core.fitting.report`, :mod:`~grafx_core.fitting.session`:
@@ -15,7 +17,9 @@ from .latent import LatentParameters, is_black_box, is_log_scaled
 from .loop import FitResult, fit
 from .loss import SpectralLoss
 from .metrics import audio_metrics, integrated_loudness, log_spectral_distance_db, snr_db
+from .optimizers import OPTIMIZERS, optimise
 from .progress import LossLog, Progress
+from .renders import RenderBudget
 from .session import INTERRUPTED, FitJob, FitOutcome, fit_console
 from .stems import Multitrack, read_multitrack
 
@@ -23,6 +27,7 @@ __all__ = [
     "CONSOLES", "Console", "ConsoleEffects", "build_console",
     "LatentParameters", "is_black_box", "is_log_scaled",
     "FitResult", "fit", "SpectralLoss", "LossLog", "Progress",
+    "OPTIMIZERS", "optimise", "RenderBudget",
     "audio_metrics", "integrated_loudness", "log_spectral_distance_db", "snr_db",
     "INTERRUPTED", "FitJob", "FitOutcome", "fit_console",
     "Multitrack", "read_multitrack",

@@ -61,6 +61,7 @@ class LatentParameters(nn.Module):
         super().__init__()
         self._types = list(parameters.keys())
         controls = {t: describe(processors[t]).controls for t in self._types}
+        self._black_box = {t: is_black_box(processors[t]) for t in self._types}
         self._controls = {t: {name: controls[t].get((name,)) for name in parameters[t].keys()} for t in self._types}
         self.latent = nn.ModuleList(
             nn.ParameterDict({name: nn.Parameter(_to_latent(self._controls[t][name], value.detach().clone()))
@@ -73,6 +74,11 @@ class LatentParameters(nn.Module):
         trees: list[nn.ParameterDict] = list(self.latent)  # type: ignore[arg-type]
         return {t: {name: _from_latent(self._controls[t][name], p) for name, p in latent.items()}
                 for t, latent in zip(self._types, trees)}
+
+    def black_box_flags(self) -> list[bool]:
+        """Per tensor of :meth:`parameters`, in its order: whether it holds black-box controls."""
+        trees: list[nn.ParameterDict] = list(self.latent)  # type: ignore[arg-type]
+        return [self._black_box[t] for t, latent in zip(self._types, trees) for _ in latent.values()]
 
     def detached(self) -> nn.ModuleDict:
         """The current values as a fresh ``nn.ModuleDict`` of ``nn.ParameterDict`` (to save or render)."""

@@ -30,6 +30,7 @@ class FitResult:
         stopped: ``"completed"`` (every step), ``"converged"`` (early
             stopping) or ``"interrupted"`` (Ctrl-C).
         best_step: the step whose parameters were kept (``steps`` for those after the last update).
+        renders: graph renders the fit paid for, when counted (see :class:`~grafx_core.fitting.RenderBudget`).
     """
 
     losses: list[float]
@@ -37,6 +38,7 @@ class FitResult:
     steps: int
     stopped: StopReason
     best_step: int
+    renders: float | None = None
 
     @property
     def initial_loss(self) -> float:
@@ -52,7 +54,7 @@ class FitResult:
 def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParameters,
         loss: Callable[[torch.Tensor], torch.Tensor], steps: int, learning_rate: float = 0.05,
         progress: Progress | None = None, *, patience: int | None = None, min_improvement: float = 1e-3,
-        log: LossLog | None = None) -> FitResult:
+        log: LossLog | None = None, stop: Callable[[], bool] | None = None) -> FitResult:
     """Gradient descent (Adam, learning rate decaying tenfold over the run) on ``loss(render(values))``.
 
     ``latent`` ends holding the best parameters seen. A ``KeyboardInterrupt``
@@ -70,6 +72,7 @@ def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParam
             the best loss by a fraction ``min_improvement`` (``None``: never).
         min_improvement: relative improvement that counts, e.g. ``1e-3``.
         log: receives one row per step.
+        stop: asked after each step; ``True`` ends the fit there (a render budget spent).
 
     Raises:
         FloatingPointError: the loss became NaN or infinite.
@@ -102,6 +105,8 @@ def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParam
             schedule.step()
             if progress is not None:
                 progress.update(step + 1, current, losses[0], (time.perf_counter() - start) / (step + 1))
+            if stop is not None and stop():
+                break
     except KeyboardInterrupt:
         stopped = "interrupted"
     taken = len(losses)

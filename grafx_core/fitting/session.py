@@ -30,12 +30,14 @@ from ..plan import compile_render
 from ..render import render
 from ..wavfile import write_wav
 from .latent import LatentParameters
-from .loop import FitResult, fit
+from .loop import FitResult
 from .loss import SpectralLoss
 from .metrics import audio_metrics, integrated_loudness, peak_dbfs
+from .optimizers import optimise
 from .outputs import ResultsFolder, render_command
 from .progress import LossLog, Progress
 from .pruning import PruneResult, prune_console
+from .renders import RenderBudget
 from .report import errors_by_type, format_errors, natural_parameters, node_report, plot_loss, plot_spectrograms
 
 __all__ = ["FitJob", "FitOutcome", "fit_console", "INTERRUPTED"]
@@ -61,7 +63,12 @@ class FitJob:
         output: the results folder.
         force: replace earlier results there.
         inputs: files the run reads (never overwritten).
-        steps, learning_rate: Adam's budget and initial rate.
+        steps, learning_rate: the most steps (see :data:`~grafx_core.fitting.OPTIMIZERS` for what a
+            step is) and Adam's initial rate.
+        optimizer: the fit backend, a key of :data:`~grafx_core.fitting.OPTIMIZERS`.
+        renders: stop once the fit has rendered the graph this many times (``None``: no limit; see
+            :class:`~grafx_core.fitting.RenderBudget`).
+        seed: seeds the stochastic optimisers.
         patience: early stopping (see :func:`~grafx_core.fitting.fit`); ``None`` never stops early.
         prune: gate every node and prune after the fit.
         prune_steps: steps of the gated fit (``None``: half of ``steps``).
@@ -86,6 +93,9 @@ class FitJob:
     inputs: Sequence[str] = ()
     steps: int = 200
     learning_rate: float = 0.05
+    optimizer: str = "adam"
+    renders: int | None = None
+    seed: int = 0
     patience: int | None = None
     prune: bool = False
     prune_steps: int | None = None
@@ -184,9 +194,11 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     loss = SpectralLoss(target)
     latent = LatentParameters(start, processors)
     log = LossLog(path("loss.csv"))
+    budget = RenderBudget(graph, processors, job.renders)
     try:
-        result = fit(lambda p: plan(p, sources)[0][0], latent, loss, job.steps, job.learning_rate,
-                     Progress(job.steps, progress_stream), patience=job.patience, log=log)
+        result = optimise(lambda p: plan(p, sources)[0][0], latent, loss, job.steps, job.optimizer,
+                          learning_rate=job.learning_rate, progress=Progress(job.steps, progress_stream),
+                          patience=job.patience, log=log, budget=budget, seed=job.seed)
     finally:
         log.close()
     fitted_params = latent.detached()
@@ -239,6 +251,8 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         "metrics": {"target_loudness_lufs": integrated_loudness(target, job.sample_rate),
                     **{label: audio_metrics(mixes[label], target, job.sample_rate) for label in ("initial", "fitted")}},
         "time": {"seconds_per_step": result.seconds_per_step},
+        "optimizer": job.optimizer,
+        "renders": result.renders,
         "nodes": node_report(graph, processors, values),
         "render_command": command,
         "notes": job.notes,
@@ -271,6 +285,7 @@ def _interrupted(job: FitJob, result: FitResult, files: dict[str, str], path: An
     report = {"settings": job.settings, "stopped": "interrupted", "steps_taken": result.steps,
               "initial_loss": result.losses[0] if result.losses else None,
               "final_loss": result.losses[-1] if result.losses else None, "loss_curve": result.losses,
+              "optimizer": job.optimizer, "renders": result.renders,
               "time": {"total_seconds": time.perf_counter() - began}}
     with open(path("report.json"), "w", encoding="utf-8") as f:
         json.dump(_clean(report), f, indent=1)
@@ -284,7 +299,8 @@ def _summary(job: FitJob, result: FitResult, report: dict[str, Any], counts: dic
     first, last = result.initial_loss, result.final_loss
     how = {"completed": "", "converged": " (stopped early: the loss stopped falling)"}[result.stopped]
     print(f"\nloss {first:.4f} -> {last:.4f} (x{last / first:.3f}, {100 * (1 - last / first):.0f}% lower) in "
-          f"{result.steps} steps{how}, {result.seconds_per_step:.2f} s per step; "
+          f"{result.steps} steps{how} of {job.optimizer}, {result.renders:.0f} graph renders, "
+          f"{result.seconds_per_step:.2f} s per step; "
           f"{report['time']['total_seconds']:.0f} s in all", file=out)
     fitted = report["metrics"]["fitted"]
     print(f"fitted mix: SNR {fitted['snr_db']:.1f} dB, log-spectral distance {fitted['log_spectral_distance_db']:.1f} dB, "

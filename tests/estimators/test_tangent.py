@@ -1,0 +1,252 @@
+"""Tangent stand-ins against autograd of the exact processor, the probe's choice and warnings, and
+backward renders pooled across calls."""
+
+from __future__ import annotations
+
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from grafx_core import BlackBoxProcessor, ParameterSpec, backward_pooling, get_processor
+from grafx_core.demo.multitrack import synthesise_multitrack
+from grafx_core.errors import SignalGradientQualityError
+from grafx_core.estimators import (
+    FiniteDifference,
+    StoppedSignalGradientWarning,
+    WeakSignalGradientWarning,
+    with_estimator,
+)
+from grafx_core.estimators.linearisation import diagonal_perturbation, linearise
+from grafx_core.estimators.tangent import TANGENT_BANDS, fit_tangent, tangent_directions, tangent_renders
+from grafx_core.fitting import SpectralLoss
+
+HEAVY = {"threshold_db": -30.0, "ratio": 6.0, "knee_db": 6.0, "attack_ms": 3.0, "release_ms": 100.0, "makeup_db": 0.0}
+MODERATE = {"threshold_db": -20.0, "ratio": 4.0, "knee_db": 6.0, "attack_ms": 10.0, "release_ms": 100.0,
+            "makeup_db": 0.0}
+
+
+def _cos(a, b):
+    return float(torch.nn.functional.cosine_similarity(a.flatten().double(), b.flatten().double(), dim=0))
+
+
+@pytest.fixture(scope="module")
+def drums():
+    _, sources = synthesise_multitrack(3, 0.25, 44100, seed=0)
+    return sources.float()[[0, 2], :, :8192]  # kick and a second sounding track, stereo
+
+
+@pytest.mark.parametrize("kind", ["gain-tangent", "band-tangent"])
+@pytest.mark.parametrize("channels", [(2, 2), (1, 2), (2, 1)])
+def test_the_tangent_adjoint_passes_the_dot_product_test(kind, channels):
+    gen = torch.Generator().manual_seed(0)
+    cin, cout = channels
+    x = torch.randn(2, cin, 3001, generator=gen, dtype=torch.float64)
+    y = torch.tanh(x.mean(dim=1, keepdim=True).expand(-1, cout, -1))
+    moved, directions, h = tangent_renders(kind, x, 1e-3)
+    outputs = torch.tanh(moved.mean(dim=1, keepdim=True).expand(-1, cout, -1))
+    stand_in = fit_tangent(kind, x, y, outputs, directions, h)
+    v, w = torch.randn(x.shape, generator=gen, dtype=torch.float64), torch.randn(y.shape, generator=gen, dtype=torch.float64)
+    left, right = float((stand_in.apply(v) * w).sum()), float((v * stand_in.adjoint(w)).sum())
+    assert abs(left - right) <= 1e-9 * max(abs(left), 1.0)
+
+
+def test_the_bands_add_up_to_the_input_and_share_its_energy():
+    x = torch.randn(2, 2, 5000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    bands = tangent_directions("band-tangent", x)
+    assert bands.shape == (2, TANGENT_BANDS, 2, 5000)
+    torch.testing.assert_close(bands.sum(dim=1), x)
+    energy = bands.pow(2).sum(dim=(2, 3)) / x.pow(2).sum(dim=(1, 2)).unsqueeze(1)
+    assert float(energy.min()) > 0.5 / TANGENT_BANDS and float(energy.max()) < 2.0 / TANGENT_BANDS
+
+
+def _upstream_gradient(processor, settings, x, signal_gradient=None):
+    """Gradient of a spectral loss w.r.t. the gains of six fixed FIR colourings of ``x`` (an upstream EQ)."""
+    gen = torch.Generator().manual_seed(3)
+    taps = torch.randn(6, 1, 1, 48, generator=gen) * torch.exp(-torch.arange(48.0) / 12)
+    bands = torch.stack([torch.nn.functional.conv1d(x.reshape(-1, 1, x.shape[-1]), k, padding=47)[..., :x.shape[-1]]
+                         .reshape(x.shape) for k in taps])  # [6, N, C, L]
+    theta = torch.full((6, 1, 1, 1), 0.3, requires_grad=True)
+    box = processor if signal_gradient is None else with_estimator(processor, FiniteDifference(seed=0),
+                                                                    signal_gradient=signal_gradient)
+    params = {k: torch.full((x.shape[0], 1), v) for k, v in settings.items()}
+    upstream = x + (theta * bands).sum(0)
+    y = box(upstream, **params)
+    with torch.no_grad():
+        target = processor(0.5 * x, **params)
+    loss = sum(SpectralLoss(target[i])(y[i]) for i in range(x.shape[0]))
+    (grad,) = torch.autograd.grad(loss, theta)
+    return grad.flatten()
+
+
+@pytest.mark.parametrize("settings", [HEAVY, MODERATE], ids=["heavy", "moderate"])
+def test_the_gain_tangent_gives_a_compressors_upstream_gradient(drums, settings, one_torch_thread):
+    compressor = get_processor("dsp:compressor")
+    exact = _upstream_gradient(compressor, settings, drums)
+    estimate = _upstream_gradient(compressor, settings, drums, "gain-tangent")
+    secant = _upstream_gradient(compressor, settings, drums, "spectral-ratio")
+    assert _cos(estimate, exact) > 0.95
+    assert 0.8 < float(estimate.norm() / exact.norm()) < 1.25
+    assert _cos(estimate, exact) > _cos(secant, exact)
+
+
+class _Saturator(torch.nn.Module):
+    """A low-pass, a tanh and a high-pass: filters around a nonlinearity."""
+
+    def forward(self, x, drive):
+        lows = torch.nn.functional.avg_pool1d(torch.nn.functional.pad(x.reshape(-1, 1, x.shape[-1]), (7, 0)), 8, 1)
+        shaped = torch.tanh(drive.reshape(-1, 1, 1) * lows.reshape(x.shape))
+        return shaped - 0.9 * torch.nn.functional.pad(shaped, (1, 0))[..., :-1]
+
+    def parameter_size(self):
+        return {"drive": 1}
+
+
+def test_the_band_tangent_is_exact_along_its_bands(drums):
+    saturator = _Saturator()
+    drive = torch.full((2, 1), 6.0)
+    x = drums.double()
+    moved, directions, h = tangent_renders("band-tangent", x, 1e-4)
+    with torch.no_grad():
+        y = saturator(x, drive)
+        stand_in = fit_tangent("band-tangent", x, y, saturator(moved, drive.repeat_interleave(TANGENT_BANDS, 0)),
+                               directions, h)
+    g = torch.randn(y.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    leaf = x.clone().requires_grad_()
+    (exact,) = torch.autograd.grad(saturator(leaf, drive), leaf, g)
+    estimate = stand_in.adjoint(g)
+    for k in range(TANGENT_BANDS):
+        band = directions[:, k]
+        along, truth = (estimate * band).sum(dim=(1, 2)), (exact * band).sum(dim=(1, 2))
+        torch.testing.assert_close(along, truth, rtol=2e-3, atol=1e-6 * float(truth.abs().max()))
+
+
+@pytest.mark.slow
+def test_the_probe_chooses_the_gain_tangent_for_a_heavy_compressor(drums):
+    wrapped = with_estimator(get_processor("dsp:compressor"), FiniteDifference(seed=0))
+    params = {k: torch.full((2, 1), v) for k, v in HEAVY.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a trusted choice is silent
+        wrapped(drums.clone().requires_grad_(), **params)
+    assert wrapped.signal_gradient == "gain-tangent"
+    probe = wrapped.signal_probe
+    assert probe.trusted and probe.scores["gain-tangent"] > max(probe.scores["spectral-ratio"],
+                                                                probe.scores["fft-ratio"]) + 0.1
+
+
+class _HalfReversed(torch.nn.Module):
+    """``a x + reverse(x)``: no stand-in explains the reversed part."""
+
+    def __init__(self, direct: float) -> None:
+        super().__init__()
+        self.direct = direct
+
+    def forward(self, x, gain):
+        return (self.direct * x + torch.flip(x, [-1])) * gain[..., None]
+
+    def parameter_size(self):
+        return {"gain": 1}
+
+
+def test_a_weak_best_estimate_is_passed_on_with_its_measured_quality():
+    x = torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    wrapped = with_estimator(_HalfReversed(0.6), FiniteDifference(seed=0))
+    with pytest.warns(WeakSignalGradientWarning, match=r"cosine 0\.\d+, norm ratio"):
+        y = wrapped(x, gain=torch.ones(2, 1))
+    assert wrapped.signal_gradient == wrapped.signal_probe.best != "none"
+    (grad,) = torch.autograd.grad(y.sum(), x)
+    assert float(grad.abs().sum()) > 0
+    with pytest.warns(StoppedSignalGradientWarning, match="below the cosine"):
+        stopped = with_estimator(_HalfReversed(0.3), FiniteDifference(seed=0))
+        assert not stopped(x, gain=torch.ones(2, 1)).requires_grad
+
+
+def test_strict_estimators_raise_instead_of_passing_a_weak_estimate():
+    x = torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    strict = with_estimator(_HalfReversed(0.6), FiniteDifference(seed=0, strict_signal_gradient=True))
+    with pytest.raises(SignalGradientQualityError, match="_HalfReversed.*strict_signal_gradient"):
+        strict(x, gain=torch.ones(2, 1))
+
+
+@pytest.mark.slow
+def test_the_choice_is_revisited_when_the_parameters_move_far(drums):
+    wrapped = with_estimator(get_processor("dsp:compressor"), FiniteDifference(seed=0))
+    x = drums[..., :4096].clone().requires_grad_()
+    params = {k: torch.full((2, 1), v) for k, v in HEAVY.items()}
+    wrapped(x, **params)
+    first = wrapped.signal_probe
+    wrapped(x, **{**params, "threshold_db": torch.full((2, 1), -30.1)})
+    assert wrapped.signal_probe is first  # a small move keeps the choice
+    wrapped(x, **{**params, "threshold_db": torch.full((2, 1), -5.0)})
+    assert wrapped.signal_probe is not first
+
+
+class _InFlight:
+    """How many effect calls ran at once, at most."""
+
+    def __init__(self) -> None:
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def __exit__(self, *_: object) -> None:
+        with self.lock:
+            self.now -= 1
+
+
+_IN_FLIGHT = _InFlight()
+
+
+def _drive(audio, sample_rate, drive_db):
+    with _IN_FLIGHT:
+        time.sleep(0.002)  # long enough for calls of other boxes to overlap it when they can
+    shaped = np.tanh(audio * 10 ** (drive_db / 20))
+    return (shaped - 0.5 * np.concatenate([np.zeros_like(shaped[:, :1]), shaped[:, :-1]], axis=1)).astype(np.float32)
+
+
+def _chain_gradients(pooled: bool):
+    specs = [ParameterSpec("drive_db", 0.0, 24.0, 6.0)]
+    boxes = [BlackBoxProcessor(_drive, specs, workers=1, seed=k, signal_gradient=kind)
+             for k, kind in enumerate(["band-tangent", "gain-tangent", "diagonal", "spsa"] * 2)]
+    x = torch.randn(2, 1, 2048, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    raws = [torch.full((2, 1), 0.1 * k, requires_grad=True) for k in range(len(boxes))]
+    with backward_pooling(pooled):
+        h = x
+        for box, raw in zip(boxes, raws):
+            h = 0.7 * box(h, drive_db=raw)
+    _IN_FLIGHT.most = 0
+    h.square().sum().backward()
+    return x.grad, torch.cat([r.grad for r in raws]), _IN_FLIGHT.most
+
+
+def test_pooled_backward_renders_overlap_and_give_the_same_gradients():
+    *unpooled, alone = _chain_gradients(False)
+    *pooled, together = _chain_gradients(True)
+    for a, b in zip(unpooled, pooled):
+        assert torch.equal(a, b) and float(a.abs().sum()) > 0
+    assert alone == 1  # one worker per box: without pooling, one render at a time
+    assert together > 1  # pooled: the eight boxes' backward renders run at once
+
+
+def test_the_diagonal_follows_a_waveshaper_that_answers_late():
+    gen = torch.Generator().manual_seed(6)
+    x = 0.5 * torch.randn(2, 2, 4000, generator=gen, dtype=torch.float64)
+
+    def late(v):  # tanh, three samples late (an oversampling saturator's filters delay it so)
+        return torch.nn.functional.pad(torch.tanh(3 * v), (3, 0))[..., :-3]
+
+    signs = torch.randint(0, 2, x.shape, generator=gen) * 2 - 1
+    moved, h = diagonal_perturbation(x, signs, 1e-4)
+    lin = linearise("diagonal", x, late(x), perturbed=late(moved), signs=signs, h=h)
+    assert lin.lag.tolist() == [3, 3]
+    g = torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    leaf = x.clone().requires_grad_()
+    (exact,) = torch.autograd.grad(late(leaf), leaf, g)
+    assert _cos(lin.adjoint(g), exact) > 0.999

@@ -1,0 +1,203 @@
+"""Fit backends (grafx_core.fitting.optimise): each lowers the loss towards a known optimum, Gauss-Newton's
+step is the least-squares solution scipy gives, renders are counted and budgets kept, Ctrl-C keeps the best
+point, and a missing optional library is named with its extra.
+
+The problem: a black box ``level * tanh(drive * x)`` followed by an analytic gain, fitted to a target made
+from hidden values, so the optimum (loss 0) and its parameters are known independently of any optimiser.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from grafx_core import BlackBoxProcessor, Graph, ParameterSpec, compile_render
+from grafx_core.errors import OptionalDependencyError
+from grafx_core.fitting import LatentParameters, RenderBudget, SpectralLoss, optimise
+from grafx_core.fitting.gauss_newton import damped_step
+
+SAMPLES = 2048
+FFT_SIZES = (64, 256)
+
+
+def _drive(audio: np.ndarray, sample_rate: float, drive_db: float, level_db: float) -> np.ndarray:
+    return (10 ** (level_db / 20) * np.tanh(10 ** (drive_db / 20) * audio)).astype(np.float32)
+
+
+class _Gain(torch.nn.Module):
+    """An analytic node: ``x * 10 ** (gain_db / 20)``."""
+
+    def parameter_size(self) -> dict[str, int]:
+        return {"gain_db": 1}
+
+    def forward(self, x: torch.Tensor, gain_db: torch.Tensor) -> torch.Tensor:
+        return x * 10 ** (gain_db.reshape(-1, 1, 1) / 20)
+
+
+def _problem(analytic: bool = False):
+    box = BlackBoxProcessor(_drive, [ParameterSpec("drive_db", 0.0, 24.0), ParameterSpec("level_db", -12.0, 6.0)],
+                            workers=1, check_determinism=False)
+    graph = Graph()
+    previous = graph.add("in")
+    chain = ["box", "gain"] if analytic else ["box"]
+    for node_type in chain:
+        node = graph.add(node_type)
+        graph.connect(previous, node)
+        previous = node
+    graph.connect(previous, graph.add("out"))
+    processors = {"box": box, "gain": _Gain()} if analytic else {"box": box}
+    plan = compile_render(graph, processors)
+    sources = (0.5 * torch.randn(1, 1, SAMPLES, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    hidden = {"box": box.raw_parameters(drive_db=[12.0], level_db=[-3.0])}
+    start = {"box": box.raw_parameters(drive_db=[4.0], level_db=[-9.0])}
+    if analytic:
+        hidden["gain"] = {"gain_db": torch.tensor([[2.0]])}
+        start["gain"] = {"gain_db": torch.tensor([[-4.0]])}
+    with torch.no_grad():
+        target = plan(hidden, sources)[0][0]
+    return graph, processors, plan, sources, hidden, start, SpectralLoss(target, FFT_SIZES)
+
+
+def _fit(optimizer: str, steps: int, analytic: bool = False, limit: float | None = None, **kwargs):
+    graph, processors, plan, sources, hidden, start, loss = _problem(analytic)
+    latent = LatentParameters(start, processors)
+    budget = RenderBudget(graph, processors, limit)
+    result = optimise(lambda p: plan(p, sources)[0][0], latent, loss, steps, optimizer, budget=budget, seed=0,
+                      **kwargs)
+    with torch.no_grad():
+        kept = float(loss(plan(latent.values(), sources)[0][0]))
+    with torch.no_grad():
+        natural = processors["box"].natural_parameters(**latent.values()["box"])
+    return result, kept, natural, budget
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("optimizer, steps, factor", [
+    ("adam", 25, 0.3), ("gauss-newton", 8, 0.01), ("cma-es", 50, 0.3), ("ngopt", 50, 0.3), ("random", 30, 0.9),
+])
+def test_each_backend_lowers_the_loss_and_keeps_its_best_point(optimizer, steps, factor, one_torch_thread):
+    if optimizer == "cma-es":
+        pytest.importorskip("cma", reason="pycma not installed (pip install grafx-core[optimizers])")
+    if optimizer == "ngopt":
+        pytest.importorskip("nevergrad", reason="nevergrad not installed (pip install grafx-core[optimizers])")
+    result, kept, _, _ = _fit(optimizer, steps, learning_rate=0.3)
+    assert result.stopped == "completed"
+    assert result.final_loss < factor * result.initial_loss
+    assert kept == pytest.approx(result.final_loss, rel=1e-5)  # the latent holds the point reported
+
+
+def test_gauss_newton_recovers_the_hidden_controls(one_torch_thread):
+    result, _, natural, _ = _fit("gauss-newton", 12)
+    assert result.final_loss < 1e-3 * result.initial_loss
+    assert float(natural["drive_db"]) == pytest.approx(12.0, abs=0.1)
+    assert float(natural["level_db"]) == pytest.approx(-3.0, abs=0.1)
+
+
+def test_gauss_newton_hybrid_fits_analytic_parameters_with_adam(one_torch_thread):
+    result, _, _, budget = _fit("gauss-newton", 12, analytic=True, learning_rate=0.3, options={"adam_steps": 4})
+    assert result.final_loss < 0.1 * result.initial_loss
+    # Per iteration: 4 Adam steps (one render each: the black box's controls frozen, so no finite differences),
+    # a render at the new centre, 2 Jacobian columns and at least one trial.
+    assert budget.renders >= 11 * (4 + 1 + 2 + 1)
+
+
+def test_damped_step_is_scipys_least_squares_solution():
+    generator = np.random.default_rng(3)
+    jacobian, residuals = generator.normal(size=(50, 4)), generator.normal(size=50)
+    gauss_newton = damped_step(torch.tensor(jacobian), torch.tensor(residuals), 0.0).numpy()
+    np.testing.assert_allclose(gauss_newton, scipy.linalg.lstsq(jacobian, -residuals)[0], rtol=1e-9, atol=1e-12)
+    # Damped: the least-squares solution of J d = -r with rows sqrt(lambda diag(J^T J)) d = 0 appended.
+    damping = 0.7
+    scale = np.sqrt(damping * np.diag(jacobian.T @ jacobian))
+    augmented = np.vstack([jacobian, np.diag(scale)])
+    expected = scipy.linalg.lstsq(augmented, np.concatenate([-residuals, np.zeros(4)]))[0]
+    damped = damped_step(torch.tensor(jacobian), torch.tensor(residuals), damping).numpy()
+    np.testing.assert_allclose(damped, expected, rtol=1e-8, atol=1e-12)
+
+
+def test_residuals_half_square_has_the_loss_gradient_at_their_centre():
+    generator = torch.Generator().manual_seed(1)
+    target = torch.randn(2, SAMPLES, generator=generator, dtype=torch.float64)
+    y = (target + 0.3 * torch.randn(2, SAMPLES, generator=generator, dtype=torch.float64)).requires_grad_()
+    loss = SpectralLoss(target, FFT_SIZES)
+    (exact,) = torch.autograd.grad(loss(y), y)
+    centre = y.detach().clone()
+    (stand_in,) = torch.autograd.grad(0.5 * loss.residuals(y, centre).square().sum(), y)
+    cosine = float(torch.nn.functional.cosine_similarity(exact.flatten(), stand_in.flatten(), dim=0))
+    assert cosine > 0.98
+    assert float(stand_in.norm() / exact.norm()) == pytest.approx(1.0, abs=0.1)
+
+
+def test_finite_differences_cost_one_plus_2p_renders_per_adam_step(one_torch_thread):
+    result, _, _, budget = _fit("adam", 3)
+    # The default estimator is central finite differences: per step one forward render and 2 x 2 perturbed ones
+    # (the black box's input needs no gradient, so no signal-gradient probe).
+    assert result.renders == budget.renders == pytest.approx(3 * (1 + 4) + 1)  # + the final evaluation
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "gauss-newton", "random"])
+def test_a_render_budget_ends_the_fit_within_it(optimizer, one_torch_thread):
+    result, _, _, budget = _fit(optimizer, 10**6, limit=40)
+    assert 30 <= result.renders <= 40 + 1  # Adam's final evaluation of its last point may add one
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "gauss-newton", "random"])
+def test_ctrl_c_stops_the_fit_and_keeps_the_best_point_seen(optimizer, one_torch_thread):
+    graph, processors, plan, sources, hidden, start, loss = _problem()
+    latent = LatentParameters(start, processors)
+    calls = []
+
+    def render(parameters):
+        calls.append(1)
+        if len(calls) == 12:
+            raise KeyboardInterrupt
+        return plan(parameters, sources)[0][0]
+
+    result = optimise(render, latent, loss, 10**6, optimizer, seed=0)
+    assert result.stopped == "interrupted"
+    assert result.losses and result.final_loss == min(result.losses[:-1])
+    with torch.no_grad():
+        assert float(loss(plan(latent.values(), sources)[0][0])) == pytest.approx(result.final_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("optimizer, module", [("cma-es", "cma"), ("ngopt", "nevergrad")])
+def test_a_missing_optional_library_is_named_with_its_extra(optimizer, module, monkeypatch):
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail
+    graph, processors, plan, sources, hidden, start, loss = _problem()
+    with pytest.raises(OptionalDependencyError, match=rf"{module}.*grafx-core\[optimizers\]"):
+        optimise(lambda p: plan(p, sources)[0][0], LatentParameters(start, processors), loss, 5, optimizer)
+
+
+def test_unknown_optimizer_and_a_loss_without_residuals_are_refused():
+    graph, processors, plan, sources, hidden, start, loss = _problem()
+    latent = LatentParameters(start, processors)
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'.*cma-es"):
+        optimise(lambda p: plan(p, sources)[0][0], latent, loss, 5, "lbfgs")
+    with pytest.raises(ValueError, match="gauss-newton needs a loss with a residuals"):
+        optimise(lambda p: plan(p, sources)[0][0], latent, lambda y: y.square().mean(), 5, "gauss-newton")
+
+
+@pytest.mark.slow
+def test_fit_command_runs_a_chosen_backend_and_reports_it(tmp_path, capsys, one_torch_thread):
+    pytest.importorskip("grafx_dsp")
+    from grafx_core.cli import main
+    from grafx_core.wavfile import write_wav
+
+    t = torch.arange(11025) / 22050
+    stems = [tmp_path / "bass.wav", tmp_path / "keys.wav"]
+    write_wav(stems[0], torch.stack([torch.sin(2 * torch.pi * 110 * t)] * 2) * 0.3, 22050)
+    write_wav(stems[1], torch.stack([torch.sin(2 * torch.pi * 660 * t)] * 2) * 0.2, 22050)
+    write_wav(tmp_path / "mix.wav", torch.stack([torch.sin(2 * torch.pi * 110 * t)] * 2) * 0.2, 22050)
+    out = tmp_path / "fit"
+    status = main(["fit", *map(str, stems), "--target", str(tmp_path / "mix.wav"), "-o", str(out),
+                   "--optimizer", "random", "--steps", "50", "--renders", "6"])
+    assert status == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["optimizer"] == "random" and report["renders"] == 6  # the budget ended it (no black boxes:
+    assert report["steps_taken"] == 6 and report["final_loss"] <= report["initial_loss"]  # forward renders)
+    assert "of random, 6 graph renders" in capsys.readouterr().out
