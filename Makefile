@@ -21,7 +21,7 @@ APT_PACKAGES ?= liblilv-0-0 lsp-plugins-lv2 x42-plugins calf-plugins dpf-plugins
 	fluidsynth fluid-soundfont-gm hydrogen-drumkits gcc libc6-dev ardour ardour-lv2-plugins \
 	zam-plugins dragonfly-reverb-lv2 sox libsox-fmt-all sonic-pi-samples alsa-utils
 
-.PHONY: install system-packages demo test bench docs clean gpu-wheels gpu-check
+.PHONY: install system-packages demo test test-fast lint bench docs clean gpu-wheels gpu-check
 
 # apt-get only as root and only when a package is missing (`dpkg -s` is silent then); a
 # no-op elsewhere, where the tests needing the packages skip with a one-line reason.
@@ -52,8 +52,17 @@ install: $(STAMP)
 demo: system-packages $(STAMP)
 	$(VENV)/bin/grafx-core demo --force $(ARGS)
 
-test: system-packages $(RAY_STAMP) $(OPTIMIZERS_STAMP)
+# The linter and the type checker first (configured in pyproject.toml), then the suite.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check grafx_core plugins tests bench examples docs
+	$(VENV)/bin/mypy
+
+test: system-packages $(RAY_STAMP) $(OPTIMIZERS_STAMP) lint
 	$(PY) -m pytest -q $(ARGS)
+
+# Everything but the tests marked slow (each over ~10 s on 2 cores): under 2 minutes on 2 cores.
+test-fast: system-packages $(RAY_STAMP) $(OPTIMIZERS_STAMP) lint
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 # The prepared command for a CUDA machine (bench/gpu_check.py). Such a machine usually has a CUDA
 # torch in its own python3 and no package index: `make gpu-wheels` (here, with the index) saves the

@@ -41,7 +41,7 @@ sys.path.insert(0, __import__("os").path.dirname(__file__))
 from _timing import best  # noqa: E402
 
 from grafx_core import compile_render, curve_frames, curve_to_samples, describe  # noqa: E402
-from grafx_core.commands._processors import build_processors  # noqa: E402
+from grafx_core import processors_for_graph  # noqa: E402
 from grafx_core.demo.draws import draw_parameters  # noqa: E402
 from grafx_core.demo.multitrack import synthesise_multitrack  # noqa: E402
 from grafx_core.demo.ride import hide_fader_ride, ride_stems  # noqa: E402
@@ -56,7 +56,7 @@ def console(tracks: int, seconds: float):
     names, audio = synthesise_multitrack(tracks, seconds, RATE, seed=0)
     effects = replace(CONSOLES["analytic"], send="dsp:gain")
     built = build_console(names, effects)
-    processors = build_processors(built.graph, built.options, RATE)
+    processors = processors_for_graph(built.graph, built.options, sample_rate=RATE)
     hidden = draw_parameters(built.graph, processors, torch.Generator().manual_seed(1))
     hidden = {t: {k: v.detach() for k, v in hidden[t].items()} for t in hidden.keys()}
     hidden["dsp:gain"] = {"gain_db": torch.full_like(hidden["dsp:gain"]["gain_db"], -12.0)}  # send levels

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from grafx_core import compile_render
-from grafx_core.commands._processors import build_processors
+from grafx_core.registry import processors_for_graph
 from grafx_core.demo.draws import draw_parameters
 from grafx_core.demo.multitrack import synthesise_multitrack
 from grafx_core.demo.realmix import missing_real_material, real_stems, sox_mix
@@ -50,7 +50,7 @@ def run_fit(stems: int, seconds: float, steps: int, console_name: str, seed: int
     if console_name == "pedalboard":  # compressors on every track, as the analytic console has them
         effects = replace(effects, compressed=None)
     console = build_console(names, effects)
-    processors = build_processors(console.graph, console.options, RATE)
+    processors = processors_for_graph(console.graph, console.options, sample_rate=RATE)
     plan = compile_render(console.graph, processors)
     hidden = draw_parameters(console.graph, processors, torch.Generator().manual_seed(seed + 1))
     with torch.no_grad():
@@ -78,7 +78,7 @@ def run_real_fit(multitrack, budget: float, recipe: bool) -> tuple[torch.Tensor,
     began = time.perf_counter()
     rate, stems, target = multitrack.sample_rate, multitrack.stems, multitrack.target
     console = build_console(multitrack.names, "analytic")
-    processors = build_processors(console.graph, console.options, rate)
+    processors = processors_for_graph(console.graph, console.options, sample_rate=rate)
     plan = compile_render(console.graph, processors)
     start = console.start_parameters(processors)
     fit_stems, fit_target = stems, target

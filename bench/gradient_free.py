@@ -55,7 +55,7 @@ from typing import Any
 import torch
 
 from grafx_core import Graph, compile_render
-from grafx_core.commands._processors import build_processors
+from grafx_core import processors_for_graph
 from grafx_core.demo.draws import demo_console, draw_parameters
 from grafx_core.demo.multitrack import synthesise_multitrack
 from grafx_core.fitting import LatentParameters, RenderBudget, SpectralLoss, is_black_box, optimise
@@ -154,7 +154,7 @@ def make_problem(name: str, seconds: float, seed: int, estimator: str | None) ->
     if name == "console":
         names, sources = synthesise_multitrack(4, seconds, RATE, seed)
         console = demo_console(names, "auto" if estimator is None else estimator)
-        processors = build_processors(console.graph, console.options, RATE)
+        processors = processors_for_graph(console.graph, console.options, sample_rate=RATE)
         hidden = draw_parameters(console.graph, processors, generator)
         start = draw_parameters(console.graph, processors, generator)
         return Problem(console.graph, processors, sources, hidden, start)
@@ -165,7 +165,7 @@ def make_problem(name: str, seconds: float, seed: int, estimator: str | None) ->
                    for t, r in chain.items()}
     else:
         options = {t: {"workers": 1, **extra} for t in chain}
-    processors = build_processors(graph, options, RATE)
+    processors = processors_for_graph(graph, options, sample_rate=RATE)
     hidden = _chain_parameters(processors, chain, generator)
     start = _chain_parameters(processors, chain, generator)
     return Problem(graph, processors, _music(seconds, seed), hidden, start)

@@ -11,7 +11,8 @@ box's finite differences run on the same pool).
 Two effects: ``waiting_drive`` waits (its work happens elsewhere: another
 process, a Ray worker), so the figure shows the engine's scheduling whatever
 the load; ``slow_drive`` computes on this machine's cores, so its overlap
-needs a second free core (on a loaded machine the ratio approaches the sum). Run: python bench/overlap.py [--seconds 2] [--repeats 3]
+needs a second free core (on a loaded machine the ratio approaches the sum).
+Run: python bench/overlap.py [--seconds 2] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def main() -> None:
             fns[name] = run
         times = best(fns, args.repeats)
         longer = max(times["black box"], times["analytic"])
-        print(f"  {effect.__name__:13s} {'forward+backward' if backward else 'forward':17s} black box {times['black box'] * 1e3:7.1f} ms"
+        mode = 'forward+backward' if backward else 'forward'
+        print(f"  {effect.__name__:13s} {mode:17s} black box {times['black box'] * 1e3:7.1f} ms"
               f"  analytic {times['analytic'] * 1e3:7.1f} ms  both {times['both'] * 1e3:7.1f} ms"
               f"  both/longer {times['both'] / longer:5.2f}  both/sum "
               f"{times['both'] / (times['black box'] + times['analytic']):5.2f}", flush=True)

@@ -51,8 +51,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from grafx_core import Graph, ParameterRange, compile_render, get_processor
-from grafx_core.processor import parameter_ranges
+from grafx_core import Graph, compile_render, describe, get_processor
 from grafx_core.fitting import LatentParameters, SpectralLoss, fit
 from grafx_core.demo.multitrack import synthesise_multitrack
 from grafx_core.demo.draws import draw_parameters
@@ -95,14 +94,8 @@ class Counting(nn.Module):
         self.rows += signals[0].shape[0]
         return self.processor(*signals, **params)
 
-    def parameter_size(self) -> Any:
-        return self.processor.parameter_size()
-
-    def default_parameters(self) -> Any:
-        return self.processor.default_parameters()
-
-    def parameter_ranges(self) -> Any:
-        return self.processor.parameter_ranges()
+    def controls(self) -> Any:
+        return describe(self.processor).control_tree()
 
 
 def build_graph(tracks: int = TRACKS) -> Graph:
@@ -126,8 +119,8 @@ def draw(graph: Graph, processors: Mapping[str, Any], seed: int,
     gen = torch.Generator().manual_seed(seed)
     drawn = draw_parameters(graph, processors, gen)
     out = {t: {k: v.detach().clone() for k, v in p.items()} for t, p in drawn.items()}
-    for name, spec in parameter_ranges(processors["box"]).items():
-        if isinstance(spec, ParameterRange) and name in out["box"]:
+    for (name, *_), spec in describe(processors["box"]).controls.items():
+        if spec.bounded and not spec.unconstrained and name in out["box"]:
             log = spec.scale == "log"
             low, high = (math.log(spec.low), math.log(spec.high)) if log else (spec.low, spec.high)
             u = low + (0.25 + 0.5 * torch.rand(out["box"][name].shape, generator=gen)) * (high - low)

@@ -24,7 +24,7 @@ import torch
 
 from grafx_core import render, save_parameters
 from grafx_core.cli import main as grafx_core
-from grafx_core.commands._processors import build_processors
+from grafx_core.registry import processors_for_graph
 from grafx_core.demo.draws import draw_parameters
 from grafx_core.demo.recorded import recorded_multitrack
 from grafx_core.fitting import build_console
@@ -58,7 +58,7 @@ def make_material(folder: str, tracks: int, seconds: float, seed: int = 0,
     """
     names, audio = recorded_multitrack(tracks, seconds, RATE, seed)
     console = build_console(names, "analytic")
-    processors = build_processors(console.graph, console.options, RATE)
+    processors = processors_for_graph(console.graph, console.options, sample_rate=RATE)
     hidden = draw_parameters(console.graph, processors, torch.Generator().manual_seed(seed))
     if sparse:
         _neutralise(console, hidden, names)

@@ -61,6 +61,7 @@ from .processor import (
     GRADIENT_KINDS,
     ParameterRange,
     Processor,
+    ProcessorLike,
     accepted_channels,
     inlet_names,
     outlet_names,
@@ -122,6 +123,7 @@ __all__ = [
     "prune",
     # processors and plugins
     "Processor",
+    "ProcessorLike",
     "Control",
     "CONTROL_SCALES",
     "describe",

@@ -18,9 +18,12 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
+
+from .processor import ProcessorLike
+from .description import describe
 
 __all__ = ["runs_concurrently", "submit"]
 
@@ -30,9 +33,9 @@ _pool: ThreadPoolExecutor | None = None
 _lock = threading.Lock()
 
 
-def runs_concurrently(processor: Any) -> bool:
+def runs_concurrently(processor: ProcessorLike) -> bool:
     """Whether ``processor`` declares ``concurrent_calls = True``."""
-    return getattr(processor, "concurrent_calls", False) is True
+    return describe(processor).concurrent_calls
 
 
 def submit(call: Callable[[], T]) -> Future[T]:

@@ -6,12 +6,12 @@ import math
 
 import torch
 
-from .processor import ParameterRange
+from .control import Control
 
 __all__ = ["draw_parameter", "describe_inputs"]
 
 
-def draw_parameter(noise: torch.Tensor, bounds: ParameterRange | None, default: torch.Tensor | None,
+def draw_parameter(noise: torch.Tensor, bounds: Control | None, default: torch.Tensor | None,
                    perturbation: float) -> torch.Tensor:
     """One parameter's rows from standard normal ``noise`` ``[nodes, *shape]`` (float64).
 
@@ -22,8 +22,10 @@ def draw_parameter(noise: torch.Tensor, bounds: ParameterRange | None, default: 
     """
     if bounds is None:
         return noise if default is None else default + perturbation * noise
+    assert bounds.low is not None and bounds.high is not None
     centre = torch.full_like(noise, bounds.centre()) if default is None else default.expand_as(noise)
-    if bounds.scale == "log":
+    log = bounds.scale == "log" and bounds.low > 0
+    if log:
         low, high = math.log(bounds.low), math.log(bounds.high)
         centre = centre.clamp(bounds.low, bounds.high).log()
     else:
@@ -34,7 +36,7 @@ def draw_parameter(noise: torch.Tensor, bounds: ParameterRange | None, default: 
     # Fold into [low, high]: reflect at each end, the period being twice the width.
     phase = torch.remainder(value - low, 2 * width)
     value = low + torch.where(phase > width, 2 * width - phase, phase)
-    return value.exp() if bounds.scale == "log" else value
+    return value.exp() if log else value
 
 
 def describe_inputs(inlets: tuple[str, ...], names: list[str], signals: list[torch.Tensor],

@@ -20,8 +20,8 @@ from .errors import GrafxError
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS: dict[str, str] = {
-    "demo": "grafx_core.demo",
-    "plugins": "grafx_core.registry._command",
+    "demo": "grafx_core.commands.demo",
+    "plugins": "grafx_core.commands.plugins",
     "render": "grafx_core.commands.render",
     "draw": "grafx_core.commands.draw",
     "gradients": "grafx_core.commands.gradients",

@@ -61,6 +61,10 @@ class Control:
             axis of control frames) instead of one value per node.
         values: the exact values of a discrete control (integer, toggle or
             enumeration), sorted; ``None`` for a continuous control.
+        unconstrained: whether the parameter tensor holds the control's
+            unconstrained value instead of its natural one (a black box maps
+            it into ``[low, high]`` itself, see :mod:`grafx_core.unconstrained`);
+            ``default`` stays in natural units.
         description: one line for listings and GUIs.
     """
 
@@ -73,6 +77,7 @@ class Control:
     differentiable: bool = True
     time_varying: bool = False
     values: tuple[float, ...] | None = None
+    unconstrained: bool = False
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -98,6 +103,8 @@ class Control:
                 object.__setattr__(self, "differentiable", False)
         if self.default is not None:
             object.__setattr__(self, "default", self._checked_default(self.default))
+        if self.unconstrained and not self.bounded:
+            raise ValueError("Control: an unconstrained parameter needs both low and high (the range it maps into)")
 
     def _checked_default(self, default: Any) -> float | tuple[float, ...]:
         if isinstance(default, (int, float)) and not isinstance(default, bool):

@@ -15,13 +15,19 @@ those, so GRAFX processors work unchanged.
 
 from __future__ import annotations
 
+import math
+import warnings
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .control import Control
+import torch
+
+from ._paths import leaves, nest
+from .control import Control, _flatten
 from .processor import (
+    ProcessorLike,
     GRADIENT_KINDS,
     accepted_channels,
     inlet_names,
@@ -30,6 +36,7 @@ from .processor import (
     outlet_names,
     parameter_ranges,
 )
+from .unconstrained import to_unconstrained
 
 __all__ = ["ProcessorDescription", "describe", "ControlPath"]
 
@@ -58,6 +65,10 @@ class ProcessorDescription:
             and the parameters, so a stream may call plain ``forward`` per block.
         latency_samples: how many samples late the processor's output is
             (a look-ahead limiter, a linear-phase filter); 0 for most.
+        declared: the controls come from ``controls()``; ``False`` for a
+            processor described from the older attributes, whose controls
+            without a default start at 0 (GRAFX's convention) rather than at
+            the middle of their range.
         runs_on_host: the processor computes on the CPU whatever its inputs'
             device (a black box); the engine moves its inputs to pinned host
             memory and its outputs back, off the accelerator's critical path.
@@ -73,6 +84,7 @@ class ProcessorDescription:
     stateful: bool = False
     memoryless: bool = False
     latency_samples: int = 0
+    declared: bool = True
     runs_on_host: bool = False
 
     def control(self, path: str | ControlPath) -> Control:
@@ -90,13 +102,38 @@ class ProcessorDescription:
 
     def parameter_size(self) -> dict[str, Any]:
         """Each control's shape without the node dimension, nested like the parameter tree."""
-        tree: dict[str, Any] = {}
+        return nest((path, control.shape) for path, control in self.controls.items())
+
+    def control_tree(self) -> dict[str, Any]:
+        """The controls nested like the parameter tree (what a ``controls()`` method returns).
+
+        Controls read from the older attributes without a default get their
+        start of 0 as a default where it lies in range, so that a wrapper
+        declaring them starts where the wrapped processor did.
+        """
+        pairs = []
         for path, control in self.controls.items():
-            target = tree
-            for key in path[:-1]:
-                target = target.setdefault(key, {})
-            target[path[-1]] = control.shape
-        return tree
+            if not self.declared and control.default is None:
+                try:
+                    control = control.replace(default=0.0)
+                except ValueError:
+                    pass
+            pairs.append((path, control))
+        return nest(pairs)
+
+    def parameter_default(self, path: ControlPath) -> tuple[float, ...]:
+        """The starting values of the parameter tensor at ``path``, row-major, one row's worth.
+
+        A control's declared default, mapped to the unconstrained space where
+        the control is ``unconstrained`` (a black box's raw value).
+        """
+        control = self.controls[path]
+        if control.default is None and not self.declared:
+            return (0.0,) * control.size
+        values = control.default_values()
+        if not control.unconstrained:
+            return values
+        return tuple(to_unconstrained(control, torch.tensor(values, dtype=torch.float64)).tolist())
 
     def time_varying(self) -> tuple[ControlPath, ...]:
         """The paths of the controls that may be given as curves."""
@@ -113,7 +150,7 @@ class ProcessorDescription:
 _CACHE: weakref.WeakKeyDictionary[Any, ProcessorDescription] = weakref.WeakKeyDictionary()
 
 
-def describe(processor: Any) -> ProcessorDescription:
+def describe(processor: ProcessorLike) -> ProcessorDescription:
     """The processor's description, read from its declarations once and cached.
 
     Args:
@@ -140,7 +177,7 @@ def describe(processor: Any) -> ProcessorDescription:
     return description
 
 
-def _read(processor: Any) -> ProcessorDescription:
+def _read(processor: ProcessorLike) -> ProcessorDescription:
     name = type(processor).__name__
     kind = str(getattr(processor, "gradient_kind", "autograd"))
     if kind not in GRADIENT_KINDS:
@@ -154,8 +191,9 @@ def _read(processor: Any) -> ProcessorDescription:
         outlets=outlet_names(processor),
         inlet_channels=accepted_channels(processor),
         controls=_controls(processor, name),
+        declared=callable(getattr(processor, "controls", None)),
         gradient_kind=kind,
-        concurrent_calls=bool(getattr(processor, "concurrent_calls", False)),
+        concurrent_calls=getattr(processor, "concurrent_calls", False) is True,
         stateful=callable(getattr(processor, "initial_state", None))
         and callable(getattr(processor, "forward_stateful", None)),
         memoryless=bool(getattr(processor, "memoryless", False)),
@@ -164,7 +202,7 @@ def _read(processor: Any) -> ProcessorDescription:
     )
 
 
-def _controls(processor: Any, name: str) -> dict[ControlPath, Control]:
+def _controls(processor: ProcessorLike, name: str) -> dict[ControlPath, Control]:
     declared = getattr(processor, "controls", None)
     if callable(declared):
         return _declared_controls(declared() or {}, name)
@@ -188,15 +226,25 @@ def _declared_controls(tree: Mapping[str, Any], name: str, prefix: ControlPath =
     return out
 
 
-def _legacy_controls(processor: Any, name: str) -> dict[ControlPath, Control]:
+def _legacy_controls(processor: ProcessorLike, name: str) -> dict[ControlPath, Control]:
     shapes = list(iter_parameter_shapes(normalized_parameter_size(processor)))
+    old = [attr for attr in ("parameter_ranges", "nondifferentiable_parameters") if hasattr(processor, attr)]
+    if old:
+        verb = "are" if len(old) > 1 else "is"
+        warnings.warn(f"{name}: {' and '.join(old)} {verb} deprecated and will be removed in the next release; "
+                      "declare controls() returning a grafx_core.Control per parameter instead",
+                      DeprecationWarning, stacklevel=4)
     ranges = dict(iter_parameter_shapes(parameter_ranges(processor)))
     defaults = _legacy_defaults(processor, name)
+    _check_legacy_defaults(defaults, dict(shapes), name)
     fixed = {tuple(str(p).split(".")) for p in getattr(processor, "nondifferentiable_parameters", ())}
     out: dict[ControlPath, Control] = {}
     for path, shape in shapes:
         bounds = ranges.get(path)
         default = defaults.get(path)
+        if default is not None and len(default) not in (1, math.prod(shape)):
+            raise ValueError(f"{name}: default_parameters() value of {'.'.join(path)!r} does not fit its shape "
+                             f"{shape}: it has {len(default)} values")
         try:
             out[path] = Control(
                 shape=shape,
@@ -204,7 +252,7 @@ def _legacy_controls(processor: Any, name: str) -> dict[ControlPath, Control]:
                 high=None if bounds is None else bounds.high,
                 unit="" if bounds is None else bounds.unit,
                 scale="linear" if bounds is None else bounds.scale,
-                default=None if default is None else tuple(default),
+                default=None if default is None else (default[0] if len(default) == 1 else tuple(default)),
                 differentiable=path not in fixed,
             )
         except (TypeError, ValueError) as exc:
@@ -212,31 +260,24 @@ def _legacy_controls(processor: Any, name: str) -> dict[ControlPath, Control]:
                 raise type(exc)(f"{name}: parameter {'.'.join(path)!r}: {exc}") from exc
             # Legacy defaults may lie outside a declared range (the range is advice there); keep the range.
             out[path] = Control(shape=shape, unit="" if bounds is None else bounds.unit,
-                                default=tuple(default), differentiable=path not in fixed)
+                                default=default[0] if len(default) == 1 else tuple(default),
+                                differentiable=path not in fixed)
     return out
 
 
-def _legacy_defaults(processor: Any, name: str) -> dict[ControlPath, tuple[float, ...]]:
+def _legacy_defaults(processor: ProcessorLike, name: str) -> dict[ControlPath, tuple[float, ...]]:
     method = getattr(processor, "default_parameters", None)
     if method is None:
         return {}
     out: dict[ControlPath, tuple[float, ...]] = {}
-
-    def walk(tree: Any, prefix: ControlPath) -> None:
-        if isinstance(tree, Mapping):
-            for key, value in tree.items():
-                walk(value, prefix + (key,))
-            return
-        values = tree.tolist() if hasattr(tree, "tolist") else tree
-        flat: list[float] = []
-        stack = [values]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, (list, tuple)):
-                stack.extend(reversed(item))
-            else:
-                flat.append(float(item))
-        out[prefix] = tuple(flat)
-
-    walk(method() or {}, ())
+    for path, value in leaves(method() or {}):
+        if value is not None:  # no default for this one: zeros, as create_empty_parameters always gave
+            out[path] = tuple(float(v) for v in _flatten(value))
     return out
+
+
+def _check_legacy_defaults(defaults: Mapping[ControlPath, Any], shapes: Mapping[ControlPath, Any], name: str) -> None:
+    for path in defaults:
+        if path not in shapes:
+            raise ValueError(f"{name}: default_parameters() has {'.'.join(path)!r}, which parameter_size() "
+                             f"does not declare ({sorted(map('.'.join, shapes))})")

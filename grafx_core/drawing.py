@@ -10,10 +10,11 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .processor import ProcessorLike
 from ._arguments import require_graph
 from ._optional import require
 from .graph import BUILTIN_TYPES, Graph
-from .processor import inlet_names, outlet_names
+from .description import describe
 from .schedule import SCHEDULING_METHODS, Stage, render_order
 
 __all__ = ["draw_graph", "graph_layers"]
@@ -74,7 +75,7 @@ def graph_layers(graph: Graph) -> list[list[int]]:
     return layers
 
 
-def _ports(graph: Graph, processors: Mapping[str, Any] | None) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+def _ports(graph: Graph, processors: Mapping[str, ProcessorLike] | None) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     """Inlets and outlets per node type: built-ins, then processors, else the ports edges use."""
     used_in: dict[str, dict[str, None]] = {}
     used_out: dict[str, dict[str, None]] = {}
@@ -86,7 +87,8 @@ def _ports(graph: Graph, processors: Mapping[str, Any] | None) -> dict[str, tupl
         if node_type in BUILTIN_TYPES:
             ports[node_type] = BUILTIN_TYPES[node_type]
         elif processors is not None and node_type in processors:
-            ports[node_type] = (inlet_names(processors[node_type]), outlet_names(processors[node_type]))
+            description = describe(processors[node_type])
+            ports[node_type] = (description.inlets, description.outlets)
         else:
             ports[node_type] = (tuple(used_in.get(node_type, {"main": None})),
                                 tuple(used_out.get(node_type, {"main": None})))
@@ -108,7 +110,7 @@ def draw_graph(
     graph: Graph,
     path: str | os.PathLike[str] | None = None,
     *,
-    processors: Mapping[str, Any] | None = None,
+    processors: Mapping[str, ProcessorLike] | None = None,
     stages: str | Sequence[Stage] | None = None,
     title: str | None = None,
     dpi: int = 120,

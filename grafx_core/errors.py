@@ -72,6 +72,11 @@ class ProcessorOutputError(GrafxError):
     """A processor returned the wrong number of outlets, a wrong shape or bad aux values."""
 
 
+class OptionsFileError(GrafxError):
+    """Processor options (a file, or a mapping given to ``processors_for_graph``) are missing, not JSON,
+    not ``{node_type: {option: value}}``, or name an option a type's factory does not take."""
+
+
 class PluginError(GrafxError):
     """A plugin failed to load or registered something invalid."""
 

@@ -32,9 +32,11 @@ import numpy as np
 import torch
 
 from .errors import ConformanceError, ProcessorOutputError
+from .processor import ProcessorLike
 from .estimators import with_estimator
 from .estimators.auto import _upstream_like
-from .processor import gradient_kind, inlet_names, iter_parameter_shapes, normalized_parameter_size
+from ._paths import leaves, nest
+from .description import describe
 
 __all__ = ["gradient_report", "GradientReport", "GradientRow", "CLASS_STEPS", "CLASSES"]
 
@@ -117,45 +119,23 @@ class GradientReport:
         raise KeyError(f"{self.name}: no control {control!r} in the report")
 
 
-def _leaves(tree: Mapping[str, Any], prefix: Path = ()) -> dict[Path, torch.Tensor]:
-    out: dict[Path, torch.Tensor] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            out.update(_leaves(value, prefix + (key,)))
-        else:
-            out[prefix + (key,)] = value
-    return out
-
-
-def _nest(flat: Mapping[Path, torch.Tensor]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for path, value in flat.items():
-        node = out
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    return out
-
-
-def _default_parameters(processor: Any, items: int, rng: torch.Generator) -> dict[Path, torch.Tensor]:
-    defaults = processor.default_parameters() if callable(getattr(processor, "default_parameters", None)) else None
-    flat_defaults = _leaves(defaults) if isinstance(defaults, Mapping) else {}
-    black_box = hasattr(processor, "specs") and callable(getattr(processor, "raw_parameters", None))
+def _default_parameters(processor: ProcessorLike, items: int, rng: torch.Generator) -> dict[Path, torch.Tensor]:
+    description = describe(processor)
     out = {}
-    for path, shape in iter_parameter_shapes(normalized_parameter_size(processor)):
-        base = flat_defaults.get(path)
-        value = torch.zeros(shape) if base is None else torch.as_tensor(base, dtype=torch.float32).reshape(shape)
+    for path, control in description.controls.items():
+        shape = control.shape
+        value = torch.tensor(description.parameter_default(path), dtype=torch.float32).reshape(shape)
         value = value.expand(items, *shape).clone()
-        # Vary the rows a little, so that they are different operating points.
-        spread = 0.3 if black_box else 0.05
-        value = value + spread * value.abs().clamp(min=1.0 if black_box else 0.0) * torch.randn(value.shape,
-                                                                                                generator=rng)
+        # Vary the rows a little, so that they are different operating points (raw values by more).
+        spread = 0.3 if control.unconstrained else 0.05
+        value = value + spread * value.abs().clamp(min=1.0 if control.unconstrained else 0.0) * torch.randn(
+            value.shape, generator=rng)
         out[path] = value
     return out
 
 
-def _call(processor: Any, signals: Sequence[torch.Tensor], params: Mapping[Path, torch.Tensor]) -> torch.Tensor:
-    y = processor(*signals, **_nest(params))
+def _call(processor: ProcessorLike, signals: Sequence[torch.Tensor], params: Mapping[Path, torch.Tensor]) -> torch.Tensor:
+    y = processor(*signals, **nest(params.items()))
     return y[0] if isinstance(y, tuple) else y
 
 
@@ -167,7 +147,7 @@ def _cos_norm(est: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
     return (float(e @ r) / (en * rn) if en else 0.0), en / rn
 
 
-def _classify(processor: Any, signals: Sequence[torch.Tensor], params: dict[Path, torch.Tensor],
+def _classify(processor: ProcessorLike, signals: Sequence[torch.Tensor], params: dict[Path, torch.Tensor],
               path: Path, column: int) -> str:
     base = params[path]
     flat = base.reshape(base.shape[0], -1)
@@ -202,7 +182,7 @@ def _classify(processor: Any, signals: Sequence[torch.Tensor], params: dict[Path
     return "kinked" if alpha >= 0.8 else "stepwise"
 
 
-def _reference_parameters(processor: Any, signals: Sequence[torch.Tensor], params: dict[Path, torch.Tensor],
+def _reference_parameters(processor: ProcessorLike, signals: Sequence[torch.Tensor], params: dict[Path, torch.Tensor],
                           gs: Sequence[torch.Tensor], path: Path) -> torch.Tensor:
     """Richardson-extrapolated central differences of ``<g, y>`` per ``g`` and column of ``path``: ``[K, N, cols]``."""
     base = params[path]
@@ -239,7 +219,7 @@ def _parameter_vjps(model: Any, signals: Sequence[torch.Tensor], params: dict[Pa
     return {k: torch.stack([run[k] for run in runs]) for k in params}
 
 
-def gradient_report(processor: Any, *, twin: Any = None, signals: Sequence[torch.Tensor] | None = None,
+def gradient_report(processor: ProcessorLike, *, twin: Any = None, signals: Sequence[torch.Tensor] | None = None,
                     parameters: Mapping[str, Any] | None = None, items: int = 4, seconds: float = 0.5,
                     sample_rate: int = 44100, estimators: Sequence[str] = ("finite-difference", "spsa"),
                     signal_gradients: Sequence[str] = ("auto", "spectral-ratio", "fft-ratio", "smooth-gain",
@@ -277,7 +257,8 @@ def gradient_report(processor: Any, *, twin: Any = None, signals: Sequence[torch
         raise ValueError(f"gradient_report: items must be a positive int and seconds a positive finite number, "
                          f"got items={items!r}, seconds={seconds!r}")
     rng = torch.Generator().manual_seed(seed)
-    inlets = inlet_names(processor)
+    description = describe(processor)
+    inlets = description.inlets
     if not inlets:
         raise ConformanceError(f"{name or type(processor).__name__}: gradient_report needs a processor with an inlet")
     if signals is None:
@@ -286,10 +267,10 @@ def gradient_report(processor: Any, *, twin: Any = None, signals: Sequence[torch
         _, tracks = synthesise_multitrack(items * len(inlets), seconds, sample_rate, seed=seed)
         signals = [tracks[k * items:(k + 1) * items].float() for k in range(len(inlets))]
     signals = [s.detach() for s in signals]
-    params = (_leaves(parameters) if parameters is not None
+    params = (dict(leaves(parameters)) if parameters is not None
               else _default_parameters(processor, signals[0].shape[0], rng))
     params = {k: v.detach() for k, v in params.items()}
-    autograd = gradient_kind(processor) == "autograd"
+    autograd = description.gradient_kind == "autograd"
     reference_model = processor if autograd else twin
     label = name or getattr(processor, "name", None) or type(processor).__name__
     report = GradientReport(str(label), "autograd" if reference_model is not None else "central difference")
@@ -300,7 +281,7 @@ def gradient_report(processor: Any, *, twin: Any = None, signals: Sequence[torch
                                    "gradient of it can be measured (a processor that is unstable at its defaults)")
     gs = [torch.randn(y.shape, generator=rng, dtype=y.dtype) for _ in range(_COTANGENTS)]
     g = gs[0]
-    nondiff = set(getattr(processor, "nondifferentiable_parameters", ()) or ())
+    nondiff = {".".join(path) for path in description.nondifferentiable()}
 
     # Parameters.
     reference = _parameter_vjps(reference_model, signals, params, gs) if reference_model is not None else {}

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ._jsonfile import read_json, write_text_atomically
+from ._paths import TREES, leaves
 from ._tree import ParameterModules, ParameterTree
 from .curves import check_control_hop
 from .errors import ParameterError
@@ -44,7 +45,7 @@ __all__ = ["PARAMETERS_FORMAT", "parameters_to_dict", "parameters_from_dict", "s
 PARAMETERS_FORMAT = "grafx-core.parameters"
 PARAMETERS_FORMAT_VERSION = 1
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-_Tree = (Mapping, nn.ParameterDict, nn.ModuleDict)
+_Tree = TREES
 _KEYS = ("format", "version", "dtype", "parameters", "control_hop")
 
 
@@ -71,17 +72,12 @@ def _preview(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _leaves(tree: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
+def _leaves(tree: Any) -> list[tuple[str, torch.Tensor]]:
     out = []
-    for key in tree.keys():
-        value = tree[key]
-        path = f"{prefix}{key}"
-        if isinstance(value, _Tree):
-            out += _leaves(value, path + ".")
-        elif isinstance(value, torch.Tensor):
-            out.append((path, value))
-        else:
-            raise ParameterError(f"parameter {path} must be a tensor, got {type(value).__name__}")
+    for path, value in leaves(tree):
+        if not isinstance(value, torch.Tensor):
+            raise ParameterError(f"parameter {'.'.join(path)} must be a tensor, got {type(value).__name__}")
+        out.append((".".join(path), value))
     return out
 
 

@@ -8,23 +8,24 @@ from typing import Any
 import torch
 from torch import nn
 
+from .processor import ProcessorLike
 from ._arguments import require_graph
 from ._checks import check_processors
+from ._paths import TREES, leaves, lookup
 from ._tree import ParameterModules, ParameterTree
 from .curves import curve_frames
-from .description import describe
 from .errors import ParameterError, UnknownNodeTypeError
 from .graph import BUILTIN_TYPES, Graph
-from .processor import iter_parameter_shapes, normalized_parameter_size
+from .description import ProcessorDescription, describe
 
 __all__ = ["create_empty_parameters", "check_parameters", "concatenate_parameters"]
 
 
-def _known_types(processors: Mapping[str, Any]) -> list[str]:
+def _known_types(processors: Mapping[str, ProcessorLike]) -> list[str]:
     return sorted(processors) + sorted(BUILTIN_TYPES)
 
 
-def _require_processors(graph: Graph, processors: Mapping[str, Any]) -> None:
+def _require_processors(graph: Graph, processors: Mapping[str, ProcessorLike]) -> None:
     if not isinstance(processors, Mapping):
         raise TypeError("processors must be a mapping from node type to processor module, such as "
                         f"{{'gain': Gain()}}; got {type(processors).__name__}")
@@ -38,21 +39,16 @@ def _require_processors(graph: Graph, processors: Mapping[str, Any]) -> None:
     check_processors(graph, processors)
 
 
-def _default_rows(processor: Any, path: tuple[str, ...], shape: tuple[int, ...], count: int,
+def _default_rows(description: ProcessorDescription, path: tuple[str, ...], count: int,
                   dtype: torch.dtype, device: torch.device | str | None) -> torch.Tensor:
-    defaults = getattr(processor, "default_parameters", None)
-    value: Any = defaults() if callable(defaults) else None
-    for key in path:
-        value = value.get(key) if isinstance(value, Mapping) else None
-    if value is None:
-        return torch.zeros((count, *shape), dtype=dtype, device=device)
-    row = torch.as_tensor(value, dtype=dtype, device=device).reshape(shape)
-    return row.expand(count, *shape).clone()
+    shape = description.controls[path].shape
+    row = torch.tensor(description.parameter_default(path), dtype=torch.float64).reshape(shape)
+    return row.to(dtype=dtype, device=device).expand(count, *shape).clone()
 
 
 def create_empty_parameters(
     graph: Graph,
-    processors: Mapping[str, Any],
+    processors: Mapping[str, ProcessorLike],
     *,
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
@@ -63,9 +59,10 @@ def create_empty_parameters(
 
     Each type ``t`` gets an ``nn.ParameterDict`` whose tensors have shape
     ``[len(graph.nodes_of_type(t)), *shape]``; row ``k`` belongs to the
-    ``k``-th node of that type by id. Values come from the processor's optional
-    ``default_parameters()`` (a nested dict of per-node values), else zeros.
-    Nested ``parameter_size()`` dicts give nested ``ParameterDict``s. Types
+    ``k``-th node of that type by id. Values are each control's declared
+    default (:func:`~grafx_core.describe`; a GRAFX-style processor's optional
+    ``default_parameters()``, else zeros). Nested controls give nested
+    ``ParameterDict``s. Types
     whose processor has no parameters get an empty ``ParameterDict``.
 
     Args:
@@ -94,13 +91,14 @@ def create_empty_parameters(
         processor = processors[node_type]
         count = len(graph.nodes_of_type(node_type))
         root = ParameterTree()
-        for path, shape in iter_parameter_shapes(normalized_parameter_size(processor)):
+        description = describe(processor)
+        for path in description.controls:
             target = root
             for key in path[:-1]:
                 if key not in target:
                     target[key] = ParameterTree()
                 target = target[key]
-            rows = _default_rows(processor, path, shape, count, dtype, device)
+            rows = _default_rows(description, path, count, dtype, device)
             if std > 0:
                 rows = rows + std * torch.randn(rows.shape, generator=generator, dtype=dtype).to(rows.device)
             target[path[-1]] = nn.Parameter(rows)
@@ -108,29 +106,7 @@ def create_empty_parameters(
     return result
 
 
-_TREES = (Mapping, nn.ParameterDict, nn.ModuleDict)
-
-
-def _lookup(tree: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        if not isinstance(tree, (Mapping, nn.ParameterDict, nn.ModuleDict)) or key not in tree:
-            return None
-        tree = tree[key]
-    return tree
-
-
-def _leaf_paths(tree: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    out = []
-    for key in tree.keys():
-        value = tree[key]
-        if isinstance(value, (Mapping, nn.ParameterDict, nn.ModuleDict)):
-            out += _leaf_paths(value, prefix + (key,))
-        else:
-            out.append(prefix + (key,))
-    return out
-
-
-def check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: Any,
+def check_parameters(graph: Graph, processors: Mapping[str, ProcessorLike], parameters: Any,
                      batch_size: int | None = None, *, samples: int | None = None,
                      control_hop: int | None = None) -> dict[str, bool]:
     """Check ``parameters`` against every processor node type of ``graph``.
@@ -162,11 +138,11 @@ def check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: An
     return _check_parameters(graph, processors, parameters, batch_size, samples, control_hop)[0]
 
 
-def _check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: Any, batch_size: int | None,
+def _check_parameters(graph: Graph, processors: Mapping[str, ProcessorLike], parameters: Any, batch_size: int | None,
                       samples: int | None, control_hop: int | None
                       ) -> tuple[dict[str, bool], set[tuple[str, tuple[str, ...]]]]:
     """:func:`check_parameters`, also returning the ``(type, path)`` of every curve."""
-    if not isinstance(parameters, _TREES):
+    if not isinstance(parameters, TREES):
         raise ParameterError(
             f"parameters must be a mapping from node type to that type's parameters (as from "
             f"create_empty_parameters), got {type(parameters).__name__}"
@@ -180,11 +156,11 @@ def _check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: A
         )
     per_example: dict[str, bool] = {}
     curves: set[tuple[str, tuple[str, ...]]] = set()
-    leaves: list[tuple[str, str, torch.Tensor]] = []
+    found: list[tuple[str, str, torch.Tensor]] = []
     for node_type in types:
         processor = processors[node_type]
         count = len(graph.nodes_of_type(node_type))
-        expected = dict(iter_parameter_shapes(normalized_parameter_size(processor)))
+        expected = {path: control.shape for path, control in describe(processor).controls.items()}
         given = parameters[node_type] if node_type in parameters else None
         if given is None:
             if expected:
@@ -194,12 +170,12 @@ def _check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: A
                 )
             per_example[node_type] = False
             continue
-        if not isinstance(given, _TREES):
+        if not isinstance(given, TREES):
             raise ParameterError(
                 f"parameters of node type {node_type!r} must be a mapping from parameter name to tensor, "
                 f"got {type(given).__name__}; expected { {'.'.join(p): [count, *s] for p, s in expected.items()} }"
             )
-        extra = [p for p in _leaf_paths(given) if p not in expected]
+        extra = [path for path, _ in leaves(given) if path not in expected]
         if extra:
             raise ParameterError(
                 f"node type {node_type!r} has unexpected parameter(s) {['.'.join(p) for p in extra]}; "
@@ -208,7 +184,7 @@ def _check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: A
         modes = set()
         for path, shape in expected.items():
             name = ".".join(path)
-            tensor = _lookup(given, path)
+            tensor = lookup(given, path)
             if tensor is None:
                 raise ParameterError(
                     f"node type {node_type!r} is missing parameter {name!r} of shape {[count, *shape]}"
@@ -241,9 +217,9 @@ def _check_parameters(graph: Graph, processors: Mapping[str, Any], parameters: A
                 "parameters one way"
             )
         per_example[node_type] = modes.pop() if modes else False
-        leaves += [(node_type, ".".join(path), _lookup(given, path)) for path in expected]
-    if not _all_finite([tensor for _, _, tensor in leaves]):
-        for node_type, name, tensor in leaves:
+        found += [(node_type, ".".join(path), lookup(given, path)) for path in expected]
+    if not _all_finite([tensor for _, _, tensor in found]):
+        for node_type, name, tensor in found:
             _require_finite(graph, node_type, name, tensor, per_example[node_type],
                             (node_type, tuple(name.split("."))) in curves)
     return per_example, curves
@@ -326,7 +302,7 @@ def concatenate_parameters(parameter_sets: list[Any]) -> nn.ModuleDict:
     types = list(dict.fromkeys(t for params in parameter_sets for t in params.keys()))
     for node_type in types:
         parts = [params[node_type] for params in parameter_sets if node_type in params]
-        paths = _leaf_paths(parts[0])
+        paths = [path for path, _ in leaves(parts[0])]
         root = ParameterTree()
         for path in paths:
             target = root
@@ -334,7 +310,7 @@ def concatenate_parameters(parameter_sets: list[Any]) -> nn.ModuleDict:
                 if key not in target:
                     target[key] = ParameterTree()
                 target = target[key]
-            tensors = [_lookup(p, path) for p in parts]
+            tensors = [lookup(p, path) for p in parts]
             target[path[-1]] = nn.Parameter(torch.cat([t.detach() for t in tensors], dim=0))
         result[node_type] = root
     return result

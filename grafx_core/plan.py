@@ -27,7 +27,7 @@ from .graph import BUILTIN_TYPES, Graph
 from .curves import check_control_hop, curve_to_samples
 from .parameters import _check_parameters, _require_processors
 from ._row_labels import RowLabels, labelled_rows
-from .processor import accepted_channels, gradient_kind, inlet_names, node_shares, iter_parameter_shapes, normalized_parameter_size, outlet_names
+from .processor import ProcessorLike, node_shares
 from .schedule import Stage, render_order, tile_stages
 
 __all__ = ["RenderPlan", "compile_render", "NodeAux", "CPU_TILE_BYTES"]
@@ -48,7 +48,7 @@ class _StagePlan:
     index: int
     type: str
     node_ids: np.ndarray
-    processor: Any  # None for the built-in "mix" and "out"
+    processor: ProcessorLike | None  # None for the built-in "mix" and "out"
     inlets: list[InletPlan]
     outlets: tuple[str, ...]
     param_rows: np.ndarray
@@ -58,14 +58,20 @@ class _StagePlan:
     runs_on_host: bool = False  # a black box: its inputs travel to pinned host memory before the call
 
 
-def _ports(graph: Graph, processors: Mapping[str, Any], node_type: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _ports(graph: Graph, processors: Mapping[str, ProcessorLike], node_type: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if node_type in BUILTIN_TYPES:
         return BUILTIN_TYPES[node_type]
-    processor = processors[node_type]
-    return inlet_names(processor), outlet_names(processor)
+    description = describe(processors[node_type])
+    return description.inlets, description.outlets
 
 
-def _check_edges(graph: Graph, processors: Mapping[str, Any]) -> None:
+def _parameter_shapes(processor: ProcessorLike | None) -> list[tuple[tuple[str, ...], tuple[int, ...]]]:
+    if processor is None:
+        return []
+    return [(path, control.shape) for path, control in describe(processor).controls.items()]
+
+
+def _check_edges(graph: Graph, processors: Mapping[str, ProcessorLike]) -> None:
     ports = {t: _ports(graph, processors, t) for t in graph.node_types()}
     for node_type, (inlets, _) in ports.items():
         if not inlets and node_type not in BUILTIN_TYPES:
@@ -107,7 +113,7 @@ class _Curves:
 class _Program:
     """One render order with every index precomputed: what a render executes."""
 
-    def __init__(self, graph: Graph, processors: Mapping[str, Any], stages: list[Stage]) -> None:
+    def __init__(self, graph: Graph, processors: Mapping[str, ProcessorLike], stages: list[Stage]) -> None:
         self._index_cache = IndexCache()
         self._labels = [node.label() for node in graph.nodes]
         in_nodes = graph.nodes_of_type("in")
@@ -155,8 +161,8 @@ class _Program:
                 _StagePlan(
                     s, stage.type, np.array(stage.nodes, dtype=np.int64), processor, inlets,
                     tuple(outlet_list), rows, bool(len(rows) == count and np.all(rows == np.arange(count))),
-                    list(iter_parameter_shapes(normalized_parameter_size(processor))) if processor is not None else [],
-                    list(accepted_channels(processor).values()) if processor is not None else [None] * len(inlets),
+                    _parameter_shapes(processor),
+                    list(describe(processor).inlet_channels.values()) if processor is not None else [None] * len(inlets),
                     processor is not None and describe(processor).runs_on_host,
                 )
             )
@@ -216,6 +222,7 @@ class _Program:
                     f"{', '.join(self._labels[i] for i in node_ids)}: inlet {inlet.name!r} of {where} gets "
                     f"{x.shape[2]} channel(s); it accepts {' or '.join(map(str, accepted))}"
                 )
+        assert stage.processor is not None  # the built-ins are rendered elsewhere
         try:
             with labelled_rows(RowLabels([self._labels[i] for i in node_ids], batch)):
                 result = stage.processor(*flat, **kwargs)
@@ -389,7 +396,7 @@ class RenderPlan:
             (``None``: it takes none; see :mod:`grafx_core.curves`).
     """
 
-    def __init__(self, graph: Graph, processors: Mapping[str, Any], stages: list[Stage],
+    def __init__(self, graph: Graph, processors: Mapping[str, ProcessorLike], stages: list[Stage],
                  tile_bytes: int | None = CPU_TILE_BYTES, control_hop: int | None = None) -> None:
         self.control_hop = check_control_hop(control_hop)
         self.graph = graph
@@ -436,7 +443,7 @@ class RenderPlan:
     def _program(self, nodes_per_call: int) -> _Program:
         program = self._programs.get(nodes_per_call)
         if program is None:
-            whole = {t for t, p in self.processors.items() if gradient_kind(p) != "autograd"}
+            whole = {t for t, p in self.processors.items() if describe(p).gradient_kind != "autograd"}
             stages = tile_stages(self.graph, self.stages, nodes_per_call, keep_whole=whole)
             program = self._programs[nodes_per_call] = _Program(self.graph, self.processors, stages)
         return program
@@ -494,7 +501,7 @@ def _type_ranks(graph: Graph) -> list[int]:
 
 def compile_render(
     graph: Graph,
-    processors: Mapping[str, Any],
+    processors: Mapping[str, ProcessorLike],
     method: Literal["beam", "greedy", "one-by-one"] = "beam",
     stages: list[Stage] | None = None,
     tile_bytes: int | None = CPU_TILE_BYTES,

@@ -45,13 +45,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple, Protocol, Union
 
 import torch
 from torch import nn
 
+from ._paths import leaves
+
 __all__ = [
     "Processor",
+    "ProcessorLike",
     "ParameterRange",
     "PARAMETER_SCALES",
     "parameter_ranges",
@@ -79,6 +82,11 @@ GRADIENT_KINDS = (
     "none",
 )
 """The ways a processor's gradient can be obtained."""
+
+SIGNAL_GRADIENTS = ("spectral-ratio", "fft-ratio", "smooth-gain", "diagonal", "gain-tangent", "band-tangent",
+                    "straight-through", "spsa", "proxy", "none")
+"""How the gradient with respect to an input signal is obtained (or ``"auto"``): what a processor's
+optional ``signal_gradient`` declares and an estimator's ``signal_gradient=`` option takes."""
 
 DEFAULT_PORTS = ("main",)
 
@@ -108,6 +116,17 @@ class ParameterRange(NamedTuple):
         if self.scale == "log":
             return math.sqrt(self.low * self.high)
         return 0.5 * (self.low + self.high)
+
+
+class ProcessorLike(Protocol):
+    """The static type of a processor: anything called as ``processor(*signals, **parameters)``.
+
+    Every declaration (``controls()``, ``parameter_size()``, ``inlets``, ...) is
+    optional and read by :func:`~grafx_core.describe`; a ``torch.nn.Module``
+    with a ``forward`` is one.
+    """
+
+    def __call__(self, *signals: Any, **parameters: Any) -> Any: ...
 
 
 class Processor(nn.Module):
@@ -297,8 +316,4 @@ def iter_parameter_shapes(size: Mapping[str, Any], prefix: tuple[str, ...] = ())
 
     ``path`` is the tuple of keys from the top level down to the leaf.
     """
-    for name, value in size.items():
-        if isinstance(value, Mapping):
-            yield from iter_parameter_shapes(value, prefix + (name,))
-        else:
-            yield prefix + (name,), value
+    yield from leaves(size, prefix)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import torch
 
+from .processor import ProcessorLike
 from ._arguments import require_graph
 from .graph import Graph
 from .plan import CPU_TILE_BYTES, NodeAux, compile_render
@@ -16,7 +17,7 @@ __all__ = ["render"]
 
 def render(
     graph: Graph,
-    processors: Mapping[str, Any],
+    processors: Mapping[str, ProcessorLike],
     parameters: Any,
     sources: torch.Tensor,
     method: Literal["beam", "greedy", "one-by-one"] = "beam",

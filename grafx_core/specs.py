@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .processor import GRADIENT_KINDS
+from .processor import GRADIENT_KINDS, SIGNAL_GRADIENTS
 
 __all__ = ["ProcessorSpec", "EstimatorSpec", "ConsoleSpec", "ExporterSpec"]
 
@@ -50,8 +50,6 @@ class ProcessorSpec:
             raise ValueError(
                 f"processor {self.name!r}: gradient {self.gradient!r} is not one of {GRADIENT_KINDS}"
             )
-        from .estimators.base import SIGNAL_GRADIENTS
-
         allowed = ("", "autograd", "auto", *SIGNAL_GRADIENTS)
         if self.signal_gradient not in allowed:
             raise ValueError(

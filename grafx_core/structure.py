@@ -18,7 +18,8 @@ from torch import nn
 from ._tree import ParameterModules, ParameterTree
 from .errors import GraphError, ParameterError
 from .graph import Graph
-from .processor import gradient_kind, inlet_names, normalized_parameter_size, outlet_names
+from .control import Control
+from .description import describe
 
 __all__ = ["GATE_PARAMETER", "Gated", "gate_processors", "gate_values", "prune"]
 
@@ -52,12 +53,13 @@ class Gated(nn.Module):
 
     def __init__(self, processor: nn.Module, mode: GateMode = "soft", sparsity: float = 0.0) -> None:
         super().__init__()
-        if len(outlet_names(processor)) != 1:
+        inner = describe(processor)
+        if len(inner.outlets) != 1:
             raise GraphError(
-                f"cannot gate {type(processor).__name__}: it has outlets {list(outlet_names(processor))}, "
+                f"cannot gate {type(processor).__name__}: it has outlets {list(inner.outlets)}, "
                 "and a bypass is defined for one outlet only"
             )
-        if GATE_PARAMETER in normalized_parameter_size(processor):
+        if (GATE_PARAMETER,) in inner.controls or GATE_PARAMETER in inner.parameter_size():
             raise ParameterError(
                 f"cannot gate {type(processor).__name__}: it already has a parameter named {GATE_PARAMETER!r}"
             )
@@ -66,19 +68,18 @@ class Gated(nn.Module):
         self.processor = processor
         self.mode = mode
         self.sparsity = float(sparsity)
-        self.inlets = inlet_names(processor)
-        self.outlets = outlet_names(processor)
-        self.gradient_kind = gradient_kind(processor)
+        self.inlets = inner.inlets
+        self.outlets = inner.outlets
+        self.gradient_kind = inner.gradient_kind
+
+    def controls(self) -> dict[str, Any]:
+        """The processor's controls and ``gate_logit``, starting open (``sigmoid(3) = 0.95``)."""
+        return {**describe(self.processor).control_tree(),
+                GATE_PARAMETER: Control(default=3.0, unit="logit", description="the gate is sigmoid(gate_logit)")}
 
     def parameter_size(self) -> dict[str, Any]:
         """The processor's parameters and ``gate_logit: 1``."""
-        return {**normalized_parameter_size(self.processor), GATE_PARAMETER: 1}
-
-    def default_parameters(self) -> dict[str, Any]:
-        """The processor's defaults, with gates starting open (``sigmoid(3) = 0.95``)."""
-        defaults = getattr(self.processor, "default_parameters", None)
-        base = dict(defaults()) if callable(defaults) else {}
-        return {**base, GATE_PARAMETER: 3.0}
+        return describe(self).parameter_size()
 
     def forward(self, *signals: torch.Tensor, **parameters: Any):
         """``signals``: one ``[nodes, C, L]`` per inlet; returns ``(y, aux)``."""
@@ -116,7 +117,7 @@ def gate_processors(
 
     The processor inside is not copied: gated and plain dicts share it.
     """
-    chosen = types if types is not None else [t for t, p in processors.items() if len(outlet_names(p)) == 1]
+    chosen = types if types is not None else [t for t, p in processors.items() if len(describe(p).outlets) == 1]
     return {
         t: (Gated(p.processor if isinstance(p, Gated) else p, mode, sparsity) if t in chosen else p)
         for t, p in processors.items()

@@ -39,19 +39,11 @@ from torch import nn
 from ._kit_curves import check_time_varying
 from ._kit_inputs import describe_inputs, draw_parameter
 from .description import describe
+from ._paths import leaves, nest
 from .errors import ConformanceError
-from .processor import (
-    GRADIENT_KINDS,
-    ParameterRange,
-    accepted_channels,
-    inlet_names,
-    iter_parameter_shapes,
-    node_shares,
-    nondifferentiable_parameters,
-    normalized_parameter_size,
-    outlet_names,
-    parameter_ranges,
-)
+from .control import Control
+from .description import ProcessorDescription, describe
+from .processor import node_shares
 from .gradient_report import gradient_report  # noqa: F401  (re-exported: grafx_core.testing.gradient_report)
 
 __all__ = ["check_processor", "CHECKS"]
@@ -70,25 +62,11 @@ CHECKS = (
 """The checks :func:`check_processor` runs, in order; all but the first three can be skipped."""
 
 _ESTIMATED_KINDS = ("finite-difference", "spsa")
+_PARAMETER_WORDS = ("parameter_size()", "parameter_ranges()", "default_parameters()", "controls()", "Control:",
+                    "parameter '")
 _DEFAULT_MIN_COSINE = {"finite-difference": 0.99, "spsa": 0.7}
 
 Path = tuple[str, ...]
-
-
-def _nest(paths: list[Path], values: list[torch.Tensor]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for path, value in zip(paths, values):
-        node = out
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    return out
-
-
-def _leaves(tree: Any, prefix: Path = ()) -> list[tuple[Path, Any]]:
-    if isinstance(tree, Mapping):
-        return [leaf for key, value in tree.items() for leaf in _leaves(value, prefix + (str(key),))]
-    return [(prefix, tree)]
 
 
 class _Checker:
@@ -106,9 +84,7 @@ class _Checker:
             (b.device for b in buffers), torch.device("cpu"))
         self.channels = channels
         self.seed, self.perturbation = seed, perturbation
-        # Parameters the processor itself declares non-differentiable (a
-        # black box's ParameterSpec(differentiable=False)) are exempt too.
-        self.frozen = set(nondifferentiable) | set(nondifferentiable_parameters(processor))
+        self.frozen = set(nondifferentiable)
 
     def fail(self, check: str, message: str) -> None:
         raise ConformanceError(check, f"{self.label}: {message}")
@@ -122,48 +98,35 @@ class _Checker:
         if owned:
             self.fail("protocol", f"holds nn.Parameters {owned}; processors are stateless and get every "
                                   "parameter as a forward() argument")
-        self.kind = str(getattr(p, "gradient_kind", "autograd"))
-        if self.kind not in GRADIENT_KINDS:
-            self.fail("protocol", f"gradient_kind {self.kind!r} is not one of {GRADIENT_KINDS}")
-        self.inlets, self.outlets = inlet_names(p), outlet_names(p)
+        try:
+            description = describe(p)
+        except (TypeError, ValueError) as exc:
+            message = str(exc).removeprefix(f"{self.label}: ")
+            self.fail("parameter-size" if any(word in message for word in _PARAMETER_WORDS) else "protocol", message)
+        self.description: ProcessorDescription = description
+        self.kind = description.gradient_kind
+        self.inlets, self.outlets = description.inlets, description.outlets
         for attr, ports in (("inlets", self.inlets), ("outlets", self.outlets)):
             if not all(isinstance(n, str) and n for n in ports) or len(set(ports)) != len(ports):
                 self.fail("protocol", f"{attr} {ports!r} must be distinct non-empty strings")
         if not self.outlets:
             self.fail("protocol", "has no outlets; a processor returns at least one signal")
-        if not hasattr(p, "parameter_size"):
-            self.fail("protocol", "has no parameter_size() method")
-        try:
-            self.accepted = accepted_channels(p)
-        except (TypeError, ValueError) as exc:
-            self.fail("protocol", str(exc))
+        if not hasattr(p, "parameter_size") and not description.declared:
+            self.fail("protocol", "has no parameter_size() method (nor controls())")
+        self.accepted = dict(description.inlet_channels)
+        # Parameters the processor itself declares non-differentiable (a
+        # black box's ParameterSpec(differentiable=False)) are exempt too.
+        self.frozen |= {".".join(path) for path in description.nondifferentiable()}
 
     def check_parameter_size(self) -> None:
-        try:
-            size = normalized_parameter_size(self.processor)
-        except TypeError as exc:
-            self.fail("parameter-size", str(exc))
-        self.layout: list[tuple[Path, tuple[int, ...]]] = list(iter_parameter_shapes(size))
-        self._check_signature(set(size))
-        try:
-            self.ranges: dict[Path, ParameterRange] = dict(_leaves(parameter_ranges(self.processor)))
-        except (TypeError, ValueError) as exc:
-            self.fail("parameter-size", str(exc))
-        defaults = getattr(self.processor, "default_parameters", None)
-        self.defaults: dict[Path, torch.Tensor] = {}
-        if callable(defaults):
-            shapes = dict(self.layout)
-            for path, value in _leaves(defaults() or {}):
-                if value is None:  # no default for this one, as create_empty_parameters reads it
-                    continue
-                if path not in shapes:
-                    self.fail("parameter-size", f"default_parameters() has {'.'.join(path)!r}, which "
-                                                f"parameter_size() does not declare ({sorted(map('.'.join, shapes))})")
-                try:
-                    self.defaults[path] = torch.as_tensor(value, dtype=torch.float64, device="cpu").reshape(shapes[path])
-                except (RuntimeError, TypeError, ValueError) as exc:
-                    self.fail("parameter-size", f"default_parameters() value of {'.'.join(path)!r} does not "
-                                                f"fit its shape {shapes[path]}: {exc}")
+        controls = self.description.controls
+        self.layout: list[tuple[Path, tuple[int, ...]]] = [(path, c.shape) for path, c in controls.items()]
+        self._check_signature({path[0] for path in controls})
+        self.ranges: dict[Path, Control] = {path: c for path, c in controls.items()
+                                            if c.bounded and not c.unconstrained}
+        self.defaults: dict[Path, torch.Tensor] = {
+            path: torch.tensor(self.description.parameter_default(path), dtype=torch.float64).reshape(c.shape)
+            for path, c in controls.items() if c.default is not None or self.description.declared}
 
     def _check_signature(self, declared: set[str]) -> None:
         try:
@@ -224,7 +187,7 @@ class _Checker:
              check: str = "output") -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Outputs and floating aux leaves of one forward call, checked for structure."""
         try:
-            result = (processor or self.processor)(*signals, **_nest([p for p, _ in self.layout], params))
+            result = (processor or self.processor)(*signals, **nest(zip([p for p, _ in self.layout], params)))
         except ConformanceError:
             raise
         except Exception as exc:
@@ -246,7 +209,7 @@ class _Checker:
         nodes = signals[0].shape[0] if signals else self.nodes
         aux_tensors = []
         self.shared_aux: set[int] = set()
-        for path, value in _leaves(aux):
+        for path, value in leaves(aux):
             share = node_shares(value, nodes, outs[0])
             if share is not None:  # a scalar for the whole call, split as the engine does
                 value = share

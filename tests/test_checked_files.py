@@ -8,7 +8,6 @@ import copy
 import io
 import json
 import pickle
-import struct
 
 import numpy as np
 import pytest

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from grafx_core import (
+    Control,
     Graph,
     InletChannelError,
     ParameterRange,
@@ -46,6 +47,21 @@ class Ranged(nn.Module):
     def __init__(self):
         super().__init__()
         self.calls = []
+
+    def controls(self):
+        return {"gain_db": Control(low=-24.0, high=24.0, unit="dB", default=20.0),  # near the top: draws fold back
+                "tone": {"cutoff_hz": Control(shape=(2,), low=20.0, high=20000.0, unit="Hz", scale="log")}}
+
+    def forward(self, x, gain_db, tone):
+        self.calls.append((gain_db.detach().clone(), tone["cutoff_hz"].detach().clone()))
+        tilt = torch.log(tone["cutoff_hz"]).mean(1, keepdim=True)
+        return x * (10 ** (gain_db / 20) * tilt)[..., None]
+
+
+class OldRanged(Ranged):
+    """The same, declared with the older attributes (deprecated, working for one more release)."""
+
+    controls = None
 
     def parameter_size(self):
         return {"gain_db": 1, "tone": {"cutoff_hz": 2}}
@@ -99,20 +115,25 @@ def test_declarations_that_name_no_inlet_or_no_count_are_rejected():
 
 
 def test_parameter_ranges_are_checked_against_parameter_size():
-    processor = Ranged()
+    processor = OldRanged()
     assert parameter_ranges(processor)["tone"]["cutoff_hz"] == (20.0, 20000.0, "Hz", "log")
     assert ParameterRange(20.0, 20000.0, "Hz", "log").centre() == pytest.approx(632.4555, rel=1e-6)
     processor.parameter_ranges = lambda: {"q": ParameterRange(0.1, 10.0)}
-    with pytest.raises(ValueError, match=r"Ranged: parameter_ranges\(\) has 'q', which parameter_size\(\)"):
+    with pytest.raises(ValueError, match=r"OldRanged: parameter_ranges\(\) has 'q', which parameter_size\(\)"):
         parameter_ranges(processor)
     processor.parameter_ranges = lambda: {"tone": {"cutoff_hz": ParameterRange(0.0, 1.0, "Hz", "log")}}
     with pytest.raises(ValueError, match=r"'tone.cutoff_hz' is on a log scale, so it needs low > 0"):
         parameter_ranges(processor)
 
 
-def test_the_kit_draws_each_parameter_within_its_range_at_a_spread_that_follows_the_range():
-    processor = Ranged()
-    check_processor(processor, num_nodes=400, skip=("gradcheck", "batch-consistency"))
+@pytest.mark.parametrize("declaration", ["controls", "old attributes"])
+def test_the_kit_draws_each_parameter_within_its_range_at_a_spread_that_follows_the_range(declaration):
+    processor = Ranged() if declaration == "controls" else OldRanged()
+    if declaration == "controls":
+        check_processor(processor, num_nodes=400, skip=("gradcheck", "batch-consistency"))
+    else:
+        with pytest.warns(DeprecationWarning, match="OldRanged: parameter_ranges is deprecated"):
+            check_processor(processor, num_nodes=400, skip=("gradcheck", "batch-consistency"))
     gain_db, cutoff_hz = processor.calls[0]
     assert float(gain_db.min()) >= -24 and float(gain_db.max()) <= 24
     assert float(cutoff_hz.min()) >= 20 and float(cutoff_hz.max()) <= 20000

@@ -15,7 +15,7 @@ pytest.importorskip("grafx_dsp")
 pytest.importorskip("grafx_pedalboard")
 
 from grafx_core.cli import main  # noqa: E402
-from grafx_core.commands._processors import build_processors  # noqa: E402
+from grafx_core.registry import processors_for_graph  # noqa: E402
 from grafx_core.demo import DemoSettings, run_demo  # noqa: E402
 from grafx_core.demo.draws import demo_console, draw_parameters  # noqa: E402
 from grafx_core.fitting import LatentParameters, SpectralLoss  # noqa: E402
@@ -82,7 +82,7 @@ def test_multitrack_is_seeded_stereo_and_named_by_instrument():
 
 def test_latent_parameters_map_back_to_the_start_values_and_the_loss_is_zero_at_the_target():
     console = demo_console(["kick", "keys"])
-    processors = build_processors(console.graph, console.options, 44100)
+    processors = processors_for_graph(console.graph, console.options, sample_rate=44100)
     start = draw_parameters(console.graph, processors, torch.Generator().manual_seed(0), dtype=torch.float64)
     values = LatentParameters(start, processors).values()
     for node_type, params in start.items():

@@ -54,7 +54,9 @@ def test_grafx_style_processor_is_described_from_parameter_size_alone():
 
 
 def test_old_attributes_become_one_record_per_control():
-    description = describe(OldAttributesEq())
+    with pytest.warns(DeprecationWarning, match=r"OldAttributesEq: parameter_ranges and "
+                                                 r"nondifferentiable_parameters are deprecated.*controls\(\)"):
+        description = describe(OldAttributesEq())
     gain = description.control("band.gain_db")
     assert (gain.low, gain.high, gain.unit, gain.shape) == (-12.0, 12.0, "dB", (3,))
     assert gain.default_values() == (1.0, 2.0, 3.0)
@@ -96,8 +98,55 @@ def test_discrete_controls_are_not_differentiable():
 
 
 def test_every_dsp_processor_describes_its_parameter_size():
-    names = [f"dsp:{info.spec.name}" for info in list_processors() if info.plugin == "dsp" and info.spec.name not in ("chain", "dry_wet", "parallel_mix")]
+    containers = ("chain", "dry_wet", "parallel_mix")
+    names = [f"dsp:{info.spec.name}" for info in list_processors()
+             if info.plugin == "dsp" and info.spec.name not in containers]
     assert len(names) > 20
     for name in names:
         processor = get_processor(name)
         assert describe(processor).parameter_size() == normalized_parameter_size(processor), name
+
+
+class ThirdPartyOldTilt(torch.nn.Module):
+    """A third-party processor written against the older optional attributes."""
+
+    nondifferentiable_parameters = ("order",)
+
+    def parameter_size(self):
+        return {"tilt_db": 1, "order": 1}
+
+    def default_parameters(self):
+        return {"tilt_db": 2.0, "order": 1.0}
+
+    def parameter_ranges(self):
+        return {"tilt_db": ParameterRange(-6.0, 6.0, "dB"), "order": ParameterRange(1.0, 4.0)}
+
+    def forward(self, x, tilt_db, order):
+        ramp = torch.linspace(-1.0, 1.0, x.shape[-1], dtype=x.dtype)
+        return x * 10 ** (tilt_db[..., None] * ramp / 20) * order.round()[..., None].clamp(min=1) ** 0
+
+
+class ThirdPartyNewTilt(ThirdPartyOldTilt):
+    """The same processor declared with one Control per parameter."""
+
+    nondifferentiable_parameters = None
+    parameter_size = default_parameters = parameter_ranges = None
+
+    def controls(self):
+        return {"tilt_db": Control(low=-6.0, high=6.0, default=2.0, unit="dB"),
+                "order": Control(low=1.0, high=4.0, default=1.0, values=(1.0, 2.0, 3.0, 4.0))}
+
+
+def test_third_party_processors_old_and_new_pass_the_kit_with_no_options_and_describe_alike():
+    from grafx_core.testing import check_processor
+
+    with pytest.warns(DeprecationWarning, match="ThirdPartyOldTilt: parameter_ranges and "
+                                                "nondifferentiable_parameters are deprecated"):
+        old_checks = check_processor(ThirdPartyOldTilt())
+    new_checks = check_processor(ThirdPartyNewTilt())
+    assert old_checks == new_checks and "gradcheck" in new_checks
+    with pytest.warns(DeprecationWarning):
+        old = describe(ThirdPartyOldTilt())
+    new = describe(ThirdPartyNewTilt())
+    assert old.nondifferentiable() == new.nondifferentiable() == (("order",),)
+    assert old.control("tilt_db") == new.control("tilt_db")

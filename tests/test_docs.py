@@ -41,12 +41,14 @@ def built_docs(tmp_path_factory):
     return status, messages.getvalue(), out
 
 
+@pytest.mark.slow  # the shared Sphinx build takes ~30 s
 def test_sphinx_build_passes_with_warnings_as_errors(built_docs):
     status, messages, out = built_docs
     assert status == 0, messages
     assert (out / "index.html").exists() and (out / "api" / "rendering.html").exists()
 
 
+@pytest.mark.slow  # the shared Sphinx build takes ~30 s
 def test_every_public_name_has_an_api_entry(built_docs):
     _, _, out = built_docs
     # objects.inv: four header lines, then zlib-compressed "name domain:role priority uri dispname" lines.
@@ -56,6 +58,7 @@ def test_every_public_name_has_an_api_entry(built_docs):
     assert not missing, f"add these to docs/api/*.rst: {missing}"
 
 
+@pytest.mark.slow  # the shared Sphinx build takes ~30 s
 def test_cli_reference_shows_each_commands_own_help(built_docs):
     _, _, out = built_docs
     page = (out / "cli.html").read_text(encoding="utf-8")

@@ -26,7 +26,7 @@ pytest.importorskip("grafx_dsp")
 
 from grafx_core import create_empty_parameters, load_parameters, render, save_parameters  # noqa: E402
 from grafx_core.cli import main  # noqa: E402
-from grafx_core.commands._processors import build_processors  # noqa: E402
+from grafx_core.registry import processors_for_graph  # noqa: E402
 from grafx_core.demo.draws import draw_parameters  # noqa: E402
 from grafx_core.demo.multitrack import synthesise_multitrack  # noqa: E402
 from grafx_core.fitting.console import build_console  # noqa: E402
@@ -41,7 +41,7 @@ def hidden_mix(tmp_path_factory):
     folder = tmp_path_factory.mktemp("stems")
     names, audio = synthesise_multitrack(4, 0.75, RATE, seed=2)
     console = build_console(names, "analytic")
-    processors = build_processors(console.graph, console.options, RATE)
+    processors = processors_for_graph(console.graph, console.options, sample_rate=RATE)
     hidden = draw_parameters(console.graph, processors, torch.Generator().manual_seed(5))
     with torch.no_grad():
         mix = render(console.graph, processors, hidden, audio)[0][0]
@@ -207,7 +207,7 @@ def test_console_start_values_replace_defaults_in_units_black_boxes_included():
     for name, node_type, expected in (("analytic", "dsp:reverb", {"gain_db": -24.0, "decay_s": 0.8}),
                                       ("pedalboard", "pedalboard:reverb", {"dry_level": 0.02, "wet_level": 0.15})):
         console = build_console(["kick", "bass"], name)
-        processors = build_processors(console.graph, console.options, RATE)
+        processors = processors_for_graph(console.graph, console.options, sample_rate=RATE)
         values = natural_parameters(processors, console.start_parameters(processors))
         for parameter, value in expected.items():
             torch.testing.assert_close(values[node_type][parameter],

@@ -11,7 +11,7 @@ pytest.importorskip("grafx_dsp")
 
 from grafx_core import curve_frames, load_control_hop, load_parameters, render, save_parameters  # noqa: E402
 from grafx_core.cli import main  # noqa: E402
-from grafx_core.commands._processors import build_processors  # noqa: E402
+from grafx_core import processors_for_graph  # noqa: E402
 from grafx_core.demo.draws import draw_parameters  # noqa: E402
 from grafx_core.demo.multitrack import synthesise_multitrack  # noqa: E402
 from grafx_core.demo.ride import hide_fader_ride, ride_stems  # noqa: E402
@@ -29,7 +29,7 @@ def ride_fit(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ride")
     names, audio = synthesise_multitrack(4, 0.6, RATE, seed=3)
     console = build_console(names, "analytic")
-    processors = build_processors(console.graph, console.options, RATE)
+    processors = processors_for_graph(console.graph, console.options, sample_rate=RATE)
     drawn = draw_parameters(console.graph, processors, torch.Generator().manual_seed(6))
     hidden = hide_fader_ride(console.graph, drawn, names, audio.shape[-1], HOP)
     start = {t: {k: v.detach() for k, v in drawn[t].items()} for t in drawn.keys()}

@@ -9,7 +9,7 @@ from scipy.optimize import nnls
 
 pytest.importorskip("grafx_dsp")
 
-from grafx_core.commands._processors import build_processors  # noqa: E402
+from grafx_core import processors_for_graph  # noqa: E402
 from grafx_core.demo.multitrack import synthesise_multitrack  # noqa: E402
 from grafx_core.fitting.console import build_console  # noqa: E402
 from grafx_core.fitting.initial import initialise, least_squares_weights, loudest_excerpt  # noqa: E402
@@ -33,7 +33,7 @@ def test_least_squares_weights_equal_scipy_nnls_on_the_full_system():
 def test_faders_and_pans_of_a_hidden_mix_are_found_before_any_gradient_step():
     names, stems = synthesise_multitrack(4, 1.0, RATE, seed=4)
     console = build_console(names, "analytic")
-    processors = build_processors(console.graph, console.options, RATE)
+    processors = processors_for_graph(console.graph, console.options, sample_rate=RATE)
     plan = compile_render(console.graph, processors)
     start = console.start_parameters(processors)
     hidden = {t: {k: v.clone() for k, v in p.items()} for t, p in start.items()}
@@ -53,7 +53,7 @@ def test_faders_and_pans_of_a_hidden_mix_are_found_before_any_gradient_step():
 def test_a_graph_that_is_not_a_built_console_keeps_its_start():
     names, stems = synthesise_multitrack(2, 0.5, RATE, seed=1)
     console = build_console(names, "analytic")
-    processors = build_processors(console.graph, console.options, RATE)
+    processors = processors_for_graph(console.graph, console.options, sample_rate=RATE)
     plan = compile_render(console.graph, processors)
     start = console.start_parameters(processors)
     found = initialise(console.graph, ["other", "names"], processors, start, stems, stems.sum(0), RATE,

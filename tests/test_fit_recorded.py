@@ -33,6 +33,7 @@ def example():
     return module
 
 
+@pytest.mark.slow
 def test_fit_with_pruning_on_recorded_instruments_lowers_the_loss_and_reports_what_it_kept(example, tmp_path):
     previous = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from grafx_core import GrafxError, Graph, create_empty_parameters, load_parameters, render, save_parameters
-from grafx_core.commands._processors import build_processors, read_options
+from grafx_core.commands._processors import read_options
+from grafx_core.registry import processors_for_graph
 
 pytest.importorskip("grafx_dsp")
 
@@ -45,7 +46,7 @@ def _console() -> Graph:
 def _documents(tmp_path) -> dict[str, Any]:
     graph = _console()
     options = {"dsp:parametric_eq": {"n_peaks": 2}, "dsp:compressor": {"sample_rate": 44100.0}}
-    params = create_empty_parameters(graph, build_processors(graph, options))
+    params = create_empty_parameters(graph, processors_for_graph(graph, options))
     save_parameters(params, tmp_path / "valid.json")
     return {"graph": graph.to_dict(), "parameters": json.loads((tmp_path / "valid.json").read_text()),
             "options": options}
@@ -113,7 +114,7 @@ def _render(tmp_path, texts: dict[str, bytes]) -> None:
         (tmp_path / f"{name}.json").write_bytes(text)
     try:
         graph = Graph.load(tmp_path / "graph.json")
-        processors = build_processors(graph, read_options(tmp_path / "options.json"))
+        processors = processors_for_graph(graph, read_options(tmp_path / "options.json"))
         params = load_parameters(tmp_path / "parameters.json")
         sources = torch.randn(len(graph.nodes_of_type("in")), 2, SAMPLES, generator=torch.Generator().manual_seed(0))
         y, _ = render(graph, processors, params, sources)
@@ -134,7 +135,7 @@ def _valid_texts(documents: dict[str, Any]) -> dict[str, bytes]:
 def test_the_unmutated_files_render(documents, tmp_path):
     _render(tmp_path, _valid_texts(documents))
     y, _ = render(Graph.load(tmp_path / "graph.json"),
-                  build_processors(Graph.load(tmp_path / "graph.json"), read_options(tmp_path / "options.json")),
+                  processors_for_graph(Graph.load(tmp_path / "graph.json"), read_options(tmp_path / "options.json")),
                   load_parameters(tmp_path / "parameters.json"), torch.ones(2, 2, SAMPLES))
     assert y.shape == (1, 2, SAMPLES)
 

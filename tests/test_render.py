@@ -3,7 +3,6 @@
 import math
 from collections import defaultdict, deque
 
-import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -4,17 +4,14 @@
 import numpy as np
 import torch
 
-from grafx_core import BlackBoxProcessor, Graph, ParameterRange, ParameterSpec, compile_render
+from grafx_core import BlackBoxProcessor, Control, Graph, ParameterSpec, compile_render
 
 
 class Gain(torch.nn.Module):
     """An autograd processor that declares its parameter's range."""
 
-    def parameter_size(self):
-        return {"gain_db": 1}
-
-    def parameter_ranges(self):
-        return {"gain_db": ParameterRange(-12.0, 12.0, "dB")}
+    def controls(self):
+        return {"gain_db": Control(low=-12.0, high=12.0, default=0.0, unit="dB")}
 
     def forward(self, x, gain_db):  # x: [nodes, C, L], gain_db: [nodes, 1]
         return x * 10 ** (gain_db[..., None] / 20)

@@ -34,7 +34,7 @@ import torch
 from .._row_labels import current_row_labels
 from ..errors import ParameterError
 from ..estimators.auto import settle_signal_gradient
-from .processor import BlackBoxProcessor, BlackBoxTarget
+from .processor import BlackBoxProcessor, BlackBoxTarget, _unit
 
 __all__ = ["moving_forward", "hat_functions", "MovingTarget", "SPAN"]
 
@@ -71,7 +71,7 @@ def moving_forward(processor: BlackBoxProcessor, x: torch.Tensor, params: Mappin
                                  f"{tuple(params[spec.name].shape)}; expected [{nodes}, 1, {samples}]")
     static = {k: v for k, v in params.items() if k not in {s.name for s in moving}}
     fixed = {s.name: torch.zeros(nodes, 1, dtype=x.dtype, device=x.device) for s in moving}
-    columns = torch.sigmoid(processor._raw_columns({**static, **fixed}, nodes).to(x.device))
+    columns = _unit(processor._raw_columns({**static, **fixed}, nodes).to(x.device))
     hats = hat_functions(blocks, processor.knots).to(x.device)
     projection = torch.linalg.solve(hats @ hats.T, hats)  # [knots, blocks]: least-squares knot coordinates
     raw_blocks, knot_columns = [], []
@@ -147,7 +147,7 @@ class MovingTarget(BlackBoxTarget):
         offsets = natural[count:].reshape(len(self.moving), knots) - 0.5
         for m, spec in enumerate(self.moving):
             raw = self.raw_blocks[row, m] + SPAN * (offsets[m] @ self.hats)
-            # The sigmoid in float32 as for a static control, so a constant curve gets its exact values.
-            normalised = torch.sigmoid(torch.from_numpy(raw).to(self.dtype)).to(torch.float64)
+            # The map a static control takes (_unit), so a constant curve gets its exact values.
+            normalised = _unit(torch.from_numpy(raw).to(self.dtype)).to(torch.float64)
             values[spec.name] = spec.to_natural(normalised).numpy().astype(np.float32)
         return values

@@ -1,56 +1,30 @@
-"""Parameter specs of black-box controls and the maps between their three spaces.
+"""Parameter specs of black-box controls: a :class:`~grafx_core.Control` with the name the effect receives.
 
-A control lives in three spaces:
-
-* raw: the unconstrained real the processor's parameter tensor holds (what an
-  optimiser or a neural predictor drives);
-* normalised: ``n = sigmoid(raw)`` in ``[0, 1]``, where the estimators work;
-* natural: the effect's own units (dB, Hz, ms, ratio).
-
-Continuous controls map ``n`` to ``u = clamp((n - m) / (1 - 2 m), 0, 1)`` with
-a margin ``m = 2.5e-4`` (:data:`MARGIN`), then ``u`` to ``minimum + u * (maximum -
-minimum)`` on a linear scale and ``minimum * (maximum / minimum) ** u`` on a log
-scale. The margin makes the bounds themselves reachable with a finite raw
-value (a sigmoid never reaches 0 or 1, and plug-in defaults often lie on a
-bound: a dry level of 0, a threshold of 0 dB); a default on a bound gets
-``n = m / 2``, from where a finite difference steps into the range and sees
-the slope on the inner side.
-
-A log range that starts at 0 (or below) cannot be a plain log scale; it is a log
-scale over ``[minimum + f, maximum + f]`` shifted down by ``f = (maximum -
-minimum) / 1000``: ``minimum + f * (1001 ** u - 1)``, so ``minimum`` is reached
-exactly, the range's upper decades are spread as on a log scale, and values
-below ``f`` are nearly linear.
-
-Discrete controls (integer, enumerated and toggled plug-in ports) have a
-sorted tuple of ``values``; ``[0, 1]`` is cut into one equal bin per value and
-the natural value is exactly the bin's value (a default gets its bin's
-centre). They are not differentiable.
-
-No raw value can map outside ``[minimum, maximum]``.
+A black box's parameter tensor holds each control's unconstrained value; the
+one map between that space, unit ``[0, 1]`` (where the estimators work) and
+the effect's natural units lives in :mod:`grafx_core.unconstrained` and reads
+the spec's range and scale (see there for margins, log and shifted-log
+ranges and discrete controls). No raw value can map outside ``[minimum,
+maximum]``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from ..control import Control
 from ..errors import ParameterError
+from ..unconstrained import MARGIN, from_unit, to_unconstrained, to_unit
 
 __all__ = ["ParameterSpec", "SCALES", "MARGIN"]
 
 SCALES = ("linear", "log")
 """Scales of a control's range: ``"log"`` for frequencies, times and ratios."""
-
-MARGIN = 2.5e-4
-"""Width of normalised ``[0, 1]`` at each end that maps exactly onto a continuous control's bound.
-
-A quarter of the default finite-difference step, so that a step from
-anywhere in the margin reaches well into the range."""
 
 _SHIFTED_LOG_RATIO = 1001.0
 """``(maximum + f) / (minimum + f)`` of a log range starting at 0: three decades."""
@@ -91,6 +65,7 @@ class ParameterSpec:
     attribute: str | None = None
     values: Sequence[float] | None = None
     time_varying: bool = False
+    _control: Control = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -109,6 +84,10 @@ class ParameterSpec:
             object.__setattr__(self, "differentiable", self.values is None)
         elif self.values is not None and self.differentiable:
             raise ParameterError(f"parameter {self.name!r}: a discrete control (values=...) cannot be differentiable")
+        values = None if self.values is None else tuple(self.values)
+        object.__setattr__(self, "_control", Control(low=lo, high=hi, scale=self.scale, values=values,
+                                                     differentiable=bool(self.differentiable), unconstrained=True,
+                                                     time_varying=bool(self.time_varying)))
         if self.default is None:
             object.__setattr__(self, "default", float(self.to_natural(torch.tensor(0.5, dtype=torch.float64))))
         elif not (lo <= self.default <= hi):
@@ -116,6 +95,7 @@ class ParameterSpec:
         elif self.values is not None and float(self.default) not in self.values:
             raise ParameterError(f"parameter {self.name!r}: default {self.default} is not one of its values "
                                  f"{list(self.values)}")
+        object.__setattr__(self, "_control", self._control.replace(default=float(self.default)))  # type: ignore[arg-type]
 
     def _check_values(self) -> None:
         values = tuple(float(v) for v in self.values)  # type: ignore[union-attr]
@@ -124,6 +104,10 @@ class ParameterSpec:
             raise ParameterError(f"parameter {self.name!r}: values must be at least two increasing numbers from "
                                  f"minimum {self.minimum:g} to maximum {self.maximum:g}, got {list(values)}")
         object.__setattr__(self, "values", values)
+
+    def control(self) -> Control:
+        """This control as the core's :class:`~grafx_core.Control` (its tensor holds the unconstrained value)."""
+        return self._control
 
     @property
     def discrete(self) -> bool:
@@ -137,20 +121,7 @@ class ParameterSpec:
 
     def to_natural(self, normalised: torch.Tensor) -> torch.Tensor:
         """Natural units from normalised ``[0, 1]`` values (differentiable for continuous controls, any shape)."""
-        if self.values is not None:
-            table = torch.tensor(self.values, dtype=torch.float64, device=normalised.device)
-            index = (normalised.detach().to(torch.float64) * len(self.values)).floor().clamp(0, len(self.values) - 1)
-            return table[index.long()].to(normalised.dtype if normalised.is_floating_point() else torch.float64)
-        u = ((normalised - MARGIN) / (1.0 - 2.0 * MARGIN)).clamp(0.0, 1.0)
-        if self.scale == "log" and self.minimum > 0:
-            inner = self.minimum * torch.exp(u * self._log_ratio())
-        elif self.scale == "log":
-            shift = (self.maximum - self.minimum) / (_SHIFTED_LOG_RATIO - 1.0)
-            inner = self.minimum + shift * torch.expm1(u * self._log_ratio())
-        else:
-            inner = self.minimum + u * (self.maximum - self.minimum)
-        # exp(log(b / a)) * a is not always b in floating point: the bounds must come out exact.
-        return torch.where(u >= 1.0, self.maximum, torch.where(u <= 0.0, self.minimum, inner))
+        return from_unit(self._control, normalised)
 
     def to_normalised(self, natural: torch.Tensor) -> torch.Tensor:
         """Normalised ``[0, 1]`` values from natural units (clamped into the range).
@@ -158,20 +129,7 @@ class ParameterSpec:
         A bound maps to the edge of its margin (``MARGIN`` or ``1 - MARGIN``); a
         discrete control's value to the centre of the nearest value's bin.
         """
-        v = natural.clamp(self.minimum, self.maximum)
-        if self.values is not None:
-            table = torch.tensor(self.values, dtype=torch.float64, device=natural.device)
-            index = (v.to(torch.float64)[..., None] - table).abs().argmin(dim=-1)
-            return ((index.to(torch.float64) + 0.5) / len(self.values)).to(
-                natural.dtype if natural.is_floating_point() else torch.float64)
-        if self.scale == "log" and self.minimum > 0:
-            u = torch.log(v / self.minimum) / self._log_ratio()
-        elif self.scale == "log":
-            shift = (self.maximum - self.minimum) / (_SHIFTED_LOG_RATIO - 1.0)
-            u = torch.log1p((v - self.minimum) / shift) / self._log_ratio()
-        else:
-            u = (v - self.minimum) / (self.maximum - self.minimum)
-        return MARGIN + (1.0 - 2.0 * MARGIN) * u
+        return to_unit(self._control, natural)
 
     def to_raw(self, natural: torch.Tensor) -> torch.Tensor:
         """Raw (unconstrained, finite) values giving ``natural`` (clamped into the range).
@@ -179,10 +137,7 @@ class ParameterSpec:
         A bound maps into the middle of its margin, so that its raw value gives
         the bound exactly whatever the rounding of the sigmoid.
         """
-        n = self.to_normalised(natural)
-        if self.values is None:
-            n = torch.where(natural <= self.minimum, MARGIN / 2, torch.where(natural >= self.maximum, 1 - MARGIN / 2, n))
-        return torch.logit(n)
+        return to_unconstrained(self._control, natural)
 
     def default_raw(self) -> float:
         """The raw value of the default."""

@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 from .._row_labels import current_row_labels
+from ..control import Control
 from ..errors import BlackBoxError, BlackBoxTimeoutError, ParameterError
 from ..estimators._warnings import NonDifferentiableParameterWarning, warn_once
 from ..estimators.auto import settle_signal_gradient
-from ..estimators.base import Estimator, resolve_estimator
-from ..estimators.finite_difference import FiniteDifference
+from ..estimators.base import Estimator
+from ..estimators.default import default_estimator
 from ..estimators.target import RenderJob, RenderTarget
 from ..control import Control
 from .isolated import DEFAULT_ITEM_TIMEOUT, IsolatedRunner
@@ -68,6 +69,12 @@ def _make_runner(runner: Any, workers: int | None, timeout: float | None) -> Any
     return runner
 
 
+def _unit(raw: torch.Tensor) -> torch.Tensor:
+    # In float64: a float32 sigmoid rounds the last bit differently for different numbers of rows, and a
+    # node's control value must not depend on how many nodes share its stage.
+    return torch.sigmoid(raw.to(torch.float64)).to(raw.dtype)
+
+
 class BlackBoxProcessor(nn.Module):
     """A processor whose effect torch cannot see into.
 
@@ -92,9 +99,10 @@ class BlackBoxProcessor(nn.Module):
         process: how an effect object processes an item (default: set attributes
             and call it).
         sample_rate: passed to the effect, in Hz.
-        estimator: an estimator or a registered name (default: a
-            :class:`~grafx_core.estimators.FiniteDifference` made with
-            ``estimator_options``).
+        estimator: an estimator or a registered name (default: the measured
+            rule of :mod:`grafx_core.estimators.default`, made with
+            ``estimator_options``: straight-through without differentiable
+            controls, finite differences up to 12, SPSA beyond).
         signal_gradient: ``"auto"`` or one of
             :data:`~grafx_core.estimators.SIGNAL_GRADIENTS` (see
             :mod:`grafx_core.estimators.base`); ``"auto"`` is settled at the first
@@ -197,11 +205,11 @@ class BlackBoxProcessor(nn.Module):
         self.output_channels = output_channels
         origin = function if function is not None else effect_factory
         self.name = name or getattr(origin, "__name__", type(origin).__name__)
-        if estimator is None:
-            estimator = FiniteDifference(**estimator_options)
-            estimator_options = {}
-        self.estimator = resolve_estimator(estimator, **estimator_options)
-        self.signal_gradient = self.estimator.resolve_signal_gradient(signal_gradient)
+        self.estimator = default_estimator(specs, estimator, estimator_options)
+        # With the default estimator, "auto" is the probe whatever the rule chose: a box without controls gets
+        # straight-through for its (absent) parameters, not an identity signal gradient it never measured.
+        self.signal_gradient = ("auto" if estimator is None and signal_gradient == "auto"
+                                else self.estimator.resolve_signal_gradient(signal_gradient))
         self.signal_probe: Any = None
         self.gradient_kind = self.estimator.kind
         try:
@@ -221,6 +229,11 @@ class BlackBoxProcessor(nn.Module):
         self._warned: set[Any] = set()
 
     # -- protocol -----------------------------------------------------------
+    def controls(self) -> dict[str, Control]:
+        """One :class:`~grafx_core.Control` per spec; the parameter tensors hold unconstrained values, and an
+        automated control (``time_varying``) may be a curve ``[nodes, 1, samples]`` of them."""
+        return {s.name: s.control() for s in self.specs}
+
     def parameter_size(self) -> dict[str, int]:
         """One scalar per control: ``{name: 1}``."""
         return {s.name: 1 for s in self.specs}
@@ -228,12 +241,6 @@ class BlackBoxProcessor(nn.Module):
     def default_parameters(self) -> dict[str, float]:
         """The raw value of each control's default."""
         return {s.name: s.default_raw() for s in self.specs}
-
-    def controls(self) -> dict[str, Control]:
-        """Each control's raw (unbounded) value: one number a node, which an automated control may
-        replace by a curve ``[nodes, 1, samples]``."""
-        return {s.name: Control(default=s.default_raw(), differentiable=bool(s.differentiable),
-                                time_varying=s.time_varying, description=s.describe()) for s in self.specs}
 
     def forward(self, x: torch.Tensor, /, **params: torch.Tensor) -> torch.Tensor:
         """Render every node's item (``x`` is positional-only, so a control may be named ``x``).
@@ -257,7 +264,7 @@ class BlackBoxProcessor(nn.Module):
             from .moving import moving_forward  # moving's target builds on BlackBoxTarget, below
 
             return moving_forward(self, x, params)
-        normalised = torch.sigmoid(self._raw_columns(params, x.shape[0]).to(x.device))
+        normalised = _unit(self._raw_columns(params, x.shape[0]).to(x.device))
         self._warn(normalised)
         target = BlackBoxTarget(self, current_row_labels() or self.node_labels)
         choice = settle_signal_gradient(self, target, (x,), normalised, f"black box {self.name!r}")
@@ -294,8 +301,26 @@ class BlackBoxProcessor(nn.Module):
     def natural_parameters(self, **params: torch.Tensor) -> dict[str, torch.Tensor]:
         """Natural values ``[nodes]`` per control from raw parameters (differentiable)."""
         nodes = next(iter(params.values())).shape[0] if params else 0
-        normalised = torch.sigmoid(self._raw_columns(params, nodes))
+        normalised = _unit(self._raw_columns(params, nodes))
         return self.render_target().keyword_parameters(normalised)
+
+    def received_parameters(self, **params: torch.Tensor) -> list[dict[str, float]]:
+        """What each node's effect receives for these raw parameters: the values a forward call passes.
+
+        Args:
+            params: raw values, ``[nodes, 1]`` (or ``[nodes]``) per control, as for ``forward``.
+
+        Returns:
+            One ``{name: value}`` per node row, each value the float32 number the effect is given.
+
+        Raises:
+            ParameterError: a control is missing, unexpected, misshapen or not finite.
+        """
+        nodes = next(iter(params.values())).shape[0] if params else 0
+        normalised = _unit(self._raw_columns({k: v.detach() for k, v in params.items()}, nodes))
+        natural = BlackBoxTarget(self)._natural(normalised)
+        columns = [s.name for s in self.specs]
+        return [{n: float(v) for n, v in zip(columns, row)} for row in natural.tolist()]
 
     def raw_parameters(self, **natural: float | torch.Tensor) -> dict[str, torch.Tensor]:
         """Raw ``[nodes, 1]`` tensors giving these natural values (``[nodes]`` or scalars).

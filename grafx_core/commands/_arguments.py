@@ -11,8 +11,20 @@ import torch
 
 from ..native_code import NativeCodeError, allow_plugin_folders
 
-__all__ = ["at_least", "whole_number_between", "seconds_between", "positive_number", "seconds_at_least", "device_name", "plugin_folder",
-           "add_allow_plugins", "threads_count", "seed_number", "MAX_THREADS", "duration"]
+__all__ = [
+    "at_least",
+    "whole_number_between",
+    "seconds_between",
+    "positive_number",
+    "seconds_at_least",
+    "device_name",
+    "plugin_folder",
+    "add_allow_plugins",
+    "threads_count",
+    "seed_number",
+    "MAX_THREADS",
+    "duration",
+]
 
 
 def at_least(minimum: int) -> Callable[[str], int]:

@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stages", nargs="?", const="beam", choices=SCHEDULING_METHODS, default=None,
                         help="colour nodes by render stage, scheduled with this method (default beam)")
     parser.add_argument("--title", help="a title above the drawing")
-    parser.add_argument("--dpi", type=whole_number_between(1, 1200, " (the image would not fit in memory)"), default=120, help="resolution (default 120)")
+    parser.add_argument("--dpi", type=whole_number_between(1, 1200, " (the image would not fit in memory)"), default=120,
+                        help="resolution (default 120)")
 
 
 def _installed_processors(graph: Graph) -> dict[str, Any]:

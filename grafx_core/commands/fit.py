@@ -41,10 +41,10 @@ from ..fitting.session import FitJob, fit_console
 from ..fitting.stems import read_multitrack
 from ..graph import Graph
 from ..parameter_file import load_parameters
-from ..registry import get_console, get_exporter
+from ..registry import get_console, get_exporter, processors_for_graph
 from ._arguments import (add_allow_plugins, at_least, device_name, duration, positive_number, seed_number,
                          threads_count, whole_number_between)
-from ._processors import accepts_keyword, build_processors, isolate_black_boxes, read_options
+from ._processors import accepts_keyword, isolate_black_boxes, read_options
 
 __all__ = ["add_arguments", "run"]
 
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     if args.isolate:
         isolate_black_boxes(graph, options)
     origin = f"options file {args.options!r}" if args.options else "console options"
-    processors = build_processors(graph, options, multitrack.sample_rate, origin)
+    processors = processors_for_graph(graph, options, sample_rate=multitrack.sample_rate, origin=origin)
     start = load_parameters(args.params) if args.params else console.start_parameters(processors)
     hidden = load_parameters(args.hidden) if args.hidden else None
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")

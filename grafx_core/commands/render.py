@@ -29,11 +29,12 @@ from ..graph import Graph
 from ..fitting.outputs import same_file
 from ..parameter_file import _leaves, load_control_hop, load_parameters
 from ..parameters import create_empty_parameters
+from ..registry import processors_for_graph
 from ..render import render
 from ..schedule import SCHEDULING_METHODS
 from ..wavfile import WAV_FORMATS, read_sources, write_wav
 from ._arguments import add_allow_plugins, at_least, threads_count
-from ._processors import build_processors, isolate_black_boxes, read_options
+from ._processors import isolate_black_boxes, read_options
 
 __all__ = ["add_arguments", "run", "render_files"]
 
@@ -155,7 +156,7 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
     options = read_options(options_path)
     if isolate:
         isolate_black_boxes(graph, options)
-    processors = build_processors(graph, options, sample_rate, origin)
+    processors = processors_for_graph(graph, options, sample_rate=sample_rate, origin=origin)
     if params_path is None:
         parameters = create_empty_parameters(graph, processors)
     else:

@@ -13,7 +13,6 @@ Needs the grafx-dsp and grafx-pedalboard plugins (make demo installs them).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -23,19 +22,17 @@ import torch
 
 from .._optional import require
 from .._threads import torch_threads
-from ..commands._arguments import (at_least, device_name, positive_number, seconds_between, seed_number,
-                                   threads_count, whole_number_between)
-from ..commands._processors import build_processors
 from ..errors import UnknownNodeTypeError
 from ..fitting.console import Console
 from ..fitting.session import FitJob, fit_console
 from ..fitting.automation import Automation, select_controls
-from .draws import ESTIMATOR_CHOICES, demo_console, draw_parameters
+from ..registry import processors_for_graph
+from .draws import demo_console, draw_parameters
 from .ride import hide_fader_ride
 from .multitrack import synthesise_multitrack
 from ..render import render
 
-__all__ = ["DemoSettings", "DemoResult", "run_demo", "add_arguments", "run"]
+__all__ = ["DemoSettings", "DemoResult", "run_demo", "MIN_SECONDS"]
 
 SAMPLE_RATE = 44100
 MIN_SECONDS = 0.1
@@ -99,7 +96,7 @@ def _device(name: str) -> torch.device:
 
 def _processors(console: Console) -> dict[str, Any]:
     try:
-        return build_processors(console.graph, console.options, SAMPLE_RATE)
+        return processors_for_graph(console.graph, console.options, sample_rate=SAMPLE_RATE)
     except UnknownNodeTypeError as exc:
         raise UnknownNodeTypeError(
             f"{exc}\nthe demo needs the grafx-dsp and grafx-pedalboard plugins: "
@@ -144,37 +141,3 @@ def run_demo(settings: DemoSettings, out: TextIO | None = None, progress_stream:
     errors = outcome.report.get("errors_by_type", {"initial": {}, "fitted": {}})
     return DemoResult(outcome.fit.losses, outcome.fit.seconds_per_step, time.perf_counter() - began,
                       errors["initial"], errors["fitted"], outcome.files, outcome.exit_status)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Declare the demo's options."""
-    defaults = DemoSettings()
-    parser.add_argument("--steps", type=at_least(1), default=defaults.steps,
-                        help=f"fitting steps (default {defaults.steps})")
-    parser.add_argument("--tracks", type=whole_number_between(1, 64), default=defaults.tracks,
-                        help=f"number of synthesised tracks (default {defaults.tracks})")
-    parser.add_argument("--seconds", type=seconds_between(MIN_SECONDS, 600.0, ": the loss's longest frame needs the least"),
-                        default=defaults.seconds,
-                        help=f"length of the multitrack (default {defaults.seconds:g}, at least {MIN_SECONDS:g})")
-    parser.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default=defaults.estimator,
-                        help="gradient estimator of the pedalboard nodes (default: each effect's measured choice)")
-    parser.add_argument("--seed", type=seed_number, default=defaults.seed, help="seeds the music and the parameters")
-    parser.add_argument("--device", type=device_name, default=defaults.device,
-                        help="torch device of the analytic nodes: auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--output", "-o", default=defaults.output, help=f"output folder (default {defaults.output})")
-    parser.add_argument("--learning-rate", type=positive_number, default=defaults.learning_rate,
-                        help=f"Adam's initial learning rate (default {defaults.learning_rate:g})")
-    parser.add_argument("--threads", type=threads_count, default=defaults.threads,
-                        help=f"torch threads (default {defaults.threads}: more are faster only on otherwise idle cores)")
-    parser.add_argument("--force", action="store_true", help="replace the results of an earlier run in the output folder")
-    parser.add_argument("--hide-ride", action="store_true",
-                        help="hide a fader ride (a 6 dB swell on keys, a duck on bass) in the target and fit the "
-                             "faders as curves")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the demo with the parsed options."""
-    result = run_demo(DemoSettings(steps=args.steps, tracks=args.tracks, seconds=args.seconds, estimator=args.estimator,
-                          seed=args.seed, device=args.device, output=args.output, learning_rate=args.learning_rate,
-                          threads=args.threads, force=args.force, hide_ride=args.hide_ride))
-    return result.exit_status

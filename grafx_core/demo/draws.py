@@ -15,9 +15,11 @@ import torch
 from torch import nn
 
 from .._tree import ParameterModules, ParameterTree
+from ..description import describe
 from ..fitting.console import CONSOLES, Console, build_console
 from ..fitting.latent import is_black_box
 from ..graph import Graph
+from ..unconstrained import from_unit
 
 __all__ = ["ESTIMATOR_CHOICES", "demo_console", "draw_parameters"]
 
@@ -93,15 +95,13 @@ def _draw(low: float, high: float, log: bool, shape: tuple[int, ...], generator:
 
 def _fallback_range(processor: Any, name: str) -> tuple[float, float, bool]:
     """The middle half of a processor's own range, for parameters the table does not know."""
-    ranges = getattr(processor, "ranges", {})
-    if name in ranges:
-        low, high = float(ranges[name].low), float(ranges[name].high)
-        return low + 0.25 * (high - low), high - 0.25 * (high - low), False
-    specs = {s.name: s for s in getattr(processor, "specs", ())}
-    if name in specs:
-        spec = specs[name]
-        middle = spec.to_natural(torch.tensor([0.25, 0.75], dtype=torch.float64))
+    control = describe(processor).controls.get((name,))
+    if control is not None and control.unconstrained:
+        middle = from_unit(control, torch.tensor([0.25, 0.75], dtype=torch.float64))
         return float(middle[0]), float(middle[1]), False
+    if control is not None and control.bounded:
+        low, high = float(control.low), float(control.high)  # type: ignore[arg-type]
+        return low + 0.25 * (high - low), high - 0.25 * (high - low), False
     raise KeyError(f"the demo has no range for parameter {name!r} of {type(processor).__name__}")
 
 
@@ -119,18 +119,18 @@ def draw_parameters(graph: Graph, processors: Mapping[str, Any], generator: torc
     result = ParameterModules()
     for node_type in graph.processor_types():
         processor, count = processors[node_type], len(graph.nodes_of_type(node_type))
-        sizes = processor.parameter_size()
+        description = describe(processor)
+        sizes = {path[0]: control.shape for path, control in description.controls.items()}
         natural: dict[str, torch.Tensor] = {}
         for name, size in sizes.items():
-            shape = (count, *((size,) if isinstance(size, int) else tuple(size)))
+            shape = (count, *size)
             low, high, log = _RANGES.get((node_type, name)) or _fallback_range(processor, name)
             natural[name] = _draw(low, high, log, shape, generator)
         if is_black_box(processor):
-            frozen = {s.name for s in processor.specs if not s.differentiable}
-            defaults = processor.default_parameters()
+            frozen = {path[0] for path in description.nondifferentiable()}
             raw = processor.raw_parameters(**{k: v.reshape(count) for k, v in natural.items() if k not in frozen})
-            values = {name: raw[name] if name in raw else torch.full((count, 1), float(defaults[name]))
-                      for name in sizes}
+            values = {name: raw[name] if name in raw
+                      else torch.full((count, 1), description.parameter_default((name,))[0]) for name in sizes}
         else:
             values = natural
         result[node_type] = ParameterTree({k: nn.Parameter(v.to(dtype)) for k, v in values.items()})

@@ -59,6 +59,8 @@ import numpy as np
 import torch
 
 from ..errors import EstimatorError
+from ..processor import SIGNAL_GRADIENTS
+from ..registry._default import get_estimator
 from ._rules import GradientRule, IdentitySignalRule, SignalSPSARule, render_estimated
 from .auto import LinearisedSignalRule, probe_signal_gradient
 from .linearisation import LINEARISATIONS
@@ -66,10 +68,6 @@ from .tangent import TANGENTS, TangentSignalRule
 from .target import RenderTarget
 
 __all__ = ["Estimator", "SIGNAL_GRADIENTS", "resolve_estimator"]
-
-SIGNAL_GRADIENTS = ("spectral-ratio", "fft-ratio", "smooth-gain", "diagonal", "gain-tangent", "band-tangent",
-                    "straight-through", "spsa", "proxy", "none")
-"""How the gradient with respect to an input signal is obtained (or ``"auto"``)."""
 
 
 def _positive(owner: str, name: str, value: float, integer: bool = False) -> None:
@@ -195,8 +193,8 @@ class Estimator(ABC):
 def resolve_estimator(estimator: Any, **options: Any) -> Estimator:
     """An estimator instance from an instance or a registered name.
 
-    Names go through ``grafx_core.get_estimator`` when the registry is present,
-    else through the built-in estimators.
+    Names go through the registry (:func:`grafx_core.get_estimator`), where
+    plugins add estimators to the built-ins.
 
     Raises:
         EstimatorError: ``estimator`` is neither an :class:`Estimator` nor a name,
@@ -207,18 +205,7 @@ def resolve_estimator(estimator: Any, **options: Any) -> Estimator:
             raise EstimatorError(f"options {sorted(options)} given with an estimator instance {estimator!r}")
         return estimator
     if isinstance(estimator, str):
-        import grafx_core
-
-        lookup = getattr(grafx_core, "get_estimator", None)
-        if lookup is not None:
-            made = lookup(estimator, **options)
-        else:
-            from ._plugin import grafx_register_estimators
-
-            specs = {spec.name: spec for spec in grafx_register_estimators()}
-            if estimator not in specs:
-                raise EstimatorError(f"unknown estimator {estimator!r}; built-ins are {sorted(specs)}")
-            made = specs[estimator].factory(**options)
+        made = get_estimator(estimator, **options)
         if not isinstance(made, Estimator):
             raise EstimatorError(f"estimator {estimator!r} made {made!r}, which is not an Estimator")
         return made

@@ -13,6 +13,7 @@ from ._rules import GradientRule, render_estimated
 from .base import Estimator
 from .proxy_network import ProxyNetwork
 from .target import RenderTarget
+from .training import load_proxy
 
 __all__ = ["NeuralProxy"]
 
@@ -46,8 +47,6 @@ class NeuralProxy(Estimator):
         if mode not in MODES:
             raise EstimatorError(f"NeuralProxy: mode {mode!r} is not one of {MODES}")
         if isinstance(proxy, (str, os.PathLike)):
-            from .training import load_proxy
-
             proxy = load_proxy(proxy)
         if proxy is not None and not isinstance(proxy, torch.nn.Module):
             raise EstimatorError(f"NeuralProxy: proxy must be a ProxyNetwork or a path, got {proxy!r}")

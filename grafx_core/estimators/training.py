@@ -10,7 +10,7 @@ import torch
 
 from .._checked_file import load_checked, save_checked
 from ..errors import EstimatorError
-from ._progress import ProgressBar
+from .._progress import ProgressBar
 from ._rules import cpu_rows
 from .proxy_network import ProxyNetwork
 from .target import RenderJob, RenderTarget
@@ -153,7 +153,7 @@ def train_proxy(
             optimiser.step()
             losses.append(float(value.detach()))
             if bar is not None:
-                bar.update(step + 1, losses[-1])
+                bar.draw(step + 1, f"loss {losses[-1]:.4g}")
     finally:
         if bar is not None:
             bar.close()

@@ -18,15 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..processor import ProcessorLike
 from ..errors import EstimatorError, ParameterError, ProcessorOutputError
-from ..processor import (
-    ParameterRange,
-    inlet_names,
-    iter_parameter_shapes,
-    normalized_parameter_size,
-    outlet_names,
-    parameter_ranges,
-)
+from ..description import describe
 from ._warnings import NonDifferentiableParameterWarning, warn_once
 from .auto import settle_signal_gradient
 from .base import SIGNAL_GRADIENTS, Estimator, resolve_estimator
@@ -62,7 +56,8 @@ class TorchTarget(RenderTarget):
         self.module, self.dtype = module, dtype
         self.device = torch.device("cpu")  # where a processor without inlets renders; set per call
         self.name = name or type(module).__name__
-        self.layout = list(iter_parameter_shapes(normalized_parameter_size(module)))
+        self.controls = describe(module).controls
+        self.layout = [(path, control.shape) for path, control in self.controls.items()]
         self.columns = _columns(self.layout)
         diff: list[bool] = []
         for path, shape in self.layout:
@@ -127,16 +122,14 @@ class TorchTarget(RenderTarget):
         return params.to(torch.float64).abs().clamp(min=1.0)
 
     def distance(self, params: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        """Over the declared range's span (log-aware; ``parameter_ranges()``); ``max(|r|, 1)`` elsewhere."""
+        """Over the declared range's span (log-aware; the bounded controls); ``max(|r|, 1)`` elsewhere."""
         out = super().distance(params, reference)
-        ranges = parameter_ranges(self.module)
         start = 0
         for path, shape in self.layout:
             size = math.prod(shape)
-            found: Any = ranges
-            for key in path:
-                found = found.get(key) if isinstance(found, Mapping) else None
-            if isinstance(found, ParameterRange) and found.high > found.low:
+            found = self.controls[path]
+            if found.bounded and not found.unconstrained:
+                assert found.low is not None and found.high is not None
                 now, then = params[:, start:start + size].double(), reference[:, start:start + size].double()
                 if found.scale == "log" and found.low > 0:
                     floor = found.low
@@ -148,21 +141,21 @@ class TorchTarget(RenderTarget):
         return out
 
     def random_rows(self, params: torch.Tensor, rng: Any) -> torch.Tensor | None:
-        """Declared ranges (``parameter_ranges()``): uniform in their middle 80% (log-uniform on log scales).
+        """Declared ranges (bounded controls): uniform in their middle 80% (log-uniform on log scales).
 
         Columns without a declared range keep their values; ``None`` when the module declares none.
         """
-        ranges = parameter_ranges(self.module)
+        ranges = {path: c for path, c in self.controls.items() if c.bounded and not c.unconstrained
+                  and (c.scale != "log" or c.low > 0)}  # type: ignore[operator]
         if not ranges:
             return None
         rows = params.to(torch.float64).clone()
         start = 0
         for path, shape in self.layout:
             size = math.prod(shape)
-            found: Any = ranges
-            for key in path:
-                found = found.get(key) if isinstance(found, Mapping) else None
-            if isinstance(found, ParameterRange) and self.differentiable[start]:
+            found = ranges.get(path)
+            if found is not None and self.differentiable[start]:
+                assert found.low is not None and found.high is not None
                 log = found.scale == "log"
                 low, high = (math.log(found.low), math.log(found.high)) if log else (found.low, found.high)
                 span = high - low
@@ -205,9 +198,10 @@ class EstimatedProcessor(nn.Module):
     def __init__(self, processor: nn.Module, estimator: Estimator, signal_gradient: str = "auto",
                  frozen: Sequence[str] = ()) -> None:
         super().__init__()
-        if len(outlet_names(processor)) != 1:
+        description = describe(processor)
+        if len(description.outlets) != 1:
             raise EstimatorError(
-                f"{type(processor).__name__}: estimators handle one outlet, it has {outlet_names(processor)}"
+                f"{type(processor).__name__}: estimators handle one outlet, it has {description.outlets}"
             )
         self.processor = processor
         self.estimator = estimator
@@ -217,18 +211,24 @@ class EstimatedProcessor(nn.Module):
         self.signal_gradient = estimator.resolve_signal_gradient(signal_gradient)
         self.signal_probe: Any = None
         self.frozen = tuple(frozen)
-        self.inlets = inlet_names(processor)
-        self.outlets = outlet_names(processor)
+        self.inlets = description.inlets
+        self.outlets = description.outlets
+        self.inlet_channels = dict(description.inlet_channels)
         self.gradient_kind = estimator.kind
         self._warned: set[Any] = set()
         TorchTarget(processor, frozen=self.frozen)  # check the frozen names and parameter_size now
+
+    def controls(self) -> dict[str, Any]:
+        """The wrapped processor's controls."""
+        return describe(self.processor).control_tree()
 
     def parameter_size(self) -> Any:
         """The wrapped processor's parameter sizes."""
         return self.processor.parameter_size() if hasattr(self.processor, "parameter_size") else {}
 
     def default_parameters(self) -> Any:
-        """The wrapped processor's ``default_parameters()``, if it has one."""
+        """The wrapped processor's ``default_parameters()``, if it has one (kept for callers; the
+        engine reads :meth:`controls`)."""
         method = getattr(self.processor, "default_parameters", None)
         return method() if callable(method) else None
 
@@ -268,7 +268,7 @@ class EstimatedProcessor(nn.Module):
                               NonDifferentiableParameterWarning, stacklevel=4)
 
 
-def with_estimator(processor: Any, estimator: Estimator | str, *, signal_gradient: str = "auto",
+def with_estimator(processor: ProcessorLike, estimator: Estimator | str, *, signal_gradient: str = "auto",
                    frozen: Sequence[str] = (), **options: Any) -> nn.Module:
     """Route ``processor`` through ``estimator``.
 
@@ -302,7 +302,7 @@ def with_estimator(processor: Any, estimator: Estimator | str, *, signal_gradien
     return EstimatedProcessor(processor, est, signal_gradient, frozen)
 
 
-def render_target(processor: Any, dtype: torch.dtype = torch.float32) -> RenderTarget:
+def render_target(processor: ProcessorLike, dtype: torch.dtype = torch.float32) -> RenderTarget:
     """The render target of a black-box processor, an estimated processor or a plain torch module."""
     method = getattr(processor, "render_target", None)
     if callable(method):

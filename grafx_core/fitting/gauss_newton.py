@@ -10,7 +10,8 @@ the loss) is kept, and one step solves the damped Gauss-Newton system
 
 in the controls' normalised space (``[0, 1]``, each control's range), projected
 back into it. A step is accepted only if the real loss falls; otherwise λ
-grows and the trust radius (the longest step, in normalised units) shrinks, so kinked controls (a compressor's threshold) get short,
+grows and the trust radius (the longest step, in normalised units) shrinks, so kinked controls (a compressor's
+threshold) get short,
 cautious steps and smooth ones long steps. Analytic parameters, whose
 gradients autograd gives exactly, take Adam steps in between (with the black
 boxes' controls frozen, so their estimators render nothing for them). Once

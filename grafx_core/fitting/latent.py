@@ -2,73 +2,71 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 from torch import nn
 
 from .._tree import ParameterModules, ParameterTree
 from ..structure import GATE_PARAMETER
+from ..processor import ProcessorLike
+from ..control import Control
+from ..description import describe
+from ..unconstrained import from_unconstrained, to_unconstrained, trainable_start
 
 __all__ = ["is_black_box", "is_log_scaled", "LatentParameters"]
 
-_DB_SCALE = 6.0  # one latent unit is 6 dB, so one Adam step moves a gain about as far as it moves a pan
-_GATE_SCALE = 4.0  # one latent unit is 4 logit units: a few dozen steps can shut a gate that starts open
 
-
-def is_black_box(processor: Any) -> bool:
-    """Whether ``processor`` keeps raw (sigmoid-mapped) parameters, as black-box processors do."""
-    return callable(getattr(processor, "raw_parameters", None)) and hasattr(processor, "specs")
+def is_black_box(processor: ProcessorLike) -> bool:
+    """Whether ``processor``'s parameter tensors hold unconstrained values (its controls say so), as black boxes'."""
+    return any(control.unconstrained for control in describe(processor).controls.values())
 
 
 def is_log_scaled(name: str) -> bool:
-    """Whether a parameter named ``name`` is positive and best moved in ratios (Hz, ms, Q, ratio)."""
+    """Deprecated: read the declared scale instead (``describe(processor).control(name).scale == "log"``)."""
+    warnings.warn("is_log_scaled guesses a scale from a parameter's name; read the declared one instead "
+                  "(grafx_core.describe(processor).control(name).scale)", DeprecationWarning, stacklevel=2)
     return name.endswith(("_hz", "_ms", "_s")) or name in ("q", "ratio") or name.endswith(("_q", "_ratio"))
 
 
-def _to_latent(name: str, value: torch.Tensor, black_box: bool) -> torch.Tensor:
-    if black_box:
-        return value  # already unconstrained (sigmoid-mapped into each control's range)
-    if is_log_scaled(name):
-        return torch.log(value)
-    if name.endswith("_db"):
-        return value / _DB_SCALE
-    if name == GATE_PARAMETER:
-        return value / _GATE_SCALE
-    return value
+def _to_latent(control: Control | None, value: torch.Tensor) -> torch.Tensor:
+    if control is None:
+        return value
+    if control.unconstrained:  # already unconstrained; a start in a sigmoid tail could not move
+        return trainable_start(control, value) if control.differentiable else value
+    return to_unconstrained(control, value, enforce_range=False)
 
 
-def _from_latent(name: str, latent: torch.Tensor, black_box: bool) -> torch.Tensor:
-    if black_box:
+def _from_latent(control: Control | None, latent: torch.Tensor) -> torch.Tensor:
+    if control is None or control.unconstrained:
         return latent
-    if is_log_scaled(name):
-        return torch.exp(latent)
-    if name.endswith("_db"):
-        return latent * _DB_SCALE
-    if name == GATE_PARAMETER:
-        return latent * _GATE_SCALE
-    return latent
+    return from_unconstrained(control, latent, enforce_range=False)
 
 
 class LatentParameters(nn.Module):
     """The trainable parameters of a fit, each in a space where one step means about as much.
 
-    Frequencies, times, Q and ratios are optimised as logarithms, decibels
-    in units of 6 dB, gate logits in units of 4, black-box controls in their raw (sigmoid) space, and
-    the rest as they are. :meth:`values` maps back to the processors' units.
+    Each parameter moves in the open unconstrained space its declared
+    :class:`~grafx_core.Control` gives (:mod:`grafx_core.unconstrained`):
+    ``"log"`` controls (frequencies, times, Q, ratios) as logarithms, controls
+    in dB in units of 6 dB, gate logits in units of 4, black-box controls in
+    their raw (sigmoid) space, started out of the sigmoid's tails, and the
+    rest as they are. :meth:`values` maps back to the processors' units.
 
     Args:
         parameters: ``{node_type: {name: [nodes, *shape]}}`` start values.
-        processors: the processors by node type (to tell black boxes apart).
+        processors: the processors by node type (their controls are read).
     """
 
-    def __init__(self, parameters: Mapping[str, Mapping[str, torch.Tensor]], processors: Mapping[str, Any]) -> None:
+    def __init__(self, parameters: Mapping[str, Mapping[str, torch.Tensor]], processors: Mapping[str, ProcessorLike]) -> None:
         super().__init__()
         self._types = list(parameters.keys())
+        controls = {t: describe(processors[t]).controls for t in self._types}
         self._black_box = {t: is_black_box(processors[t]) for t in self._types}
+        self._controls = {t: {name: controls[t].get((name,)) for name in parameters[t].keys()} for t in self._types}
         self.latent = nn.ModuleList(
-            ParameterTree({name: nn.Parameter(_to_latent(name, value.detach().clone(), self._black_box[t]))
+            ParameterTree({name: nn.Parameter(_to_latent(self._controls[t][name], value.detach().clone()))
                            for name, value in parameters[t].items()})
             for t in self._types
         )
@@ -86,12 +84,14 @@ class LatentParameters(nn.Module):
 
     def values(self) -> dict[str, dict[str, torch.Tensor]]:
         """The parameters in the processors' units (differentiable with respect to the latents)."""
-        return {t: {name: _from_latent(name, p, self._black_box[t]) for name, p in latent.items()}
-                for t, latent in zip(self._types, self.latent)}
+        trees: list[nn.ParameterDict] = list(self.latent)  # type: ignore[arg-type]
+        return {t: {name: _from_latent(self._controls[t][name], p) for name, p in latent.items()}
+                for t, latent in zip(self._types, trees)}
 
     def black_box_flags(self) -> list[bool]:
         """Per tensor of :meth:`parameters`, in its order: whether it holds black-box controls."""
-        return [self._black_box[t] for t, latent in zip(self._types, self.latent) for _ in latent.values()]
+        trees: list[nn.ParameterDict] = list(self.latent)  # type: ignore[arg-type]
+        return [self._black_box[t] for t, latent in zip(self._types, trees) for _ in latent.values()]
 
     def detached(self) -> nn.ModuleDict:
         """The current values as a fresh ``nn.ModuleDict`` of ``nn.ParameterDict`` (to save or render)."""

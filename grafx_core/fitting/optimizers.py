@@ -15,10 +15,9 @@ CMA-ES needs ``pycma`` and NGOpt ``nevergrad``: ``pip install grafx-core[optimiz
 
 from __future__ import annotations
 
-import time
 import warnings
 from contextlib import nullcontext
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np

@@ -2,63 +2,46 @@
 
 from __future__ import annotations
 
-import math
 import os
-import sys
-import time
 from typing import TextIO
+
+from .._progress import ProgressBar
 
 __all__ = ["Progress", "LossLog"]
 
 
 class Progress:
-    """``fit [######......] 40/120  loss 0.512 (x0.43 of start)  1.05 s/step  1:24 left``.
+    """``fit [######......] 40/120  loss 0.512 (x0.43 of start)  1.05 s/step  eta 1:24``.
 
-    Redrawn in place on a terminal (at most five times a second); elsewhere a
-    line is printed at every tenth of the run, so logs stay readable. The
-    last line comes from :meth:`finish` and shows the loss the fit returns,
-    the one its summary prints.
+    Drawn by the core's progress bar (:class:`grafx_core._progress.ProgressBar`):
+    in place on a terminal (at most five times a second), elsewhere a line at
+    every tenth of the run. The last line comes from :meth:`finish` and shows
+    the loss the fit returns, the one its summary prints.
     """
 
     def __init__(self, total: int, stream: TextIO | None = None, width: int = 24) -> None:
-        self.total, self.width = total, width
-        self.stream = sys.stderr if stream is None else stream
-        self.interactive = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._last_draw = -math.inf
-        self._last_tenth = -1
+        self.total = total
+        self._bar = ProgressBar(total, "fit", stream, width, interval=0.2)
 
     def update(self, step: int, loss: float, first_loss: float, seconds_per_step: float,
                seconds_left: float | None = None) -> None:
         """Show that ``step`` of ``total`` steps are done, the last of them at ``loss``; ``seconds_left``
-        is what remains of a time budget (the time left shown is the sooner of it and the steps')."""
+        is what a wall-clock budget (``--time``) leaves, when it will end the run before ``total`` steps."""
         if step >= self.total:
             return  # the last line is finish()'s, with the loss the fit returns
-        tenth = 10 * step // max(self.total, 1)
-        now = time.monotonic()
-        if self.interactive and now - self._last_draw < 0.2:
-            return
-        if not self.interactive and tenth == self._last_tenth:
-            return
-        self._last_draw, self._last_tenth = now, tenth
-        self._draw(step, loss, first_loss, seconds_per_step, newline=not self.interactive, seconds_left=seconds_left)
+        self._bar.draw(step, self._text(step, loss, first_loss, seconds_per_step, seconds_left))
 
     def finish(self, step: int, loss: float, first_loss: float, seconds_per_step: float) -> None:
         """Draw the final line: ``step`` steps taken, ending at ``loss``."""
-        self._draw(step, loss, first_loss, seconds_per_step, newline=True)
+        self._bar.finish(step, self._text(step, loss, first_loss, seconds_per_step))
 
-    def _draw(self, step: int, loss: float, first_loss: float, seconds_per_step: float, newline: bool,
-              seconds_left: float | None = None) -> None:
+    def _text(self, step: int, loss: float, first_loss: float, seconds_per_step: float,
+              seconds_left: float | None = None) -> str:
         eta = seconds_per_step * max(self.total - step, 0)
-        done = min(step, self.total) / max(self.total, 1)
         if seconds_left is not None and seconds_left < eta:  # the time budget ends the run first
             eta = seconds_left
-            done = max(done, 1.0 - seconds_left / max(seconds_left + seconds_per_step * step, 1e-9))
-        filled = int(self.width * min(done, 1.0))
-        line = (f"fit [{'#' * filled}{'.' * (self.width - filled)}] {step}/{self.total}  loss {loss:.4f} "
-                f"(x{loss / first_loss:.2f} of start)  {seconds_per_step:.2f} s/step  "
-                f"{int(eta // 60)}:{int(eta % 60):02d} left")
-        self.stream.write(("\r" if self.interactive else "") + line + ("\n" if newline else ""))
-        self.stream.flush()
+        return (f"loss {loss:.4f} (x{loss / first_loss:.2f} of start)  {seconds_per_step:.2f} s/step  "
+                f"eta {int(eta // 60)}:{int(eta % 60):02d}")
 
 
 class LossLog:

@@ -10,8 +10,8 @@ import torch
 
 from .._optional import require
 from ..graph import Graph
-from ..processor import gradient_kind
-from .latent import is_black_box, is_log_scaled
+from ..description import describe
+from .latent import is_black_box
 
 __all__ = ["natural_parameters", "outside_range", "node_report", "errors_by_type", "format_errors", "plot_loss", "plot_spectrograms"]
 
@@ -66,13 +66,18 @@ def outside_range(processors: Mapping[str, Any], parameters: Mapping[str, Any]) 
 
 
 def _log_scaled(processor: Any, name: str) -> bool:
-    if is_black_box(processor):
-        return any(s.name == name and s.scale == "log" for s in processor.specs)
-    return is_log_scaled(name)
+    control = describe(processor).controls.get((name,))
+    return control is not None and control.scale == "log"
 
 
 def _trained(processor: Any, name: str) -> bool:
-    return not is_black_box(processor) or any(s.name == name and s.differentiable for s in processor.specs)
+    control = describe(processor).controls.get((name,))
+    return control is None or control.differentiable
+
+
+def _unit(processor: Any, name: str) -> str:
+    control = describe(processor).controls.get((name,))
+    return "" if control is None else control.unit
 
 
 def node_report(graph: Graph, processors: Mapping[str, Any],
@@ -93,7 +98,7 @@ def node_report(graph: Graph, processors: Mapping[str, Any],
         first = next(iter(values.values()))[node.type]
         nodes.append({
             "id": node.id, "name": node.name, "type": node.type,
-            "gradient": gradient_kind(processors[node.type]),
+            "gradient": describe(processors[node.type]).gradient_kind,
             "parameters": {name: {label: v[node.type][name][row].tolist() for label, v in values.items()}
                            for name in first},
         })
@@ -122,7 +127,7 @@ def errors_by_type(processors: Mapping[str, Any], hidden: Mapping[str, Mapping[s
                 error, unit = float(((guess - truth).abs() / truth.abs()).mean() * 100), "%"
             else:
                 error = float((guess - truth).abs().mean())
-                unit = "dB" if name.endswith("_db") else ""
+                unit = "dB" if _unit(processor, name) == "dB" else ""
             result.setdefault(node_type, {})[name] = {"error": error, "unit": unit}
     return result
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from .._checked_file import load_checked, save_checked
 from ..errors import PredictorError
-from ..estimators._progress import ProgressBar
+from .._progress import ProgressBar
 
 __all__ = ["PredictorTrainer", "step_generator", "CHECKPOINT_FORMAT"]
 
@@ -112,7 +112,7 @@ class PredictorTrainer:
             while self.step < steps:
                 loss = self.train_step()
                 if bar is not None:
-                    bar.update(self.step, loss)
+                    bar.draw(self.step, f"loss {loss:.4g}")
                 if checkpoint is not None and (self.step % checkpoint_every == 0 or self.step == steps):
                     self.save(checkpoint)
         finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from ..processor import gradient_kind
+from ..description import describe
 from ._records import ProcessorInfo
 
 __all__ = ["SAMPLE_RATE_ALIASES", "sample_rate_advice", "gradient_advice"]
@@ -36,7 +36,10 @@ def sample_rate_advice(info: ProcessorInfo) -> str | None:
 
 def gradient_advice(info: ProcessorInfo, processor: Any) -> str | None:
     """A warning message when the built module's ``gradient_kind`` is not the spec's ``gradient``."""
-    built = gradient_kind(processor)
+    try:
+        built = describe(processor).gradient_kind
+    except (TypeError, ValueError) as error:
+        return f"processor {info.name!r} from {info.distribution_label}: {error}"
     if built == info.gradient:
         return None
     return (f"processor {info.name!r} from {info.distribution_label}: its ProcessorSpec declares "

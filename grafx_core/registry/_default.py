@@ -100,22 +100,28 @@ def plugin_failures() -> tuple[PluginFailure, ...]:
     return default_registry().plugin_failures()
 
 
-def processors_for_graph(graph: Graph, options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+def processors_for_graph(graph: Graph, options: Mapping[str, Mapping[str, Any]] | None = None, *,
+                         sample_rate: float | None = None, origin: str = "processor options") -> dict[str, Any]:
     """The processors dict for ``graph``, each node type looked up as a processor name.
 
     Args:
         graph: the graph (for instance read by :meth:`Graph.load`).
         options: keyword options per node type for its factory,
             e.g. ``{"dsp:reverb": {"ir_seconds": 1.0}}``.
+        sample_rate: in Hz; given to every factory that takes a
+            ``sample_rate`` keyword, unless ``options`` sets it for that type.
+        origin: where the options come from, for messages (an options file's name).
 
     Returns:
         ``{node_type: processor}`` for every node type but the built-ins.
 
     Raises:
         UnknownNodeTypeError: a node type names no registered processor.
+        OptionsFileError: an option a type's factory does not take.
         AmbiguousNameError, NameCollisionError: as :func:`get_processor`.
     """
-    return default_registry().processors_for_graph(graph, options)
+    return default_registry().processors_for_graph(graph, options, sample_rate=sample_rate, origin=origin)
+
 
 
 def list_consoles() -> list[ConsoleInfo]:

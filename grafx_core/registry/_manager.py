@@ -12,7 +12,14 @@ from typing import Any
 import pluggy
 
 from .. import hookspecs
-from ..errors import NameCollisionError, PluginError, PluginWarning, UnknownNameError, UnknownNodeTypeError
+from ..errors import (
+    NameCollisionError,
+    OptionsFileError,
+    PluginError,
+    PluginWarning,
+    UnknownNameError,
+    UnknownNodeTypeError,
+)
 from ..graph import Graph
 from ..native_code import NativeCodeError
 from ._advice import gradient_advice, sample_rate_advice
@@ -28,6 +35,7 @@ from ._records import (
     ProcessorInfo,
     distribution_label,
 )
+from ._signature import accepts_keyword, factory_keywords
 
 __all__ = ["Registry", "DEFAULT_PLUGINS", "CORE_PLUGIN_NAME"]
 
@@ -201,8 +209,9 @@ class Registry:
         """A new estimator: the factory of estimator ``name`` called with ``kwargs``."""
         return self.estimator_info(name).spec.factory(**kwargs)
 
-    def processors_for_graph(self, graph: Graph,
-                             options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    def processors_for_graph(self, graph: Graph, options: Mapping[str, Mapping[str, Any]] | None = None, *,
+                             sample_rate: float | None = None,
+                             origin: str = "processor options") -> dict[str, Any]:
         """The processors dict for ``graph``, one per node type that needs a processor.
 
         Each node type is looked up as a processor name, so a graph saved as
@@ -211,6 +220,9 @@ class Registry:
         Args:
             graph: the graph whose :meth:`Graph.processor_types` to resolve.
             options: keyword options per node type, passed to its factory.
+            sample_rate: in Hz; given to every factory that takes a
+                ``sample_rate`` keyword, unless ``options`` sets it for that type.
+            origin: where the options come from, for messages (an options file's name).
 
         Returns:
             ``{node_type: processor}`` for every non-built-in node type.
@@ -218,10 +230,13 @@ class Registry:
         Raises:
             UnknownNodeTypeError: a node type names no registered processor,
                 or ``options`` names a type the graph does not have.
+            OptionsFileError: an option a type's factory does not name
+                (checked against its signature, so the message lists the
+                options it takes).
             AmbiguousNameError, NameCollisionError: a node type is ambiguous
                 or collides; the message names the first node of that type.
         """
-        options = dict(options or {})
+        options = {t: dict(o) for t, o in (options or {}).items()}
         types = graph.processor_types()
         stray = sorted(set(options) - set(types))
         if stray:
@@ -238,8 +253,17 @@ class Registry:
                 raise UnknownNodeTypeError(f"{first.label()}: {exc}") from exc
             except PluginError as exc:
                 raise type(exc)(f"{first.label()}: {exc}") from exc
+            given = options.get(node_type, {})
+            known = factory_keywords(info.spec.factory)
+            unknown = sorted(set(given) - set(known)) if known is not None else []
+            if unknown:
+                raise OptionsFileError(f"{origin}: {node_type} has no option {', '.join(map(repr, unknown))} "
+                                       f"(its options are {', '.join(known or []) or 'none'})")
+            if sample_rate is not None and "sample_rate" not in given and accepts_keyword(info.spec.factory,
+                                                                                          "sample_rate"):
+                given = {**given, "sample_rate": sample_rate}
             try:
-                processors[node_type] = self._build(info, options.get(node_type, {}))
+                processors[node_type] = self._build(info, given)
             except PluginError as exc:
                 raise PluginError(f"{first.label()}: {exc}") from exc
         return processors

@@ -4,7 +4,6 @@ text samples, or receive NaN from upstream; Ctrl-C during a render."""
 from __future__ import annotations
 
 import ctypes
-import os
 import signal
 import subprocess
 import sys

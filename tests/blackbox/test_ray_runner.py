@@ -14,7 +14,8 @@ import pytest
 import scipy.signal
 import torch
 
-from grafx_core import BlackBoxError, BlackBoxTimeoutError, BlackBoxWorkerError, NondeterministicEffectError, OptionalDependencyError
+from grafx_core import (BlackBoxError, BlackBoxTimeoutError, BlackBoxWorkerError, NondeterministicEffectError,
+                        OptionalDependencyError)
 from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec, RayRunner, local_ray_cluster
 from grafx_core.estimators import NeuralProxy, ProxyNetwork
 

@@ -10,7 +10,7 @@ import torch
 from grafx_core import Graph, get_processor, render
 from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec
 from grafx_core.errors import BlackBoxError
-from grafx_core.estimators import FiniteDifference, with_estimator
+from grafx_core.estimators import with_estimator
 from grafx_core.estimators.linearisation import diagonal_perturbation, linearise
 from grafx_core.testing import gradient_report
 

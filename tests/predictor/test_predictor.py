@@ -9,6 +9,7 @@ from grafx_core import (
     Graph,
     NeuralProxy,
     ParameterPredictor,
+    Control,
     ParameterRange,
     ParameterSpec,
     PredictorError,
@@ -32,15 +33,10 @@ class RangedFilter(torch.nn.Module):
     """A gain set by a log-scale cutoff and a nested, linear-range output stage: a stand-in whose
     declared ranges and nested shapes are what the tests need."""
 
-    def parameter_size(self):
-        return {"cutoff_hz": 1, "out": {"gain_db": 1, "tilt": (2, 3)}}
-
-    def default_parameters(self):
-        return {"cutoff_hz": [1000.0], "out": {"gain_db": [0.0]}}
-
-    def parameter_ranges(self):
-        return {"cutoff_hz": ParameterRange(20.0, 8000.0, "Hz", "log"),
-                "out": {"gain_db": ParameterRange(-12.0, 12.0, "dB"), "tilt": ParameterRange(-1.0, 1.0)}}
+    def controls(self):
+        return {"cutoff_hz": Control(low=20.0, high=8000.0, default=1000.0, unit="Hz", scale="log"),
+                "out": {"gain_db": Control(low=-12.0, high=12.0, default=0.0, unit="dB"),
+                        "tilt": Control(shape=(2, 3), low=-1.0, high=1.0, default=0.0)}}
 
     def forward(self, x, cutoff_hz, out):
         b = torch.exp(-2 * np.pi * cutoff_hz / 16000.0)[:, :, None]
@@ -118,7 +114,8 @@ def test_a_predictor_refuses_bad_ranges_and_bad_audio():
     a, g, o = graph.add("in"), graph.add("gain"), graph.add("out")
     graph.connect(a, g)
     graph.connect(g, o)
-    with pytest.raises(PredictorError, match=r"node type 'gain': Broken: range of 'gain_db' is on a log scale"):
+    with pytest.raises(PredictorError, match=r"node type 'gain': Broken: range of 'gain_db' is on a log scale"), \
+            pytest.warns(DeprecationWarning, match="Broken: parameter_ranges is deprecated"):
         ParameterPredictor(graph, {"gain": Broken()})
     predictor = tiny_predictor(graph, {"gain": Gain()})
     with pytest.raises(PredictorError, match="expected 1 signal"):

@@ -8,7 +8,7 @@ dimension is ``nodes``, one row per node of the graph.
 from __future__ import annotations
 
 import torch
-from grafx_core import ParameterRange
+from grafx_core import Control
 from torch import nn
 
 __all__ = ["SoftClip", "Crossfade", "MidSide"]
@@ -22,17 +22,9 @@ class SoftClip(nn.Module):
 
     gradient_kind = "autograd"
 
-    def parameter_size(self) -> dict[str, int]:
-        """One drive value per node."""
-        return {"drive_db": 1}
-
-    def default_parameters(self) -> dict[str, float]:
-        """A mild drive, used by ``create_empty_parameters``."""
-        return {"drive_db": 6.0}
-
-    def parameter_ranges(self) -> dict[str, ParameterRange]:
-        """The drives worth exploring, for the conformance kit and parameter predictors."""
-        return {"drive_db": ParameterRange(-24.0, 48.0, "dB")}
+    def controls(self) -> dict[str, Control]:
+        """One drive value per node: a mild default, and the drives worth exploring."""
+        return {"drive_db": Control(low=-24.0, high=48.0, default=6.0, unit="dB")}
 
     def forward(self, x: torch.Tensor, drive_db: torch.Tensor) -> torch.Tensor:
         """Saturate each node's signal.

@@ -21,7 +21,7 @@ from .delay import Delay, MultitapDelay, feedback_delay, multitap_impulse_respon
 from .distortion import ChebyshevWaveshaper, Distortion, chebyshev_waveshaper, distortion
 from .dynamics import Compressor, NoiseGate, SidechainCompressor, compressor, noise_gate
 from .eq import FIREQ, ParametricEQ, fir_eq, fir_eq_kernel
-from .errors import ChannelCountError, SignalShapeError
+from .errors import ChannelCountError, DSPError, SignalShapeError
 from .fft import fft_convolve
 from .filters import (
     AllPass,
@@ -55,6 +55,7 @@ __all__ = [
     "Range",
     "soft_limit",
     "default_parameters",
+    "DSPError",
     "SignalShapeError",
     "ChannelCountError",
     # gain and routing

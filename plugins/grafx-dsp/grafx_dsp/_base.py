@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Union
 
 import torch
-from grafx_core import Control, ParameterError, ParameterRange, Processor, accepted_channels
+from grafx_core import Control, ParameterError, Processor, describe
 
 from ._ranges import Range, soft_limit
 from .errors import ChannelCountError
@@ -33,7 +33,7 @@ class DSPProcessor(Processor):
     """A stateless processor whose parameters are described by :class:`Range` records.
 
     Subclasses fill ``self.ranges`` (parameter name to :class:`Range`) in
-    their constructor; :meth:`parameter_size`, :meth:`parameter_ranges` and
+    their constructor; :meth:`controls`, :meth:`parameter_size` and
     :meth:`default_parameters` follow from it, and :meth:`limit` applies the
     documented soft limits. They declare the channel counts their inlets
     accept in ``inlet_channels`` (grafx-core's protocol), which
@@ -56,12 +56,6 @@ class DSPProcessor(Processor):
         """Each parameter's shape without the node dimension."""
         return {name: bounds.shape for name, bounds in self.ranges.items()}
 
-    def parameter_ranges(self) -> dict[str, ParameterRange]:
-        """Each parameter's documented range ``[low, high]``, its unit (from
-        the name's suffix) and scale; values outside are soft-limited."""
-        return {name: ParameterRange(bounds.low, bounds.high, unit_of(name), bounds.scale)
-                for name, bounds in self.ranges.items()}
-
     def controls(self) -> dict[str, Control]:
         """Each parameter as a :class:`~grafx_core.Control`: its range, unit, scale, default
         (row 0 of :meth:`default_parameters`) and whether it may move (``Range.time_varying``)."""
@@ -73,7 +67,7 @@ class DSPProcessor(Processor):
         """Raise :class:`ChannelCountError` unless every signal, one per inlet, is
         ``[nodes, c, samples]`` with ``c`` one of its inlet's declared counts."""
         who = type(self).__name__
-        for (inlet, allowed), x in zip(accepted_channels(self).items(), signals):
+        for (inlet, allowed), x in zip(describe(self).inlet_channels.items(), signals):
             if allowed is None:
                 continue
             require_channels(x, allowed, who, inlet)

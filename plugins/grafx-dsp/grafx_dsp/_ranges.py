@@ -17,6 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
+from grafx_core import Control
 
 __all__ = ["Range", "soft_limit"]
 
@@ -34,7 +35,7 @@ class Range:
         shape: the parameter's shape without the node dimension.
         scale: ``"log"`` where equal ratios matter more than equal
             differences (frequencies, times, Q, ratios), else ``"linear"``;
-            what :meth:`DSPProcessor.parameter_ranges` declares.
+            what :meth:`DSPProcessor.controls` declares.
         time_varying: the processor accepts the parameter as a curve,
             ``[nodes, *shape, samples]`` (an automation curve the engine expanded).
     """
@@ -55,6 +56,16 @@ class Range:
             )
         if self.scale not in ("linear", "log") or (self.scale == "log" and not self.low > 0):
             raise ValueError(f"invalid range: scale must be 'linear', or 'log' with low > 0, got {self}")
+
+    def control(self, unit: str = "") -> Control:
+        """This range as grafx-core's :class:`~grafx_core.Control` (``[low, high]``, default, shape, scale,
+        whether it may move).
+
+        The guard band stays the processor's business: the control says where a
+        value means what it says, and the processor takes any real value.
+        """
+        return Control(shape=self.shape, low=self.low, high=self.high, default=self.default, unit=unit,
+                       scale=self.scale, time_varying=self.time_varying)
 
     def replace(self, **changes: float | str | bool | tuple[int, ...]) -> Range:
         """A copy with some fields changed (``default=...``, ``shape=(n,)``)."""

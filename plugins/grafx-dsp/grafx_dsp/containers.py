@@ -17,16 +17,10 @@ from torch import nn
 from grafx_core import (
     Control,
     ParameterError,
-    ParameterRange,
     Processor,
     ProcessorOutputError,
-    accepted_channels,
     describe,
-    inlet_names,
-    outlet_names,
-    parameter_ranges,
 )
-from grafx_core.processor import gradient_kind
 
 from ._base import default_parameters, per_node
 from ._ranges import Range, soft_limit
@@ -35,17 +29,6 @@ from .errors import ChannelCountError
 __all__ = ["DryWet", "Chain", "ParallelMix"]
 
 MIX = Range(low=0.0, high=1.0, default=1.0, floor=-0.1, ceiling=1.1, time_varying=True)
-
-
-def _nested_controls(processor: Any) -> dict[str, Any]:
-    """A child's described controls as the nested mapping ``controls()`` returns (moving ones stay moving)."""
-    tree: dict[str, Any] = {}
-    for path, control in describe(processor).controls.items():
-        target = tree
-        for key in path[:-1]:
-            target = target.setdefault(key, {})
-        target[path[-1]] = control
-    return tree
 
 
 def _split_output(output: Any, n_outlets: int, who: str) -> tuple[tuple[torch.Tensor, ...], dict]:
@@ -60,7 +43,7 @@ def _split_output(output: Any, n_outlets: int, who: str) -> tuple[tuple[torch.Te
 
 
 def _common_gradient_kind(children: Sequence[Any], who: str) -> str:
-    kinds = {gradient_kind(child) for child in children}
+    kinds = {describe(child).gradient_kind for child in children}
     if len(kinds) > 1:
         raise ValueError(f"{who}: children have different gradient kinds {sorted(kinds)}; "
                          "a container needs them all alike")
@@ -87,12 +70,12 @@ class DryWet(Processor):
 
     def __init__(self, processor: nn.Module) -> None:
         super().__init__()
-        if len(outlet_names(processor)) != 1:
+        if len(describe(processor).outlets) != 1:
             raise ValueError(f"DryWet: the wrapped processor must have one outlet, "
-                             f"{type(processor).__name__} has {outlet_names(processor)}")
+                             f"{type(processor).__name__} has {describe(processor).outlets}")
         self.processor = processor
-        self.inlets = inlet_names(processor)
-        self.inlet_channels = accepted_channels(processor)
+        self.inlets = describe(processor).inlets
+        self.inlet_channels = dict(describe(processor).inlet_channels)
         self.gradient_kind = _common_gradient_kind([processor], "DryWet")
 
     def parameter_size(self) -> dict[str, Any]:
@@ -103,19 +86,12 @@ class DryWet(Processor):
 
     def controls(self) -> dict[str, Any]:
         """``mix`` (it may move: a curve ``[nodes, 1, samples]``) and the wrapped processor's controls."""
-        tree: dict[str, Any] = {"mix": Control(low=MIX.low, high=MIX.high, default=MIX.default, time_varying=True,
-                                               description="dry/wet amount: 0 dry, 1 wet")}
-        if _has_parameters(self.processor):
-            tree["processor"] = _nested_controls(self.processor)
-        return tree
-
-    def parameter_ranges(self) -> dict[str, Any]:
-        """``mix`` in [0, 1] and the wrapped processor's declared ranges under ``processor``."""
-        ranges: dict[str, Any] = {"mix": ParameterRange(MIX.low, MIX.high)}
-        inner = parameter_ranges(self.processor)
+        controls: dict[str, Any] = {"mix": MIX.control().replace(time_varying=True,
+                                                                 description="dry/wet amount: 0 dry, 1 wet")}
+        inner = describe(self.processor).control_tree()
         if inner:
-            ranges["processor"] = inner
-        return ranges
+            controls["processor"] = inner
+        return controls
 
     def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
                            device: torch.device | str | None = None) -> dict[str, Any]:
@@ -157,16 +133,16 @@ class Chain(Processor):
             raise ValueError("Chain: needs at least one stage")
         names = list(named)
         for position, (name, stage) in enumerate(named.items()):
-            if position > 0 and len(inlet_names(stage)) != 1:
+            if position > 0 and len(describe(stage).inlets) != 1:
                 raise ValueError(f"Chain: stage {name!r} ({type(stage).__name__}) must have one inlet, "
-                                 f"has {inlet_names(stage)}")
-            if position < len(named) - 1 and len(outlet_names(stage)) != 1:
+                                 f"has {describe(stage).inlets}")
+            if position < len(named) - 1 and len(describe(stage).outlets) != 1:
                 raise ValueError(f"Chain: stage {name!r} ({type(stage).__name__}) must have one outlet, "
-                                 f"has {outlet_names(stage)}")
+                                 f"has {describe(stage).outlets}")
         self.stages = nn.ModuleDict(named)
-        self.inlets = inlet_names(named[names[0]])
-        self.inlet_channels = accepted_channels(named[names[0]])
-        self.outlets = outlet_names(named[names[-1]])
+        self.inlets = describe(named[names[0]]).inlets
+        self.inlet_channels = dict(describe(named[names[0]]).inlet_channels)
+        self.outlets = describe(named[names[-1]]).outlets
         self.gradient_kind = _common_gradient_kind(list(named.values()), "Chain")
 
     def parameter_size(self) -> dict[str, Any]:
@@ -174,12 +150,8 @@ class Chain(Processor):
 
     def controls(self) -> dict[str, Any]:
         """Each stage's controls under the stage's name, as the stage declares them (moving ones included)."""
-        return {name: _nested_controls(stage) for name, stage in self.stages.items() if _has_parameters(stage)}
-
-    def parameter_ranges(self) -> dict[str, Any]:
-        """Each stage's declared ranges under the stage's name (stages declaring none left out)."""
-        ranges = {name: parameter_ranges(stage) for name, stage in self.stages.items()}
-        return {name: value for name, value in ranges.items() if value}
+        controls = {name: describe(stage).control_tree() for name, stage in self.stages.items()}
+        return {name: value for name, value in controls.items() if value}
 
     def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
                            device: torch.device | str | None = None) -> dict[str, Any]:
@@ -194,7 +166,7 @@ class Chain(Processor):
         last = len(self.stages) - 1
         outputs: tuple[torch.Tensor, ...] = signals
         for position, (name, stage) in enumerate(self.stages.items()):
-            n_outlets = len(outlet_names(stage)) if position == last else 1
+            n_outlets = len(describe(stage).outlets) if position == last else 1
             outputs, stage_aux = _split_output(stage(*outputs, **params.get(name, {})), n_outlets,
                                                f"Chain stage {name!r} ({type(stage).__name__})")
             aux.update({f"{name}.{key}": value for key, value in stage_aux.items()})
@@ -232,15 +204,15 @@ class ParallelMix(Processor):
             raise ValueError("ParallelMix: 'weights' is the mix's own parameter; name the branch otherwise")
         first = next(iter(named.values()))
         for name, branch in named.items():
-            if inlet_names(branch) != inlet_names(first):
+            if describe(branch).inlets != describe(first).inlets:
                 raise ValueError(f"ParallelMix: branch {name!r} ({type(branch).__name__}) has inlets "
-                                 f"{inlet_names(branch)}, the first branch {inlet_names(first)}")
-            if len(outlet_names(branch)) != 1:
+                                 f"{describe(branch).inlets}, the first branch {describe(first).inlets}")
+            if len(describe(branch).outlets) != 1:
                 raise ValueError(f"ParallelMix: branch {name!r} ({type(branch).__name__}) must have one outlet, "
-                                 f"has {outlet_names(branch)}")
+                                 f"has {describe(branch).outlets}")
         self.branches = nn.ModuleDict(named)
-        self.inlets = inlet_names(first)
-        self.inlet_channels = accepted_channels(first)
+        self.inlets = describe(first).inlets
+        self.inlet_channels = dict(describe(first).inlet_channels)
         self.gradient_kind = _common_gradient_kind(list(named.values()), "ParallelMix")
         self.weight_range = MIX.replace(default=1.0 / len(named), shape=(len(named),))
 
@@ -249,11 +221,12 @@ class ParallelMix(Processor):
         size.update({name: b.parameter_size() for name, b in self.branches.items() if _has_parameters(b)})
         return size
 
-    def parameter_ranges(self) -> dict[str, Any]:
-        """``weights`` in [0, 1] and each branch's declared ranges under its name."""
-        ranges: dict[str, Any] = {"weights": ParameterRange(self.weight_range.low, self.weight_range.high)}
-        ranges.update({name: r for name, r in ((n, parameter_ranges(b)) for n, b in self.branches.items()) if r})
-        return ranges
+    def controls(self) -> dict[str, Any]:
+        """``weights`` in [0, 1] and each branch's controls under its name."""
+        controls: dict[str, Any] = {"weights": self.weight_range.control()}
+        controls.update({name: c for name, c in ((n, describe(b).control_tree()) for n, b in self.branches.items())
+                         if c})
+        return controls
 
     def default_parameters(self, nodes: int = 1, *, dtype: torch.dtype | None = None,
                            device: torch.device | str | None = None) -> dict[str, Any]:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from grafx_core import GrafxError, InletChannelError
 
-__all__ = ["SignalShapeError", "ChannelCountError"]
+__all__ = ["DSPError", "SignalShapeError", "ChannelCountError"]
 
 
-class SignalShapeError(GrafxError, ValueError):
+class DSPError(GrafxError):
+    """The root of grafx-dsp's errors (a :class:`~grafx_core.GrafxError`)."""
+
+
+class SignalShapeError(DSPError, ValueError):
     """A processor received signals whose shapes it cannot treat (inlets that
     disagree on nodes or samples, for instance)."""
 

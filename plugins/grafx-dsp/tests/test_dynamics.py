@@ -182,6 +182,7 @@ def test_sidechain_compressor_gain_follows_the_sidechain():
     torch.testing.assert_close(same, dsp.Compressor()(main, **params))
 
 
+@pytest.mark.slow
 def test_ballistics_gradients_match_finite_differences_for_signed_controls():
     gen = torch.Generator().manual_seed(6)
     control = (3 * torch.randn(2, 1, 200, generator=gen, dtype=torch.float64)).requires_grad_()

@@ -9,14 +9,22 @@ offline. Names are imported on first use, so that the probe process
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+try:
+    __version__ = version("grafx-lv2")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
+    "__version__",
     "lv2_processor",
     "port_values",
     "measure_pre_roll",
     "resolve_plugin",
     "PRE_ROLL",
+    "STEPWISE",
     "DEFAULT_BLOCK_SIZE",
     "FD_MAX_PARAMETERS",
     "TAIL_POLICIES",
@@ -34,7 +42,8 @@ __all__ = [
 ]
 
 _HOMES = {
-    "lv2_processor": "processor", "port_values": "processor", "measure_pre_roll": "preroll", "resolve_plugin": "processor", "PRE_ROLL": "processor",
+    "lv2_processor": "processor", "port_values": "processor", "measure_pre_roll": "preroll",
+    "resolve_plugin": "processor", "PRE_ROLL": "processor", "STEPWISE": "processor",
     "DEFAULT_BLOCK_SIZE": "processor", "FD_MAX_PARAMETERS": "processor",
     "TAIL_POLICIES": "host", "TailCutWarning": "host",
     "map_controls": "controls", "Controls": "controls",

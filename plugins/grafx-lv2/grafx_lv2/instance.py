@@ -25,7 +25,7 @@ from ._lilv import (MAP_FUNC, UNMAP_FUNC, LilvInstanceStruct, LV2Feature, Option
                     library)
 from .world import LV2, Port, world
 
-__all__ = ["Instance", "SUPPORTED_FEATURES", "urid"]
+__all__ = ["Instance", "SUPPORTED_FEATURES", "unsupported_features", "urid"]
 
 _URID = "http://lv2plug.in/ns/ext/urid#"
 _BUF = "http://lv2plug.in/ns/ext/buf-size#"
@@ -38,6 +38,11 @@ SUPPORTED_FEATURES = frozenset({
     LV2 + "isLive",  # not a capability the plug-in needs from an offline host: rendering is never late
 })
 """The LV2 features this host provides."""
+
+
+def unsupported_features(required: Sequence[str]) -> list[str]:
+    """The short names (``worker#schedule``) of the required LV2 features this host does not offer."""
+    return sorted(uri.rsplit("/", 1)[-1] for uri in set(required) - SUPPORTED_FEATURES)
 
 _ATOM_CAPACITY = 65536  # x42 fil4 asks for 8,416 bytes of notification space
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 from functools import partial
 
 from grafx_core import ProcessorSpec, hookimpl
+from grafx_core.estimators.default import default_estimator_name
 
 from .errors import LilvUnavailableError
+from .instance import unsupported_features
 from .names import plugin_names
-from .processor import FD_MAX_PARAMETERS, lv2_processor
+from .processor import lv2_processor
 from .world import world
 
 __all__ = ["grafx_register_processors"]
@@ -37,9 +39,10 @@ def grafx_register_processors() -> list[ProcessorSpec]:
     for summary in summaries:
         if summary.inputs < 1 or summary.outputs < 1:
             continue
-        kind = ("straight-through" if summary.controls == 0 else
-                "finite-difference" if summary.controls <= FD_MAX_PARAMETERS else "spsa")
+        kind = default_estimator_name(summary.controls)
         name = names[summary.uri]
+        missing = unsupported_features(summary.requires)
+        note = f" [will not load: needs LV2 {', '.join(missing)}]" if missing else ""
         specs.append(ProcessorSpec(name, partial(lv2_processor, summary.uri),
-                                   f"{summary.name} ({summary.uri})", gradient=kind))
+                                   f"{summary.name} ({summary.uri}){note}", gradient=kind))
     return specs

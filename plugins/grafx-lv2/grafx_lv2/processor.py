@@ -22,8 +22,9 @@ from typing import Any
 
 import torch
 
-from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec
-from grafx_core.estimators import SPSA, Estimator, FiniteDifference, StraightThrough, resolve_estimator
+from grafx_core.blackbox import BlackBoxProcessor
+from grafx_core.estimators import Estimator
+from grafx_core.estimators.default import FD_MAX_PARAMETERS, default_estimator
 
 from .controls import map_controls
 from .errors import LV2Error, LV2PluginNotFoundError, LV2PortError, LV2UnsupportedPluginError
@@ -33,7 +34,8 @@ from .names import plugin_names
 from .probe import probe
 from .world import world
 
-__all__ = ["lv2_processor", "port_values", "resolve_plugin", "PRE_ROLL", "DEFAULT_BLOCK_SIZE", "FD_MAX_PARAMETERS"]
+__all__ = ["lv2_processor", "port_values", "resolve_plugin", "PRE_ROLL", "STEPWISE", "DEFAULT_BLOCK_SIZE",
+           "FD_MAX_PARAMETERS"]
 
 DEFAULT_BLOCK_SIZE = 1024
 """Samples per ``run`` call unless told otherwise (some plug-ins' output depends on it: it is recorded)."""
@@ -42,16 +44,21 @@ PRE_ROLL = {
     "http://gareus.org/oss/lv2/fil4#": 49152,
     "http://gareus.org/oss/lv2/dpl#": 8192,
     "http://calf.sourceforge.net/plugins/": 1024,
+    "http://distrho.sf.net/plugins/MVerb": 4096,
 }
 """Samples of silence a fresh instance needs to glide from its defaults to its settings, by URI
 prefix; 0 for other plug-ins. Measured with :func:`grafx_lv2.preroll.measure_pre_roll` (the
 smallest pre-roll whose output equals that of a 262,144-sample one) at 44.1 kHz, 1024-sample
-blocks: x42 fil4 49,152, x42 dpl 8,192, Calf Reverb and Saturator 1,024; LSP Compressor and
-DPF 3-Band EQ 0."""
+blocks: x42 fil4 49,152, x42 dpl 8,192, DPF MVerb 4,096, Calf Reverb and Saturator 1,024; LSP
+Compressor and DPF 3-Band EQ 0."""
 
-FD_MAX_PARAMETERS = 12
-"""Central finite differences (exact direction, two renders per control) up to this many
-differentiable controls; SPSA (eight renders per node) beyond."""
+STEPWISE = {
+    "http://calf.sourceforge.net/plugins/Reverb": ("predelay",),
+}
+"""Continuous ports whose output moves in steps (a delay in whole samples), by plug-in URI: their
+controls are declared non-differentiable unless ``differentiable=`` says otherwise. Found with
+:func:`grafx_core.gradient_report` (verdict ``stepwise``): a finite difference across a step is
+noise, not a gradient."""
 
 
 def resolve_plugin(plugin: str) -> tuple[str, str]:
@@ -76,18 +83,6 @@ def resolve_plugin(plugin: str) -> tuple[str, str]:
     raise LV2PluginNotFoundError(f"no installed LV2 plug-in is named or has the URI {plugin!r}"
                                  + (f"; did you mean {near}?" if near else "")
                                  + " (grafx-core plugins lists them)")
-
-
-def _default_estimator(specs: Sequence[ParameterSpec], estimator: Estimator | str | None,
-                       options: Mapping[str, Any] | None) -> Estimator:
-    if estimator is not None:
-        return resolve_estimator(estimator, **dict(options or {}))
-    differentiable = sum(1 for s in specs if s.differentiable)
-    if differentiable == 0:
-        return StraightThrough(**dict(options or {}))
-    if differentiable <= FD_MAX_PARAMETERS:
-        return FiniteDifference(**dict(options or {}))
-    return SPSA(**{"samples": 4, "seed": 0, **dict(options or {})})
 
 
 def _check_options(where: str, sample_rate: Any, block_size: Any, pre_roll: Any, tail: Any) -> None:
@@ -196,8 +191,10 @@ def lv2_processor(
     options = {"sample_rate": float(sample_rate), "block_size": int(block_size), "pre_roll": int(pre_roll),
                "tail": tail, "fixed": {k: float(v) for k, v in (fixed or {}).items()}, "exclude": list(exclude),
                "include": None if include is None else list(include), "differentiable": dict(differentiable or {})}
+    symbols = {p.symbol for p in ports}
+    declared = {symbol: False for symbol in STEPWISE.get(uri, ()) if symbol in symbols}
     controls = map_controls(where, ports, float(sample_rate), fixed=fixed, exclude=exclude, include=include,
-                            differentiable=differentiable)
+                            differentiable={**declared, **dict(differentiable or {})})
     render = RenderItem(where, uri, ports, controls, int(pre_roll), tail, w.latency_port(uri), options)
     if render.inputs < 1 or render.outputs < 1:
         raise LV2UnsupportedPluginError(f"{where}: has {render.inputs} main audio input(s) and {render.outputs} "
@@ -211,7 +208,7 @@ def lv2_processor(
         effect_factory=PluginFactory(uri, where, float(sample_rate), int(block_size)),
         process=render,
         sample_rate=float(sample_rate),
-        estimator=_default_estimator(specs, estimator, estimator_options),
+        estimator=default_estimator(specs, estimator, estimator_options),
         signal_gradient=signal_gradient,
         workers=workers,
         runner=runner,
@@ -241,9 +238,5 @@ def port_values(processor: BlackBoxProcessor, **params: torch.Tensor) -> list[di
     render = processor.process
     if not isinstance(render, RenderItem):
         raise LV2Error(f"{getattr(processor, 'name', processor)!r} is not an LV2 processor (lv2_processor)")
-    processor.natural_parameters(**params)  # checks names, shapes and finiteness
-    # As the render does: the sigmoid in the parameters' dtype, the map in float64, the value as float32.
-    natural = {s.name: s.to_natural(torch.sigmoid(params[s.name].detach()).reshape(-1).to(torch.float64))
-               .to(torch.float32).tolist() for s in processor.specs}
-    nodes = len(next(iter(natural.values()))) if natural else 1
-    return [render.port_values({k: v[n] for k, v in natural.items()}) for n in range(nodes)]
+    received = processor.received_parameters(**params) if processor.specs else [{}]
+    return [render.port_values(natural) for natural in received]

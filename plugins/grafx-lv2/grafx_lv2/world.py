@@ -32,7 +32,7 @@ __all__ = ["Port", "PluginSummary", "World", "world", "LV2", "CACHE_ENV"]
 CACHE_ENV = "GRAFX_LV2_CACHE"
 """Environment variable: the folder of the listing cache (``off`` disables it)."""
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 LV2 = "http://lv2plug.in/ns/lv2core#"
 _ATOM = "http://lv2plug.in/ns/ext/atom#"
@@ -78,13 +78,14 @@ class Port:
 @dataclass(frozen=True)
 class PluginSummary:
     """What a listing knows of a plug-in: ``uri``, ``name``, audio ``inputs`` (main, not side-chain)
-    and ``outputs``, and the number of continuous input ``controls``."""
+    and ``outputs``, the number of continuous input ``controls``, and the LV2 features it ``requires``."""
 
     uri: str
     name: str
     inputs: int
     outputs: int
     controls: int
+    requires: tuple[str, ...] = ()
 
 
 class World:
@@ -236,7 +237,7 @@ class World:
         controls = sum(1 for p in ports if p.kind == "control" and p.direction == "input" and not p.designation
                        and not p.properties & {"toggled", "integer", "enumeration"}
                        and math.isfinite(p.minimum) and math.isfinite(p.maximum) and p.minimum < p.maximum)
-        return PluginSummary(uri, self.name(uri), audio_in, audio_out, controls)
+        return PluginSummary(uri, self.name(uri), audio_in, audio_out, controls, tuple(self.required_features(uri)))
 
     def _signature(self, lib: Any) -> str:
         digest = hashlib.sha256(f"{_CACHE_VERSION}".encode())
@@ -286,7 +287,7 @@ def _read_cache(signature: str) -> list[PluginSummary] | None:
             data = json.load(f)
         if data.get("signature") != signature:
             return None
-        return [PluginSummary(**entry) for entry in data["plugins"]]
+        return [PluginSummary(**{**entry, "requires": tuple(entry.get("requires", ()))}) for entry in data["plugins"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None  # no cache, or one from another version: rebuild it
 

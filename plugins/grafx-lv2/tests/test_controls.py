@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from grafx_core import Graph, create_empty_parameters
+from grafx_core import Graph, create_empty_parameters, describe
 from grafx_lv2 import LV2PortError, lv2_processor, port_values
 from grafx_lv2.controls import parameter_name
 from grafx_lv2.world import world
@@ -63,3 +63,33 @@ def test_bad_port_options_name_the_plugin_and_the_port(require, options, match):
     with pytest.raises(LV2PortError, match=r"lv2:lsp_compressor_stereo \(http://lsp-plug.in/plugins/lv2/"
                                            r"compressor_stereo\): " + match):
         lv2_processor(require("lsp_compressor_stereo"), **options)
+
+
+def test_calf_reverb_predelay_is_declared_stepwise_and_mverb_gets_its_pre_roll(require):
+    reverb = lv2_processor(require("calf_reverb"))
+    specs = {s.name: s for s in reverb.specs}
+    assert not specs["predelay"].differentiable and specs["decay_time"].differentiable
+    assert ("predelay",) in describe(reverb).nondifferentiable()
+    assert next(s for s in lv2_processor("calf_reverb", differentiable={"predelay": True}).specs
+                if s.name == "predelay").differentiable  # the user may still say otherwise
+    assert lv2_processor(require("dpf_mverb")).process.pre_roll == 4096
+
+
+def test_port_values_report_what_each_node_received_whatever_the_stage_size(require, noise):
+    processor = lv2_processor(require("calf_saturator"), check_determinism=False)
+    raw = {s.name: torch.randn(16, 1, generator=torch.Generator().manual_seed(k)) * 3
+           for k, s in enumerate(processor.specs)}
+    received = []
+    render = processor.process
+    processor.process = lambda effect, audio, rate, **natural: (received.append(natural), render(
+        effect, audio, rate, **natural))[1]
+    processor(noise(16), **raw)
+    processor.process = render
+    batch = port_values(processor, **raw)
+    by_row = {}
+    for row in range(16):
+        single = port_values(processor, **{k: v[row:row + 1] for k, v in raw.items()})[0]
+        assert single == batch[row]
+        by_row[tuple(sorted(render.port_values(received[row]).items()))] = row
+    assert sorted(by_row.values()) == list(range(16))  # each received vector is one of the reported ones
+    assert {tuple(sorted(v.items())) for v in batch} == set(by_row)

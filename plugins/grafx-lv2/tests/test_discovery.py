@@ -39,3 +39,14 @@ def test_a_missing_plugin_is_named_and_near_names_are_suggested(require):
     require("lsp_compressor_stereo")
     with pytest.raises(LV2PluginNotFoundError, match=r"'lsp_compresor_stereo'.*did you mean.*lsp_compressor_stereo"):
         lv2_processor("lsp_compresor_stereo")
+
+
+def test_the_listing_marks_plug_ins_this_host_cannot_load(require):
+    from grafx_core import PluginError, get_processor, list_processors
+
+    name = require("urn_dragonfly_room")  # needs the LV2 worker feature
+    listed = {info.spec.name: info.spec.description for info in list_processors() if info.plugin == "lv2"}
+    assert listed[name].endswith("[will not load: needs LV2 worker#schedule]")
+    assert "will not load" not in listed[require("calf_reverb")]
+    with pytest.raises(PluginError, match="LV2UnsupportedPluginError.*worker#schedule"):
+        get_processor(f"lv2:{name}")

@@ -9,15 +9,23 @@ gradients come from finite differences or SPSA (chosen per effect from the
 number of differentiable controls, :mod:`grafx_pedalboard.estimator`).
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from .chain import pedalboard_chain
 from .effects import EFFECTS, Effect, effect_names, get_effect
-from .errors import EffectOptionError, PluginParameterError
+from .errors import EffectOptionError, PedalboardError, PluginParameterError
 from .estimator import FD_MAX_PARAMETERS, default_estimator_name
 from .external import ExternalParameter, external_processor, read_parameters
 from .probe import ControlProbe, probe_controls
 from .processor import effect_specs, pedalboard_processor
 
+try:
+    __version__ = version("grafx-pedalboard")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
+    "__version__",
     "pedalboard_processor",
     "pedalboard_chain",
     "external_processor",
@@ -32,6 +40,7 @@ __all__ = [
     "read_parameters",
     "probe_controls",
     "ControlProbe",
+    "PedalboardError",
     "EffectOptionError",
     "PluginParameterError",
 ]

@@ -1,4 +1,4 @@
-"""The default gradient estimator of a pedalboard node, chosen from its differentiable controls.
+"""The default gradient estimator of a pedalboard node: the core's rule, chosen from its differentiable controls.
 
 Central finite differences cost two renders per differentiable control and
 give the exact direction; SPSA costs ``2 * samples`` renders whatever the
@@ -19,34 +19,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from grafx_core.blackbox import ParameterSpec
-from grafx_core.blackbox import BlackBoxProcessor
-from grafx_core.estimators import SPSA, Estimator, FiniteDifference, StraightThrough, resolve_estimator
+from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec
+from grafx_core.estimators import Estimator
+from grafx_core.estimators.default import FD_MAX_PARAMETERS, SPSA_SAMPLES, default_estimator, default_estimator_name
 
 __all__ = ["FD_MAX_PARAMETERS", "SPSA_SAMPLES", "default_estimator_name", "make_estimator",
            "settle_gradient_kind"]
 
-FD_MAX_PARAMETERS = 12
-"""Central finite differences up to this many differentiable controls, SPSA beyond."""
-
-SPSA_SAMPLES = 4
-"""Perturbations per node of the default SPSA estimator (8 extra renders per node)."""
-
-SPSA_SEED = 0
-"""Seed of the default SPSA estimator, so that training runs repeat exactly."""
-
-
-def default_estimator_name(specs: Sequence[ParameterSpec]) -> str:
-    """``"straight-through"`` (no differentiable control), ``"finite-difference"`` or ``"spsa"``."""
-    differentiable = sum(1 for s in specs if s.differentiable)
-    if differentiable == 0:
-        return "straight-through"
-    return "finite-difference" if differentiable <= FD_MAX_PARAMETERS else "spsa"
-
 
 def make_estimator(specs: Sequence[ParameterSpec], estimator: Estimator | str | None,
                    options: Mapping[str, Any] | None) -> Estimator:
-    """The estimator a processor with ``specs`` uses.
+    """The estimator a processor with ``specs`` uses: the core's rule (:mod:`grafx_core.estimators.default`).
 
     Args:
         specs: the node's controls.
@@ -58,17 +41,7 @@ def make_estimator(specs: Sequence[ParameterSpec], estimator: Estimator | str | 
     Raises:
         EstimatorError: an unknown name, or options given with an instance.
     """
-    options = dict(options or {})
-    if estimator is None:
-        name = default_estimator_name(specs)
-        if name == "straight-through":
-            return StraightThrough(**options)
-        if name == "finite-difference":
-            return FiniteDifference(**options)
-        options.setdefault("samples", SPSA_SAMPLES)
-        options.setdefault("seed", SPSA_SEED)
-        return SPSA(**options)
-    return resolve_estimator(estimator, **options)
+    return default_estimator(specs, estimator, options)
 
 
 def settle_gradient_kind(processor: BlackBoxProcessor) -> BlackBoxProcessor:

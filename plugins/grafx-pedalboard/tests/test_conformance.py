@@ -22,8 +22,11 @@ IMPULSE = np.exp(-np.arange(500) / 80.0) * np.random.default_rng(5).standard_nor
 
 
 def conform(processor) -> list[str]:
-    # the kit exempts the controls the processor declares non-differentiable by itself
-    return check_processor(processor)
+    # The kit exempts the controls the processor declares non-differentiable by itself. Its reference
+    # differences step raw values by 3e-3 rather than 1e-3: pedalboard holds parameters as float32, and at
+    # 1e-3 the shelf filters' reference moved by 10% when the raw-to-natural map changed by one float32 ulp
+    # (seeds 0-3 all agree at 3e-3).
+    return check_processor(processor, fd_step=3e-3)
 
 
 @pytest.mark.parametrize("name", sorted(EFFECTS))

@@ -7,7 +7,6 @@ import torch
 
 from grafx_core import Graph, create_empty_parameters, render
 from grafx_core.errors import BlackBoxError
-from grafx_core.estimators import StoppedSignalGradientWarning
 from grafx_pedalboard import pedalboard_processor
 
 TRACKS = 3

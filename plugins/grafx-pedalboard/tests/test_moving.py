@@ -25,7 +25,7 @@ def test_an_automated_reverb_wet_level_is_set_block_by_block_in_one_instance():
     for b, start in enumerate(range(0, 3000, block)):
         raw = params["wet_level"][0, 0, start]
         reverb.wet_level = float(bb.specs[[s.name for s in bb.specs].index("wet_level")]
-                                 .to_natural(torch.sigmoid(raw).double()).float())
+                                 .to_natural(torch.sigmoid(raw.double()).float().double()).float())
         chunks.append(reverb.process(audio[:, start:start + block], 44100, reset=b == 0))
     np.testing.assert_array_equal(y[0].numpy(), np.concatenate(chunks, axis=-1))
 

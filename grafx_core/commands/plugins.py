@@ -13,9 +13,9 @@ import warnings
 from typing import Any
 
 from ..errors import PluginWarning
-from ._default import default_registry
-from ._manager import Registry
-from ._records import distribution_label
+from ..registry._default import default_registry
+from ..registry._manager import Registry
+from ..registry._records import distribution_label
 
 __all__ = ["add_arguments", "run", "plugins_report", "format_report"]
 
