@@ -176,8 +176,13 @@ def black_box(audio) -> None:
                 reference[j] = (loss(plus) - loss(minus)).double() / (2 * step)
         blocks = -(-samples // bb.control_block)
         hats = hat_functions(blocks, bb.knots)
-        along = (lambda g: hats @ g[:blocks])
-        cos = (lambda a, b: float((a * b).sum() / (a.norm() * b.norm())))
+
+        def along(g: torch.Tensor) -> torch.Tensor:
+            return hats @ g[:blocks]
+
+        def cos(a: torch.Tensor, b: torch.Tensor) -> float:
+            return float((a * b).sum() / (a.norm() * b.norm()))
+
         print(f"4. {effect} {control} automated ({frames} frames, hop {hop}): gradient cosine along the "
               f"{bb.knots} knots {cos(along(estimate), along(reference)):.3f} (aim >= 0.9), per frame "
               f"{cos(estimate, reference):.3f}; cost {2 * bb.knots} renders per control (reference: "

@@ -42,7 +42,7 @@ from .description import describe
 from ._paths import leaves, nest
 from .errors import ConformanceError
 from .control import Control
-from .description import ProcessorDescription, describe
+from .description import ProcessorDescription
 from .processor import node_shares
 from .gradient_report import gradient_report  # noqa: F401  (re-exported: grafx_core.testing.gradient_report)
 

@@ -25,7 +25,6 @@ from ..estimators.auto import settle_signal_gradient
 from ..estimators.base import Estimator
 from ..estimators.default import default_estimator
 from ..estimators.target import RenderJob, RenderTarget
-from ..control import Control
 from .isolated import DEFAULT_ITEM_TIMEOUT, IsolatedRunner
 from .lifecycle import Instances, check_bit_exact
 from .parameters import ParameterSpec

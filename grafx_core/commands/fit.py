@@ -51,7 +51,8 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the stems, the target, the console and the fit's options."""
-    parser.add_argument("stems", nargs="+", metavar="STEM.wav", help="one audio file per track (WAV, FLAC, OGG, MP3, ...), in the console's order")
+    parser.add_argument("stems", nargs="+", metavar="STEM.wav",
+                        help="one audio file per track (WAV, FLAC, OGG, MP3, ...), in the console's order")
     parser.add_argument("--target", "-t", required=True, metavar="MIX.wav", help="the mix to reproduce")
     parser.add_argument("--output", "-o", required=True, metavar="DIR", help="results folder (new, or --force)")
     parser.add_argument("--graph", metavar="GRAPH.json",

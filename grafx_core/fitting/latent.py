@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from .._tree import ParameterModules, ParameterTree
-from ..structure import GATE_PARAMETER
 from ..processor import ProcessorLike
 from ..control import Control
 from ..description import describe

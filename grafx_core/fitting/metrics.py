@@ -18,8 +18,16 @@ import warnings
 import numpy as np
 import torch
 
-__all__ = ["AUDIBLE_BAND_HZ", "k_weighting", "integrated_loudness", "bs1770_loudness", "snr_db", "log_spectral_distance_db", "peak_dbfs",
-           "audio_metrics"]
+__all__ = [
+    "AUDIBLE_BAND_HZ",
+    "k_weighting",
+    "integrated_loudness",
+    "bs1770_loudness",
+    "snr_db",
+    "log_spectral_distance_db",
+    "peak_dbfs",
+    "audio_metrics",
+]
 
 # The K-weighting prototype (shelf gain, Q and corner; high-pass Q and corner) that reproduces
 # BS.1770's published 48 kHz coefficients when discretised with a pre-warped bilinear transform.

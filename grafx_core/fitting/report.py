@@ -13,7 +13,15 @@ from ..graph import Graph
 from ..description import describe
 from .latent import is_black_box
 
-__all__ = ["natural_parameters", "outside_range", "node_report", "errors_by_type", "format_errors", "plot_loss", "plot_spectrograms"]
+__all__ = [
+    "natural_parameters",
+    "outside_range",
+    "node_report",
+    "errors_by_type",
+    "format_errors",
+    "plot_loss",
+    "plot_spectrograms",
+]
 
 
 def natural_parameters(processors: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict[str, dict[str, torch.Tensor]]:

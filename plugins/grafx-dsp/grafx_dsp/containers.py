@@ -15,7 +15,6 @@ from typing import Any
 import torch
 from torch import nn
 from grafx_core import (
-    Control,
     ParameterError,
     Processor,
     ProcessorOutputError,
