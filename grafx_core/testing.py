@@ -37,7 +37,9 @@ import torch
 from torch import nn
 
 from ._kit_inputs import describe_inputs, draw_parameter
+from .description import describe
 from .errors import ConformanceError
+from .state import render_in_blocks
 from .processor import (
     GRADIENT_KINDS,
     ParameterRange,
@@ -63,6 +65,7 @@ CHECKS = (
     "gradient-flow",
     "gradcheck",
     "estimator-agreement",
+    "streaming",
 )
 """The checks :func:`check_processor` runs, in order; all but the first three can be skipped."""
 
@@ -70,6 +73,10 @@ _ESTIMATED_KINDS = ("finite-difference", "spsa")
 _DEFAULT_MIN_COSINE = {"finite-difference": 0.99, "spsa": 0.7}
 
 Path = tuple[str, ...]
+
+
+STREAM_SPLITS: tuple[tuple[int, ...], ...] = ((1, 63), (100, 37))
+"""Block sizes the ``streaming`` check renders in (each cycled until the signal ends)."""
 
 
 def _nest(paths: list[Path], values: list[torch.Tensor]) -> dict[str, Any]:
@@ -292,6 +299,29 @@ class _Checker:
             self.assert_close("batch-consistency", batched, single,
                               f"{what} of a batch of {self.nodes} nodes differs from the nodes rendered one by one")
 
+    def streams(self) -> bool:
+        description = describe(self.processor)
+        return description.stateful or description.memoryless
+
+    def check_streaming(self, atol: float) -> None:
+        latency = describe(self.processor).latency_samples
+        params = _nest([p for p, _ in self.layout], self.params)
+        # A late processor is flushed with silence, as a stream does at its end.
+        signals = [torch.nn.functional.pad(x, (0, latency)) for x in self.signals]
+        for sizes in STREAM_SPLITS:
+            try:
+                with torch.no_grad():
+                    blocked = render_in_blocks(self.processor, signals, params, sizes)
+            except Exception as exc:
+                self.fail("streaming", f"rendering in blocks of {list(sizes)} raised {type(exc).__name__}: {exc}")
+            for name, whole, part in zip(self.outlets, self.outputs, blocked):
+                part = part[..., latency:]
+                scale = max(float(whole.abs().max()) if whole.numel() else 0.0, 1.0)
+                error = float((whole - part).abs().max()) if whole.numel() else 0.0
+                if not error <= atol * scale:
+                    self.fail("streaming", f"outlet {name!r} rendered in blocks of {list(sizes)} from initial_state "
+                                           f"differs from one forward by {error:.3g} (allowed {atol * scale:.3g})")
+
     def assert_close(self, check: str, actual: torch.Tensor, expected: torch.Tensor, message: str) -> None:
         scale = float(expected.abs().max()) if expected.numel() else 0.0
         try:
@@ -424,6 +454,7 @@ def check_processor(
     min_cosine: float | None = None,
     estimator_repeats: int | None = None,
     skip: Collection[str] = (),
+    stream_atol: float = 1e-6,
 ) -> list[str]:
     """Check that ``processor`` follows the processor protocol; raise at the first failure.
 
@@ -451,6 +482,12 @@ def check_processor(
       what ``gradcheck`` and ``estimator-agreement`` check.
     - ``gradcheck`` (autograd only, if ``gradcheck``): ``torch.autograd.gradcheck``
       in float64 (fast mode) on a deep copy converted to float64.
+    - ``streaming`` (processors declaring ``initial_state``/``forward_stateful``
+      or ``memoryless``): the signals rendered in blocks of several sizes
+      (:data:`STREAM_SPLITS`), the state carried from ``initial_state``,
+      equal one ``forward`` over the whole signal (``stream_atol`` times the
+      output's peak, at least 1; a processor declaring ``latency_samples``
+      is flushed with that much silence and its blocked output shifted back).
     - ``estimator-agreement`` (``"finite-difference"`` and ``"spsa"``): the
       parameters' estimated gradient of a fixed random linear loss, averaged
       over ``estimator_repeats`` backward passes (default 1 for finite
@@ -477,6 +514,8 @@ def check_processor(
         rtol, atol: batch-consistency tolerances.
         nondifferentiable: dotted parameter names exempt from gradient checks.
         fd_step, min_cosine, estimator_repeats: estimator-agreement settings.
+        stream_atol: streaming tolerance (``0.0``: bit for bit, for a
+            deterministic black box in one instance).
         skip: names of checks not to run (any but ``protocol``,
             ``parameter-size`` and ``output``).
 
@@ -510,6 +549,7 @@ def check_processor(
         ("gradcheck", gradcheck and checker.kind == "autograd", checker.check_gradcheck),
         ("estimator-agreement", checker.kind in _ESTIMATED_KINDS,
          lambda: checker.check_estimator_agreement(fd_step, min_cosine, estimator_repeats)),
+        ("streaming", checker.streams(), lambda: checker.check_streaming(stream_atol)),
     ]
     for name, applies, run in plan:
         if applies and name not in skip:

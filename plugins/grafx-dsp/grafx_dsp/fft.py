@@ -16,6 +16,7 @@ __all__ = [
     "fast_length",
     "fft_convolve",
     "decay_length",
+    "convolve_block",
 ]
 
 BLOCK = 1 << 16
@@ -88,3 +89,26 @@ def decay_length(pole_radius: float, minimum: int = 64, maximum: int = 1 << 22) 
         return maximum
     length = 1.5 * math.log(IR_TAIL_TOLERANCE) / math.log(pole_radius)
     return int(min(max(math.ceil(length), minimum), maximum))
+
+
+def convolve_block(x: torch.Tensor, h: torch.Tensor, tail: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One block of a causal convolution carried across blocks (overlap-add).
+
+    The block's full convolution with ``h`` (:func:`fft_convolve`), plus the
+    part of the previous blocks' convolutions that reaches into it.
+
+    Args:
+        x: the block ``[..., samples]``.
+        h: kernel ``[..., taps]``, the whole causal impulse response (not cut to the block).
+        tail: the previous blocks' overhang ``[..., taps - 1]`` (``None`` or zeros at the start).
+
+    Returns:
+        ``(y, tail)``: the block's output ``[..., samples]`` and the overhang
+        into the blocks that follow, ``[..., taps - 1]``.
+    """
+    full = fft_convolve(x, h, mode="full")
+    if tail is not None and tail.shape[-1]:
+        overlap = tail.shape[-1]
+        full = torch.cat([full[..., :overlap] + tail, full[..., overlap:]], dim=-1)
+    samples = x.shape[-1]
+    return full[..., :samples], full[..., samples:]
