@@ -194,15 +194,15 @@ def _stream(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tensor],
     position, to_drop = 0, latency
     for index, block in enumerate(blocks):
         sources, batched = run_plan._prepare_sources(block)
+        length = sources.shape[-1]
+        block_parameters = _block_parameters(run_plan, parameters, position, position + length)
         if first is None:
             first = sources
-            per_example = check_parameters(run_plan.graph, run_plan.processors, parameters,
+            per_example = check_parameters(run_plan.graph, run_plan.processors, block_parameters,
                                            sources.shape[0] if batched else None)
         elif sources.shape[:-1] != first.shape[:-1]:
             raise StreamingError(f"block {index} has shape {list(block.shape)}; every block must have the first "
                                  f"block's shape {list(first.shape[1 - int(batched):-1])} but for its length")
-        length = sources.shape[-1]
-        block_parameters = _block_parameters(run_plan, parameters, position, position + length)
         y, _ = program.run(block_parameters, sources, per_example, batched, states)
         if detach_state:
             for key in states:

@@ -36,7 +36,7 @@ import math
 import torch
 
 from ._base import Number, per_node
-from .fft import convolve_block, decay_length, fft_convolve
+from .fft import decay_length, fft_convolve
 
 __all__ = ["one_pole", "peak_release", "ballistics"]
 
@@ -57,7 +57,7 @@ def one_pole(x: torch.Tensor, time_ms: Number, sample_rate: float,
         time_ms: time constant in ms, per node, ``> 0``.
         sample_rate: in Hz.
         carry: a block-wise render's state (see :func:`ballistics`); key
-            ``"attack"`` holds the convolution's overhang, read and replaced.
+            ``"attack"`` holds the last output ``[nodes, channels, 1]``, read and replaced.
 
     Returns:
         ``[nodes, channels, samples]``, exact up to FFT rounding and the
@@ -65,14 +65,18 @@ def one_pole(x: torch.Tensor, time_ms: Number, sample_rate: float,
     """
     log_a = -_decay_per_sample(per_node(time_ms, x), sample_rate)
     # The response is cut where it has decayed (below 1e-13 of its start), or at the signal's length.
-    taps = decay_length(math.exp(float(log_a.detach().max())))
-    if carry is None:
-        taps = min(x.shape[-1], taps)
+    taps = min(x.shape[-1], decay_length(math.exp(float(log_a.detach().max()))))
     n = torch.arange(taps, dtype=x.dtype, device=x.device)
     impulse_response = -torch.expm1(log_a) * torch.exp(n * log_a)
+    y = fft_convolve(x, impulse_response, mode="causal")
     if carry is None:
-        return fft_convolve(x, impulse_response, mode="causal")
-    y, carry["attack"] = convolve_block(x, impulse_response, carry.get("attack"))
+        return y
+    # A one-pole's state is its last output, which decays as a**(n + 1) into the block.
+    last = carry.get("attack")
+    if last is not None:
+        ramp = torch.arange(1, x.shape[-1] + 1, dtype=x.dtype, device=x.device)
+        y = y + last * torch.exp(ramp * log_a)
+    carry["attack"] = y[..., -1:].clone()  # the caller may scale y in place
     return y
 
 
@@ -139,7 +143,7 @@ def ballistics(v: torch.Tensor, attack_ms: Number, release_ms: Number, sample_ra
             block (an empty dict before the first), updated in place to the
             state after this one: the peak detectors' last values
             (``"release"``, ``"release_negative"``) and the attack
-            smoother's overhang (``"attack"``), each ``[nodes, channels, ...]``.
+            smoother's last output (``"attack"``), each ``[nodes, channels, 1]``.
 
     Returns:
         ``[nodes, channels, samples]`` in ``v``'s dtype.
