@@ -50,6 +50,10 @@ class SetAndProcess:
         self.targets = dict(targets)
 
     def __call__(self, effect: Any, audio: np.ndarray, sample_rate: float, **natural: float) -> np.ndarray:
+        self._set(effect, natural)
+        return effect.process(audio, sample_rate, reset=True)
+
+    def _set(self, effect: Any, natural: Mapping[str, float]) -> None:
         parameters: dict[tuple[int, ...], Any] = {}
         for name, value in natural.items():
             path, attribute, how = self.targets[name]
@@ -62,7 +66,15 @@ class SetAndProcess:
                 parameters[path][attribute].raw_value = value
             else:
                 setattr(plugin, attribute, value)
-        return effect.process(audio, sample_rate, reset=True)
+
+
+class SetAndProcessBlock(SetAndProcess):
+    """Process one block of a stream: set each control, then ``process(reset=False)``, so that the
+    instance (one per node for the whole stream) carries its state (a reverb's tail) to the next block."""
+
+    def __call__(self, effect: Any, audio: np.ndarray, sample_rate: float, **natural: float) -> np.ndarray:
+        self._set(effect, natural)
+        return effect.process(audio, sample_rate, reset=False)
 
 
 class EffectFactory:
@@ -248,6 +260,7 @@ def pedalboard_processor(
         specs,
         effect_factory=factory,
         process=SetAndProcess({s.name: ((), s.name, "attribute") for s in specs}),
+        process_block=SetAndProcessBlock({s.name: ((), s.name, "attribute") for s in specs}),
         instances="per-item" if info.fresh_instance else "per-thread",
         sample_rate=float(sample_rate),
         estimator=make_estimator(specs, estimator, estimator_options),
