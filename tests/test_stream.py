@@ -109,3 +109,19 @@ def test_stream_state_gradients_stay_within_a_block_when_detached() -> None:
     for y in plan.stream(parameters, _blocks(sources, [2000])):
         y.square().mean().backward()
     assert leaf.grad is not None and bool(torch.isfinite(leaf.grad).all()) and float(leaf.grad.abs().sum()) > 0
+
+
+def test_an_excerpt_rendered_after_its_warm_up_equals_the_whole_render_there() -> None:
+    from grafx_core.excerpts import render_excerpt
+
+    plan, _, parameters, sources = _console(3)
+    leaf = parameters["dsp:stereo_gain"]["gain_db"].clone().requires_grad_(True)
+    parameters["dsp:stereo_gain"]["gain_db"] = leaf
+    with torch.no_grad():
+        whole, _ = plan(parameters, sources)
+    excerpt = render_excerpt(plan, parameters, sources, 2500, 1000, block_size=700)
+    assert excerpt.shape == (*whole.shape[:-1], 1000)
+    assert float((excerpt.detach() - whole[..., 2500:3500]).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
+    excerpt.square().mean().backward()
+    assert leaf.grad is not None and float(leaf.grad.abs().sum()) > 0
+    assert torch.is_grad_enabled()

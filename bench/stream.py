@@ -1,0 +1,134 @@
+"""Streaming renders against one-shot renders, side by side in one run.
+
+1. Block-wise vs one-shot render of the demo console (grafx-dsp EQs, pans,
+   compressors, width; pedalboard compressors and reverb) on synthesised
+   tracks, at block sizes 64 to 8,192: the max abs difference (aim <= 1e-6 of
+   the peak for analytic processors in float32; pedalboard hosts one instance
+   per node and is bit-exact on its own) and the time against one render.
+2. ``grafx-core render --block-size 4096`` of the analytic console on WAV
+   files on disk: peak resident memory (``/usr/bin/time``) at two input
+   lengths, throughput as a real-time factor, and a one-shot render of the
+   shorter length for the cost ratio.
+
+The machine this runs on is usually shared: compare the ratios printed in one
+run, not absolute times between runs.
+
+Run: python bench/stream.py [--seconds 4] [--tracks 8] [--minutes 1 4] [--block-sizes 64 512 4096 8192]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from grafx_core import compile_render, save_parameters
+from grafx_core.commands._processors import build_processors
+from grafx_core.demo.draws import demo_console
+from grafx_core.demo.multitrack import INSTRUMENTS, synthesise_multitrack
+from grafx_core.fitting.console import build_console
+
+
+def _blocks(x: torch.Tensor, size: int) -> list[torch.Tensor]:
+    return [x[..., s:s + size] for s in range(0, x.shape[-1], size)]
+
+
+def console_blocks(seconds: float, tracks: int, sizes: list[int]) -> None:
+    names, sources = synthesise_multitrack(tracks=tracks, seconds=seconds)
+    console = demo_console(names)
+    processors = build_processors(console.graph, console.options, 44100)
+    plan = compile_render(console.graph, processors)
+    parameters = console.start_parameters(processors)
+    sources = sources.to(torch.float32)
+    print(f"demo console, {tracks} tracks x {seconds:g} s stereo ({len(console.graph)} nodes)")
+    with torch.no_grad():
+        start = time.perf_counter()
+        whole, _ = plan(parameters, sources)
+        one_shot = time.perf_counter() - start
+        peak = float(whole.abs().max())
+        print(f"  one-shot render: {one_shot:.2f} s")
+        print(f"  {'block':>6} {'max abs diff':>13} {'/ peak':>9} {'time':>8} {'x one-shot':>11}")
+        for size in sizes:
+            start = time.perf_counter()
+            streamed = torch.cat(list(plan.stream(parameters, _blocks(sources, size))), dim=-1)
+            took = time.perf_counter() - start
+            diff = float((streamed - whole).abs().max())
+            print(f"  {size:>6} {diff:>13.3g} {diff / peak:>9.2g} {took:>7.2f}s {took / one_shot:>10.2f}x")
+
+
+def _write_sources(folder: str, tracks: int, minutes: float) -> list[str]:
+    from grafx_core.wavblocks import WavBlockWriter
+
+    rng = np.random.default_rng(0)
+    paths, block = [], 44100 * 10
+    for k in range(tracks):
+        path = os.path.join(folder, f"t{k}_{minutes:g}.wav")
+        with WavBlockWriter(path, 2, 44100) as writer:
+            for start in range(0, int(minutes * 60 * 44100), block):
+                n = min(block, int(minutes * 60 * 44100) - start)
+                writer.write(torch.from_numpy((0.2 * rng.standard_normal((2, n))).astype(np.float32)))
+        paths.append(path)
+    return paths
+
+
+def _timed_render(args: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one CLI run."""
+    start = time.perf_counter()
+    done = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "grafx_core", *args],
+                          capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(done.stderr)
+    return took, int(done.stderr.strip().splitlines()[-1]) / 1024
+
+
+def cli_memory(tracks: int, minutes: list[float], block: int) -> None:
+    names = [name for name, _ in INSTRUMENTS][:tracks]
+    console = build_console(names, "analytic")
+    processors = build_processors(console.graph, console.options, 44100)
+    with tempfile.TemporaryDirectory() as folder:
+        graph_path, options_path = os.path.join(folder, "g.json"), os.path.join(folder, "o.json")
+        params_path = os.path.join(folder, "p.json")
+        console.graph.save(graph_path)
+        with open(options_path, "w") as f:
+            json.dump(console.options, f)
+        save_parameters(console.start_parameters(processors), params_path)
+        print(f"\ngrafx-core render of the analytic console, {tracks} tracks stereo 44.1 kHz float32 WAV "
+              f"({len(console.graph)} nodes)")
+        print(f"  {'input':>8} {'mode':>16} {'peak RSS':>9} {'wall':>8} {'real time':>10}")
+        for length in minutes:
+            sources = _write_sources(folder, tracks, length)
+            common = ["render", graph_path, "--options", options_path, "-p", params_path,
+                      *sum((["-s", p] for p in sources), []), "--force", "-o", os.path.join(folder, "mix.wav")]
+            modes = [(f"--block-size {block}", ["--block-size", str(block)])]
+            if length == minutes[0]:
+                modes.append(("one-shot", []))
+            for label, extra in modes:
+                took, rss = _timed_render([*common, *extra])
+                print(f"  {length:>6g} m {label:>16} {rss:>7.0f}MB {took:>7.1f}s {length * 60 / took:>9.1f}x")
+            for path in sources:
+                os.remove(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of the demo console's tracks")
+    parser.add_argument("--tracks", type=int, default=8)
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1.0, 3.0],
+                        help="input lengths of the CLI memory runs")
+    parser.add_argument("--block-sizes", type=int, nargs="+", default=[64, 512, 4096, 8192])
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    console_blocks(args.seconds, args.tracks, args.block_sizes)
+    cli_memory(args.tracks, args.minutes, 4096)
+
+
+if __name__ == "__main__":
+    main()
