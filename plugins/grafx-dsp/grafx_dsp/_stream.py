@@ -50,13 +50,22 @@ class StatefulConvolution:
         if check is not None:
             check(x)
         kernel = _cached_kernel(state, params)
+        spectra: dict[str, torch.Tensor] | None = None
         if kernel is None:
             kernel = self.stream_kernel(x, **params)
+        else:
+            spectra = dict(state.get("spectra", {}))
         kept = _kernel_cache(kernel, params)
+        cache = None if spectra is None else {int(k): v for k, v in spectra.items()}
         if kernel.dim() == 4:
-            y, tail = convolve_block(x.unsqueeze(1), kernel, state.get("tail"))
-            return tuple(y.unbind(dim=1)), {"tail": tail, **kept}
-        y, tail = convolve_block(x, kernel, state.get("tail"))
+            y, tail = convolve_block(x.unsqueeze(1), kernel, state.get("tail"), cache)
+            y = tuple(y.unbind(dim=1))
+        else:
+            y, tail = convolve_block(x, kernel, state.get("tail"), cache)
+        if kept and cache is not None:
+            kept["spectra"] = {str(k): v for k, v in cache.items()}
+        elif kept:
+            kept["spectra"] = {}
         return y, {"tail": tail, **kept}
 
 
