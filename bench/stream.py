@@ -13,7 +13,7 @@
 The machine this runs on is usually shared: compare the ratios printed in one
 run, not absolute times between runs.
 
-Run: python bench/stream.py [--seconds 4] [--tracks 8] [--minutes 1 4] [--block-sizes 64 512 4096 8192]
+Run: python bench/stream.py [--seconds 1] [--tracks 8] [--minutes 0.25 1] [--block-sizes 64 512 4096 8192]
 """
 
 from __future__ import annotations
@@ -119,11 +119,11 @@ def cli_memory(tracks: int, minutes: list[float], block: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=3.0, help="length of the demo console's tracks")
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of the demo console's tracks")
     parser.add_argument("--tracks", type=int, default=8)
-    parser.add_argument("--minutes", type=float, nargs="+", default=[1.0, 3.0],
+    parser.add_argument("--minutes", type=float, nargs="+", default=[0.25, 1.0],
                         help="input lengths of the CLI memory runs")
-    parser.add_argument("--block-sizes", type=int, nargs="+", default=[64, 512, 4096, 8192])
+    parser.add_argument("--block-sizes", type=int, nargs="+", default=[256, 4096, 8192])
     args = parser.parse_args()
     torch.manual_seed(0)
     console_blocks(args.seconds, args.tracks, args.block_sizes)
