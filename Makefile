@@ -16,7 +16,7 @@ PACKAGES := -e '.[test,plot,docs]' $(patsubst %/pyproject.toml,-e %,$(wildcard p
 APT_PACKAGES ?= liblilv-0-0 lsp-plugins-lv2 x42-plugins calf-plugins dpf-plugins-lv2 \
 	fluidsynth fluid-soundfont-gm hydrogen-drumkits
 
-.PHONY: install system-packages demo test bench docs clean
+.PHONY: install system-packages demo test bench docs clean gpu-wheels gpu-check
 
 # apt-get only as root and only when a package is missing (`dpkg -s` is silent then); a
 # no-op elsewhere, where the tests needing the packages skip with a one-line reason.
@@ -45,6 +45,30 @@ demo: system-packages $(STAMP)
 
 test: system-packages $(RAY_STAMP)
 	$(PY) -m pytest -q $(ARGS)
+
+# The prepared command for a CUDA machine (bench/gpu_check.py). Such a machine usually has a CUDA
+# torch in its own python3 and no package index: `make gpu-wheels` (here, with the index) saves the
+# few wheels it lacks into $(GPU_WHEELS); `make gpu-check` there installs grafx-core over the system
+# torch from that folder, offline, and measures. Without CUDA it runs the CPU dry run in .venv.
+GPU_PYTHON ?= python3
+GPU_WHEELS ?= .gpu-wheels
+GPU_VENV ?= .venv-gpu
+GPU_PY_VERSION ?= 3.12
+gpu-wheels:
+	$(PYTHON) -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+		--python-version $(GPU_PY_VERSION) --implementation cp --platform manylinux_2_28_x86_64 \
+		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d $(GPU_WHEELS) pluggy pedalboard
+
+gpu-check:
+	@if $(GPU_PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then \
+		$(GPU_PYTHON) -m venv --system-site-packages $(GPU_VENV) && \
+		$(GPU_VENV)/bin/python -m pip install -q --disable-pip-version-check --no-index --no-deps \
+			--no-build-isolation --find-links $(GPU_WHEELS) pluggy pedalboard \
+			-e . -e plugins/grafx-dsp -e plugins/grafx-pedalboard && \
+		$(GPU_VENV)/bin/python bench/gpu_check.py --out gpu-check-output $(ARGS); \
+	else \
+		$(MAKE) --no-print-directory install && $(PY) bench/gpu_check.py --out gpu-check-output $(ARGS); \
+	fi
 
 docs: $(STAMP)
 	$(PY) -m sphinx -W -q -b html docs docs/_build/html

@@ -58,6 +58,9 @@ class ProcessorDescription:
             and the parameters, so a stream may call plain ``forward`` per block.
         latency_samples: how many samples late the processor's output is
             (a look-ahead limiter, a linear-phase filter); 0 for most.
+        runs_on_host: the processor computes on the CPU whatever its inputs'
+            device (a black box); the engine moves its inputs to pinned host
+            memory and its outputs back, off the accelerator's critical path.
     """
 
     name: str
@@ -70,6 +73,7 @@ class ProcessorDescription:
     stateful: bool = False
     memoryless: bool = False
     latency_samples: int = 0
+    runs_on_host: bool = False
 
     def control(self, path: str | ControlPath) -> Control:
         """The control at ``path`` (a tuple of keys or a dotted name).
@@ -156,6 +160,7 @@ def _read(processor: Any) -> ProcessorDescription:
         and callable(getattr(processor, "forward_stateful", None)),
         memoryless=bool(getattr(processor, "memoryless", False)),
         latency_samples=latency,
+        runs_on_host=bool(getattr(processor, "runs_on_host", False)),
     )
 
 

@@ -12,6 +12,7 @@ import torch
 from ._arguments import require_graph
 from ._checks import check_source_values, check_stages
 from ._concurrent import runs_concurrently, submit
+from ._host_transfer import HostCall, needs_host_transfer
 from ._gather import EdgeGroup, IndexCache, InletPlan, Produced, Producer, gather, inlet_channels
 from .errors import (
     GrafxError,
@@ -21,6 +22,7 @@ from .errors import (
     ProcessorOutputError,
     SourceShapeError,
 )
+from .description import describe
 from .graph import BUILTIN_TYPES, Graph
 from .parameters import _require_processors, check_parameters
 from ._row_labels import RowLabels, labelled_rows
@@ -53,6 +55,7 @@ class _StagePlan:
     param_rows_are_all: bool
     parameter_shapes: list[tuple[tuple[str, ...], tuple[int, ...]]]
     accepted: list[tuple[int, ...] | None]  # per inlet, from the processor's inlet_channels
+    runs_on_host: bool = False  # a black box: its inputs travel to pinned host memory before the call
 
 
 def _ports(graph: Graph, processors: Mapping[str, Any], node_type: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -145,6 +148,7 @@ class _Program:
                     tuple(outlet_list), rows, bool(len(rows) == count and np.all(rows == np.arange(count))),
                     list(iter_parameter_shapes(normalized_parameter_size(processor))) if processor is not None else [],
                     list(accepted_channels(processor).values()) if processor is not None else [None] * len(inlets),
+                    processor is not None and describe(processor).runs_on_host,
                 )
             )
         self._release_after: dict[int, list[Producer]] = {}
@@ -318,9 +322,22 @@ class _Program:
                       else self._stage_parameters(stage, parameters, per_example, subset, batch))
             prepared.append((subset, inputs, kwargs))
 
+        if background and stage.runs_on_host:
+            prepared = [(subset, HostCall(inputs, kwargs) if needs_host_transfer(True, inputs) else inputs, kwargs)
+                        for subset, inputs, kwargs in prepared]
+
         def call() -> list[tuple[np.ndarray | None, list[torch.Tensor], Mapping[str, torch.Tensor] | None]]:
-            return [(subset, *((inputs, None) if stage.processor is None else self._call(stage, inputs, kwargs, subset, states)))
-                    for subset, inputs, kwargs in prepared]
+            called = []
+            for subset, inputs, kwargs in prepared:
+                if stage.processor is None:
+                    called.append((subset, inputs, None))
+                elif isinstance(inputs, HostCall):
+                    inputs.wait()
+                    outputs, aux = self._call(stage, inputs.inputs, inputs.kwargs, subset, states)
+                    called.append((subset, inputs.back(outputs), inputs.back(aux)))
+                else:
+                    called.append((subset, *self._call(stage, inputs, kwargs, subset, states)))
+            return called
 
         if background:
             future = submit(call)

@@ -135,6 +135,7 @@ class BlackBoxProcessor(nn.Module):
     inlets: tuple[str, ...] = ("main",)
     outlets: tuple[str, ...] = ("main",)
     concurrent_calls = True  # the engine may run this stage while independent stages run
+    runs_on_host = True  # effects compute on the CPU: the engine brings GPU inputs over in pinned memory
 
     def __init__(
         self,
