@@ -35,7 +35,7 @@ def _console(seed: int = 0) -> tuple[object, dict, dict, torch.Tensor]:
     return plan, processors, parameters, sources
 
 
-@pytest.mark.parametrize("sizes", [[4096], [509], [1000, 37, 1513]])
+@pytest.mark.parametrize("sizes", [[4096], pytest.param([509], marks=pytest.mark.slow), [1000, 37, 1513]])
 def test_console_stream_equals_one_render(sizes: list[int]) -> None:
     plan, _, parameters, sources = _console()
     with torch.no_grad():
