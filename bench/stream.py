@@ -5,7 +5,9 @@
    tracks, at block sizes 64 to 8,192: the max abs difference (aim <= 1e-6 of
    the peak for analytic processors in float32; pedalboard hosts one instance
    per node and is bit-exact on its own) and the time against one render.
-2. ``grafx-core render --block-size 4096`` of the analytic console on WAV
+2. A console of LV2 plug-ins (x42 EQ, LSP compressor) streamed in one
+   instance per node: bit-exact against one render, and its time.
+3. ``grafx-core render --block-size 4096`` of the analytic console on WAV
    files on disk: peak resident memory (``/usr/bin/time``) at two input
    lengths, throughput as a real-time factor, and a one-shot render of the
    shorter length for the cost ratio.
@@ -61,6 +63,50 @@ def console_blocks(seconds: float, tracks: int, sizes: list[int]) -> None:
             took = time.perf_counter() - start
             diff = float((streamed - whole).abs().max())
             print(f"  {size:>6} {diff:>13.3g} {diff / peak:>9.2g} {took:>7.2f}s {took / one_shot:>10.2f}x")
+
+
+def lv2_console(seconds: float, tracks: int, sizes: list[int]) -> None:
+    """Tracks through an x42 EQ or an LSP compressor (alternately), summed, and the same tracks through both
+    in series: streamed in one instance per node, against an untiled one-shot render (a tiled one sums the
+    bus in another order)."""
+    try:
+        from grafx_lv2 import lv2_processor
+
+        processors = {"eq": lv2_processor("http://gareus.org/oss/lv2/fil4#stereo"),
+                      "comp": lv2_processor("http://lsp-plug.in/plugins/lv2/compressor_stereo")}
+    except Exception as exc:  # no liblilv or plug-ins here: say so and go on
+        print(f"\nLV2 console skipped: {type(exc).__name__}: {exc}")
+        return
+    from grafx_core import Graph
+
+    sources = 0.3 * torch.randn(tracks, 2, int(seconds * 44100), generator=torch.Generator().manual_seed(0))
+    for label, chains in (("one plug-in per track", [["eq"], ["comp"]]), ("EQ -> compressor per track",
+                                                                          [["eq", "comp"]])):
+        graph = Graph()
+        out = graph.add("out")
+        for k in range(tracks):
+            previous = graph.add("in")
+            for node_type in chains[k % len(chains)]:
+                node = graph.add(node_type)
+                graph.connect(previous, node)
+                previous = node
+            graph.connect(previous, out)
+        plan = compile_render(graph, processors, tile_bytes=None)
+        params = {t: {k: torch.full((len(graph.nodes_of_type(t)), 1), float(v))
+                      for k, v in p.default_parameters().items()}
+                  for t, p in processors.items() if graph.nodes_of_type(t)}
+        print(f"\nLV2 console, {tracks} tracks x {seconds:g} s stereo, {label} (x42 fil4, LSP compressor)")
+        with torch.no_grad():
+            start = time.perf_counter()
+            whole, _ = plan(params, sources)
+            one_shot = time.perf_counter() - start
+            print(f"  one-shot render: {one_shot:.2f} s")
+            for size in sizes:
+                start = time.perf_counter()
+                streamed = torch.cat(list(plan.stream(params, _blocks(sources, size))), dim=-1)
+                took = time.perf_counter() - start
+                print(f"  {size:>6} bit-exact: {str(torch.equal(streamed, whole)):>5}  max abs diff "
+                      f"{float((streamed - whole).abs().max()):.3g}  {took / one_shot:.2f}x one-shot")
 
 
 def _write_sources(folder: str, tracks: int, minutes: float) -> list[str]:
@@ -127,6 +173,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     console_blocks(args.seconds, args.tracks, args.block_sizes)
+    lv2_console(args.seconds, 4, args.block_sizes)
     cli_memory(args.tracks, args.minutes, 4096)
 
 
