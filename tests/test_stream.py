@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -125,3 +126,38 @@ def test_an_excerpt_rendered_after_its_warm_up_equals_the_whole_render_there() -
     excerpt.square().mean().backward()
     assert leaf.grad is not None and float(leaf.grad.abs().sum()) > 0
     assert torch.is_grad_enabled()
+
+
+class _OnePole:
+    """A numpy effect whose instance holds its filter memory: y[n] = 0.9 y[n-1] + gain x[n]."""
+
+    def __init__(self) -> None:
+        self.memory: np.ndarray | None = None
+
+    def block(self, audio: np.ndarray, gain: float) -> np.ndarray:
+        y = np.empty_like(audio)
+        last = np.zeros(audio.shape[0], dtype=np.float32) if self.memory is None else self.memory
+        for n in range(audio.shape[1]):
+            last = (0.9 * last + gain * audio[:, n]).astype(np.float32)
+            y[:, n] = last
+        self.memory = last
+        return y
+
+
+def test_a_numpy_effect_object_streams_through_process_block_bit_for_bit() -> None:
+    from grafx_core import BlackBoxProcessor, ParameterSpec
+
+    box = BlackBoxProcessor(
+        None, [ParameterSpec("gain", 0.1, 2.0, default=1.0)], effect_factory=_OnePole,
+        process=lambda effect, audio, rate, gain: _OnePole().block(audio, gain),
+        process_block=lambda effect, audio, rate, gain: effect.block(audio, gain), workers=1)
+    graph = Graph()
+    graph.add_serial_chain(["in", "pole", "out"])
+    graph.add_serial_chain(["in", "pole", "out"])
+    plan = compile_render(graph, {"pole": box})
+    params = {"pole": {"gain": torch.tensor([[0.0], [1.5]])}}
+    x = torch.randn(2, 2, 300, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        whole, _ = plan(params, x)
+        streamed = torch.cat(list(plan.stream(params, _blocks(x, [64, 7]))), dim=-1)
+    assert torch.equal(streamed, whole)
