@@ -14,7 +14,7 @@ PACKAGES := -e '.[test,plot,docs]' $(patsubst %/pyproject.toml,-e %,$(wildcard p
 # Debian packages the plugins' tests and the demo use: the LV2 host library and plug-ins (grafx-lv2),
 # and recorded instruments for test material. Installed by `make system-packages` when root.
 APT_PACKAGES ?= liblilv-0-0 lsp-plugins-lv2 x42-plugins calf-plugins dpf-plugins-lv2 \
-	fluidsynth fluid-soundfont-gm hydrogen-drumkits
+	fluidsynth fluid-soundfont-gm hydrogen-drumkits gcc libc6-dev
 
 .PHONY: install system-packages demo test bench docs clean gpu-wheels gpu-check
 

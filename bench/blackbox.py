@@ -1,4 +1,4 @@
-"""Black-box processors: thread-pool speed-up, wrapper overhead, estimator backward cost.
+"""Black-box processors: thread-pool speed-up, wrapper overhead, estimator backward cost, isolation cost.
 
 Run: ``python bench/blackbox.py``. Everything is measured side by side in one
 run on 16 stereo 2 s items (44.1 kHz) through a numpy/scipy effect that
@@ -126,6 +126,33 @@ def main() -> None:
         print(f"  central differences: {(fb['central'] - f) / (p * f):.2f} per parameter ({p} parameters)")
         print(f"  forward differences: {(fb['forward-fd'] - f) / (p * f):.2f} per parameter")
         print(f"  SPSA:                {(fb['spsa'] - f) / (k * f):.2f} per sample (K={k})")
+
+    isolation_cost(x, raw)
+
+
+def isolation_cost(x: torch.Tensor, raw: dict[str, torch.Tensor]) -> None:
+    """runner="isolated" (worker processes under a watchdog) against in-process threads, same worker count."""
+    import blackbox as this  # the effect pickles by module name; as __main__ the workers could not find it
+
+    workers = min(os.cpu_count() or 1, ITEMS)
+    boxes = {runner: BlackBoxProcessor(this.effect, SPECS, sample_rate=SR, workers=workers, runner=runner)
+             for runner in ("threads", "isolated")}
+    began = time.perf_counter()
+    with torch.no_grad():
+        boxes["isolated"](x[:1], **{k: v[:1] for k, v in raw.items()})
+    start = time.perf_counter() - began
+    leaves = {k: v.clone().requires_grad_() for k, v in raw.items()}
+
+    def backward(box: BlackBoxProcessor) -> None:
+        box(x, **leaves).square().sum().backward()
+
+    with torch.no_grad():
+        forward = best({r: (lambda box=box: box(x, **raw)) for r, box in boxes.items()})
+    both = best({r: (lambda box=box: backward(box)) for r, box in boxes.items()})
+    boxes["isolated"].runner.close()
+    print(f"isolated worker processes ({workers}) over in-process threads ({workers}), {ITEMS} items: "
+          f"forward x{forward['isolated'] / forward['threads']:.2f}, forward+central backward "
+          f"x{both['isolated'] / both['threads']:.2f} (time); starting the workers {start:.1f} s once")
 
 
 if __name__ == "__main__":

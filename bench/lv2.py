@@ -16,7 +16,10 @@ minima over interleaved repeats, so that other load inflates them least. Prints:
 5. the gradient-quality table of every plug-in tested
    (:func:`grafx_core.testing.gradient_report`);
 6. the pre-roll each plug-in needs to glide to its settings (what
-   :data:`grafx_lv2.processor.PRE_ROLL` holds), against the table.
+   :data:`grafx_lv2.processor.PRE_ROLL` holds), against the table;
+7. per plug-in, the cost of ``runner="isolated"`` (worker processes under a
+   watchdog: a crash or hang is an error, not the end of the host) against
+   in-process threads, two workers each, forward and forward+backward.
 """
 
 from __future__ import annotations
@@ -147,6 +150,24 @@ def gradient_tables(names: list[str]) -> None:
         print(report.format())
 
 
+def isolation_cost(name: str, include: list[str]) -> None:
+    boxes = {r: lv2_processor(name, include=include, workers=2, runner=r) for r in ("threads", "isolated")}
+    x = noise(8)
+    raw = {k: torch.full((8, 1), v) for k, v in boxes["threads"].default_parameters().items()}
+    leaves = {k: v.clone().requires_grad_() for k, v in raw.items()}
+    began = time.perf_counter()
+    with torch.no_grad():
+        boxes["isolated"](x[:1], **{k: v[:1] for k, v in raw.items()})
+    start = time.perf_counter() - began
+    with torch.no_grad():
+        forward = best({r: (lambda box=box: box(x, **raw)) for r, box in boxes.items()})
+    both = best({r: (lambda box=box: box(x[:4, :, :22050], **{k: v[:4] for k, v in leaves.items()}).square().sum()
+                     .backward()) for r, box in boxes.items()})
+    boxes["isolated"].runner.close()
+    print(f"  {name:24s} isolated over threads: forward x{forward['isolated'] / forward['threads']:.2f}, "
+          f"forward+backward x{both['isolated'] / both['threads']:.2f}; workers started in {start:.1f} s")
+
+
 def main() -> None:
     torch.set_num_threads(1)
     if lv2_processor is None:
@@ -176,6 +197,10 @@ def main() -> None:
         processor = lv2_processor(name)
         listed = next((n for prefix, n in PRE_ROLL.items() if processor.process.uri.startswith(prefix)), 0)
         print(f"  {name:24s} measured {measure_pre_roll(name)}, table {listed}")
+    print("7. isolated worker processes vs in-process threads (2 workers each; 8 stereo 1 s items forward, "
+          "4 x 0.5 s backward):")
+    for name in names:
+        isolation_cost(name, PLUGINS[name])
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from .estimators import (
 )
 from .graph import BUILTIN_TYPES, Edge, Graph, Node, disjoint_union
 from .hookspecs import hookimpl
+from .native_code import NativeCodeError, allow_plugin_folders, allowed_plugin_folders, check_plugin_path
 from .parameter_file import load_parameters, save_parameters
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
 from .plan import CPU_TILE_BYTES, NodeAux, RenderPlan, compile_render
@@ -140,6 +141,9 @@ __all__ = [
     "plugin_failures",
     "processors_for_graph",
     "Registry",
+    "allow_plugin_folders",
+    "allowed_plugin_folders",
+    "check_plugin_path",
     # black boxes and gradient estimators
     "BlackBoxProcessor",
     "ParameterSpec",
@@ -188,6 +192,7 @@ __all__ = [
     "BlackBoxTimeoutError",
     "BlackBoxWorkerError",
     "NondeterministicEffectError",
+    "NativeCodeError",
     "PredictorError",
     "AudioFileError",
     "OptionalDependencyError",

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ConformanceError
+from .errors import ConformanceError, ProcessorOutputError
 from .estimators import with_estimator
 from .estimators.auto import _upstream_like
 from .processor import gradient_kind, inlet_names, iter_parameter_shapes, normalized_parameter_size
@@ -269,7 +269,13 @@ def gradient_report(processor: Any, *, twin: Any = None, signals: Sequence[torch
 
     Raises:
         ConformanceError: the processor has no inlet.
+        ProcessorOutputError: the processor returns NaN or Inf on the report's inputs.
+        ValueError: ``items`` or ``seconds`` is not positive.
     """
+    if signals is None and not (isinstance(items, int) and items >= 1 and isinstance(seconds, (int, float))
+                                and math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"gradient_report: items must be a positive int and seconds a positive finite number, "
+                         f"got items={items!r}, seconds={seconds!r}")
     rng = torch.Generator().manual_seed(seed)
     inlets = inlet_names(processor)
     if not inlets:
@@ -289,6 +295,9 @@ def gradient_report(processor: Any, *, twin: Any = None, signals: Sequence[torch
     report = GradientReport(str(label), "autograd" if reference_model is not None else "central difference")
     with torch.no_grad():
         y = _call(processor, signals, params)
+    if not bool(torch.isfinite(y).all()):
+        raise ProcessorOutputError(f"{label}: returned NaN or Inf on the report's signals and parameters, so no "
+                                   "gradient of it can be measured (a processor that is unstable at its defaults)")
     gs = [torch.randn(y.shape, generator=rng, dtype=y.dtype) for _ in range(_COTANGENTS)]
     g = gs[0]
     nondiff = set(getattr(processor, "nondifferentiable_parameters", ()) or ())

@@ -8,6 +8,7 @@ reproduce its fitted.wav bit for bit when run as printed, in a fresh process.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -170,7 +171,8 @@ def test_ctrl_c_stops_the_fit_with_130_and_saves_the_parameters_fitted_so_far(hi
     stale = ["hidden.params.json", "sources/07_hats.wav", "fitted.wav"]
     for name in stale:
         (out / name).write_bytes(b"stale")
-    (out / ".grafx-results.json").write_text(json.dumps({"files": stale}))
+    recorded = {"bytes": 5, "sha256": hashlib.sha256(b"stale").hexdigest()}
+    (out / ".grafx-results.json").write_text(json.dumps({"files": {name: recorded for name in stale}}))
     (out / "mine.txt").write_text("not a result")
     process = subprocess.Popen([sys.executable, "-m", "grafx_core", "fit", *stems, "--target",
                                 str(folder / "mix.wav"), "-o", str(out), "--steps", "100000", "--patience", "100000",

@@ -24,6 +24,7 @@ from ..estimators.auto import settle_signal_gradient
 from ..estimators.base import Estimator, resolve_estimator
 from ..estimators.finite_difference import FiniteDifference
 from ..estimators.target import RenderJob, RenderTarget
+from .isolated import DEFAULT_ITEM_TIMEOUT, IsolatedRunner
 from .lifecycle import Instances, check_bit_exact
 from .parameters import ParameterSpec
 from .ray_runner import RayRunner
@@ -47,8 +48,10 @@ def _make_runner(runner: Any, workers: int | None, timeout: float | None) -> Any
         return ThreadPoolRunner(workers, timeout)
     if runner == "ray":
         return RayRunner(workers, timeout=timeout)  # ray itself is imported at the first call
+    if runner == "isolated":
+        return IsolatedRunner(workers, DEFAULT_ITEM_TIMEOUT if timeout is None else timeout)
     if isinstance(runner, str) or not callable(getattr(runner, "run_items", None)):
-        raise ValueError(f"runner must be 'threads', 'ray' or a runner object, got {runner!r}")
+        raise ValueError(f"runner must be 'threads', 'isolated', 'ray' or a runner object, got {runner!r}")
     if workers is not None or timeout is not None:
         raise ValueError(f"give workers and timeout to the runner object itself, not with runner={runner!r}")
     return runner
@@ -94,7 +97,11 @@ class BlackBoxProcessor(nn.Module):
             effects costing well under a millisecond per item), or Ray workers
             with ``runner="ray"``.
         runner: where items run: ``"threads"`` (a
-            :class:`~grafx_core.blackbox.ThreadPoolRunner`), ``"ray"`` (a
+            :class:`~grafx_core.blackbox.ThreadPoolRunner`), ``"isolated"`` (an
+            :class:`~grafx_core.blackbox.IsolatedRunner`: worker processes under a
+            watchdog, so a crashing or hanging effect is an error, not the end of
+            this process; ``timeout`` defaults to
+            :data:`~grafx_core.blackbox.isolated.DEFAULT_ITEM_TIMEOUT` there), ``"ray"`` (a
             :class:`~grafx_core.blackbox.RayRunner` on the cluster ``RAY_ADDRESS``
             names, or on a local one; needs ``pip install grafx-core[ray]``) or a
             runner object (``RayRunner(address=...)``); results are the same.

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import socket
 import threading
 import time
 import uuid
@@ -194,6 +195,41 @@ def _pool(ray: Any) -> _Pool:
         return pool
 
 
+_CONNECT_TIMEOUT_S = 5.0
+"""Seconds to wait for a cluster address to accept a TCP connection before ``ray.init`` is tried."""
+
+
+def _split_address(address: Any) -> tuple[str, int] | None:
+    """``(host, port)`` of a cluster address, ``None`` for ``"auto"`` and ``"local"``.
+
+    Raises:
+        ValueError: ``address`` is not ``"auto"``, ``"local"``, ``host:port`` or ``ray://host:port``.
+    """
+    if address in ("auto", "local"):
+        return None
+    text = address[len("ray://"):] if isinstance(address, str) and address.startswith("ray://") else address
+    host, _, port = text.rpartition(":") if isinstance(text, str) else ("", "", "")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536 or "/" in host or " " in host:
+        raise ValueError(f"Ray address {address!r} is not 'auto', 'local', 'host:port' or 'ray://host:port'")
+    return host.strip("[]"), int(port)
+
+
+def _check_reachable(address: str, what: str) -> None:
+    """Fail at once, naming the address, when nothing accepts connections there (ray.init would wait minutes)."""
+    try:
+        where = _split_address(address)
+    except ValueError as error:
+        raise BlackBoxWorkerError(f"{what}: {error}") from None
+    if where is None:
+        return
+    try:
+        socket.create_connection(where, timeout=_CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        raise BlackBoxWorkerError(f"{what} {address!r}: no Ray cluster answers there ({error.strerror or error}, "
+                                  f"within {_CONNECT_TIMEOUT_S:g} s); start one with `ray start --head`, or "
+                                  "leave the address unset for a local cluster") from None
+
+
 class RayRunner:
     """Runs a black box's items on Ray actors, one effect per actor and processor.
 
@@ -218,7 +254,8 @@ class RayRunner:
             no limit; Ray itself reports dead workers and nodes).
 
     Raises:
-        ValueError: a bad ``workers``, ``retries`` or ``timeout``.
+        ValueError: a bad ``workers``, ``retries``, ``timeout`` or ``address`` (not ``"auto"``,
+            ``"local"``, ``host:port`` or ``ray://host:port``).
     """
 
     def __init__(self, workers: int | None = None, *, address: str | None = None, retries: int = 1,
@@ -230,6 +267,8 @@ class RayRunner:
         if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
                                     or not 0 < timeout < math.inf):
             raise ValueError(f"timeout must be a positive finite number of seconds or None, got {timeout!r}")
+        if address is not None:
+            _split_address(address)
         self._workers, self.address, self.retries, self.timeout = workers, address, retries, timeout
         self._shipped: weakref.WeakKeyDictionary[Any, tuple[str, str, list[Any]]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
@@ -252,12 +291,15 @@ class RayRunner:
 
         Raises:
             OptionalDependencyError: ``ray`` is not installed (``pip install grafx-core[ray]``).
+            BlackBoxWorkerError: the address (``address`` or ``RAY_ADDRESS``) is malformed, or nothing
+                accepts connections there within a few seconds.
         """
+        address = self.address or os.environ.get("RAY_ADDRESS")
         ray = _ray()
         with self._lock:
             if not ray.is_initialized():
-                address = self.address or os.environ.get("RAY_ADDRESS")
                 if address:
+                    _check_reachable(address, "RayRunner address" if self.address else "RAY_ADDRESS")
                     ray.init(address=address)
                 else:
                     # "local": a new instance, even where a stale ray_current_cluster file names a
@@ -335,7 +377,13 @@ class RayRunner:
             entry = self._shipped.get(processor)
             if entry is None or entry[0] != session:
                 shipped = processor.for_workers() if callable(getattr(processor, "for_workers", None)) else processor
-                entry = (session, uuid.uuid4().hex, [ray.put(shipped)])
+                try:
+                    entry = (session, uuid.uuid4().hex, [ray.put(shipped)])
+                except Exception as error:  # ray's serialiser raises many kinds for an object it cannot pickle
+                    raise BlackBoxWorkerError(
+                        f"black box {processor.name!r} cannot be sent to Ray workers: it cannot be pickled "
+                        f"({type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''})"
+                        "; define its function or factory at module level, or use runner='threads'") from None
                 self._shipped[processor] = entry
         return entry[1], entry[2]
 

@@ -12,7 +12,7 @@ from ..errors import GrafxError, PluginError
 from ..graph import Graph
 from ..registry import default_registry, processors_for_graph
 
-__all__ = ["OptionsFileError", "read_options", "build_processors", "accepts_keyword"]
+__all__ = ["OptionsFileError", "read_options", "build_processors", "accepts_keyword", "isolate_black_boxes"]
 
 
 class OptionsFileError(GrafxError):
@@ -95,3 +95,11 @@ def build_processors(graph: Graph, options: Mapping[str, Mapping[str, Any]] | No
             if "sample_rate" not in merged.get(node_type, {}) and accepts_keyword(node_type, "sample_rate"):
                 merged.setdefault(node_type, {})["sample_rate"] = sample_rate
     return processors_for_graph(graph, merged)
+
+
+def isolate_black_boxes(graph: Graph, options: dict[str, dict[str, Any]]) -> None:
+    """Set ``runner="isolated"`` for every node type of ``graph`` whose factory takes a ``runner`` and
+    has none in ``options`` (``--isolate``: plug-ins render in watched worker processes)."""
+    for node_type in graph.processor_types():
+        if accepts_keyword(node_type, "runner"):
+            options.setdefault(node_type, {}).setdefault("runner", "isolated")

@@ -18,7 +18,7 @@ from typing import Any
 from .._optional import require
 from ..drawing import draw_graph
 from ..errors import GrafxError, PluginWarning
-from ._arguments import at_least
+from ._arguments import whole_number_between
 from ..graph import Graph
 from ..registry import get_processor
 from ..schedule import SCHEDULING_METHODS
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stages", nargs="?", const="beam", choices=SCHEDULING_METHODS, default=None,
                         help="colour nodes by render stage, scheduled with this method (default beam)")
     parser.add_argument("--title", help="a title above the drawing")
-    parser.add_argument("--dpi", type=at_least(1), default=120, help="resolution (default 120)")
+    parser.add_argument("--dpi", type=whole_number_between(1, 1200, " (the image would not fit in memory)"), default=120, help="resolution (default 120)")
 
 
 def _installed_processors(graph: Graph) -> dict[str, Any]:

@@ -26,8 +26,9 @@ from ..fitting.session import FitJob, fit_console
 from ..fitting.stems import read_multitrack
 from ..graph import Graph
 from ..parameter_file import load_parameters
-from ._arguments import at_least, device_name, positive_number
-from ._processors import accepts_keyword, build_processors, read_options
+from ._arguments import (add_allow_plugins, at_least, device_name, positive_number, seed_number, threads_count,
+                         whole_number_between)
+from ._processors import accepts_keyword, build_processors, isolate_black_boxes, read_options
 
 __all__ = ["add_arguments", "run"]
 
@@ -55,19 +56,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stop once this many steps have not lowered the loss by 0.1%% (default 40)")
     parser.add_argument("--learning-rate", type=positive_number, default=0.05,
                         help="Adam's initial learning rate (default 0.05)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the stochastic gradient estimators")
+    parser.add_argument("--seed", type=seed_number, default=0, help="seeds the stochastic gradient estimators")
     parser.add_argument("--estimator", choices=("auto", "finite-difference", "spsa"), default="auto",
                         help="gradient estimator of the black-box nodes (default: each effect's own)")
     parser.add_argument("--device", type=device_name, default="cpu",
                         help="torch device: cpu (default; render reproduces it bit for bit), cuda, auto")
-    parser.add_argument("--sample-rate", type=at_least(8000), metavar="HZ",
+    parser.add_argument("--sample-rate", type=whole_number_between(8000, 384000), metavar="HZ",
                         help="work at this rate (default: the target's)")
     parser.add_argument("--prune", action="store_true",
                         help="then gate every node and prune those the mix does not need")
     parser.add_argument("--prune-steps", type=at_least(1), metavar="N",
                         help="steps of the gated fit that decides what to prune (default: half of --steps)")
-    parser.add_argument("--threads", type=at_least(1), default=1, help="torch threads during the fit (default 1)")
+    parser.add_argument("--threads", type=threads_count, default=1, help="torch threads during the fit (default 1)")
     parser.add_argument("--force", action="store_true", help="replace the results of an earlier run in DIR")
+    parser.add_argument("--isolate", action="store_true",
+                        help="render black-box plug-ins in watched worker processes: one that crashes or hangs is "
+                        "an error naming its node, not the end of the fit (slower to start)")
+    add_allow_plugins(parser)
 
 
 def _console(args: argparse.Namespace, names: list[str]) -> Console:
@@ -107,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     for node_type, extra in read_options(args.options).items():
         options.setdefault(node_type, {}).update(extra)
     _estimator_options(graph, options, args.estimator)
+    if args.isolate:
+        isolate_black_boxes(graph, options)
     origin = f"options file {args.options!r}" if args.options else "console options"
     processors = build_processors(graph, options, multitrack.sample_rate, origin)
     start = load_parameters(args.params) if args.params else console.start_parameters(processors)

@@ -21,17 +21,26 @@ import math
 from ..errors import GrafxError
 from ..gradient_report import GradientReport, gradient_report
 from ..registry import get_processor, list_processors
+from ._arguments import seconds_between, seed_number, whole_number_between
 
-__all__ = ["add_arguments", "run", "format_rst"]
+__all__ = ["add_arguments", "run", "format_rst", "MAX_ITEMS", "MIN_SECONDS", "MAX_SECONDS"]
+
+MAX_ITEMS = 64
+"""Most tracks ``--items`` takes: a measurement renders every item once per estimate and control."""
+MIN_SECONDS, MAX_SECONDS = 0.02, 30.0
+"""Shortest and longest ``--seconds``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the processor names and the measurement options."""
     parser.add_argument("names", nargs="*", metavar="NAME", help="registered processor names (dsp:compressor)")
     parser.add_argument("--all", action="store_true", help="every registered processor")
-    parser.add_argument("--items", type=int, default=4, help="tracks (node rows) to measure on (default 4)")
-    parser.add_argument("--seconds", type=float, default=0.5, help="track length in seconds (default 0.5)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds signals, parameters and estimators")
+    parser.add_argument("--items", type=whole_number_between(1, MAX_ITEMS, " (each costs a render per estimate)"),
+                        default=4, help=f"tracks (node rows) to measure on, 1 to {MAX_ITEMS} (default 4)")
+    parser.add_argument("--seconds", type=seconds_between(MIN_SECONDS, MAX_SECONDS, ": longer tracks "
+                        "take minutes per processor"), default=0.5,
+                        help=f"track length, {MIN_SECONDS:g} to {MAX_SECONDS:g} s (default 0.5)")
+    parser.add_argument("--seed", type=seed_number, default=0, help="seeds signals, parameters and estimators")
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print a JSON list instead of tables")
     output.add_argument("--rst", action="store_true", help="print reStructuredText tables (the docs page)")

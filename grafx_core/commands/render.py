@@ -33,8 +33,8 @@ from ..wavblocks import WavBlockReader
 from ._stream_files import StreamedOutput, stream_to_files
 from ..schedule import SCHEDULING_METHODS
 from ..wavfile import WAV_FORMATS, read_sources, write_wav
-from ._arguments import at_least
-from ._processors import build_processors, read_options
+from ._arguments import add_allow_plugins, at_least, threads_count
+from ._processors import build_processors, isolate_black_boxes, read_options
 
 __all__ = ["add_arguments", "run", "render_files"]
 
@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output sample format (default float32, lossless)")
     parser.add_argument("--pad", action="store_true", help="zero-pad shorter sources to the longest")
     parser.add_argument("--method", choices=SCHEDULING_METHODS, default="beam", help="scheduling method")
-    parser.add_argument("--threads", type=at_least(1), metavar="N",
+    parser.add_argument("--threads", type=threads_count, metavar="N",
                         help="torch threads (default: torch's own count; sums and FFTs may round differently "
                              "on another count, so a render repeated bit for bit names it)")
     parser.add_argument("--force", action="store_true", help="replace output files that exist")
@@ -61,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stream: read, render and write N samples at a time, each processor's state carried "
                              "from block to block, so memory does not grow with the input's length (every "
                              "processor must support it; a progress bar shows on long renders)")
+    parser.add_argument("--isolate", action="store_true",
+                        help="render black-box plug-ins in watched worker processes: one that crashes or hangs is "
+                        "an error naming its node, not the end of this process (slower to start)")
+    add_allow_plugins(parser)
 
 
 def _check_outputs(outputs: list[str], inputs: list[str], force: bool) -> None:
@@ -71,6 +75,11 @@ def _check_outputs(outputs: list[str], inputs: list[str], force: bool) -> None:
         for source in inputs:
             if same_file(path, source):
                 raise AudioFileError(f"output {path!r} is also an input: choose another output name")
+        if os.path.islink(path):
+            raise AudioFileError(f"output {path!r} is a symbolic link (to {os.readlink(path)!r}); render never writes "
+                                 "through links, with --force or without: name the file itself")
+        if os.path.isdir(path):
+            raise AudioFileError(f"output {path!r} is a folder: name a .wav file")
         if os.path.exists(path) and not force:
             raise AudioFileError(f"output {path!r} exists: pass --force to replace it, or choose another name")
     if len(set(map(os.path.abspath, outputs))) < len(outputs):
@@ -100,11 +109,12 @@ def _check_shapes(graph: Graph, processors: dict[str, Any], parameters: Any, par
 def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs: list[str],
                  params_path: str | None = None, options_path: str | None = None,
                  format: str = "float32", pad: bool = False, method: str = "beam",
-                 force: bool = False, threads: int | None = None,
+                 force: bool = False, threads: int | None = None, isolate: bool = False,
                  block_size: int | None = None) -> torch.Tensor | list[StreamedOutput]:
     """Render a graph file with WAV sources and write the outputs; what ``grafx-core render`` does.
 
-    ``threads`` is torch's intra-op thread count for the render (``None``: unchanged).
+    ``threads`` is torch's intra-op thread count for the render (``None``: unchanged); ``isolate`` renders
+    every black box that takes a ``runner`` in watched worker processes (``runner="isolated"``).
     With ``block_size``, the files are streamed block by block
     (:func:`grafx_core.stream.stream_render`): memory stays that of a block.
 
@@ -145,7 +155,8 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
         readers = [WavBlockReader(path) for path in sources]
         try:
             sample_rate = readers[0].sample_rate
-            processors, parameters = _processors_and_parameters(graph, sample_rate, params_path, options_path)
+            processors, parameters = _processors_and_parameters(graph, sample_rate, params_path, options_path,
+                                                                isolate)
             with torch_threads(threads):
                 plan = compile_render(graph, processors, method)  # type: ignore[arg-type]
                 return stream_to_files(plan, parameters, readers, outputs, block_size, format, pad)
@@ -153,7 +164,7 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
             for reader in readers:
                 reader.close()
     audio, sample_rate = read_sources(sources, pad=pad)
-    processors, parameters = _processors_and_parameters(graph, sample_rate, params_path, options_path)
+    processors, parameters = _processors_and_parameters(graph, sample_rate, params_path, options_path, isolate)
     with torch.no_grad(), torch_threads(threads):
         y, _ = render(graph, processors, parameters, audio, method=method)  # type: ignore[arg-type]
     if not torch.isfinite(y).all():
@@ -166,9 +177,12 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
 
 
 def _processors_and_parameters(graph: Graph, sample_rate: int, params_path: str | None,
-                               options_path: str | None) -> tuple[dict[str, Any], Any]:
+                               options_path: str | None, isolate: bool = False) -> tuple[dict[str, Any], Any]:
     origin = f"options file {os.fspath(options_path)!r}" if options_path else "processor options"
-    processors = build_processors(graph, read_options(options_path), sample_rate, origin)
+    options = read_options(options_path)
+    if isolate:
+        isolate_black_boxes(graph, options)
+    processors = build_processors(graph, options, sample_rate, origin)
     if params_path is None:
         parameters = create_empty_parameters(graph, processors)
     else:
@@ -180,7 +194,7 @@ def _processors_and_parameters(graph: Graph, sample_rate: int, params_path: str 
 def run(args: argparse.Namespace) -> int:
     """Render and report what was written."""
     y = render_files(args.graph, args.source, args.output, args.params, args.options, args.format, args.pad,
-                     args.method, args.force, args.threads, args.block_size)
+                     args.method, args.force, args.threads, args.isolate, args.block_size)
     if isinstance(y, list):
         for out in y:
             level = f"{20 * math.log10(out.peak):+.1f} dBFS" if out.peak > 0 else "silence"

@@ -23,7 +23,8 @@ import torch
 
 from .._optional import require
 from .._threads import torch_threads
-from ..commands._arguments import at_least, device_name, positive_number, seconds_at_least
+from ..commands._arguments import (at_least, device_name, positive_number, seconds_between, seed_number,
+                                   threads_count, whole_number_between)
 from ..commands._processors import build_processors
 from ..errors import UnknownNodeTypeError
 from ..fitting.console import Console
@@ -140,20 +141,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = DemoSettings()
     parser.add_argument("--steps", type=at_least(1), default=defaults.steps,
                         help=f"fitting steps (default {defaults.steps})")
-    parser.add_argument("--tracks", type=at_least(1), default=defaults.tracks,
+    parser.add_argument("--tracks", type=whole_number_between(1, 64), default=defaults.tracks,
                         help=f"number of synthesised tracks (default {defaults.tracks})")
-    parser.add_argument("--seconds", type=seconds_at_least(MIN_SECONDS),
+    parser.add_argument("--seconds", type=seconds_between(MIN_SECONDS, 600.0, ": the loss's longest frame needs the least"),
                         default=defaults.seconds,
                         help=f"length of the multitrack (default {defaults.seconds:g}, at least {MIN_SECONDS:g})")
     parser.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default=defaults.estimator,
                         help="gradient estimator of the pedalboard nodes (default: each effect's measured choice)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seeds the music and the parameters")
+    parser.add_argument("--seed", type=seed_number, default=defaults.seed, help="seeds the music and the parameters")
     parser.add_argument("--device", type=device_name, default=defaults.device,
                         help="torch device of the analytic nodes: auto (CUDA when present), cpu, cuda, cuda:1, ...")
     parser.add_argument("--output", "-o", default=defaults.output, help=f"output folder (default {defaults.output})")
     parser.add_argument("--learning-rate", type=positive_number, default=defaults.learning_rate,
                         help=f"Adam's initial learning rate (default {defaults.learning_rate:g})")
-    parser.add_argument("--threads", type=at_least(1), default=defaults.threads,
+    parser.add_argument("--threads", type=threads_count, default=defaults.threads,
                         help=f"torch threads (default {defaults.threads}: more are faster only on otherwise idle cores)")
     parser.add_argument("--force", action="store_true", help="replace the results of an earlier run in the output folder")
 

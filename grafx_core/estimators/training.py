@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .._checked_file import load_checked, save_checked
 from ..errors import EstimatorError
 from ._progress import ProgressBar
 from ._rules import cpu_rows
@@ -175,22 +176,57 @@ def _render(target: RenderTarget, x: torch.Tensor, p: torch.Tensor) -> torch.Ten
 
 
 def save_proxy(proxy: ProxyNetwork, path: str | os.PathLike[str]) -> None:
-    """Save ``proxy``'s configuration and weights to ``path`` (``torch.save``)."""
-    torch.save({"format": FORMAT, "version": 1, "config": dict(proxy.config),
-                "state_dict": proxy.state_dict()}, path)
+    """Save ``proxy``'s configuration and weights to ``path``, with the size and SHA-256 that
+    :func:`load_proxy` checks (written through a temporary file, so a crash never leaves half of one).
+
+    Raises:
+        EstimatorError: the file cannot be written.
+    """
+    save_checked({"format": FORMAT, "version": 1, "config": dict(proxy.config), "state_dict": proxy.state_dict()},
+                 path, FORMAT, EstimatorError)
+
+
+_CONFIG = ("channels", "parameters", "out_channels", "hidden", "layers", "kernel_size", "condition")
+
+
+def _check_proxy(data: Any, name: str) -> None:
+    """Refuse a proxy file whose configuration does not describe the weights it holds, before building it."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise EstimatorError(f"proxy file {name!r} is not a grafx-core proxy saved by save_proxy()")
+    config, state = data.get("config"), data.get("state_dict")
+    if not isinstance(config, dict) or sorted(config) != sorted(_CONFIG) or not all(
+            type(config[k]) is int for k in _CONFIG):
+        raise EstimatorError(f"proxy file {name!r}: its config must give the ints {list(_CONFIG)}, got {config!r}")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise EstimatorError(f"proxy file {name!r}: its state_dict is not a mapping of names to tensors")
+    c = config
+    expected = {"input.weight": (c["hidden"], c["channels"], 1), "output.weight": (c["out_channels"], c["hidden"], 1),
+                "film.0.weight": (c["condition"], max(c["parameters"], 1)),
+                "film.2.weight": (2 * c["layers"] * c["hidden"], c["condition"]),
+                f"convs.{c['layers'] - 1}.weight": (c["hidden"], c["hidden"], c["kernel_size"])}
+    for key, shape in expected.items():
+        found = tuple(state[key].shape) if key in state else None
+        if found != shape:
+            raise EstimatorError(f"proxy file {name!r}: its config {config} needs {key} of shape {list(shape)}, "
+                                 f"the file holds {'none' if found is None else list(found)}")
 
 
 def load_proxy(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> ProxyNetwork:
     """Load a proxy saved by :func:`save_proxy`; it comes back frozen and in eval mode.
 
     Raises:
-        EstimatorError: the file is not a saved grafx-core proxy.
+        EstimatorError: the file is missing, a folder, empty, truncated, corrupted (its SHA-256 differs),
+            another kind of file, holds a pickle ``weights_only`` refuses, or its configuration and
+            weights do not fit together; the message names the file and the fault.
     """
-    data = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise EstimatorError(f"{os.fspath(path)!r} is not a grafx-core proxy saved by save_proxy()")
-    proxy = ProxyNetwork(**data["config"])
-    proxy.load_state_dict(data["state_dict"])
+    name = os.fspath(path)
+    data = load_checked(name, FORMAT, "proxy file", EstimatorError, map_location)
+    _check_proxy(data, name)
+    try:
+        proxy = ProxyNetwork(**data["config"])
+        proxy.load_state_dict(data["state_dict"])
+    except (ValueError, RuntimeError) as exc:
+        raise EstimatorError(f"proxy file {name!r}: its weights do not fit its configuration: {exc}") from exc
     proxy.requires_grad_(False)
     proxy.eval()
     return proxy

@@ -140,7 +140,7 @@ def fit_console(job: FitJob, out: TextIO, progress_stream: TextIO | None = None)
     require("matplotlib", "plot", "a console fit")  # for the plots: fail before the fit, not after
     default_threads = torch.get_num_threads()
     folder = ResultsFolder(job.output, job.force, job.inputs)
-    with torch_threads(job.threads):
+    with folder, torch_threads(job.threads):
         return _fit(job, folder, out, progress_stream, default_threads)
 
 

@@ -72,6 +72,7 @@ class ParameterPredictor(nn.Module):
                                  "has a parameter to predict")
         self.types = list(graph.processor_types())
         self.inputs = inputs
+        self._graph = graph.to_dict()
         self.encoder = encoder if encoder is not None else AudioEncoder(channels, sample_rate, **encoder_options)
         self.trunk = nn.Sequential(nn.Linear(inputs * int(self.encoder.embedding), hidden), nn.GELU())
         self.heads = nn.ModuleList()
@@ -115,6 +116,15 @@ class ParameterPredictor(nn.Module):
                 node = node.setdefault(key, {})
             node[spec.path[-1]] = value
         return tree
+
+    def built_for(self) -> dict[str, Any]:
+        """What a checkpoint of this predictor was made for: its graph (nodes and edges) and every head's
+        parameter, shape, range and scale, JSON-ready; :class:`~grafx_core.PredictorTrainer` refuses to resume
+        a checkpoint whose description differs."""
+        heads = [{"parameter": spec.name, "nodes": spec.nodes, "shape": list(spec.shape), "low": spec.low,
+                  "high": spec.high, "scale": spec.scale} for spec in self.specs]
+        return {"graph": {"nodes": self._graph["nodes"], "edges": self._graph["edges"]}, "inputs": self.inputs,
+                "heads": heads}
 
     def extra_repr(self) -> str:
         return f"inputs={self.inputs}, heads={[spec.name for spec in self.specs]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._checked_file import load_checked, save_checked
 from ..errors import PredictorError
 from ..estimators._progress import ProgressBar
 
@@ -119,36 +121,112 @@ class PredictorTrainer:
         return self.losses[first:]
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs: model and optimiser state, step, losses and seed."""
-        return {"format": CHECKPOINT_FORMAT, "version": 1, "step": self.step, "seed": self.seed,
+        """Everything a resumed run needs: model and optimiser state, step, losses and seed, and what the
+        model was built for (:meth:`ParameterPredictor.built_for <grafx_core.ParameterPredictor.built_for>`)."""
+        return {"format": CHECKPOINT_FORMAT, "version": 2, "step": self.step, "seed": self.seed,
                 "losses": list(self.losses), "model": self.model.state_dict(),
-                "optimiser": self.optimiser.state_dict()}
+                "optimiser": self.optimiser.state_dict(), "built_for": _describe(self.model)}
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write a checkpoint (through a temporary file, so a crash never leaves half of one)."""
-        path = Path(path)
-        partial = path.with_name(path.name + ".partial")
-        torch.save(self.state_dict(), partial)
-        os.replace(partial, path)
+        """Write a checkpoint with the size and SHA-256 :meth:`load` checks (through a temporary file, so
+        a crash never leaves half of one).
+
+        Raises:
+            PredictorError: the file cannot be written.
+        """
+        save_checked(self.state_dict(), path, CHECKPOINT_FORMAT, PredictorError)
 
     def load(self, path: str | os.PathLike[str]) -> None:
         """Restore a checkpoint written by :meth:`save` into this trainer's model and optimiser.
 
+        Everything is checked before anything is applied: on refusal the model
+        and the optimiser are untouched.
+
         Raises:
-            PredictorError: the file is not a predictor checkpoint, or it was
-                written for a different model or seed.
+            PredictorError: the file is missing, a folder, empty, truncated,
+                corrupted (its SHA-256 differs), another kind of file, or holds a
+                pickle ``weights_only`` refuses; or it was written for another
+                graph (nodes or edges), other parameter ranges, another model,
+                another optimiser or another seed. The message names the file.
         """
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-            raise PredictorError(f"{os.fspath(path)!r} is not a checkpoint written by PredictorTrainer.save()")
-        if data["seed"] != self.seed:
-            raise PredictorError(
-                f"{os.fspath(path)!r} was written by a run with seed {data['seed']}, this trainer has seed {self.seed}; "
-                "resuming would draw other batches"
-            )
+        name = os.fspath(path)
+        data = load_checked(name, CHECKPOINT_FORMAT, "checkpoint", PredictorError)
+        self._check(data, name)
+        model, optimiser = copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.optimiser.state_dict())
         try:
             self.model.load_state_dict(data["model"])
-        except RuntimeError as exc:
-            raise PredictorError(f"{os.fspath(path)!r} holds weights of a different model: {exc}") from exc
-        self.optimiser.load_state_dict(data["optimiser"])
+            self.optimiser.load_state_dict(data["optimiser"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            self.model.load_state_dict(model)
+            self.optimiser.load_state_dict(optimiser)
+            raise PredictorError(f"checkpoint {name!r} does not fit this model or optimiser: {exc}") from exc
         self.step, self.losses = int(data["step"]), [float(v) for v in data["losses"]]
+
+    def _check(self, data: Any, name: str) -> None:
+        """Refuse a checkpoint that does not belong to this trainer, before anything is applied."""
+        if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT or not {
+                "step", "seed", "losses", "model", "optimiser", "built_for"} <= set(data):
+            raise PredictorError(f"checkpoint {name!r} is not a checkpoint written by PredictorTrainer.save()")
+        step, losses = data["step"], data["losses"]
+        if type(step) is not int or step < 0 or not isinstance(losses, list) or len(losses) != step or not all(
+                isinstance(v, float) for v in losses):
+            raise PredictorError(f"checkpoint {name!r}: its step ({step!r}) and losses (one float per step) "
+                                 "do not agree")
+        if data["seed"] != self.seed:
+            raise PredictorError(f"checkpoint {name!r} was written by a run with seed {data['seed']}, this trainer "
+                                 f"has seed {self.seed}; resuming would draw other batches")
+        _check_built_for(data["built_for"], _describe(self.model), name)
+        _check_tensors(data["model"], self.model.state_dict(), name)
+
+
+def _describe(model: nn.Module) -> Any:
+    """What the model was built for (unwrapping a data-parallel ``module``), or ``None`` when it does not say."""
+    inner = getattr(model, "module", model)
+    built_for = getattr(inner, "built_for", None)
+    return built_for() if callable(built_for) else None
+
+
+def _check_built_for(saved: Any, mine: Any, name: str) -> None:
+    if saved == mine:
+        return
+    if not isinstance(saved, dict) or not isinstance(mine, dict):
+        raise PredictorError(f"checkpoint {name!r} was written for another kind of model than this trainer's")
+    if saved.get("graph") != mine.get("graph"):
+        raise PredictorError(f"checkpoint {name!r} was written for another graph (its nodes or edges differ: "
+                             f"{_difference(saved.get('graph'), mine.get('graph'))}); resuming would train "
+                             "weights learnt for other connections")
+    theirs = {h.get("parameter"): h for h in saved.get("heads", []) if isinstance(h, dict)}
+    for head in mine.get("heads", []):
+        other = theirs.get(head["parameter"])
+        if other != head:
+            raise PredictorError(f"checkpoint {name!r} was written for other settings of {head['parameter']}: "
+                                 f"{_summary(other)} there, {_summary(head)} here")
+    raise PredictorError(f"checkpoint {name!r} was written for a model with other inputs or parameters "
+                         f"({_difference(saved, mine)})")
+
+
+def _summary(head: Any) -> str:
+    if not isinstance(head, dict):
+        return "no such parameter"
+    return f"range [{head.get('low')}, {head.get('high')}] {head.get('scale')}, {head.get('nodes')} node(s) of " \
+           f"shape {head.get('shape')}"
+
+
+def _difference(saved: Any, mine: Any) -> str:
+    if isinstance(saved, dict) and isinstance(mine, dict):
+        keys = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+        return f"{', '.join(map(str, keys))} differ"
+    return "they differ"
+
+
+def _check_tensors(saved: Any, mine: dict[str, torch.Tensor], name: str) -> None:
+    if not isinstance(saved, dict) or not all(isinstance(v, torch.Tensor) for v in saved.values()):
+        raise PredictorError(f"checkpoint {name!r}: its model state is not a mapping of names to tensors")
+    missing, extra = sorted(set(mine) - set(saved)), sorted(set(saved) - set(mine))
+    if missing or extra:
+        raise PredictorError(f"checkpoint {name!r} holds weights of a different model: missing {missing[:5]}, "
+                             f"unexpected {extra[:5]}")
+    for key, value in mine.items():
+        if tuple(saved[key].shape) != tuple(value.shape):
+            raise PredictorError(f"checkpoint {name!r} holds weights of a different model: {key} has shape "
+                                 f"{list(saved[key].shape)}, this model's {list(value.shape)}")

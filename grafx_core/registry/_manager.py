@@ -14,6 +14,7 @@ import pluggy
 from .. import hookspecs
 from ..errors import NameCollisionError, PluginError, PluginWarning, UnknownNameError, UnknownNodeTypeError
 from ..graph import Graph
+from ..native_code import NativeCodeError
 from ._advice import gradient_advice, sample_rate_advice
 from ._discovery import ENV_IMPORT_TIMEOUT, Candidate, Settings, default_candidates, entry_point_candidates, load_bounded
 from ._hooks import HOOK_NAMES, Source, collect, module_name
@@ -379,6 +380,8 @@ def _make_processor(info: ProcessorInfo, options: Mapping[str, Any]) -> Any:
     where = f"processor {info.name!r} of {info.distribution_label}"
     try:
         processor = info.spec.factory(**options)
+    except NativeCodeError:
+        raise  # its message already names the processor and the plug-in it refused to load
     except Exception as exc:  # a factory may raise anything; name it and the options it was given
         raise PluginError(f"{where}: its factory raised {type(exc).__name__}: {exc} (options {dict(options)})") from exc
     if processor is None or isinstance(processor, (type, str, bytes)) or not callable(processor):

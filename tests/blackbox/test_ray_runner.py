@@ -224,9 +224,45 @@ def test_without_ray_the_error_names_the_extra(monkeypatch):
 
 
 def test_bad_runner_options_are_named():
-    with pytest.raises(BlackBoxError, match="'lowpass'.*runner must be 'threads', 'ray' or a runner object"):
+    with pytest.raises(BlackBoxError, match="'lowpass'.*runner must be 'threads', 'isolated', 'ray' or a runner object"):
         BlackBoxProcessor(lowpass, SPECS, runner="dask")
     with pytest.raises(BlackBoxError, match="give workers and timeout to the runner object"):
         BlackBoxProcessor(lowpass, SPECS, runner=RayRunner(2), workers=2)
     with pytest.raises(ValueError, match="retries must be an int >= 0"):
         RayRunner(retries=-1)
+
+
+def test_an_effect_ray_cannot_pickle_is_named(ray_cluster):
+    import threading
+
+    lock = threading.Lock()
+
+    def locked(audio, sample_rate, cutoff_hz, gain_db):
+        with lock:
+            return audio
+
+    box = BlackBoxProcessor(locked, SPECS, sample_rate=SR, runner="ray", workers=1, name="locked")
+    with pytest.raises(BlackBoxWorkerError, match=r"'locked' cannot be sent to Ray workers: it cannot be pickled "
+                                                  r"\(.*lock.*runner='threads'"):
+        box(torch.zeros(1, 1, 64), **{s.name: torch.zeros(1, 1) for s in SPECS})
+
+
+@pytest.mark.parametrize("address", ["http://head:6379", "head", "head:port", "ray://:10001", "head:70000", ""])
+def test_a_malformed_ray_address_is_refused_where_it_is_given(address):
+    with pytest.raises(ValueError, match="is not 'auto', 'local', 'host:port' or 'ray://host:port'"):
+        RayRunner(address=address)
+
+
+def test_an_address_where_nothing_answers_is_named_within_seconds():
+    import socket
+    import time
+
+    from grafx_core.blackbox.ray_runner import _check_reachable
+
+    with socket.socket() as free:  # a port nothing listens on: bound, then closed
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    began = time.monotonic()
+    with pytest.raises(BlackBoxWorkerError, match=rf"RAY_ADDRESS '127.0.0.1:{port}': no Ray cluster answers there"):
+        _check_reachable(f"127.0.0.1:{port}", "RAY_ADDRESS")
+    assert time.monotonic() - began < 10

@@ -96,7 +96,7 @@ def test_training_lowers_the_loss_and_the_proxy_saves_and_loads(tmp_path, capsys
     assert NeuralProxy(path).proxy.config == proxy.config
 
     torch.save({"something": 1}, tmp_path / "other.pt")
-    with pytest.raises(EstimatorError, match="not a grafx-core proxy"):
+    with pytest.raises(EstimatorError, match="plain torch.save file without grafx-core's integrity header"):
         load_proxy(tmp_path / "other.pt")
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from grafx_core import PluginError, Registry
-from grafx_lv2 import LV2InstantiationError, LV2PluginCrashError, lv2_processor
+from grafx_lv2 import LV2InstantiationError, LV2PluginCrashError, LV2UnsupportedPluginError, lv2_processor
 from grafx_lv2 import probe as probe_module
 
 
@@ -56,3 +56,12 @@ def test_a_random_plugin_is_refused_by_name_unless_accepted(require):
     with pytest.raises(NondeterministicEffectError, match=r"'lv2:lsp_noise_generator_x1'.*even fresh instances"):
         refused(x)
     assert lv2_processor(name, include=[], check_determinism=False)(x).shape == x.shape
+
+
+def test_a_plugin_that_blows_up_only_at_the_asked_rate_is_refused(require, monkeypatch):
+    name = require("calf_saturator")  # its filters blow up at 8 kHz (then it outputs zeros); fine at 44.1 kHz
+    monkeypatch.setattr(probe_module, "_done", {})
+    with pytest.raises(LV2UnsupportedPluginError, match=r"at 8000 Hz, .*peak .* but not at 44100 Hz: it does not "
+                                                        r"work at this sample rate"):
+        lv2_processor(name, sample_rate=8000)
+    assert lv2_processor(name, sample_rate=44100).sample_rate == 44100

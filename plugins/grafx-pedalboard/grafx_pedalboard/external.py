@@ -22,12 +22,14 @@ plug-in: measure it with :func:`grafx_pedalboard.probe.probe_controls` and pass
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pedalboard
 
+from grafx_core import check_plugin_path
 from grafx_core.blackbox import BlackBoxProcessor, ParameterSpec
 from grafx_core.estimators import Estimator
 
@@ -36,7 +38,7 @@ from .estimator import make_estimator, settle_gradient_kind
 from .processor import SetAndProcess, SetAndProcessBlock, Target, check_sample_rate
 
 __all__ = ["ExternalParameter", "read_parameters", "ExternalPluginFactory", "external_processor",
-           "DISCRETE_STEPS"]
+           "registered_external_processor", "DISCRETE_STEPS"]
 
 DISCRETE_STEPS = 100
 """A float parameter with fewer distinct values than this is treated as stepped (not differentiable)."""
@@ -211,3 +213,19 @@ def external_processor(
         name=f"pedalboard:external {where}",
     )
     return settle_gradient_kind(processor)
+
+
+def registered_external_processor(path: str, **options: Any) -> BlackBoxProcessor:
+    """:func:`external_processor` as the registry's ``pedalboard:external``: the path must lie in a folder the
+    user allowed (``--allow-plugins DIR``, :func:`grafx_core.allow_plugin_folders`), since the registry builds
+    processors from graph and options files, which must never be enough to run native code.
+
+    Raises:
+        NativeCodeError: ``path`` lies in no allowed folder (nothing is loaded).
+    """
+    check_plugin_path(path, "pedalboard:external")
+    return external_processor(path, **options)
+
+
+# Only __wrapped__: the options-file check reads external_processor's keywords through it.
+functools.update_wrapper(registered_external_processor, external_processor, assigned=(), updated=())

@@ -3,7 +3,8 @@
 Every effect of :data:`~grafx_pedalboard.effects.EFFECTS` is registered as
 ``pedalboard:<name>`` (``pedalboard:compressor``); ``pedalboard:chain`` takes a
 whole board (``board=``) and ``pedalboard:external`` a VST3/AU plug-in
-(``path=``). Options go to the factories::
+(``path=``, in a folder allowed by :func:`grafx_core.allow_plugin_folders` or
+``--allow-plugins``). Options go to the factories::
 
     from grafx_core import get_processor
     comp = get_processor("pedalboard:compressor", sample_rate=48000)
@@ -21,7 +22,7 @@ from grafx_core import ProcessorSpec, hookimpl
 from .chain import pedalboard_chain
 from .effects import EFFECTS
 from .estimator import default_estimator_name
-from .external import external_processor
+from .external import registered_external_processor
 from .processor import effect_specs, pedalboard_processor
 
 __all__ = ["grafx_register_processors"]
@@ -42,7 +43,8 @@ def grafx_register_processors() -> list[ProcessorSpec]:
                                    signal_gradient=effect.signal_gradient))
     specs.append(ProcessorSpec("chain", pedalboard_chain, "A whole pedalboard.Pedalboard as one node (board=...)",
                                gradient="spsa"))
-    specs.append(ProcessorSpec("external", external_processor,
-                               "A VST3/AU plug-in via pedalboard.load_plugin (path=...)",
+    specs.append(ProcessorSpec("external", registered_external_processor,
+                               "A VST3/AU plug-in via pedalboard.load_plugin (path=...; its folder allowed with "
+                               "--allow-plugins or grafx_core.allow_plugin_folders)",
                                gradient="finite-difference"))
     return specs
