@@ -12,8 +12,9 @@
    lengths, throughput as a real-time factor, and a one-shot render of the
    shorter length for the cost ratio.
 
-The machine this runs on is usually shared: compare the ratios printed in one
-run, not absolute times between runs.
+Everything runs on one torch thread: on a shared machine, several threads on
+small blocks measure the contention more than the work. Compare the ratios
+printed in one run, not absolute times between runs.
 
 Run: python bench/stream.py [--seconds 1] [--tracks 8] [--minutes 0.25 1] [--block-sizes 64 512 4096 8192]
 """
@@ -151,14 +152,14 @@ def cli_memory(tracks: int, minutes: list[float], block: int) -> None:
         print(f"  {'input':>8} {'mode':>16} {'peak RSS':>9} {'wall':>8} {'real time':>10}")
         for length in minutes:
             sources = _write_sources(folder, tracks, length)
-            common = ["render", graph_path, "--options", options_path, "-p", params_path,
+            common = ["render", graph_path, "--options", options_path, "-p", params_path, "--threads", "1",
                       *sum((["-s", p] for p in sources), []), "--force", "-o", os.path.join(folder, "mix.wav")]
             modes = [(f"--block-size {block}", ["--block-size", str(block)])]
             if length == minutes[0]:
                 modes.append(("one-shot", []))
             for label, extra in modes:
                 took, rss = _timed_render([*common, *extra])
-                print(f"  {length:>6g} m {label:>16} {rss:>7.0f}MB {took:>7.1f}s {length * 60 / took:>9.1f}x")
+                print(f"  {length:>6g} m {label:>16} {rss:>7.0f}MB {took:>7.1f}s {length * 60 / took:>9.2f}x")
             for path in sources:
                 os.remove(path)
 
@@ -172,6 +173,7 @@ def main() -> None:
     parser.add_argument("--block-sizes", type=int, nargs="+", default=[256, 4096, 8192])
     args = parser.parse_args()
     torch.manual_seed(0)
+    torch.set_num_threads(1)  # on a shared machine, more threads on small blocks measure the contention
     console_blocks(args.seconds, args.tracks, args.block_sizes)
     lv2_console(args.seconds, 4, args.block_sizes)
     cli_memory(args.tracks, args.minutes, 4096)
