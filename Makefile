@@ -12,9 +12,10 @@ STAMP := $(VENV)/.installed
 RAY_STAMP := $(VENV)/.installed-ray
 PACKAGES := -e '.[test,plot,docs]' $(patsubst %/pyproject.toml,-e %,$(wildcard plugins/*/pyproject.toml examples/*/pyproject.toml))
 # Debian packages the plugins' tests and the demo use: the LV2 host library and plug-ins (grafx-lv2),
-# and recorded instruments for test material. Installed by `make system-packages` when root.
+# recorded instruments for test material, and Ardour 7 with its plug-ins (grafx-ardour's round trip).
+# Installed by `make system-packages` when root.
 APT_PACKAGES ?= liblilv-0-0 lsp-plugins-lv2 x42-plugins calf-plugins dpf-plugins-lv2 \
-	fluidsynth fluid-soundfont-gm hydrogen-drumkits gcc libc6-dev
+	fluidsynth fluid-soundfont-gm hydrogen-drumkits gcc libc6-dev ardour ardour-lv2-plugins
 
 .PHONY: install system-packages demo test bench docs clean gpu-wheels gpu-check
 

@@ -68,9 +68,13 @@ from .processor import (
 )
 from .registry import (
     Registry,
+    get_console,
     get_estimator,
+    get_exporter,
     get_processor,
+    list_consoles,
     list_estimators,
+    list_exporters,
     list_plugins,
     list_processors,
     plugin_failures,
@@ -78,7 +82,7 @@ from .registry import (
 )
 from .render import render
 from .schedule import SCHEDULING_METHODS, Stage, render_order
-from .specs import EstimatorSpec, ProcessorSpec
+from .specs import ConsoleSpec, EstimatorSpec, ExporterSpec, ProcessorSpec
 from .structure import GATE_PARAMETER, Gated, gate_processors, gate_values, prune
 from .wavfile import read_wav, write_wav
 
@@ -131,6 +135,8 @@ __all__ = [
     "parameter_ranges",
     "ProcessorSpec",
     "EstimatorSpec",
+    "ConsoleSpec",
+    "ExporterSpec",
     "hookimpl",
     # plugin registry
     "get_processor",
@@ -140,6 +146,10 @@ __all__ = [
     "list_plugins",
     "plugin_failures",
     "processors_for_graph",
+    "list_consoles",
+    "get_console",
+    "list_exporters",
+    "get_exporter",
     "Registry",
     "allow_plugin_folders",
     "allowed_plugin_folders",

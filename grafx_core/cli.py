@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "draw": "grafx_core.commands.draw",
     "gradients": "grafx_core.commands.gradients",
     "fit": "grafx_core.commands.fit",
+    "export": "grafx_core.commands.export",
 }
 """Subcommand name -> module implementing ``add_arguments(parser)`` and ``run(args)``."""
 

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 
 import pluggy
 
-from .specs import EstimatorSpec, ProcessorSpec
+from .specs import ConsoleSpec, EstimatorSpec, ExporterSpec, ProcessorSpec
 
-__all__ = ["PROJECT_NAME", "hookspec", "hookimpl", "grafx_register_processors", "grafx_register_estimators"]
+__all__ = ["PROJECT_NAME", "hookspec", "hookimpl", "grafx_register_processors", "grafx_register_estimators",
+           "grafx_register_consoles", "grafx_register_exporters"]
 
 PROJECT_NAME = "grafx_core"
 
@@ -58,3 +59,13 @@ def grafx_register_processors() -> Sequence[ProcessorSpec]:
 @hookspec
 def grafx_register_estimators() -> Sequence[EstimatorSpec]:
     """Return the gradient estimators this plugin offers, as :class:`EstimatorSpec` records."""
+
+
+@hookspec
+def grafx_register_consoles() -> Sequence[ConsoleSpec]:
+    """Return the mixing consoles this plugin offers to ``grafx-core fit --console``, as :class:`ConsoleSpec` records."""
+
+
+@hookspec
+def grafx_register_exporters() -> Sequence[ExporterSpec]:
+    """Return the exporters this plugin offers to ``grafx-core export``, as :class:`ExporterSpec` records."""

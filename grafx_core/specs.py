@@ -8,7 +8,7 @@ from typing import Any
 
 from .processor import GRADIENT_KINDS
 
-__all__ = ["ProcessorSpec", "EstimatorSpec"]
+__all__ = ["ProcessorSpec", "EstimatorSpec", "ConsoleSpec", "ExporterSpec"]
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -79,3 +79,48 @@ class EstimatorSpec:
         _check_name("estimator", self.name)
         if not callable(self.factory):
             raise TypeError(f"estimator {self.name!r}: factory must be callable, got {self.factory!r}")
+
+
+@dataclass(frozen=True)
+class ConsoleSpec:
+    """A mixing console a plugin offers to ``grafx-core fit --console NAME``.
+
+    Attributes:
+        name: short name (``"ardour"``); qualified by the registry.
+        factory: called with the track names (a list of str), returns a
+            :class:`grafx_core.fitting.console.Console`.
+        description: one line for listings.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("console", self.name)
+        if not callable(self.factory):
+            raise TypeError(f"console {self.name!r}: factory must be callable, got {self.factory!r}")
+
+
+@dataclass(frozen=True)
+class ExporterSpec:
+    """A way to write a fit's results folder for another program (``grafx-core export NAME``).
+
+    Attributes:
+        name: short name (``"ardour"``); qualified by the registry.
+        factory: ``export(fit_dir, destination, force=False)``: writes the
+            results folder ``fit_dir`` to ``destination`` and returns the main
+            file written; refuses an existing ``destination`` unless ``force``;
+            raises a :class:`~grafx_core.errors.GrafxError` whose message is
+            one line a user can act on.
+        description: one line for listings.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("exporter", self.name)
+        if not callable(self.factory):
+            raise TypeError(f"exporter {self.name!r}: factory must be callable, got {self.factory!r}")

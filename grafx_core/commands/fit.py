@@ -26,6 +26,7 @@ from ..fitting.session import FitJob, fit_console
 from ..fitting.stems import read_multitrack
 from ..graph import Graph
 from ..parameter_file import load_parameters
+from ..registry import get_console, get_exporter
 from ._arguments import (add_allow_plugins, at_least, device_name, positive_number, seed_number, threads_count,
                          whole_number_between)
 from ._processors import accepts_keyword, build_processors, isolate_black_boxes, read_options
@@ -46,9 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "processor's defaults)")
     parser.add_argument("--hidden", metavar="PARAMS.json", help="the parameters that made the target, when "
                         "known: reported next to the fitted ones")
-    parser.add_argument("--console", choices=sorted(CONSOLES), default="analytic",
-                        help="console to build without --graph: analytic (grafx-dsp, autograd) or pedalboard "
-                        "(pedalboard compressors and reverb); default analytic")
+    parser.add_argument("--console", default="analytic", metavar="NAME",
+                        help="console to build without --graph: analytic (grafx-dsp, autograd), pedalboard "
+                        "(pedalboard compressors and reverb), or one a plugin registers (ardour: Ardour's mixer, "
+                        "from grafx-ardour); default analytic")
+    parser.add_argument("--export-ardour", metavar="SESSION_DIR",
+                        help="then write the fit as an Ardour 7 session there (as grafx-core export ardour)")
     parser.add_argument("--compressor", metavar="PROCESSOR", help="processor name for the track compressors")
     parser.add_argument("--reverb", metavar="PROCESSOR", help="processor name for the send reverb")
     parser.add_argument("--steps", type=at_least(1), default=200, help="most fitting steps (default 200)")
@@ -76,6 +80,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _console(args: argparse.Namespace, names: list[str]) -> Console:
+    if args.graph is None and args.console not in CONSOLES:
+        if args.compressor or args.reverb:
+            raise GrafxError(f"--compressor and --reverb choose processors of the built-in consoles; console "
+                             f"{args.console!r} names its own")
+        try:
+            return get_console(args.console).spec.factory(names)
+        except ValueError as exc:
+            raise GrafxError(f"--console {args.console}: {exc}") from exc
     if args.graph is None:
         effects = with_effects(CONSOLES[args.console], track_compressor=args.compressor, reverb=args.reverb)
         return build_console(names, effects)
@@ -106,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.manual_seed(args.seed)
+    exporter = get_exporter("ardour").spec.factory if args.export_ardour else None  # fail before fitting
     multitrack = read_multitrack(args.stems, args.target, args.sample_rate)
     console = _console(args, multitrack.names)
     graph, options = console.graph, console.options
@@ -126,4 +139,8 @@ def run(args: argparse.Namespace) -> int:
                  steps=args.steps, learning_rate=args.learning_rate, patience=args.patience, prune=args.prune,
                  prune_steps=args.prune_steps,
                  device=device, threads=args.threads, title="fitted", notes=multitrack.notes, settings=settings)
-    return fit_console(job, sys.stdout).exit_status
+    status = fit_console(job, sys.stdout).exit_status
+    if status == 0 and exporter is not None:
+        written = exporter(args.output, args.export_ardour, force=args.force)
+        print(f"wrote the Ardour session {written}")
+    return status

@@ -8,9 +8,13 @@ one plugin offers it.
 
 from ._default import (
     default_registry,
+    get_console,
     get_estimator,
+    get_exporter,
     get_processor,
+    list_consoles,
     list_estimators,
+    list_exporters,
     list_plugins,
     list_processors,
     plugin_failures,
@@ -19,7 +23,7 @@ from ._default import (
 )
 from ._discovery import ENTRY_POINT_GROUP, ENV_ALLOW, ENV_DISABLE_AUTOLOAD, ENV_STRICT
 from ._manager import CORE_PLUGIN_NAME, DEFAULT_PLUGINS, Registry
-from ._records import EstimatorInfo, PluginFailure, PluginInfo, ProcessorInfo
+from ._records import ConsoleInfo, EstimatorInfo, ExporterInfo, PluginFailure, PluginInfo, ProcessorInfo
 
 __all__ = [
     "Registry",
@@ -32,7 +36,13 @@ __all__ = [
     "list_plugins",
     "plugin_failures",
     "processors_for_graph",
+    "list_consoles",
+    "get_console",
+    "list_exporters",
+    "get_exporter",
     "ProcessorInfo",
+    "ConsoleInfo",
+    "ExporterInfo",
     "EstimatorInfo",
     "PluginInfo",
     "PluginFailure",

@@ -40,6 +40,7 @@ def plugins_report(registry: Registry) -> dict[str, Any]:
         plugins = registry.list_plugins()
         processors = registry.list_processors()
         estimators = registry.list_estimators()
+        consoles, exporters = registry.list_consoles(), registry.list_exporters()
         failures = registry.plugin_failures()
 
     def owned(infos: list[Any], plugin: Any) -> list[Any]:
@@ -58,6 +59,10 @@ def plugins_report(registry: Registry) -> dict[str, Any]:
                                 "signal": i.signal_gradient, "description": i.description} for i in owned(processors, p)],
                 "estimators": [{"name": i.name, "short_name": i.short_name, "description": i.description}
                                for i in owned(estimators, p)],
+                "consoles": [{"name": i.name, "short_name": i.short_name, "description": i.description}
+                             for i in owned(consoles, p)],
+                "exporters": [{"name": i.name, "short_name": i.short_name, "description": i.description}
+                              for i in owned(exporters, p)],
             }
             for p in plugins
         ],
@@ -70,13 +75,16 @@ def plugins_report(registry: Registry) -> dict[str, Any]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """A plain-text table of :func:`plugins_report`, one line per processor or estimator
-    with its description; ``KIND`` is a processor's gradient kind, or ``estimator``."""
+    """A plain-text table of :func:`plugins_report`, one line per processor, estimator,
+    console or exporter with its description; ``KIND`` is a processor's gradient kind,
+    or ``estimator``, ``console`` (``fit --console``), ``exporter`` (``grafx-core export``)."""
     header = ("PLUGIN", "DISTRIBUTION", "NAME", "KIND", "DESCRIPTION")
     rows: list[tuple[str, ...]] = []
     for plugin in report["plugins"]:
         entries = [(p["short_name"], p["gradient"], p["description"]) for p in plugin["processors"]]
         entries += [(e["short_name"], "estimator", e["description"]) for e in plugin["estimators"]]
+        entries += [(e["short_name"], kind, e["description"]) for kind in ("console", "exporter")
+                    for e in plugin.get(f"{kind}s", [])]
         for k, (name, kind, description) in enumerate(entries or [("-", "", "")]):
             first = k == 0
             rows.append((

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..graph import Graph
 from ._manager import Registry
-from ._records import EstimatorInfo, PluginFailure, PluginInfo, ProcessorInfo
+from ._records import ConsoleInfo, EstimatorInfo, ExporterInfo, PluginFailure, PluginInfo, ProcessorInfo
 
 __all__ = [
     "default_registry",
@@ -20,6 +20,10 @@ __all__ = [
     "list_plugins",
     "plugin_failures",
     "processors_for_graph",
+    "list_consoles",
+    "get_console",
+    "list_exporters",
+    "get_exporter",
 ]
 
 _default: Registry | None = None
@@ -112,3 +116,31 @@ def processors_for_graph(graph: Graph, options: Mapping[str, Mapping[str, Any]] 
         AmbiguousNameError, NameCollisionError: as :func:`get_processor`.
     """
     return default_registry().processors_for_graph(graph, options)
+
+
+def list_consoles() -> list[ConsoleInfo]:
+    """Every mixing console plugins offer to ``grafx-core fit --console``."""
+    return default_registry().list_consoles()
+
+
+def get_console(name: str) -> ConsoleInfo:
+    """The console registered as ``name``; its ``spec.factory(track_names)`` builds it.
+
+    Raises:
+        UnknownNameError, AmbiguousNameError, NameCollisionError: as :func:`get_processor`.
+    """
+    return default_registry().console_info(name)
+
+
+def list_exporters() -> list[ExporterInfo]:
+    """Every exporter plugins offer to ``grafx-core export``."""
+    return default_registry().list_exporters()
+
+
+def get_exporter(name: str) -> ExporterInfo:
+    """The exporter registered as ``name``; its ``spec.factory(fit_dir, destination, force=...)`` writes.
+
+    Raises:
+        UnknownNameError, AmbiguousNameError, NameCollisionError: as :func:`get_processor`.
+    """
+    return default_registry().exporter_info(name)

@@ -8,16 +8,17 @@ from typing import Any, TypeVar
 
 import pluggy
 
-from ..specs import EstimatorSpec, ProcessorSpec
+from ..specs import ConsoleSpec, EstimatorSpec, ExporterSpec, ProcessorSpec
 from ._names import Catalog
-from ._records import EstimatorInfo, PluginFailure, ProcessorInfo
+from ._records import ConsoleInfo, EstimatorInfo, ExporterInfo, PluginFailure, ProcessorInfo
 
-__all__ = ["HOOK_NAMES", "Source", "module_name", "collect"]
+__all__ = ["HOOK_NAMES", "Source", "module_name", "collect", "collect_extensions"]
 
-HOOK_NAMES = ("grafx_register_processors", "grafx_register_estimators")
+HOOK_NAMES = ("grafx_register_processors", "grafx_register_estimators", "grafx_register_consoles",
+              "grafx_register_exporters")
 """The hooks a plugin may implement (see :mod:`grafx_core.hookspecs`)."""
 
-Info = TypeVar("Info", ProcessorInfo, EstimatorInfo)
+Info = TypeVar("Info", ProcessorInfo, EstimatorInfo, ConsoleInfo, ExporterInfo)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,23 @@ def collect(pm: pluggy.PluginManager, source_of: Callable[[str], Source]
             failures.append(PluginFailure(last.plugin, last.distribution, last.version, "collision",
                                           catalog.collision_message(group)))
     return processor_catalog, estimator_catalog, failures
+
+
+def collect_extensions(pm: pluggy.PluginManager, source_of: Callable[[str], Source]
+                       ) -> tuple[Catalog[ConsoleInfo], Catalog[ExporterInfo], list[PluginFailure]]:
+    """Call every plugin's console and exporter hooks and index what they return (as :func:`collect`)."""
+    failures: list[PluginFailure] = []
+    consoles = Catalog("console", _call_hook(pm, source_of, "grafx_register_consoles", ConsoleSpec, failures,
+                                             lambda s, spec: ConsoleInfo(s.plugin, s.distribution, s.version, spec)))
+    exporters = Catalog("exporter", _call_hook(pm, source_of, "grafx_register_exporters", ExporterSpec, failures,
+                                               lambda s, spec: ExporterInfo(s.plugin, s.distribution, s.version,
+                                                                            spec)))
+    for catalog in (consoles, exporters):
+        for group in catalog.collisions():
+            last = group[-1]
+            failures.append(PluginFailure(last.plugin, last.distribution, last.version, "collision",
+                                          catalog.collision_message(group)))
+    return consoles, exporters, failures
 
 
 def _call_hook(pm: pluggy.PluginManager, source_of: Callable[[str], Source], hook_name: str, spec_type: type,

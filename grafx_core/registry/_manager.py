@@ -17,9 +17,17 @@ from ..graph import Graph
 from ..native_code import NativeCodeError
 from ._advice import gradient_advice, sample_rate_advice
 from ._discovery import ENV_IMPORT_TIMEOUT, Candidate, Settings, default_candidates, entry_point_candidates, load_bounded
-from ._hooks import HOOK_NAMES, Source, collect, module_name
+from ._hooks import HOOK_NAMES, Source, collect, collect_extensions, module_name
 from ._names import Catalog
-from ._records import EstimatorInfo, PluginFailure, PluginInfo, ProcessorInfo, distribution_label
+from ._records import (
+    ConsoleInfo,
+    EstimatorInfo,
+    ExporterInfo,
+    PluginFailure,
+    PluginInfo,
+    ProcessorInfo,
+    distribution_label,
+)
 
 __all__ = ["Registry", "DEFAULT_PLUGINS", "CORE_PLUGIN_NAME"]
 
@@ -87,6 +95,8 @@ class Registry:
         self._hook_failures: list[PluginFailure] = []
         self._warned: set[PluginFailure | str] = set()
         self._catalogs: tuple[Catalog[ProcessorInfo], Catalog[EstimatorInfo]] | None = None
+        self._extensions: tuple[Catalog[ConsoleInfo], Catalog[ExporterInfo]] = (Catalog("console", ()),
+                                                                               Catalog("exporter", ()))
         self._advice: list[str] = []
         self._loaded = False
         self._lock = threading.RLock()
@@ -142,6 +152,27 @@ class Registry:
     def estimator_info(self, name: str) -> EstimatorInfo:
         """The estimator registered as ``name``; raises like :meth:`processor_info`."""
         return self._ready()[1].resolve(name)
+
+    def list_consoles(self) -> list[ConsoleInfo]:
+        """Every registered mixing console (``grafx-core fit --console``), sorted by qualified name."""
+        self._ready()
+        return self._extensions[0].entries()
+
+    def console_info(self, name: str) -> ConsoleInfo:
+        """The console registered as ``name`` (``"ardour:ardour"``, or a unique short name); raises like
+        :meth:`processor_info`."""
+        self._ready()
+        return self._extensions[0].resolve(name)
+
+    def list_exporters(self) -> list[ExporterInfo]:
+        """Every registered exporter (``grafx-core export``), sorted by qualified name."""
+        self._ready()
+        return self._extensions[1].entries()
+
+    def exporter_info(self, name: str) -> ExporterInfo:
+        """The exporter registered as ``name``; raises like :meth:`processor_info`."""
+        self._ready()
+        return self._extensions[1].resolve(name)
 
     def get_processor(self, name: str, **kwargs: Any) -> Any:
         """A new processor: the factory of processor ``name`` called with ``kwargs``.
@@ -238,6 +269,9 @@ class Registry:
                 self._load_all()
             if self._catalogs is None:
                 processors, estimators, self._hook_failures = collect(self._pm, self._source)
+                consoles, exporters, failures = collect_extensions(self._pm, self._source)
+                self._hook_failures += failures
+                self._extensions = (consoles, exporters)
                 self._catalogs = (processors, estimators)
                 self._advice = [a for a in map(sample_rate_advice, processors.entries()) if a is not None]
             catalogs = self._catalogs

@@ -7,14 +7,14 @@ from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 from ..errors import AmbiguousNameError, NameCollisionError, UnknownNameError
-from ._records import EstimatorInfo, ProcessorInfo
+from ._records import ConsoleInfo, EstimatorInfo, ExporterInfo, ProcessorInfo
 
 __all__ = ["Catalog"]
 
-Entry = TypeVar("Entry", ProcessorInfo, EstimatorInfo)
+Entry = TypeVar("Entry", ProcessorInfo, EstimatorInfo, ConsoleInfo, ExporterInfo)
 
 
-def _describe(entries: Iterable[ProcessorInfo | EstimatorInfo]) -> str:
+def _describe(entries: Iterable[ProcessorInfo | EstimatorInfo | ConsoleInfo | ExporterInfo]) -> str:
     return ", ".join(f"{e.name!r} from {e.distribution_label}" for e in entries)
 
 

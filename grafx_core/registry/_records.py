@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..specs import EstimatorSpec, ProcessorSpec
+from ..specs import ConsoleSpec, EstimatorSpec, ExporterSpec, ProcessorSpec
 
-__all__ = ["PluginInfo", "PluginFailure", "ProcessorInfo", "EstimatorInfo", "distribution_label"]
+__all__ = ["PluginInfo", "PluginFailure", "ProcessorInfo", "EstimatorInfo", "ConsoleInfo", "ExporterInfo",
+           "distribution_label"]
 
 
 def distribution_label(distribution: str | None, version: str | None) -> str:
@@ -123,3 +124,17 @@ class EstimatorInfo(_Registration):
     """A registered gradient estimator: its spec and the plugin that offers it."""
 
     spec: EstimatorSpec
+
+
+@dataclass(frozen=True)
+class ConsoleInfo(_Registration):
+    """A registered mixing console (``grafx-core fit --console``): its spec and the plugin that offers it."""
+
+    spec: ConsoleSpec
+
+
+@dataclass(frozen=True)
+class ExporterInfo(_Registration):
+    """A registered exporter (``grafx-core export``): its spec and the plugin that offers it."""
+
+    spec: ExporterSpec

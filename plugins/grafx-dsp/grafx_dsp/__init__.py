@@ -10,6 +10,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._base import DSPProcessor, default_parameters
 from ._ranges import Range, soft_limit
+from .ardour_comp import A_COMP_PORTS, AComp, a_comp_gain_db
+from .ardour_eq import A_EQ_PORTS, AEq, a_eq_coefficients
+from .ardour_fader import FADER_MAX_DB, ArdourFader, ardour_balance_gains, ardour_fader, ardour_pan_gains
 from .ballistics import ballistics, one_pole, peak_release
 from .biquad import FILTER_TYPES, Biquad, biquad, biquad_coefficients, sos_filter
 from .containers import Chain, DryWet, ParallelMix
@@ -111,4 +114,16 @@ __all__ = [
     "DryWet",
     "Chain",
     "ParallelMix",
+    # twins of Ardour's mixer and plug-ins
+    "AEq",
+    "AComp",
+    "ArdourFader",
+    "a_eq_coefficients",
+    "a_comp_gain_db",
+    "ardour_fader",
+    "ardour_pan_gains",
+    "ardour_balance_gains",
+    "A_EQ_PORTS",
+    "A_COMP_PORTS",
+    "FADER_MAX_DB",
 ]

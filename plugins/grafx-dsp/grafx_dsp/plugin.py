@@ -10,6 +10,9 @@ from functools import partial
 
 from grafx_core import ProcessorSpec, hookimpl
 
+from .ardour_comp import AComp
+from .ardour_eq import AEq
+from .ardour_fader import ArdourFader
 from .biquad import Biquad
 from .containers import Chain, DryWet, ParallelMix
 from .crossover import Crossover
@@ -62,6 +65,11 @@ PROCESSORS: tuple[ProcessorSpec, ...] = (
     ProcessorSpec("waveshaper", ChebyshevWaveshaper, "Chebyshev harmonic waveshaper: drive_db, harmonic_gain"),
     ProcessorSpec("dry_wet", DryWet, "Dry/wet mix around a processor (option processor=...): mix"),
     ProcessorSpec("chain", Chain, "Processors in series in one node (option stages=[...] or {name: ...})"),
+    ProcessorSpec("a_eq", AEq, "Twin of Ardour's a-eq: shelves, four bells, master gain (settled glide)"),
+    ProcessorSpec("a_comp", AComp, "Twin of Ardour's a-comp (mono or stereo-linked peak compressor)"),
+    ProcessorSpec("ardour_fader", ArdourFader, "Twin of an Ardour strip's fader and default panner: gain_db, position"),
+    ProcessorSpec("ardour_gain", partial(ArdourFader, pan=False), "Twin of an Ardour fader without panner: gain_db"),
+    ProcessorSpec("ardour_send", partial(ArdourFader, pan=False), "Twin of an Ardour aux send's level: gain_db"),
     ProcessorSpec("parallel_mix", ParallelMix,
                   "Processors side by side in one node, weighted sum (option branches=[...] or {name: ...})"),
 )
