@@ -25,6 +25,7 @@ from .errors import (
     PredictorError,
     ProcessorOutputError,
     SourceShapeError,
+    StreamingError,
     UnknownNameError,
     UnknownNodeTypeError,
 )
@@ -56,6 +57,9 @@ from .native_code import NativeCodeError, allow_plugin_folders, allowed_plugin_f
 from .parameter_file import load_control_hop, load_parameters, save_parameters
 from .parameters import check_parameters, concatenate_parameters, create_empty_parameters
 from .plan import CPU_TILE_BYTES, NodeAux, RenderPlan, compile_render
+from .excerpts import render_excerpt
+from .state import detach_state
+from .stream import stream_render
 from .predictor import ParameterPredictor, PredictorTrainer, multi_resolution_stft_loss
 from .processor import (
     GRADIENT_KINDS,
@@ -115,6 +119,10 @@ __all__ = [
     "create_empty_parameters",
     "check_parameters",
     "concatenate_parameters",
+    # streaming
+    "stream_render",
+    "render_excerpt",
+    "detach_state",
     # structure
     "Gated",
     "GATE_PARAMETER",
@@ -212,4 +220,5 @@ __all__ = [
     "PredictorError",
     "AudioFileError",
     "OptionalDependencyError",
+    "StreamingError",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "BlackBoxTimeoutError",
     "BlackBoxWorkerError",
     "NondeterministicEffectError",
+    "StreamingError",
 ]
 
 
@@ -168,3 +169,10 @@ class PredictorError(GrafxError):
     """A parameter predictor was built for a graph it cannot serve, got misshapen audio,
     or was given a checkpoint that does not match it (the message names the node type,
     parameter or file)."""
+
+
+class StreamingError(GrafxError):
+    """A graph cannot be rendered block by block: a processor neither carries its
+    state (``initial_state``/``forward_stateful``) nor declares ``memoryless``, a
+    parameter is a curve the stream cannot slice yet, or the blocks are misshapen
+    (the message names the processor, node type, parameter or block)."""

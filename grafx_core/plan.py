@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ from .parameters import _check_parameters, _require_processors
 from ._row_labels import RowLabels, labelled_rows
 from .processor import ProcessorLike, node_shares
 from .schedule import Stage, render_order, tile_stages
+from .state import call_block
 
 __all__ = ["RenderPlan", "compile_render", "NodeAux", "CPU_TILE_BYTES"]
 
@@ -211,7 +212,8 @@ class _Program:
 
     # -- calling ------------------------------------------------------------
     def _call(self, stage: _StagePlan, inputs: list[torch.Tensor], kwargs: dict[str, Any],
-              subset: np.ndarray | None) -> tuple[list[torch.Tensor], Mapping[str, torch.Tensor] | None]:
+              subset: np.ndarray | None,
+              states: dict[Any, Any] | None = None) -> tuple[list[torch.Tensor], Mapping[str, torch.Tensor] | None]:
         batch, rows, _, length = inputs[0].shape
         flat = [x.reshape(batch * rows, x.shape[2], length) for x in inputs]
         node_ids = stage.node_ids if subset is None else stage.node_ids[subset]
@@ -225,7 +227,11 @@ class _Program:
         assert stage.processor is not None  # the built-ins are rendered elsewhere
         try:
             with labelled_rows(RowLabels([self._labels[i] for i in node_ids], batch)):
-                result = stage.processor(*flat, **kwargs)
+                if states is None:
+                    result = stage.processor(*flat, **kwargs)
+                else:  # a stream: this stage call's state, carried from the previous block
+                    key = (stage.index, None if subset is None else subset.tobytes())
+                    result, states[key] = call_block(stage.processor, states.get(key), flat, kwargs)
         except GrafxError as exc:
             row = getattr(exc, "row", None)
             if isinstance(row, int) and 0 <= row < batch * rows:
@@ -270,8 +276,13 @@ class _Program:
         return outputs, aux
 
     def run(self, parameters: Any, sources: torch.Tensor, per_example: Mapping[str, bool],
-            batched: bool, curves: _Curves | None = None) -> tuple[torch.Tensor, NodeAux]:
-        """Render checked inputs; ``sources`` is ``[batch, num_in, channels, samples]``."""
+            batched: bool, curves: _Curves | None = None,
+            states: dict[Any, Any] | None = None) -> tuple[torch.Tensor, NodeAux]:
+        """Render checked inputs; ``sources`` is ``[batch, num_in, channels, samples]``.
+
+        ``states`` (a stream's): each stage call's processor state, read and
+        updated in place; ``None`` renders with plain ``forward`` calls.
+        """
         curves = curves or _Curves(frozenset(), sources.shape[-1], 1)
         batch = sources.shape[0]
         produced: dict[Producer, Produced] = {(-1, 0): Produced.single(sources)}
@@ -297,7 +308,7 @@ class _Program:
                 for index in [i for i in pending if self._stages[i].processor is stage.processor]:
                     settle(index)
             finish = self._run_stage(stage, produced, parameters, per_example.get(stage.type, False),
-                                     batch, aux_by_node, batched, background, curves)
+                                     batch, aux_by_node, batched, background, curves, states)
             pending[stage.index] = finish
             if not background:
                 settle(stage.index)
@@ -312,7 +323,8 @@ class _Program:
 
     def _run_stage(self, stage: _StagePlan, produced: dict[Producer, Produced], parameters: Any,
                    per_example: bool, batch: int, aux_by_node: NodeAux, batched: bool,
-                   background: bool, curves: _Curves) -> Callable[[], list[Produced]]:
+                   background: bool, curves: _Curves,
+                   states: dict[Any, Any] | None = None) -> Callable[[], list[Produced]]:
         """Gather a stage's inputs now; the returned function gives its outputs (waiting for a background call)."""
         channels = [inlet_channels(inlet, produced) for inlet in stage.inlets]
         if stage.type == "out":
@@ -345,10 +357,10 @@ class _Program:
                     called.append((subset, inputs, None))
                 elif isinstance(inputs, HostCall):
                     inputs.wait()
-                    outputs, aux = self._call(stage, inputs.inputs, inputs.kwargs, subset)
+                    outputs, aux = self._call(stage, inputs.inputs, inputs.kwargs, subset, states)
                     called.append((subset, inputs.back(outputs), inputs.back(aux)))
                 else:
-                    called.append((subset, *self._call(stage, inputs, kwargs, subset)))
+                    called.append((subset, *self._call(stage, inputs, kwargs, subset, states)))
             return called
 
         if background:
@@ -487,6 +499,17 @@ class RenderPlan:
         program = self._program(self.nodes_per_call(sources))
         moving = _Curves(frozenset(curves), samples, self.control_hop or 1) if curves else None
         return program.run(parameters, sources, per_example, batched, moving)
+
+    def stream(self, parameters: Any, blocks: Iterable[torch.Tensor], *,
+               detach_state: bool = True) -> Iterator[torch.Tensor]:
+        """Render a long input block by block, each processor's state carried across blocks.
+
+        See :func:`grafx_core.stream.stream_render` (arguments, compensation
+        of ``latency_samples``, errors).
+        """
+        from .stream import stream_render  # the stream compiles plans itself
+
+        return stream_render(self, parameters, blocks, detach_state=detach_state)
 
 
 def _type_ranks(graph: Graph) -> list[int]:

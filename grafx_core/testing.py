@@ -44,6 +44,7 @@ from .errors import ConformanceError
 from .control import Control
 from .description import ProcessorDescription
 from .processor import node_shares
+from .state import render_in_blocks
 from .gradient_report import gradient_report  # noqa: F401  (re-exported: grafx_core.testing.gradient_report)
 
 __all__ = ["check_processor", "CHECKS"]
@@ -58,6 +59,7 @@ CHECKS = (
     "gradcheck",
     "time-varying",
     "estimator-agreement",
+    "streaming",
 )
 """The checks :func:`check_processor` runs, in order; all but the first three can be skipped."""
 
@@ -67,6 +69,10 @@ _PARAMETER_WORDS = ("parameter_size()", "parameter_ranges()", "default_parameter
 _DEFAULT_MIN_COSINE = {"finite-difference": 0.99, "spsa": 0.7}
 
 Path = tuple[str, ...]
+
+
+STREAM_SPLITS: tuple[tuple[int, ...], ...] = ((1, 63), (100, 37))
+"""Block sizes the ``streaming`` check renders in (each cycled until the signal ends)."""
 
 
 class _Checker:
@@ -258,6 +264,42 @@ class _Checker:
             self.assert_close("batch-consistency", batched, single,
                               f"{what} of a batch of {self.nodes} nodes differs from the nodes rendered one by one")
 
+    def streams(self) -> bool:
+        description = describe(self.processor)
+        return description.stateful or description.memoryless
+
+    def check_streaming(self, atol: float) -> None:
+        latency = describe(self.processor).latency_samples
+        params = nest(zip([p for p, _ in self.layout], self.params))
+        # A late processor is flushed with silence, as a stream does at its end.
+        signals = [torch.nn.functional.pad(x, (0, latency)) for x in self.signals]
+        for sizes in STREAM_SPLITS:
+            try:
+                with torch.no_grad():
+                    blocked = render_in_blocks(self.processor, signals, params, sizes)
+            except Exception as exc:
+                self.fail("streaming", f"rendering in blocks of {list(sizes)} raised {type(exc).__name__}: {exc}")
+            for name, whole, part in zip(self.outlets, self.outputs, blocked):
+                part = part[..., latency:]
+                scale = max(float(whole.abs().max()) if whole.numel() else 0.0, 1.0)
+                error = float((whole - part).abs().max()) if whole.numel() else 0.0
+                if not error <= atol * scale and not self._as_close_to_float64(name, whole, part, atol * scale):
+                    self.fail("streaming", f"outlet {name!r} rendered in blocks of {list(sizes)} from initial_state "
+                                           f"differs from one forward by {error:.3g} (allowed {atol * scale:.3g})")
+
+    def _as_close_to_float64(self, outlet: str, whole: torch.Tensor, part: torch.Tensor, atol: float) -> bool:
+        """Whether the blocks are no farther from a float64 forward than one float32 forward is (plus ``atol``):
+        a float32 forward is itself only that close to the exact result (long FFT convolutions, large gains)."""
+        if self.dtype == torch.float64:
+            return False
+        processor = copy.deepcopy(self.processor).to(torch.float64)
+        signals = [s.detach().to(torch.float64) for s in self.signals]
+        with torch.no_grad():
+            reference = self.call(signals, [p.detach().to(torch.float64) for p in self.params], processor,
+                                  check="streaming")[0][list(self.outlets).index(outlet)]
+        own = float((whole.to(torch.float64) - reference).abs().max())
+        return float((part.to(torch.float64) - reference).abs().max()) <= own + atol
+
     def assert_close(self, check: str, actual: torch.Tensor, expected: torch.Tensor, message: str) -> None:
         scale = float(expected.abs().max()) if expected.numel() else 0.0
         try:
@@ -390,6 +432,7 @@ def check_processor(
     min_cosine: float | None = None,
     estimator_repeats: int | None = None,
     skip: Collection[str] = (),
+    stream_atol: float = 1e-6,
 ) -> list[str]:
     """Check that ``processor`` follows the processor protocol; raise at the first failure.
 
@@ -423,6 +466,14 @@ def check_processor(
       moving curve a batch equals its nodes rendered one by one; for autograd
       processors the gradient with respect to the first, middle and last
       control frame agrees with float64 central differences.
+    - ``streaming`` (processors declaring ``initial_state``/``forward_stateful``
+      or ``memoryless``): the signals rendered in blocks of several sizes
+      (:data:`STREAM_SPLITS`), the state carried from ``initial_state``,
+      equal one ``forward`` over the whole signal (``stream_atol`` times the
+      output's peak, at least 1; or, where float32 rounding of one forward is
+      larger, no farther from a float64 forward than one float32 forward is,
+      plus that tolerance; a processor declaring ``latency_samples``
+      is flushed with that much silence and its blocked output shifted back).
     - ``estimator-agreement`` (``"finite-difference"`` and ``"spsa"``): the
       parameters' estimated gradient of a fixed random linear loss, averaged
       over ``estimator_repeats`` backward passes (default 1 for finite
@@ -449,6 +500,8 @@ def check_processor(
         rtol, atol: batch-consistency tolerances.
         nondifferentiable: dotted parameter names exempt from gradient checks.
         fd_step, min_cosine, estimator_repeats: estimator-agreement settings.
+        stream_atol: streaming tolerance (``0.0``: bit for bit, for a
+            deterministic black box in one instance).
         skip: names of checks not to run (any but ``protocol``,
             ``parameter-size`` and ``output``).
 
@@ -483,6 +536,7 @@ def check_processor(
         ("time-varying", bool(describe(processor).time_varying()), lambda: check_time_varying(checker)),
         ("estimator-agreement", checker.kind in _ESTIMATED_KINDS,
          lambda: checker.check_estimator_agreement(fd_step, min_cosine, estimator_repeats)),
+        ("streaming", checker.streams(), lambda: checker.check_streaming(stream_atol)),
     ]
     for name, applies, run in plan:
         if applies and name not in skip:

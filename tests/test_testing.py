@@ -157,7 +157,34 @@ def test_exemptions_and_skips_are_explicit():
     assert "batch-consistency" not in check_processor(unbatched, skip=["batch-consistency"])
     with pytest.raises(ValueError, match="only .* can be skipped"):
         check_processor(Gain(), skip=["output"])
-    assert CHECKS[-1] == "estimator-agreement"
+    assert CHECKS[-2:] == ("estimator-agreement", "streaming")
+
+
+class _Echo(torch.nn.Module):
+    """y[n] = x[n] + 0.5 x[n - 3], with its last three input samples as state (or, broken, forgotten)."""
+
+    def __init__(self, forgets: bool = False) -> None:
+        super().__init__()
+        self.forgets = forgets
+
+    def parameter_size(self) -> dict:
+        return {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 0.5 * torch.nn.functional.pad(x, (3, 0))[..., : x.shape[-1]]
+
+    def initial_state(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros(x.shape[0], x.shape[1], 3)
+
+    def forward_stateful(self, state: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        line = torch.cat([torch.zeros_like(state) if self.forgets else state, x], dim=-1)
+        return x + 0.5 * line[..., : x.shape[-1]], line[..., -3:]
+
+
+def test_streaming_check_runs_for_a_stateful_processor_and_catches_lost_state():
+    assert check_processor(_Echo())[-1] == "streaming"
+    with pytest.raises(ConformanceError, match=r"\[streaming\] _Echo: outlet 'main' rendered in blocks of \[1, 63\]"):
+        check_processor(_Echo(forgets=True))
 
 
 def test_no_gradient_checks_for_gradient_kind_none():

@@ -19,7 +19,7 @@ from torch import nn
 
 from .._row_labels import current_row_labels
 from ..control import Control
-from ..errors import BlackBoxError, BlackBoxTimeoutError, ParameterError
+from ..errors import BlackBoxError, BlackBoxTimeoutError, ParameterError, StreamingError
 from ..estimators._warnings import NonDifferentiableParameterWarning, warn_once
 from ..estimators.auto import settle_signal_gradient
 from ..estimators.base import Estimator
@@ -72,6 +72,11 @@ def _unit(raw: torch.Tensor) -> torch.Tensor:
     # In float64: a float32 sigmoid rounds the last bit differently for different numbers of rows, and a
     # node's control value must not depend on how many nodes share its stage.
     return torch.sigmoid(raw.to(torch.float64)).to(raw.dtype)
+
+
+def _row_name(target: BlackBoxTarget, row: int) -> str:
+    labels = target.labels
+    return labels[row] if labels is not None and row < len(labels) else f"node row {row}"
 
 
 class BlackBoxProcessor(nn.Module):
@@ -140,6 +145,14 @@ class BlackBoxProcessor(nn.Module):
         knots: knots per automated control for its gradient: the estimator
             perturbs the curve by ``knots`` hat functions, not per frame.
         estimator_options: options for the estimator when given by name.
+        process_block: makes the black box stream (``initial_state`` and
+            ``forward_stateful``): how an effect object renders one block of a
+            long input *keeping* its state, ``process_block(effect, audio,
+            sample_rate, **natural) -> audio`` (pedalboard:
+            ``effect.process(audio, sample_rate, reset=False)``). A stream
+            makes one fresh instance per node and keeps it for the whole
+            stream; blocks carry no gradient. A stateful numpy function is
+            written as an effect class whose instance holds its state.
 
     Attributes:
         signal_gradient: the input signal's gradient (``"auto"`` until settled).
@@ -175,6 +188,7 @@ class BlackBoxProcessor(nn.Module):
         check_determinism: bool = True,
         control_block: int = 512,
         knots: int = 8,
+        process_block: Callable[..., np.ndarray] | None = None,
         **estimator_options: Any,
     ) -> None:
         super().__init__()
@@ -189,6 +203,8 @@ class BlackBoxProcessor(nn.Module):
             raise BlackBoxError(f"BlackBoxProcessor: function must be callable, got {function!r}")
         if process is not None and effect_factory is None:
             raise BlackBoxError("BlackBoxProcessor: process= goes with effect_factory=")
+        if process_block is not None and (effect_factory is None or not callable(process_block)):
+            raise BlackBoxError("BlackBoxProcessor: process_block= is a callable and goes with effect_factory=")
         specs = tuple(parameters)
         for spec in specs:
             if not isinstance(spec, ParameterSpec):
@@ -199,6 +215,7 @@ class BlackBoxProcessor(nn.Module):
         if output_channels is not None and (not isinstance(output_channels, int) or output_channels < 1):
             raise BlackBoxError(f"BlackBoxProcessor: output_channels must be a positive int, got {output_channels!r}")
         self.function, self.effect_factory, self.process = function, effect_factory, process
+        self.process_block = process_block
         self.specs = specs
         self.sample_rate = sample_rate
         self.output_channels = output_channels
@@ -268,6 +285,48 @@ class BlackBoxProcessor(nn.Module):
         target = BlackBoxTarget(self, current_row_labels() or self.node_labels)
         choice = settle_signal_gradient(self, target, (x,), normalised, f"black box {self.name!r}")
         return self.estimator.apply(target, (x,), normalised, signal_gradient=choice)
+
+    # -- streaming ----------------------------------------------------------
+    @property
+    def initial_state(self) -> Callable[..., list[Any]] | None:
+        """One fresh effect instance per node, for a stream (``None`` without ``process_block``)."""
+        return self._initial_state if self.process_block is not None else None
+
+    @property
+    def forward_stateful(self) -> Callable[..., tuple[torch.Tensor, list[Any]]] | None:
+        """One block through each node's own instance (``None`` without ``process_block``)."""
+        return self._forward_stateful if self.process_block is not None else None
+
+    def _initial_state(self, x: torch.Tensor, /, **params: torch.Tensor) -> list[Any]:
+        assert self._effects is not None
+        return [self._effects.make() for _ in range(x.shape[0])]
+
+    def _forward_stateful(self, state: list[Any], x: torch.Tensor, /,
+                          **params: torch.Tensor) -> tuple[torch.Tensor, list[Any]]:
+        if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params.values())):
+            raise StreamingError(f"black box {self.name!r} renders block by block without a gradient: "
+                                 "stream it under torch.no_grad() (or detach its inputs)")
+        target = BlackBoxTarget(self, current_row_labels() or self.node_labels)
+        natural = target._natural(torch.sigmoid(self._raw_columns(params, x.shape[0]).detach())).cpu().numpy()
+        audio = x.detach().to("cpu", torch.float32).contiguous().numpy()
+        audio.flags.writeable = False
+        channels = self.output_channels or x.shape[1]
+        out = np.empty((x.shape[0], channels, x.shape[2]), dtype=np.float32)
+        assert self.process_block is not None
+        for r, effect in enumerate(state):
+            values = {n: float(v) for n, v in zip(target.columns, natural[r])}
+            try:
+                y = self.process_block(effect, audio[r], self.sample_rate, **values)
+            except Exception as exc:
+                raise BlackBoxError(f"black box {self.name!r}, {_row_name(target, r)}: process_block raised "
+                                    f"{type(exc).__name__}: {exc}") from exc
+            y = np.asarray(y, dtype=np.float32).reshape(-1, x.shape[2]) if np.ndim(y) == 1 else np.asarray(y)
+            if y.shape != (channels, x.shape[2]) or not np.isfinite(y).all():
+                raise BlackBoxError(f"black box {self.name!r}, {_row_name(target, r)}: process_block returned "
+                                    f"shape {tuple(y.shape)} (finite: {bool(np.isfinite(y).all())}); expected "
+                                    f"finite [{channels}, {x.shape[2]}]")
+            out[r] = y
+        return torch.from_numpy(out).to(x.device, x.dtype), state
 
     # -- parameters ---------------------------------------------------------
     def _raw_columns(self, params: Mapping[str, torch.Tensor], nodes: int) -> torch.Tensor:

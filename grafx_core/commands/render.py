@@ -30,7 +30,10 @@ from ..fitting.outputs import same_file
 from ..parameter_file import _leaves, load_control_hop, load_parameters
 from ..parameters import create_empty_parameters
 from ..registry import processors_for_graph
+from ..plan import compile_render
 from ..render import render
+from ..wavblocks import WavBlockReader
+from ._stream_files import StreamedOutput, stream_to_files
 from ..schedule import SCHEDULING_METHODS
 from ..wavfile import WAV_FORMATS, read_sources, write_wav
 from ._arguments import add_allow_plugins, at_least, threads_count
@@ -60,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch threads (default: torch's own count; sums and FFTs may round differently "
                              "on another count, so a render repeated bit for bit names it)")
     parser.add_argument("--force", action="store_true", help="replace output files that exist")
+    parser.add_argument("--block-size", type=at_least(1), metavar="N",
+                        help="stream: read, render and write N samples at a time, each processor's state carried "
+                             "from block to block, so memory does not grow with the input's length (every "
+                             "processor must support it; a progress bar shows on long renders)")
     parser.add_argument("--isolate", action="store_true",
                         help="render black-box plug-ins in watched worker processes: one that crashes or hangs is "
                         "an error naming its node, not the end of this process (slower to start)")
@@ -111,16 +118,20 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
                  params_path: str | None = None, options_path: str | None = None,
                  format: str = "float32", pad: bool = False, method: str = "beam",
                  force: bool = False, threads: int | None = None, isolate: bool = False,
-                 control_hop: int | None = None) -> torch.Tensor:
+                 control_hop: int | None = None,
+                 block_size: int | None = None) -> torch.Tensor | list[StreamedOutput]:
     """Render a graph file with WAV sources and write the outputs; what ``grafx-core render`` does.
 
     ``threads`` is torch's intra-op thread count for the render (``None``: unchanged); ``isolate`` renders
     every black box that takes a ``runner`` in watched worker processes (``runner="isolated"``).
     ``control_hop`` is the samples per control frame of the parameter file's
     curves (``None``: the file's ``"control_hop"``).
+    With ``block_size``, the files are streamed block by block
+    (:func:`grafx_core.stream.stream_render`): memory stays that of a block.
 
     Returns:
-        The rendered outputs, ``[num_out, channels, samples]`` float32.
+        The rendered outputs, ``[num_out, channels, samples]`` float32; with
+        ``block_size``, a :class:`StreamedOutput` per output instead.
 
     Raises:
         GraphError: the graph file is invalid.
@@ -136,6 +147,7 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
             processor factory refuses an option.
         ProcessorOutputError: the render is not finite (nothing is written).
         UnknownNodeTypeError: a node type names no registered processor.
+        StreamingError: with ``block_size``, a processor cannot stream (named).
     """
     inputs = [os.fspath(graph_path), *sources, *(p for p in (params_path, options_path) if p)]
     _check_outputs(outputs, inputs, force)
@@ -151,22 +163,21 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
             f"{len(outputs)} output file(s) given, but {os.fspath(graph_path)!r} has {len(outs)} 'out' node(s) "
             f"({', '.join(graph.nodes[i].label() for i in outs)}); give one -o per 'out' node in that order"
         )
+    if block_size is not None:
+        readers = [WavBlockReader(path) for path in sources]
+        try:
+            sample_rate = readers[0].sample_rate
+            processors, parameters = _processors_and_parameters(graph, sample_rate, params_path, options_path,
+                                                                isolate)
+            with torch_threads(threads):
+                plan = compile_render(graph, processors, method)  # type: ignore[arg-type]
+                return stream_to_files(plan, parameters, readers, outputs, block_size, format, pad)
+        finally:
+            for reader in readers:
+                reader.close()
     audio, sample_rate = read_sources(sources, pad=pad)
-    origin = f"options file {os.fspath(options_path)!r}" if options_path else "processor options"
-    options = read_options(options_path)
-    if isolate:
-        isolate_black_boxes(graph, options)
-    processors = processors_for_graph(graph, options, sample_rate=sample_rate, origin=origin)
-    if params_path is None:
-        parameters = create_empty_parameters(graph, processors)
-    else:
-        parameters = load_parameters(params_path)
-        _check_shapes(graph, processors, parameters, params_path, options_path)
-        saved = load_control_hop(params_path)
-        if control_hop is not None and saved is not None and control_hop != saved:
-            raise ParameterError(f"{params_path!r} holds curves at a control hop of {saved} samples, but "
-                                 f"--control-hop {control_hop} was given; leave it out to use the file's")
-        control_hop = saved if control_hop is None else control_hop
+    processors, parameters = _processors_and_parameters(graph, sample_rate, params_path, options_path, isolate)
+    control_hop = _control_hop(params_path, control_hop)
     with torch.no_grad(), torch_threads(threads):
         y, _ = render(graph, processors, parameters, audio, method=method,  # type: ignore[arg-type]
                       control_hop=control_hop)
@@ -179,10 +190,38 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
     return y
 
 
+def _processors_and_parameters(graph: Graph, sample_rate: int, params_path: str | None,
+                               options_path: str | None, isolate: bool = False) -> tuple[dict[str, Any], Any]:
+    origin = f"options file {os.fspath(options_path)!r}" if options_path else "processor options"
+    options = read_options(options_path)
+    if isolate:
+        isolate_black_boxes(graph, options)
+    processors = processors_for_graph(graph, options, sample_rate=sample_rate, origin=origin)
+    if params_path is None:
+        parameters = create_empty_parameters(graph, processors)
+    else:
+        parameters = load_parameters(params_path)
+        _check_shapes(graph, processors, parameters, params_path, options_path)
+    return processors, parameters
+
+
+def _control_hop(params_path: str | None, control_hop: int | None) -> int | None:
+    """The samples per control frame of the parameter file's curves: ``control_hop``, else the file's."""
+    saved = None if params_path is None else load_control_hop(params_path)
+    if control_hop is not None and saved is not None and control_hop != saved:
+        raise ParameterError(f"{params_path!r} holds curves at a control hop of {saved} samples, but "
+                             f"--control-hop {control_hop} was given; leave it out to use the file's")
+    return saved if control_hop is None else control_hop
+
+
 def run(args: argparse.Namespace) -> int:
     """Render and report what was written."""
     y = render_files(args.graph, args.source, args.output, args.params, args.options, args.format, args.pad,
-                     args.method, args.force, args.threads, args.isolate, args.control_hop)
+                     args.method, args.force, args.threads, args.isolate, args.control_hop, args.block_size)
+    if isinstance(y, list):
+        for out in y:
+            level = f"{20 * math.log10(out.peak):+.1f} dBFS" if out.peak > 0 else "silence"
+            clipped = " (clipped to 16 bits)" if args.format == "int16" and out.peak > 1 else ""
     for path, signal in zip(args.output, y):
         peak = float(signal.abs().max())
         level = f"{20 * math.log10(peak):+.1f} dBFS" if peak > 0 else "silence"

@@ -48,13 +48,16 @@ def _decay_per_sample(time_ms: torch.Tensor, sample_rate: float) -> torch.Tensor
     return 1000.0 / (time_ms * sample_rate)
 
 
-def one_pole(x: torch.Tensor, time_ms: Number, sample_rate: float) -> torch.Tensor:
+def one_pole(x: torch.Tensor, time_ms: Number, sample_rate: float,
+             carry: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """``y[n] = a y[n-1] + (1 - a) x[n]`` with ``a = exp(-1000 / (time_ms * sample_rate))``.
 
     Args:
         x: ``[nodes, channels, samples]``, zero initial state.
         time_ms: time constant in ms, per node, ``> 0``.
         sample_rate: in Hz.
+        carry: a block-wise render's state (see :func:`ballistics`); key
+            ``"attack"`` holds the last output ``[nodes, channels, 1]``, read and replaced.
 
     Returns:
         ``[nodes, channels, samples]``, exact up to FFT rounding and the
@@ -65,7 +68,16 @@ def one_pole(x: torch.Tensor, time_ms: Number, sample_rate: float) -> torch.Tens
     taps = min(x.shape[-1], decay_length(math.exp(float(log_a.detach().max()))))
     n = torch.arange(taps, dtype=x.dtype, device=x.device)
     impulse_response = -torch.expm1(log_a) * torch.exp(n * log_a)
-    return fft_convolve(x, impulse_response, mode="causal")
+    y = fft_convolve(x, impulse_response, mode="causal")
+    if carry is None:
+        return y
+    # A one-pole's state is its last output, which decays as a**(n + 1) into the block.
+    last = carry.get("attack")
+    if last is not None:
+        ramp = torch.arange(1, x.shape[-1] + 1, dtype=x.dtype, device=x.device)
+        y = y + last * torch.exp(ramp * log_a)
+    carry["attack"] = y[..., -1:].clone()  # the caller may scale y in place
+    return y
 
 
 _CHUNK = 1 << 16
@@ -74,7 +86,8 @@ then take a chunk's memory, not the signal's (ten minutes of mono took 13 signal
 
 
 def peak_release(v: torch.Tensor, time_ms: Number, sample_rate: float,
-                 dtype: torch.dtype = torch.float64) -> torch.Tensor:
+                 dtype: torch.dtype = torch.float64, carry: dict[str, torch.Tensor] | None = None,
+                 key: str = "release") -> torch.Tensor:
     """``y[n] = max(v[n], a y[n-1])``, ``y[-1] = 0``, with ``a`` as in :func:`one_pole`.
 
     Computed in float64, :data:`_CHUNK` samples at a time: within a chunk
@@ -87,6 +100,10 @@ def peak_release(v: torch.Tensor, time_ms: Number, sample_rate: float,
         time_ms: release time constant in ms, per node, ``> 0``.
         sample_rate: in Hz.
         dtype: the result's dtype.
+        carry: a block-wise render's state (see :func:`ballistics`); ``carry[key]``
+            holds ``y[-1]`` plus the log floor, ``[nodes, channels, 1]`` float64,
+            read and replaced.
+        key: the entry of ``carry`` this detector uses.
 
     Returns:
         ``[nodes, channels, samples]`` in ``dtype`` (exact to about ``1e-9`` absolute before rounding to it).
@@ -95,20 +112,23 @@ def peak_release(v: torch.Tensor, time_ms: Number, sample_rate: float,
     length = v.shape[-1]
     ramp = torch.arange(min(length, _CHUNK), dtype=torch.float64, device=v.device) * decay
     out = torch.empty(v.shape, dtype=dtype, device=v.device)
-    carry: torch.Tensor | None = None  # y[s-1] + F, float64
+    last: torch.Tensor | None = None if carry is None else carry.get(key)  # y[s-1] + F, float64
     for start in range(0, length, _CHUNK):
         chunk = torch.relu(v[..., start:start + _CHUNK]).to(torch.float64)
         steps = ramp[..., : chunk.shape[-1]]
         shifted = torch.cummax(torch.log(chunk + _LOG_FLOOR) + steps, dim=-1).values - steps
-        if carry is not None:
-            shifted = torch.maximum(shifted, torch.log(carry) - steps - decay)
+        if last is not None:
+            shifted = torch.maximum(shifted, torch.log(last) - steps - decay)
         peak = torch.exp(shifted)
-        carry = peak[..., -1:]
+        last = peak[..., -1:]
         out[..., start:start + chunk.shape[-1]] = peak - _LOG_FLOOR
+    if carry is not None and last is not None:
+        carry[key] = last
     return out
 
 
-def ballistics(v: torch.Tensor, attack_ms: Number, release_ms: Number, sample_rate: float) -> torch.Tensor:
+def ballistics(v: torch.Tensor, attack_ms: Number, release_ms: Number, sample_rate: float,
+               carry: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Smooth a control signal with attack and release times (module docstring).
 
     Rises of ``|v|`` follow the attack time, falls the release time; a
@@ -119,11 +139,18 @@ def ballistics(v: torch.Tensor, attack_ms: Number, release_ms: Number, sample_ra
         attack_ms: per node, ``> 0``.
         release_ms: per node, ``> 0``.
         sample_rate: in Hz.
+        carry: for a render block by block, the state after the previous
+            block (an empty dict before the first), updated in place to the
+            state after this one: the peak detectors' last values
+            (``"release"``, ``"release_negative"``) and the attack
+            smoother's last output (``"attack"``), each ``[nodes, channels, 1]``.
 
     Returns:
         ``[nodes, channels, samples]`` in ``v``'s dtype.
     """
-    peaks = peak_release(v, release_ms, sample_rate, v.dtype)
-    if bool((v < 0).any()):  # only in parameters' guard bands (a range_db below 0, say)
-        peaks = peaks - peak_release(-v, release_ms, sample_rate, v.dtype)
-    return one_pole(peaks, attack_ms, sample_rate)
+    peaks = peak_release(v, release_ms, sample_rate, v.dtype, carry)
+    # Negative values occur only in parameters' guard bands (a range_db below 0, say); block by block
+    # the negative detector runs from the first block that has them (before it, its state is zero).
+    if bool((v < 0).any()) or (carry is not None and "release_negative" in carry):
+        peaks = peaks - peak_release(-v, release_ms, sample_rate, v.dtype, carry, "release_negative")
+    return one_pole(peaks, attack_ms, sample_rate, carry)

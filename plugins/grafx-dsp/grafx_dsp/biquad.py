@@ -18,6 +18,7 @@ import torch
 from ._base import DSPProcessor, Number, per_node
 from ._ranges import Range
 from .moving_filter import DEFAULT_BLOCK, blockwise_coefficients, moving, moving_sos_filter
+from ._stream import StatefulConvolution
 from .fft import decay_length, fast_length, fft_convolve
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "pole_radius",
     "sos_impulse_response",
     "sos_filter",
+    "sos_kernel",
     "biquad",
     "frequency_range",
     "spread_frequencies",
@@ -249,7 +251,12 @@ def biquad(
     return sos_filter(x, b, a)
 
 
-class Biquad(DSPProcessor):
+def sos_kernel(b: torch.Tensor, a: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The impulse response :func:`sos_filter` convolves with, ``[nodes, 1, taps]`` in ``like``'s dtype."""
+    return sos_impulse_response(b, a).to(like.dtype).unsqueeze(1)
+
+
+class Biquad(StatefulConvolution, DSPProcessor):
     """One RBJ biquad per node (see :func:`biquad_coefficients`).
 
     Args:
@@ -262,7 +269,8 @@ class Biquad(DSPProcessor):
         q ``[nodes, 1]``: range [0.1, 20], default 0.7071 (guard band 0.025 to 40).
         gain_db ``[nodes, 1]`` (``peak`` and shelves only): range [-24, 24] dB, default 0.
 
-    Signals: any channel count in, the same out.
+    Signals: any channel count in, the same out. Streams block by block
+    (the filter's overhang carried as state).
     """
 
     def __init__(self, filter_type: str = "lowpass", sample_rate: float = 44100.0) -> None:
@@ -282,11 +290,7 @@ class Biquad(DSPProcessor):
         q: torch.Tensor,
         gain_db: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if (gain_db is None) != ("gain_db" not in self.ranges):
-            raise TypeError(
-                f"Biquad({self.filter_type!r}): gain_db is "
-                + ("required" if gain_db is None else "not a parameter of this filter type")
-            )
+        self._check_gain(gain_db)
         gain = None if gain_db is None else self.limit("gain_db", gain_db)
         return biquad(
             x,
@@ -296,6 +300,22 @@ class Biquad(DSPProcessor):
             gain,
             self.sample_rate,
         )
+
+    def stream_kernel(self, x: torch.Tensor, cutoff_hz: torch.Tensor, q: torch.Tensor,
+                      gain_db: torch.Tensor | None = None) -> torch.Tensor:
+        """The impulse response :meth:`forward` convolves with, ``[nodes, 1, taps]``."""
+        self._check_gain(gain_db)
+        gain = None if gain_db is None else per_node(self.limit("gain_db", gain_db), x, trailing=1)
+        b, a = biquad_coefficients(self.filter_type, per_node(self.limit("cutoff_hz", cutoff_hz), x, trailing=1),
+                                   per_node(self.limit("q", q), x, trailing=1), gain, self.sample_rate)
+        return sos_kernel(b, a, x)
+
+    def _check_gain(self, gain_db: torch.Tensor | None) -> None:
+        if (gain_db is None) != ("gain_db" not in self.ranges):
+            raise TypeError(
+                f"Biquad({self.filter_type!r}): gain_db is "
+                + ("required" if gain_db is None else "not a parameter of this filter type")
+            )
 
     def extra_repr(self) -> str:
         return f"filter_type={self.filter_type!r}, sample_rate={self.sample_rate:g}"

@@ -9,7 +9,7 @@ children are passed on, their keys prefixed by the child's name and a dot.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -22,6 +22,7 @@ from grafx_core import (
 )
 
 from ._base import default_parameters, per_node
+from ._stream import child_block
 from ._ranges import Range, soft_limit
 from .errors import ChannelCountError
 
@@ -49,11 +50,79 @@ def _common_gradient_kind(children: Sequence[Any], who: str) -> str:
     return kinds.pop() if kinds else "autograd"
 
 
+Call = Callable[[str, Any, tuple[torch.Tensor, ...], Mapping[str, Any]], Any]
+"""How a container calls a child: ``(name, child, signals, params) -> result``."""
+
+
+def _plain(name: str, child: Any, signals: tuple[torch.Tensor, ...], params: Mapping[str, Any]) -> Any:
+    return child(*signals, **params)
+
+
+def _carried(old: Mapping[str, Any], new: dict[str, Any]) -> Call:
+    """A call that renders each child from its state in ``old`` and leaves its next state in ``new``."""
+    def call(name: str, child: Any, signals: tuple[torch.Tensor, ...], params: Mapping[str, Any]) -> Any:
+        result, state = child_block(child, old.get(name), signals, params)
+        if state is not None:
+            new[name] = state
+        return result
+    return call
+
+
+class _Streaming:
+    """State across blocks for containers: composed from the children's (by child name).
+
+    A container is memoryless when all its children are, stateful when all
+    are stateful or memoryless, and cannot stream otherwise (nor, for a dry/wet
+    or parallel mix, when a child is late: its dry path would be misaligned).
+    """
+
+    _streams: str | None
+
+    def _set_streaming(self, children: Mapping[str, Any], serial: bool) -> None:
+        kinds, late = set(), 0
+        for child in children.values():
+            described = describe(child)
+            kinds.add("stateful" if described.stateful else "memoryless" if described.memoryless else None)
+            late += described.latency_samples
+        if None in kinds or (late and not serial):
+            self._streams = None
+        else:
+            self._streams = "memoryless" if kinds == {"memoryless"} else "stateful"
+        self._latency = late if self._streams else 0
+
+    @property
+    def memoryless(self) -> bool:
+        return self._streams == "memoryless"
+
+    @property
+    def latency_samples(self) -> int:
+        return self._latency
+
+    @property
+    def initial_state(self) -> Callable[..., dict[str, Any]] | None:
+        return self._initial_state if self._streams == "stateful" else None
+
+    @property
+    def forward_stateful(self) -> Callable[..., tuple[Any, dict[str, Any]]] | None:
+        return self._forward_stateful if self._streams == "stateful" else None
+
+    def _initial_state(self, *signals: torch.Tensor, **params: Any) -> dict[str, Any]:
+        return {}  # each child's state starts at its first block (the children see the inputs there)
+
+    def _forward_stateful(self, state: Mapping[str, Any], *signals: torch.Tensor,
+                          **params: Any) -> tuple[Any, dict[str, Any]]:
+        new: dict[str, Any] = {}
+        return self._render(signals, params, _carried(state, new)), new
+
+    def _render(self, signals: tuple[torch.Tensor, ...], params: Mapping[str, Any], call: Call) -> Any:
+        raise NotImplementedError  # pragma: no cover - each container renders its own way
+
+
 def _has_parameters(processor: Any) -> bool:
     return bool(processor.parameter_size()) if hasattr(processor, "parameter_size") else False
 
 
-class DryWet(Processor):
+class DryWet(_Streaming, Processor):
     """``(1 - mix) * dry + mix * processor(...)``, where dry is the first inlet's signal.
 
     Args:
@@ -76,6 +145,7 @@ class DryWet(Processor):
         self.inlets = describe(processor).inlets
         self.inlet_channels = dict(describe(processor).inlet_channels)
         self.gradient_kind = _common_gradient_kind([processor], "DryWet")
+        self._set_streaming({"processor": processor}, serial=False)
 
     def parameter_size(self) -> dict[str, Any]:
         size: dict[str, Any] = {"mix": MIX.shape}
@@ -101,7 +171,11 @@ class DryWet(Processor):
 
     def forward(self, *signals: torch.Tensor, mix: torch.Tensor,
                 processor: Mapping[str, Any] | None = None) -> Any:
-        (wet,), aux = _split_output(self.processor(*signals, **(processor or {})), 1,
+        return self._render(signals, {"mix": mix, "processor": processor}, _plain)
+
+    def _render(self, signals: tuple[torch.Tensor, ...], params: Mapping[str, Any], call: Call) -> Any:
+        mix = params["mix"]
+        (wet,), aux = _split_output(call("processor", self.processor, signals, params.get("processor") or {}), 1,
                                     f"DryWet({type(self.processor).__name__})")
         dry = signals[0]
         if dry.shape[1] not in (1, wet.shape[1]):
@@ -112,7 +186,7 @@ class DryWet(Processor):
         return (out, {f"processor.{key}": value for key, value in aux.items()}) if aux else out
 
 
-class Chain(Processor):
+class Chain(_Streaming, Processor):
     """Processors in series inside one node.
 
     Args:
@@ -143,6 +217,7 @@ class Chain(Processor):
         self.inlet_channels = dict(describe(named[names[0]]).inlet_channels)
         self.outlets = describe(named[names[-1]]).outlets
         self.gradient_kind = _common_gradient_kind(list(named.values()), "Chain")
+        self._set_streaming(named, serial=True)
 
     def parameter_size(self) -> dict[str, Any]:
         return {name: stage.parameter_size() for name, stage in self.stages.items() if _has_parameters(stage)}
@@ -158,6 +233,9 @@ class Chain(Processor):
                 for name, stage in self.stages.items() if _has_parameters(stage)}
 
     def forward(self, *signals: torch.Tensor, **params: Mapping[str, Any]) -> Any:
+        return self._render(signals, params, _plain)
+
+    def _render(self, signals: tuple[torch.Tensor, ...], params: Mapping[str, Any], call: Call) -> Any:
         unknown = sorted(set(params) - set(self.stages))
         if unknown:
             raise ParameterError(f"Chain: parameters {unknown} name no stage; stages are {list(self.stages)}")
@@ -166,7 +244,7 @@ class Chain(Processor):
         outputs: tuple[torch.Tensor, ...] = signals
         for position, (name, stage) in enumerate(self.stages.items()):
             n_outlets = len(describe(stage).outlets) if position == last else 1
-            outputs, stage_aux = _split_output(stage(*outputs, **params.get(name, {})), n_outlets,
+            outputs, stage_aux = _split_output(call(name, stage, outputs, params.get(name, {})), n_outlets,
                                                f"Chain stage {name!r} ({type(stage).__name__})")
             aux.update({f"{name}.{key}": value for key, value in stage_aux.items()})
         if aux:
@@ -174,7 +252,7 @@ class Chain(Processor):
         return outputs[0] if len(outputs) == 1 else outputs
 
 
-class ParallelMix(Processor):
+class ParallelMix(_Streaming, Processor):
     """Processors side by side in one node, their outputs mixed: ``y = sum_k weight_k * f_k(...)``.
 
     Args:
@@ -214,6 +292,7 @@ class ParallelMix(Processor):
         self.inlet_channels = dict(describe(first).inlet_channels)
         self.gradient_kind = _common_gradient_kind(list(named.values()), "ParallelMix")
         self.weight_range = MIX.replace(default=1.0 / len(named), shape=(len(named),))
+        self._set_streaming(named, serial=False)
 
     def parameter_size(self) -> dict[str, Any]:
         size: dict[str, Any] = {"weights": self.weight_range.shape}
@@ -236,6 +315,11 @@ class ParallelMix(Processor):
         return params
 
     def forward(self, *signals: torch.Tensor, weights: torch.Tensor, **params: Mapping[str, Any]) -> Any:
+        return self._render(signals, {"weights": weights, **params}, _plain)
+
+    def _render(self, signals: tuple[torch.Tensor, ...], params: Mapping[str, Any], call: Call) -> Any:
+        params = dict(params)
+        weights = params.pop("weights")
         unknown = sorted(set(params) - set(self.branches))
         if unknown:
             raise ParameterError(f"ParallelMix: parameters {unknown} name no branch; branches are "
@@ -243,7 +327,7 @@ class ParallelMix(Processor):
         amounts = soft_limit(weights, self.weight_range)
         outputs, aux = [], {}
         for name, branch in self.branches.items():
-            (y,), branch_aux = _split_output(branch(*signals, **params.get(name, {})), 1,
+            (y,), branch_aux = _split_output(call(name, branch, signals, params.get(name, {})), 1,
                                              f"ParallelMix branch {name!r} ({type(branch).__name__})")
             outputs.append(y)
             aux.update({f"{name}.{key}": value for key, value in branch_aux.items()})

@@ -7,10 +7,11 @@ import math
 import torch
 
 from ._base import DSPProcessor, Number, per_node
+from ._stream import StatefulConvolution
 from .biquad import biquad_coefficients, frequency_range, sos_impulse_response
 from .fft import fft_convolve
 
-__all__ = ["linkwitz_riley", "Crossover"]
+__all__ = ["linkwitz_riley", "linkwitz_riley_kernels", "Crossover"]
 
 BUTTERWORTH_Q = math.sqrt(0.5)
 
@@ -32,18 +33,23 @@ def linkwitz_riley(
     Returns:
         ``(low, high)``, each ``[nodes, channels, samples]``.
     """
-    cutoff = per_node(cutoff_hz, x, trailing=1)
+    kernels = linkwitz_riley_kernels(cutoff_hz, x, sample_rate)
+    low, high = fft_convolve(x.unsqueeze(1), kernels, mode="causal").unbind(dim=1)
+    return low, high
+
+
+def linkwitz_riley_kernels(cutoff_hz: Number, like: torch.Tensor, sample_rate: float) -> torch.Tensor:
+    """The low and high bands' impulse responses, ``[nodes, 2, 1, taps]`` in ``like``'s dtype."""
+    cutoff = per_node(cutoff_hz, like, trailing=1)
     q = torch.full_like(cutoff, BUTTERWORTH_Q)
     responses = []
     for kind in ("lowpass", "highpass"):
         b, a = biquad_coefficients(kind, cutoff, q, sample_rate=sample_rate)
         responses.append(sos_impulse_response(torch.cat([b, b], dim=1), torch.cat([a, a], dim=1)))
-    kernels = torch.stack(responses, dim=1).to(x.dtype).unsqueeze(2)  # [nodes, 2, 1, taps]
-    low, high = fft_convolve(x.unsqueeze(1), kernels, mode="causal").unbind(dim=1)
-    return low, high
+    return torch.stack(responses, dim=1).to(like.dtype).unsqueeze(2)
 
 
-class Crossover(DSPProcessor):
+class Crossover(StatefulConvolution, DSPProcessor):
     """4th-order Linkwitz-Riley crossover with outlets ``"low"`` and ``"high"``
     (see :func:`linkwitz_riley`).
 
@@ -61,3 +67,7 @@ class Crossover(DSPProcessor):
 
     def forward(self, x: torch.Tensor, cutoff_hz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return linkwitz_riley(x, self.limit("cutoff_hz", cutoff_hz), self.sample_rate)
+
+    def stream_kernel(self, x: torch.Tensor, cutoff_hz: torch.Tensor) -> torch.Tensor:
+        """Both bands' impulse responses, ``[nodes, 2, 1, taps]``."""
+        return linkwitz_riley_kernels(self.limit("cutoff_hz", cutoff_hz), x, self.sample_rate)

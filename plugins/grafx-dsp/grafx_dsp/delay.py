@@ -4,14 +4,17 @@ convolution with its impulse response."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 
 from ._base import DSPProcessor, Number, per_node
 from ._ranges import Range
+from ._stream import MAX_HISTORY, sparse_block
+from grafx_core.errors import StreamingError
 from .fft import fft_convolve
 
-__all__ = ["delay_impulse_response", "feedback_delay", "Delay", "multitap_impulse_response", "MultitapDelay"]
+__all__ = ["delay_impulse_response", "feedback_delay", "echo_taps", "Delay", "multitap_impulse_response", "MultitapDelay"]
 
 
 def delay_impulse_response(delay_ms: Number, feedback: Number, mix: Number, length: int,
@@ -77,6 +80,49 @@ def feedback_delay(x: torch.Tensor, delay_ms: Number, feedback: Number, mix: Num
     return fft_convolve(x, response.unsqueeze(1), mode="causal")
 
 
+ECHO_TOLERANCE = 1e-9
+"""A block-wise feedback delay keeps the echoes down to this fraction of the input."""
+
+
+def echo_taps(delay_ms: Number, feedback: Number, mix: Number, sample_rate: float,
+              like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The feedback delay's impulse response as sparse taps, for block-wise renders.
+
+    The same echoes as :func:`delay_impulse_response` (same positions and
+    interpolation), down to :data:`ECHO_TOLERANCE` of the input instead of
+    cut at a signal's length.
+
+    Returns:
+        ``(index [nodes, taps], weight [nodes, taps])``: whole-sample delays and gains.
+
+    Raises:
+        StreamingError: the echoes last longer than :data:`grafx_dsp._stream.MAX_HISTORY` samples.
+    """
+    delay = per_node(delay_ms, like, trailing=0) * (sample_rate / 1000.0)
+    feedback = per_node(feedback, like, trailing=0)
+    mix = per_node(mix, like, trailing=0)
+    nodes = max(delay.shape[0], feedback.shape[0], mix.shape[0])
+    delay, feedback, mix = (t.expand(nodes) for t in (delay, feedback, mix))
+    loudest = float(feedback.detach().abs().max())
+    echoes = 1 if loudest == 0 else max(1, 1 + math.ceil(math.log(ECHO_TOLERANCE) / math.log(min(loudest, 0.999999))))
+    span = echoes * float(delay.detach().max()) + 2
+    if span > MAX_HISTORY:
+        raise StreamingError(
+            f"Delay: feedback {loudest:g} at delay {float(delay.detach().max()) * 1000.0 / sample_rate:g} ms "
+            f"echoes for {span:.0f} samples; a stream keeps at most {MAX_HISTORY}"
+        )
+    k = torch.arange(1, echoes + 1, dtype=like.dtype, device=like.device)
+    position = delay.unsqueeze(1) * k
+    index = position.detach().floor()
+    fraction = position - index
+    powers = torch.cat([torch.ones_like(feedback).unsqueeze(1), feedback.unsqueeze(1).expand(-1, echoes - 1)], 1)
+    amplitude = mix.unsqueeze(1) * torch.cumprod(powers, dim=1)
+    index = index.long()
+    zero = torch.zeros_like(index[:, :1])
+    return (torch.cat([zero, index, index + 1], dim=1),
+            torch.cat([(1.0 - mix).unsqueeze(1), amplitude * (1 - fraction), amplitude * fraction], dim=1))
+
+
 class Delay(DSPProcessor):
     """Feedback delay with dry/wet mix.
 
@@ -101,6 +147,18 @@ class Delay(DSPProcessor):
                 mix: torch.Tensor) -> torch.Tensor:
         return feedback_delay(x, self.limit("delay_ms", delay_ms), self.limit("feedback", feedback),
                               self.limit("mix", mix), self.sample_rate)
+
+    def initial_state(self, *signals: torch.Tensor, **params: torch.Tensor) -> dict[str, torch.Tensor]:
+        """An empty delay line (made by the first block)."""
+        return {}
+
+    def forward_stateful(self, state: Mapping[str, torch.Tensor], x: torch.Tensor, delay_ms: torch.Tensor,
+                         feedback: torch.Tensor, mix: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One block, the delay line (the input's recent past) carried across blocks."""
+        index, weight = echo_taps(self.limit("delay_ms", delay_ms), self.limit("feedback", feedback),
+                                  self.limit("mix", mix), self.sample_rate, x)
+        y, line = sparse_block(x, state.get("line"), index, weight)
+        return y, {"line": line}
 
 
 def multitap_impulse_response(delay_ms: torch.Tensor, gain: torch.Tensor, length: int, sample_rate: float,
@@ -170,6 +228,22 @@ class MultitapDelay(DSPProcessor):
         response = multitap_impulse_response(self.limit("delay_ms", delay_ms), self.limit("gain", gain),
                                              x.shape[-1], self.sample_rate, x)
         return fft_convolve(x, response.unsqueeze(1), mode="causal")
+
+    def initial_state(self, *signals: torch.Tensor, **params: torch.Tensor) -> dict[str, torch.Tensor]:
+        """An empty delay line (made by the first block)."""
+        return {}
+
+    def forward_stateful(self, state: Mapping[str, torch.Tensor], x: torch.Tensor, delay_ms: torch.Tensor,
+                         gain: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One block, the delay line (the input's recent past) carried across blocks."""
+        position = self.limit("delay_ms", delay_ms).to(x.dtype) * (self.sample_rate / 1000.0)
+        index = position.detach().floor()
+        fraction = position - index
+        amount = self.limit("gain", gain).to(x.dtype)
+        index = index.long()
+        y, line = sparse_block(x, state.get("line"), torch.cat([index, index + 1], dim=1),
+                               torch.cat([amount * (1 - fraction), amount * fraction], dim=1))
+        return y, {"line": line}
 
     def extra_repr(self) -> str:
         return f"n_taps={self.n_taps}, sample_rate={self.sample_rate:g}"

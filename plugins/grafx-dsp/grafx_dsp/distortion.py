@@ -63,6 +63,8 @@ class Distortion(DSPProcessor):
     Signals: any channel count in, the same out.
     """
 
+    memoryless = True  # each output sample depends only on the same input sample
+
     def __init__(self, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
         self.ranges = {"drive_db": DRIVE_DB}
@@ -86,6 +88,8 @@ class ChebyshevWaveshaper(DSPProcessor):
 
     Signals: any channel count in, the same out.
     """
+
+    memoryless = True  # each output sample depends only on the same input sample
 
     def __init__(self, n_harmonics: int = 8, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)

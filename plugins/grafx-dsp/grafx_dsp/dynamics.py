@@ -14,6 +14,7 @@ detector's log-domain ramp needs float64, see :mod:`grafx_dsp.ballistics`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 
@@ -106,7 +107,7 @@ def expander_reduction_db(level: torch.Tensor, threshold_db: Number, ratio: Numb
 
 def compressor_gain_db(level: torch.Tensor, threshold_db: Number, ratio: Number, knee_db: Number,
                        attack_ms: Number, release_ms: Number, makeup_db: Number,
-                       sample_rate: float) -> torch.Tensor:
+                       sample_rate: float, carry: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """The compressor's smoothed gain in dB, ``[nodes, 1, samples]`` in ``level``'s dtype: ``makeup_db``
     minus the static reduction smoothed with attack (reduction rising) and release (falling).
 
@@ -114,13 +115,13 @@ def compressor_gain_db(level: torch.Tensor, threshold_db: Number, ratio: Number,
     smoothed ``v`` for a per-node ``c`` of either sign), so the slope ``1 - 1/ratio`` multiplies the
     smoothed soft-knee curve instead of entering the smoother: the same value, but at ratio 1 the
     smoother no longer sees an all-zero signal, whose relu has gradient 0, and a fit started
-    there moves.
+    there moves. ``carry``: the ballistics' state across blocks (:func:`~grafx_dsp.ballistics.ballistics`).
     """
     slope = 1.0 - 1.0 / per_node(ratio, level)
     makeup = per_node(makeup_db, level)
     over = soft_knee(level - per_node(threshold_db, level), per_node(knee_db, level))
     del level  # the caller may have handed over its only reference: free it before the ballistics
-    smoothed = ballistics(over, attack_ms, release_ms, sample_rate)
+    smoothed = ballistics(over, attack_ms, release_ms, sample_rate, carry)
     del over
     if _grad_free(smoothed, slope, makeup):
         return smoothed.mul_(-slope).add_(makeup)
@@ -129,21 +130,23 @@ def compressor_gain_db(level: torch.Tensor, threshold_db: Number, ratio: Number,
 
 def gate_gain_db(level: torch.Tensor, threshold_db: Number, ratio: Number, knee_db: Number,
                  attack_ms: Number, release_ms: Number, range_db: Number,
-                 sample_rate: float) -> torch.Tensor:
+                 sample_rate: float, carry: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """The gate's smoothed gain in dB, ``[nodes, 1, samples]`` in ``level``'s dtype, in ``[-range_db, 0]``.
 
     The expander's reduction is capped at ``range_db``; the gate's openness
     ``range_db - reduction`` is smoothed, so that opening follows the attack
-    time and closing the release time. The state starts closed.
+    time and closing the release time. The state starts closed. ``carry``: the
+    ballistics' state across blocks (:func:`~grafx_dsp.ballistics.ballistics`).
     """
     gate_range = per_node(range_db, level)
     reduction = torch.minimum(expander_reduction_db(level, threshold_db, ratio, knee_db), gate_range)
-    return ballistics(gate_range - reduction, attack_ms, release_ms, sample_rate) - gate_range
+    return ballistics(gate_range - reduction, attack_ms, release_ms, sample_rate, carry) - gate_range
 
 
 def compressor(x: torch.Tensor, threshold_db: Number, ratio: Number, knee_db: Number,
                attack_ms: Number, release_ms: Number, makeup_db: Number,
-               sample_rate: float = 44100.0, sidechain: torch.Tensor | None = None) -> torch.Tensor:
+               sample_rate: float = 44100.0, sidechain: torch.Tensor | None = None,
+               carry: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Feed-forward compressor on ``x`` ``[nodes, channels, samples]``.
 
     Args:
@@ -152,12 +155,14 @@ def compressor(x: torch.Tensor, threshold_db: Number, ratio: Number, knee_db: Nu
             (see :class:`Compressor` for their meaning and ranges).
         sample_rate: in Hz.
         sidechain: the detector's signal ``[nodes, channels', samples]``; ``x`` when None.
+        carry: the envelope's state across blocks, updated in place
+            (:func:`~grafx_dsp.ballistics.ballistics`); ``None`` for one call.
 
     Returns:
         ``[nodes, channels, samples]`` in ``x``'s dtype.
     """
     gain = compressor_gain_db(level_db(x if sidechain is None else sidechain), threshold_db, ratio, knee_db,
-                              attack_ms, release_ms, makeup_db, sample_rate)
+                              attack_ms, release_ms, makeup_db, sample_rate, carry)
     return x * _amplitude(gain, x.dtype)
 
 
@@ -169,11 +174,11 @@ def _amplitude(gain_db: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def noise_gate(x: torch.Tensor, threshold_db: Number, ratio: Number, knee_db: Number,
                attack_ms: Number, release_ms: Number, range_db: Number,
-               sample_rate: float = 44100.0) -> torch.Tensor:
+               sample_rate: float = 44100.0, carry: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Noise gate / downward expander on ``x`` ``[nodes, channels, samples]``
     (see :class:`NoiseGate`); returns ``x``'s shape and dtype."""
     gain = gate_gain_db(level_db(x), threshold_db, ratio, knee_db, attack_ms, release_ms,
-                        range_db, sample_rate)
+                        range_db, sample_rate, carry)
     return x * _amplitude(gain, x.dtype)
 
 
@@ -203,15 +208,29 @@ class Compressor(DSPProcessor):
             "makeup_db": Range(low=-24.0, high=24.0, default=0.0, floor=-36.0, ceiling=36.0, time_varying=True),
         }
 
-    def _compress(self, x: torch.Tensor, sidechain: torch.Tensor | None, **params: torch.Tensor) -> torch.Tensor:
+    def _compress(self, x: torch.Tensor, sidechain: torch.Tensor | None,
+                  carry: dict[str, torch.Tensor] | None = None, **params: torch.Tensor) -> torch.Tensor:
         p = {name: self.limit(name, value) for name, value in params.items()}
         return compressor(x, p["threshold_db"], p["ratio"], p["knee_db"], p["attack_ms"],
-                          p["release_ms"], p["makeup_db"], self.sample_rate, sidechain)
+                          p["release_ms"], p["makeup_db"], self.sample_rate, sidechain, carry)
+
+    def initial_state(self, *signals: torch.Tensor, **params: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The envelope at rest (an empty mapping: the detectors start at zero)."""
+        return {}
+
+    def forward_stateful(self, state: Mapping[str, torch.Tensor], *signals: torch.Tensor,
+                         **params: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One block from ``state``: the envelope's detectors and attack smoother carried across blocks."""
+        carry = dict(state)
+        x, sidechain = signals if len(signals) == 2 else (signals[0], None)
+        if sidechain is not None:
+            self._check_sidechain(x, sidechain)
+        return self._compress(x, sidechain, carry, **params), carry
 
     def forward(self, x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor,
                 knee_db: torch.Tensor, attack_ms: torch.Tensor, release_ms: torch.Tensor,
                 makeup_db: torch.Tensor) -> torch.Tensor:
-        return self._compress(x, None, threshold_db=threshold_db, ratio=ratio, knee_db=knee_db,
+        return self._compress(x, None, None, threshold_db=threshold_db, ratio=ratio, knee_db=knee_db,
                               attack_ms=attack_ms, release_ms=release_ms, makeup_db=makeup_db)
 
 
@@ -228,13 +247,17 @@ class SidechainCompressor(Compressor):
     def forward(self, x: torch.Tensor, sidechain: torch.Tensor, threshold_db: torch.Tensor,  # type: ignore[override]
                 ratio: torch.Tensor, knee_db: torch.Tensor, attack_ms: torch.Tensor,
                 release_ms: torch.Tensor, makeup_db: torch.Tensor) -> torch.Tensor:
+        self._check_sidechain(x, sidechain)
+        return self._compress(x, sidechain, None, threshold_db=threshold_db, ratio=ratio, knee_db=knee_db,
+                              attack_ms=attack_ms, release_ms=release_ms, makeup_db=makeup_db)
+
+    @staticmethod
+    def _check_sidechain(x: torch.Tensor, sidechain: torch.Tensor) -> None:
         if sidechain.shape[-1] != x.shape[-1] or sidechain.shape[0] != x.shape[0]:
             raise SignalShapeError(
                 f"SidechainCompressor: inlet 'sidechain' has shape {tuple(sidechain.shape)}, expected "
                 f"[{x.shape[0]}, channels, {x.shape[-1]}] to match inlet 'main' {tuple(x.shape)}"
             )
-        return self._compress(x, sidechain, threshold_db=threshold_db, ratio=ratio, knee_db=knee_db,
-                              attack_ms=attack_ms, release_ms=release_ms, makeup_db=makeup_db)
 
 
 class NoiseGate(DSPProcessor):
@@ -267,8 +290,18 @@ class NoiseGate(DSPProcessor):
     def forward(self, x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor,
                 knee_db: torch.Tensor, attack_ms: torch.Tensor, release_ms: torch.Tensor,
                 range_db: torch.Tensor) -> torch.Tensor:
-        p = {name: self.limit(name, value) for name, value in (
-            ("threshold_db", threshold_db), ("ratio", ratio), ("knee_db", knee_db),
-            ("attack_ms", attack_ms), ("release_ms", release_ms), ("range_db", range_db))}
+        return self._gate(x, None, threshold_db=threshold_db, ratio=ratio, knee_db=knee_db, attack_ms=attack_ms,
+                          release_ms=release_ms, range_db=range_db)
+
+    def _gate(self, x: torch.Tensor, carry: dict[str, torch.Tensor] | None, **params: torch.Tensor) -> torch.Tensor:
+        p = {name: self.limit(name, value) for name, value in params.items()}
         return noise_gate(x, p["threshold_db"], p["ratio"], p["knee_db"], p["attack_ms"],
-                          p["release_ms"], p["range_db"], self.sample_rate)
+                          p["release_ms"], p["range_db"], self.sample_rate, carry)
+
+    initial_state = Compressor.initial_state
+
+    def forward_stateful(self, state: Mapping[str, torch.Tensor], x: torch.Tensor,
+                         **params: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One block from ``state``: the gate's envelope carried across blocks."""
+        carry = dict(state)
+        return self._gate(x, carry, **params), carry

@@ -11,7 +11,9 @@ import torch
 from ._base import DSPProcessor, require_count
 from ._interp import interpolation_matrix
 from ._ranges import Range
-from .biquad import FILTER_GAIN_DB, Q, biquad_coefficients, frequency_range, sos_filter, spread_frequencies
+from ._stream import StatefulConvolution
+from .biquad import (FILTER_GAIN_DB, Q, biquad_coefficients, frequency_range, sos_filter, sos_kernel,
+                     spread_frequencies)
 from .fft import fft_convolve
 from .moving_filter import DEFAULT_BLOCK, blockwise_coefficients, moving, moving_sos_filter
 
@@ -20,7 +22,7 @@ __all__ = ["ParametricEQ", "FIREQ", "fir_eq_kernel", "fir_eq"]
 FIR_GAIN_DB = Range(low=-60.0, high=24.0, default=0.0, floor=-80.0, ceiling=30.0)
 
 
-class ParametricEQ(DSPProcessor):
+class ParametricEQ(StatefulConvolution, DSPProcessor):
     """Low shelf, ``n_peaks`` peaking filters and a high shelf in series (RBJ biquads).
 
     Args:
@@ -115,6 +117,10 @@ class ParametricEQ(DSPProcessor):
         b, a = self.coefficients(**params)
         return sos_filter(x, b, a)
 
+    def stream_kernel(self, x: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
+        """The impulse response :meth:`forward` convolves with, ``[nodes, 1, taps]``."""
+        return sos_kernel(*self.coefficients(**params), x)
+
     def extra_repr(self) -> str:
         return f"n_peaks={self.n_peaks}, sample_rate={self.sample_rate:g}"
 
@@ -165,7 +171,7 @@ def fir_eq(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return fft_convolve(x, kernel.unsqueeze(1))[..., delay : delay + x.shape[-1]]
 
 
-class FIREQ(DSPProcessor):
+class FIREQ(StatefulConvolution, DSPProcessor):
     """Zero-phase FIR equaliser from a curve of gains at log-spaced frequencies.
 
     Args:
@@ -179,7 +185,9 @@ class FIREQ(DSPProcessor):
         gain_db ``[nodes, n_bands]``: range [-60, 24] dB, default 0 (identity).
 
     Signals: any channel count in, the same out, time-aligned (the kernel is
-    centred, so the filter is non-causal by ``(taps - 1) / 2`` samples).
+    centred, so the filter is non-causal by ``(taps - 1) / 2`` samples). Block
+    by block it runs causally, ``latency_samples = (taps - 1) / 2`` late, which
+    a stream compensates.
     """
 
     def __init__(self, n_bands: int = 32, taps: int = 1023, sample_rate: float = 44100.0) -> None:
@@ -189,6 +197,7 @@ class FIREQ(DSPProcessor):
         if taps % 2 == 0:
             raise ValueError(f"FIREQ: taps must be odd and >= 3, got {taps!r}")
         high = min(20000.0, 0.45 * sample_rate)
+        self.latency_samples = (self.taps - 1) // 2
         self.band_hz = np.geomspace(20.0, high, self.n_bands) if n_bands > 1 else np.array([1000.0])
         self.ranges = {
             "gain_db": FIR_GAIN_DB.replace(shape=(self.n_bands,))
@@ -200,6 +209,10 @@ class FIREQ(DSPProcessor):
 
     def forward(self, x: torch.Tensor, gain_db: torch.Tensor) -> torch.Tensor:
         return fir_eq(x, self.kernel(gain_db))
+
+    def stream_kernel(self, x: torch.Tensor, gain_db: torch.Tensor) -> torch.Tensor:
+        """The kernel, ``[nodes, 1, taps]``, applied causally (``latency_samples`` late)."""
+        return self.kernel(gain_db).unsqueeze(1)
 
     def extra_repr(self) -> str:
         return f"n_bands={self.n_bands}, taps={self.taps}, sample_rate={self.sample_rate:g}"

@@ -16,6 +16,7 @@ __all__ = [
     "fast_length",
     "fft_convolve",
     "decay_length",
+    "convolve_block",
 ]
 
 BLOCK = 1 << 16
@@ -88,3 +89,36 @@ def decay_length(pole_radius: float, minimum: int = 64, maximum: int = 1 << 22) 
         return maximum
     length = 1.5 * math.log(IR_TAIL_TOLERANCE) / math.log(pole_radius)
     return int(min(max(math.ceil(length), minimum), maximum))
+
+
+def convolve_block(x: torch.Tensor, h: torch.Tensor, tail: torch.Tensor | None,
+                   spectra: dict[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One block of a causal convolution carried across blocks (overlap-add).
+
+    The block's full convolution with ``h`` (:func:`fft_convolve`), plus the
+    part of the previous blocks' convolutions that reaches into it.
+
+    Args:
+        x: the block ``[..., samples]``.
+        h: kernel ``[..., taps]``, the whole causal impulse response (not cut to the block).
+        tail: the previous blocks' overhang ``[..., taps - 1]`` (``None`` or zeros at the start).
+        spectra: a cache of ``h``'s transforms by FFT length, filled and reused
+            (blocks of one size transform the kernel once); ``None``: no cache.
+
+    Returns:
+        ``(y, tail)``: the block's output ``[..., samples]`` and the overhang
+        into the blocks that follow, ``[..., taps - 1]``.
+    """
+    samples, taps = x.shape[-1], h.shape[-1]
+    if spectra is None or samples > 2 * max(BLOCK, 4 * taps):
+        full = fft_convolve(x, h, mode="full")
+    else:
+        n_fft = fast_length(samples + taps - 1)
+        kernel = spectra.get(n_fft)
+        if kernel is None:
+            kernel = spectra[n_fft] = torch.fft.rfft(h, n=n_fft)
+        full = torch.fft.irfft(torch.fft.rfft(x, n=n_fft) * kernel, n=n_fft)[..., : samples + taps - 1]
+    if tail is not None and tail.shape[-1]:
+        overlap = tail.shape[-1]
+        full = torch.cat([full[..., :overlap] + tail, full[..., overlap:]], dim=-1)
+    return full[..., :samples], full[..., samples:]

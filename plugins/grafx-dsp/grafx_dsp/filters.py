@@ -14,7 +14,9 @@ import torch
 
 from ._base import DSPProcessor, per_node
 from ._ranges import Range
-from .biquad import FILTER_GAIN_DB, Q, biquad_coefficients, frequency_range, sos_filter, spread_frequencies
+from ._stream import StatefulConvolution
+from .biquad import (FILTER_GAIN_DB, Q, biquad_coefficients, frequency_range, sos_filter, sos_kernel,
+                     spread_frequencies)
 
 __all__ = [
     "GraphicEQ",
@@ -46,7 +48,7 @@ def graphic_eq_bands(bands_per_octave: int, sample_rate: float) -> tuple[torch.T
     return 1000.0 * torch.pow(2.0, k / bands_per_octave), 2 ** (width / 2) / (2 ** width - 1)
 
 
-class GraphicEQ(DSPProcessor):
+class GraphicEQ(StatefulConvolution, DSPProcessor):
     """A graphic EQ: fixed peaking bands (RBJ), one gain slider per band.
 
     Args:
@@ -71,10 +73,16 @@ class GraphicEQ(DSPProcessor):
         self.ranges = {"gain_db": FILTER_GAIN_DB.replace(shape=(len(centres),))}
 
     def forward(self, x: torch.Tensor, gain_db: torch.Tensor) -> torch.Tensor:
+        return sos_filter(x, *self._sections(gain_db))
+
+    def stream_kernel(self, x: torch.Tensor, gain_db: torch.Tensor) -> torch.Tensor:
+        """The impulse response :meth:`forward` convolves with, ``[nodes, 1, taps]``."""
+        return sos_kernel(*self._sections(gain_db), x)
+
+    def _sections(self, gain_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         gain = self.limit("gain_db", gain_db)
         centres = self.band_hz.to(gain.device).expand(gain.shape[0], -1)
-        b, a = biquad_coefficients("peak", centres, torch.full_like(centres, self.q), gain, self.sample_rate)
-        return sos_filter(x, b, a)
+        return biquad_coefficients("peak", centres, torch.full_like(centres, self.q), gain, self.sample_rate)
 
     def extra_repr(self) -> str:
         return f"bands_per_octave={self.bands_per_octave}, bands={len(self.band_hz)}, sample_rate={self.sample_rate:g}"
@@ -108,7 +116,7 @@ def state_variable_coefficients(cutoff_hz: torch.Tensor, q: torch.Tensor, lowpas
     return b / a[..., :1], a / a[..., :1]
 
 
-class StateVariableFilter(DSPProcessor):
+class StateVariableFilter(StatefulConvolution, DSPProcessor):
     """A state-variable filter with a learnable mix of its low-, band- and high-pass outputs
     (see :func:`state_variable_coefficients`).
 
@@ -130,12 +138,20 @@ class StateVariableFilter(DSPProcessor):
 
     def forward(self, x: torch.Tensor, cutoff_hz: torch.Tensor, q: torch.Tensor, lowpass_gain: torch.Tensor,
                 bandpass_gain: torch.Tensor, highpass_gain: torch.Tensor) -> torch.Tensor:
+        return sos_filter(x, *self._sections(x, cutoff_hz, q, lowpass_gain, bandpass_gain, highpass_gain))
+
+    def stream_kernel(self, x: torch.Tensor, cutoff_hz: torch.Tensor, q: torch.Tensor, lowpass_gain: torch.Tensor,
+                      bandpass_gain: torch.Tensor, highpass_gain: torch.Tensor) -> torch.Tensor:
+        """The impulse response :meth:`forward` convolves with, ``[nodes, 1, taps]``."""
+        return sos_kernel(*self._sections(x, cutoff_hz, q, lowpass_gain, bandpass_gain, highpass_gain), x)
+
+    def _sections(self, x: torch.Tensor, cutoff_hz: torch.Tensor, q: torch.Tensor, lowpass_gain: torch.Tensor,
+                  bandpass_gain: torch.Tensor, highpass_gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p = {name: per_node(self.limit(name, value), x, trailing=1) for name, value in (
             ("cutoff_hz", cutoff_hz), ("q", q), ("lowpass_gain", lowpass_gain),
             ("bandpass_gain", bandpass_gain), ("highpass_gain", highpass_gain))}
-        b, a = state_variable_coefficients(p["cutoff_hz"], p["q"], p["lowpass_gain"], p["bandpass_gain"],
+        return state_variable_coefficients(p["cutoff_hz"], p["q"], p["lowpass_gain"], p["bandpass_gain"],
                                            p["highpass_gain"], self.sample_rate)
-        return sos_filter(x, b, a)
 
 
 def allpass_coefficients(cutoff_hz: torch.Tensor, q: torch.Tensor,
@@ -153,7 +169,7 @@ def allpass_coefficients(cutoff_hz: torch.Tensor, q: torch.Tensor,
     return a.flip(-1) / a[..., :1], a / a[..., :1]
 
 
-class AllPass(DSPProcessor):
+class AllPass(StatefulConvolution, DSPProcessor):
     """A cascade of ``n_stages`` second-order all-pass filters (see :func:`allpass_coefficients`).
 
     Alone it changes only the phase (a dispersion, a smeared transient); in
@@ -189,6 +205,11 @@ class AllPass(DSPProcessor):
     def forward(self, x: torch.Tensor, cutoff_hz: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         b, a = allpass_coefficients(self.limit("cutoff_hz", cutoff_hz), self.limit("q", q), self.sample_rate)
         return sos_filter(x, b, a)
+
+    def stream_kernel(self, x: torch.Tensor, cutoff_hz: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """The impulse response :meth:`forward` convolves with, ``[nodes, 1, taps]``."""
+        b, a = allpass_coefficients(self.limit("cutoff_hz", cutoff_hz), self.limit("q", q), self.sample_rate)
+        return sos_kernel(b, a, x)
 
     def extra_repr(self) -> str:
         return f"n_stages={self.n_stages}, sample_rate={self.sample_rate:g}"

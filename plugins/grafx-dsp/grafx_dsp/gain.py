@@ -73,6 +73,8 @@ class Gain(DSPProcessor):
     Signals: any channel count in, the same out.
     """
 
+    memoryless = True  # each output sample depends only on the same input sample
+
     def __init__(self, sample_rate: float = 44100.0) -> None:
         super().__init__(sample_rate)
         self.ranges = {"gain_db": GAIN_DB.replace(time_varying=True)}
@@ -92,6 +94,8 @@ class StereoGain(DSPProcessor):
 
     Signals: mono or stereo in, stereo out.
     """
+
+    memoryless = True  # each output sample depends only on the same input sample
 
     inlet_channels = (1, 2)
 

@@ -10,6 +10,7 @@ import torch
 from ._base import DSPProcessor, require_count
 from ._interp import interpolation_matrix
 from ._ranges import Range
+from ._stream import StatefulConvolution
 from .fft import fft_convolve
 
 __all__ = ["NoiseReverb", "STFTMaskedNoiseReverb"]
@@ -18,7 +19,7 @@ LN_1000 = math.log(1000.0)
 """An amplitude falls by 60 dB, a factor 1000, over one decay time (T60)."""
 
 
-class NoiseReverb(DSPProcessor):
+class NoiseReverb(StatefulConvolution, DSPProcessor):
     """Reverb whose impulse response is shaped noise, separately for mid and side.
 
     The impulse response is built in the STFT domain: a fixed white noise
@@ -133,6 +134,10 @@ class NoiseReverb(DSPProcessor):
         response = self.impulse_response(self.limit("gain_db", gain_db), self.limit("decay_s", decay_s),
                                          length=x.shape[-1])
         return fft_convolve(x, response, mode="causal")
+
+    def stream_kernel(self, x: torch.Tensor, gain_db: torch.Tensor, decay_s: torch.Tensor) -> torch.Tensor:
+        """The whole stereo impulse response, ``[nodes, 2, ir_length]``, for block-wise renders."""
+        return self.impulse_response(self.limit("gain_db", gain_db), self.limit("decay_s", decay_s))
 
     def extra_repr(self) -> str:
         return (f"n_bands={self.n_bands}, ir_length={self.ir_length}, n_fft={self.n_fft}, "

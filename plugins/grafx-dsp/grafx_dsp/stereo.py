@@ -54,6 +54,8 @@ class StereoWidth(DSPProcessor):
     Signals: stereo in, stereo out.
     """
 
+    memoryless = True  # each output sample depends only on the same input sample
+
     inlet_channels = 2
 
     def __init__(self, sample_rate: float = 44100.0) -> None:
@@ -71,6 +73,8 @@ class MonoToStereo(DSPProcessor):
     No parameters.
     """
 
+    memoryless = True  # each output sample depends only on the same input sample
+
     inlet_channels = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,6 +87,8 @@ class StereoToMidSide(DSPProcessor):
 
     No parameters.
     """
+
+    memoryless = True  # each output sample depends only on the same input sample
 
     outlets = ("mid", "side")
     inlet_channels = 2
@@ -97,6 +103,8 @@ class MidSideToStereo(DSPProcessor):
 
     No parameters.
     """
+
+    memoryless = True  # each output sample depends only on the same input sample
 
     inlets = ("mid", "side")
     inlet_channels = 1

@@ -20,6 +20,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from grafx_core.blackbox import BlackBoxProcessor
@@ -28,7 +29,7 @@ from grafx_core.estimators.default import FD_MAX_PARAMETERS, default_estimator
 
 from .controls import map_controls
 from .errors import LV2Error, LV2PluginNotFoundError, LV2PortError, LV2UnsupportedPluginError
-from .host import TAIL_POLICIES, PluginFactory, RenderItem
+from .host import TAIL_POLICIES, PluginFactory, RenderBlock, RenderItem
 from .instance import SUPPORTED_FEATURES
 from .names import plugin_names
 from .probe import probe
@@ -202,11 +203,14 @@ def lv2_processor(
     if check:
         probe(uri, where, float(sample_rate), int(block_size))
     specs = controls.specs
-    return BlackBoxProcessor(
+    factory = PluginFactory(uri, where, float(sample_rate), int(block_size))
+    blocks = RenderBlock(render, _reported_latency(factory, render, specs, float(sample_rate), int(block_size)))
+    processor = BlackBoxProcessor(
         None,
         specs,
-        effect_factory=PluginFactory(uri, where, float(sample_rate), int(block_size)),
+        effect_factory=factory,
         process=render,
+        process_block=blocks,
         sample_rate=float(sample_rate),
         estimator=default_estimator(specs, estimator, estimator_options),
         signal_gradient=signal_gradient,
@@ -219,6 +223,22 @@ def lv2_processor(
         check_determinism=check_determinism,
         control_block=int(block_size),
     )
+    processor.latency_samples = blocks.lateness(int(block_size))  # how late a stream's blocks come out
+    return processor
+
+
+def _reported_latency(factory: PluginFactory, render: RenderItem, specs: Sequence[Any], sample_rate: float,
+                      block_size: int) -> int:
+    """The latency the plug-in reports at its default controls (0 without a latency port)."""
+    if render.latency_port is None:
+        return 0
+    effect = factory()
+    try:
+        natural = {s.name: float(s.default) for s in specs if s.default is not None}
+        render(effect, np.zeros((render.inputs, block_size), dtype=np.float32), sample_rate, **natural)
+    finally:
+        effect.close()
+    return int(render.last_latency)
 
 
 def port_values(processor: BlackBoxProcessor, **params: torch.Tensor) -> list[dict[str, float]]:

@@ -34,7 +34,7 @@ from .effects import EFFECTS, Effect
 from .errors import PluginParameterError
 from .estimator import make_estimator, settle_gradient_kind
 from .external import read_parameters
-from .processor import SetAndProcess, Target, check_sample_rate, effect_specs
+from .processor import SetAndProcess, SetAndProcessBlock, Target, check_sample_rate, effect_specs, streams_in_blocks
 
 __all__ = ["pedalboard_chain", "BoardFactory", "blueprint", "walk"]
 
@@ -204,6 +204,7 @@ def pedalboard_chain(
         all_specs,
         effect_factory=factory,
         process=SetAndProcess(targets),
+        process_block=SetAndProcessBlock(targets) if streams_in_blocks(factory, float(sample_rate)) else None,
         instances="per-item" if fresh else "per-thread",
         sample_rate=float(sample_rate),
         estimator=make_estimator(all_specs, estimator, estimator_options),

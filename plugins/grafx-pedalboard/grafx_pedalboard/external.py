@@ -35,7 +35,7 @@ from grafx_core.estimators import Estimator
 
 from .errors import PluginParameterError
 from .estimator import make_estimator, settle_gradient_kind
-from .processor import SetAndProcess, Target, check_sample_rate
+from .processor import SetAndProcess, SetAndProcessBlock, Target, check_sample_rate
 
 __all__ = ["ExternalParameter", "read_parameters", "ExternalPluginFactory", "external_processor",
            "registered_external_processor", "DISCRETE_STEPS"]
@@ -203,6 +203,7 @@ def external_processor(
         specs,
         effect_factory=factory,
         process=SetAndProcess(targets),
+        process_block=SetAndProcessBlock(targets),  # not probed: loading a plug-in again costs (and counts)
         instances="per-item" if fresh_instance else "per-thread",
         sample_rate=float(sample_rate),
         estimator=make_estimator(specs, estimator, estimator_options),

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,56 @@ class SetAndProcess:
                 parameters[path][attribute].raw_value = value
             else:
                 setattr(plugin, attribute, value)
+
+
+STREAM_PROBE_BLOCKS = (512, 63, 100)
+"""Block lengths a fresh instance is run on to see whether it returns every block whole."""
+
+
+def streams_in_blocks(factory: Callable[[], Any], sample_rate: float) -> bool:
+    """Whether an effect returns each block whole under ``process(reset=False)``.
+
+    Effects with a look-ahead (a brickwall limiter, codecs, pitch shifting)
+    hold samples back and return shorter blocks; they are not offered for
+    streaming (a stream then refuses them by name).
+    """
+    try:
+        effect = factory()
+        for length in STREAM_PROBE_BLOCKS:
+            y = effect.process(np.zeros((2, length), dtype=np.float32), sample_rate, reset=False)
+            if np.shape(y) != (2, length):
+                return False
+    except Exception:  # an effect that cannot even run the probe is not offered for streaming
+        return False
+    return True
+
+
+class SetAndProcessBlock(SetAndProcess):
+    """Process one block of a stream: set each control, then ``process(reset=False)``, so that the
+    instance (one per node for the whole stream) carries its state (a reverb's tail) to the next block."""
+
+    def __init__(self, targets: Mapping[str, Target]) -> None:
+        super().__init__(targets)
+        self._first_block: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"targets": self.targets}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["targets"])  # type: ignore[misc]
+
+    def __call__(self, effect: Any, audio: np.ndarray, sample_rate: float, **natural: float) -> np.ndarray:
+        self._set(effect, natural)
+        # pedalboard prepares (and so resets) an effect again when a block is longer than any before it:
+        # blocks longer than the first are given in pieces no longer than it.
+        try:
+            limit = self._first_block.setdefault(effect, audio.shape[1])
+        except TypeError:  # an effect that cannot be weakly referenced: no pieces
+            limit = None
+        if limit is None or audio.shape[1] <= limit:
+            return effect.process(audio, sample_rate, reset=False)
+        return np.concatenate([effect.process(audio[:, s:s + limit], sample_rate, reset=False)
+                               for s in range(0, audio.shape[1], limit)], axis=1)
 
 
 class EffectFactory:
@@ -266,6 +317,8 @@ def pedalboard_processor(
         specs,
         effect_factory=factory,
         process=SetAndProcess({s.name: ((), s.name, "attribute") for s in specs}),
+        process_block=SetAndProcessBlock({s.name: ((), s.name, "attribute") for s in specs})
+        if streams_in_blocks(factory, sample_rate) else None,
         instances="per-item" if info.fresh_instance else "per-thread",
         sample_rate=float(sample_rate),
         estimator=make_estimator(specs, estimator, estimator_options),

@@ -1,0 +1,221 @@
+"""Streaming renders: a long input rendered block by block, each processor's state carried.
+
+A stream compiles its graph once and keeps one state per stage call (the
+rows of a call do not change from block to block), so the memory a stream
+needs is that of one block plus the processors' states, whatever the input's
+length. Latency that processors declare (``latency_samples``) is compensated
+the way a DAW does: every path into a mix or an ``"out"`` node is delayed to
+the latest path's latency, and the stream's output is shifted back by the
+total latency (the first samples dropped, the end flushed with silence), so
+the blocks joined equal a one-shot render.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from .description import describe
+from .errors import StreamingError
+from .graph import BUILTIN_TYPES, Graph
+from .parameters import check_parameters
+from .processor import iter_parameter_shapes, normalized_parameter_size
+from .state import detach_state as detach_tree
+from .state import require_streamable
+
+if TYPE_CHECKING:
+    from .plan import RenderPlan
+
+__all__ = ["stream_render", "stream_latency", "SampleDelay"]
+
+
+class SampleDelay(nn.Module):
+    """A whole-sample delay line: what a stream inserts to align paths of unequal latency.
+
+    Args:
+        samples: the delay, ``>= 1``.
+
+    Signals: any channel count in, the same out, ``samples`` late; the state
+    is the last ``samples`` input samples, ``[rows, channels, samples]``.
+    """
+
+    def __init__(self, samples: int) -> None:
+        super().__init__()
+        self.samples = int(samples)
+
+    def parameter_size(self) -> dict[str, Any]:
+        return {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.pad(x, (self.samples, 0))[..., : x.shape[-1]]
+
+    def initial_state(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros(x.shape[0], x.shape[1], self.samples)
+
+    def forward_stateful(self, state: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        line = torch.cat([state, x], dim=-1)
+        return line[..., : x.shape[-1]], line[..., x.shape[-1]:]
+
+
+def _node_latencies(plan: RenderPlan) -> tuple[dict[int, int], dict[int, int]]:
+    """Each node's arrival latency (its inputs aligned to the latest) and output latency."""
+    graph = plan.graph
+    arrive: dict[int, int] = {}
+    out: dict[int, int] = {i: 0 for i in graph.nodes_of_type("in")}
+    for stage in plan.stages:
+        for node in stage.nodes:
+            arrive[node] = max((out[src] for src in graph.predecessors(node)), default=0)
+            own = 0 if stage.type in BUILTIN_TYPES else describe(plan.processors[stage.type]).latency_samples
+            out[node] = arrive[node] + own
+    outs = graph.nodes_of_type("out")
+    total = max((arrive[i] for i in outs), default=0)
+    for i in outs:  # every output aligned to the latest
+        arrive[i] = total
+    return arrive, out
+
+
+def stream_latency(plan: RenderPlan) -> int:
+    """The samples a stream of ``plan`` lags its input before compensation: the
+    largest total of ``latency_samples`` along a path from an ``"in"`` to an ``"out"`` node."""
+    arrive, _ = _node_latencies(plan)
+    return max((arrive[i] for i in plan.graph.nodes_of_type("out")), default=0)
+
+
+def _compensated(plan: RenderPlan) -> tuple[RenderPlan, int]:
+    """``plan`` itself when nothing declares latency, else a plan of the graph with delay
+    nodes on every edge that arrives earlier than its destination's latest input."""
+    from .plan import compile_render  # plan imports this module lazily, in RenderPlan.stream
+
+    arrive, out = _node_latencies(plan)
+    total = max((arrive[i] for i in plan.graph.nodes_of_type("out")), default=0)
+    if not any(arrive[e.dst] > out[e.src] for e in plan.graph.edges):
+        return plan, total
+    graph, processors = Graph(), dict(plan.processors)
+    for node in plan.graph.nodes:  # same ids and order: parameter rows and outputs unchanged
+        graph.add(node.type, node.name)
+    for edge in plan.graph.edges:
+        lag = arrive[edge.dst] - out[edge.src]
+        if lag <= 0:
+            graph.connect(edge.src, edge.dst, edge.outlet, edge.inlet)
+            continue
+        kind = f"_stream_delay_{lag}"
+        processors.setdefault(kind, SampleDelay(lag))
+        delay = graph.add(kind)
+        graph.connect(edge.src, delay, edge.outlet, "main")
+        graph.connect(delay, edge.dst, "main", edge.inlet)
+    return compile_render(graph, processors, tile_bytes=None), total
+
+
+def _check_streamable(plan: RenderPlan) -> None:
+    for node_type, processor in plan.processors.items():
+        if node_type in plan.graph.node_types():
+            require_streamable(processor, f"node type {node_type!r}")
+
+
+def _block_parameters(plan: RenderPlan, parameters: Any, start: int, stop: int) -> Any:
+    """The parameters of the block of samples ``[start, stop)``: the one place a block's
+    parameters are prepared (a moving control's curve will be sliced to the block here).
+
+    Raises:
+        StreamingError: a parameter has a trailing axis of control frames (a curve).
+    """
+    del start, stop  # constant parameters are the same for every block
+    if not isinstance(parameters, Mapping):
+        return parameters
+    for node_type in plan.graph.processor_types():
+        tree = parameters.get(node_type)
+        if tree is None or node_type not in plan.processors:
+            continue
+        count = len(plan.graph.nodes_of_type(node_type))
+        for path, shape in iter_parameter_shapes(normalized_parameter_size(plan.processors[node_type])):
+            value: Any = tree
+            for key in path:
+                value = value.get(key) if isinstance(value, Mapping) else None
+            if isinstance(value, torch.Tensor) and _is_curve(value, count, tuple(shape)):
+                raise StreamingError(
+                    f"parameter {'.'.join(path)!r} of node type {node_type!r} has shape {list(value.shape)}: a "
+                    f"curve (trailing axis of control frames); streams render constant parameters "
+                    f"[nodes, *shape] or [batch, nodes, *shape] only, for now"
+                )
+    return parameters
+
+
+def _is_curve(value: torch.Tensor, count: int, shape: tuple[int, ...]) -> bool:
+    plain = value.ndim == len(shape) + 1 and tuple(value.shape[1:]) == shape
+    per_example = value.ndim == len(shape) + 2 and value.shape[1] == count and tuple(value.shape[2:]) == shape
+    if plain or per_example:
+        return False
+    return value.ndim >= len(shape) + 2 and tuple(value.shape[-len(shape) - 1:-1]) == shape
+
+
+def stream_render(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tensor], *,
+                  detach_state: bool = True) -> Iterator[torch.Tensor]:
+    """Render ``blocks`` of a long input through ``plan``, carrying every processor's state.
+
+    Stateful processors are called through ``forward_stateful`` with their
+    state from the previous block; memoryless ones through ``forward``. The
+    output blocks joined equal ``plan(parameters, whole_input)[0]`` (to
+    rounding), latency compensated (see the module docstring): the first
+    yielded blocks are shorter by the graph's total latency and a last block
+    carries the flushed end; empty blocks are not yielded.
+
+    Args:
+        plan: a compiled :class:`~grafx_core.RenderPlan`.
+        parameters: as for :meth:`RenderPlan.__call__`, constant over the stream.
+        blocks: source blocks ``[num_in, channels, samples]`` or
+            ``[batch, num_in, channels, samples]``; every block has the first
+            block's shape but for its length.
+        detach_state: detach the states between blocks, so that memory stays
+            bounded under autograd (gradients then flow within a block only).
+
+    Yields:
+        Output blocks ``[num_out, channels, samples]`` (batched like the input).
+
+    Raises:
+        StreamingError: a processor of the graph can be rendered neither
+            statefully nor memorylessly (before anything is rendered), a
+            parameter is a curve, or a block's shape differs from the first's.
+        SourceShapeError, ParameterError: as :meth:`RenderPlan.__call__`.
+    """
+    _check_streamable(plan)
+    return _stream(plan, parameters, blocks, detach_state)
+
+
+def _stream(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tensor],
+            detach_state: bool) -> Iterator[torch.Tensor]:
+    run_plan, latency = _compensated(plan)
+    program = run_plan._programs[run_plan._largest_stage]
+    states: dict[Any, Any] = {}
+    first: torch.Tensor | None = None
+    per_example: Mapping[str, bool] = {}
+    position, to_drop = 0, latency
+    for index, block in enumerate(blocks):
+        sources, batched = run_plan._prepare_sources(block)
+        length = sources.shape[-1]
+        block_parameters = _block_parameters(run_plan, parameters, position, position + length)
+        if first is None:
+            first = sources
+            per_example = check_parameters(run_plan.graph, run_plan.processors, block_parameters,
+                                           sources.shape[0] if batched else None)
+        elif sources.shape[:-1] != first.shape[:-1]:
+            raise StreamingError(f"block {index} has shape {list(block.shape)}; every block must have the first "
+                                 f"block's shape {list(first.shape[1 - int(batched):-1])} but for its length")
+        y, _ = program.run(block_parameters, sources, per_example, batched, states=states)
+        if detach_state:
+            for key in states:
+                states[key] = detach_tree(states[key])
+        position += length
+        drop = min(to_drop, length)
+        to_drop -= drop
+        if drop < length:
+            yield y[..., drop:]
+    if first is not None and latency:
+        # Of the flushed samples, the first to_drop are still lag; the rest end the input's span.
+        silence = first.new_zeros(*first.shape[:-1], latency)
+        y, _ = program.run(_block_parameters(run_plan, parameters, position, position + latency),
+                           silence, per_example, True, states=states)
+        if to_drop < latency:
+            yield (y if batched else y[0])[..., to_drop:]

@@ -1,0 +1,136 @@
+"""State across blocks for grafx-dsp processors: what their ``forward_stateful`` methods share.
+
+Every grafx-dsp filter is a causal convolution with an impulse response the
+one-shot ``forward`` builds from its parameters; its block-wise form builds
+the same response (not cut to the block's length) and carries the overlap
+into the next block (:func:`grafx_dsp.fft.convolve_block`), so one-shot and
+streaming renders share the code that designs the filter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from grafx_core.state import call_block
+
+from .fft import convolve_block
+
+__all__ = ["StatefulConvolution", "child_block", "sparse_block", "MAX_HISTORY"]
+
+MAX_HISTORY = 1 << 23
+"""The most input samples a sparse delay keeps per row and channel to stream (about 3 minutes at 44.1 kHz)."""
+
+
+class StatefulConvolution:
+    """Mixin: ``forward_stateful`` for processors whose output is ``x`` convolved with
+    :meth:`stream_kernel` (``[rows, 1, taps]``, or ``[rows, outlets, 1, taps]`` with
+    ``x`` unsqueezed at dimension 1 and one outlet per kernel).
+
+    State: ``{"tail": [rows, (outlets,) channels, taps - 1]}``, the overhang of
+    the blocks rendered so far. Where no gradient is asked for, the state also
+    keeps the kernel and the parameters it was designed from, and the next
+    block reuses it if they are equal (designing a long response every block
+    cost more than convolving with it).
+    """
+
+    def stream_kernel(self, x: torch.Tensor, **params: Any) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def initial_state(self, *signals: torch.Tensor, **params: Any) -> dict[str, torch.Tensor]:
+        """An empty state: the overhang starts at zero (made by the first block)."""
+        return {}
+
+    def forward_stateful(self, state: Mapping[str, torch.Tensor], x: torch.Tensor,
+                         **params: Any) -> tuple[Any, dict[str, torch.Tensor]]:
+        """One block, carrying the convolution's overhang (see the class docstring)."""
+        check = getattr(self, "check_channels", None)
+        if check is not None:
+            check(x)
+        kernel = _cached_kernel(state, params)
+        spectra: dict[str, torch.Tensor] | None = None
+        if kernel is None:
+            kernel = self.stream_kernel(x, **params)
+        else:
+            spectra = dict(state.get("spectra", {}))
+        kept = _kernel_cache(kernel, params)
+        cache = None if spectra is None else {int(k): v for k, v in spectra.items()}
+        if kernel.dim() == 4:
+            y, tail = convolve_block(x.unsqueeze(1), kernel, state.get("tail"), cache)
+            y = tuple(y.unbind(dim=1))
+        else:
+            y, tail = convolve_block(x, kernel, state.get("tail"), cache)
+        if kept and cache is not None:
+            kept["spectra"] = {str(k): v for k, v in cache.items()}
+        elif kept:
+            kept["spectra"] = {}
+        return y, {"tail": tail, **kept}
+
+
+def _leaves(params: Mapping[str, Any], prefix: str = "") -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        elif isinstance(value, torch.Tensor):
+            out[prefix + key] = value
+    return out
+
+
+def _cached_kernel(state: Mapping[str, Any], params: Mapping[str, Any]) -> torch.Tensor | None:
+    kernel, designed = state.get("kernel"), state.get("designed_from")
+    if kernel is None or designed is None:
+        return None
+    leaves = _leaves(params)
+    if any(t.requires_grad for t in leaves.values()) and torch.is_grad_enabled():
+        return None
+    same = designed.keys() == leaves.keys() and all(
+        designed[k].shape == v.shape and bool(torch.equal(designed[k], v)) for k, v in leaves.items())
+    return kernel if same else None
+
+
+def _kernel_cache(kernel: torch.Tensor, params: Mapping[str, Any]) -> dict[str, Any]:
+    leaves = _leaves(params)
+    if kernel.requires_grad or any(t.requires_grad for t in leaves.values()):
+        return {}
+    return {"kernel": kernel, "designed_from": {k: v.clone() for k, v in leaves.items()}}
+
+
+def child_block(child: Any, state: Any, signals: tuple[torch.Tensor, ...],
+                params: Mapping[str, Any]) -> tuple[Any, Any]:
+    """A container's child rendered for one block from its state (``None`` before the first)."""
+    return call_block(child, state, signals, params)
+
+
+def sparse_block(x: torch.Tensor, history: torch.Tensor | None, index: torch.Tensor,
+                 weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One block of ``y[n] = sum_k weight[k] x[n - index[k]]`` with the input's past carried.
+
+    Args:
+        x: the block ``[rows, channels, samples]``.
+        history: the last ``max(index)`` input samples before the block,
+            ``[rows, channels, span]`` (``None``: silence).
+        index: whole-sample delays ``[rows, taps]`` (``>= 0``).
+        weight: each tap's gain ``[rows, taps]``.
+
+    Returns:
+        ``(y, history)``: the block's output and the input's last ``span`` samples.
+    """
+    rows, channels, samples = x.shape
+    span = max(int(index.max()), 1) if index.numel() else 1
+    if history is None:
+        history = x.new_zeros(rows, channels, span)
+    line = torch.cat([history, x], dim=-1)  # [rows, channels, span + samples]
+    y: torch.Tensor | None = None
+    step = max(1, (1 << 20) // max(samples * channels, 1))  # taps per gather: about a million values at a time
+    n = torch.arange(samples, device=x.device)
+    for start in range(0, index.shape[1], step):
+        where = span - index[:, start:start + step, None] + n  # [rows, k, samples]
+        picked = line.gather(2, where.reshape(rows, 1, -1).expand(rows, channels, -1))
+        picked = picked.reshape(rows, channels, -1, samples)
+        part = (picked * weight[:, None, start:start + step, None].to(x.dtype)).sum(dim=2)
+        y = part if y is None else y + part
+    assert y is not None
+    return y, line[..., line.shape[-1] - span:]
