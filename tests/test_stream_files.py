@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.io import wavfile
 
-from grafx_core import Graph, save_parameters
+from grafx_core import Graph
 from grafx_core.cli import main
 from grafx_core.commands._stream_files import RenderProgress
 from grafx_core.errors import AudioFileError
