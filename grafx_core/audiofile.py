@@ -85,7 +85,7 @@ def _unreadable(name: str, exc: Exception) -> str:
 
 
 def _require_complete_wav(name: str, data: np.ndarray) -> None:
-    from .wavfile import _require_complete_data
+    from ._riff import _require_complete_data
 
     with open(name, "rb") as f:
         riff = f.read(4) in (b"RIFF", b"RIFX")

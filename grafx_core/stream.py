@@ -21,6 +21,7 @@ from torch import nn
 from .description import describe
 from .errors import StreamingError
 from .graph import BUILTIN_TYPES, Graph
+from .schedule import render_order
 from .parameters import check_parameters
 from .processor import iter_parameter_shapes, normalized_parameter_size
 from .state import detach_state as detach_tree
@@ -87,8 +88,6 @@ def stream_latency(plan: RenderPlan) -> int:
 def _compensated(plan: RenderPlan) -> tuple[RenderPlan, int]:
     """``plan`` itself when nothing declares latency, else a plan of the graph with delay
     nodes on every edge that arrives earlier than its destination's latest input."""
-    from .plan import compile_render  # plan imports this module lazily, in RenderPlan.stream
-
     arrive, out = _node_latencies(plan)
     total = max((arrive[i] for i in plan.graph.nodes_of_type("out")), default=0)
     if not any(arrive[e.dst] > out[e.src] for e in plan.graph.edges):
@@ -106,7 +105,9 @@ def _compensated(plan: RenderPlan) -> tuple[RenderPlan, int]:
         delay = graph.add(kind)
         graph.connect(edge.src, delay, edge.outlet, "main")
         graph.connect(delay, edge.dst, "main", edge.inlet)
-    return compile_render(graph, processors, tile_bytes=None), total
+    # The plan's own class, so this module needs no import of the plan (which imports it, in RenderPlan.stream);
+    # the graph is the checked one plus delay nodes, so it only needs scheduling.
+    return type(plan)(graph, processors, render_order(graph), tile_bytes=None), total
 
 
 def _check_streamable(plan: RenderPlan) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,7 +34,10 @@ import torch
 from .._row_labels import current_row_labels
 from ..errors import ParameterError
 from ..estimators.auto import settle_signal_gradient
-from .processor import BlackBoxProcessor, BlackBoxTarget, _unit
+from .target import BlackBoxTarget, _unit
+
+if TYPE_CHECKING:
+    from .processor import BlackBoxProcessor
 
 __all__ = ["moving_forward", "hat_functions", "MovingTarget", "SPAN"]
 

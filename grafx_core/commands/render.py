@@ -222,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
         for out in y:
             level = f"{20 * math.log10(out.peak):+.1f} dBFS" if out.peak > 0 else "silence"
             clipped = " (clipped to 16 bits)" if args.format == "int16" and out.peak > 1 else ""
+            print(f"wrote {out.path}: {out.channels} channel(s), {out.samples} samples, peak {level}{clipped}")
+        return 0
     for path, signal in zip(args.output, y):
         peak = float(signal.abs().max())
         level = f"{20 * math.log10(peak):+.1f} dBFS" if peak > 0 else "silence"

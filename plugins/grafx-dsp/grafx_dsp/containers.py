@@ -301,7 +301,8 @@ class ParallelMix(_Streaming, Processor):
 
     def controls(self) -> dict[str, Any]:
         """``weights`` in [0, 1] and each branch's controls under its name."""
-        controls: dict[str, Any] = {"weights": self.weight_range.control()}
+        # The weights hold one value per branch and node: they do not move (MIX, their range, does for DryWet).
+        controls: dict[str, Any] = {"weights": self.weight_range.control().replace(time_varying=False)}
         controls.update({name: c for name, c in ((n, describe(b).control_tree()) for n, b in self.branches.items())
                          if c})
         return controls
