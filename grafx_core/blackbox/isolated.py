@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BlackBoxTimeoutError, BlackBoxWorkerError
-from .runner import Item, ItemProcessor
+from .runner import Item, ItemProcessor, check_workers_and_timeout
 
 __all__ = ["IsolatedRunner", "DEFAULT_ITEM_TIMEOUT", "EffectCrashed"]
 
@@ -249,11 +249,7 @@ class IsolatedRunner:
     """
 
     def __init__(self, workers: int | None = None, timeout: float | None = DEFAULT_ITEM_TIMEOUT) -> None:
-        if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-            raise ValueError(f"workers must be a positive int or None, got {workers!r}")
-        if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
-                                    or not 0 < timeout < math.inf):
-            raise ValueError(f"timeout must be a positive finite number of seconds or None, got {timeout!r}")
+        check_workers_and_timeout(workers, timeout)
         self._workers = workers
         self.timeout = timeout
         self._pool: list[_Worker] = []

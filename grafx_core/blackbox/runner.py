@@ -21,7 +21,20 @@ import numpy as np
 
 from ..errors import BlackBoxTimeoutError
 
-__all__ = ["ThreadPoolRunner", "PerThread"]
+__all__ = ["ThreadPoolRunner", "PerThread", "check_workers_and_timeout"]
+
+
+def check_workers_and_timeout(workers: int | None, timeout: float | None) -> None:
+    """Refuse a runner's ``workers`` (a positive int or ``None``) or ``timeout`` (positive, finite seconds or ``None``).
+
+    Raises:
+        ValueError: naming the argument and the value given.
+    """
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"workers must be a positive int or None, got {workers!r}")
+    if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
+                                or not 0 < timeout < math.inf):
+        raise ValueError(f"timeout must be a positive finite number of seconds or None, got {timeout!r}")
 
 T = TypeVar("T")
 
@@ -105,11 +118,7 @@ class ThreadPoolRunner:
     """
 
     def __init__(self, workers: int | None = None, timeout: float | None = None) -> None:
-        if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-            raise ValueError(f"workers must be a positive int or None, got {workers!r}")
-        if timeout is not None and (not isinstance(timeout, (int, float)) or isinstance(timeout, bool)
-                                    or not 0 < timeout < math.inf):
-            raise ValueError(f"timeout must be a positive finite number of seconds or None, got {timeout!r}")
+        check_workers_and_timeout(workers, timeout)
         self._workers = workers
         self.timeout = timeout
         self._pool: _Pool | None = None

@@ -1,14 +1,6 @@
-"""Fit a whole mixing console (grafx-dsp and pedalboard effects) to a target mix by gradient descent.
+"""The demo's pieces: the synthesised multitrack, the console and its parameter draws, and ``run_demo``.
 
-Synthesises a multitrack (drums, bass, keys, pads, lead, ...), builds a
-console graph (per-track EQ and fader with pan from grafx-dsp, pedalboard
-compressors on drums, bass and lead, a drum bus compressor, a music bus width,
-a pedalboard reverb send, a master EQ and compressor), renders a target mix
-from hidden parameters, and fits every parameter from a random start:
-autograd for the analytic nodes, a gradient estimator for the pedalboard ones.
-Writes WAVs, plots, the graph and parameter files, and a JSON report to the
-output folder; `grafx-core render` reproduces the fitted mix from them.
-Needs the grafx-dsp and grafx-pedalboard plugins (make demo installs them).
+The ``grafx-core demo`` command (:mod:`grafx_core.commands.demo`) says what the demo does.
 """
 
 from __future__ import annotations
