@@ -190,6 +190,7 @@ def _stream(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tensor],
     run_plan, latency = _compensated(plan)
     program = run_plan._programs[run_plan._largest_stage]
     states: dict[Any, Any] = {}
+    kept: dict[Any, Any] = {}  # the stage calls' parameters, the same tensors every block without autograd
     first: torch.Tensor | None = None
     per_example: Mapping[str, bool] = {}
     position, to_drop = 0, latency
@@ -204,7 +205,8 @@ def _stream(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tensor],
         elif sources.shape[:-1] != first.shape[:-1]:
             raise StreamingError(f"block {index} has shape {list(block.shape)}; every block must have the first "
                                  f"block's shape {list(first.shape[1 - int(batched):-1])} but for its length")
-        y, _ = program.run(block_parameters, sources, per_example, batched, states=states)
+        y, _ = program.run(block_parameters, sources, per_example, batched, states=states,
+                           stage_kwargs=None if torch.is_grad_enabled() else kept)
         if detach_state:
             for key in states:
                 states[key] = detach_tree(states[key])

@@ -36,7 +36,7 @@ import math
 import torch
 
 from ._base import Number, per_node
-from .fft import decay_length, fft_convolve
+from .fft import decay_length, fast_length, fft_convolve
 
 __all__ = ["one_pole", "peak_release", "ballistics"]
 
@@ -64,19 +64,47 @@ def one_pole(x: torch.Tensor, time_ms: Number, sample_rate: float,
         impulse response's tail beyond ``1e-13`` of its start.
     """
     log_a = -_decay_per_sample(per_node(time_ms, x), sample_rate)
-    # The response is cut where it has decayed (below 1e-13 of its start), or at the signal's length.
+    if carry is not None:
+        return _one_pole_block(x, log_a, carry)
+    y = fft_convolve(x, _one_pole_response(x, log_a), mode="causal")
+    return y
+
+
+def _one_pole_response(x: torch.Tensor, log_a: torch.Tensor) -> torch.Tensor:
+    """``(1 - a) a**n``, cut where it has decayed (below 1e-13 of its start) or at ``x``'s length."""
     taps = min(x.shape[-1], decay_length(math.exp(float(log_a.detach().max()))))
     n = torch.arange(taps, dtype=x.dtype, device=x.device)
-    impulse_response = -torch.expm1(log_a) * torch.exp(n * log_a)
-    y = fft_convolve(x, impulse_response, mode="causal")
-    if carry is None:
-        return y
-    # A one-pole's state is its last output, which decays as a**(n + 1) into the block.
+    return -torch.expm1(log_a) * torch.exp(n * log_a)
+
+
+def _one_pole_block(x: torch.Tensor, log_a: torch.Tensor, carry: dict[str, torch.Tensor]) -> torch.Tensor:
+    """One block of :func:`one_pole` from the last output before it (``carry["attack"]``).
+
+    Outside autograd the response's transform and the state's decay ramp are
+    kept in ``carry`` for the next block of the same length and time constant
+    (recomputing them every block cost as much as the convolution).
+    """
+    samples = x.shape[-1]
+    n_fft = fast_length(2 * samples - 1)
+    reuse = carry.get("attack_log_a")
+    cached = (reuse is not None and not log_a.requires_grad and reuse.shape == log_a.shape
+              and carry["attack_ramp"].shape[-1] == samples and bool(torch.equal(reuse, log_a)))
+    if cached:
+        spectrum, decay = carry["attack_spectrum"], carry["attack_ramp"]
+    else:
+        spectrum = torch.fft.rfft(_one_pole_response(x, log_a), n=n_fft)
+        # A one-pole's state is its last output, which decays as a**(n + 1) into the block.
+        decay = torch.exp(torch.arange(1, samples + 1, dtype=x.dtype, device=x.device) * log_a)
+    y = torch.fft.irfft(torch.fft.rfft(x, n=n_fft) * spectrum, n=n_fft)[..., :samples]
     last = carry.get("attack")
     if last is not None:
-        ramp = torch.arange(1, x.shape[-1] + 1, dtype=x.dtype, device=x.device)
-        y = y + last * torch.exp(ramp * log_a)
+        y = y + last * decay
     carry["attack"] = y[..., -1:].clone()  # the caller may scale y in place
+    if not log_a.requires_grad or not torch.is_grad_enabled():
+        carry.update(attack_log_a=log_a.detach(), attack_spectrum=spectrum, attack_ramp=decay)
+    else:
+        for key in ("attack_log_a", "attack_spectrum", "attack_ramp"):
+            carry.pop(key, None)
     return y
 
 
