@@ -24,7 +24,7 @@ from .errors import (
 )
 from .description import describe
 from .graph import BUILTIN_TYPES, Graph
-from .curves import check_control_hop, curve_to_samples
+from .curves import _Curves, check_control_hop, curve_to_samples
 from .parameters import _check_parameters, _require_processors
 from ._row_labels import RowLabels, labelled_rows
 from .processor import ProcessorLike, node_shares
@@ -100,15 +100,6 @@ def _check_edges(graph: Graph, processors: Mapping[str, ProcessorLike]) -> None:
                 raise GraphConnectionError(
                     f"{node.label()}: nothing is connected to inlet {inlet!r}; every inlet needs at least one edge"
                 )
-
-
-@dataclass(frozen=True)
-class _Curves:
-    """Which parameters of one render are curves, and how to expand them to samples."""
-
-    paths: frozenset[tuple[str, tuple[str, ...]]]
-    samples: int
-    hop: int
 
 
 class _Program:
@@ -204,6 +195,8 @@ class _Program:
                 tensor = tensor.unsqueeze(0).expand(batch, *tensor.shape).reshape(batch * len(rows), *shape)
             if curve:
                 tensor = curve_to_samples(tensor, curves.samples, curves.hop)
+                if curves.length is not None:
+                    tensor = tensor[..., curves.offset:curves.offset + curves.length]
             target = kwargs
             for key in path[:-1]:
                 target = target.setdefault(key, {})

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from grafx_core import StreamingError
 from grafx_core.state import call_block
 
 from .fft import convolve_block
@@ -56,6 +57,14 @@ class StatefulConvolution:
         check = getattr(self, "check_channels", None)
         if check is not None:
             check(x)
+        shapes = {name: bounds.shape for name, bounds in getattr(self, "ranges", {}).items()}
+        moving = sorted(name for name, value in params.items() if isinstance(value, torch.Tensor)
+                        and name in shapes and value.dim() == len(shapes[name]) + 2)
+        if moving:
+            raise StreamingError(
+                f"{type(self).__name__}: the moving controls {moving} (curves) do not stream: a moving filter is "
+                "redesigned on a grid of blocks from the start of the signal, which a stream does not carry yet; "
+                "render a graph with moving filters in one call")
         kernel = _cached_kernel(state, params)
         cached = kernel is not None
         if kernel is None:
@@ -114,9 +123,9 @@ def _cached_kernel(state: Mapping[str, Any], params: Mapping[str, Any]) -> torch
 
 def _kernel_cache(kernel: torch.Tensor, params: Mapping[str, Any]) -> dict[str, Any]:
     leaves = _leaves(params)
-    if kernel.requires_grad or any(t.requires_grad for t in leaves.values()):
+    if kernel.requires_grad or (torch.is_grad_enabled() and any(t.requires_grad for t in leaves.values())):
         return {}
-    return {"kernel": kernel, "designed_from": {k: v.clone() for k, v in leaves.items()}}
+    return {"kernel": kernel, "designed_from": {k: v.detach().clone() for k, v in leaves.items()}}
 
 
 def child_block(child: Any, state: Any, signals: tuple[torch.Tensor, ...],

@@ -72,9 +72,12 @@ def one_pole(x: torch.Tensor, time_ms: Number, sample_rate: float,
 
 def _one_pole_response(x: torch.Tensor, log_a: torch.Tensor) -> torch.Tensor:
     """``(1 - a) a**n``, cut where it has decayed (below 1e-13 of its start) or at ``x``'s length."""
-    taps = min(x.shape[-1], decay_length(math.exp(float(log_a.detach().max()))))
-    n = torch.arange(taps, dtype=x.dtype, device=x.device)
+    n = torch.arange(_one_pole_taps(x.shape[-1], log_a), dtype=x.dtype, device=x.device)
     return -torch.expm1(log_a) * torch.exp(n * log_a)
+
+
+def _one_pole_taps(samples: int, log_a: torch.Tensor) -> int:
+    return min(samples, decay_length(math.exp(float(log_a.detach().max()))))
 
 
 def _one_pole_block(x: torch.Tensor, log_a: torch.Tensor, carry: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -85,14 +88,16 @@ def _one_pole_block(x: torch.Tensor, log_a: torch.Tensor, carry: dict[str, torch
     (recomputing them every block cost as much as the convolution).
     """
     samples = x.shape[-1]
-    n_fft = fast_length(2 * samples - 1)
     reuse = carry.get("attack_log_a")
     cached = (reuse is not None and not log_a.requires_grad and reuse.shape == log_a.shape
               and carry["attack_ramp"].shape[-1] == samples and bool(torch.equal(reuse, log_a)))
     if cached:
         spectrum, decay = carry["attack_spectrum"], carry["attack_ramp"]
+        n_fft = fast_length(samples + _one_pole_taps(samples, log_a) - 1)
     else:
-        spectrum = torch.fft.rfft(_one_pole_response(x, log_a), n=n_fft)
+        response = _one_pole_response(x, log_a)
+        n_fft = fast_length(samples + response.shape[-1] - 1)
+        spectrum = torch.fft.rfft(response, n=n_fft)
         # A one-pole's state is its last output, which decays as a**(n + 1) into the block.
         decay = torch.exp(torch.arange(1, samples + 1, dtype=x.dtype, device=x.device) * log_a)
     y = torch.fft.irfft(torch.fft.rfft(x, n=n_fft) * spectrum, n=n_fft)[..., :samples]
