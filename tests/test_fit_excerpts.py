@@ -106,3 +106,35 @@ def test_excerpts_refuse_a_black_box_by_name() -> None:
     plan = compile_render(graph, {"box": box})
     with pytest.raises(GrafxError, match="node type 'box' is a black box"):
         ExcerptObjective(plan, torch.zeros(1, 1, 100), torch.zeros(1, 100), 50, 10)
+
+
+@pytest.mark.slow  # a whole fit run: stems, plots, report
+def test_fit_warmup_fits_excerpts_and_lowers_the_loss(tmp_path, capsys) -> None:
+    import json
+
+    from grafx_core import render
+    from grafx_core.cli import main
+    from grafx_core.demo.draws import draw_parameters
+    from grafx_core.demo.multitrack import synthesise_multitrack
+    from grafx_core.wavfile import write_wav
+
+    names, audio = synthesise_multitrack(2, 1.5, 44100, seed=3)
+    console = build_console(names, "analytic")
+    processors = processors_for_graph(console.graph, console.options, sample_rate=44100)
+    hidden = draw_parameters(console.graph, processors, torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        mix = render(console.graph, processors, hidden, audio)[0][0]
+    stems = [str(tmp_path / f"{name}.wav") for name in names]
+    for path, track in zip(stems, audio):
+        write_wav(path, track, 44100)
+    write_wav(tmp_path / "mix.wav", mix, 44100)
+    status = main(["fit", *stems, "--target", str(tmp_path / "mix.wav"), "-o", str(tmp_path / "fit"),
+                   "--steps", "6", "--excerpt", "0.25", "--warmup", "0.5", "--excerpts", "2", "--no-init"])
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert "steps fit 2 excerpt(s) of 0.2 s" in printed and "after 0.5 s of warm-up" in printed
+    report = json.loads((tmp_path / "fit" / "report.json").read_text())
+    assert report["final_loss"] < report["initial_loss"]
+    assert main(["fit", *stems, "--target", str(tmp_path / "mix.wav"), "-o", str(tmp_path / "fit2"),
+                 "--warmup", "0.5", "--prune"]) == 1
+    assert "--warmup fits excerpts with Adam" in capsys.readouterr().err
