@@ -205,3 +205,50 @@ def test_a_numpy_effect_object_streams_through_process_block_bit_for_bit() -> No
         whole, _ = plan(params, x)
         streamed = torch.cat(list(plan.stream(params, _blocks(x, [64, 7]))), dim=-1)
     assert torch.equal(streamed, whole)
+
+
+def _pole_process(effect, audio: np.ndarray, rate: float, gain) -> np.ndarray:
+    """One item through a fresh pole; a moving gain (an array) applies value b to control block b."""
+    pole = _OnePole()
+    gains = np.atleast_1d(np.asarray(gain, dtype=np.float32))
+    block = 32 if gains.size > 1 else audio.shape[-1]
+    return np.concatenate([pole.block(audio[:, b * block:(b + 1) * block], float(gains[b]))
+                           for b in range(-(-audio.shape[-1] // block))], axis=-1)
+
+
+@pytest.mark.parametrize("sizes", [[64, 7], [100], [1, 31, 33]])
+def test_a_black_box_streams_a_moving_control_as_one_render_does(sizes: list[int]) -> None:
+    from grafx_core import BlackBoxProcessor, ParameterSpec, curve_frames
+
+    box = BlackBoxProcessor(
+        None, [ParameterSpec("gain", 0.1, 2.0, default=1.0, time_varying=True)], effect_factory=_OnePole,
+        process=_pole_process, process_block=lambda effect, audio, rate, gain: effect.block(audio, gain),
+        workers=1, control_block=32)
+    graph = Graph()
+    graph.add_serial_chain(["in", "pole", "out"])
+    graph.add_serial_chain(["in", "pole", "out"])
+    plan = compile_render(graph, {"pole": box}, control_hop=50)
+    gen = torch.Generator().manual_seed(5)
+    params = {"pole": {"gain": 2 * torch.randn(2, 1, curve_frames(300, 50), generator=gen)}}  # raw values
+    x = torch.randn(2, 2, 300, generator=gen)
+    with torch.no_grad():
+        whole, _ = plan(params, x)
+        streamed = torch.cat(list(plan.stream(params, _blocks(x, sizes))), dim=-1)
+        still, _ = plan({"pole": {"gain": params["pole"]["gain"][..., 0]}}, x)
+    assert float((whole - still).abs().max()) > 0.1  # the control moves
+    assert torch.equal(streamed, whole)
+
+
+def test_a_black_box_in_worker_processes_refuses_to_stream_saying_why() -> None:
+    from grafx_core import BlackBoxProcessor, ParameterSpec
+
+    box = BlackBoxProcessor(
+        None, [ParameterSpec("gain", 0.1, 2.0, default=1.0)], effect_factory=_OnePole,
+        process=lambda effect, audio, rate, gain: _OnePole().block(audio, gain),
+        process_block=lambda effect, audio, rate, gain: effect.block(audio, gain), runner="isolated", workers=1)
+    graph = Graph()
+    graph.add_serial_chain(["in", "pole", "out"])
+    plan = compile_render(graph, {"pole": box})
+    with torch.no_grad(), pytest.raises(StreamingError, match=r"renders in worker processes \(isolated workers=1, "
+                                                              r"e\.g\. --isolate\).* keep no effect instance"):
+        list(plan.stream({"pole": {"gain": torch.tensor([[1.0]])}}, [torch.zeros(1, 2, 64)]))
