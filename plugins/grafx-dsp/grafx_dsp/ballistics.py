@@ -83,34 +83,45 @@ def _one_pole_taps(samples: int, log_a: torch.Tensor) -> int:
 def _one_pole_block(x: torch.Tensor, log_a: torch.Tensor, carry: dict[str, torch.Tensor]) -> torch.Tensor:
     """One block of :func:`one_pole` from the last output before it (``carry["attack"]``).
 
-    Outside autograd the response's transform and the state's decay ramp are
-    kept in ``carry`` for the next block of the same length and time constant
-    (recomputing them every block cost as much as the convolution).
+    The block is solved in closed form, in float64, chunk by chunk::
+
+        y[n] = a**(n + 1) * (y[-1] + (1 - a) * sum_{k <= n} x[k] * a**-(k + 1))
+
+    with chunks short enough that ``a**-(k + 1)`` stays below ``e**600``: a
+    cumulative sum where the one-shot render convolves by FFT (a block's two
+    FFTs of twice its length cost a stream more than the compressor's other
+    arithmetic). Outside autograd the chunk's growth and decay ramps are kept
+    in ``carry`` for the next block.
     """
     samples = x.shape[-1]
+    rate = -log_a.to(torch.float64)  # d = -log a > 0, per node
+    chunk = max(1, min(samples, int(600.0 // max(float(rate.detach().max()), 1e-300))))
     reuse = carry.get("attack_log_a")
     cached = (reuse is not None and not log_a.requires_grad and reuse.shape == log_a.shape
-              and carry["attack_ramp"].shape[-1] == samples and bool(torch.equal(reuse, log_a)))
+              and carry["attack_growth"].shape[-1] == chunk and bool(torch.equal(reuse, log_a)))
     if cached:
-        spectrum, decay = carry["attack_spectrum"], carry["attack_ramp"]
-        n_fft = fast_length(samples + _one_pole_taps(samples, log_a) - 1)
+        growth, decay = carry["attack_growth"], carry["attack_decay"]
     else:
-        response = _one_pole_response(x, log_a)
-        n_fft = fast_length(samples + response.shape[-1] - 1)
-        spectrum = torch.fft.rfft(response, n=n_fft)
-        # A one-pole's state is its last output, which decays as a**(n + 1) into the block.
-        decay = torch.exp(torch.arange(1, samples + 1, dtype=x.dtype, device=x.device) * log_a)
-    y = torch.fft.irfft(torch.fft.rfft(x, n=n_fft) * spectrum, n=n_fft)[..., :samples]
+        k = torch.arange(1, chunk + 1, dtype=torch.float64, device=x.device)
+        growth, decay = torch.exp(k * rate), torch.exp(-k * rate)  # a**-(k + 1), a**(k + 1)
+    gain = -torch.expm1(-rate)  # 1 - a
     last = carry.get("attack")
-    if last is not None:
-        y = y + last * decay
-    carry["attack"] = y[..., -1:].clone()  # the caller may scale y in place
+    previous = torch.zeros_like(x[..., :1], dtype=torch.float64) if last is None else last.to(torch.float64)
+    pieces = []
+    for begin in range(0, samples, chunk):
+        piece = x[..., begin:begin + chunk].to(torch.float64)
+        width = piece.shape[-1]
+        y = decay[..., :width] * (previous + gain * torch.cumsum(piece * growth[..., :width], dim=-1))
+        previous = y[..., -1:]
+        pieces.append(y)
+    out = (pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)).to(x.dtype)
+    carry["attack"] = previous.clone()
     if not log_a.requires_grad or not torch.is_grad_enabled():
-        carry.update(attack_log_a=log_a.detach(), attack_spectrum=spectrum, attack_ramp=decay)
+        carry.update(attack_log_a=log_a.detach(), attack_growth=growth, attack_decay=decay)
     else:
-        for key in ("attack_log_a", "attack_spectrum", "attack_ramp"):
+        for key in ("attack_log_a", "attack_growth", "attack_decay"):
             carry.pop(key, None)
-    return y
+    return out
 
 
 _CHUNK = 1 << 16
