@@ -36,7 +36,7 @@ import math
 import torch
 
 from ._base import Number, per_node
-from .fft import decay_length, fast_length, fft_convolve
+from .fft import decay_length, fft_convolve
 
 __all__ = ["one_pole", "peak_release", "ballistics"]
 
