@@ -11,7 +11,7 @@
    instance per node: bit-exact against one render, and its time.
 3. ``grafx-core render --block-size 4096`` of the analytic console on 16-bit
    WAV files on disk: peak resident memory (``/usr/bin/time -v``) at two
-   input lengths, throughput as a real-time factor (``--cli-threads``, 2 by
+   input lengths, throughput as a real-time factor (``--cli-threads``, 1 by
    default), and a one-shot render of the shorter length. The issue's figures
    are ``--parts cli --minutes 1 60`` (about 5 GB of input in ``--tmp``).
 
@@ -19,8 +19,8 @@ Everything runs on one torch thread: on a shared machine, several threads on
 small blocks measure the contention more than the work. Compare the ratios
 printed in one run, not absolute times between runs.
 
-Run: python bench/stream.py [--seconds 4] [--tracks 8] [--minutes 0.1 0.4] [--block-sizes 64 512 4096 8192]
-     [--parts console lv2 cli] [--cli-threads 2] [--tmp DIR]
+Run: python bench/stream.py [--seconds 2] [--tracks 8] [--minutes 0.1 0.4] [--block-sizes 512 4096 8192]
+     [--parts console lv2 cli] [--cli-threads 1] [--tmp DIR]
 """
 
 from __future__ import annotations
@@ -184,13 +184,16 @@ def cli_memory(tracks: int, minutes: list[float], block: int, threads: int, fold
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=4.0, help="length of the consoles' tracks")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of the consoles' tracks")
     parser.add_argument("--tracks", type=int, default=8)
     parser.add_argument("--minutes", type=float, nargs="+", default=[0.1, 0.4],
                         help="input lengths of the CLI memory runs (the issue's figures: --minutes 1 60, about "
                              "5 GB of WAV in the temporary folder)")
-    parser.add_argument("--block-sizes", type=int, nargs="+", default=[64, 512, 4096, 8192])
-    parser.add_argument("--cli-threads", type=int, default=2, help="torch threads of the CLI renders")
+    parser.add_argument("--block-sizes", type=int, nargs="+", default=[512, 4096, 8192],
+                        help="the issue's figures: 64 512 4096 8192 (64 takes minutes on a loaded machine)")
+    parser.add_argument("--cli-threads", type=int, default=1,
+                        help="torch threads of the CLI renders (2 threads on a loaded 2-core machine measured the "
+                        "contention: 8x slower)")
     parser.add_argument("--tmp", help="folder for the CLI runs' WAV files (default: the system's)")
     parser.add_argument("--parts", nargs="+", choices=("console", "lv2", "cli"), default=["console", "lv2", "cli"])
     args = parser.parse_args()
