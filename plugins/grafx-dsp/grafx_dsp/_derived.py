@@ -34,9 +34,8 @@ _MEMO: OrderedDict[Hashable, tuple[tuple[Any, ...], tuple[int, ...], Any]] = Ord
 
 
 def _version(value: torch.Tensor) -> int | None:
-    curve = value.dim() >= 3 and value.shape[-1] > 1
-    if curve or value.numel() > LARGEST or (value.requires_grad and torch.is_grad_enabled()):
-        return None  # a curve (a new slice every block), a signal, or a value autograd must see
+    if value.numel() > LARGEST or (value.requires_grad and torch.is_grad_enabled()):
+        return None  # a signal, or a value autograd must see
     try:
         return int(value._version)
     except RuntimeError:  # an inference tensor keeps no version counter
@@ -55,7 +54,7 @@ def derived(tag: str, compute: Callable[..., T], *values: Any, key: Hashable = N
 
     Returns:
         ``compute(*values)``, computed now unless a kept value fits. Nothing is
-        kept when an input is a curve or a large tensor, when autograd records
+        kept when an input is a large tensor, when autograd records
         the inputs, or when the result requires gradient.
     """
     tensors = tuple(v for v in values if isinstance(v, torch.Tensor))
@@ -69,7 +68,9 @@ def derived(tag: str, compute: Callable[..., T], *values: Any, key: Hashable = N
     result = compute(*values)
     if any(isinstance(r, torch.Tensor) and r.requires_grad for r in _flat(result)):
         return result
-    _MEMO[memo_key] = (tuple(weakref.ref(t) for t in tensors), versions, result)  # type: ignore[arg-type]
+    # An entry goes with the first of its tensors to be freed (a curve's slice for one block, say).
+    refs = tuple(weakref.ref(t, lambda _, k=memo_key: _MEMO.pop(k, None)) for t in tensors)  # type: ignore[misc]
+    _MEMO[memo_key] = (refs, versions, result)  # type: ignore[assignment]
     if len(_MEMO) > SIZE:
         _MEMO.popitem(last=False)
     return result
