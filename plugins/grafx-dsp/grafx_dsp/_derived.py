@@ -69,9 +69,10 @@ def derived(tag: str, compute: Callable[..., T], *values: Any, key: Hashable = N
     if any(isinstance(r, torch.Tensor) and r.requires_grad for r in _flat(result)):
         return result
     # An entry goes with the first of its tensors to be freed (a curve's slice for one block, say).
-    refs = tuple(weakref.ref(t, lambda _, k=memo_key: _MEMO.pop(k, None)) for t in tensors)  # type: ignore[misc]
+    refs = tuple(weakref.ref(t, lambda _, k=memo_key, memo=_MEMO: memo.pop(k, None))  # type: ignore[misc]
+                 for t in tensors)
     _MEMO[memo_key] = (refs, versions, result)  # type: ignore[assignment]
-    if len(_MEMO) > SIZE:
+    while len(_MEMO) > SIZE:
         _MEMO.popitem(last=False)
     return result
 

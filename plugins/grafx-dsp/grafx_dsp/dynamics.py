@@ -123,7 +123,7 @@ def compressor_gain_db(level: torch.Tensor, threshold_db: Number, ratio: Number,
     smoother no longer sees an all-zero signal, whose relu has gradient 0, and a fit started
     there moves. ``carry``: the ballistics' state across blocks (:func:`~grafx_dsp.ballistics.ballistics`).
     """
-    slope = derived("compressor.slope", lambda r: 1.0 - 1.0 / per_node(r, level), ratio,
+    slope = derived("compressor.slope", lambda r, like=level: 1.0 - 1.0 / per_node(r, like), ratio,
                     key=(level.dtype, level.device))
     makeup = per_node(makeup_db, level)
     over = soft_knee(level - per_node(threshold_db, level), per_node(knee_db, level))
