@@ -81,11 +81,13 @@ CONTENDERS: dict[str, tuple[str, str | None]] = {  # label -> (optimizer, black-
     "adam, SPSA": ("adam", "spsa"),
     "adam, default estimators": ("adam", None),
     "gauss-newton": ("gauss-newton", None),
+    "hybrid: cma-es, then gauss-newton": ("hybrid", None),
     "cma-es": ("cma-es", None),
     "ngopt": ("ngopt", None),
     "random search": ("random", None),
 }
 GRADIENT_FREE = ("cma-es", "ngopt", "random search")
+HYBRID = ("hybrid: cma-es, then gauss-newton",)  # neither: a gradient-free phase, then a gradient-based one
 
 
 @dataclass
@@ -295,13 +297,13 @@ def _verdict(problem: str, runs: list[dict[str, Any]], medians: dict[str, dict[i
              budgets: list[int]) -> list[str]:
     top = max(budgets)
     free = {k: v[top] for k, v in medians.items() if k in GRADIENT_FREE and top in v}
-    based = [k for k in medians if k not in GRADIENT_FREE]
+    based = [k for k in medians if k not in GRADIENT_FREE + HYBRID]
     if not free or not based:
         return []
     best_free = min(free, key=free.get)  # type: ignore[arg-type]
     goal = free[best_free]
     lines = [f"best gradient-free at {top} renders: {best_free} {goal:.3f}"]
-    for label in based:
+    for label in based + [k for k in medians if k in HYBRID]:
         reached = [b for b in budgets if medians[label].get(b, math.inf) <= goal]
         trace_runs = [r for r in runs if r["contender"] == label and r["budget"] == max(
             q["budget"] for q in runs if q["contender"] == label)]
@@ -373,7 +375,7 @@ def main() -> None:
         contenders = [c for c in contenders if any(w in c for w in wanted)]
     if not args.full and not args.contenders and args.load is None:
         contenders = [c for c in contenders if c not in ("adam, SPSA", "adam, default estimators")]
-    for label, module in (("cma-es", "cma"), ("ngopt", "nevergrad")):
+    for label, module in (("cma-es", "cma"), ("ngopt", "nevergrad"), (HYBRID[0], "cma")):
         if label in contenders and importlib.util.find_spec(module) is None:
             print(f"skipping {label}: {module} is not installed (pip install grafx-core[optimizers])")
             contenders.remove(label)
