@@ -14,9 +14,12 @@ random start, under the same multi-resolution STFT loss
 
 Contenders: Adam with finite differences, with SPSA and with each effect's
 default estimator; ``gauss-newton`` (Levenberg-Marquardt on the black-box
-controls with finite-difference Jacobians, Adam on the analytic rest, and Adam
-on everything once it stalls); CMA-ES (pycma, default population); Nevergrad's
-NGOpt; random search. Budgets are graph renders as
+controls with finite-difference Jacobians corrected by every render, a
+compass search where it stalls, Adam on the analytic rest); the hybrid
+(CMA-ES on the black-box controls for 30 % of the renders, then
+``gauss-newton``: reported apart, as neither gradient-based nor
+gradient-free); CMA-ES (pycma, default population); Nevergrad's NGOpt;
+random search. Budgets are graph renders as
 :class:`~grafx_core.fitting.RenderBudget` counts them (black-box item renders
 over the graph's black-box nodes). The issue's goal is that the best
 gradient-based contender reaches, in a quarter of the renders, what the best

@@ -83,10 +83,11 @@ def _fit(optimizer: str, steps: int, analytic: bool = False, limit: float | None
 
 @pytest.mark.slow
 @pytest.mark.parametrize("optimizer, steps, factor", [
-    ("adam", 25, 0.3), ("gauss-newton", 20, 1e-3), ("cma-es", 50, 0.3), ("ngopt", 50, 0.3), ("random", 30, 0.9),
+    ("adam", 25, 0.3), ("gauss-newton", 20, 1e-3), ("hybrid", 40, 1e-3), ("cma-es", 50, 0.3), ("ngopt", 50, 0.3),
+    ("random", 30, 0.9),
 ])
 def test_each_backend_lowers_the_loss_and_keeps_its_best_point(optimizer, steps, factor, one_torch_thread):
-    if optimizer == "cma-es":
+    if optimizer in ("cma-es", "hybrid"):
         pytest.importorskip("cma", reason="pycma not installed (pip install grafx-core[optimizers])")
     if optimizer == "ngopt":
         pytest.importorskip("nevergrad", reason="nevergrad not installed (pip install grafx-core[optimizers])")
@@ -146,8 +147,10 @@ def test_gauss_newton_counts_exactly_the_renders_the_black_box_made(one_torch_th
     assert budget.renders == result.renders == len(calls)  # one black-box node: a render is one item
 
 
-@pytest.mark.parametrize("optimizer", ["random", "gauss-newton"])
+@pytest.mark.parametrize("optimizer", ["random", "gauss-newton", "cma-es"])
 def test_a_backend_without_adam_stops_once_patience_runs_out(optimizer, one_torch_thread):
+    if optimizer == "cma-es":
+        pytest.importorskip("cma", reason="pycma not installed (pip install grafx-core[optimizers])")
     result, _, _, _ = _fit(optimizer, 10**6, patience=5, min_improvement=0.5)
     assert result.stopped == "converged"
     losses = result.losses[:-1]
@@ -210,8 +213,10 @@ def test_finite_differences_cost_one_plus_2p_renders_per_adam_step(one_torch_thr
     assert result.renders == budget.renders == pytest.approx(3 * (1 + 4) + 1)  # + the final evaluation
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "gauss-newton", "random"])
+@pytest.mark.parametrize("optimizer", ["adam", "gauss-newton", "random", "hybrid"])
 def test_a_render_budget_ends_the_fit_within_it(optimizer, one_torch_thread):
+    if optimizer == "hybrid":
+        pytest.importorskip("cma", reason="pycma not installed (pip install grafx-core[optimizers])")
     result, _, _, budget = _fit(optimizer, 10**6, limit=40)
     assert 30 <= result.renders <= 40 + 1  # Adam's final evaluation of its last point may add one
 

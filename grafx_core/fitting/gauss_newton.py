@@ -230,10 +230,10 @@ def _compass(run: Run, render: Render, loss: Loss, controls: _Controls, centre: 
             trial = _render(run, render, loss)
             if trial.loss < centre.loss:
                 x, centre, improved = moved, trial, True
-                state.compass[j] = min(2 * state.compass[j], 0.5)
+                state.compass[j] = min(2 * float(state.compass[j]), 0.5)
                 break
         else:
-            state.compass[j] = max(state.compass[j] / 2, _COMPASS_MIN)
+            state.compass[j] = max(float(state.compass[j]) / 2, _COMPASS_MIN)
     controls.set(x)
     if improved:
         state.sweeps -= 1

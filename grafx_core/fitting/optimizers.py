@@ -39,8 +39,8 @@ OPTIMIZERS: dict[str, str] = {
                     "residuals, corrected by every render), a compass search where it stalls, and Adam on the "
                     "analytic parameters; a step is one Levenberg-Marquardt iteration or compass sweep",
     "hybrid": "CMA-ES (pycma) on the black-box controls for the first part of the renders (option global_share, "
-              "default 0.3 of the budget), then gauss-newton from the best point; a step is a candidate, then as "
-              "gauss-newton's",
+              "default 0.3 of the render budget, or of the steps without one), then gauss-newton from the best "
+              "point; a step is a candidate, then as gauss-newton's",
     "cma-es": "CMA-ES (pycma) on every latent parameter; a step is one candidate",
     "ngopt": "Nevergrad's NGOpt on every latent parameter; a step is one candidate",
     "random": "random search (black-box controls uniform in their ranges, the others around the start); "
@@ -142,20 +142,23 @@ def _hybrid(run: Run, render: Render, loss: Loss, learning_rate: float, seed: in
     share = float(options.get("global_share", 0.3))
     if not 0.0 <= share < 1.0:
         raise ValueError(f"global_share must be in [0, 1), got {share}")
-    limit = run.budget.limit
-    phase = share * (limit if limit is not None else 1000.0)
+    limit, steps = run.budget.limit, run.steps
     black_box = torch.cat([torch.full((p.numel(),), flag) for p, flag in
                            zip(run.latent.parameters(), run.latent.black_box_flags())])
     x0 = run.vector()
     run.record(run.evaluate(render, loss, x0), x0)
-    if phase >= 1.0 and bool(black_box.any()):
-        run.budget.limit = run.budget.renders + phase
+    if share > 0 and bool(black_box.any()):
+        # The global phase ends at its share of the render budget, or without one, of the steps.
+        if limit is not None:
+            run.budget.limit = run.budget.renders + share * limit
+        else:
+            run.steps = max(int(share * steps), 2)
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", module=r"cma(\.|$)")
                 _cma(run, render, loss, x0, float(options.get("sigma", 0.5)), seed, options.get("popsize"), black_box)
         finally:
-            run.budget.limit = limit
+            run.budget.limit, run.steps = limit, steps
         run.load(run.best_vector if run.best_vector is not None else x0)
     if not run.done():
         gauss_newton(run, render, loss, learning_rate, options)
