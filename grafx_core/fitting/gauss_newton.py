@@ -185,25 +185,19 @@ def _levenberg_marquardt(run: Run, render: Render, loss: Loss, controls: _Contro
         length = float(delta.norm())
         if length > state.radius:
             delta = delta * (state.radius / length)
-        moved = (x + delta).clamp(_EDGE, 1 - _EDGE)  # a bound-constrained step: projected into range
-        controls.set(moved)
-        trial = _render(run, render, loss)
-        seen = loss.residuals(trial.mix, centre.mix).detach()  # type: ignore[attr-defined]
-        state.jacobian = broyden_update(state.jacobian, moved - x, seen - centre.residuals)
+        trial = _move(run, render, loss, controls, centre, state, x, x + delta)
         if trial.loss < centre.loss:
-            # The residuals' weights move with the centre: rescale the Jacobian's rows as they do.
-            ratio = torch.where(seen != 0, trial.residuals / seen.where(seen != 0, torch.ones_like(seen)),
-                                torch.ones_like(seen))
-            state.jacobian = state.jacobian * ratio.to(state.jacobian.dtype).unsqueeze(1)
-            # A step that barely helps (a 0.1 % fall) counts towards the stall, as a failed one does.
-            state.fresh = False
-            state.stalled = 0 if trial.loss < centre.loss * (1 - _MIN_GAIN) else state.stalled + 1
-            state.backoff = 1 if not state.stalled else state.backoff
+            start = centre
             state.damping = max(state.damping / 3, 1e-7)
             state.radius = min(max(state.radius, 2 * min(length, state.radius)), _MAX_RADIUS)
+            trial = _extrapolate(run, render, loss, controls, trial, state, x, delta)
+            # A step that barely helps (a 0.1 % fall) counts towards the stall, as a failed one does.
+            state.stalled = 0 if trial.loss < start.loss * (1 - _MIN_GAIN) else state.stalled + 1
+            state.backoff = 1 if not state.stalled else state.backoff
             return trial
+        controls.set(x)
         if not state.fresh and _left(run) >= controls.count + 1:
-            controls.set(x)  # an updated Jacobian misled the step: measure it again before damping more
+            # An updated Jacobian misled the step: measure it again before damping more.
             state.jacobian, state.fresh = _jacobian(run, render, loss, controls, x, centre, fd_step), True
             continue
         state.damping, state.radius = state.damping * 4, max(state.radius / 2, _MIN_RADIUS)
@@ -211,6 +205,46 @@ def _levenberg_marquardt(run: Run, render: Render, loss: Loss, controls: _Contro
     if state.stalled == _STALLED - 1:  # tried again after the compass helped, and failed: wait longer next time
         state.backoff = min(2 * state.backoff, 16)
     state.stalled += 1
+    return centre
+
+
+def _move(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Point, state: _State,
+          x: torch.Tensor, target: torch.Tensor) -> _Point:
+    """Render the controls at ``target`` (projected into range) from ``centre`` at ``x``, correct the Jacobian
+    with what the render showed, and, if the loss fell, leave the controls there and the Jacobian weighted at
+    the new point; otherwise the controls are left at ``target`` for the caller to restore."""
+    moved = target.clamp(_EDGE, 1 - _EDGE)  # a bound-constrained step: projected into range
+    controls.set(moved)
+    trial = _render(run, render, loss)
+    seen = loss.residuals(trial.mix, centre.mix).detach()  # type: ignore[attr-defined]
+    assert state.jacobian is not None
+    state.jacobian = broyden_update(state.jacobian, moved - x, seen - centre.residuals)
+    if trial.loss < centre.loss:
+        # The residuals' weights move with the centre: rescale the Jacobian's rows as they do.
+        ratio = torch.where(seen != 0, trial.residuals / seen.where(seen != 0, torch.ones_like(seen)),
+                            torch.ones_like(seen))
+        state.jacobian = state.jacobian * ratio.to(state.jacobian.dtype).unsqueeze(1)
+        state.fresh = False
+    return trial
+
+
+def _extrapolate(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Point, state: _State,
+                 x: torch.Tensor, delta: torch.Tensor) -> _Point:
+    """Double an accepted step from ``x`` while that keeps lowering the loss (one render per doubling).
+
+    The reweighted residuals make the Gauss-Newton model of this loss (norms and an L1 distance, V-shaped at
+    their minimum) too curved: its steps were measured pointing the right way (cosine 0.85-0.93 with the
+    way to the hidden values) but 5-10 times too short.
+    """
+    total = delta
+    while not run.budget.exhausted() and float((2 * total).norm()) <= _MAX_RADIUS:
+        here = x + total
+        trial = _move(run, render, loss, controls, centre, state, here, x + 2 * total)
+        if not trial.loss < centre.loss:
+            controls.set(here.clamp(_EDGE, 1 - _EDGE))
+            break
+        centre, total = trial, 2 * total
+        state.radius = min(max(state.radius, float(total.norm())), _MAX_RADIUS)
     return centre
 
 
