@@ -342,7 +342,8 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
                 points = [g for g in grid if g <= longest]
                 curve = [_median([_at(r, g)[0] for r in chosen]) for g in points]
                 colour = f"C{list(CONTENDERS).index(label)}"
-                axis.plot(points, curve, label=label, color=colour, linestyle="--" if label in GRADIENT_FREE else "-")
+                style = "--" if label in GRADIENT_FREE else "-." if label in HYBRID else "-"
+                axis.plot(points, curve, label=label, color=colour, linestyle=style)
                 ends = sorted({r["budget"] for r in mine})  # each run's final loss, at its budget
                 axis.plot(ends, [_median([r["final"] / r["initial"] for r in mine if r["budget"] == b]) for b in ends],
                           "o", color=colour, markersize=4)
