@@ -84,13 +84,13 @@ CONTENDERS: dict[str, tuple[str, str | None]] = {  # label -> (optimizer, black-
     "adam, SPSA": ("adam", "spsa"),
     "adam, default estimators": ("adam", None),
     "gauss-newton": ("gauss-newton", None),
-    "hybrid: cma-es, then gauss-newton": ("hybrid", None),
+    "hybrid (cma-es, gauss-newton)": ("hybrid", None),
     "cma-es": ("cma-es", None),
     "ngopt": ("ngopt", None),
     "random search": ("random", None),
 }
 GRADIENT_FREE = ("cma-es", "ngopt", "random search")
-HYBRID = ("hybrid: cma-es, then gauss-newton",)  # neither: a gradient-free phase, then a gradient-based one
+HYBRID = ("hybrid (cma-es, gauss-newton)",)  # neither: a gradient-free phase, then a gradient-based one
 
 
 @dataclass
@@ -278,7 +278,7 @@ def table(runs: list[dict[str, Any]], budgets: list[int]) -> list[str]:
     for problem in dict.fromkeys(r["problem"] for r in runs):
         mine = [r for r in runs if r["problem"] == problem]
         lines.append(f"\n{problem}: median over seeds of final/initial loss, black-box parameter error, seconds")
-        lines.append(f"{'contender':<26}" + "".join(f"{b:>24}" for b in budgets))
+        lines.append(f"{'contender':<34}" + "".join(f"{b:>24}" for b in budgets))
         medians: dict[str, dict[int, float]] = {}
         for label in dict.fromkeys(r["contender"] for r in mine):
             cells = []
@@ -290,8 +290,8 @@ def table(runs: list[dict[str, Any]], budgets: list[int]) -> list[str]:
                 at = [_at(r, b) for r in chosen]
                 relative, seconds, error = (_median([a[k] for a in at]) for k in range(3))
                 medians.setdefault(label, {})[b] = relative
-                cells.append(f"{relative:>9.3f} {error:>6.3f} {seconds:>6.0f}s")
-            lines.append(f"{label:<26}" + "".join(cells))
+                cells.append(f"{relative:>9.4f} {error:>6.3f} {seconds:>6.0f}s")
+            lines.append(f"{label:<34}" + "".join(cells))
         lines += _verdict(problem, mine, medians, budgets)
     return lines
 
@@ -305,7 +305,7 @@ def _verdict(problem: str, runs: list[dict[str, Any]], medians: dict[str, dict[i
         return []
     best_free = min(free, key=free.get)  # type: ignore[arg-type]
     goal = free[best_free]
-    lines = [f"best gradient-free at {top} renders: {best_free} {goal:.3f}"]
+    lines = [f"best gradient-free at {top} renders: {best_free} {goal:.4f}"]
     for label in based + [k for k in medians if k in HYBRID]:
         reached = [b for b in budgets if medians[label].get(b, math.inf) <= goal]
         trace_runs = [r for r in runs if r["contender"] == label and r["budget"] == max(

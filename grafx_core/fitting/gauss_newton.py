@@ -156,6 +156,8 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
             _adam_steps(run, render, loss, adam, controls, adam_steps, learning_rate)
             centre, state.jacobian = None, None
         if centre is None:
+            if run.budget.exhausted():  # the Adam steps spent the last renders
+                break
             centre = _render(run, render, loss)
         run.record(centre.loss, run.vector(), state.damping)
         if run.done():
