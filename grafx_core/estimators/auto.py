@@ -32,7 +32,9 @@ the vectors ``<A^T g, u_j>`` and ``<g, J u_j>`` over the rows and directions
 give a cosine and a norm ratio, and the score is the cosine less
 :data:`NORM_PENALTY` times ``|log2(norm ratio)|`` (a gradient twice too large
 or too small loses a quarter); the means over the output gradients and the
-operating points rank the candidates. The best one wins; one that renders in
+operating points rank the candidates. Among the candidates that meet the aims
+(:attr:`SignalProbe.trusted`) at the call's own parameters, or all where none
+does, the best one wins; one that renders in
 the backward pass only by a margin of :data:`RENDER_MARGIN` per render, and
 ``"straight-through"`` by :data:`IDENTITY_MARGIN`; candidates over
 :data:`RENDER_BUDGET` renders are not tried.
@@ -282,19 +284,25 @@ def _adjoints(kinds: Sequence[str], x: torch.Tensor, y: torch.Tensor, diagonal: 
 
 
 def _test_gradients(y: torch.Tensor, rng: np.random.Generator) -> list[torch.Tensor]:
-    """:data:`TEST_GRADIENTS` gradients of the multi-resolution STFT loss against ``0.8 y`` plus ``y`` through a
-    random filter (a target near the output, coloured)."""
+    """:data:`TEST_GRADIENTS` gradients of the multi-resolution STFT loss against ``y`` recoloured by a random
+    filter, under a slow random gain."""
     work = torch.promote_types(y.dtype, torch.float32)
-    out = []
+    grads = []
     for _ in range(TEST_GRADIENTS):
-        level = y.detach().to(work).pow(2).mean(dim=(1, 2), keepdim=True).sqrt()
-        # what a fit's target looks like from nearby: a little quieter, and coloured
-        target = 0.8 * y.detach().to(work) + 0.3 * level * _upstream_like(y.detach().to(work), rng, taps=16)
+        out = y.detach().to(work)
+        level = out.pow(2).mean(dim=(1, 2), keepdim=True).sqrt()
+        # A fit's target differs in colour (some bands louder, some quieter: both signs of the log-spectral
+        # gradient) and in level over time (what tells a dynamics processor's secant from its tangent).
+        coloured = 0.5 * out + level * _upstream_like(out, rng, taps=16)
+        length = out.shape[-1]
+        slow = torch.from_numpy(rng.standard_normal((out.shape[0], 1, 5))).to(out)
+        envelope = torch.nn.functional.interpolate(slow, size=length, mode="linear", align_corners=True)
+        target = coloured * torch.exp(0.35 * envelope)  # about ±3 dB, over a fifth of the signal
         with torch.enable_grad():
-            leaf = y.detach().to(work).requires_grad_()
+            leaf = out.clone().requires_grad_()
             (grad,) = torch.autograd.grad(multi_resolution_stft_loss(leaf, target), leaf)
-        out.append(grad)
-    return out
+        grads.append(grad)
+    return grads
 
 
 def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor], params: torch.Tensor, *,
@@ -389,10 +397,17 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     scores = {kind: m[0] for kind, m in mean.items()}
     margins = {kind: RENDER_MARGIN * renders_per_node(kind) for kind in kinds}
     margins["straight-through"] = IDENTITY_MARGIN
-    best = max(scores, key=lambda kind: scores[kind] - margins.get(kind, 0.0))
+    # Among the candidates that meet the aims where they are used, the best; else the best of all.
+    meets = [kind for kind in kinds if _meets(here[kind])] or list(kinds)
+    best = max(meets, key=lambda kind: scores[kind] - margins.get(kind, 0.0))
     choice = best if here[best][1] >= FALLBACK_COSINE else "none"
     return SignalProbe(choice, scores, cosines={k: m[1] for k, m in here.items()},
                        norm_ratios={k: float(2 ** m[2]) for k, m in here.items()}, point=cpu_rows(params))
+
+
+def _meets(measured: Sequence[float]) -> bool:
+    """Whether ``(score, cosine, log2 norm ratio)`` reaches :data:`TRUSTED_COSINE` within :data:`TRUSTED_NORM`."""
+    return measured[1] >= TRUSTED_COSINE and TRUSTED_NORM[0] <= 2 ** measured[2] <= TRUSTED_NORM[1]
 
 
 def _means(points: Sequence[dict[str, list[tuple[float, float, float]]]], kind: str) -> list[float]:

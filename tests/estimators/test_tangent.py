@@ -288,3 +288,31 @@ def test_the_diagonal_follows_a_waveshaper_that_answers_late():
     leaf = x.clone().requires_grad_()
     (exact,) = torch.autograd.grad(late(leaf), leaf, g)
     assert _cos(lin.adjoint(g), exact) > 0.999
+
+
+class _CountingTanh(torch.nn.Module):
+    """tanh of a gain, counting the rows it renders."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows = 0
+
+    def forward(self, x, gain):
+        self.rows += x.shape[0]
+        return torch.tanh(gain[..., None] * x)
+
+    def parameter_size(self):
+        return {"gain": 1}
+
+
+@pytest.mark.parametrize("kind", ["gain-tangent", "tangent-ratio", "band-tangent", "diagonal", "spectral-ratio"])
+def test_a_backward_renders_what_the_budget_says(kind):
+    from grafx_core.estimators.auto import RENDER_BUDGET, renders_per_node
+
+    effect = _CountingTanh()
+    wrapped = with_estimator(effect, FiniteDifference(seed=0), signal_gradient=kind)
+    x = torch.randn(3, 2, 2048, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    y = wrapped(x, gain=torch.full((3, 1), 2.0))
+    before = effect.rows
+    y.square().sum().backward()
+    assert (effect.rows - before) == 3 * renders_per_node(kind) <= 3 * RENDER_BUDGET
