@@ -60,6 +60,7 @@ from grafx_core.fitting import LatentParameters, SpectralLoss, fit
 from grafx_core.demo.multitrack import synthesise_multitrack
 from grafx_core.demo.draws import draw_parameters
 from grafx_core.estimators import GradientWarning, backward_pooling, with_estimator
+from grafx_core.estimators.auto import PROBE_LEVELS, PROBE_ROWS, probe_renders
 
 SR = 44100
 TRACKS = 8
@@ -379,6 +380,10 @@ def main() -> None:
             pooled.append((length, unpooled, together))
             print(f"backward through 8 black-box calls (band-tangent, 4 renders per node), {length:g} s tracks: "
                   f"{unpooled:.2f} s unpooled, {together:.2f} s pooled ({unpooled / together:.2f}x)", flush=True)
+    operating = len(PROBE_LEVELS) * 2
+    print(f"probe cost, apart from the backward's: {probe_renders()} renders per probed node and operating point, "
+          f"{operating} operating points, up to {PROBE_ROWS} nodes: {probe_renders() * operating * PROBE_ROWS} "
+          "renders, once per processor and again when its parameters move far")
     print(f"({time.perf_counter() - start:.0f} s)")
     if args.rst:
         print(_rst(table, pooled, setting))
