@@ -1,9 +1,9 @@
 """Gradients across a black box in the middle of a graph (issues 17 and 28).
 
-Run: ``python bench/seam.py`` (a few minutes on 2 cores: 8 tracks of 0.25 s, 2 operating
-points, 10-step fits, the default signal gradient only), ``python bench/seam.py --signals``
-(every signal gradient too), ``python bench/seam.py --full`` (8 tracks of 1 s, 5 operating
-points, every signal gradient fitted over 60 steps) or ``--rst`` (the table as the
+Run: ``python bench/seam.py`` (the issue's rows, a few minutes on 2 cores: 8 tracks of 0.25 s,
+2 operating points, 10-step fits, the default signal gradient only), ``python bench/seam.py --signals``
+(every signal gradient too), ``python bench/seam.py --full`` (delay and reverb too, 8 tracks of
+1 s, 5 operating points, every signal gradient fitted over 60 steps) or ``--rst`` (the table as the
 reStructuredText of ``docs/concepts/gradient_quality.rst``). Graph: music-like stereo tracks, each
 ``in -> dsp:parametric_eq -> dsp:gain -> BLACK BOX``, summed by one ``mix``
 node into ``out``; loss: the demo's multi-resolution STFT loss against a mix
@@ -74,10 +74,13 @@ ROWS: tuple[tuple[str, str, dict[str, float]], ...] = (
     ("distortion", "distortion", {}),
     ("parametric_eq", "parametric_eq", {}),
     ("highpass", "highpass", {}),
+)
+"""(label, grafx-dsp processor, black-box controls held at these natural values): the issue's rows."""
+FULL_ROWS: tuple[tuple[str, str, dict[str, float]], ...] = (
     ("delay", "delay", {}),
     ("reverb", "reverb", {}),
 )
-"""(label, grafx-dsp processor, black-box controls held at these natural values)."""
+"""Rows only ``--full`` measures (the linear, time-invariant effects the ratios already follow)."""
 BLACK_BOXES: tuple[tuple[str, str, bool], ...] = (
     ("lv2:calf_saturator", "lv2:calf_saturator", False),
     ("lv2:calf_saturator defaults", "lv2:calf_saturator", True),
@@ -352,7 +355,7 @@ def main() -> None:
     print(header)
     summary, table = [], []
     start = time.perf_counter()
-    for label, effect, fixed in ROWS:
+    for label, effect, fixed in ROWS + (FULL_ROWS if args.full or args.rows else ()):
         if args.rows and label not in args.rows:
             continue
         with warnings.catch_warnings(record=True) as seen:
