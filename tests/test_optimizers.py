@@ -276,3 +276,20 @@ def test_fit_command_runs_a_chosen_backend_and_reports_it(tmp_path, capsys, one_
     assert report["optimizer"] == "random" and report["renders"] == 6  # the budget ended it (no black boxes:
     assert report["steps_taken"] == 6 and report["final_loss"] <= report["initial_loss"]  # forward renders)
     assert "of random, 6 graph renders" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("optimizer", ["gauss-newton", "random", "cma-es", "ngopt", "hybrid"])
+def test_a_frozen_parameter_stays_at_its_start_in_every_backend(optimizer, one_torch_thread):
+    if optimizer in ("cma-es", "hybrid"):
+        pytest.importorskip("cma", reason="pycma not installed (pip install grafx-core[optimizers])")
+    if optimizer == "ngopt":
+        pytest.importorskip("nevergrad", reason="nevergrad not installed (pip install grafx-core[optimizers])")
+    graph, processors, plan, sources, hidden, start, loss = _problem(analytic=True)
+    latent = LatentParameters(start, processors)
+    assert latent.freeze({"gain": ("gain_db",), "box": ("level_db",)}) == ["box.level_db", "gain.gain_db"]
+    before = {t: {k: v.detach().clone() for k, v in p.items()} for t, p in latent.values().items()}
+    result = optimise(lambda p: plan(p, sources)[0][0], latent, loss, 30, optimizer, seed=0)
+    after = latent.values()
+    assert result.final_loss < result.initial_loss  # the drive, still free, moved
+    assert torch.equal(after["gain"]["gain_db"], before["gain"]["gain_db"])
+    assert torch.equal(after["box"]["level_db"], before["box"]["level_db"])

@@ -142,8 +142,9 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
         ValueError: the latent parameters hold no black-box controls.
     """
     parameters, flags = list(run.latent.parameters()), run.latent.black_box_flags()
-    controls = _Controls([p for p, black in zip(parameters, flags) if black])
-    analytic = [p for p, black in zip(parameters, flags) if not black]
+    # Parameters frozen by LatentParameters.freeze (no gradient) stay where they are.
+    controls = _Controls([p for p, black in zip(parameters, flags) if black and p.requires_grad])
+    analytic = [p for p, black in zip(parameters, flags) if not black and p.requires_grad]
     if not controls.count:
         raise ValueError("--optimizer gauss-newton steps black-box controls, and this graph has none: use adam")
     fd_step = float(options.get("fd_step", 0.005))

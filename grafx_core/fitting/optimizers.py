@@ -127,7 +127,7 @@ def _gradient_free(optimizer: str, run: Run, render: Render, loss: Loss,
         # budget hints) is not the user's concern, and would be an error under filterwarnings=error.
         warnings.filterwarnings("ignore", module=r"(cma|nevergrad)(\.|$)")
         if optimizer == "cma-es":
-            _cma(run, render, loss, x0, sigma, seed, options.get("popsize"))
+            _cma(run, render, loss, x0, sigma, seed, options.get("popsize"), _free(run))
         elif optimizer == "ngopt":
             _ngopt(run, render, loss, x0, sigma, seed)
         else:
@@ -144,7 +144,7 @@ def _hybrid(run: Run, render: Render, loss: Loss, learning_rate: float, seed: in
         raise ValueError(f"global_share must be in [0, 1), got {share}")
     limit, steps = run.budget.limit, run.steps
     black_box = torch.cat([torch.full((p.numel(),), flag) for p, flag in
-                           zip(run.latent.parameters(), run.latent.black_box_flags())])
+                           zip(run.latent.parameters(), run.latent.black_box_flags())]) & _free(run)
     x0 = run.vector()
     run.record(run.evaluate(render, loss, x0), x0)
     if share > 0 and bool(black_box.any()):
@@ -162,6 +162,12 @@ def _hybrid(run: Run, render: Render, loss: Loss, learning_rate: float, seed: in
         run.load(run.best_vector if run.best_vector is not None else x0)
     if not run.done():
         gauss_newton(run, render, loss, learning_rate, options)
+
+
+def _free(run: Run) -> torch.Tensor:
+    """Per entry of the latent vector: whether it may move (parameters frozen by ``LatentParameters.freeze``
+    may not)."""
+    return torch.cat([torch.full((p.numel(),), p.requires_grad) for p in run.latent.parameters()])
 
 
 def _candidate(run: Run, render: Render, loss: Loss, x: np.ndarray,
@@ -201,7 +207,8 @@ def _ngopt(run: Run, render: Render, loss: Loss, x0: torch.Tensor, sigma: float,
     budget = run.steps - 1
     if run.budget.limit is not None:
         budget = min(budget, int(run.budget.limit - run.budget.renders))
-    optimiser = _ng_optimiser(ng, "NGOpt", x0.double().numpy(), sigma, seed, max(budget, 1))
+    free = _free(run)
+    optimiser = _ng_optimiser(ng, "NGOpt", x0[free].double().numpy(), sigma, seed, max(budget, 1))
     while not run.done():
         try:
             candidate = optimiser.ask()
@@ -209,14 +216,16 @@ def _ngopt(run: Run, render: Render, loss: Loss, x0: torch.Tensor, sigma: float,
             # Nevergrad 1.x NGOpt can fail inside its metamodel on some problems: go on with plain
             # CMA from the best point so far rather than lose the run.
             best = run.best_vector if run.best_vector is not None else x0
-            optimiser = _ng_optimiser(ng, "CMA", best.double().numpy(), sigma, seed, max(budget - len(run.losses), 1))
+            optimiser = _ng_optimiser(ng, "CMA", best[free].double().numpy(), sigma, seed,
+                                      max(budget - len(run.losses), 1))
             continue
-        value = _candidate(run, render, loss, candidate.value, x0.dtype)
+        value = _candidate(run, render, loss, candidate.value, x0.dtype, x0, free)
         try:
             optimiser.tell(candidate, value)
         except (TypeError, ValueError, np.linalg.LinAlgError):
             best = run.best_vector if run.best_vector is not None else x0
-            optimiser = _ng_optimiser(ng, "CMA", best.double().numpy(), sigma, seed, max(budget - len(run.losses), 1))
+            optimiser = _ng_optimiser(ng, "CMA", best[free].double().numpy(), sigma, seed,
+                                      max(budget - len(run.losses), 1))
 
 
 def _ng_optimiser(ng: Any, name: str, x0: np.ndarray, sigma: float, seed: int, budget: int) -> Any:
@@ -236,4 +245,5 @@ def _random(run: Run, render: Render, loss: Loss, x0: torch.Tensor,
         u = torch.rand(x0.shape, generator=generator, dtype=torch.float64).clamp(1e-4, 1 - 1e-4)
         gauss = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
         x = torch.where(black_box, torch.logit(u), x0.double() + gauss)
+        x = torch.where(_free(run), x, x0.double())  # frozen parameters stay where they are
         _candidate(run, render, loss, x.numpy(), x0.dtype)
