@@ -101,7 +101,8 @@ def _settle(t: torch.Tensor, carry: torch.Tensor, attack: torch.Tensor, release:
     return direction, last
 
 
-def _directions(target: torch.Tensor, attack: torch.Tensor, release: torch.Tensor, length: int) -> torch.Tensor:
+def _directions(target: torch.Tensor, attack: torch.Tensor, release: torch.Tensor, length: int,
+                initial: float = 0.0) -> torch.Tensor:
     """Each sample's branch (+1 attack, -1 release, 0 hold), as the plug-in's sequential loop takes it.
 
     Chunk by chunk, guess the branches from the chunk's start, solve the
@@ -110,18 +111,18 @@ def _directions(target: torch.Tensor, attack: torch.Tensor, release: torch.Tenso
     the samples), and every round fixes at least the first wrong branch. On
     music a chunk settles in two or three rounds; one that has not settled
     after a few (noise at a fast attack flips branches every few samples)
-    runs the plug-in's sample loop instead.
+    runs the plug-in's sample loop instead. ``initial`` is the state before the first sample.
     """
-    directions, carry = [], torch.zeros_like(target[:, :1])
+    directions, carry = [], torch.full_like(target[:, :1], initial)
     for start in range(0, target.shape[-1], length):
         direction, carry = _settle(target[:, start:start + length], carry, attack, release)
         directions.append(direction)
     return torch.cat(directions, dim=-1)
 
 
-def _linear_recursion(target: torch.Tensor, coeff: torch.Tensor, length: int) -> torch.Tensor:
-    """``g[n] = c[n] g[n-1] + (1 - c[n]) t[n]`` from ``g[-1] = 0``, rows ``[rows, samples]``, differentiable."""
-    out, carry = [], torch.zeros_like(target[:, :1])
+def _linear_recursion(target: torch.Tensor, coeff: torch.Tensor, length: int, initial: float = 0.0) -> torch.Tensor:
+    """``g[n] = c[n] g[n-1] + (1 - c[n]) t[n]`` from ``g[-1] = initial``, rows ``[rows, samples]``, differentiable."""
+    out, carry = [], torch.full_like(target[:, :1], initial)
     for start in range(0, target.shape[-1], length):
         g = _solve(target[:, start:start + length], coeff[:, start:start + length], carry)
         out.append(g)
