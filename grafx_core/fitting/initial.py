@@ -33,10 +33,12 @@ import numpy as np
 import torch
 
 from ..graph import Graph
+from .compressor_start import start_compressors
 from .latent import is_black_box
 from .loss import SpectralLoss
+from .send_response import solve_send_response
 
-__all__ = ["Initialisation", "initialise", "least_squares_weights", "loudest_excerpt"]
+__all__ = ["Initialisation", "initialise", "least_squares_weights", "loudest_excerpt", "polish_returns"]
 
 _N_FFT = 2048
 _BANDS_PER_OCTAVE = 3
@@ -187,26 +189,38 @@ def _power_weights(contributions: torch.Tensor, target: torch.Tensor, sample_rat
     return np.stack(weights, axis=1)
 
 
-def _band_ratios_db(contributions: torch.Tensor, target: torch.Tensor,
-                    sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per stem and band, the dB its contribution is off (NNLS over frames and channels), and how much
-    the band's answer counts: the stem's share of the mix's power there (``[stems, bands]`` each)."""
-    stems = _band_powers(contributions, sample_rate)  # [stems, 2, bands, frames]
-    mix = _band_powers(target, sample_rate)
-    ratios = torch.zeros(stems.shape[0], stems.shape[2], dtype=torch.float64)
+def _transfer_ratios_db(contributions: torch.Tensor, target: torch.Tensor,
+                        sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per stem and band, the dB its contribution is off, from each stem's transfer function to the target
+    solved bin by bin (complex least squares over STFT frames, both channels), and the stem's share of
+    the mix's power there (``[stems, bands]`` each). Phase separates stems that band powers cannot."""
+    window = torch.hann_window(_N_FFT, dtype=torch.float64)
+
+    def stft(x: torch.Tensor) -> torch.Tensor:
+        flat = x.detach().to("cpu", torch.float64).reshape(-1, x.shape[-1])
+        spec = torch.stft(flat, _N_FFT, _N_FFT // 4, window=window, return_complex=True)
+        return spec.reshape(*x.shape[:-1], *spec.shape[-2:])
+
+    stems, mix = stft(contributions), stft(target)  # [S, 2, F, M], [2, F, M]
+    basis = stems.permute(1, 2, 3, 0)  # [2, F, M, S]
+    gram = basis.mH @ basis  # [2, F, S, S]
+    scale = gram.diagonal(dim1=-2, dim2=-1).real.mean(-1, keepdim=True).clamp_min(1e-20)
+    ridge = 1e-3 * scale[..., None] * torch.eye(stems.shape[0], dtype=gram.dtype)
+    transfer = torch.linalg.solve(gram + ridge, basis.mH @ mix[..., None])[..., 0]  # [2, F, S]
+    power = stems.abs().pow(2).sum(-1)  # [S, 2, F]
+    gains = transfer.abs().pow(2).permute(2, 0, 1)  # [S, 2, F]
+    freqs = torch.fft.rfftfreq(_N_FFT, 1.0 / sample_rate, dtype=torch.float64)
+    edges = _band_edges(sample_rate)
+    ratios = torch.zeros(stems.shape[0], len(edges) - 1, dtype=torch.float64)
     shares = torch.zeros_like(ratios)
-    for b in range(stems.shape[2]):
-        basis = stems[:, :, b].reshape(stems.shape[0], -1)
-        scale = float(mix[:, b].mean().clamp_min(1e-12))
-        present = basis.mean(dim=1) > 1e-6 * scale
-        if not bool(present.any()):
-            continue
-        w = least_squares_weights(basis[present] / scale, mix[:, b].reshape(-1) / scale)
-        db = 10 * torch.log10(torch.from_numpy(w).clamp_min(1e-6))
-        ratios[present, b] = db.clamp(-_EQ_CLIP_DB, _EQ_CLIP_DB)
-        share = basis[present].mean(dim=1) * torch.from_numpy(w) / scale
-        shares[present, b] = share.clamp(0.0, 1.0)
-    return ratios, shares
+    total = mix.abs().pow(2).sum(-1).sum(0)  # [F]
+    for b, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        inside = (freqs >= lo) & (freqs < hi)
+        p = power[:, :, inside]
+        heard = (gains[:, :, inside] * p).sum(dim=(1, 2))
+        ratios[:, b] = 10 * torch.log10((heard / p.sum(dim=(1, 2)).clamp_min(1e-20)).clamp_min(1e-6))
+        shares[:, b] = (heard / total[inside].sum().clamp_min(1e-20)).clamp(0.0, 1.0)
+    return ratios.clamp(-_EQ_CLIP_DB, _EQ_CLIP_DB), shares
 
 
 def _fit_eqs(processor: Any, params: Mapping[str, torch.Tensor], curves_db: torch.Tensor, weights: torch.Tensor,
@@ -319,17 +333,87 @@ def initialise(graph: Graph, names: list[str], processors: Mapping[str, Any],
             losses[label] = float(loss(render(candidate, stems)))
         renders += 1
     best = min(losses, key=losses.get)
+    notes: list[str] = []
     if best != "defaults" and any(t.eq_type for t in tracks):
         candidate = _copy(candidates[best])
         contributions = _contributions(render, candidate, stems)
         renders += len(names)
-        _set_eqs(candidate, tracks, processors, _band_ratios_db(contributions, target, sample_rate), sample_rate)
-        label = f"{best} + EQ from band ratios"
+        _set_eqs(candidate, tracks, processors, _transfer_ratios_db(contributions, target, sample_rate),
+                 sample_rate)
+        label = f"{best} + EQ from transfer functions"
         candidates[label] = candidate
         with torch.no_grad():
             losses[label] = float(loss(render(candidate, stems)))
         renders += 1
         best = min(losses, key=losses.get)
-    notes = [f"start: {best} (loss {losses[best]:.4f}; " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()
-                                                                      if k != best) + ")"]
+    if best != "defaults":
+        best, spent = _dynamics(graph, names, processors, tracks, stems, target, sample_rate, render, loss,
+                                candidates, losses, best, notes)
+        renders += spent
+    notes.insert(0, f"start: {best} (loss {losses[best]:.4f}; " + ", ".join(
+        f"{k} {v:.4f}" for k, v in losses.items() if k != best) + ")")
     return Initialisation(candidates[best], best, losses, notes, renders)
+
+
+def _refit_faders(render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor],
+                  params: dict[str, dict[str, torch.Tensor]], tracks: list[_Track], stems: torch.Tensor,
+                  target: torch.Tensor) -> int:
+    contributions = _contributions(render, params, stems)
+    _set_faders(params, tracks, _waveform_weights(contributions, target), contributions)
+    return stems.shape[0]
+
+
+def _dynamics(graph: Graph, names: list[str], processors: Mapping[str, Any], tracks: list[_Track],
+              stems: torch.Tensor, target: torch.Tensor, sample_rate: int,
+              render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor],
+              loss: Callable[[torch.Tensor], torch.Tensor], candidates: dict[str, Any],
+              losses: dict[str, float], best: str, notes: list[str]) -> tuple[str, int]:
+    """Compressors from a waveform search, then the faders solved again, kept as a candidate; returns the
+    best and the renders. (The send effect's response waits for :func:`polish_returns`: solved now, it
+    would also explain what the unfitted dry mix gets wrong.)"""
+    renders = 0
+    started = start_compressors(graph, names, processors, candidates[best], stems, target, sample_rate)
+    if started is not None:
+        candidate, more = started
+        renders += _refit_faders(render, candidate, tracks, stems, target)
+        best = _score(f"{best} + compressors from a search", candidate, render, loss, stems, candidates, losses)
+        notes.extend(more)
+        renders += 1
+    return best, renders
+
+
+def _score(label: str, candidate: dict[str, dict[str, torch.Tensor]],
+           render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor],
+           loss: Callable[[torch.Tensor], torch.Tensor], stems: torch.Tensor, candidates: dict[str, Any],
+           losses: dict[str, float]) -> str:
+    """Score ``candidate`` as ``label``; keep it where it beats what that label held; the best label."""
+    with torch.no_grad():
+        value = float(loss(render(candidate, stems)))
+    if value < losses.get(label, float("inf")):
+        candidates[label], losses[label] = candidate, value
+    return min(losses, key=losses.get)
+
+
+def polish_returns(graph: Graph, names: list[str], processors: Mapping[str, Any], params: Any, stems: torch.Tensor,
+                   target: torch.Tensor, render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor]
+                   ) -> Initialisation | None:
+    """After a fit: the send effect's response and levels solved again on all of the audio, then the faders,
+    kept where the fit's loss on all of it falls (a response solved at the start also explained what the
+    unfitted dry mix got wrong). ``None`` where the console has no solvable send effect or nothing improved.
+
+    Args: as :func:`initialise`; ``params`` may be a :class:`~grafx_core.fitting.LatentParameters`' values.
+    """
+    start = {t: {k: v.detach().clone() for k, v in params[t].items()} for t in params.keys()}
+    tracks = _tracks(graph, names, processors)
+    solved = solve_send_response(graph, names, processors, start, stems, target, render)
+    if solved is None or tracks is None:
+        return None
+    loss = SpectralLoss(target)
+    candidate = solved.parameters
+    renders = 2 * len(names) + 2 + _refit_faders(render, candidate, tracks, stems, target)
+    with torch.no_grad():
+        losses = {"fitted": float(loss(render(start, stems))), "returns solved again": float(loss(render(candidate, stems)))}
+    if losses["returns solved again"] >= losses["fitted"]:
+        return None
+    notes = [*solved.notes, f"after the fit: {losses['fitted']:.4f} -> {losses['returns solved again']:.4f}"]
+    return Initialisation(candidate, "returns solved again", losses, notes, renders)

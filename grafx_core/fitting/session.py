@@ -33,7 +33,7 @@ from ..plan import compile_render
 from ..render import render
 from ..wavfile import write_wav
 from .engineer import describe_stems, residual_report
-from .initial import initialise, loudest_excerpt
+from .initial import initialise, loudest_excerpt, polish_returns
 from .automation import Automation, SmoothCurves, automation_lines, automation_report, plot_curves, to_curves
 from .latent import LatentParameters
 from .loop import FitResult
@@ -250,6 +250,13 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     finally:
         log.close()
     fitted_params = latent.detached()
+    if job.initialise and automation is None and result.stopped != "interrupted":
+        polished = polish_returns(graph, job.names, processors, fitted_params, sources, target,
+                                  lambda p, s: plan(p, s)[0][0])
+        if polished is not None:
+            fitted_params = polished.parameters
+            for note in polished.notes:
+                print(f"  {note}", file=out)
     save_parameters(fitted_params, path("fitted.params.json"), control_hop=hop)
     if result.stopped == "interrupted":
         return _interrupted(job, result, files, path, out, began)

@@ -1,0 +1,125 @@
+"""Solved starts on the sox console: a send's impulse response and levels by least squares, track
+compressors by a waveform search, and a target the console made itself recovered before any step."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("grafx_dsp")
+
+from grafx_core import processors_for_graph  # noqa: E402
+from grafx_core.demo.multitrack import synthesise_multitrack  # noqa: E402
+from grafx_core.fitting.console import CONSOLES, build_console  # noqa: E402
+from grafx_core.fitting.compressor_start import start_compressors  # noqa: E402
+from grafx_core.fitting.initial import initialise, polish_returns  # noqa: E402
+from grafx_core.fitting.metrics import snr_db  # noqa: E402
+from grafx_core.fitting.send_response import least_squares_response, solve_send_response  # noqa: E402
+from grafx_core.plan import compile_render  # noqa: E402
+
+RATE = 16000
+TAPS = 2000
+
+
+def _room(seed: int) -> torch.Tensor:
+    """A stereo decaying-noise response with a 10 ms pre-delay, ``[2, TAPS]``."""
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.arange(TAPS, dtype=torch.float64) / RATE
+    noise = torch.randn(2, TAPS, generator=generator, dtype=torch.float64)
+    response = 0.05 * noise * torch.exp(-t / 0.03)
+    response[:, : int(0.01 * RATE)] = 0.0
+    return response
+
+
+def _console(names: list[str]):
+    effects = replace(CONSOLES["sox"], options={"dsp:parametric_eq": {"n_peaks": 1},
+                                                "dsp:impulse_response": {"taps": TAPS}})
+    console = build_console(names, effects)
+    processors = processors_for_graph(console.graph, console.options, sample_rate=RATE)
+    plan = compile_render(console.graph, processors)
+    return console, processors, lambda p, s: plan(p, s)[0][0]
+
+
+def _hidden(console, processors, names, compress: bool):
+    hidden = {t: {k: v.clone() for k, v in p.items()} for t, p in console.start_parameters(processors).items()}
+    hidden["dsp:stereo_gain"]["gain_db"] = torch.tensor([[-4.0], [-9.0], [-6.0]])
+    hidden["dsp:stereo_gain"]["pan"] = torch.tensor([[-0.4], [0.3], [0.7]])
+    hidden["dsp:gain"]["gain_db"] = torch.tensor([[-6.0], [-20.0], [-10.0]])  # the sends
+    hidden["dsp:impulse_response"]["ir"] = _room(1)[None].float()
+    if compress:
+        hidden["dsp:sox_compand"]["threshold_db"] = torch.tensor([[-24.0], [-60.0], [-60.0]])
+        hidden["dsp:sox_compand"]["ratio"] = torch.tensor([[3.0], [1.0], [1.0]])
+    return hidden
+
+
+def test_least_squares_response_recovers_a_convolution():
+    rng = np.random.default_rng(0)
+    source = rng.standard_normal(20000) * np.repeat(rng.uniform(0.1, 1.0, 20), 1000)
+    response = _room(2)[0].numpy()
+    target = np.convolve(source, response)[:20000]
+    found = least_squares_response(source, target, TAPS)
+    assert 10 * math.log10((response**2).sum() / ((found - response) ** 2).sum()) > 40
+
+
+def _noise_stems(seed: int) -> tuple[list[str], torch.Tensor]:
+    """Three stereo noise stems with their own bursts: broadband, so each send level is identifiable (stems
+    in disjoint bands let one response's colour stand in for their levels)."""
+    generator = torch.Generator().manual_seed(seed)
+    samples = 2 * RATE
+    bursts = torch.rand(3, 1, 40, generator=generator).repeat_interleave(samples // 40, dim=-1)
+    return ["guitar", "keys", "voice"], 0.3 * bursts * torch.randn(3, 2, samples, generator=generator)
+
+
+def test_send_response_and_levels_of_a_console_mix_are_recovered():
+    names, stems = _noise_stems(3)
+    console, processors, render = _console(names)
+    hidden = _hidden(console, processors, names, compress=False)
+    with torch.no_grad():
+        target = render(hidden, stems)
+    start = {t: {k: v.clone() for k, v in p.items()} for t, p in hidden.items()}
+    start["dsp:impulse_response"]["ir"].zero_()
+    start["dsp:gain"]["gain_db"].zero_()
+    solved = solve_send_response(console.graph, names, processors, start, stems, target, render)
+    assert solved is not None and solved.explained > 0.9999
+    sends = solved.parameters["dsp:gain"]["gain_db"][:, 0]
+    # The loudest send keeps 0 dB; the others keep their distance to it.
+    np.testing.assert_allclose((sends - sends[0]).numpy(), [0.0, -14.0, -4.0], atol=0.05)
+    with torch.no_grad():
+        assert snr_db(render(solved.parameters, stems), target) > 40
+
+
+def test_a_track_compressor_is_found_by_the_waveform_search():
+    names, stems = synthesise_multitrack(3, 1.0, RATE, seed=5)
+    console, processors, render = _console(names)
+    hidden = _hidden(console, processors, names, compress=True)
+    hidden["dsp:impulse_response"]["ir"].zero_()
+    with torch.no_grad():
+        target = render(hidden, stems)
+    start = {t: {k: v.clone() for k, v in p.items()} for t, p in hidden.items()}
+    start["dsp:sox_compand"]["ratio"].fill_(1.0)
+    found = start_compressors(console.graph, names, processors, start, stems, target, RATE, seconds=None)
+    assert found is not None
+    compand = found[0]["dsp:sox_compand"]
+    assert float(compand["threshold_db"][0, 0]) == -24.0 and float(compand["ratio"][0, 0]) == 3.0
+
+
+@pytest.mark.slow
+def test_a_mix_the_console_made_is_recovered_without_a_gradient_step():
+    names, stems = _noise_stems(7)
+    console, processors, render = _console(names)
+    hidden = _hidden(console, processors, names, compress=False)
+    with torch.no_grad():
+        target = render(hidden, stems)
+    found = initialise(console.graph, names, processors, console.start_parameters(processors), stems, target,
+                       RATE, render, analysis_seconds=None)
+    assert found.chosen.startswith("waveform least squares")
+    polished = polish_returns(console.graph, names, processors, found.parameters, stems, target, render)
+    assert polished is not None
+    with torch.no_grad():
+        before = snr_db(render(found.parameters, stems), target)
+        after = snr_db(render(polished.parameters, stems), target)
+    assert before < 25 and after > 40
