@@ -269,8 +269,27 @@ def _set_eqs(params: dict[str, dict[str, torch.Tensor]], tracks: list[_Track], p
                 # The broadband part of the ratio belongs to the fader, set by the better-posed solve before.
                 curves[track.eq_row] = curve - (share * curve).sum() / share.sum()
                 weights[track.eq_row] = share
+        if "peak_cutoff_hz" in params[eq_type]:
+            _place_peaks(params[eq_type]["peak_cutoff_hz"], curves, weights, centres)
         params[eq_type].update(_fit_eqs(processors[eq_type], params[eq_type], curves, weights, centres,
                                         sample_rate))
+
+
+def _place_peaks(cutoffs: torch.Tensor, curves: torch.Tensor, weights: torch.Tensor, centres: torch.Tensor) -> None:
+    """Move each row's peaking bands ``cutoffs`` ``[rows, peaks]`` to where its curve departs most from flat
+    (by ``|curve| * sqrt(weight)``, at least an octave apart); the gain fit that follows moves only gains."""
+    evidence = curves.abs() * weights.sqrt()
+    octaves = torch.log2(centres)
+    for row in range(cutoffs.shape[0]):
+        if not bool(evidence[row].max() > 0.5):  # under half a dB where the stem plays: leave the defaults
+            continue
+        score = evidence[row].clone()
+        for k in range(cutoffs.shape[1]):
+            band = int(score.argmax())
+            if not bool(score[band] > 0.5):
+                break
+            cutoffs[row, k] = float(centres[band])
+            score[(octaves - octaves[band]).abs() < 1.0] = 0.0
 
 
 def loudest_excerpt(stems: torch.Tensor, target: torch.Tensor, sample_rate: int,

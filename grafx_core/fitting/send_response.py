@@ -35,7 +35,7 @@ from ..graph import Graph
 
 __all__ = ["SendSolution", "least_squares_response", "solve_send_response"]
 
-_ROUNDS = 12
+_ROUNDS = 6
 _CG_STEPS = 60
 _WARM_STEPS = 15  # a round's response starts from the last round's
 _RIDGE = 1e-6  # of the source's mean power per tap: keeps bands the source hardly plays in near zero
@@ -163,16 +163,19 @@ def solve_send_response(graph: Graph, names: list[str], processors: Mapping[str,
     silent[reverb.type]["ir"][row] = 0.0
     impulse[reverb.type]["ir"][row] = 0.0
     impulse[reverb.type]["ir"][row, :, 0] = _PROBE
-    sends = []
+    send_nodes = [_node(graph, f"{name}_send") for name in names]
     with torch.no_grad():
         residual = (target - render(silent, stems)).to("cpu", torch.float64).numpy()
-        for k in range(stems.shape[0]):
-            alone = torch.zeros_like(stems)
-            alone[k] = stems[k]
-            sends.append((render(impulse, alone) - render(silent, alone)).to("cpu", torch.float64).numpy() / _PROBE)
-    sends_arr = np.stack(sends)  # [stems, 2, samples]
-    levels = np.ones(len(sends))
-    send_nodes = [_node(graph, f"{name}_send") for name in names]
+        sends_arr = _sends(graph, names, processors, silent, stems, send_nodes, reverb)
+        if sends_arr is None:  # the return passes through processors: probe it with renders
+            probes = []
+            for k in range(stems.shape[0]):
+                alone = torch.zeros_like(stems)
+                alone[k] = stems[k]
+                probes.append((render(impulse, alone) - render(silent, alone)).to("cpu", torch.float64).numpy()
+                              / _PROBE)
+            sends_arr = np.stack(probes)  # [stems, 2, samples]
+    levels = np.ones(len(sends_arr))
     solve_levels = all(node is not None and "gain_db" in params.get(node.type, {}) for node in send_nodes)
     from .initial import least_squares_weights
 
@@ -184,8 +187,8 @@ def solve_send_response(graph: Graph, names: list[str], processors: Mapping[str,
         if not solve_levels:
             break
         through = np.stack([np.stack([_convolve(sends_arr[k, c], response[c]) for c in range(2)])
-                            for k in range(len(sends))])
-        levels = least_squares_weights(torch.from_numpy(through.reshape(len(sends), -1)),
+                            for k in range(len(sends_arr))])
+        levels = least_squares_weights(torch.from_numpy(through.reshape(len(sends_arr), -1)),
                                        torch.from_numpy(residual.reshape(-1)))
     assert response is not None  # the loop ran at least once
     if solve_levels and levels.max() > 0:  # the loudest send keeps its level; the response carries the scale
@@ -210,6 +213,36 @@ def solve_send_response(graph: Graph, names: list[str], processors: Mapping[str,
              f"what the dry mix leaves" + ("" if send_db is None else "; sends " + ", ".join(
                  f"{name} {db:+.1f} dB" for name, db in send_db.items()))]
     return SendSolution(out, response, send_db, explained, notes)
+
+
+def _sends(graph: Graph, names: list[str], processors: Mapping[str, Any], params: Mapping[str, Any],
+           stems: torch.Tensor, send_nodes: list[Any], reverb: Any) -> np.ndarray | None:
+    """Each stem's send as the send effect hears it, ``[stems, 2, samples]``, from its strip and send node
+    alone (no render of the console), where the send effect's return reaches the output through mix nodes
+    only and every send node follows its stem's fader; ``None`` otherwise."""
+    from .compressor_start import _run, track_strips
+
+    node, seen = reverb.id, set()
+    while graph.node(node).type != "out":
+        following = graph.successors(node)
+        if len(following) != 1 or node in seen:
+            return None
+        seen.add(node)
+        node = following[0]
+        if graph.node(node).type not in ("mix", "out"):
+            return None
+    strips = track_strips(graph, names, processors)
+    if strips is None or any(n is None for n in send_nodes):
+        return None
+    sends = []
+    for k, (strip, send) in enumerate(zip(strips, send_nodes)):
+        fader = graph.nodes_of_type(strip.nodes[-1][0])[strip.nodes[-1][1]]
+        bus = [n.id for n in graph.nodes if n.name == "reverb_send"]
+        if send.id not in graph.successors(fader) or graph.successors(send.id) != bus:
+            return None
+        chain = [*strip.nodes, (send.type, _row(graph, send))]
+        sends.append(_run(processors, params, chain, stems[k][None])[0].to("cpu", torch.float64).numpy())
+    return np.stack(sends)
 
 
 def _convolve(x: np.ndarray, h: np.ndarray) -> np.ndarray:
