@@ -67,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "known: reported next to the fitted ones")
     parser.add_argument("--console", default="analytic", metavar="NAME",
                         help="console to build without --graph: analytic (grafx-dsp, autograd), pedalboard "
-                        "(pedalboard compressors and reverb), sox (EQ, sox's compand, sends to a solved impulse response), or one a plugin registers (ardour: Ardour's mixer, "
+                        "(pedalboard compressors and reverb), sox (EQ, sox's compand, sends to a solved impulse response), "
+                        "or one a plugin registers (ardour: Ardour's mixer, "
                         "from grafx-ardour); default analytic")
     parser.add_argument("--export-ardour", metavar="SESSION_DIR",
                         help="then write the fit as an Ardour 7 session there (as grafx-core export ardour)")

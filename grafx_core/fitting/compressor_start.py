@@ -72,7 +72,7 @@ def track_strips(graph: Graph, names: list[str], processors: Mapping[str, Any]) 
                 return None
             current = following[0]
             step = graph.node(current)
-            if step.type in ("mix", "out", "in") or is_black_box(processors.get(step.type)):
+            if step.type in ("mix", "out", "in") or step.type not in processors or is_black_box(processors[step.type]):
                 return None
             if step.name == f"{name}_compressor":
                 compressor = len(chain)
