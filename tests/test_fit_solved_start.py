@@ -123,3 +123,25 @@ def test_a_mix_the_console_made_is_recovered_without_a_gradient_step():
         before = snr_db(render(found.parameters, stems), target)
         after = snr_db(render(polished.parameters, stems), target)
     assert before < 25 and after > 40
+
+
+def test_transfer_functions_find_a_hidden_bell_on_one_stem_of_two():
+    from scipy.signal import lfilter
+
+    from grafx_core.fitting.initial import _band_centres, _transfer_ratios_db
+
+    rate, f0, gain_db, q = 44100, 2000.0, 6.0, 1.0
+    amp, w0 = 10 ** (gain_db / 40), 2 * math.pi * f0 / rate
+    alpha = math.sin(w0) / (2 * q)
+    b = [1 + alpha * amp, -2 * math.cos(w0), 1 - alpha * amp]
+    a = [1 + alpha / amp, -2 * math.cos(w0), 1 - alpha / amp]
+    rng = np.random.default_rng(4)
+    stems = rng.standard_normal((2, 2, rate)) * 0.1
+    target = lfilter(b, a, stems[0]) + stems[1]
+    ratios, shares = _transfer_ratios_db(torch.from_numpy(stems), torch.from_numpy(target), rate)
+    centres = _band_centres(rate)
+    at_bell = int((centres - f0).abs().argmin())
+    far = (centres < 300) | (centres > 12000)
+    assert abs(float(ratios[0, at_bell]) - gain_db) < 1.0
+    assert float(ratios[0, far].abs().max()) < 1.0 and float(ratios[1].abs().max()) < 1.0
+    np.testing.assert_allclose(shares.sum(0)[centres > 100].numpy(), 1.0, atol=0.1)

@@ -216,9 +216,13 @@ def _transfer_ratios_db(contributions: torch.Tensor, target: torch.Tensor,
     total = mix.abs().pow(2).sum(-1).sum(0)  # [F]
     for b, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
         inside = (freqs >= lo) & (freqs < hi)
+        if not bool(inside.any()):  # a band narrower than a bin: nothing measured, no move
+            continue
         p = power[:, :, inside]
         heard = (gains[:, :, inside] * p).sum(dim=(1, 2))
-        ratios[:, b] = 10 * torch.log10((heard / p.sum(dim=(1, 2)).clamp_min(1e-20)).clamp_min(1e-6))
+        played = p.sum(dim=(1, 2))
+        ratios[:, b] = torch.where(played > 0, 10 * torch.log10((heard / played.clamp_min(1e-20)).clamp_min(1e-6)),
+                                   torch.zeros_like(played))
         shares[:, b] = (heard / total[inside].sum().clamp_min(1e-20)).clamp(0.0, 1.0)
     return ratios.clamp(-_EQ_CLIP_DB, _EQ_CLIP_DB), shares
 
