@@ -33,10 +33,13 @@ __all__ = ["start_compressors", "TrackStrip", "track_strips"]
 
 _THRESHOLDS_DB = tuple(float(t) for t in np.arange(-54.0, -2.0, 6.0))
 _RATIOS = (1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
+_FINE_THRESHOLDS_DB = (-3.0, -1.5, 0.0, 1.5, 3.0)
+_FINE_RATIOS = (0.8, 1.0, 1.25)
 _ATTACKS_MS = (1.0, 5.0, 20.0)
 _RELEASES_MS = (50.0, 200.0)
 _SWEEPS = 1
 _SEARCH_SECONDS = 2.0  # of the loudest audio: the candidates of a track cost a strip run each
+_WARM_UP_SECONDS = 1.0  # rendered before it and not scored: an envelope starts from its initial state
 _BATCH = 32  # candidates per processor call: a call holds batch x samples x channels several times
 
 
@@ -105,7 +108,8 @@ def _scores(candidates: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
 
 
 def _search(processors: Mapping[str, Any], params: dict[str, dict[str, torch.Tensor]], strip: TrackStrip,
-            stem: torch.Tensor, residual: torch.Tensor, grid: list[dict[str, float]]) -> dict[str, float]:
+            stem: torch.Tensor, residual: torch.Tensor, grid: list[dict[str, float]], warm: int) -> dict[str, float]:
+    """The grid point whose strip output fits ``residual`` best after the first ``warm`` samples; set it."""
     node_type, row = strip.nodes[strip.compressor]  # type: ignore[index]
     dtype = stem.dtype
     best, best_score = grid[0], float("inf")
@@ -115,7 +119,7 @@ def _search(processors: Mapping[str, Any], params: dict[str, dict[str, torch.Ten
             override = {name: torch.tensor([[c[name]] for c in chunk], dtype=dtype) for name in chunk[0]}
             out = _run(processors, params, strip.nodes, stem[None].expand(len(chunk), *stem.shape), override,
                        strip.compressor)
-            scores = _scores(out.to(residual.dtype), residual[None])
+            scores = _scores(out[..., warm:].to(residual.dtype), residual[None, :, warm:])
             k = int(scores.argmin())
             if float(scores[k]) < best_score:
                 best, best_score = chunk[k], float(scores[k])
@@ -139,7 +143,8 @@ def start_compressors(graph: Graph, names: list[str], processors: Mapping[str, A
         stems: ``[stems, channels, samples]``.
         target: ``[2, samples]``.
         sample_rate: in Hz.
-        seconds: search on the loudest this many seconds (``None``: all of it).
+        seconds: search on the loudest this many seconds (``None``: all of it), each candidate rendered from
+            up to a second before them.
 
     Returns:
         The parameters and one note per compressor, or ``None`` where the console has no track
@@ -152,10 +157,14 @@ def start_compressors(graph: Graph, names: list[str], processors: Mapping[str, A
               and {"threshold_db", "ratio"} <= set(processors[s.nodes[s.compressor][0]].parameter_size())]
     if not strips:
         return None
+    warm = 0
     if seconds is not None:
-        from .initial import loudest_excerpt
+        from .initial import loudest_begin
 
-        stems, target = loudest_excerpt(stems, target, sample_rate, seconds)
+        begin = loudest_begin(target, sample_rate, seconds)
+        warm = min(begin, int(_WARM_UP_SECONDS * sample_rate))
+        end = begin + int(round(seconds * sample_rate))
+        stems, target = stems[..., begin - warm:end], target[..., begin - warm:end]
     out = {t: {k: v.detach().clone() for k, v in p.items()} for t, p in params.items()}
     index = {name: k for k, name in enumerate(names)}
     with torch.no_grad():
@@ -173,10 +182,14 @@ def start_compressors(graph: Graph, names: list[str], processors: Mapping[str, A
             sizes = processors[node_type].parameter_size()
             grid = [{"threshold_db": _THRESHOLDS_DB[-1], "ratio": 1.0}]  # ratio 1: one candidate, any threshold
             grid += [{"threshold_db": t, "ratio": r} for t, r in itertools.product(_THRESHOLDS_DB, _RATIOS[1:])]
-            best = _search(processors, out, strip, stem, residual, grid)
+            best = _search(processors, out, strip, stem, residual, grid, warm)
+            if best["ratio"] > 1.0:  # then a finer grid around it
+                grid = [{"threshold_db": best["threshold_db"] + t, "ratio": best["ratio"] * r}
+                        for t, r in itertools.product(_FINE_THRESHOLDS_DB, _FINE_RATIOS)]
+                best = _search(processors, out, strip, stem, residual, grid, warm)
             if {"attack_ms", "release_ms"} <= set(sizes) and best["ratio"] > 1.0:
                 grid = [{"attack_ms": a, "release_ms": r} for a, r in itertools.product(_ATTACKS_MS, _RELEASES_MS)]
-                best = {**best, **_search(processors, out, strip, stem, residual, grid)}
+                best = {**best, **_search(processors, out, strip, stem, residual, grid, warm)}
             chosen[strip.name] = best
             with torch.no_grad():
                 fresh = _run(processors, out, strip.nodes, stem[None])[0]

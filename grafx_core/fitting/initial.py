@@ -10,12 +10,21 @@ render per stem, the others silent), then:
    is a sum of the stems, phase included) and once on band powers of STFT
    frames (right where equalisers, compressors and a reverb decorrelate the
    target from the stems); each channel's weights set a fader's gain and pan;
-2. **EQs** - per band, non-negative least squares of the target's band powers
-   on the contributions' band powers gives each stem's spectral ratio; each
-   track's EQ is fitted to that curve (its own frequency response, a few
-   hundred cheap steps with no audio);
-3. **the reverb return** - its level is set so that the energy the dry
-   contributions leave unexplained is what it returns.
+2. **EQs** - each stem's transfer function to the target, solved bin by bin
+   (complex least squares over STFT frames, both channels: phase tells
+   stems apart that band powers cannot), averaged over third-octave bands,
+   is the curve its EQ should add; each peaking band starts where the curve
+   departs most from flat, and the band gains are fitted to the curve (the
+   EQ's own frequency response, a few hundred cheap steps with no audio);
+3. **compressors** - each track compressor's threshold, ratio, attack and
+   release by a search on the waveform
+   (:func:`~grafx_core.fitting.compressor_start.start_compressors`), then
+   the faders solved again.
+
+After the fit, :func:`polish_returns` solves a send effect that holds its
+impulse response as parameters (``dsp:impulse_response``) and the send
+levels by least squares on what the dry mix leaves
+(:func:`~grafx_core.fitting.send_response.solve_send_response`).
 
 Each candidate start is rendered and scored with the fit's loss, and the
 best one is kept, the processor defaults included: a start is never worse
@@ -44,6 +53,7 @@ _N_FFT = 2048
 _BANDS_PER_OCTAVE = 3
 _EQ_CLIP_DB = 15.0  # a band ratio beyond this is a stem silent in that band, not an EQ move
 _EQ_STEPS = 150
+_ROUNDS = 2
 _EQ_SHRINK = 0.05  # per dB^2 of EQ move: a band ratio is noisy, a small move needs strong evidence
 
 
@@ -273,8 +283,9 @@ def _set_eqs(params: dict[str, dict[str, torch.Tensor]], tracks: list[_Track], p
                 # The broadband part of the ratio belongs to the fader, set by the better-posed solve before.
                 curves[track.eq_row] = curve - (share * curve).sum() / share.sum()
                 weights[track.eq_row] = share
-        if "peak_cutoff_hz" in params[eq_type]:
-            _place_peaks(params[eq_type]["peak_cutoff_hz"], curves, weights, centres)
+        if "peak_cutoff_hz" in params[eq_type] and "peak_gain_db" in params[eq_type]:
+            flat = params[eq_type]["peak_gain_db"].abs().amax(dim=1) < 0.5  # a placed peak stays where it is
+            _place_peaks(params[eq_type]["peak_cutoff_hz"], curves * flat[:, None], weights, centres)
         params[eq_type].update(_fit_eqs(processors[eq_type], params[eq_type], curves, weights, centres,
                                         sample_rate))
 
@@ -301,13 +312,20 @@ def loudest_excerpt(stems: torch.Tensor, target: torch.Tensor, sample_rate: int,
     """The ``seconds`` of ``stems`` ``[stems, channels, samples]`` and ``target`` ``[channels, samples]``
     where the target is loudest (by its power in 0.1 s blocks); all of them when shorter."""
     length = int(round(seconds * sample_rate))
+    begin = loudest_begin(target, sample_rate, seconds)
+    return stems[..., begin:begin + length], target[..., begin:begin + length]
+
+
+def loudest_begin(target: torch.Tensor, sample_rate: int, seconds: float) -> int:
+    """Where the loudest ``seconds`` of ``target`` ``[channels, samples]`` begin (by power in 0.1 s blocks),
+    in samples; 0 when it is shorter."""
+    length = int(round(seconds * sample_rate))
     if target.shape[-1] <= length:
-        return stems, target
+        return 0
     hop = max(int(0.1 * sample_rate), 1)
     power = torch.nn.functional.avg_pool1d(target.detach().pow(2).sum(0)[None, None].to(torch.float64),
                                            length, hop)[0, 0]
-    begin = int(power.argmax()) * hop
-    return stems[..., begin:begin + length], target[..., begin:begin + length]
+    return int(power.argmax()) * hop
 
 
 def initialise(graph: Graph, names: list[str], processors: Mapping[str, Any],
@@ -357,21 +375,19 @@ def initialise(graph: Graph, names: list[str], processors: Mapping[str, Any],
         renders += 1
     best = min(losses, key=losses.get)
     notes: list[str] = []
-    if best != "defaults" and any(t.eq_type for t in tracks):
-        candidate = _copy(candidates[best])
-        contributions = _contributions(render, candidate, stems)
-        renders += len(names)
-        _set_eqs(candidate, tracks, processors, _transfer_ratios_db(contributions, target, sample_rate),
-                 sample_rate)
-        label = f"{best} + EQ from transfer functions"
-        candidates[label] = candidate
-        with torch.no_grad():
-            losses[label] = float(loss(render(candidate, stems)))
-        renders += 1
-        best = min(losses, key=losses.get)
-    if best != "defaults":
+    for round_ in range(_ROUNDS if best != "defaults" else 0):
+        # A second round hears the EQs through the compressors the first one found, and the other way round.
+        suffix = "" if round_ == 0 else f" (round {round_ + 1})"
+        if any(t.eq_type for t in tracks):
+            candidate = _copy(candidates[best])
+            contributions = _contributions(render, candidate, stems)
+            renders += len(names) + 1
+            _set_eqs(candidate, tracks, processors, _transfer_ratios_db(contributions, target, sample_rate),
+                     sample_rate)
+            best = _score(f"{best} + EQ from transfer functions{suffix}", candidate, render, loss, stems,
+                          candidates, losses)
         best, spent = _dynamics(graph, names, processors, tracks, stems, target, sample_rate, render, loss,
-                                candidates, losses, best, notes)
+                                candidates, losses, best, notes, suffix)
         renders += spent
     notes.insert(0, f"start: {best} (loss {losses[best]:.4f}; " + ", ".join(
         f"{k} {v:.4f}" for k, v in losses.items() if k != best) + ")")
@@ -390,7 +406,7 @@ def _dynamics(graph: Graph, names: list[str], processors: Mapping[str, Any], tra
               stems: torch.Tensor, target: torch.Tensor, sample_rate: int,
               render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor],
               loss: Callable[[torch.Tensor], torch.Tensor], candidates: dict[str, Any],
-              losses: dict[str, float], best: str, notes: list[str]) -> tuple[str, int]:
+              losses: dict[str, float], best: str, notes: list[str], suffix: str = "") -> tuple[str, int]:
     """Compressors from a waveform search, then the faders solved again, kept as a candidate; returns the
     best and the renders. (The send effect's response waits for :func:`polish_returns`: solved now, it
     would also explain what the unfitted dry mix gets wrong.)"""
@@ -399,7 +415,7 @@ def _dynamics(graph: Graph, names: list[str], processors: Mapping[str, Any], tra
     if started is not None:
         candidate, more = started
         renders += _refit_faders(render, candidate, tracks, stems, target)
-        best = _score(f"{best} + compressors from a search", candidate, render, loss, stems, candidates, losses)
+        best = _score(f"{best} + compressors from a search{suffix}", candidate, render, loss, stems, candidates, losses)
         notes.extend(more)
         renders += 1
     return best, renders

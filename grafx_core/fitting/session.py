@@ -267,7 +267,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         steps = job.prune_steps or max(job.steps // 2, 1)
         with _quiet_fixed_controls():
             pruned = prune_console(graph, processors, fitted_params, fit_sources, loss, result.final_loss, steps,
-                                   job.learning_rate, progress=Progress(steps, progress_stream))
+                                   job.learning_rate, progress=Progress(steps, progress_stream), fixed=job.fixed)
         if pruned.fit.stopped == "interrupted":
             return _interrupted(job, result, files, path, out, began)
 

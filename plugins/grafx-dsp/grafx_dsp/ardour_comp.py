@@ -102,7 +102,7 @@ def _settle(t: torch.Tensor, carry: torch.Tensor, attack: torch.Tensor, release:
 
 
 def _directions(target: torch.Tensor, attack: torch.Tensor, release: torch.Tensor, length: int,
-                initial: float = 0.0) -> torch.Tensor:
+                initial: float | torch.Tensor = 0.0) -> torch.Tensor:
     """Each sample's branch (+1 attack, -1 release, 0 hold), as the plug-in's sequential loop takes it.
 
     Chunk by chunk, guess the branches from the chunk's start, solve the
@@ -111,18 +111,26 @@ def _directions(target: torch.Tensor, attack: torch.Tensor, release: torch.Tenso
     the samples), and every round fixes at least the first wrong branch. On
     music a chunk settles in two or three rounds; one that has not settled
     after a few (noise at a fast attack flips branches every few samples)
-    runs the plug-in's sample loop instead. ``initial`` is the state before the first sample.
+    runs the plug-in's sample loop instead. ``initial`` is the state before the first sample (per row
+    ``[rows, 1]``, or one value).
     """
-    directions, carry = [], torch.full_like(target[:, :1], initial)
+    directions, carry = [], _initial(target, initial)
     for start in range(0, target.shape[-1], length):
         direction, carry = _settle(target[:, start:start + length], carry, attack, release)
         directions.append(direction)
     return torch.cat(directions, dim=-1)
 
 
-def _linear_recursion(target: torch.Tensor, coeff: torch.Tensor, length: int, initial: float = 0.0) -> torch.Tensor:
+def _initial(target: torch.Tensor, initial: float | torch.Tensor) -> torch.Tensor:
+    if isinstance(initial, torch.Tensor):
+        return initial.to(target.dtype).expand_as(target[:, :1])
+    return torch.full_like(target[:, :1], initial)
+
+
+def _linear_recursion(target: torch.Tensor, coeff: torch.Tensor, length: int,
+                      initial: float | torch.Tensor = 0.0) -> torch.Tensor:
     """``g[n] = c[n] g[n-1] + (1 - c[n]) t[n]`` from ``g[-1] = initial``, rows ``[rows, samples]``, differentiable."""
-    out, carry = [], torch.full_like(target[:, :1], initial)
+    out, carry = [], _initial(target, initial)
     for start in range(0, target.shape[-1], length):
         g = _solve(target[:, start:start + length], coeff[:, start:start + length], carry)
         out.append(g)

@@ -4,7 +4,8 @@ Written from sox's documented algorithm (``compand.c``, ``compandt.c``). Per
 sample, the envelope ("volume") ``v`` follows the largest magnitude over the
 channels, ``t``: ``v += (t - v) * (1 - exp(-1 / (time * fs)))`` with the
 attack time when ``t`` is above ``v`` and the decay time otherwise, starting
-at full scale (sox's default initial volume, 0 dB). The transfer function maps
+at ``initial_db`` (sox's initial volume, by default 0 dBFS; a twin placed
+before the gain sox applied ahead of its compand starts that much higher). The transfer function maps
 the envelope's level to a gain: 0 dB up to the threshold, a slope of
 ``1/ratio - 1`` above it, and the corner rounded by a quadratic over ``knee_db``
 on either side of it, as sox rounds the corner between the segments of
@@ -57,13 +58,15 @@ def sox_transfer_db(level_db: torch.Tensor, threshold_db: torch.Tensor, ratio: t
 
 
 def sox_compand_gain_db(x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor, knee_db: torch.Tensor,
-                        attack_ms: torch.Tensor, release_ms: torch.Tensor, sample_rate: float) -> torch.Tensor:
+                        attack_ms: torch.Tensor, release_ms: torch.Tensor, sample_rate: float,
+                        initial_db: torch.Tensor | float = 0.0) -> torch.Tensor:
     """The compander's gain in dB before make-up, ``[nodes, 1, samples]`` float64.
 
     Args:
         x: ``[nodes, channels, samples]``; the envelope follows the largest magnitude over channels.
         threshold_db, ratio, knee_db, attack_ms, release_ms: per node.
         sample_rate: in Hz.
+        initial_db: the envelope before the first sample, dBFS, per node.
     """
     peak = x.abs().amax(dim=1).to(torch.float64)
     threshold, ratio, knee, attack_ms, release_ms = (per_node(p, x, trailing=1).to(torch.float64)
@@ -71,15 +74,16 @@ def sox_compand_gain_db(x: torch.Tensor, threshold_db: torch.Tensor, ratio: torc
     attack = torch.exp(-1000.0 / (attack_ms * sample_rate))
     release = torch.exp(-1000.0 / (release_ms * sample_rate))
     length = _chunk_length(torch.cat([attack, release], dim=-1))
+    initial = torch.pow(10.0, per_node(initial_db, x, trailing=1).to(torch.float64) / 20.0)
     with torch.no_grad():
-        directions = _directions(peak, attack.detach(), release.detach(), length, initial=1.0)
-    envelope = _linear_recursion(peak, _pick(directions, attack, release), length, initial=1.0)
+        directions = _directions(peak, attack.detach(), release.detach(), length, initial=initial.detach())
+    envelope = _linear_recursion(peak, _pick(directions, attack, release), length, initial=initial)
     level = 20.0 * torch.log10(envelope.clamp(min=_SILENCE))
     return sox_transfer_db(level, threshold, ratio, knee).unsqueeze(1)
 
 
 class SoxCompand(DSPProcessor):
-    """sox's ``compand attack,decay knee:-inf,-inf,threshold,threshold,0,top gain`` (see the module).
+    """sox's ``compand attack,decay knee:-inf,-inf,threshold,threshold,0,top gain initial`` (see the module).
 
     Parameters (each ``[nodes, 1]``):
         threshold_db: range [-80, -1] dB, default -20.
@@ -88,6 +92,7 @@ class SoxCompand(DSPProcessor):
         attack_ms: range [0.1, 500] ms, default 5.
         release_ms: range [1, 5000] ms, default 100 (sox's decay).
         makeup_db: range [-24, 24] dB, default 0 (sox's gain).
+        initial_db: range [-90, 30] dBFS, default 0 (sox's initial volume).
 
     Signals: any channel count in, the same out; the channels share one envelope.
     """
@@ -101,15 +106,17 @@ class SoxCompand(DSPProcessor):
             "attack_ms": Range(low=0.1, high=500.0, default=5.0, floor=0.05, ceiling=1000.0, scale="log"),
             "release_ms": Range(low=1.0, high=5000.0, default=100.0, floor=0.5, ceiling=10000.0, scale="log"),
             "makeup_db": Range(low=-24.0, high=24.0, default=0.0, floor=-30.0, ceiling=30.0),
+            "initial_db": Range(low=-90.0, high=30.0, default=0.0, floor=-100.0, ceiling=40.0),
         }
 
     def forward(self, x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor, knee_db: torch.Tensor,
-                attack_ms: torch.Tensor, release_ms: torch.Tensor, makeup_db: torch.Tensor) -> torch.Tensor:
+                attack_ms: torch.Tensor, release_ms: torch.Tensor, makeup_db: torch.Tensor,
+                initial_db: torch.Tensor) -> torch.Tensor:
         p = {name: self.limit(name, value) for name, value in
              (("threshold_db", threshold_db), ("ratio", ratio), ("knee_db", knee_db), ("attack_ms", attack_ms),
-              ("release_ms", release_ms), ("makeup_db", makeup_db))}
+              ("release_ms", release_ms), ("makeup_db", makeup_db), ("initial_db", initial_db))}
         gain_db = sox_compand_gain_db(x, p["threshold_db"], p["ratio"], p["knee_db"], p["attack_ms"],
-                                      p["release_ms"], self.sample_rate)
+                                      p["release_ms"], self.sample_rate, p["initial_db"])
         gain_db = gain_db + per_node(p["makeup_db"], x).to(torch.float64)
         return x * torch.pow(10.0, gain_db / 20.0).to(x.dtype)
 

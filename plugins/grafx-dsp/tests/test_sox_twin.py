@@ -17,9 +17,9 @@ def _snr_db(a, ref):
 
 
 @pytest.mark.skipif(shutil.which("sox") is None, reason="sox is not installed (apt-get install sox)")
-@pytest.mark.parametrize("threshold, ratio, knee, attack, decay", [(-20.0, 3.0, 6.0, 0.005, 0.1),
-                                                                    (-35.0, 1.5, 2.0, 0.001, 0.3)])
-def test_sox_compand_twin_equals_sox(tmp_path, threshold, ratio, knee, attack, decay):
+@pytest.mark.parametrize("threshold, ratio, knee, attack, decay, initial", [(-20.0, 3.0, 6.0, 0.005, 0.1, 0.0),
+                                                                             (-35.0, 1.5, 2.0, 0.001, 0.3, -40.0)])
+def test_sox_compand_twin_equals_sox(tmp_path, threshold, ratio, knee, attack, decay, initial):
     rng = np.random.default_rng(0)
     rate, n = 44100, 22050
     t = np.arange(n) / rate
@@ -30,9 +30,11 @@ def test_sox_compand_twin_equals_sox(tmp_path, threshold, ratio, knee, attack, d
     soundfile.write(source, x.T, rate, subtype="FLOAT")
     top = threshold * (1 - 1 / ratio)
     subprocess.run(["sox", "-D", "-V1", str(source), "-e", "floating-point", "-b", "32", str(out), "compand",
-                    f"{attack},{decay}", f"{knee}:-90,-90,{threshold},{threshold},0,{top}"], check=True)
+                    f"{attack},{decay}", f"{knee}:-90,-90,{threshold},{threshold},0,{top}", "0", f"{initial}"],
+                   check=True)
     reference = soundfile.read(out, dtype="float64")[0].T
-    params = [torch.tensor([[v]], dtype=torch.float64) for v in (threshold, ratio, knee, attack * 1e3, decay * 1e3, 0.0)]
+    params = [torch.tensor([[v]], dtype=torch.float64)
+              for v in (threshold, ratio, knee, attack * 1e3, decay * 1e3, 0.0, initial)]
     twin = dsp.SoxCompand(rate)(torch.from_numpy(x)[None], *params)[0].numpy()
     assert _snr_db(x, reference) < 10  # the test compresses audibly
     assert _snr_db(twin, reference) > 90  # sox computes in 32-bit integers
