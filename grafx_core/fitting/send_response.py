@@ -38,7 +38,7 @@ __all__ = ["SendSolution", "least_squares_response", "solve_send_response"]
 _ROUNDS = 6
 _CG_STEPS = 40
 _WARM_STEPS = 10  # a round's response starts from the last round's
-_RIDGE = 1e-6  # of the source's mean power per tap: keeps bands the source hardly plays in near zero
+_RIDGE = 1e-3  # of the source's mean power per bin: bands the source hardly plays in stay near zero
 _SILENT_SEND_DB = -60.0
 _PROBE = 0.5  # the probing impulse's height: inside the response's range, where it is used as given
 
