@@ -145,3 +145,32 @@ def test_transfer_functions_find_a_hidden_bell_on_one_stem_of_two():
     assert abs(float(ratios[0, at_bell]) - gain_db) < 1.0
     assert float(ratios[0, far].abs().max()) < 1.0 and float(ratios[1].abs().max()) < 1.0
     np.testing.assert_allclose(shares.sum(0)[centres > 100].numpy(), 1.0, atol=0.1)
+
+
+@pytest.mark.slow
+def test_fit_command_with_the_sox_console_solves_the_send_and_prunes(tmp_path, capsys, one_torch_thread):
+    import json
+
+    from grafx_core.cli import main
+    from grafx_core.wavfile import write_wav
+
+    names, stems = _noise_stems(11)
+    console, processors, render = _console(names)
+    hidden = _hidden(console, processors, names, compress=False)
+    with torch.no_grad():
+        target = render(hidden, stems)
+    paths = [tmp_path / f"{name}.wav" for name in names]
+    for path, stem in zip(paths, stems):
+        write_wav(path, stem, RATE)
+    write_wav(tmp_path / "mix.wav", target, RATE)
+    options = tmp_path / "options.json"
+    options.write_text(json.dumps({"dsp:impulse_response": {"taps": TAPS}}))
+    out = tmp_path / "fit"
+    status = main(["fit", *map(str, paths), "--target", str(tmp_path / "mix.wav"), "-o", str(out), "--console", "sox",
+                   "--options", str(options), "--steps", "2", "--prune", "--prune-steps", "2"])
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "send response: 2000 taps per channel by least squares" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["metrics"]["fitted"]["snr_db"] > 35
+    assert (out / "pruned.wav").exists()
