@@ -18,6 +18,9 @@ sox's compand twin, faders, sends to an impulse response solved by least
 squares after the steps), each fit given the same wall-clock budget for its
 start and steps (the seconds column is the wall time to the final figure). ``--real`` runs it on 6 stems x 8 s with
 2 minutes per fit (the issue's case); without it 3 stems x 3 s, 20 s each.
+``--lv2`` runs part 3 on a target mixed through real LV2 plug-ins instead of
+sox (per stem ZamEQ2's bell and ZamCompX2, a fader and pan, summed and
+normalised to -1 dBFS): a mix neither console holds a twin of.
 One torch thread, as the fit command uses by default.
 """
 
@@ -37,7 +40,7 @@ from grafx_core import compile_render
 from grafx_core.registry import processors_for_graph
 from grafx_core.demo.draws import draw_parameters
 from grafx_core.demo.multitrack import synthesise_multitrack
-from grafx_core.demo.realmix import missing_real_material, real_stems, sox_mix
+from grafx_core.demo.realmix import SOX_MIX, missing_real_material, real_stems, sox_mix
 from grafx_core.fitting import CONSOLES, LatentParameters, SpectralLoss, build_console, fit, read_multitrack
 from grafx_core.fitting.align import align_target
 from grafx_core.fitting.initial import initialise, least_squares_weights, loudest_excerpt, polish_returns
@@ -100,17 +103,49 @@ def run_real_fit(multitrack, budget: float, console_name: str) -> tuple[torch.Te
     return mix, result.steps, time.perf_counter() - began
 
 
-def real_part(stems: int, seconds: float, budget: float) -> None:
+def _lv2_mix(multitrack) -> torch.Tensor:
+    """The stems mixed through LV2 plug-ins with :data:`SOX_MIX`'s settings, ``[2, samples]`` at -1 dBFS peak."""
+    from grafx_core import Graph
+    from grafx_core.fitting.console import Console
+
+    graph, node_start = Graph(), {}
+    master = graph.add("mix", "master")
+    for name in multitrack.names:
+        mix = SOX_MIX[name]
+        chain = [graph.add("in", name), graph.add(_LV2_EQ, f"{name}_eq"), graph.add(_LV2_COMPRESSOR, f"{name}_comp"),
+                 graph.add("dsp:stereo_gain", f"{name}_fader")]
+        for a, b in zip(chain, chain[1:]):
+            graph.connect(a, b)
+        graph.connect(chain[-1], master)
+        node_start[f"{name}_eq"] = {"f1": mix.eq_hz, "boost1": mix.eq_db, "bw1": 1.0 / mix.eq_q}
+        node_start[f"{name}_comp"] = {"thr": mix.threshold_db, "rat": mix.ratio, "att": 5.0, "rel": 100.0, "kn": 6.0}
+        node_start[f"{name}_fader"] = {"gain_db": mix.gain_db, "pan": mix.pan}
+    graph.connect(master, graph.add("out", "mix"))
+    console = Console(graph, {}, node_start=node_start)
+    processors = processors_for_graph(graph, {}, sample_rate=multitrack.sample_rate)
+    with torch.no_grad():
+        mix = compile_render(graph, processors)(console.start_parameters(processors), multitrack.stems)[0][0]
+    return mix * (10 ** (-1 / 20) / mix.abs().max())
+
+
+_LV2_EQ = "lv2:urn_zamaudio_zam_eq2"
+_LV2_COMPRESSOR = "lv2:urn_zamaudio_zam_comp_x2"
+
+
+def real_part(stems: int, seconds: float, budget: float, lv2: bool = False) -> None:
     missing = missing_real_material()
     if missing:
         print(f"\nreal recordings: skipped ({missing})")
         return
     with tempfile.TemporaryDirectory(prefix="grafx-bench-real-") as folder:
         multitrack = _real_material(folder, stems, seconds)
+    if lv2:
+        multitrack.target = _lv2_mix(multitrack)
     target = multitrack.target
     distance = SpectralLoss(target)
     load = os.getloadavg()[0]
-    print(f"\nreal recordings mixed by sox: {stems} stems x {seconds:g} s, {budget:g} s per fit "
+    print(f"\nreal recordings mixed by {'LV2 plug-ins' if lv2 else 'sox'}: {stems} stems x {seconds:g} s, "
+          f"{budget:g} s per fit "
           f"(load average {load:.1f} on {os.cpu_count()} cores)")
     print(f"{'how':>34}  {'SNR dB':>7}  {'MR-STFT':>7}  {'steps':>5}  {'seconds':>7}")
     began = time.perf_counter()
@@ -127,10 +162,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="4 s stems, 100 steps, up to 32 stems")
     parser.add_argument("--real", action="store_true", help="only part 3, on 6 stems x 8 s, 2 minutes per fit")
+    parser.add_argument("--lv2", action="store_true", help="part 3 with a target mixed through LV2 plug-ins")
     args = parser.parse_args()
-    if args.real:
+    if args.real or args.lv2:
         torch.set_num_threads(1)
-        real_part(6, 8.0, 120.0)
+        real_part(6, 8.0, 120.0, lv2=args.lv2)
         return
     torch.set_num_threads(1)
     seconds, steps, counts = (4.0, 100, (4, 8, 16, 32)) if args.full else (1.0, 30, (4, 8, 16))
