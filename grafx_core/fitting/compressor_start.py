@@ -27,9 +27,10 @@ import numpy as np
 import torch
 
 from ..graph import Graph
+from .excerpt import loudest_begin
 from .latent import is_black_box
 
-__all__ = ["start_compressors", "TrackStrip", "track_strips"]
+__all__ = ["start_compressors", "TrackStrip", "track_strips", "run_nodes"]
 
 _THRESHOLDS_DB = tuple(float(t) for t in np.arange(-54.0, -2.0, 6.0))
 _RATIOS = (1.0, 1.5, 2.0, 3.0, 5.0, 8.0)
@@ -86,7 +87,7 @@ def track_strips(graph: Graph, names: list[str], processors: Mapping[str, Any]) 
     return strips
 
 
-def _run(processors: Mapping[str, Any], params: Mapping[str, Mapping[str, torch.Tensor]],
+def run_nodes(processors: Mapping[str, Any], params: Mapping[str, Mapping[str, torch.Tensor]],
          nodes: list[tuple[str, int]], x: torch.Tensor, override: Mapping[str, torch.Tensor] | None = None,
          at: int | None = None) -> torch.Tensor:
     """``x`` ``[batch, channels, samples]`` through ``nodes``; node ``at`` takes ``override`` rows ``[batch, ...]``."""
@@ -117,7 +118,7 @@ def _search(processors: Mapping[str, Any], params: dict[str, dict[str, torch.Ten
         for begin in range(0, len(grid), _BATCH):
             chunk = grid[begin:begin + _BATCH]
             override = {name: torch.tensor([[c[name]] for c in chunk], dtype=dtype) for name in chunk[0]}
-            out = _run(processors, params, strip.nodes, stem[None].expand(len(chunk), *stem.shape), override,
+            out = run_nodes(processors, params, strip.nodes, stem[None].expand(len(chunk), *stem.shape), override,
                        strip.compressor)
             scores = _scores(out[..., warm:].to(residual.dtype), residual[None, :, warm:])
             k = int(scores.argmin())
@@ -159,8 +160,6 @@ def start_compressors(graph: Graph, names: list[str], processors: Mapping[str, A
         return None
     warm = 0
     if seconds is not None:
-        from .initial import loudest_begin
-
         begin = loudest_begin(target, sample_rate, seconds)
         warm = min(begin, int(_WARM_UP_SECONDS * sample_rate))
         end = begin + int(round(seconds * sample_rate))
@@ -168,7 +167,7 @@ def start_compressors(graph: Graph, names: list[str], processors: Mapping[str, A
     out = {t: {k: v.detach().clone() for k, v in p.items()} for t, p in params.items()}
     index = {name: k for k, name in enumerate(names)}
     with torch.no_grad():
-        contributions = {s.name: _run(processors, out, s.nodes, stems[index[s.name]][None])[0] for s in strips}
+        contributions = {s.name: run_nodes(processors, out, s.nodes, stems[index[s.name]][None])[0] for s in strips}
     total = sum(contributions.values())
     others = target - total  # what the tracks without a compressor (and any returns) leave
     loudness = {name: float(c.pow(2).sum()) for name, c in contributions.items()}
@@ -192,7 +191,7 @@ def start_compressors(graph: Graph, names: list[str], processors: Mapping[str, A
                 best = {**best, **_search(processors, out, strip, stem, residual, grid, warm)}
             chosen[strip.name] = best
             with torch.no_grad():
-                fresh = _run(processors, out, strip.nodes, stem[None])[0]
+                fresh = run_nodes(processors, out, strip.nodes, stem[None])[0]
                 scale = ((fresh * residual).sum(-1) / fresh.pow(2).sum(-1).clamp_min(1e-20)).clamp_min(0.0)
                 contributions[strip.name] = fresh * scale[:, None]
             others = residual - contributions[strip.name]

@@ -43,11 +43,13 @@ import torch
 
 from ..graph import Graph
 from .compressor_start import start_compressors
+from .excerpt import loudest_begin, loudest_excerpt
 from .latent import is_black_box
+from .least_squares import least_squares_weights
 from .loss import SpectralLoss
 from .send_response import solve_send_response
 
-__all__ = ["Initialisation", "initialise", "least_squares_weights", "loudest_excerpt", "polish_returns"]
+__all__ = ["Initialisation", "initialise", "least_squares_weights", "loudest_begin", "loudest_excerpt", "polish_returns"]
 
 _N_FFT = 2048
 _BANDS_PER_OCTAVE = 3
@@ -74,28 +76,6 @@ class Initialisation:
     losses: dict[str, float]
     notes: list[str] = field(default_factory=list)
     renders: int = 0
-
-
-def least_squares_weights(basis: torch.Tensor, target: torch.Tensor) -> np.ndarray:
-    """Non-negative ``w`` minimising ``|| sum_i w_i basis_i - target ||^2``.
-
-    Args:
-        basis: ``[n, m]`` (one row per unknown).
-        target: ``[m]``.
-
-    Returns:
-        ``[n]`` float64, each >= 0.
-    """
-    from scipy.optimize import nnls
-
-    a = basis.detach().to("cpu", torch.float64)
-    b = target.detach().to("cpu", torch.float64)
-    gram = (a @ a.T).numpy()
-    rhs = (a @ b).numpy()
-    # The normal equations through a Cholesky factor: the same minimiser as nnls on [m, n], m/n times cheaper.
-    scale = max(float(np.trace(gram)) / len(gram), 1e-300)
-    factor = np.linalg.cholesky(gram + 1e-9 * scale * np.eye(len(gram)))
-    return nnls(factor.T, np.linalg.solve(factor, rhs), maxiter=100 * len(gram))[0]
 
 
 def _band_powers(x: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -305,27 +285,6 @@ def _place_peaks(cutoffs: torch.Tensor, curves: torch.Tensor, weights: torch.Ten
                 break
             cutoffs[row, k] = float(centres[band])
             score[(octaves - octaves[band]).abs() < 1.0] = 0.0
-
-
-def loudest_excerpt(stems: torch.Tensor, target: torch.Tensor, sample_rate: int,
-                    seconds: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``seconds`` of ``stems`` ``[stems, channels, samples]`` and ``target`` ``[channels, samples]``
-    where the target is loudest (by its power in 0.1 s blocks); all of them when shorter."""
-    length = int(round(seconds * sample_rate))
-    begin = loudest_begin(target, sample_rate, seconds)
-    return stems[..., begin:begin + length], target[..., begin:begin + length]
-
-
-def loudest_begin(target: torch.Tensor, sample_rate: int, seconds: float) -> int:
-    """Where the loudest ``seconds`` of ``target`` ``[channels, samples]`` begin (by power in 0.1 s blocks),
-    in samples; 0 when it is shorter."""
-    length = int(round(seconds * sample_rate))
-    if target.shape[-1] <= length:
-        return 0
-    hop = max(int(0.1 * sample_rate), 1)
-    power = torch.nn.functional.avg_pool1d(target.detach().pow(2).sum(0)[None, None].to(torch.float64),
-                                           length, hop)[0, 0]
-    return int(power.argmax()) * hop
 
 
 def initialise(graph: Graph, names: list[str], processors: Mapping[str, Any],

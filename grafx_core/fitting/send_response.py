@@ -32,6 +32,8 @@ import numpy as np
 import torch
 
 from ..graph import Graph
+from .compressor_start import run_nodes, track_strips
+from .least_squares import least_squares_weights
 
 __all__ = ["SendSolution", "least_squares_response", "solve_send_response"]
 
@@ -177,8 +179,6 @@ def solve_send_response(graph: Graph, names: list[str], processors: Mapping[str,
             sends_arr = np.stack(probes)  # [stems, 2, samples]
     levels = np.ones(len(sends_arr))
     solve_levels = all(node is not None and "gain_db" in params.get(node.type, {}) for node in send_nodes)
-    from .initial import least_squares_weights
-
     response: np.ndarray | None = None
     for _ in range(rounds if solve_levels else 1):
         fed = np.tensordot(levels, sends_arr, axes=1)  # [2, samples]
@@ -220,8 +220,6 @@ def _sends(graph: Graph, names: list[str], processors: Mapping[str, Any], params
     """Each stem's send as the send effect hears it, ``[stems, 2, samples]``, from its strip and send node
     alone (no render of the console), where the send effect's return reaches the output through mix nodes
     only and every send node follows its stem's fader; ``None`` otherwise."""
-    from .compressor_start import _run, track_strips
-
     node, seen = reverb.id, set()
     while graph.node(node).type != "out":
         following = graph.successors(node)
@@ -241,7 +239,7 @@ def _sends(graph: Graph, names: list[str], processors: Mapping[str, Any], params
         if send.id not in graph.successors(fader) or graph.successors(send.id) != bus:
             return None
         chain = [*strip.nodes, (send.type, _row(graph, send))]
-        sends.append(_run(processors, params, chain, stems[k][None])[0].to("cpu", torch.float64).numpy())
+        sends.append(run_nodes(processors, params, chain, stems[k][None])[0].to("cpu", torch.float64).numpy())
     return np.stack(sends)
 
 
