@@ -88,9 +88,21 @@ def track_strips(graph: Graph, names: list[str], processors: Mapping[str, Any]) 
 
 
 def run_nodes(processors: Mapping[str, Any], params: Mapping[str, Mapping[str, torch.Tensor]],
-         nodes: list[tuple[str, int]], x: torch.Tensor, override: Mapping[str, torch.Tensor] | None = None,
-         at: int | None = None) -> torch.Tensor:
-    """``x`` ``[batch, channels, samples]`` through ``nodes``; node ``at`` takes ``override`` rows ``[batch, ...]``."""
+              nodes: list[tuple[str, int]], x: torch.Tensor, override: Mapping[str, torch.Tensor] | None = None,
+              at: int | None = None) -> torch.Tensor:
+    """A chain of a console's nodes run on a signal by their processors alone, no render.
+
+    Args:
+        processors: by node type (analytic ones: each is called as ``processor(x, **values)``).
+        params: the console's parameters, ``{node_type: {name: [nodes, ...]}}`` in processor units.
+        nodes: ``(node type, row)`` in order.
+        x: ``[batch, channels, samples]``; every node runs with its row's values repeated ``batch`` times.
+        override: values ``[batch, ...]`` that replace node ``at``'s (a batch of candidate settings).
+        at: the index in ``nodes`` that ``override`` is for.
+
+    Returns:
+        The last node's output, ``[batch, channels', samples]``.
+    """
     for k, (node_type, row) in enumerate(nodes):
         values = {name: value[row:row + 1].expand(x.shape[0], *value.shape[1:])
                   for name, value in params[node_type].items()}
