@@ -1,22 +1,26 @@
 """Streaming renders against one-shot renders, side by side in one run.
 
-1. Block-wise vs one-shot render of the demo console (grafx-dsp EQs, pans,
-   compressors, width; pedalboard compressors and reverb) on synthesised
-   tracks, at block sizes 64 to 8,192: the max abs difference (aim <= 1e-6 of
-   the peak for analytic processors in float32; pedalboard hosts one instance
-   per node and is bit-exact on its own) and the time against one render.
+1. Block-wise vs one-shot render of the analytic console (grafx-dsp EQs,
+   compressors, gains, width and a 1-s reverb) and of the demo console
+   (grafx-dsp with pedalboard compressors and reverb) on synthesised tracks,
+   at block sizes 64 to 8,192: the max abs difference (aim <= 1e-6 for
+   analytic processors in float32; pedalboard hosts one instance per node and
+   is bit-exact on its own) and the time against one render, in CPU time
+   (robust on a loaded machine) and wall time (aim <= 1.2x at 4,096).
 2. A console of LV2 plug-ins (x42 EQ, LSP compressor) streamed in one
    instance per node: bit-exact against one render, and its time.
-3. ``grafx-core render --block-size 4096`` of the analytic console on WAV
-   files on disk: peak resident memory (``/usr/bin/time``) at two input
-   lengths, throughput as a real-time factor, and a one-shot render of the
-   shorter length for the cost ratio.
+3. ``grafx-core render --block-size 4096`` of the analytic console on 16-bit
+   WAV files on disk: peak resident memory (``/usr/bin/time -v``) at two
+   input lengths, throughput as a real-time factor (``--cli-threads``, 1 by
+   default), and a one-shot render of the shorter length. The issue's figures
+   are ``--parts cli --minutes 1 60`` (about 5 GB of input in ``--tmp``).
 
 Everything runs on one torch thread: on a shared machine, several threads on
 small blocks measure the contention more than the work. Compare the ratios
 printed in one run, not absolute times between runs.
 
-Run: python bench/stream.py [--seconds 1] [--tracks 8] [--minutes 0.25 1] [--block-sizes 64 512 4096 8192]
+Run: python bench/stream.py [--seconds 2] [--tracks 8] [--minutes 0.1 0.4] [--block-sizes 512 4096 8192]
+     [--parts console lv2 cli] [--cli-threads 1] [--tmp DIR]
 """
 
 from __future__ import annotations
@@ -44,27 +48,34 @@ def _blocks(x: torch.Tensor, size: int) -> list[torch.Tensor]:
     return [x[..., s:s + size] for s in range(0, x.shape[-1], size)]
 
 
-def console_blocks(seconds: float, tracks: int, sizes: list[int]) -> None:
+def console_blocks(seconds: float, tracks: int, sizes: list[int], kind: str) -> None:
+    """One render against streams of every block size, interleaved (:func:`_timing.best`), CPU and wall time."""
     names, sources = synthesise_multitrack(tracks=tracks, seconds=seconds)
-    console = demo_console(names)
+    console = demo_console(names) if kind == "demo" else build_console(names, "analytic")
     processors = processors_for_graph(console.graph, console.options, sample_rate=44100)
     plan = compile_render(console.graph, processors)
     parameters = console.start_parameters(processors)
     sources = sources.to(torch.float32)
-    print(f"demo console, {tracks} tracks x {seconds:g} s stereo ({len(console.graph)} nodes)")
+    label = ("demo console (grafx-dsp, pedalboard compressors and reverb)" if kind == "demo"
+             else "analytic console (grafx-dsp only, 1-s dsp:reverb)")
+    print(f"{label}, {tracks} tracks x {seconds:g} s stereo ({len(console.graph)} nodes), 1 torch thread")
     with torch.no_grad():
         whole, _ = plan(parameters, sources)
         peak = float(whole.abs().max())
         streamed = {size: lambda size=size: torch.cat(list(plan.stream(parameters, _blocks(sources, size))), -1)
                     for size in sizes}
-        times = best({"one-shot": lambda: plan(parameters, sources), **{str(k): f for k, f in streamed.items()}},
-                     repeats=2)
-        print(f"  one-shot render: {times['one-shot']:.2f} s (best of 2, interleaved with the streams)")
-        print(f"  {'block':>6} {'max abs diff':>13} {'/ peak':>9} {'time':>8} {'x one-shot':>11}")
+        fns = {"one-shot": lambda: plan(parameters, sources), **{str(k): f for k, f in streamed.items()}}
+        cpu = best(fns, repeats=3, clock=time.process_time)
+        wall = best(fns, repeats=2)
+        print(f"  one-shot render: {cpu['one-shot']:.2f} s CPU, {wall['one-shot']:.2f} s wall (best of 3 and 2, "
+              "interleaved with the streams)")
+        print(f"  {'block':>6} {'max abs diff':>13} {'/ peak':>9} {'CPU':>7} {'x one-shot':>11} {'wall':>7} "
+              f"{'x one-shot':>11}")
         for size in sizes:
             diff = float((streamed[size]() - whole).abs().max())
-            took = times[str(size)]
-            print(f"  {size:>6} {diff:>13.3g} {diff / peak:>9.2g} {took:>7.2f}s {took / times['one-shot']:>10.2f}x")
+            c, w = cpu[str(size)], wall[str(size)]
+            print(f"  {size:>6} {diff:>13.3g} {diff / peak:>9.2g} {c:>6.2f}s {c / cpu['one-shot']:>10.2f}x "
+                  f"{w:>6.2f}s {w / wall['one-shot']:>10.2f}x")
 
 
 def lv2_console(seconds: float, tracks: int, sizes: list[int]) -> None:
@@ -112,72 +123,89 @@ def lv2_console(seconds: float, tracks: int, sizes: list[int]) -> None:
 
 
 def _write_sources(folder: str, tracks: int, minutes: float) -> list[str]:
+    """Stereo 16-bit WAV noise tracks in ``folder``, written a block at a time."""
     from grafx_core.wavblocks import WavBlockWriter
 
     rng = np.random.default_rng(0)
-    paths, block = [], 44100 * 10
+    total, block = int(minutes * 60 * 44100), 44100 * 10
+    paths = []
     for k in range(tracks):
         path = os.path.join(folder, f"t{k}_{minutes:g}.wav")
-        with WavBlockWriter(path, 2, 44100) as writer:
-            for start in range(0, int(minutes * 60 * 44100), block):
-                n = min(block, int(minutes * 60 * 44100) - start)
-                writer.write(torch.from_numpy((0.2 * rng.standard_normal((2, n))).astype(np.float32)))
+        with WavBlockWriter(path, 2, 44100, "int16") as writer:
+            for start in range(0, total, block):
+                n = min(block, total - start)
+                writer.write(torch.from_numpy((0.2 * rng.standard_normal((2, n), dtype=np.float32))))
         paths.append(path)
     return paths
 
 
 def _timed_render(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one CLI run."""
+    """Wall seconds and peak RSS (MB) of one CLI run (``/usr/bin/time -v``)."""
     start = time.perf_counter()
-    done = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "grafx_core", *args],
+    done = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "grafx_core", *args],
                           capture_output=True, text=True)
     took = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(done.stderr)
-    return took, int(done.stderr.strip().splitlines()[-1]) / 1024
+    line = next(x for x in done.stderr.splitlines() if "Maximum resident set size" in x)
+    return took, int(line.split(":")[-1]) / 1024
 
 
-def cli_memory(tracks: int, minutes: list[float], block: int) -> None:
+def cli_memory(tracks: int, minutes: list[float], block: int, threads: int, folder: str | None) -> None:
     names = [name for name, _ in INSTRUMENTS][:tracks]
     console = build_console(names, "analytic")
     processors = processors_for_graph(console.graph, console.options, sample_rate=44100)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory(dir=folder) as folder:
         graph_path, options_path = os.path.join(folder, "g.json"), os.path.join(folder, "o.json")
         params_path = os.path.join(folder, "p.json")
         console.graph.save(graph_path)
         with open(options_path, "w") as f:
             json.dump(console.options, f)
         save_parameters(console.start_parameters(processors), params_path)
-        print(f"\ngrafx-core render of the analytic console, {tracks} tracks stereo 44.1 kHz float32 WAV "
-              f"({len(console.graph)} nodes)")
+        print(f"\ngrafx-core render of the analytic console, {tracks} tracks stereo 44.1 kHz 16-bit WAV "
+              f"({len(console.graph)} nodes), --threads {threads}, float32 output")
         print(f"  {'input':>8} {'mode':>16} {'peak RSS':>9} {'wall':>8} {'real time':>10}")
         for length in minutes:
+            start = time.perf_counter()
             sources = _write_sources(folder, tracks, length)
-            common = ["render", graph_path, "--options", options_path, "-p", params_path, "--threads", "1",
+            print(f"  (wrote {tracks} x {length:g} min of input in {time.perf_counter() - start:.0f} s)")
+            common = ["render", graph_path, "--options", options_path, "-p", params_path, "--threads", str(threads),
                       *sum((["-s", p] for p in sources), []), "--force", "-o", os.path.join(folder, "mix.wav")]
             modes = [(f"--block-size {block}", ["--block-size", str(block)])]
             if length == minutes[0]:
                 modes.append(("one-shot", []))
             for label, extra in modes:
                 took, rss = _timed_render([*common, *extra])
-                print(f"  {length:>6g} m {label:>16} {rss:>7.0f}MB {took:>7.1f}s {length * 60 / took:>9.2f}x")
+                print(f"  {length:>6g} m {label:>16} {rss:>7.0f}MB {took:>7.1f}s {length * 60 / took:>9.2f}x",
+                      flush=True)
             for path in sources:
                 os.remove(path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=1.0, help="length of the demo console's tracks")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of the consoles' tracks")
     parser.add_argument("--tracks", type=int, default=8)
-    parser.add_argument("--minutes", type=float, nargs="+", default=[0.25, 1.0],
-                        help="input lengths of the CLI memory runs")
-    parser.add_argument("--block-sizes", type=int, nargs="+", default=[256, 4096, 8192])
+    parser.add_argument("--minutes", type=float, nargs="+", default=[0.1, 0.4],
+                        help="input lengths of the CLI memory runs (the issue's figures: --minutes 1 60, about "
+                             "5 GB of WAV in the temporary folder)")
+    parser.add_argument("--block-sizes", type=int, nargs="+", default=[512, 4096, 8192],
+                        help="the issue's figures: 64 512 4096 8192 (64 takes minutes on a loaded machine)")
+    parser.add_argument("--cli-threads", type=int, default=1,
+                        help="torch threads of the CLI renders (2 threads on a loaded 2-core machine measured the "
+                        "contention: 8x slower)")
+    parser.add_argument("--tmp", help="folder for the CLI runs' WAV files (default: the system's)")
+    parser.add_argument("--parts", nargs="+", choices=("console", "lv2", "cli"), default=["console", "lv2", "cli"])
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)  # on a shared machine, more threads on small blocks measure the contention
-    console_blocks(args.seconds, args.tracks, args.block_sizes)
-    lv2_console(args.seconds, 4, args.block_sizes)
-    cli_memory(args.tracks, args.minutes, 4096)
+    if "console" in args.parts:
+        console_blocks(args.seconds, args.tracks, args.block_sizes, "analytic")
+        console_blocks(args.seconds, args.tracks, args.block_sizes, "demo")
+    if "lv2" in args.parts:
+        lv2_console(1.0, 4, args.block_sizes)
+    if "cli" in args.parts:
+        cli_memory(args.tracks, args.minutes, 4096, args.cli_threads, args.tmp)
 
 
 if __name__ == "__main__":

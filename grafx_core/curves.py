@@ -14,6 +14,7 @@ curve therefore gives exactly its constant at every sample.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -80,3 +81,16 @@ def curve_block(values: torch.Tensor, start: int, stop: int) -> torch.Tensor:
         start, stop: the block's first sample and one past its last.
     """
     return values[..., start:stop]
+
+
+@dataclass(frozen=True)
+class _Curves:
+    """Which parameters of one render are curves, and how to expand them to samples."""
+
+    paths: frozenset[tuple[str, tuple[str, ...]]]
+    samples: int
+    hop: int
+    offset: int = 0
+    """A stream's block: the curves cover ``samples`` samples from before the block, which
+    takes ``length`` of them from ``offset`` on (``None``: all)."""
+    length: int | None = None

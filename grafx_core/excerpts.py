@@ -25,7 +25,8 @@ __all__ = ["render_excerpt"]
 
 
 def render_excerpt(plan: RenderPlan, parameters: Any, sources: torch.Tensor, start: int, length: int, *,
-                   warmup: int | None = None, block_size: int = 4096) -> torch.Tensor:
+                   warmup: int | None = None, block_size: int = 4096,
+                   warmup_gradient: bool = False) -> torch.Tensor:
     """The outputs over samples ``[start, start + length)`` of ``sources``, as a whole render gives them.
 
     Args:
@@ -40,6 +41,12 @@ def render_excerpt(plan: RenderPlan, parameters: Any, sources: torch.Tensor, sta
             (``None``: all of them, exact; fewer is faster and exact once
             every processor's memory is shorter than ``warmup``).
         block_size: samples per warm-up block.
+        warmup_gradient: render the warm-up with gradient too and keep the
+            states' autograd graph, so that the excerpt's gradient also follows
+            how the parameters shaped the state it starts from: the gradient of
+            the same window of a whole render, once ``warmup`` covers every
+            processor's memory. Memory then grows with ``warmup + length``
+            (never with the material before the warm-up).
 
     Returns:
         ``[num_out, channels, length]`` (batched like ``sources``), with a
@@ -60,7 +67,8 @@ def render_excerpt(plan: RenderPlan, parameters: Any, sources: torch.Tensor, sta
     first = 0 if warmup is None else max(0, start - warmup)
     stop = min(total, start + length + stream_latency(plan))  # the samples a late processor still needs
     pieces, position = [], first
-    for y in plan.stream(parameters, _blocks(sources, first, start, stop, block_size)):
+    blocks = _blocks(sources, first, start, stop, block_size, warmup_gradient)
+    for y in plan.stream(parameters, blocks, detach_state=not warmup_gradient):
         lo, hi = max(position, start), min(position + y.shape[-1], start + length)
         if lo < hi:
             pieces.append(y[..., lo - position:hi - position])
@@ -68,7 +76,8 @@ def render_excerpt(plan: RenderPlan, parameters: Any, sources: torch.Tensor, sta
     return torch.cat(pieces, dim=-1)
 
 
-def _blocks(sources: torch.Tensor, first: int, start: int, stop: int, size: int) -> Iterator[torch.Tensor]:
+def _blocks(sources: torch.Tensor, first: int, start: int, stop: int, size: int,
+            warmup_gradient: bool = False) -> Iterator[torch.Tensor]:
     """Warm-up blocks, rendered without gradient, then the excerpt with the caller's gradient mode.
 
     The stream renders each block right after taking it from this iterator, so
@@ -76,7 +85,7 @@ def _blocks(sources: torch.Tensor, first: int, start: int, stop: int, size: int)
     """
     enabled = torch.is_grad_enabled()
     try:
-        torch.set_grad_enabled(False)
+        torch.set_grad_enabled(enabled and warmup_gradient)
         for s in range(first, start, size):
             yield sources[..., s:min(s + size, start)]
         torch.set_grad_enabled(enabled)

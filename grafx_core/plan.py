@@ -24,7 +24,7 @@ from .errors import (
 )
 from .description import describe
 from .graph import BUILTIN_TYPES, Graph
-from .curves import check_control_hop, curve_to_samples
+from .curves import _Curves, check_control_hop, curve_to_samples
 from .parameters import _check_parameters, _require_processors
 from ._row_labels import RowLabels, labelled_rows
 from .processor import ProcessorLike, node_shares
@@ -100,15 +100,6 @@ def _check_edges(graph: Graph, processors: Mapping[str, ProcessorLike]) -> None:
                 raise GraphConnectionError(
                     f"{node.label()}: nothing is connected to inlet {inlet!r}; every inlet needs at least one edge"
                 )
-
-
-@dataclass(frozen=True)
-class _Curves:
-    """Which parameters of one render are curves, and how to expand them to samples."""
-
-    paths: frozenset[tuple[str, tuple[str, ...]]]
-    samples: int
-    hop: int
 
 
 class _Program:
@@ -204,6 +195,8 @@ class _Program:
                 tensor = tensor.unsqueeze(0).expand(batch, *tensor.shape).reshape(batch * len(rows), *shape)
             if curve:
                 tensor = curve_to_samples(tensor, curves.samples, curves.hop)
+                if curves.length is not None:
+                    tensor = tensor[..., curves.offset:curves.offset + curves.length]
             target = kwargs
             for key in path[:-1]:
                 target = target.setdefault(key, {})
@@ -277,11 +270,15 @@ class _Program:
 
     def run(self, parameters: Any, sources: torch.Tensor, per_example: Mapping[str, bool],
             batched: bool, curves: _Curves | None = None,
-            states: dict[Any, Any] | None = None) -> tuple[torch.Tensor, NodeAux]:
+            states: dict[Any, Any] | None = None,
+            stage_kwargs: dict[Any, Any] | None = None) -> tuple[torch.Tensor, NodeAux]:
         """Render checked inputs; ``sources`` is ``[batch, num_in, channels, samples]``.
 
         ``states`` (a stream's): each stage call's processor state, read and
         updated in place; ``None`` renders with plain ``forward`` calls.
+        ``stage_kwargs`` (a stream's, outside autograd): each stage call's
+        parameters, kept from the first block that prepares them, so that
+        every block hands a processor the same tensors.
         """
         curves = curves or _Curves(frozenset(), sources.shape[-1], 1)
         batch = sources.shape[0]
@@ -308,7 +305,7 @@ class _Program:
                 for index in [i for i in pending if self._stages[i].processor is stage.processor]:
                     settle(index)
             finish = self._run_stage(stage, produced, parameters, per_example.get(stage.type, False),
-                                     batch, aux_by_node, batched, background, curves, states)
+                                     batch, aux_by_node, batched, background, curves, states, stage_kwargs)
             pending[stage.index] = finish
             if not background:
                 settle(stage.index)
@@ -324,7 +321,8 @@ class _Program:
     def _run_stage(self, stage: _StagePlan, produced: dict[Producer, Produced], parameters: Any,
                    per_example: bool, batch: int, aux_by_node: NodeAux, batched: bool,
                    background: bool, curves: _Curves,
-                   states: dict[Any, Any] | None = None) -> Callable[[], list[Produced]]:
+                   states: dict[Any, Any] | None = None,
+                   stage_kwargs: dict[Any, Any] | None = None) -> Callable[[], list[Produced]]:
         """Gather a stage's inputs now; the returned function gives its outputs (waiting for a background call)."""
         channels = [inlet_channels(inlet, produced) for inlet in stage.inlets]
         if stage.type == "out":
@@ -342,8 +340,13 @@ class _Program:
             inputs = [
                 gather(inlet, produced, subset, c, self._index_cache) for inlet, c in zip(stage.inlets, signature)
             ]
-            kwargs = ({} if stage.processor is None
-                      else self._stage_parameters(stage, parameters, per_example, subset, batch, curves))
+            key = (stage.index, None if subset is None else subset.tobytes())
+            kwargs = None if stage_kwargs is None else stage_kwargs.get(key)
+            if kwargs is None:
+                kwargs = ({} if stage.processor is None
+                          else self._stage_parameters(stage, parameters, per_example, subset, batch, curves))
+                if stage_kwargs is not None:
+                    stage_kwargs[key] = kwargs
             prepared.append((subset, inputs, kwargs))
 
         if background and stage.runs_on_host:

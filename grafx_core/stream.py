@@ -19,10 +19,12 @@ import torch
 from torch import nn
 
 from .description import describe
+from ._paths import TREES
 from .errors import StreamingError
 from .graph import BUILTIN_TYPES, Graph
 from .schedule import render_order
-from .parameters import check_parameters
+from .curves import _Curves
+from .parameters import _check_parameters, check_parameters
 from .processor import iter_parameter_shapes, normalized_parameter_size
 from .state import detach_state as detach_tree
 from .state import require_streamable
@@ -107,7 +109,7 @@ def _compensated(plan: RenderPlan) -> tuple[RenderPlan, int]:
         graph.connect(delay, edge.dst, "main", edge.inlet)
     # The plan's own class, so this module needs no import of the plan (which imports it, in RenderPlan.stream);
     # the graph is the checked one plus delay nodes, so it only needs scheduling.
-    return type(plan)(graph, processors, render_order(graph), tile_bytes=None), total
+    return type(plan)(graph, processors, render_order(graph), tile_bytes=None, control_hop=plan.control_hop), total
 
 
 def _check_streamable(plan: RenderPlan) -> None:
@@ -116,32 +118,22 @@ def _check_streamable(plan: RenderPlan) -> None:
             require_streamable(processor, f"node type {node_type!r}")
 
 
-def _block_parameters(plan: RenderPlan, parameters: Any, start: int, stop: int) -> Any:
-    """The parameters of the block of samples ``[start, stop)``: the one place a block's
-    parameters are prepared (a moving control's curve will be sliced to the block here).
-
-    Raises:
-        StreamingError: a parameter has a trailing axis of control frames (a curve).
-    """
-    del start, stop  # constant parameters are the same for every block
-    if not isinstance(parameters, Mapping):
-        return parameters
+def _curve_leaves(plan: RenderPlan, parameters: Any) -> dict[tuple[str, tuple[str, ...]], torch.Tensor]:
+    """Every parameter of ``parameters`` with a trailing axis of control frames (a curve)."""
+    found: dict[tuple[str, tuple[str, ...]], torch.Tensor] = {}
+    if not isinstance(parameters, TREES):
+        return found
     for node_type in plan.graph.processor_types():
-        tree = parameters.get(node_type)
-        if tree is None or node_type not in plan.processors:
+        if node_type not in parameters or node_type not in plan.processors:
             continue
         count = len(plan.graph.nodes_of_type(node_type))
         for path, shape in iter_parameter_shapes(normalized_parameter_size(plan.processors[node_type])):
-            value: Any = tree
+            value: Any = parameters[node_type]
             for key in path:
-                value = value.get(key) if isinstance(value, Mapping) else None
+                value = value[key] if isinstance(value, TREES) and key in value else None
             if isinstance(value, torch.Tensor) and _is_curve(value, count, tuple(shape)):
-                raise StreamingError(
-                    f"parameter {'.'.join(path)!r} of node type {node_type!r} has shape {list(value.shape)}: a "
-                    f"curve (trailing axis of control frames); streams render constant parameters "
-                    f"[nodes, *shape] or [batch, nodes, *shape] only, for now"
-                )
-    return parameters
+                found[(node_type, tuple(path))] = value
+    return found
 
 
 def _is_curve(value: torch.Tensor, count: int, shape: tuple[int, ...]) -> bool:
@@ -150,6 +142,72 @@ def _is_curve(value: torch.Tensor, count: int, shape: tuple[int, ...]) -> bool:
     if plain or per_example:
         return False
     return value.ndim >= len(shape) + 2 and tuple(value.shape[-len(shape) - 1:-1]) == shape
+
+
+def _check_curves(plan: RenderPlan, parameters: Any, batch: int | None,
+                  latency: int) -> tuple[Mapping[str, bool], frozenset[Any], int]:
+    """Check a stream's parameters once: ``(per_example, curve paths, frames)``.
+
+    Curves are checked as :meth:`RenderPlan.__call__` checks them for a render
+    as long as their frames span; a stream may be shorter than that span (the
+    later frames are unused) but not longer (its blocks say so when they get there).
+
+    Raises:
+        StreamingError: curves given to a plan compiled without ``control_hop``, or
+            to a graph that declares latency (the curves would have to be shifted
+            per node).
+        ParameterError: as :func:`~grafx_core.check_parameters`.
+    """
+    leaves = _curve_leaves(plan, parameters)
+    if not leaves:
+        return check_parameters(plan.graph, plan.processors, parameters, batch), frozenset(), 0
+    (node_type, path), first = next(iter(leaves.items()))
+    where = f"parameter {'.'.join(path)!r} of node type {node_type!r}"
+    if plan.control_hop is None:
+        raise StreamingError(f"{where} is a curve (trailing axis of control frames), but the plan was compiled "
+                             "without control_hop: compile_render(..., control_hop=N) gives the curves' rate")
+    if latency:
+        raise StreamingError(f"{where} is a curve, but the graph declares {latency} samples of latency: a stream "
+                             "of a graph with latency renders constant parameters only; render it in one call")
+    frames = first.shape[-1]
+    per_example, paths = _check_parameters(plan.graph, plan.processors, parameters, batch,
+                                           (frames - 1) * plan.control_hop + 1, plan.control_hop)
+    return per_example, frozenset(paths), frames
+
+
+def _block_parameters(plan: RenderPlan, parameters: Any, start: int, stop: int,
+                      curves: frozenset[Any] = frozenset(), frames: int = 0) -> tuple[Any, _Curves | None]:
+    """The parameters of the block of samples ``[start, stop)`` and how its curves expand: the one
+    place a block's parameters are prepared.
+
+    A curve is cut to the frames around the block (from the frame at or before
+    ``start`` to the one at or after ``stop - 1``), which the plan expands by
+    the rule of :mod:`grafx_core.curves` and cuts to the block: the same values,
+    bit for bit, as a one-shot render gives those samples.
+
+    Raises:
+        StreamingError: the stream has run past the samples the curves cover.
+    """
+    if not curves:
+        return parameters, None
+    hop = plan.control_hop
+    assert hop is not None  # _check_curves refused curves without one
+    first, last = start // hop, -(-(stop - 1) // hop)
+    if last >= frames:
+        node_type, path = sorted(curves)[0]
+        raise StreamingError(
+            f"parameter {'.'.join(path)!r} of node type {node_type!r} is a curve of {frames} frames at a hop of "
+            f"{hop}, covering {(frames - 1) * hop + 1} samples; the stream goes on past them (block of samples "
+            f"[{start}, {stop})): give curves with 1 + ceil((samples - 1) / hop) frames for the whole input")
+    cut = dict(parameters)
+    for node_type, path in curves:
+        tree = cut[node_type] = dict(cut[node_type])
+        for key in path[:-1]:
+            tree[key] = dict(tree[key])
+            tree = tree[key]
+        tree[path[-1]] = tree[path[-1]][..., first:last + 1]
+    moving = _Curves(curves, (last - first) * hop + 1, hop, offset=start - first * hop, length=stop - start)
+    return cut, moving
 
 
 def stream_render(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tensor], *,
@@ -165,7 +223,9 @@ def stream_render(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tens
 
     Args:
         plan: a compiled :class:`~grafx_core.RenderPlan`.
-        parameters: as for :meth:`RenderPlan.__call__`, constant over the stream.
+        parameters: as for :meth:`RenderPlan.__call__`; a time-varying control
+            may be a curve over the whole input (``control_hop`` of the plan),
+            each block receiving the part of it that covers the block.
         blocks: source blocks ``[num_in, channels, samples]`` or
             ``[batch, num_in, channels, samples]``; every block has the first
             block's shape but for its length.
@@ -178,7 +238,9 @@ def stream_render(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tens
     Raises:
         StreamingError: a processor of the graph can be rendered neither
             statefully nor memorylessly (before anything is rendered), a
-            parameter is a curve, or a block's shape differs from the first's.
+            block's shape differs from the first's, a curve is given to a
+            plan without ``control_hop`` or to a graph with latency, or the
+            stream runs past the samples the curves cover.
         SourceShapeError, ParameterError: as :meth:`RenderPlan.__call__`.
     """
     _check_streamable(plan)
@@ -190,21 +252,26 @@ def _stream(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tensor],
     run_plan, latency = _compensated(plan)
     program = run_plan._programs[run_plan._largest_stage]
     states: dict[Any, Any] = {}
+    kept: dict[Any, Any] = {}  # the stage calls' parameters, the same tensors every block without autograd
     first: torch.Tensor | None = None
     per_example: Mapping[str, bool] = {}
+    curves: frozenset[Any] = frozenset()
+    frames = 0
     position, to_drop = 0, latency
     for index, block in enumerate(blocks):
         sources, batched = run_plan._prepare_sources(block)
         length = sources.shape[-1]
-        block_parameters = _block_parameters(run_plan, parameters, position, position + length)
         if first is None:
             first = sources
-            per_example = check_parameters(run_plan.graph, run_plan.processors, block_parameters,
-                                           sources.shape[0] if batched else None)
+            per_example, curves, frames = _check_curves(run_plan, parameters,
+                                                        sources.shape[0] if batched else None, latency)
         elif sources.shape[:-1] != first.shape[:-1]:
             raise StreamingError(f"block {index} has shape {list(block.shape)}; every block must have the first "
                                  f"block's shape {list(first.shape[1 - int(batched):-1])} but for its length")
-        y, _ = program.run(block_parameters, sources, per_example, batched, states=states)
+        block_parameters, moving = _block_parameters(run_plan, parameters, position, position + length, curves,
+                                                     frames)
+        y, _ = program.run(block_parameters, sources, per_example, batched, moving, states=states,
+                           stage_kwargs=None if torch.is_grad_enabled() or curves else kept)
         if detach_state:
             for key in states:
                 states[key] = detach_tree(states[key])
@@ -216,7 +283,6 @@ def _stream(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tensor],
     if first is not None and latency:
         # Of the flushed samples, the first to_drop are still lag; the rest end the input's span.
         silence = first.new_zeros(*first.shape[:-1], latency)
-        y, _ = program.run(_block_parameters(run_plan, parameters, position, position + latency),
-                           silence, per_example, True, states=states)
+        y, _ = program.run(parameters, silence, per_example, True, states=states)
         if to_drop < latency:
             yield (y if batched else y[0])[..., to_drop:]

@@ -93,14 +93,58 @@ def test_stream_refuses_a_processor_without_state_naming_it() -> None:
         plan.stream({}, [torch.zeros(1, 1, 10)])
 
 
-def test_stream_refuses_a_curve_parameter() -> None:
+def _automated_chain(hop: int) -> tuple[object, dict, int]:
+    """in -> compressor -> stereo gain (pan) -> gain -> out, with curves on threshold, makeup, gain and pan."""
+    from grafx_dsp.dynamics import Compressor
+    from grafx_dsp.gain import StereoGain
+
     graph = Graph()
-    graph.add_serial_chain(["in", "gain", "out"])
-    processors = {"gain": Gain()}
-    plan = compile_render(graph, processors)
-    curve = {"gain": {"gain_db": torch.zeros(1, 1, 16)}}  # [nodes, *shape, frames]
-    with pytest.raises(StreamingError, match="'gain_db' of node type 'gain' .* curve"):
-        list(plan.stream(curve, [torch.zeros(1, 1, 10)]))
+    graph.add_serial_chain(["in", "comp", "pan", "gain", "out"])
+    processors = {"comp": Compressor(), "pan": StereoGain(), "gain": Gain()}
+    return compile_render(graph, processors, control_hop=hop), processors, hop
+
+
+@pytest.mark.parametrize("hop,sizes", [(64, [64]), (100, [37]), (256, [1000, 1, 333]), (7, [4096])])
+def test_a_stream_with_curves_equals_one_render_with_them(hop: int, sizes: list[int]) -> None:
+    from grafx_core import curve_frames
+
+    plan, processors, _ = _automated_chain(hop)
+    samples = 2501
+    frames = curve_frames(samples, hop)
+    gen = torch.Generator().manual_seed(hop)
+    parameters = create_empty_parameters(plan.graph, processors)
+    parameters["comp"]["threshold_db"] = -30.0 + 20.0 * torch.rand(1, 1, frames, generator=gen)
+    parameters["comp"]["makeup_db"] = 6.0 * torch.randn(1, 1, frames, generator=gen)
+    parameters["pan"]["pan"] = torch.rand(1, 1, frames, generator=gen) * 2 - 1
+    parameters["gain"]["gain_db"] = 3.0 * torch.randn(1, 1, frames, generator=gen)
+    sources = 0.5 * torch.randn(1, 2, samples, generator=gen)
+    with torch.no_grad():
+        whole, _ = plan(parameters, sources)
+        streamed = torch.cat(list(plan.stream(parameters, _blocks(sources, sizes))), dim=-1)
+        constant, _ = plan(create_empty_parameters(plan.graph, processors), sources)
+    assert float((whole - constant).abs().max()) > 0.1  # the curves move the render
+    assert float((streamed - whole).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
+
+
+def test_a_stream_refuses_curves_it_cannot_render_naming_them() -> None:
+    plan, processors, _ = _automated_chain(100)
+    parameters = create_empty_parameters(plan.graph, processors)
+    parameters["gain"]["gain_db"] = torch.zeros(1, 1, 11)  # covers 1001 samples
+    with pytest.raises(StreamingError, match=r"'gain_db' of node type 'gain' is a curve of 11 frames .* 1001 "
+                                             r"samples; the stream goes on past them"):
+        list(plan.stream(parameters, [torch.zeros(1, 1, 600)] * 2))
+    unhopped = compile_render(plan.graph, processors)
+    with pytest.raises(StreamingError, match="'gain_db' of node type 'gain' is a curve .* without control_hop"):
+        list(unhopped.stream(parameters, [torch.zeros(1, 1, 10)]))
+    from grafx_dsp.eq import ParametricEQ
+
+    graph = Graph()
+    graph.add_serial_chain(["in", "eq", "out"])
+    eq = {"eq": ParametricEQ(n_peaks=1)}
+    moving = create_empty_parameters(graph, eq)
+    moving["eq"]["peak_gain_db"] = torch.zeros(1, 1, 11)
+    with pytest.raises(StreamingError, match=r"ParametricEQ: the moving controls \['peak_gain_db'\]"):
+        list(compile_render(graph, eq, control_hop=100).stream(moving, [torch.zeros(1, 1, 500)]))
 
 
 def test_stream_state_gradients_stay_within_a_block_when_detached() -> None:
@@ -161,3 +205,50 @@ def test_a_numpy_effect_object_streams_through_process_block_bit_for_bit() -> No
         whole, _ = plan(params, x)
         streamed = torch.cat(list(plan.stream(params, _blocks(x, [64, 7]))), dim=-1)
     assert torch.equal(streamed, whole)
+
+
+def _pole_process(effect, audio: np.ndarray, rate: float, gain) -> np.ndarray:
+    """One item through a fresh pole; a moving gain (an array) applies value b to control block b."""
+    pole = _OnePole()
+    gains = np.atleast_1d(np.asarray(gain, dtype=np.float32))
+    block = 32 if gains.size > 1 else audio.shape[-1]
+    return np.concatenate([pole.block(audio[:, b * block:(b + 1) * block], float(gains[b]))
+                           for b in range(-(-audio.shape[-1] // block))], axis=-1)
+
+
+@pytest.mark.parametrize("sizes", [[64, 7], [100], [1, 31, 33]])
+def test_a_black_box_streams_a_moving_control_as_one_render_does(sizes: list[int]) -> None:
+    from grafx_core import BlackBoxProcessor, ParameterSpec, curve_frames
+
+    box = BlackBoxProcessor(
+        None, [ParameterSpec("gain", 0.1, 2.0, default=1.0, time_varying=True)], effect_factory=_OnePole,
+        process=_pole_process, process_block=lambda effect, audio, rate, gain: effect.block(audio, gain),
+        workers=1, control_block=32)
+    graph = Graph()
+    graph.add_serial_chain(["in", "pole", "out"])
+    graph.add_serial_chain(["in", "pole", "out"])
+    plan = compile_render(graph, {"pole": box}, control_hop=50)
+    gen = torch.Generator().manual_seed(5)
+    params = {"pole": {"gain": 2 * torch.randn(2, 1, curve_frames(300, 50), generator=gen)}}  # raw values
+    x = torch.randn(2, 2, 300, generator=gen)
+    with torch.no_grad():
+        whole, _ = plan(params, x)
+        streamed = torch.cat(list(plan.stream(params, _blocks(x, sizes))), dim=-1)
+        still, _ = plan({"pole": {"gain": params["pole"]["gain"][..., 0]}}, x)
+    assert float((whole - still).abs().max()) > 0.1  # the control moves
+    assert torch.equal(streamed, whole)
+
+
+def test_a_black_box_in_worker_processes_refuses_to_stream_saying_why() -> None:
+    from grafx_core import BlackBoxProcessor, ParameterSpec
+
+    box = BlackBoxProcessor(
+        None, [ParameterSpec("gain", 0.1, 2.0, default=1.0)], effect_factory=_OnePole,
+        process=lambda effect, audio, rate, gain: _OnePole().block(audio, gain),
+        process_block=lambda effect, audio, rate, gain: effect.block(audio, gain), runner="isolated", workers=1)
+    graph = Graph()
+    graph.add_serial_chain(["in", "pole", "out"])
+    plan = compile_render(graph, {"pole": box})
+    with torch.no_grad(), pytest.raises(StreamingError, match=r"renders in worker processes \(isolated workers=1, "
+                                                              r"e\.g\. --isolate\).* keep no effect instance"):
+        list(plan.stream({"pole": {"gain": torch.tensor([[1.0]])}}, [torch.zeros(1, 2, 64)]))

@@ -122,3 +122,31 @@ def test_progress_line_shows_position_speed_and_time_left():
     bar = RenderProgress(total=44100 * 120, sample_rate=44100, stream=io.StringIO())
     assert bar.line(44100 * 30, 3.0) == ("render [######..................] 0:30 of 2:00 audio  10.0x real time  "
                                          "eta 0:09")
+
+
+def test_render_block_size_streams_the_curves_of_a_parameter_file(tmp_path, capsys):
+    from grafx_core import create_empty_parameters, curve_frames, processors_for_graph, save_parameters
+
+    names = _console_files(tmp_path)
+    graph = Graph.load(tmp_path / "g.json")
+    processors = processors_for_graph(graph, {"dsp:reverb": {"ir_seconds": 0.1, "n_bands": 2},
+                                              "dsp:parametric_eq": {"n_peaks": 1}}, sample_rate=44100)
+    parameters = create_empty_parameters(graph, processors)
+    frames = curve_frames(5000, 300)
+    gen = torch.Generator().manual_seed(4)
+    parameters["dsp:stereo_gain"]["gain_db"] = 6.0 * torch.randn(2, 1, frames, generator=gen)
+    parameters["dsp:compressor"]["threshold_db"] = -40.0 + 30.0 * torch.rand(1, 1, frames, generator=gen)
+    save_parameters(parameters, tmp_path / "p.json", control_hop=300)
+    common = ["render", str(tmp_path / "g.json"), "-s", names[0], "-s", names[1],
+              "--options", str(tmp_path / "o.json"), "-p", str(tmp_path / "p.json")]
+    assert main([*common, "-o", str(tmp_path / "whole.wav")]) == 0
+    assert main([*common, "-o", str(tmp_path / "streamed.wav"), "--block-size", "777"]) == 0
+    whole, _ = read_wav(tmp_path / "whole.wav")
+    streamed, _ = read_wav(tmp_path / "streamed.wav")
+    assert float((streamed - whole).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
+    short = ["-p", str(tmp_path / "short.json")]
+    parameters["dsp:stereo_gain"]["gain_db"] = parameters["dsp:stereo_gain"]["gain_db"][..., :-2]
+    parameters["dsp:compressor"]["threshold_db"] = parameters["dsp:compressor"]["threshold_db"][..., :-2]
+    save_parameters(parameters, tmp_path / "short.json", control_hop=300)
+    assert main([*common[:-2], *short, "-o", str(tmp_path / "y.wav"), "--block-size", "777"]) == 1
+    assert "need 18" in capsys.readouterr().err and not (tmp_path / "y.wav").exists()

@@ -10,6 +10,7 @@ dtype.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -286,36 +287,91 @@ class BlackBoxProcessor(nn.Module):
         """One block through each node's own instance (``None`` without ``process_block``)."""
         return self._forward_stateful if self.process_block is not None else None
 
-    def _initial_state(self, x: torch.Tensor, /, **params: torch.Tensor) -> list[Any]:
+    def _initial_state(self, x: torch.Tensor, /, **params: torch.Tensor) -> BlockStreamState:
+        refusal = self.stream_refusal()
+        if refusal is not None:
+            raise StreamingError(refusal)
         assert self._effects is not None
-        return [self._effects.make() for _ in range(x.shape[0])]
+        return BlockStreamState([self._effects.make() for _ in range(x.shape[0])])
 
-    def _forward_stateful(self, state: list[Any], x: torch.Tensor, /,
-                          **params: torch.Tensor) -> tuple[torch.Tensor, list[Any]]:
+    def stream_refusal(self) -> str | None:
+        """Why this black box cannot stream as configured (``None``: it can).
+
+        A stream keeps one effect instance per node alive in this process from
+        block to block; a runner that renders items in other processes
+        (``runner="isolated"``, ``"ray"``) keeps no instance between calls, so
+        its plug-ins cannot carry their state through a stream.
+        """
+        if self.process_block is None:
+            return f"black box {self.name!r} has no process_block: it cannot render block by block"
+        if isinstance(self.runner, ThreadPoolRunner):
+            return None
+        return (f"black box {self.name!r} renders in worker processes ({self.runner.describe()}, e.g. --isolate), "
+                "which render whole items and keep no effect instance between calls; a stream needs each node's "
+                "instance alive from block to block in this process. Stream it in-process (without --isolate / "
+                "runner='isolated'), or render in one call to keep the isolation")
+
+    def _forward_stateful(self, state: BlockStreamState, x: torch.Tensor, /,
+                          **params: torch.Tensor) -> tuple[torch.Tensor, BlockStreamState]:
         if torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in params.values())):
             raise StreamingError(f"black box {self.name!r} renders block by block without a gradient: "
                                  "stream it under torch.no_grad() (or detach its inputs)")
+        moving = [s.name for s in self.specs
+                  if s.time_varying and isinstance(params.get(s.name), torch.Tensor) and params[s.name].dim() == 3]
         target = BlackBoxTarget(self, current_row_labels() or self.node_labels)
-        natural = target._natural(_unit(self._raw_columns(params, x.shape[0]).detach())).cpu().numpy()
         audio = x.detach().to("cpu", torch.float32).contiguous().numpy()
         audio.flags.writeable = False
         channels = self.output_channels or x.shape[1]
         out = np.empty((x.shape[0], channels, x.shape[2]), dtype=np.float32)
-        assert self.process_block is not None
-        for r, effect in enumerate(state):
-            values = {n: float(v) for n, v in zip(target.columns, natural[r])}
-            try:
-                y = self.process_block(effect, audio[r], self.sample_rate, **values)
-            except Exception as exc:
-                raise BlackBoxError(f"black box {self.name!r}, {_row_name(target, r)}: process_block raised "
-                                    f"{type(exc).__name__}: {exc}") from exc
-            y = np.asarray(y, dtype=np.float32).reshape(-1, x.shape[2]) if np.ndim(y) == 1 else np.asarray(y)
-            if y.shape != (channels, x.shape[2]) or not np.isfinite(y).all():
-                raise BlackBoxError(f"black box {self.name!r}, {_row_name(target, r)}: process_block returned "
-                                    f"shape {tuple(y.shape)} (finite: {bool(np.isfinite(y).all())}); expected "
-                                    f"finite [{channels}, {x.shape[2]}]")
-            out[r] = y
+        start = state.position
+        for a, b in _control_pieces(start, start + x.shape[2], self.control_block if moving else None):
+            natural = self._block_natural(target, state, params, moving, a - start, a)
+            piece = audio[..., a - start:b - start]
+            for r, effect in enumerate(state.effects):
+                out[r, :, a - start:b - start] = self._process_row(target, effect, piece[r], natural[r], r,
+                                                                   channels)
+        state.position = start + x.shape[2]
         return torch.from_numpy(out).to(x.device, x.dtype), state
+
+    def _block_natural(self, target: BlackBoxTarget, state: BlockStreamState, params: Mapping[str, torch.Tensor],
+                       moving: list[str], offset: int, position: int) -> list[dict[str, float]]:
+        """Each row's natural control values for the piece starting at ``offset`` of the block.
+
+        A curve takes its value at the start of the control block the piece lies in (the
+        moving one-shot render's rule, :mod:`grafx_core.blackbox.moving`): read from the block
+        where that start falls inside it, else held from the block that had it.
+        """
+        rows = next(iter(params.values())).shape[0] if params else len(state.effects)
+        static = {k: v for k, v in params.items() if k not in moving}
+        dtype = next(iter(params.values())).dtype if params else torch.float32
+        fixed = {name: torch.zeros(rows, 1, dtype=dtype) for name in moving}
+        natural = target._natural(_unit(self._raw_columns({**static, **fixed}, rows).detach())).cpu().numpy()
+        values = [{n: float(v) for n, v in zip(target.columns, natural[r])} for r in range(rows)]
+        for spec in (s for s in self.specs if s.name in moving):
+            if position % self.control_block == 0 or spec.name not in state.held:
+                raw = params[spec.name][:, 0, offset].detach().cpu()
+                # The map the one-shot render takes: _unit in the signal's dtype, natural in float32.
+                normalised = _unit(raw).to(torch.float64)
+                state.held[spec.name] = spec.to_natural(normalised).numpy().astype(np.float32)
+            for r in range(rows):
+                values[r][spec.name] = float(state.held[spec.name][r])
+        return values
+
+    def _process_row(self, target: BlackBoxTarget, effect: Any, audio: np.ndarray, values: dict[str, float],
+                     row: int, channels: int) -> np.ndarray:
+        assert self.process_block is not None
+        samples = audio.shape[-1]
+        try:
+            y = self.process_block(effect, audio, self.sample_rate, **values)
+        except Exception as exc:
+            raise BlackBoxError(f"black box {self.name!r}, {_row_name(target, row)}: process_block raised "
+                                f"{type(exc).__name__}: {exc}") from exc
+        y = np.asarray(y, dtype=np.float32).reshape(-1, samples) if np.ndim(y) == 1 else np.asarray(y)
+        if y.shape != (channels, samples) or not np.isfinite(y).all():
+            raise BlackBoxError(f"black box {self.name!r}, {_row_name(target, row)}: process_block returned "
+                                f"shape {tuple(y.shape)} (finite: {bool(np.isfinite(y).all())}); expected "
+                                f"finite [{channels}, {samples}]")
+        return y
 
     # -- parameters ---------------------------------------------------------
     def _raw_columns(self, params: Mapping[str, torch.Tensor], nodes: int) -> torch.Tensor:
@@ -444,3 +500,29 @@ class BlackBoxProcessor(nn.Module):
         return (f"name={self.name!r}, parameters=[{specs}], estimator={self.estimator!r}, "
                 f"signal_gradient={self.signal_gradient!r}, {self.runner.describe()}, "
                 f"instances={self.instances!r}")
+
+
+@dataclass
+class BlockStreamState:
+    """A black box's state in a stream: one effect instance per node, kept for the whole stream, the
+    samples rendered so far (where the control blocks of its curves fall) and the value each moving
+    control holds since its current control block began."""
+
+    effects: list[Any]
+    position: int = 0
+    held: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __getitem__(self, row: int) -> Any:
+        """Node ``row``'s effect instance."""
+        return self.effects[row]
+
+    def __len__(self) -> int:
+        return len(self.effects)
+
+
+def _control_pieces(start: int, stop: int, block: int | None) -> list[tuple[int, int]]:
+    """``[start, stop)`` cut where control blocks of ``block`` samples begin (``None``: not cut)."""
+    if block is None:
+        return [(start, stop)]
+    cuts = [start, *range((start // block + 1) * block, stop, block), stop]
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]

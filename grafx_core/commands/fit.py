@@ -44,8 +44,8 @@ from ..fitting.stems import read_multitrack
 from ..graph import Graph
 from ..parameter_file import load_parameters
 from ..registry import get_console, get_exporter, processors_for_graph
-from ._arguments import (add_allow_plugins, at_least, device_name, duration, positive_number, seed_number,
-                         threads_count, whole_number_between)
+from ._arguments import (add_allow_plugins, at_least, device_name, duration, positive_number, seconds_at_least,
+                         seed_number, threads_count, whole_number_between)
 from ._processors import accepts_keyword, isolate_black_boxes, read_options
 
 __all__ = ["add_arguments", "run"]
@@ -119,6 +119,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--excerpt", type=positive_number, default=4.0, metavar="SECONDS",
                         help="the steps fit the loudest this many seconds of the target (default 4; a step costs "
                         "what its audio lasts); the mix and metrics are of the whole")
+    parser.add_argument("--warmup", type=seconds_at_least(0.0), metavar="SECONDS",
+                        help="long material: render each excerpt the steps fit (--excerpt seconds) after this many "
+                        "seconds of the material before it, every processor's state carried, without gradient; "
+                        "memory stays that of the excerpts, whatever the stems' length (needs a console that "
+                        "streams, no black boxes)")
+    parser.add_argument("--excerpts", type=at_least(1), default=1, metavar="K",
+                        help="with --warmup: fit K excerpts spread evenly over the material (default 1, the loudest)")
+    parser.add_argument("--warmup-gradient", action="store_true",
+                        help="with --warmup: follow the gradient through the warm-up too (the exact gradient of the "
+                        "excerpts of a whole render, at the memory of the warm-up's autograd graph)")
     parser.add_argument("--max-lag-ms", type=positive_number, default=50.0, metavar="MS",
                         help="the largest lag the alignment looks for, either way (default 50 ms)")
     parser.add_argument("--isolate", action="store_true",
@@ -189,6 +199,9 @@ def run(args: argparse.Namespace) -> int:
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
     inputs = [*args.stems, args.target, *(p for p in (args.graph, args.options, args.params, args.hidden) if p)]
     settings = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
+    if args.warmup is not None and (args.automate or args.prune or args.optimizer != "adam"):
+        raise GrafxError("--warmup fits excerpts with Adam, one value per control: it cannot be combined with "
+                         "--automate, --prune or another --optimizer yet")
     automation = None
     if args.automate:
         if args.prune:
@@ -208,7 +221,8 @@ def run(args: argparse.Namespace) -> int:
                  device=device, threads=args.threads, title="fitted", notes=multitrack.notes, settings=settings,
                  seconds=args.time, fixed=console.fixed, alignment=alignment,
                  initialise=not (args.no_init or args.params or args.graph), excerpt_seconds=args.excerpt,
-                 automation=automation)
+                 automation=automation, warmup_seconds=args.warmup, excerpts=args.excerpts,
+                 warmup_gradient=args.warmup_gradient)
     status = fit_console(job, sys.stdout).exit_status
     if status == 0 and exporter is not None:
         written = exporter(args.output, args.export_ardour, force=args.force)

@@ -28,7 +28,7 @@ from ..errors import AudioFileError, ParameterError, ProcessorOutputError, Sourc
 from ..graph import Graph
 from ..fitting.outputs import same_file
 from ..parameter_file import _leaves, load_control_hop, load_parameters
-from ..parameters import create_empty_parameters
+from ..parameters import check_parameters, create_empty_parameters
 from ..registry import processors_for_graph
 from ..plan import compile_render
 from ..render import render
@@ -169,8 +169,12 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
             sample_rate = readers[0].sample_rate
             processors, parameters = _processors_and_parameters(graph, sample_rate, params_path, options_path,
                                                                 isolate)
+            hop = _control_hop(params_path, control_hop)
+            if hop is not None:  # curves span the whole input: check them against its length before streaming
+                check_parameters(graph, processors, parameters, samples=max(r.frames for r in readers),
+                                 control_hop=hop)
             with torch_threads(threads):
-                plan = compile_render(graph, processors, method)  # type: ignore[arg-type]
+                plan = compile_render(graph, processors, method, control_hop=hop)  # type: ignore[arg-type]
                 return stream_to_files(plan, parameters, readers, outputs, block_size, format, pad)
         finally:
             for reader in readers:

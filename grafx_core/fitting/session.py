@@ -33,6 +33,7 @@ from ..plan import compile_render
 from ..render import render
 from ..wavfile import write_wav
 from .engineer import describe_stems, residual_report
+from .excerpts import warmed_excerpts
 from .initial import initialise, loudest_excerpt, polish_returns
 from .automation import Automation, SmoothCurves, automation_lines, automation_report, plot_curves, to_curves
 from .latent import LatentParameters
@@ -91,6 +92,11 @@ class FitJob:
         initialise: start from least-squares faders and pans and band-ratio EQs where that scores
             better than ``start`` (:func:`~grafx_core.fitting.initial.initialise`).
         automation: controls to fit as smooth curves (``None``: every control is one value).
+        warmup_seconds: with ``excerpt_seconds``, render each excerpt after this many seconds of the
+            material before it, states carried (``None``: excerpts start from silence); see
+            :class:`~grafx_core.fitting.excerpts.ExcerptObjective`.
+        excerpts: how many excerpts the steps fit with a warm-up (1: the loudest; more: spread evenly).
+        warmup_gradient: follow the gradient through the warm-up too (memory of the warm-up's graph).
     """
 
     names: list[str]
@@ -124,6 +130,9 @@ class FitJob:
     initialise: bool = False
     excerpt_seconds: float | None = None
     automation: Automation | None = None
+    warmup_seconds: float | None = None
+    excerpts: int = 1
+    warmup_gradient: bool = False
 
 
 @dataclass
@@ -228,13 +237,18 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     # The steps fit the loudest excerpt: a console's parameters do not change over time, and a step costs
     # what its audio lasts. The mixes and metrics below are of the whole.
     fit_sources, fit_target = sources, target
+    windows = None
+    if job.warmup_seconds is not None:  # long material: excerpts after a warm-up with their real state
+        windows = warmed_excerpts(plan, sources, target, job.sample_rate, job.excerpt_seconds, job.warmup_seconds,
+                                  job.excerpts, job.warmup_gradient, out)
     # Curves span the whole clip, frame for frame: an automated fit steps on all of it.
-    if job.excerpt_seconds is not None and automation is None:
+    elif job.excerpt_seconds is not None and automation is None:
         fit_sources, fit_target = loudest_excerpt(sources, target, job.sample_rate, job.excerpt_seconds)
         if fit_target.shape[-1] < target.shape[-1]:
             print(f"  steps fit the loudest {fit_target.shape[-1] / job.sample_rate:.1f} s of "
                   f"{seconds:.1f} s (--excerpt); the mix and metrics are of all of it", file=out)
-    loss = SpectralLoss(fit_target)
+    loss: Any = windows if windows is not None else SpectralLoss(fit_target)
+    render_fit = windows.render if windows is not None else lambda p: plan(p, fit_sources)[0][0]
     latent = LatentParameters(start, processors)
     frozen = latent.freeze(job.fixed)
     if frozen:
@@ -244,7 +258,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     budget = RenderBudget(graph, processors, job.renders)
     try:
         with _quiet_fixed_controls():
-            result = optimise(lambda p: plan(p, fit_sources)[0][0], latent, objective, job.steps, job.optimizer,
+            result = optimise(render_fit, latent, objective, job.steps, job.optimizer,
                               learning_rate=job.learning_rate, progress=Progress(job.steps, progress_stream),
                               patience=job.patience, log=log, budget=budget, seed=job.seed, seconds=job.seconds)
     finally:
@@ -257,7 +271,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         if polished is not None:
             fitted_params = polished.parameters
             with torch.no_grad():
-                polished_loss = float(loss(plan(fitted_params, fit_sources)[0][0]))
+                polished_loss = float(loss(render_fit(fitted_params)))
             for note in polished.notes:
                 print(f"  {note}", file=out)
     save_parameters(fitted_params, path("fitted.params.json"), control_hop=hop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping
 from typing import Any, Union
 
@@ -20,6 +21,51 @@ MIN_SAMPLE_RATE = 1000.0
 frequency ranges (20 Hz up to 0.45 fs) are empty and a near-zero rate renders NaN."""
 
 Number = Union[float, int, torch.Tensor]
+
+class _LimitMemo:
+    """The soft-limited values of the last parameter tensors a processor limited.
+
+    A stream renders block after block with the same parameter tensors
+    (``grafx_core.stream`` hands every block the same objects), and limiting
+    a handful of small tensors per block cost as much as a compressor's own
+    arithmetic on a block of 4,096 samples. A value is reused only for the very
+    same tensor object, unchanged since (its version counter), outside
+    autograd, and never for a curve or a large tensor.
+    """
+
+    SIZE = 256
+    LARGEST = 4096
+
+    def __init__(self) -> None:
+        self._memo: weakref.WeakKeyDictionary[Any, dict[tuple[str, int], tuple[torch.Tensor, int, torch.Tensor]]]
+        self._memo = weakref.WeakKeyDictionary()
+
+    @classmethod
+    def _version(cls, value: torch.Tensor) -> int | None:
+        if value.dim() >= 3 or value.numel() > cls.LARGEST or (value.requires_grad and torch.is_grad_enabled()):
+            return None
+        try:
+            return int(value._version)
+        except RuntimeError:  # an inference tensor keeps no version counter
+            return None
+
+    def get(self, processor: Any, name: str, value: torch.Tensor) -> torch.Tensor | None:
+        entry = self._memo.get(processor, {}).get((name, id(value)))
+        if entry is None or entry[0] is not value or entry[1] != self._version(value):
+            return None
+        return entry[2]
+
+    def put(self, processor: Any, name: str, value: torch.Tensor, limited: torch.Tensor) -> None:
+        version = self._version(value)
+        if version is None or limited.requires_grad:
+            return
+        memo = self._memo.setdefault(processor, {})
+        if len(memo) >= self.SIZE:
+            del memo[next(iter(memo))]
+        memo[(name, id(value))] = (value, version, limited)
+
+
+_LIMITS = _LimitMemo()
 
 _UNITS = (("_db", "dB"), ("_hz", "Hz"), ("_ms", "ms"), ("_s", "s"))
 
@@ -94,6 +140,14 @@ class DSPProcessor(Processor):
                 processor, the parameter and the node row.
         """
         value = torch.as_tensor(value)
+        remembered = _LIMITS.get(self, name, value)
+        if remembered is not None:
+            return remembered
+        limited = self._limit(name, value)
+        _LIMITS.put(self, name, value, limited)
+        return limited
+
+    def _limit(self, name: str, value: torch.Tensor) -> torch.Tensor:
         finite = torch.isfinite(value.detach())
         if not bool(finite.all()):
             bad = (~finite).nonzero()[0].tolist()

@@ -14,9 +14,11 @@ from typing import Any
 
 import torch
 
+from grafx_core import StreamingError
 from grafx_core.state import call_block
 
 from .fft import convolve_block
+from .partitioned import initial_partitioned_state, partition_size, partition_spectra, partitioned_block
 
 __all__ = ["StatefulConvolution", "child_block", "sparse_block", "MAX_HISTORY"]
 
@@ -29,11 +31,17 @@ class StatefulConvolution:
     :meth:`stream_kernel` (``[rows, 1, taps]``, or ``[rows, outlets, 1, taps]`` with
     ``x`` unsqueezed at dimension 1 and one outlet per kernel).
 
-    State: ``{"tail": [rows, (outlets,) channels, taps - 1]}``, the overhang of
-    the blocks rendered so far. Where no gradient is asked for, the state also
-    keeps the kernel and the parameters it was designed from, and the next
-    block reuses it if they are equal (designing a long response every block
-    cost more than convolving with it).
+    State: a response no longer than the first block's partition size
+    (:func:`grafx_dsp.partitioned.partition_size`) is convolved per block by
+    overlap-add, ``{"tail": [rows, (outlets,) channels, taps - 1]}`` holding
+    the overhang of the blocks rendered so far; a longer one (a reverb) by
+    uniformly partitioned convolution, ``{"size": partition size, "conv":
+    the input history and frequency-domain delay line}``
+    (:mod:`grafx_dsp.partitioned`), so a block costs FFTs of its own size, not
+    of the response's. Where no gradient is asked for, the state also keeps
+    the kernel (and its transforms) and the parameters it was designed from,
+    and the next block reuses them if the parameters are equal (designing a
+    long response every block cost more than convolving with it).
     """
 
     def stream_kernel(self, x: torch.Tensor, **params: Any) -> torch.Tensor:  # pragma: no cover - abstract
@@ -43,30 +51,52 @@ class StatefulConvolution:
         """An empty state: the overhang starts at zero (made by the first block)."""
         return {}
 
-    def forward_stateful(self, state: Mapping[str, torch.Tensor], x: torch.Tensor,
-                         **params: Any) -> tuple[Any, dict[str, torch.Tensor]]:
-        """One block, carrying the convolution's overhang (see the class docstring)."""
+    def forward_stateful(self, state: Mapping[str, Any], x: torch.Tensor,
+                         **params: Any) -> tuple[Any, dict[str, Any]]:
+        """One block, carrying the convolution's state (see the class docstring)."""
         check = getattr(self, "check_channels", None)
         if check is not None:
             check(x)
+        shapes = {name: bounds.shape for name, bounds in getattr(self, "ranges", {}).items()}
+        moving = sorted(name for name, value in params.items() if isinstance(value, torch.Tensor)
+                        and name in shapes and value.dim() == len(shapes[name]) + 2)
+        if moving:
+            raise StreamingError(
+                f"{type(self).__name__}: the moving controls {moving} (curves) do not stream: a moving filter is "
+                "redesigned on a grid of blocks from the start of the signal, which a stream does not carry yet; "
+                "render a graph with moving filters in one call")
         kernel = _cached_kernel(state, params)
-        spectra: dict[str, torch.Tensor] | None = None
+        cached = kernel is not None
         if kernel is None:
             kernel = self.stream_kernel(x, **params)
-        else:
-            spectra = dict(state.get("spectra", {}))
         kept = _kernel_cache(kernel, params)
-        cache = None if spectra is None else {int(k): v for k, v in spectra.items()}
-        if kernel.dim() == 4:
-            y, tail = convolve_block(x.unsqueeze(1), kernel, state.get("tail"), cache)
-            y = tuple(y.unbind(dim=1))
+        signal = x.unsqueeze(1) if kernel.dim() == 4 else x
+        if "conv" in state or (not state and kernel.shape[-1] > partition_size(x.shape[-1])):
+            y, new = _partitioned(state, signal, kernel, cached, kept)
         else:
-            y, tail = convolve_block(x, kernel, state.get("tail"), cache)
-        if kept and cache is not None:
-            kept["spectra"] = {str(k): v for k, v in cache.items()}
-        elif kept:
-            kept["spectra"] = {}
-        return y, {"tail": tail, **kept}
+            spectra = dict(state.get("spectra", {})) if cached else None
+            cache = None if spectra is None else {int(k): v for k, v in spectra.items()}
+            y, tail = convolve_block(signal, kernel, state.get("tail"), cache)
+            if kept:
+                kept["spectra"] = {} if cache is None else {str(k): v for k, v in cache.items()}
+            new = {"tail": tail, **kept}
+        return (tuple(y.unbind(dim=1)) if kernel.dim() == 4 else y), new
+
+
+def _partitioned(state: Mapping[str, Any], signal: torch.Tensor, kernel: torch.Tensor, cached: bool,
+                 kept: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+    """A block of a long response by uniformly partitioned convolution (:mod:`grafx_dsp.partitioned`)."""
+    size = int(state.get("size", partition_size(signal.shape[-1])))
+    if cached and "parts" in state:
+        spectra, head = state["parts"], state["head"]
+    else:
+        spectra = partition_spectra(kernel, size)
+        head = torch.nn.functional.pad(kernel, (0, max(0, size - kernel.shape[-1])))[..., :size]
+    conv = state.get("conv") or initial_partitioned_state(signal, spectra.shape[-2], size)
+    y, conv = partitioned_block(signal, spectra, head, conv)
+    if kept:
+        kept.update(parts=spectra, head=head)
+    return y, {"size": size, "conv": conv, **kept}
 
 
 def _leaves(params: Mapping[str, Any], prefix: str = "") -> dict[str, torch.Tensor]:
@@ -93,9 +123,9 @@ def _cached_kernel(state: Mapping[str, Any], params: Mapping[str, Any]) -> torch
 
 def _kernel_cache(kernel: torch.Tensor, params: Mapping[str, Any]) -> dict[str, Any]:
     leaves = _leaves(params)
-    if kernel.requires_grad or any(t.requires_grad for t in leaves.values()):
+    if kernel.requires_grad or (torch.is_grad_enabled() and any(t.requires_grad for t in leaves.values())):
         return {}
-    return {"kernel": kernel, "designed_from": {k: v.clone() for k, v in leaves.items()}}
+    return {"kernel": kernel, "designed_from": {k: v.detach().clone() for k, v in leaves.items()}}
 
 
 def child_block(child: Any, state: Any, signals: tuple[torch.Tensor, ...],

@@ -102,7 +102,7 @@ def _settle(t: torch.Tensor, carry: torch.Tensor, attack: torch.Tensor, release:
 
 
 def _directions(target: torch.Tensor, attack: torch.Tensor, release: torch.Tensor, length: int,
-                initial: float | torch.Tensor = 0.0) -> torch.Tensor:
+                carry: torch.Tensor) -> torch.Tensor:
     """Each sample's branch (+1 attack, -1 release, 0 hold), as the plug-in's sequential loop takes it.
 
     Chunk by chunk, guess the branches from the chunk's start, solve the
@@ -111,26 +111,18 @@ def _directions(target: torch.Tensor, attack: torch.Tensor, release: torch.Tenso
     the samples), and every round fixes at least the first wrong branch. On
     music a chunk settles in two or three rounds; one that has not settled
     after a few (noise at a fast attack flips branches every few samples)
-    runs the plug-in's sample loop instead. ``initial`` is the state before the first sample (per row
-    ``[rows, 1]``, or one value).
+    runs the plug-in's sample loop instead.
     """
-    directions, carry = [], _initial(target, initial)
+    directions = []
     for start in range(0, target.shape[-1], length):
         direction, carry = _settle(target[:, start:start + length], carry, attack, release)
         directions.append(direction)
     return torch.cat(directions, dim=-1)
 
 
-def _initial(target: torch.Tensor, initial: float | torch.Tensor) -> torch.Tensor:
-    if isinstance(initial, torch.Tensor):
-        return initial.to(target.dtype).expand_as(target[:, :1])
-    return torch.full_like(target[:, :1], initial)
-
-
-def _linear_recursion(target: torch.Tensor, coeff: torch.Tensor, length: int,
-                      initial: float | torch.Tensor = 0.0) -> torch.Tensor:
-    """``g[n] = c[n] g[n-1] + (1 - c[n]) t[n]`` from ``g[-1] = initial``, rows ``[rows, samples]``, differentiable."""
-    out, carry = [], _initial(target, initial)
+def _linear_recursion(target: torch.Tensor, coeff: torch.Tensor, length: int, carry: torch.Tensor) -> torch.Tensor:
+    """``g[n] = c[n] g[n-1] + (1 - c[n]) t[n]`` from ``g[-1] = carry``, rows ``[rows, samples]``, differentiable."""
+    out = []
     for start in range(0, target.shape[-1], length):
         g = _solve(target[:, start:start + length], coeff[:, start:start + length], carry)
         out.append(g)
@@ -139,13 +131,16 @@ def _linear_recursion(target: torch.Tensor, coeff: torch.Tensor, length: int,
 
 
 def a_comp_gain_db(x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor, knee_db: torch.Tensor,
-                   attack_ms: torch.Tensor, release_ms: torch.Tensor, sample_rate: float) -> torch.Tensor:
+                   attack_ms: torch.Tensor, release_ms: torch.Tensor, sample_rate: float,
+                   reduction: torch.Tensor | None = None) -> torch.Tensor:
     """a-comp's gain reduction in dB, ``[nodes, 1, samples]`` float64 (positive: less gain).
 
     Args:
         x: ``[nodes, channels, samples]``; the detector takes the largest magnitude over channels.
         threshold_db, ratio, knee_db, attack_ms, release_ms: per node, inside the plug-in's ranges.
         sample_rate: in Hz.
+        reduction: the reduction before the first sample, ``[nodes, 1]`` float64 (``None``: 0, the
+            plug-in at rest); a block-wise render passes the previous block's last value.
     """
     peak = x.abs().amax(dim=1).to(torch.float64)
     level = torch.where(peak == 0, torch.full_like(peak, _SILENCE_DB), 20.0 * torch.log10(peak.clamp(min=1e-300)))
@@ -155,9 +150,10 @@ def a_comp_gain_db(x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Ten
     attack = torch.exp(-1000.0 / (attack_ms * sample_rate))
     release = torch.exp(-1000.0 / (release_ms * sample_rate))
     length = _chunk_length(torch.cat([attack, release], dim=-1))
+    carry = torch.zeros_like(target[:, :1]) if reduction is None else reduction.to(target)
     with torch.no_grad():
-        directions = _directions(target.detach(), attack.detach(), release.detach(), length)
-    return _linear_recursion(target, _pick(directions, attack, release), length).unsqueeze(1)
+        directions = _directions(target.detach(), attack.detach(), release.detach(), length, carry.detach())
+    return _linear_recursion(target, _pick(directions, attack, release), length, carry).unsqueeze(1)
 
 
 class AComp(DSPProcessor):
@@ -173,7 +169,8 @@ class AComp(DSPProcessor):
 
     Signals: one or two channels in (``a-comp`` and ``a-comp#stereo``), the
     same out; the channels share one gain. :data:`A_COMP_PORTS` maps each
-    parameter to the plug-in's port.
+    parameter to the plug-in's port. Streams block by block (the gain
+    reduction's last value carried as state).
     """
 
     inlet_channels = (1, 2)
@@ -191,11 +188,24 @@ class AComp(DSPProcessor):
 
     def forward(self, x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor, knee_db: torch.Tensor,
                 attack_ms: torch.Tensor, release_ms: torch.Tensor, makeup_db: torch.Tensor) -> torch.Tensor:
+        return self._compress(x, None, threshold_db=threshold_db, ratio=ratio, knee_db=knee_db, attack_ms=attack_ms,
+                              release_ms=release_ms, makeup_db=makeup_db)[0]
+
+    def initial_state(self, *signals: torch.Tensor, **params: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The plug-in at rest: no gain reduction (an empty mapping)."""
+        return {}
+
+    def forward_stateful(self, state: dict[str, torch.Tensor], x: torch.Tensor,
+                         **params: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One block from ``state``: the gain reduction's last value, ``{"reduction": [nodes, 1]}`` float64."""
+        y, last = self._compress(x, state.get("reduction"), **params)
+        return y, {"reduction": last}
+
+    def _compress(self, x: torch.Tensor, reduction: torch.Tensor | None,
+                  **params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self.check_channels(x)
-        p = {name: self.limit(name, value) for name, value in
-             (("threshold_db", threshold_db), ("ratio", ratio), ("knee_db", knee_db), ("attack_ms", attack_ms),
-              ("release_ms", release_ms), ("makeup_db", makeup_db))}
+        p = {name: self.limit(name, value) for name, value in params.items()}
         reduction = a_comp_gain_db(x, p["threshold_db"], p["ratio"], p["knee_db"], p["attack_ms"],
-                                   p["release_ms"], self.sample_rate)
+                                   p["release_ms"], self.sample_rate, reduction)
         gain_db = per_node(p["makeup_db"], x).to(torch.float64) - reduction
-        return x * torch.pow(10.0, gain_db / 20.0).to(x.dtype)
+        return x * torch.pow(10.0, gain_db / 20.0).to(x.dtype), reduction[:, 0, -1:]

@@ -27,7 +27,8 @@ import torch
 
 from ._base import DSPProcessor, per_node
 from ._ranges import Range
-from .biquad import sos_filter
+from ._stream import StatefulConvolution
+from .biquad import sos_filter, sos_kernel
 
 __all__ = ["AEq", "a_eq_coefficients", "settled_value", "A_EQ_PORTS"]
 
@@ -123,7 +124,7 @@ def a_eq_coefficients(frequency_hz: torch.Tensor, gain_db: torch.Tensor, q: torc
     return torch.stack([r[0] for r in rows], dim=1), torch.stack([r[1] for r in rows], dim=1)
 
 
-class AEq(DSPProcessor):
+class AEq(StatefulConvolution, DSPProcessor):
     """Ardour's a-eq as settled after its glide (see the module docstring).
 
     Parameters (units in the names):
@@ -139,7 +140,8 @@ class AEq(DSPProcessor):
     The guard bands end at the plug-in's limits, so that every value the
     twin uses is one the plug-in accepts. :data:`A_EQ_PORTS` maps each
     parameter to the plug-in's ports. Signals: any channel count (a DAW
-    runs one instance per channel, with the same settings).
+    runs one instance per channel, with the same settings). Streams block by
+    block (the filters' overhang carried as state).
     """
 
     def __init__(self, sample_rate: float = 44100.0) -> None:
@@ -166,6 +168,19 @@ class AEq(DSPProcessor):
     def forward(self, x: torch.Tensor, low_shelf_hz: torch.Tensor, low_shelf_db: torch.Tensor,
                 peak_hz: torch.Tensor, peak_db: torch.Tensor, peak_bw: torch.Tensor, high_shelf_hz: torch.Tensor,
                 high_shelf_db: torch.Tensor, master_db: torch.Tensor) -> torch.Tensor:
+        b, a, master = self._design(x, low_shelf_hz, low_shelf_db, peak_hz, peak_db, peak_bw, high_shelf_hz,
+                                    high_shelf_db, master_db)
+        return sos_filter(x, b, a) * torch.pow(10.0, per_node(master, x) / 20.0).to(x.dtype)
+
+    def stream_kernel(self, x: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
+        """The bands' impulse response times the master gain, ``[nodes, 1, taps]``, for block-wise renders."""
+        b, a, master = self._design(x, **params)
+        return sos_kernel(b, a, x) * torch.pow(10.0, per_node(master, x) / 20.0).to(x.dtype)
+
+    def _design(self, x: torch.Tensor, low_shelf_hz: torch.Tensor, low_shelf_db: torch.Tensor,
+                peak_hz: torch.Tensor, peak_db: torch.Tensor, peak_bw: torch.Tensor, high_shelf_hz: torch.Tensor,
+                high_shelf_db: torch.Tensor, master_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The settled bands' biquads ``(b, a)`` and the master gain in dB."""
         nodes = x.shape[0]
 
         def settled(name: str, value: torch.Tensor, unit: str) -> torch.Tensor:
@@ -182,5 +197,4 @@ class AEq(DSPProcessor):
         q = torch.cat([shelf_q, peak_q, shelf_q], dim=1)
         b, a = a_eq_coefficients(freqs, gains, q, ("low_shelf", "peak", "peak", "peak", "peak", "high_shelf"),
                                  self.sample_rate)
-        master = self.limit("master_db", master_db)  # snaps to its control: no glide offset
-        return sos_filter(x, b, a) * torch.pow(10.0, per_node(master, x) / 20.0).to(x.dtype)
+        return b, a, self.limit("master_db", master_db)  # the master snaps to its control: no glide offset

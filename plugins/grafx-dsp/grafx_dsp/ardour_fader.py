@@ -80,6 +80,7 @@ class ArdourFader(DSPProcessor):
     """
 
     inlet_channels = (1, 2)
+    memoryless = True  # a gain and a pan per sample: streams call forward block by block
 
     def __init__(self, sample_rate: float = 44100.0, pan: bool = True) -> None:
         super().__init__(sample_rate)

@@ -64,20 +64,64 @@ def one_pole(x: torch.Tensor, time_ms: Number, sample_rate: float,
         impulse response's tail beyond ``1e-13`` of its start.
     """
     log_a = -_decay_per_sample(per_node(time_ms, x), sample_rate)
-    # The response is cut where it has decayed (below 1e-13 of its start), or at the signal's length.
-    taps = min(x.shape[-1], decay_length(math.exp(float(log_a.detach().max()))))
-    n = torch.arange(taps, dtype=x.dtype, device=x.device)
-    impulse_response = -torch.expm1(log_a) * torch.exp(n * log_a)
-    y = fft_convolve(x, impulse_response, mode="causal")
-    if carry is None:
-        return y
-    # A one-pole's state is its last output, which decays as a**(n + 1) into the block.
-    last = carry.get("attack")
-    if last is not None:
-        ramp = torch.arange(1, x.shape[-1] + 1, dtype=x.dtype, device=x.device)
-        y = y + last * torch.exp(ramp * log_a)
-    carry["attack"] = y[..., -1:].clone()  # the caller may scale y in place
+    if carry is not None:
+        return _one_pole_block(x, log_a, carry)
+    y = fft_convolve(x, _one_pole_response(x, log_a), mode="causal")
     return y
+
+
+def _one_pole_response(x: torch.Tensor, log_a: torch.Tensor) -> torch.Tensor:
+    """``(1 - a) a**n``, cut where it has decayed (below 1e-13 of its start) or at ``x``'s length."""
+    n = torch.arange(_one_pole_taps(x.shape[-1], log_a), dtype=x.dtype, device=x.device)
+    return -torch.expm1(log_a) * torch.exp(n * log_a)
+
+
+def _one_pole_taps(samples: int, log_a: torch.Tensor) -> int:
+    return min(samples, decay_length(math.exp(float(log_a.detach().max()))))
+
+
+def _one_pole_block(x: torch.Tensor, log_a: torch.Tensor, carry: dict[str, torch.Tensor]) -> torch.Tensor:
+    """One block of :func:`one_pole` from the last output before it (``carry["attack"]``).
+
+    The block is solved in closed form, in float64, chunk by chunk::
+
+        y[n] = a**(n + 1) * (y[-1] + (1 - a) * sum_{k <= n} x[k] * a**-(k + 1))
+
+    with chunks short enough that ``a**-(k + 1)`` stays below ``e**600``: a
+    cumulative sum where the one-shot render convolves by FFT (a block's two
+    FFTs of twice its length cost a stream more than the compressor's other
+    arithmetic). Outside autograd the chunk's growth and decay ramps are kept
+    in ``carry`` for the next block.
+    """
+    samples = x.shape[-1]
+    rate = -log_a.to(torch.float64)  # d = -log a > 0, per node
+    chunk = max(1, min(samples, int(600.0 // max(float(rate.detach().max()), 1e-300))))
+    reuse = carry.get("attack_log_a")
+    cached = (reuse is not None and not log_a.requires_grad and reuse.shape == log_a.shape
+              and carry["attack_growth"].shape[-1] == chunk and bool(torch.equal(reuse, log_a)))
+    if cached:
+        growth, decay = carry["attack_growth"], carry["attack_decay"]
+    else:
+        k = torch.arange(1, chunk + 1, dtype=torch.float64, device=x.device)
+        growth, decay = torch.exp(k * rate), torch.exp(-k * rate)  # a**-(k + 1), a**(k + 1)
+    gain = -torch.expm1(-rate)  # 1 - a
+    last = carry.get("attack")
+    previous = torch.zeros_like(x[..., :1], dtype=torch.float64) if last is None else last.to(torch.float64)
+    pieces = []
+    for begin in range(0, samples, chunk):
+        piece = x[..., begin:begin + chunk].to(torch.float64)
+        width = piece.shape[-1]
+        y = decay[..., :width] * (previous + gain * torch.cumsum(piece * growth[..., :width], dim=-1))
+        previous = y[..., -1:]
+        pieces.append(y)
+    out = (pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)).to(x.dtype)
+    carry["attack"] = previous.clone()
+    if not log_a.requires_grad or not torch.is_grad_enabled():
+        carry.update(attack_log_a=log_a.detach(), attack_growth=growth, attack_decay=decay)
+    else:
+        for key in ("attack_log_a", "attack_growth", "attack_decay"):
+            carry.pop(key, None)
+    return out
 
 
 _CHUNK = 1 << 16

@@ -59,14 +59,18 @@ def sox_transfer_db(level_db: torch.Tensor, threshold_db: torch.Tensor, ratio: t
 
 def sox_compand_gain_db(x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor, knee_db: torch.Tensor,
                         attack_ms: torch.Tensor, release_ms: torch.Tensor, sample_rate: float,
-                        initial_db: torch.Tensor | float = 0.0) -> torch.Tensor:
-    """The compander's gain in dB before make-up, ``[nodes, 1, samples]`` float64.
+                        initial_db: torch.Tensor | float = 0.0,
+                        envelope: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The compander's gain in dB before make-up, ``[nodes, 1, samples]`` float64, and the envelope's last
+    value ``[nodes, 1]`` (a block-wise render's state).
 
     Args:
         x: ``[nodes, channels, samples]``; the envelope follows the largest magnitude over channels.
         threshold_db, ratio, knee_db, attack_ms, release_ms: per node.
         sample_rate: in Hz.
         initial_db: the envelope before the first sample, dBFS, per node.
+        envelope: the envelope before the first sample, linear ``[nodes, 1]``; replaces ``initial_db``
+            (a block-wise render passes the previous block's last value).
     """
     peak = x.abs().amax(dim=1).to(torch.float64)
     threshold, ratio, knee, attack_ms, release_ms = (per_node(p, x, trailing=1).to(torch.float64)
@@ -74,12 +78,16 @@ def sox_compand_gain_db(x: torch.Tensor, threshold_db: torch.Tensor, ratio: torc
     attack = torch.exp(-1000.0 / (attack_ms * sample_rate))
     release = torch.exp(-1000.0 / (release_ms * sample_rate))
     length = _chunk_length(torch.cat([attack, release], dim=-1))
-    initial = torch.pow(10.0, per_node(initial_db, x, trailing=1).to(torch.float64) / 20.0)
+    if envelope is None:
+        initial = torch.pow(10.0, per_node(initial_db, x, trailing=1).to(torch.float64) / 20.0)
+        carry = initial.expand(peak.shape[0], 1)
+    else:
+        carry = envelope.to(peak)
     with torch.no_grad():
-        directions = _directions(peak, attack.detach(), release.detach(), length, initial=initial.detach())
-    envelope = _linear_recursion(peak, _pick(directions, attack, release), length, initial=initial)
-    level = 20.0 * torch.log10(envelope.clamp(min=_SILENCE))
-    return sox_transfer_db(level, threshold, ratio, knee).unsqueeze(1)
+        directions = _directions(peak, attack.detach(), release.detach(), length, carry.detach())
+    followed = _linear_recursion(peak, _pick(directions, attack, release), length, carry)
+    level = 20.0 * torch.log10(followed.clamp(min=_SILENCE))
+    return sox_transfer_db(level, threshold, ratio, knee).unsqueeze(1), followed[:, -1:]
 
 
 class SoxCompand(DSPProcessor):
@@ -94,7 +102,8 @@ class SoxCompand(DSPProcessor):
         makeup_db: range [-24, 24] dB, default 0 (sox's gain).
         initial_db: range [-90, 30] dBFS, default 0 (sox's initial volume).
 
-    Signals: any channel count in, the same out; the channels share one envelope.
+    Signals: any channel count in, the same out; the channels share one envelope. Streams block by
+    block (the envelope's last value carried as state).
     """
 
     def __init__(self, sample_rate: float = 44100.0) -> None:
@@ -112,11 +121,24 @@ class SoxCompand(DSPProcessor):
     def forward(self, x: torch.Tensor, threshold_db: torch.Tensor, ratio: torch.Tensor, knee_db: torch.Tensor,
                 attack_ms: torch.Tensor, release_ms: torch.Tensor, makeup_db: torch.Tensor,
                 initial_db: torch.Tensor) -> torch.Tensor:
-        p = {name: self.limit(name, value) for name, value in
-             (("threshold_db", threshold_db), ("ratio", ratio), ("knee_db", knee_db), ("attack_ms", attack_ms),
-              ("release_ms", release_ms), ("makeup_db", makeup_db), ("initial_db", initial_db))}
-        gain_db = sox_compand_gain_db(x, p["threshold_db"], p["ratio"], p["knee_db"], p["attack_ms"],
-                                      p["release_ms"], self.sample_rate, p["initial_db"])
+        return self._compand(x, None, threshold_db=threshold_db, ratio=ratio, knee_db=knee_db, attack_ms=attack_ms,
+                             release_ms=release_ms, makeup_db=makeup_db, initial_db=initial_db)[0]
+
+    def initial_state(self, *signals: torch.Tensor, **params: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The envelope at ``initial_db`` (an empty mapping: the first block starts there)."""
+        return {}
+
+    def forward_stateful(self, state: dict[str, torch.Tensor], x: torch.Tensor,
+                         **params: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One block from ``state``: the envelope's last value, ``{"envelope": [nodes, 1]}`` float64."""
+        y, last = self._compand(x, state.get("envelope"), **params)
+        return y, {"envelope": last}
+
+    def _compand(self, x: torch.Tensor, envelope: torch.Tensor | None,
+                 **params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = {name: self.limit(name, value) for name, value in params.items()}
+        gain_db, last = sox_compand_gain_db(x, p["threshold_db"], p["ratio"], p["knee_db"], p["attack_ms"],
+                                            p["release_ms"], self.sample_rate, p["initial_db"], envelope)
         gain_db = gain_db + per_node(p["makeup_db"], x).to(torch.float64)
-        return x * torch.pow(10.0, gain_db / 20.0).to(x.dtype)
+        return x * torch.pow(10.0, gain_db / 20.0).to(x.dtype), last
 
