@@ -13,8 +13,9 @@ take any registered processor name (an LV2 plug-in, say). Stems at other
 sample rates are resampled, shorter ones padded, mono ones copied to both
 channels. Ctrl-C stops the fit and keeps the parameters fitted so far.
 --optimizer picks the fit backend: Adam (default), gauss-newton
-(Levenberg-Marquardt on the black-box controls, Adam on the rest), or the
-gradient-free cma-es, ngopt and random; --renders caps the graph renders.
+(Levenberg-Marquardt and a compass search on the black-box controls, Adam on
+the rest), hybrid (CMA-ES on the black-box controls, then gauss-newton), or
+the gradient-free cma-es, ngopt and random; --renders caps the graph renders.
 --automate fader (sends, thresholds, makeup, pan, width, or NODE_TYPE.CONTROL)
 fits those controls as smooth curves over time instead of one value each.
 
@@ -76,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reverb", metavar="PROCESSOR", help="processor name for the send reverb")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam",
                         help="fit backend (default adam): " + "; ".join(f"{k}: {v}" for k, v in OPTIMIZERS.items())
-                        + " (cma-es and ngopt need `pip install grafx-core[optimizers]`)")
+                        + " (cma-es, hybrid and ngopt need `pip install grafx-core[optimizers]`)")
     parser.add_argument("--steps", type=at_least(1), default=200, help="most fitting steps (default 200)")
     parser.add_argument("--renders", type=at_least(1), metavar="N",
                         help="stop once the fit has rendered the graph N times (black-box renders, counted in "
