@@ -1,9 +1,10 @@
 """Gradients across a black box in the middle of a graph (issues 17 and 28).
 
-Run: ``python bench/seam.py`` (0.25 s tracks, 3 operating points, 20-step fits, the
-default signal gradient only), ``python bench/seam.py --signals`` (every signal gradient
-too) or ``python bench/seam.py --full`` (every signal gradient fitted, more operating
-points, longer signals). Graph: 8 music-like stereo tracks, each
+Run: ``python bench/seam.py`` (the issue's rows, a few minutes on 2 cores: 8 tracks of 0.25 s,
+2 operating points, 10-step fits, the default signal gradient only), ``python bench/seam.py --signals``
+(every signal gradient too), ``python bench/seam.py --full`` (delay and reverb too, 8 tracks of
+1 s, 5 operating points, every signal gradient fitted over 60 steps) or ``--rst`` (the table as the
+reStructuredText of ``docs/concepts/gradient_quality.rst``). Graph: music-like stereo tracks, each
 ``in -> dsp:parametric_eq -> dsp:gain -> BLACK BOX``, summed by one ``mix``
 node into ``out``; loss: the demo's multi-resolution STFT loss against a mix
 rendered from hidden parameters. The black box is a grafx-dsp processor run
@@ -30,12 +31,15 @@ those a row fixes (the compressor at -30 dB / 6:1 / 3 ms, and limiter-like).
 Real black boxes (LV2 plug-ins, pedalboard effects; default options) have no
 exact twin: their rows compare against central differences of the loss over
 the upstream gains (the EQ's three band gains and the fader, 4 tracks), and
-the estimate is compared on those entries; they have no fit column.
+the estimate is compared on those entries; they have no fit column. ``ref`` is
+the cosine between that reference at steps of 0.05 and 0.15 dB: where it is
+low, the effect's gradient at that point is not well defined at any step
+(a saturator driven 30 dB into clipping), and so is no estimate's.
 
 Last, the wall time of one backward pass through 8 black-box nodes (8 calls of
 8 processors, ``band-tangent``: 4 renders per node) without and with pooled
-backward renders (:func:`grafx_core.backward_pooling`), as a ratio measured
-side by side in this run.
+backward renders (:func:`grafx_core.backward_pooling`), on 0.25 s and 1 s
+tracks, as ratios measured side by side in this run.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from grafx_core.fitting import LatentParameters, SpectralLoss, fit
 from grafx_core.demo.multitrack import synthesise_multitrack
 from grafx_core.demo.draws import draw_parameters
 from grafx_core.estimators import GradientWarning, backward_pooling, with_estimator
+from grafx_core.estimators.auto import PROBE_LEVELS, PROBE_ROWS, probe_renders
 
 SR = 44100
 TRACKS = 8
@@ -69,14 +74,26 @@ ROWS: tuple[tuple[str, str, dict[str, float]], ...] = (
     ("distortion", "distortion", {}),
     ("parametric_eq", "parametric_eq", {}),
     ("highpass", "highpass", {}),
+)
+"""(label, grafx-dsp processor, black-box controls held at these natural values): the issue's rows."""
+FULL_ROWS: tuple[tuple[str, str, dict[str, float]], ...] = (
     ("delay", "delay", {}),
     ("reverb", "reverb", {}),
 )
-"""(label, grafx-dsp processor, black-box controls held at these natural values)."""
-BLACK_BOXES = ("lv2:calf_saturator", "lv2:calf_exciter", "lv2:urn_zamaudio_zam_comp_x2", "pedalboard:bitcrush",
-               "pedalboard:mp3_compressor")
+"""Rows only ``--full`` measures (the linear, time-invariant effects the ratios already follow)."""
+BLACK_BOXES: tuple[tuple[str, str, bool], ...] = (
+    ("lv2:calf_saturator", "lv2:calf_saturator", False),
+    ("lv2:calf_saturator defaults", "lv2:calf_saturator", True),
+    ("lv2:calf_exciter", "lv2:calf_exciter", False),
+    ("lv2:calf_exciter defaults", "lv2:calf_exciter", True),
+    ("lv2:urn_zamaudio_zam_comp_x2", "lv2:urn_zamaudio_zam_comp_x2", False),
+    ("pedalboard:bitcrush", "pedalboard:bitcrush", False),
+    ("pedalboard:mp3_compressor", "pedalboard:mp3_compressor", False),
+)
+"""(label, registered black box, whether its controls sit at their defaults rather than drawn: the drawn
+middle half of calf's ranges drives the saturator 24-34 dB into clipping)."""
 SIGNALS = ("auto", "straight-through", "spectral-ratio", "fft-ratio", "smooth-gain", "diagonal", "gain-tangent",
-           "band-tangent", "spsa")
+           "tangent-ratio", "band-tangent", "spsa")
 BOX_TRACKS = 4
 GAINS = ("low_shelf_gain_db", "peak_gain_db", "high_shelf_gain_db", "gain_db")
 EQ, GAIN = "dsp:parametric_eq", "dsp:gain"
@@ -144,7 +161,8 @@ def upstream_gradient(render: Any, processors: dict[str, Any], params: Mapping[s
 
 def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points: int, fit_signals: tuple[str, ...],
             steps: int, fixed: Mapping[str, float] | None = None) -> dict[str, dict[str, float]]:
-    graph = build_graph()
+    tracks = sources.shape[0]
+    graph = build_graph(tracks)
     exact = get_processor(f"dsp:{effect}")
     base = {EQ: get_processor(EQ), GAIN: get_processor(GAIN)}
     draws = {**base, "box": exact}
@@ -171,7 +189,7 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
         g_exact = upstream_gradient(render_exact, draws, params, sources, loss)
         for name in signals:
             g = upstream_gradient(renders[name], draws, params, sources, loss, counters[name])
-            extra[name].append(counters[name].backward_rows / TRACKS)
+            extra[name].append(counters[name].backward_rows / tracks)
             chosen[name].append(boxes[name].signal_gradient)
             cos[name].append(float(g @ g_exact / (g.norm() * g_exact.norm()).clamp(min=1e-300)))
             norm[name].append(float(g.norm() / g_exact.norm().clamp(min=1e-300)))
@@ -235,7 +253,14 @@ def _gain_gradient(render: Any, params: Mapping[str, Mapping[str, torch.Tensor]]
     return torch.cat([leaves[t][k].grad.flatten() for t, k in _gains(params)]).double()
 
 
-def measure_black_box(name: str, sources: torch.Tensor, points: int) -> dict[str, Any]:
+def _at_defaults(box: Any, params: dict[str, dict[str, torch.Tensor]]) -> dict[str, dict[str, torch.Tensor]]:
+    """``params`` with the black box's controls at their defaults."""
+    count = next(iter(params["box"].values())).shape[0]
+    natural = {path[0]: torch.full((count,), float(c.default)) for path, c in describe(box).controls.items()}
+    return {**params, "box": {**params["box"], **box.raw_parameters(**natural)}}
+
+
+def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: bool = False) -> dict[str, Any]:
     """A real black box with its default options, against central differences over the upstream gains."""
     graph = build_graph(BOX_TRACKS)
     box = get_processor(name)
@@ -243,22 +268,26 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int) -> dict[str
     box.runner = counter
     processors = {EQ: get_processor(EQ), GAIN: get_processor(GAIN), "box": box}
     render = compile_render(graph, processors)
-    cos, norm, renders, caught, chosen = [], [], [], [], []
+    cos, norm, renders, caught, chosen, agree = [], [], [], [], [], []
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         for point in range(points):
             hidden, params = draw(graph, processors, 1000 + point), draw(graph, processors, 2000 + point)
+            if defaults:
+                hidden, params = _at_defaults(box, hidden), _at_defaults(box, params)
             with torch.no_grad():
                 loss = SpectralLoss(render(hidden, sources)[0][0])
             g = _gain_gradient(render, params, sources, loss, counter)
             renders.append(counter.backward_items / BOX_TRACKS)
             chosen.append(box.signal_gradient)
             reference = _central_difference(render, params, sources, loss)
+            wider = _central_difference(render, params, sources, loss, step=0.15)
+            agree.append(float(wider @ reference / (wider.norm() * reference.norm()).clamp(min=1e-300)))
             cos.append(float(g @ reference / (g.norm() * reference.norm()).clamp(min=1e-300)))
             norm.append(float(g.norm() / reference.norm().clamp(min=1e-300)))
         caught = [type(w.message).__name__ for w in seen if issubclass(w.category, GradientWarning)]
     return {"cos": statistics.median(cos), "norm": statistics.median(norm), "renders": statistics.median(renders),
-            "choice": "/".join(dict.fromkeys(chosen)), "warned": _warned(caught)}
+            "choice": "/".join(dict.fromkeys(chosen)), "warned": _warned(caught), "ref": statistics.median(agree)}
 
 
 def _warned(names: list[str]) -> str:
@@ -292,49 +321,71 @@ def pooling(seconds: float, repeats: int = 3) -> tuple[float, float]:
     return statistics.median(times[False]), statistics.median(times[True])
 
 
+def _rst(table: list[tuple[str, ...]], pooled: list[tuple[float, float, float]], setting: str) -> str:
+    """The measured table as the reStructuredText section of ``docs/concepts/gradient_quality.rst``."""
+    head = ("black box", "chose", "cosine", "norm ratio", "renders", "fit", "warning", "ref")
+    lines = [f".. Generated by ``python bench/seam.py --rst`` ({setting}).", "", ".. list-table::",
+             "   :header-rows: 1", ""]
+    for row in (head, *table):
+        lines += [f"   * - {row[0]}"] + [f"     - {cell}" if cell else "     -" for cell in row[1:]]
+    lines.append("")
+    for seconds, unpooled, together in pooled:
+        lines.append(f"* Backward through 8 black-box calls on {seconds:g} s tracks: {unpooled:.2f} s one call "
+                     f"after another, {together:.2f} s pooled ({unpooled / together:.2f}x).")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--full", action="store_true", help="every estimator fitted, 5 points, 2 s, 150 steps")
+    parser.add_argument("--full", action="store_true", help="8 tracks of 1 s, 5 points, every signal gradient fitted")
     parser.add_argument("--signals", action="store_true", help="every signal gradient, not only the default")
     parser.add_argument("--rows", nargs="*", help="only these rows (labels or black-box names)")
+    parser.add_argument("--rst", action="store_true", help="also print the table as reStructuredText")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    seconds, points, steps = (2.0, 5, 150) if args.full else (0.25, 3, 20)
+    tracks, seconds, points, steps = (TRACKS, 1.0, 5, 60) if args.full else (TRACKS, 0.25, 2, 10)
     signals = SIGNALS if args.full or args.signals else ("auto",)
     fit_signals = SIGNALS if args.full else ("auto",)
     _, sources = synthesise_multitrack(TRACKS, seconds, SR, seed=0)
     sources = sources.float()
-    print(f"{TRACKS} tracks x {seconds:g} s stereo, {points} operating points, fits of {steps} steps")
+    setting = f"{tracks} tracks x {seconds:g} s stereo, {points} operating points, fits of {steps} steps"
+    print(setting)
     header = (f"{'black box':<30}{'signal gradient':<17}{'chose':<16}{'cos':>7}{'norm':>8}{'renders':>9}{'fit':>7}"
-              f"  warned")
+              f"{'ref':>7}  warned")
     print(header)
-    summary = []
+    summary, table = [], []
     start = time.perf_counter()
-    for label, effect, fixed in ROWS:
+    for label, effect, fixed in ROWS + (FULL_ROWS if args.full or args.rows else ()):
         if args.rows and label not in args.rows:
             continue
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
-            rows = measure(effect, sources, signals, points, fit_signals, steps, fixed)
+            rows = measure(effect, sources[[0, 2, 3, 5][:tracks] if tracks < TRACKS else slice(None)], signals,
+                           points, fit_signals, steps, fixed)
         warned = _warned([type(w.message).__name__ for w in seen if issubclass(w.category, GradientWarning)])
         for name, row in rows.items():
             fitted = f"{row['fit']:.2f}" if "fit" in row else ""
             choice = row["choice"] if name == "auto" else ""
             print(f"{label:<30}{name:<17}{choice:<16}{row['cos']:>7.3f}{row['norm']:>8.3g}{row['renders']:>9.1f}"
-                  f"{fitted:>7}  {warned if name == 'auto' else ''}", flush=True)
-        summary.append(rows["auto"])
+                  f"{fitted:>7}{'':>7}  {warned if name == 'auto' else ''}", flush=True)
+        auto = rows["auto"]
+        summary.append(auto)
+        table.append((f"dsp {label}", auto["choice"], f"{auto['cos']:.3f}", f"{auto['norm']:.2f}",
+                      f"{auto['renders']:g}", f"{auto['fit']:.2f}" if "fit" in auto else "", warned, ""))
     box_sources = sources[[0, 2, 3, 5]]  # sounding tracks
-    for name in BLACK_BOXES:
-        if args.rows and name not in args.rows:
+    for label, name, defaults in BLACK_BOXES:
+        if args.rows and label not in args.rows:
             continue
         try:
-            row = measure_black_box(name, box_sources, 2 if not args.full else points)
+            row = measure_black_box(name, box_sources, points, defaults)
         except Exception as error:  # a plug-in missing on this machine: say so, measure the rest
-            print(f"{name:<30}not measured: {type(error).__name__}: {error}")
+            print(f"{label:<30}not measured: {type(error).__name__}: {error}")
             continue
-        print(f"{name:<30}{'auto':<17}{row['choice']:<16}{row['cos']:>7.3f}{row['norm']:>8.3g}"
-              f"{row['renders']:>9.1f}{'':>7}  {row['warned']}", flush=True)
+        print(f"{label:<30}{'auto':<17}{row['choice']:<16}{row['cos']:>7.3f}{row['norm']:>8.3g}"
+              f"{row['renders']:>9.1f}{'':>7}{row['ref']:>7.3f}  {row['warned']}", flush=True)
         summary.append(row)
+        table.append((label, row["choice"], f"{row['cos']:.3f}", f"{row['norm']:.2f}", f"{row['renders']:g}", "",
+                      row["warned"], f"{row['ref']:.3f}"))
     if summary:
         cosines = [r["cos"] for r in summary]
         norms = [r["norm"] for r in summary]
@@ -343,11 +394,20 @@ def main() -> None:
         print(f"default ('auto') over {len(summary)} rows: {inside} with cosine >= 0.9 and norm ratio 0.8-1.25; "
               f"worst cosine {min(cosines):.3f}, norm ratios {min(norms):.3g}-{max(norms):.3g}"
               + (f", fits {min(fits):.2f}-{max(fits):.2f}x the exact processor (goal <= 1.1)" if fits else ""))
+    pooled = []
     if not args.rows:
-        unpooled, pooled = pooling(seconds)
-        print(f"backward through 8 black-box calls (band-tangent, 4 renders per node): {unpooled:.2f} s unpooled, "
-              f"{pooled:.2f} s pooled ({unpooled / pooled:.2f}x)")
+        for length in (0.25, 1.0):
+            unpooled, together = pooling(length)
+            pooled.append((length, unpooled, together))
+            print(f"backward through 8 black-box calls (band-tangent, 4 renders per node), {length:g} s tracks: "
+                  f"{unpooled:.2f} s unpooled, {together:.2f} s pooled ({unpooled / together:.2f}x)", flush=True)
+    operating = len(PROBE_LEVELS) * 2
+    print(f"probe cost, apart from the backward's: {probe_renders()} renders per probed node and operating point, "
+          f"{operating} operating points, up to {PROBE_ROWS} nodes: {probe_renders() * operating * PROBE_ROWS} "
+          "renders, once per processor and again when its parameters move far")
     print(f"({time.perf_counter() - start:.0f} s)")
+    if args.rst:
+        print(_rst(table, pooled, setting))
 
 
 if __name__ == "__main__":

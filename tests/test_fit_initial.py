@@ -1,4 +1,4 @@
-"""Starting a fit where the answer is likely: least-squares faders and pans, band-ratio EQs."""
+"""Starting a fit where the answer is likely: least-squares faders and pans, transfer-function EQs."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ import torch
 from grafx_core import BlackBoxProcessor, Graph, ParameterSpec, compile_render
 from grafx_core.errors import OptionalDependencyError
 from grafx_core.fitting import LatentParameters, RenderBudget, SpectralLoss, optimise
-from grafx_core.fitting.gauss_newton import damped_step
+from grafx_core.fitting.gauss_newton import broyden_update, damped_step
 
 SAMPLES = 2048
 FFT_SIZES = (64, 256)
@@ -39,8 +39,13 @@ class _Gain(torch.nn.Module):
         return x * 10 ** (gain_db.reshape(-1, 1, 1) / 20)
 
 
-def _problem(analytic: bool = False):
-    box = BlackBoxProcessor(_drive, [ParameterSpec("drive_db", 0.0, 24.0), ParameterSpec("level_db", -12.0, 6.0)],
+def _stepped_drive(audio: np.ndarray, sample_rate: float, drive_db: float, level_db: float) -> np.ndarray:
+    """``_drive`` with the drive taken in whole quarter-decibels: no derivative anywhere, a staircase."""
+    return _drive(audio, sample_rate, round(drive_db * 4) / 4, level_db)
+
+
+def _problem(analytic: bool = False, function=_drive):
+    box = BlackBoxProcessor(function, [ParameterSpec("drive_db", 0.0, 24.0), ParameterSpec("level_db", -12.0, 6.0)],
                             workers=1, check_determinism=False)
     graph = Graph()
     previous = graph.add("in")
@@ -63,8 +68,8 @@ def _problem(analytic: bool = False):
     return graph, processors, plan, sources, hidden, start, SpectralLoss(target, FFT_SIZES)
 
 
-def _fit(optimizer: str, steps: int, analytic: bool = False, limit: float | None = None, **kwargs):
-    graph, processors, plan, sources, hidden, start, loss = _problem(analytic)
+def _fit(optimizer: str, steps: int, analytic: bool = False, limit: float | None = None, function=_drive, **kwargs):
+    graph, processors, plan, sources, hidden, start, loss = _problem(analytic, function)
     latent = LatentParameters(start, processors)
     budget = RenderBudget(graph, processors, limit)
     result = optimise(lambda p: plan(p, sources)[0][0], latent, loss, steps, optimizer, budget=budget, seed=0,
@@ -78,10 +83,11 @@ def _fit(optimizer: str, steps: int, analytic: bool = False, limit: float | None
 
 @pytest.mark.slow
 @pytest.mark.parametrize("optimizer, steps, factor", [
-    ("adam", 25, 0.3), ("gauss-newton", 8, 0.01), ("cma-es", 50, 0.3), ("ngopt", 50, 0.3), ("random", 30, 0.9),
+    ("adam", 25, 0.3), ("gauss-newton", 20, 1e-3), ("hybrid", 40, 1e-3), ("cma-es", 50, 0.3), ("ngopt", 50, 0.3),
+    ("random", 30, 0.9),
 ])
 def test_each_backend_lowers_the_loss_and_keeps_its_best_point(optimizer, steps, factor, one_torch_thread):
-    if optimizer == "cma-es":
+    if optimizer in ("cma-es", "hybrid"):
         pytest.importorskip("cma", reason="pycma not installed (pip install grafx-core[optimizers])")
     if optimizer == "ngopt":
         pytest.importorskip("nevergrad", reason="nevergrad not installed (pip install grafx-core[optimizers])")
@@ -96,6 +102,73 @@ def test_gauss_newton_recovers_the_hidden_controls(one_torch_thread):
     assert result.final_loss < 1e-3 * result.initial_loss
     assert float(natural["drive_db"]) == pytest.approx(12.0, abs=0.1)
     assert float(natural["level_db"]) == pytest.approx(-3.0, abs=0.1)
+
+
+def test_levenberg_marquardt_reaches_the_optimum_in_half_of_adams_renders(one_torch_thread):
+    lm, _, natural, budget = _fit("gauss-newton", 10**6, limit=40)
+    adam, _, _, _ = _fit("adam", 10**6, limit=80, learning_rate=0.3)
+    assert budget.renders <= 40
+    assert lm.final_loss < 1e-4 * lm.initial_loss
+    assert lm.final_loss < 0.01 * adam.final_loss
+    assert float(natural["drive_db"]) == pytest.approx(12.0, abs=0.01)
+
+
+def test_a_stepped_control_is_found_by_the_compass_search_where_gradients_are_zero(one_torch_thread):
+    # Finite differences of a quarter-decibel staircase are zero (or a spike): Adam cannot move the drive,
+    # Levenberg-Marquardt stalls, and the compass search, which only compares losses, lands on the step.
+    lm, _, natural, _ = _fit("gauss-newton", 10**6, limit=150, function=_stepped_drive)
+    adam, _, _, _ = _fit("adam", 10**6, limit=150, learning_rate=0.3, function=_stepped_drive)
+    assert round(float(natural["drive_db"]) * 4) / 4 == 12.0
+    assert lm.final_loss < 1e-3 * lm.initial_loss
+    assert adam.final_loss > 0.1 * adam.initial_loss
+
+
+def test_broyden_update_maps_the_step_to_the_change_and_keeps_orthogonal_directions():
+    generator = np.random.default_rng(4)
+    jacobian, step, change = generator.normal(size=(30, 3)), generator.normal(size=3), generator.normal(size=30)
+    updated = broyden_update(torch.tensor(jacobian), torch.tensor(step), torch.tensor(change)).numpy()
+    np.testing.assert_allclose(updated @ step, change, rtol=1e-10, atol=1e-12)
+    orthogonal = scipy.linalg.null_space(step[None])[:, 0]
+    np.testing.assert_allclose(updated @ orthogonal, jacobian @ orthogonal, rtol=1e-10, atol=1e-12)
+
+
+def test_gauss_newton_counts_exactly_the_renders_the_black_box_made(one_torch_thread):
+    calls = []
+
+    def counted(audio, sample_rate, drive_db, level_db):
+        calls.append(1)
+        return _drive(audio, sample_rate, drive_db, level_db)
+
+    graph, processors, plan, sources, hidden, start, loss = _problem(function=counted)
+    budget = RenderBudget(graph, processors)
+    calls.clear()  # the target's render
+    result = optimise(lambda p: plan(p, sources)[0][0], LatentParameters(start, processors), loss, 15,
+                      "gauss-newton", budget=budget)
+    assert budget.renders == result.renders == len(calls)  # one black-box node: a render is one item
+
+
+@pytest.mark.parametrize("optimizer", ["random", "gauss-newton", "cma-es"])
+def test_a_backend_without_adam_stops_once_patience_runs_out(optimizer, one_torch_thread):
+    if optimizer == "cma-es":
+        pytest.importorskip("cma", reason="pycma not installed (pip install grafx-core[optimizers])")
+    result, _, _, _ = _fit(optimizer, 10**6, patience=5, min_improvement=0.5)
+    assert result.stopped == "converged"
+    losses = result.losses[:-1]
+    best = [min(losses[:i + 1]) for i in range(len(losses))]
+    last_gain = max(i for i in range(len(losses)) if i == 0 or losses[i] < best[i - 1] * 0.5)
+    assert len(losses) == last_gain + 5 + 1  # stopped at the fifth step that did not halve the best loss
+
+
+def test_adam_anneals_over_a_render_budget_when_steps_are_unlimited(one_torch_thread):
+    rates = []
+
+    class Log:
+        def record(self, step, loss, rate, seconds):
+            rates.append(rate)
+
+    _fit("adam", 10**9, limit=60, learning_rate=0.3, log=Log())
+    assert rates[0] == pytest.approx(0.3)
+    assert rates[-1] < 0.04  # tenfold over the budget: the last step's rate is near 0.03
 
 
 def test_gauss_newton_hybrid_fits_analytic_parameters_with_adam(one_torch_thread):
@@ -140,8 +213,10 @@ def test_finite_differences_cost_one_plus_2p_renders_per_adam_step(one_torch_thr
     assert result.renders == budget.renders == pytest.approx(3 * (1 + 4) + 1)  # + the final evaluation
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "gauss-newton", "random"])
+@pytest.mark.parametrize("optimizer", ["adam", "gauss-newton", "random", "hybrid"])
 def test_a_render_budget_ends_the_fit_within_it(optimizer, one_torch_thread):
+    if optimizer == "hybrid":
+        pytest.importorskip("cma", reason="pycma not installed (pip install grafx-core[optimizers])")
     result, _, _, budget = _fit(optimizer, 10**6, limit=40)
     assert 30 <= result.renders <= 40 + 1  # Adam's final evaluation of its last point may add one
 
@@ -201,3 +276,20 @@ def test_fit_command_runs_a_chosen_backend_and_reports_it(tmp_path, capsys, one_
     assert report["optimizer"] == "random" and report["renders"] == 6  # the budget ended it (no black boxes:
     assert report["steps_taken"] == 6 and report["final_loss"] <= report["initial_loss"]  # forward renders)
     assert "of random, 6 graph renders" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("optimizer", ["gauss-newton", "random", "cma-es", "ngopt", "hybrid"])
+def test_a_frozen_parameter_stays_at_its_start_in_every_backend(optimizer, one_torch_thread):
+    if optimizer in ("cma-es", "hybrid"):
+        pytest.importorskip("cma", reason="pycma not installed (pip install grafx-core[optimizers])")
+    if optimizer == "ngopt":
+        pytest.importorskip("nevergrad", reason="nevergrad not installed (pip install grafx-core[optimizers])")
+    graph, processors, plan, sources, hidden, start, loss = _problem(analytic=True)
+    latent = LatentParameters(start, processors)
+    assert latent.freeze({"gain": ("gain_db",), "box": ("level_db",)}) == ["box.level_db", "gain.gain_db"]
+    before = {t: {k: v.detach().clone() for k, v in p.items()} for t, p in latent.values().items()}
+    result = optimise(lambda p: plan(p, sources)[0][0], latent, loss, 30, optimizer, seed=0)
+    after = latent.values()
+    assert result.final_loss < result.initial_loss  # the drive, still free, moved
+    assert torch.equal(after["gain"]["gain_db"], before["gain"]["gain_db"])
+    assert torch.equal(after["box"]["level_db"], before["box"]["level_db"])

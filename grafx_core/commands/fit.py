@@ -6,13 +6,16 @@ MP3, ...) and the mix to reproduce. Without
 an EQ and a fader with pan, drum tracks (kick, snare, hats, toms, ...) to a
 drum bus with a compressor, the others to a music bus with a stereo width,
 a reverb on a send, and a master EQ and compressor. --console pedalboard
-puts pedalboard compressors and reverb in it; --compressor and --reverb
+puts pedalboard compressors and reverb in it; --console sox builds what a
+sox mix is made of (EQ, sox's compand, fader and pan, per-track sends to a
+reverb whose impulse response is solved by least squares); --compressor and --reverb
 take any registered processor name (an LV2 plug-in, say). Stems at other
 sample rates are resampled, shorter ones padded, mono ones copied to both
 channels. Ctrl-C stops the fit and keeps the parameters fitted so far.
 --optimizer picks the fit backend: Adam (default), gauss-newton
-(Levenberg-Marquardt on the black-box controls, Adam on the rest), or the
-gradient-free cma-es, ngopt and random; --renders caps the graph renders.
+(Levenberg-Marquardt and a compass search on the black-box controls, Adam on
+the rest), hybrid (CMA-ES on the black-box controls, then gauss-newton), or
+the gradient-free cma-es, ngopt and random; --renders caps the graph renders.
 --automate fader (sends, thresholds, makeup, pan, width, or NODE_TYPE.CONTROL)
 fits those controls as smooth curves over time instead of one value each.
 
@@ -65,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "known: reported next to the fitted ones")
     parser.add_argument("--console", default="analytic", metavar="NAME",
                         help="console to build without --graph: analytic (grafx-dsp, autograd), pedalboard "
-                        "(pedalboard compressors and reverb), or one a plugin registers (ardour: Ardour's mixer, "
+                        "(pedalboard compressors and reverb), sox (EQ, sox's compand, sends to a solved impulse response), "
+                        "or one a plugin registers (ardour: Ardour's mixer, "
                         "from grafx-ardour); default analytic")
     parser.add_argument("--export-ardour", metavar="SESSION_DIR",
                         help="then write the fit as an Ardour 7 session there (as grafx-core export ardour)")
@@ -73,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reverb", metavar="PROCESSOR", help="processor name for the send reverb")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam",
                         help="fit backend (default adam): " + "; ".join(f"{k}: {v}" for k, v in OPTIMIZERS.items())
-                        + " (cma-es and ngopt need `pip install grafx-core[optimizers]`)")
+                        + " (cma-es, hybrid and ngopt need `pip install grafx-core[optimizers]`)")
     parser.add_argument("--steps", type=at_least(1), default=200, help="most fitting steps (default 200)")
     parser.add_argument("--renders", type=at_least(1), metavar="N",
                         help="stop once the fit has rendered the graph N times (black-box renders, counted in "

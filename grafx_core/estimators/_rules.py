@@ -66,6 +66,14 @@ class GradientRule(ABC):
         """The extra renders this rule needs (none by default)."""
         return []
 
+    def prepare(self, saved: Saved, outputs: list[torch.Tensor]) -> None:
+        """Work on the rendered ``outputs`` that needs no incoming gradient (fitting a stand-in).
+
+        Runs right after the renders, on the thread that rendered them: in a pooled backward
+        (:func:`~grafx_core.estimators.backward_pooling`) every call's runs at once, beside the others'
+        renders, not one after another in autograd's order. Nothing by default.
+        """
+
     @abstractmethod
     def finish(self, saved: Saved, outputs: list[torch.Tensor], grad_y: torch.Tensor) -> Gradients:
         """Turn the rendered ``outputs`` (one per job) and ``grad_y`` into VJPs.
@@ -169,12 +177,18 @@ class SignalSPSARule(GradientRule):
 
 
 def _plan(saved: Saved, rules: Sequence[GradientRule]) -> Callable[[], tuple[list[list[RenderJob]], list[torch.Tensor]]]:
-    """Ask every rule for its jobs now; the function returned renders them (all in one target call)."""
+    """Ask every rule for its jobs now; the function returned renders them (all in one target call) and
+    lets each rule prepare its outputs."""
     planned = [rule.jobs(saved) for rule in rules]
     flat = [job for jobs in planned for job in jobs]
 
     def render() -> tuple[list[list[RenderJob]], list[torch.Tensor]]:
-        return planned, (saved.target.render(flat) if flat else [])
+        outputs = saved.target.render(flat) if flat else []
+        start = 0
+        for rule, jobs in zip(rules, planned):
+            rule.prepare(saved, outputs[start:start + len(jobs)])
+            start += len(jobs)
+        return planned, outputs
 
     return render
 

@@ -14,13 +14,15 @@ signal is chosen per processor, independently of the parameter estimator
     The per-sample derivative of a memoryless effect (up to a latency of a few
     samples) from one extra render per node at a randomly perturbed input.
     Exact for waveshapers and gains, wrong for anything with more memory.
-``"gain-tangent"``, ``"band-tangent"``
+``"gain-tangent"``, ``"tangent-ratio"``, ``"band-tangent"``
     Stand-ins that follow the effect's tangent, not its secant (see
     :mod:`grafx_core.estimators.tangent`): a time-varying gain and that gain's
     reaction to level, from one extra render per node at a scaled input
-    (dynamics processors); or the spectral ratio corrected to the effect's
-    Jacobian-vector products along four bands of the input, from four extra
-    renders per node (effects with filters around a nonlinearity).
+    (dynamics processors); the short-time spectral ratio of the effect's
+    directional derivative along its input, from two (a central difference);
+    or that ratio corrected to the effect's Jacobian-vector products along two
+    bands of the input, from four extra renders per node (effects with filters
+    around a nonlinearity).
 ``"straight-through"``
     Identity: the first inlet receives the output's gradient unchanged
     (output and input must have the same shape). Exact for effects close to
@@ -39,9 +41,10 @@ signal is chosen per processor, independently of the parameter estimator
     upstream is trained.
 ``"auto"`` (the default)
     Straight-through for the straight-through estimator and the proxy for the
-    neural proxy; for the others, the processor picks one of the first six or
+    neural proxy; for the others, the processor picks one of the first seven or
     ``"straight-through"`` at its first call whose input wants a gradient,
-    from a quick probe (:func:`~grafx_core.estimators.auto.probe_signal_gradient`),
+    from a probe of the upstream gradient each passes on
+    (:func:`~grafx_core.estimators.auto.probe_signal_gradient`),
     keeps it in its ``signal_gradient`` attribute, and probes again when its
     parameters move far. Where nothing scores well the best estimate is passed
     on with a warning stating its measured quality (or, with

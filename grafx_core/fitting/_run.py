@@ -31,9 +31,10 @@ class Run:
     """
 
     def __init__(self, latent: LatentParameters, steps: int, progress: Progress | None, log: LossLog | None,
-                 budget: RenderBudget, patience: int | None, min_improvement: float) -> None:
+                 budget: RenderBudget, patience: int | None, min_improvement: float,
+                 seconds: float | None = None) -> None:
         self.latent, self.steps, self.progress, self.log, self.budget = latent, steps, progress, log, budget
-        self.patience, self.min_improvement = patience, min_improvement
+        self.patience, self.min_improvement, self.seconds = patience, min_improvement, seconds
         self.losses: list[float] = []
         self.best_loss, self.best_step, self.best_vector = float("inf"), 0, None
         self.improved_at = 0
@@ -73,8 +74,10 @@ class Run:
             self.progress.update(step + 1, loss, self.losses[0], elapsed / (step + 1))
 
     def done(self) -> bool:
-        """Whether the steps, the budget or the patience are used up."""
-        return len(self.losses) >= self.steps or self.budget.exhausted() or self.stopped == "converged"
+        """Whether the steps, the budget, the patience or the time budget are used up."""
+        if self.seconds is not None and self.stopped == "completed" and time.perf_counter() - self.start >= self.seconds:
+            self.stopped = "time"
+        return len(self.losses) >= self.steps or self.budget.exhausted() or self.stopped in ("converged", "time")
 
     def result(self) -> FitResult:
         """Leave the best parameters in ``latent`` and say what happened."""

@@ -53,6 +53,8 @@ class ConsoleEffects:
             defaults, ``{processor name: {parameter: value}}``.
         limiter: the last slot of the master chain, a peak limiter (``None``: none);
             its start values are :data:`LIMITER_START` when it is ``"dsp:compressor"``.
+        compressor_after_eq: the track compressor follows the EQ (as in sox's ``equalizer ... compand``)
+            instead of preceding it.
         fixed: parameters the fit leaves at their start values, ``{processor name: (parameter, ...)}``:
             a compressor's make-up gain does what the fader after it does, and two controls
             with one effect move in lockstep and make the report say nothing about either.
@@ -71,6 +73,7 @@ class ConsoleEffects:
     start: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     limiter: str | None = "dsp:compressor"
     fixed: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"dsp:compressor": ("makeup_db",)})
+    compressor_after_eq: bool = False
 
 
 LIMITER_START: dict[str, float] = {"threshold_db": -1.0, "ratio": 20.0, "knee_db": 0.0, "attack_ms": 0.1,
@@ -94,9 +97,19 @@ CONSOLES: dict[str, ConsoleEffects] = {
                                           "pedalboard:reverb": {"signal_gradient": "straight-through"}},
                                  start={"pedalboard:reverb": {"dry_level": 0.02, "wet_level": 0.15},
                                         "dsp:compressor": {"ratio": 1.0}}),
+    # What sox's mixing effects can express, and a fit can solve: per track an EQ, then sox's compand (its
+    # twin), a fader and pan, and a send to a learned impulse response (solved by least squares, not by
+    # gradient steps: 2 x 1 s of taps). No buses, no master chain: sox normalises the sum, which the
+    # faders and the response's scale absorb.
+    "sox": ConsoleEffects(track_compressor="dsp:sox_compand", compressor_after_eq=True, drum_bus=None,
+                          music_bus=None, reverb="dsp:impulse_response", send="dsp:gain", master=(), limiter=None,
+                          options={"dsp:parametric_eq": {"n_peaks": 1}, "dsp:impulse_response": {"taps": 44100}},
+                          start={"dsp:sox_compand": {"ratio": 1.0}},
+                          fixed={"dsp:sox_compand": ("makeup_db",), "dsp:impulse_response": ("ir",)}),
 }
-"""Named consoles: ``"analytic"`` (grafx-dsp only, autograd everywhere) and
-``"pedalboard"`` (pedalboard compressors on the tracks and a pedalboard reverb)."""
+"""Named consoles: ``"analytic"`` (grafx-dsp only, autograd everywhere), ``"pedalboard"`` (pedalboard
+compressors on the tracks and a pedalboard reverb) and ``"sox"`` (what a sox mix is made of: EQ, the compand
+twin, faders, per-track sends to a learned impulse response)."""
 
 
 @dataclass
@@ -170,9 +183,11 @@ def build_console(track_names: Sequence[str], effects: ConsoleEffects | str = "a
     master = g.add("mix", "master")
     for name, on_drums in zip(track_names, drum):
         node = g.add("in", name)
+        strip = [(effects.eq, f"{name}_eq")]
         if effects.track_compressor and (effects.compressed is None or name.startswith(effects.compressed)):
-            node = _chain(g, node, (effects.track_compressor, f"{name}_compressor"))
-        node = _chain(g, node, (effects.eq, f"{name}_eq"), (effects.fader, f"{name}_fader"))
+            strip.insert(len(strip) if effects.compressor_after_eq else 0,
+                         (effects.track_compressor, f"{name}_compressor"))
+        node = _chain(g, node, *strip, (effects.fader, f"{name}_fader"))
         g.connect(node, drums if on_drums else music)
         if send is not None:
             g.connect(_chain(g, node, *(((effects.send, f"{name}_send"),) if effects.send else ())), send)

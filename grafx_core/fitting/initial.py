@@ -10,12 +10,21 @@ render per stem, the others silent), then:
    is a sum of the stems, phase included) and once on band powers of STFT
    frames (right where equalisers, compressors and a reverb decorrelate the
    target from the stems); each channel's weights set a fader's gain and pan;
-2. **EQs** - per band, non-negative least squares of the target's band powers
-   on the contributions' band powers gives each stem's spectral ratio; each
-   track's EQ is fitted to that curve (its own frequency response, a few
-   hundred cheap steps with no audio);
-3. **the reverb return** - its level is set so that the energy the dry
-   contributions leave unexplained is what it returns.
+2. **EQs** - each stem's transfer function to the target, solved bin by bin
+   (complex least squares over STFT frames, both channels: phase tells
+   stems apart that band powers cannot), averaged over third-octave bands,
+   is the curve its EQ should add; each peaking band starts where the curve
+   departs most from flat, and the band gains are fitted to the curve (the
+   EQ's own frequency response, a few hundred cheap steps with no audio);
+3. **compressors** - each track compressor's threshold, ratio, attack and
+   release by a search on the waveform
+   (:func:`~grafx_core.fitting.compressor_start.start_compressors`), then
+   the faders solved again.
+
+After the fit, :func:`polish_returns` solves a send effect that holds its
+impulse response as parameters (``dsp:impulse_response``) and the send
+levels by least squares on what the dry mix leaves
+(:func:`~grafx_core.fitting.send_response.solve_send_response`).
 
 Each candidate start is rendered and scored with the fit's loss, and the
 best one is kept, the processor defaults included: a start is never worse
@@ -33,15 +42,20 @@ import numpy as np
 import torch
 
 from ..graph import Graph
+from .compressor_start import start_compressors
+from .excerpt import loudest_begin, loudest_excerpt
 from .latent import is_black_box
+from .least_squares import least_squares_weights
 from .loss import SpectralLoss
+from .send_response import solve_send_response
 
-__all__ = ["Initialisation", "initialise", "least_squares_weights", "loudest_excerpt"]
+__all__ = ["Initialisation", "initialise", "least_squares_weights", "loudest_begin", "loudest_excerpt", "polish_returns"]
 
 _N_FFT = 2048
 _BANDS_PER_OCTAVE = 3
 _EQ_CLIP_DB = 15.0  # a band ratio beyond this is a stem silent in that band, not an EQ move
 _EQ_STEPS = 150
+_ROUNDS = 2
 _EQ_SHRINK = 0.05  # per dB^2 of EQ move: a band ratio is noisy, a small move needs strong evidence
 
 
@@ -62,28 +76,6 @@ class Initialisation:
     losses: dict[str, float]
     notes: list[str] = field(default_factory=list)
     renders: int = 0
-
-
-def least_squares_weights(basis: torch.Tensor, target: torch.Tensor) -> np.ndarray:
-    """Non-negative ``w`` minimising ``|| sum_i w_i basis_i - target ||^2``.
-
-    Args:
-        basis: ``[n, m]`` (one row per unknown).
-        target: ``[m]``.
-
-    Returns:
-        ``[n]`` float64, each >= 0.
-    """
-    from scipy.optimize import nnls
-
-    a = basis.detach().to("cpu", torch.float64)
-    b = target.detach().to("cpu", torch.float64)
-    gram = (a @ a.T).numpy()
-    rhs = (a @ b).numpy()
-    # The normal equations through a Cholesky factor: the same minimiser as nnls on [m, n], m/n times cheaper.
-    scale = max(float(np.trace(gram)) / len(gram), 1e-300)
-    factor = np.linalg.cholesky(gram + 1e-9 * scale * np.eye(len(gram)))
-    return nnls(factor.T, np.linalg.solve(factor, rhs), maxiter=100 * len(gram))[0]
 
 
 def _band_powers(x: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -187,26 +179,42 @@ def _power_weights(contributions: torch.Tensor, target: torch.Tensor, sample_rat
     return np.stack(weights, axis=1)
 
 
-def _band_ratios_db(contributions: torch.Tensor, target: torch.Tensor,
-                    sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per stem and band, the dB its contribution is off (NNLS over frames and channels), and how much
-    the band's answer counts: the stem's share of the mix's power there (``[stems, bands]`` each)."""
-    stems = _band_powers(contributions, sample_rate)  # [stems, 2, bands, frames]
-    mix = _band_powers(target, sample_rate)
-    ratios = torch.zeros(stems.shape[0], stems.shape[2], dtype=torch.float64)
+def _transfer_ratios_db(contributions: torch.Tensor, target: torch.Tensor,
+                        sample_rate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per stem and band, the dB its contribution is off, from each stem's transfer function to the target
+    solved bin by bin (complex least squares over STFT frames, both channels), and the stem's share of
+    the mix's power there (``[stems, bands]`` each). Phase separates stems that band powers cannot."""
+    window = torch.hann_window(_N_FFT, dtype=torch.float64)
+
+    def stft(x: torch.Tensor) -> torch.Tensor:
+        flat = x.detach().to("cpu", torch.float64).reshape(-1, x.shape[-1])
+        spec = torch.stft(flat, _N_FFT, _N_FFT // 4, window=window, return_complex=True)
+        return spec.reshape(*x.shape[:-1], *spec.shape[-2:])
+
+    stems, mix = stft(contributions), stft(target)  # [S, 2, F, M], [2, F, M]
+    basis = stems.permute(1, 2, 3, 0)  # [2, F, M, S]
+    gram = basis.mH @ basis  # [2, F, S, S]
+    scale = gram.diagonal(dim1=-2, dim2=-1).real.mean(-1, keepdim=True).clamp_min(1e-20)
+    ridge = 1e-3 * scale[..., None] * torch.eye(stems.shape[0], dtype=gram.dtype)
+    transfer = torch.linalg.solve(gram + ridge, basis.mH @ mix[..., None])[..., 0]  # [2, F, S]
+    power = stems.abs().pow(2).sum(-1)  # [S, 2, F]
+    gains = transfer.abs().pow(2).permute(2, 0, 1)  # [S, 2, F]
+    freqs = torch.fft.rfftfreq(_N_FFT, 1.0 / sample_rate, dtype=torch.float64)
+    edges = _band_edges(sample_rate)
+    ratios = torch.zeros(stems.shape[0], len(edges) - 1, dtype=torch.float64)
     shares = torch.zeros_like(ratios)
-    for b in range(stems.shape[2]):
-        basis = stems[:, :, b].reshape(stems.shape[0], -1)
-        scale = float(mix[:, b].mean().clamp_min(1e-12))
-        present = basis.mean(dim=1) > 1e-6 * scale
-        if not bool(present.any()):
+    total = mix.abs().pow(2).sum(-1).sum(0)  # [F]
+    for b, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        inside = (freqs >= lo) & (freqs < hi)
+        if not bool(inside.any()):  # a band narrower than a bin: nothing measured, no move
             continue
-        w = least_squares_weights(basis[present] / scale, mix[:, b].reshape(-1) / scale)
-        db = 10 * torch.log10(torch.from_numpy(w).clamp_min(1e-6))
-        ratios[present, b] = db.clamp(-_EQ_CLIP_DB, _EQ_CLIP_DB)
-        share = basis[present].mean(dim=1) * torch.from_numpy(w) / scale
-        shares[present, b] = share.clamp(0.0, 1.0)
-    return ratios, shares
+        p = power[:, :, inside]
+        heard = (gains[:, :, inside] * p).sum(dim=(1, 2))
+        played = p.sum(dim=(1, 2))
+        ratios[:, b] = torch.where(played > 0, 10 * torch.log10((heard / played.clamp_min(1e-20)).clamp_min(1e-6)),
+                                   torch.zeros_like(played))
+        shares[:, b] = (heard / total[inside].sum().clamp_min(1e-20)).clamp(0.0, 1.0)
+    return ratios.clamp(-_EQ_CLIP_DB, _EQ_CLIP_DB), shares
 
 
 def _fit_eqs(processor: Any, params: Mapping[str, torch.Tensor], curves_db: torch.Tensor, weights: torch.Tensor,
@@ -255,22 +263,28 @@ def _set_eqs(params: dict[str, dict[str, torch.Tensor]], tracks: list[_Track], p
                 # The broadband part of the ratio belongs to the fader, set by the better-posed solve before.
                 curves[track.eq_row] = curve - (share * curve).sum() / share.sum()
                 weights[track.eq_row] = share
+        if "peak_cutoff_hz" in params[eq_type] and "peak_gain_db" in params[eq_type]:
+            flat = params[eq_type]["peak_gain_db"].abs().amax(dim=1) < 0.5  # a placed peak stays where it is
+            _place_peaks(params[eq_type]["peak_cutoff_hz"], curves * flat[:, None], weights, centres)
         params[eq_type].update(_fit_eqs(processors[eq_type], params[eq_type], curves, weights, centres,
                                         sample_rate))
 
 
-def loudest_excerpt(stems: torch.Tensor, target: torch.Tensor, sample_rate: int,
-                    seconds: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``seconds`` of ``stems`` ``[stems, channels, samples]`` and ``target`` ``[channels, samples]``
-    where the target is loudest (by its power in 0.1 s blocks); all of them when shorter."""
-    length = int(round(seconds * sample_rate))
-    if target.shape[-1] <= length:
-        return stems, target
-    hop = max(int(0.1 * sample_rate), 1)
-    power = torch.nn.functional.avg_pool1d(target.detach().pow(2).sum(0)[None, None].to(torch.float64),
-                                           length, hop)[0, 0]
-    begin = int(power.argmax()) * hop
-    return stems[..., begin:begin + length], target[..., begin:begin + length]
+def _place_peaks(cutoffs: torch.Tensor, curves: torch.Tensor, weights: torch.Tensor, centres: torch.Tensor) -> None:
+    """Move each row's peaking bands ``cutoffs`` ``[rows, peaks]`` to where its curve departs most from flat
+    (by ``|curve| * sqrt(weight)``, at least an octave apart); the gain fit that follows moves only gains."""
+    evidence = curves.abs() * weights.sqrt()
+    octaves = torch.log2(centres)
+    for row in range(cutoffs.shape[0]):
+        if not bool(evidence[row].max() > 0.5):  # under half a dB where the stem plays: leave the defaults
+            continue
+        score = evidence[row].clone()
+        for k in range(cutoffs.shape[1]):
+            band = int(score.argmax())
+            if not bool(score[band] > 0.5):
+                break
+            cutoffs[row, k] = float(centres[band])
+            score[(octaves - octaves[band]).abs() < 1.0] = 0.0
 
 
 def initialise(graph: Graph, names: list[str], processors: Mapping[str, Any],
@@ -319,17 +333,85 @@ def initialise(graph: Graph, names: list[str], processors: Mapping[str, Any],
             losses[label] = float(loss(render(candidate, stems)))
         renders += 1
     best = min(losses, key=losses.get)
-    if best != "defaults" and any(t.eq_type for t in tracks):
-        candidate = _copy(candidates[best])
-        contributions = _contributions(render, candidate, stems)
-        renders += len(names)
-        _set_eqs(candidate, tracks, processors, _band_ratios_db(contributions, target, sample_rate), sample_rate)
-        label = f"{best} + EQ from band ratios"
-        candidates[label] = candidate
-        with torch.no_grad():
-            losses[label] = float(loss(render(candidate, stems)))
-        renders += 1
-        best = min(losses, key=losses.get)
-    notes = [f"start: {best} (loss {losses[best]:.4f}; " + ", ".join(f"{k} {v:.4f}" for k, v in losses.items()
-                                                                      if k != best) + ")"]
+    notes: list[str] = []
+    for round_ in range(_ROUNDS if best != "defaults" else 0):
+        # A second round hears the EQs through the compressors the first one found, and the other way round.
+        suffix = "" if round_ == 0 else f" (round {round_ + 1})"
+        if any(t.eq_type for t in tracks):
+            candidate = _copy(candidates[best])
+            contributions = _contributions(render, candidate, stems)
+            renders += len(names) + 1
+            _set_eqs(candidate, tracks, processors, _transfer_ratios_db(contributions, target, sample_rate),
+                     sample_rate)
+            best = _score(f"{best} + EQ from transfer functions{suffix}", candidate, render, loss, stems,
+                          candidates, losses)
+        best, spent = _dynamics(graph, names, processors, tracks, stems, target, sample_rate, render, loss,
+                                candidates, losses, best, notes, suffix)
+        renders += spent
+    notes.insert(0, f"start: {best} (loss {losses[best]:.4f}; " + ", ".join(
+        f"{k} {v:.4f}" for k, v in losses.items() if k != best) + ")")
     return Initialisation(candidates[best], best, losses, notes, renders)
+
+
+def _refit_faders(render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor],
+                  params: dict[str, dict[str, torch.Tensor]], tracks: list[_Track], stems: torch.Tensor,
+                  target: torch.Tensor) -> int:
+    contributions = _contributions(render, params, stems)
+    _set_faders(params, tracks, _waveform_weights(contributions, target), contributions)
+    return stems.shape[0]
+
+
+def _dynamics(graph: Graph, names: list[str], processors: Mapping[str, Any], tracks: list[_Track],
+              stems: torch.Tensor, target: torch.Tensor, sample_rate: int,
+              render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor],
+              loss: Callable[[torch.Tensor], torch.Tensor], candidates: dict[str, Any],
+              losses: dict[str, float], best: str, notes: list[str], suffix: str = "") -> tuple[str, int]:
+    """Compressors from a waveform search, then the faders solved again, kept as a candidate; returns the
+    best and the renders. (The send effect's response waits for :func:`polish_returns`: solved now, it
+    would also explain what the unfitted dry mix gets wrong.)"""
+    renders = 0
+    started = start_compressors(graph, names, processors, candidates[best], stems, target, sample_rate)
+    if started is not None:
+        candidate, more = started
+        renders += _refit_faders(render, candidate, tracks, stems, target)
+        best = _score(f"{best} + compressors from a search{suffix}", candidate, render, loss, stems, candidates, losses)
+        notes.extend(more)
+        renders += 1
+    return best, renders
+
+
+def _score(label: str, candidate: dict[str, dict[str, torch.Tensor]],
+           render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor],
+           loss: Callable[[torch.Tensor], torch.Tensor], stems: torch.Tensor, candidates: dict[str, Any],
+           losses: dict[str, float]) -> str:
+    """Score ``candidate`` as ``label``; keep it where it beats what that label held; the best label."""
+    with torch.no_grad():
+        value = float(loss(render(candidate, stems)))
+    if value < losses.get(label, float("inf")):
+        candidates[label], losses[label] = candidate, value
+    return min(losses, key=losses.get)
+
+
+def polish_returns(graph: Graph, names: list[str], processors: Mapping[str, Any], params: Any, stems: torch.Tensor,
+                   target: torch.Tensor, render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor]
+                   ) -> Initialisation | None:
+    """After a fit: the send effect's response and levels solved again on all of the audio, then the faders,
+    kept where the fit's loss on all of it falls (a response solved at the start also explained what the
+    unfitted dry mix got wrong). ``None`` where the console has no solvable send effect or nothing improved.
+
+    Args: as :func:`initialise`; ``params`` may be a :class:`~grafx_core.fitting.LatentParameters`' values.
+    """
+    start = {t: {k: v.detach().clone() for k, v in params[t].items()} for t in params.keys()}
+    tracks = _tracks(graph, names, processors)
+    solved = solve_send_response(graph, names, processors, start, stems, target, render)
+    if solved is None or tracks is None:
+        return None
+    loss = SpectralLoss(target)
+    candidate = solved.parameters
+    renders = 2 * len(names) + 2 + _refit_faders(render, candidate, tracks, stems, target)
+    with torch.no_grad():
+        losses = {"fitted": float(loss(render(start, stems))), "returns solved again": float(loss(render(candidate, stems)))}
+    if losses["returns solved again"] >= losses["fitted"]:
+        return None
+    notes = [*solved.notes, f"after the fit: {losses['fitted']:.4f} -> {losses['returns solved again']:.4f}"]
+    return Initialisation(candidate, "returns solved again", losses, notes, renders)

@@ -55,7 +55,7 @@ def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParam
         loss: Callable[[torch.Tensor], torch.Tensor], steps: int, learning_rate: float = 0.05,
         progress: Progress | None = None, *, patience: int | None = None, min_improvement: float = 1e-3,
         log: LossLog | None = None, stop: Callable[[], bool] | None = None,
-        seconds: float | None = None) -> FitResult:
+        seconds: float | None = None, spent: Callable[[], float] | None = None) -> FitResult:
     """Gradient descent (Adam, learning rate decaying tenfold over the run) on ``loss(render(values))``.
 
     ``latent`` ends holding the best parameters seen. A ``KeyboardInterrupt``
@@ -79,6 +79,8 @@ def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParam
         seconds: a wall-clock budget for the steps (``None``: none); the fit then
             ends with ``stopped="time"`` when it is spent.
         stop: asked after each step; ``True`` ends the fit there (a render budget spent).
+        spent: the fraction of another budget used so far (a render budget's), asked before each step:
+            the learning rate decays with it too, so that a run ended by that budget still anneals.
 
     Raises:
         FloatingPointError: the loss became NaN or infinite.
@@ -93,12 +95,14 @@ def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParam
     start = time.perf_counter()
     try:
         for step in range(steps):
-            spent = _spent(step, steps, time.perf_counter() - start, seconds)
-            if spent >= 1.0:
+            fraction = _spent(step, steps, time.perf_counter() - start, seconds)
+            if fraction >= 1.0:
                 stopped = "time"
                 break
+            if spent is not None:
+                fraction = max(fraction, min(spent(), 1.0))
             for group, rate in zip(optimiser.param_groups, base_rates):
-                group["lr"] = rate * _DECAY**spent
+                group["lr"] = rate * _DECAY**fraction
             optimiser.zero_grad(set_to_none=True)
             value = loss(render(latent.values()))
             if not torch.isfinite(value):

@@ -36,7 +36,11 @@ __all__ = ["OPTIMIZERS", "optimise"]
 OPTIMIZERS: dict[str, str] = {
     "adam": "Adam on every parameter, black boxes through their gradient estimators; a step is one update",
     "gauss-newton": "Levenberg-Marquardt on the black-box controls (finite-difference Jacobians of the loss's "
-                    "residuals) and Adam on the analytic parameters; a step is one Levenberg-Marquardt iteration",
+                    "residuals, corrected by every render), a compass search where it stalls, and Adam on the "
+                    "analytic parameters; a step is one Levenberg-Marquardt iteration or compass sweep",
+    "hybrid": "CMA-ES (pycma) on the black-box controls for the first part of the renders (option global_share, "
+              "default 0.3 of the render budget, or of the steps without one), then gauss-newton from the best "
+              "point; a step is a candidate, then as gauss-newton's",
     "cma-es": "CMA-ES (pycma) on every latent parameter; a step is one candidate",
     "ngopt": "Nevergrad's NGOpt on every latent parameter; a step is one candidate",
     "random": "random search (black-box controls uniform in their ranges, the others around the start); "
@@ -60,11 +64,13 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
         optimizer: a key of :data:`OPTIMIZERS`.
         learning_rate: Adam's initial learning rate (Adam and the analytic part of ``"gauss-newton"``).
         progress, log: see :func:`~grafx_core.fitting.fit`.
-        patience, min_improvement: early stopping, counted in steps (Adam and ``"gauss-newton"``;
-            gradient-free optimisers run their steps or their budget).
+        patience, min_improvement: early stopping, counted in steps (for the gradient-free optimisers a step
+            is one candidate: they stop once ``patience`` candidates in a row found nothing better than
+            the best by ``min_improvement``).
         budget: counts renders, and ends the fit once its limit is reached; entered here if it is not yet.
         seed: seeds the stochastic optimisers.
-        seconds: a wall-clock budget for Adam's steps (see :func:`~grafx_core.fitting.fit`).
+        seconds: a wall-clock budget for the steps (see :func:`~grafx_core.fitting.fit`); every backend
+            then ends with ``stopped="time"`` once it is spent.
         options: backend options: ``sigma`` (the gradient-free optimisers' initial spread in latent
             units, default 0.5), ``popsize`` (CMA-ES), ``fd_step`` (Gauss-Newton's finite-difference
             step in normalised units, default 0.005), ``adam_steps`` (Adam steps of the analytic parameters per
@@ -78,29 +84,32 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
     options = dict(options or {})
-    unknown = sorted(set(options) - {"sigma", "popsize", "fd_step", "adam_steps"})
+    unknown = sorted(set(options) - {"sigma", "popsize", "fd_step", "adam_steps", "global_share"})
     if unknown:
-        raise ValueError(f"unknown optimizer options {unknown}; expected sigma, popsize, fd_step or adam_steps")
-    module = {"cma-es": ("cma", "CMA-ES"), "ngopt": ("nevergrad", "NGOpt")}.get(optimizer)
+        raise ValueError(f"unknown optimizer options {unknown}; expected sigma, popsize, fd_step, adam_steps or "
+                         "global_share")
+    module = {"cma-es": ("cma", "CMA-ES"), "ngopt": ("nevergrad", "NGOpt"), "hybrid": ("cma", "CMA-ES")}.get(optimizer)
     if module is not None:
         require(module[0], "optimizers", f"--optimizer {optimizer} ({module[1]})")
-    if optimizer == "gauss-newton" and not callable(getattr(loss, "residuals", None)):
-        raise ValueError("--optimizer gauss-newton needs a loss with a residuals(mix) method, such as SpectralLoss; "
+    if optimizer in ("gauss-newton", "hybrid") and not callable(getattr(loss, "residuals", None)):
+        raise ValueError(f"--optimizer {optimizer} needs a loss with a residuals(mix) method, such as SpectralLoss; "
                          f"{type(loss).__name__} has none")
     budget = RenderBudget() if budget is None else budget
     counted = budget.counting(render)
     with nullcontext() if budget.active else budget:
         if optimizer == "adam":
             result = fit(counted, latent, loss, steps, learning_rate, progress, patience=patience,
-                         min_improvement=min_improvement, log=log, stop=budget.next_step_exceeds, seconds=seconds)
+                         min_improvement=min_improvement, log=log, stop=budget.next_step_exceeds, seconds=seconds,
+                         spent=budget.fraction_spent)
         else:
-            gradient_free = optimizer != "gauss-newton"
-            run = Run(latent, steps, progress, log, budget, None if gradient_free else patience, min_improvement)
+            run = Run(latent, steps, progress, log, budget, patience, min_improvement, seconds)
             try:
-                if gradient_free:
-                    _gradient_free(optimizer, run, counted, loss, seed, options)
-                else:
+                if optimizer == "gauss-newton":
                     gauss_newton(run, counted, loss, learning_rate, options)
+                elif optimizer == "hybrid":
+                    _hybrid(run, counted, loss, learning_rate, seed, options)
+                else:
+                    _gradient_free(optimizer, run, counted, loss, seed, options)
             except KeyboardInterrupt:
                 run.stopped = "interrupted"
             result = run.result()
@@ -118,36 +127,76 @@ def _gradient_free(optimizer: str, run: Run, render: Render, loss: Loss,
         # budget hints) is not the user's concern, and would be an error under filterwarnings=error.
         warnings.filterwarnings("ignore", module=r"(cma|nevergrad)(\.|$)")
         if optimizer == "cma-es":
-            _cma(run, render, loss, x0, sigma, seed, options.get("popsize"))
+            _cma(run, render, loss, x0, sigma, seed, options.get("popsize"), _free(run))
         elif optimizer == "ngopt":
             _ngopt(run, render, loss, x0, sigma, seed)
         else:
             _random(run, render, loss, x0, seed)
 
 
+def _hybrid(run: Run, render: Render, loss: Loss, learning_rate: float, seed: int,
+            options: Mapping[str, Any]) -> None:
+    """CMA-ES on the black-box controls (the rest held at the start) for a share of the renders, then
+    Gauss-Newton from the best point: a global search where the loss has local minima, then the fast local
+    convergence of Levenberg-Marquardt."""
+    share = float(options.get("global_share", 0.3))
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"global_share must be in [0, 1), got {share}")
+    limit, steps = run.budget.limit, run.steps
+    black_box = torch.cat([torch.full((p.numel(),), flag) for p, flag in
+                           zip(run.latent.parameters(), run.latent.black_box_flags())]) & _free(run)
+    x0 = run.vector()
+    run.record(run.evaluate(render, loss, x0), x0)
+    if share > 0 and bool(black_box.any()):
+        # The global phase ends at its share of the render budget, or without one, of the steps.
+        if limit is not None:
+            run.budget.limit = run.budget.renders + share * limit
+        else:
+            run.steps = max(int(share * steps), 2)
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", module=r"cma(\.|$)")
+                _cma(run, render, loss, x0, float(options.get("sigma", 0.5)), seed, options.get("popsize"), black_box)
+        finally:
+            run.budget.limit, run.steps = limit, steps
+        run.load(run.best_vector if run.best_vector is not None else x0)
+    if not run.done():
+        gauss_newton(run, render, loss, learning_rate, options)
+
+
+def _free(run: Run) -> torch.Tensor:
+    """Per entry of the latent vector: whether it may move (parameters frozen by ``LatentParameters.freeze``
+    may not)."""
+    return torch.cat([torch.full((p.numel(),), p.requires_grad) for p in run.latent.parameters()])
+
+
 def _candidate(run: Run, render: Render, loss: Loss, x: np.ndarray,
-               dtype: torch.dtype) -> float:
+               dtype: torch.dtype, base: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> float:
     vector = torch.as_tensor(np.asarray(x, dtype=np.float64)).to(dtype)
+    if base is not None and mask is not None:  # a candidate for the masked entries only
+        vector = base.clone().masked_scatter(mask, vector)
     value = run.evaluate(render, loss, vector)
     run.record(value, vector)
     return value
 
 
 def _cma(run: Run, render: Render, loss: Loss, x0: torch.Tensor, sigma: float,
-         seed: int, popsize: int | None) -> None:
+         seed: int, popsize: int | None, mask: torch.Tensor | None = None) -> None:
+    """CMA-ES on ``x0``, or on its entries where ``mask`` is true (the others held)."""
     import cma
 
     settings: dict[str, Any] = {"seed": seed + 1, "verbose": -9}  # pycma takes seed 0 as "random"
     if popsize is not None:
         settings["popsize"] = int(popsize)
-    strategy = cma.CMAEvolutionStrategy(x0.double().numpy(), sigma, settings)
+    start = x0 if mask is None else x0[mask]
+    strategy = cma.CMAEvolutionStrategy(start.double().numpy(), sigma, settings)
     while not run.done():
         candidates = strategy.ask()
         values = []
         for x in candidates:
             if run.done():
                 return  # a partial generation cannot be told; its candidates are recorded
-            values.append(_candidate(run, render, loss, x, x0.dtype))
+            values.append(_candidate(run, render, loss, x, x0.dtype, x0, mask))
         strategy.tell(candidates, values)
 
 
@@ -158,7 +207,8 @@ def _ngopt(run: Run, render: Render, loss: Loss, x0: torch.Tensor, sigma: float,
     budget = run.steps - 1
     if run.budget.limit is not None:
         budget = min(budget, int(run.budget.limit - run.budget.renders))
-    optimiser = _ng_optimiser(ng, "NGOpt", x0.double().numpy(), sigma, seed, max(budget, 1))
+    free = _free(run)
+    optimiser = _ng_optimiser(ng, "NGOpt", x0[free].double().numpy(), sigma, seed, max(budget, 1))
     while not run.done():
         try:
             candidate = optimiser.ask()
@@ -166,14 +216,16 @@ def _ngopt(run: Run, render: Render, loss: Loss, x0: torch.Tensor, sigma: float,
             # Nevergrad 1.x NGOpt can fail inside its metamodel on some problems: go on with plain
             # CMA from the best point so far rather than lose the run.
             best = run.best_vector if run.best_vector is not None else x0
-            optimiser = _ng_optimiser(ng, "CMA", best.double().numpy(), sigma, seed, max(budget - len(run.losses), 1))
+            optimiser = _ng_optimiser(ng, "CMA", best[free].double().numpy(), sigma, seed,
+                                      max(budget - len(run.losses), 1))
             continue
-        value = _candidate(run, render, loss, candidate.value, x0.dtype)
+        value = _candidate(run, render, loss, candidate.value, x0.dtype, x0, free)
         try:
             optimiser.tell(candidate, value)
         except (TypeError, ValueError, np.linalg.LinAlgError):
             best = run.best_vector if run.best_vector is not None else x0
-            optimiser = _ng_optimiser(ng, "CMA", best.double().numpy(), sigma, seed, max(budget - len(run.losses), 1))
+            optimiser = _ng_optimiser(ng, "CMA", best[free].double().numpy(), sigma, seed,
+                                      max(budget - len(run.losses), 1))
 
 
 def _ng_optimiser(ng: Any, name: str, x0: np.ndarray, sigma: float, seed: int, budget: int) -> Any:
@@ -193,4 +245,5 @@ def _random(run: Run, render: Render, loss: Loss, x0: torch.Tensor,
         u = torch.rand(x0.shape, generator=generator, dtype=torch.float64).clamp(1e-4, 1 - 1e-4)
         gauss = torch.randn(x0.shape, generator=generator, dtype=torch.float64)
         x = torch.where(black_box, torch.logit(u), x0.double() + gauss)
+        x = torch.where(_free(run), x, x0.double())  # frozen parameters stay where they are
         _candidate(run, render, loss, x.numpy(), x0.dtype)

@@ -9,7 +9,7 @@ the loss reported after pruning is that of the console that is kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,7 @@ class PruneResult:
 def prune_console(graph: Graph, processors: Mapping[str, Any], parameters: Mapping[str, Mapping[str, torch.Tensor]],
                   sources: torch.Tensor, loss: Callable[[torch.Tensor], torch.Tensor], loss_before: float,
                   steps: int, learning_rate: float = 0.05, sparsity: float = 0.01,
-                  progress: Progress | None = None) -> PruneResult:
+                  progress: Progress | None = None, fixed: Mapping[str, Sequence[str]] | None = None) -> PruneResult:
     """Gate every processor node of a fitted console, fit, and prune the nodes whose gate shut.
 
     Args:
@@ -69,6 +69,7 @@ def prune_console(graph: Graph, processors: Mapping[str, Any], parameters: Mappi
         learning_rate: Adam's initial learning rate.
         sparsity: the penalty per open gate, in loss units.
         progress: shows the gated fit.
+        fixed: parameters the gated fit leaves alone, as the fit left them (``{node_type: (name, ...)}``).
     """
     gated = gate_processors(processors, mode="straight-through")
     start = {t: {**{k: v.detach() for k, v in p.items()},
@@ -77,6 +78,8 @@ def prune_console(graph: Graph, processors: Mapping[str, Any], parameters: Mappi
              for t, p in parameters.items()}
     # The plain processors tell LatentParameters which types keep raw black-box values.
     latent = LatentParameters(start, processors)
+    if fixed:
+        latent.freeze(fixed)
     plan = compile_render(graph, gated)
 
     def penalised(y: torch.Tensor) -> torch.Tensor:

@@ -63,6 +63,10 @@ class RenderBudget:
         """Whether the limit is reached (never without one)."""
         return self.limit is not None and self.renders >= self.limit - 1e-9
 
+    def fraction_spent(self) -> float:
+        """The share of the limit rendered so far (0 without a limit)."""
+        return 0.0 if self.limit is None else self.renders / self.limit
+
     def next_step_exceeds(self) -> bool:
         """Whether one more step costing what the last one did (since the previous call) would pass the limit.
 

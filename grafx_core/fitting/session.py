@@ -34,7 +34,7 @@ from ..render import render
 from ..wavfile import write_wav
 from .engineer import describe_stems, residual_report
 from .excerpts import warmed_excerpts
-from .initial import initialise, loudest_excerpt
+from .initial import initialise, loudest_excerpt, polish_returns
 from .automation import Automation, SmoothCurves, automation_lines, automation_report, plot_curves, to_curves
 from .latent import LatentParameters
 from .loop import FitResult
@@ -264,6 +264,16 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     finally:
         log.close()
     fitted_params = latent.detached()
+    polished_loss = result.final_loss  # the loss the pruning starts from, on the excerpt the steps fit
+    if job.initialise and automation is None and result.stopped != "interrupted":
+        polished = polish_returns(graph, job.names, processors, fitted_params, sources, target,
+                                  lambda p, s: plan(p, s)[0][0])
+        if polished is not None:
+            fitted_params = polished.parameters
+            with torch.no_grad():
+                polished_loss = float(loss(render_fit(fitted_params)))
+            for note in polished.notes:
+                print(f"  {note}", file=out)
     save_parameters(fitted_params, path("fitted.params.json"), control_hop=hop)
     if result.stopped == "interrupted":
         return _interrupted(job, result, files, path, out, began)
@@ -273,8 +283,8 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         print("pruning: every node gated, fitting gates and parameters together", file=out)
         steps = job.prune_steps or max(job.steps // 2, 1)
         with _quiet_fixed_controls():
-            pruned = prune_console(graph, processors, fitted_params, fit_sources, loss, result.final_loss, steps,
-                                   job.learning_rate, progress=Progress(steps, progress_stream))
+            pruned = prune_console(graph, processors, fitted_params, fit_sources, loss, polished_loss, steps,
+                                   job.learning_rate, progress=Progress(steps, progress_stream), fixed=job.fixed)
         if pruned.fit.stopped == "interrupted":
             return _interrupted(job, result, files, path, out, began)
 

@@ -203,8 +203,14 @@ def test_auto_signal_gradient_is_settled_at_the_first_call_whose_input_wants_one
 
 
 def test_a_black_box_nothing_linear_explains_stops_with_a_warning_once():
-    box = BlackBoxProcessor(lambda audio, sample_rate: audio[:, ::-1].copy(), [], name="reverser", workers=1, seed=0)
-    x = torch.randn(1, 1, 4096, requires_grad=True, generator=torch.Generator().manual_seed(0))
+    from grafx_core.demo.multitrack import synthesise_multitrack
+
+    def reverser(audio, sample_rate):  # backwards and mirrored in frequency: the lows come out as highs
+        return (audio[:, ::-1] * (1 - 2 * (np.arange(audio.shape[-1]) % 2))).astype(np.float32)
+
+    box = BlackBoxProcessor(reverser, [], name="reverser", workers=1, seed=0)
+    # drums: white noise keeps its spectrum however it is shuffled, and a ratio passes its gradient on
+    x = synthesise_multitrack(3, 0.25, 44100, seed=0)[1].float()[[0, 2], :1, :8192].clone().requires_grad_()
     with pytest.warns(StoppedSignalGradientWarning, match="black box 'reverser'"):
         assert not box(x).requires_grad
     assert box.signal_gradient == "none"

@@ -39,7 +39,7 @@ def drums():
     return sources.float()[[0, 2], :, :8192]  # kick and a second sounding track, stereo
 
 
-@pytest.mark.parametrize("kind", ["gain-tangent", "band-tangent"])
+@pytest.mark.parametrize("kind", ["gain-tangent", "tangent-ratio", "band-tangent"])
 @pytest.mark.parametrize("channels", [(2, 2), (1, 2), (2, 1)])
 def test_the_tangent_adjoint_passes_the_dot_product_test(kind, channels):
     gen = torch.Generator().manual_seed(0)
@@ -112,7 +112,7 @@ def test_the_band_tangent_is_exact_along_its_bands(drums):
     moved, directions, h = tangent_renders("band-tangent", x, 1e-4)
     with torch.no_grad():
         y = saturator(x, drive)
-        stand_in = fit_tangent("band-tangent", x, y, saturator(moved, drive.repeat_interleave(TANGENT_BANDS, 0)),
+        stand_in = fit_tangent("band-tangent", x, y, saturator(moved, drive.repeat_interleave(2 * TANGENT_BANDS, 0)),
                                directions, h)
     g = torch.randn(y.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     leaf = x.clone().requires_grad_()
@@ -125,16 +125,51 @@ def test_the_band_tangent_is_exact_along_its_bands(drums):
 
 
 @pytest.mark.slow
-def test_the_probe_chooses_the_gain_tangent_for_a_heavy_compressor(drums):
-    wrapped = with_estimator(get_processor("dsp:compressor"), FiniteDifference(seed=0))
-    params = {k: torch.full((2, 1), v) for k, v in HEAVY.items()}
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a trusted choice is silent
+@pytest.mark.parametrize("processor, settings", [
+    ("dsp:compressor", HEAVY),
+    ("filtered saturator", {"drive": 6.0}),
+], ids=["heavy compressor", "filtered saturator"])
+def test_a_silent_choice_passes_a_good_upstream_gradient(drums, processor, settings, one_torch_thread):
+    """The probe scores the vector-Jacobian product: a choice it trusts (no warning) must give the nodes
+    upstream the gradient autograd gives, and one it does not trust must say what it measured."""
+    effect = get_processor(processor) if processor.startswith("dsp:") else _Saturator()
+    wrapped = with_estimator(effect, FiniteDifference(seed=0))
+    params = {k: torch.full((2, 1), v) for k, v in settings.items()}
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
         wrapped(drums.clone().requires_grad_(), **params)
-    assert wrapped.signal_gradient == "gain-tangent"
-    probe = wrapped.signal_probe
-    assert probe.trusted and probe.scores["gain-tangent"] > max(probe.scores["spectral-ratio"],
-                                                                probe.scores["fft-ratio"]) + 0.1
+    chosen, probe = wrapped.signal_gradient, wrapped.signal_probe
+    exact = _upstream_gradient(effect, settings, drums)
+    estimate = _upstream_gradient(effect, settings, drums, chosen)
+    cosine, ratio = _cos(estimate, exact), float(estimate.norm() / exact.norm())
+    weak = [w for w in seen if issubclass(w.category, WeakSignalGradientWarning)]
+    if probe.trusted:
+        assert not weak
+        assert cosine > 0.9 and 0.7 < ratio < 1.4, (chosen, cosine, ratio)
+    else:
+        assert weak and f"cosine {probe.cosines[chosen]:.3g}" in str(weak[0].message)
+
+
+def test_the_tangent_ratio_of_a_filter_is_its_exact_gradient():
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 2, 6000, generator=gen, dtype=torch.float64)
+    taps = torch.randn(2, 1, 32, generator=gen, dtype=torch.float64) * torch.exp(-torch.arange(32.0) / 6)
+
+    def filtered(v):
+        return torch.nn.functional.conv1d(torch.nn.functional.pad(v, (31, 0)), taps.flip(-1), groups=2)
+
+    moved, directions, h = tangent_renders("tangent-ratio", x, 1e-3)
+    assert moved.shape == (4, 2, 6000)  # x + h x, then x - h x
+    stand_in = fit_tangent("tangent-ratio", x, filtered(x), filtered(moved), directions, h)
+    g = torch.randn(x.shape, generator=gen, dtype=torch.float64)
+    leaf = x.clone().requires_grad_()
+    (exact,) = torch.autograd.grad(filtered(leaf), leaf, g)
+    # the upstream gradient along x-like changes (what an EQ upstream makes) is what must match
+    for k in range(4):
+        u = torch.nn.functional.conv1d(torch.nn.functional.pad(x, (15, 0)),
+                                       torch.randn(2, 1, 16, generator=gen, dtype=torch.float64), groups=2)
+        along, truth = (stand_in.adjoint(g) * u).sum(), (exact * u).sum()
+        assert abs(float(along - truth)) < 0.02 * float((g.norm() * filtered(u).norm()))
 
 
 class _HalfReversed(torch.nn.Module):
@@ -151,24 +186,38 @@ class _HalfReversed(torch.nn.Module):
         return {"gain": 1}
 
 
-def test_a_weak_best_estimate_is_passed_on_with_its_measured_quality():
-    x = torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    wrapped = with_estimator(_HalfReversed(0.6), FiniteDifference(seed=0))
-    with pytest.warns(WeakSignalGradientWarning, match=r"cosine 0\.\d+, norm ratio"):
-        y = wrapped(x, gain=torch.ones(2, 1))
+class _Mirrored(torch.nn.Module):
+    """``reverse(x)`` mirrored in frequency (times ``(-1)^n``): the lows come out as highs, backwards."""
+
+    def forward(self, x, gain):
+        alternating = 1 - 2 * (torch.arange(x.shape[-1]) % 2).to(x.dtype)
+        return alternating * torch.flip(x, [-1]) * gain[..., None]
+
+    def parameter_size(self):
+        return {"gain": 1}
+
+
+def test_a_weak_best_estimate_is_passed_on_with_its_measured_quality(drums):
+    # Reversed drums: a stand-in passes on part of the upstream gradient, and says how much.
+    music = drums[:, :1].clone().requires_grad_()
+    wrapped = with_estimator(_HalfReversed(0.0), FiniteDifference(seed=0))
+    with pytest.warns(WeakSignalGradientWarning, match=r"measured score .*: cosine -?\d\.\d+, norm ratio"):
+        y = wrapped(music, gain=torch.ones(2, 1))
     assert wrapped.signal_gradient == wrapped.signal_probe.best != "none"
-    (grad,) = torch.autograd.grad(y.sum(), x)
+    assert not wrapped.signal_probe.trusted
+    (grad,) = torch.autograd.grad(y.sum(), music)
     assert float(grad.abs().sum()) > 0
-    with pytest.warns(StoppedSignalGradientWarning, match="below the cosine"):
-        stopped = with_estimator(_HalfReversed(0.3), FiniteDifference(seed=0))
-        assert not stopped(x, gain=torch.ones(2, 1)).requires_grad
+    # Reversed and mirrored: no stand-in passes on a direction, and the stop says what was measured.
+    with pytest.warns(StoppedSignalGradientWarning, match=r"measured score .*: cosine -?0\.\d+.*below the cosine"):
+        stopped = with_estimator(_Mirrored(), FiniteDifference(seed=0))
+        assert not stopped(music, gain=torch.ones(2, 1)).requires_grad
 
 
-def test_strict_estimators_raise_instead_of_passing_a_weak_estimate():
-    x = torch.randn(2, 1, 4096, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    strict = with_estimator(_HalfReversed(0.6), FiniteDifference(seed=0, strict_signal_gradient=True))
+def test_strict_estimators_raise_instead_of_passing_a_weak_estimate(drums):
+    music = drums[:, :1].clone().requires_grad_()
+    strict = with_estimator(_HalfReversed(0.0), FiniteDifference(seed=0, strict_signal_gradient=True))
     with pytest.raises(SignalGradientQualityError, match="_HalfReversed.*strict_signal_gradient"):
-        strict(x, gain=torch.ones(2, 1))
+        strict(music, gain=torch.ones(2, 1))
 
 
 @pytest.mark.slow
@@ -250,3 +299,31 @@ def test_the_diagonal_follows_a_waveshaper_that_answers_late():
     leaf = x.clone().requires_grad_()
     (exact,) = torch.autograd.grad(late(leaf), leaf, g)
     assert _cos(lin.adjoint(g), exact) > 0.999
+
+
+class _CountingTanh(torch.nn.Module):
+    """tanh of a gain, counting the rows it renders."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows = 0
+
+    def forward(self, x, gain):
+        self.rows += x.shape[0]
+        return torch.tanh(gain[..., None] * x)
+
+    def parameter_size(self):
+        return {"gain": 1}
+
+
+@pytest.mark.parametrize("kind", ["gain-tangent", "tangent-ratio", "band-tangent", "diagonal", "spectral-ratio"])
+def test_a_backward_renders_what_the_budget_says(kind):
+    from grafx_core.estimators.auto import RENDER_BUDGET, renders_per_node
+
+    effect = _CountingTanh()
+    wrapped = with_estimator(effect, FiniteDifference(seed=0), signal_gradient=kind)
+    x = torch.randn(3, 2, 2048, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    y = wrapped(x, gain=torch.full((3, 1), 2.0))
+    before = effect.rows
+    y.square().sum().backward()
+    assert (effect.rows - before) == 3 * renders_per_node(kind) <= 3 * RENDER_BUDGET

@@ -10,6 +10,7 @@ from grafx_core.estimators import (
     FiniteDifference,
     NonDifferentiableParameterWarning,
     StoppedSignalGradientWarning,
+    WeakSignalGradientWarning,
     with_estimator,
 )
 
@@ -96,9 +97,13 @@ def test_wrapped_modules_settle_auto_or_take_their_declaration():
         signal_gradient = "fft-ratio"
 
     assert with_estimator(Declared(), FiniteDifference()).signal_gradient == "fft-ratio"
-    with pytest.warns(StoppedSignalGradientWarning):
+    # reversed drums (reversed white noise keeps its spectrum, and a ratio passes its gradient on well)
+    from grafx_core.demo.multitrack import synthesise_multitrack
+
+    drums = synthesise_multitrack(3, 0.25, 44100, seed=0)[1].float()[[0, 2], :1, :8192]
+    with pytest.warns((StoppedSignalGradientWarning, WeakSignalGradientWarning), match="measured"):
         reverse = with_estimator(Reverse(), FiniteDifference(seed=0))
-        reverse(torch.randn(1, 1, 4096, requires_grad=True), gain=torch.ones(1, 1))
+        reverse(drums.clone().requires_grad_(), gain=torch.ones(2, 1))
 
 
 class Reverse(torch.nn.Module):

@@ -32,7 +32,9 @@ from .filters import (
     state_variable_coefficients,
 )
 from .gain import Gain, StereoGain, gain, pan_gains, stereo_gain
+from .impulse_response import ImpulseResponse
 from .reverb import NoiseReverb, STFTMaskedNoiseReverb
+from .sox_compand import SoxCompand, sox_compand_gain_db, sox_transfer_db
 from .stereo import (
     MidSideToStereo,
     MonoToStereo,
@@ -118,6 +120,10 @@ __all__ = [
     # twins of Ardour's mixer and plug-ins
     "AEq",
     "AComp",
+    "SoxCompand",
+    "sox_compand_gain_db",
+    "sox_transfer_db",
+    "ImpulseResponse",
     "ArdourFader",
     "a_eq_coefficients",
     "a_comp_gain_db",

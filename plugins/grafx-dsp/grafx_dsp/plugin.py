@@ -22,7 +22,9 @@ from .dynamics import Compressor, NoiseGate, SidechainCompressor
 from .eq import FIREQ, ParametricEQ
 from .filters import AllPass, GraphicEQ, StateVariableFilter
 from .gain import Gain, StereoGain
+from .impulse_response import ImpulseResponse
 from .reverb import NoiseReverb, STFTMaskedNoiseReverb
+from .sox_compand import SoxCompand
 from .stereo import MidSideToStereo, MonoToStereo, StereoToMidSide, StereoWidth
 
 __all__ = ["PROCESSORS", "grafx_register_processors"]
@@ -59,6 +61,8 @@ PROCESSORS: tuple[ProcessorSpec, ...] = (
     ProcessorSpec("delay", Delay, "Feedback delay: delay_ms, feedback, mix"),
     ProcessorSpec("multitap_delay", MultitapDelay, "Learnable multitap delay (option n_taps): delay_ms, gain"),
     ProcessorSpec("reverb", NoiseReverb, "Filtered-noise reverb, per-band decay and gain for mid and side"),
+    ProcessorSpec("impulse_response", ImpulseResponse,
+                  "Learned stereo impulse response, one tap per sample (option taps): ir"),
     ProcessorSpec("stft_reverb", STFTMaskedNoiseReverb,
                   "STFT-masked noise reverb, decay and gain per STFT bin for mid and side"),
     ProcessorSpec("distortion", Distortion, "tanh distortion: drive_db (pedalboard's Distortion curve)"),
@@ -66,6 +70,7 @@ PROCESSORS: tuple[ProcessorSpec, ...] = (
     ProcessorSpec("dry_wet", DryWet, "Dry/wet mix around a processor (option processor=...): mix"),
     ProcessorSpec("chain", Chain, "Processors in series in one node (option stages=[...] or {name: ...})"),
     ProcessorSpec("a_eq", AEq, "Twin of Ardour's a-eq: shelves, four bells, master gain (settled glide)"),
+    ProcessorSpec("sox_compand", SoxCompand, "Twin of sox's compand (peak envelope, soft-knee curve, one pair)"),
     ProcessorSpec("a_comp", AComp, "Twin of Ardour's a-comp (mono or stereo-linked peak compressor)"),
     ProcessorSpec("ardour_fader", ArdourFader, "Twin of an Ardour strip's fader and default panner: gain_db, position"),
     ProcessorSpec("ardour_gain", partial(ArdourFader, pan=False), "Twin of an Ardour fader without panner: gain_db"),

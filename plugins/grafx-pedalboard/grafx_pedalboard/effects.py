@@ -158,9 +158,11 @@ EFFECTS: dict[str, Effect] = {e.name: e for e in (
     Effect("clipping", "Clipping", "Hard clip at a threshold in dB", (
         Control("threshold_db", -48.0, 0.0, -6.0, limits=(-120.0, 24.0)),
     ), cheap=True),
+    # The signal gradient is the probe's (signal_gradient="auto"), not a declared straight-through: the
+    # probe's central differences step over many quantisation steps and measure what passes (bench/seam.py).
     Effect("bitcrush", "Bitcrush", "Quantise to a bit depth", (
         Control("bit_depth", 1.0, 16.0, 8.0, differentiable=False, limits=(0.0, 32.0)),
-    ), cheap=True, signal_gradient="straight-through"),
+    ), cheap=True),
     # -- space and modulation -----------------------------------------------------------
     Effect("reverb", "Reverb", "Freeverb-style algorithmic reverb (JUCE)", (
         Control("room_size", 0.0, 1.0, 0.5, limits=(0.0, 1.0)),
@@ -219,7 +221,7 @@ EFFECTS: dict[str, Effect] = {e.name: e for e in (
     # -- codecs and resampling --------------------------------------------------------------
     Effect("mp3_compressor", "MP3Compressor", "MP3 (LAME VBR) encode and decode", (
         Control("vbr_quality", 0.0, 9.5, 2.0, differentiable=False, limits=(0.0, 9.99)),
-    ), signal_gradient="straight-through"),
+    )),
     Effect("gsm_full_rate_compressor", "GSMFullRateCompressor", "GSM full-rate codec at 8 kHz, encode and decode",
            (), options={"quality": "WindowedSinc8"}, signal_gradient="straight-through"),
     Effect("resample", "Resample", "Down- and up-sample through a lower sample rate", (

@@ -25,7 +25,7 @@ from grafx_core.estimators import Estimator
 
 from .effects import MP3_SAMPLE_RATES, Effect, get_effect
 from .errors import EffectOptionError
-from .estimator import make_estimator, settle_gradient_kind
+from .estimator import settle_gradient_kind
 
 __all__ = ["pedalboard_processor", "effect_specs", "check_sample_rate", "SetAndProcess", "EffectFactory", "Target"]
 
@@ -321,7 +321,10 @@ def pedalboard_processor(
         if streams_in_blocks(factory, sample_rate) else None,
         instances="per-item" if info.fresh_instance else "per-thread",
         sample_rate=float(sample_rate),
-        estimator=make_estimator(specs, estimator, estimator_options),
+        # the core's rule (make_estimator's) applied by the box itself: with no estimator given, "auto"
+        # stays the probe, even for an effect without differentiable controls (bitcrush, mp3)
+        estimator=estimator,
+        **dict(estimator_options or {}),
         signal_gradient=info.signal_gradient if signal_gradient is None else signal_gradient,
         workers=workers if workers is not None or runner != "threads" else (1 if info.cheap else None),
         runner=runner,

@@ -47,11 +47,28 @@ def test_a_whole_board_conforms_with_spsa():
     assert "estimator-agreement" in conform(processor)
 
 
-def test_codecs_and_quantisers_pass_the_signal_gradient_straight_through():
+def test_the_quantiser_runs_the_probe_and_passes_on_what_it_measured():
+    import warnings
+
+    from grafx_core.demo.multitrack import synthesise_multitrack
+    from grafx_core.estimators import WeakSignalGradientWarning
+
     processor = pedalboard_processor("bitcrush")
-    x = torch.randn(2, 2, 512, requires_grad=True)
-    raw = {"bit_depth": torch.zeros(2, 1)}
-    weights = torch.randn(2, 2, 512)
-    (processor(x, **raw) * weights).sum().backward()
-    torch.testing.assert_close(x.grad, weights)
+    assert processor.signal_gradient == "auto"
+    _, sources = synthesise_multitrack(2, 0.1, 44100, seed=0)
+    x = sources.float().clone().requires_grad_()
+    raw = {"bit_depth": torch.zeros(2, 1)}  # the middle of 1-16 bits
+    weights = torch.randn(x.shape, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        (processor(x, **raw) * weights).sum().backward()
+    probe = processor.signal_probe
+    assert processor.signal_gradient == probe.choice != "none"
+    weak = [w for w in seen if issubclass(w.category, WeakSignalGradientWarning)]
+    assert bool(weak) != probe.trusted
+    # bitcrush is the identity plus quantisation noise: a trusted choice passes on nearly the identity's gradient
+    if probe.trusted:
+        cosine = torch.nn.functional.cosine_similarity(x.grad.flatten(), weights.flatten(), dim=0)
+        assert float(cosine) > 0.9
+    assert pedalboard_processor("gsm_full_rate_compressor").signal_gradient == "straight-through"
     assert pedalboard_processor("pitch_shift").gradient_kind == "none"
