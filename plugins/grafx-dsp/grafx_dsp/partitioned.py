@@ -113,12 +113,9 @@ def partitioned_block(x: torch.Tensor, spectra: torch.Tensor, head: torch.Tensor
         if offset == 0:
             if take == size:  # one whole chunk: the head partition joins the delay line's sum
                 chunk = torch.fft.rfft(torch.cat([previous, piece], dim=-1), n=2 * size)
-                # The chunk joins the delay line once, and one product sums every partition's share;
-                # the line kept is a view of it (no second copy of a long response's line per block).
-                line = torch.cat([chunk.unsqueeze(-2), lines], dim=-2)
-                total = (line[..., : spectra.shape[-2], :] * spectra).sum(dim=-2)
+                total = _accumulate(lines, tails) + chunk * spectra[..., 0, :]
                 pieces.append(torch.fft.irfft(total, n=2 * size)[..., size:])
-                lines, previous = line[..., : lines.shape[-2], :], piece
+                lines, previous = _push(lines, chunk), piece
                 done += take
                 continue
             tail = torch.fft.irfft(_accumulate(lines, tails), n=2 * size)[..., size:]
