@@ -10,6 +10,7 @@ from typing import Any, Union
 import torch
 from grafx_core import Control, ParameterError, Processor, describe
 
+from ._derived import derived
 from ._ranges import Range, soft_limit
 from .errors import ChannelCountError
 
@@ -221,6 +222,13 @@ def per_node(value: Number, like: torch.Tensor, trailing: int = 2) -> torch.Tens
         like: tensor whose dtype and device the result takes.
         trailing: number of singleton dimensions after the node dimension.
     """
+    if isinstance(value, torch.Tensor):  # the same tensor every block of a stream: the same result
+        return derived("per_node", lambda v: _per_node(v, like, trailing), value,
+                       key=(like.dtype, like.device, trailing))
+    return _per_node(value, like, trailing)
+
+
+def _per_node(value: Number, like: torch.Tensor, trailing: int) -> torch.Tensor:
     tensor = torch.as_tensor(value, dtype=like.dtype, device=like.device)
     if tensor.dim() == 3:
         return tensor.reshape(tensor.shape[0], *([1] * (trailing - 1)), tensor.shape[-1])

@@ -17,6 +17,7 @@ import torch
 from grafx_core import StreamingError
 from grafx_core.state import call_block
 
+from ._derived import derived
 from .fft import convolve_block
 from .partitioned import initial_partitioned_state, partition_size, partition_spectra, partitioned_block
 
@@ -69,7 +70,7 @@ class StatefulConvolution:
         cached = kernel is not None
         if kernel is None:
             kernel = self.stream_kernel(x, **params)
-        kept = _kernel_cache(kernel, params)
+        kept = _kernel_cache(kernel, params, state if cached else None)
         signal = x.unsqueeze(1) if kernel.dim() == 4 else x
         if "conv" in state or (not state and kernel.shape[-1] > partition_size(x.shape[-1])):
             y, new = _partitioned(state, signal, kernel, cached, kept)
@@ -109,6 +110,11 @@ def _leaves(params: Mapping[str, Any], prefix: str = "") -> dict[str, torch.Tens
     return out
 
 
+def _same_tensors(leaves: Mapping[str, torch.Tensor]) -> object:
+    """A token that stays the same object while ``leaves`` are the same tensors, unchanged (outside autograd)."""
+    return derived("stream_kernel.parameters", lambda *values: object(), *leaves.values(), key=tuple(leaves))
+
+
 def _cached_kernel(state: Mapping[str, Any], params: Mapping[str, Any]) -> torch.Tensor | None:
     kernel, designed = state.get("kernel"), state.get("designed_from")
     if kernel is None or designed is None:
@@ -116,16 +122,23 @@ def _cached_kernel(state: Mapping[str, Any], params: Mapping[str, Any]) -> torch
     leaves = _leaves(params)
     if any(t.requires_grad for t in leaves.values()) and torch.is_grad_enabled():
         return None
+    if state.get("designed_token") is _same_tensors(leaves):  # the very tensors it was designed from
+        return kernel  # type: ignore[no-any-return]
     same = designed.keys() == leaves.keys() and all(
         designed[k].shape == v.shape and bool(torch.equal(designed[k], v)) for k, v in leaves.items())
     return kernel if same else None
 
 
-def _kernel_cache(kernel: torch.Tensor, params: Mapping[str, Any]) -> dict[str, Any]:
+def _kernel_cache(kernel: torch.Tensor, params: Mapping[str, Any],
+                  reused: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What the state keeps to reuse ``kernel``: it, the parameters' values it was designed from (copied
+    only when designed: ``reused`` is the state it came from otherwise) and their token (:func:`_same_tensors`)."""
     leaves = _leaves(params)
     if kernel.requires_grad or (torch.is_grad_enabled() and any(t.requires_grad for t in leaves.values())):
         return {}
-    return {"kernel": kernel, "designed_from": {k: v.detach().clone() for k, v in leaves.items()}}
+    designed = (reused["designed_from"] if reused is not None
+                else {k: v.detach().clone() for k, v in leaves.items()})
+    return {"kernel": kernel, "designed_from": designed, "designed_token": _same_tensors(leaves)}
 
 
 def child_block(child: Any, state: Any, signals: tuple[torch.Tensor, ...],

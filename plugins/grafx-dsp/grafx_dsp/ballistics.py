@@ -36,6 +36,7 @@ import math
 import torch
 
 from ._base import Number, per_node
+from ._derived import derived
 from .fft import decay_length, fft_convolve
 
 __all__ = ["one_pole", "peak_release", "ballistics"]
@@ -63,7 +64,8 @@ def one_pole(x: torch.Tensor, time_ms: Number, sample_rate: float,
         ``[nodes, channels, samples]``, exact up to FFT rounding and the
         impulse response's tail beyond ``1e-13`` of its start.
     """
-    log_a = -_decay_per_sample(per_node(time_ms, x), sample_rate)
+    log_a = derived("one_pole.log_a", lambda t: -_decay_per_sample(per_node(t, x), sample_rate), time_ms,
+                    key=(x.dtype, x.device, sample_rate))
     if carry is not None:
         return _one_pole_block(x, log_a, carry)
     y = fft_convolve(x, _one_pole_response(x, log_a), mode="causal")
@@ -91,20 +93,11 @@ def _one_pole_block(x: torch.Tensor, log_a: torch.Tensor, carry: dict[str, torch
     cumulative sum where the one-shot render convolves by FFT (a block's two
     FFTs of twice its length cost a stream more than the compressor's other
     arithmetic). Outside autograd the chunk's growth and decay ramps are kept
-    in ``carry`` for the next block.
+    for the next block (:func:`~grafx_dsp._derived.derived`).
     """
     samples = x.shape[-1]
-    rate = -log_a.to(torch.float64)  # d = -log a > 0, per node
-    chunk = max(1, min(samples, int(600.0 // max(float(rate.detach().max()), 1e-300))))
-    reuse = carry.get("attack_log_a")
-    cached = (reuse is not None and not log_a.requires_grad and reuse.shape == log_a.shape
-              and carry["attack_growth"].shape[-1] == chunk and bool(torch.equal(reuse, log_a)))
-    if cached:
-        growth, decay = carry["attack_growth"], carry["attack_decay"]
-    else:
-        k = torch.arange(1, chunk + 1, dtype=torch.float64, device=x.device)
-        growth, decay = torch.exp(k * rate), torch.exp(-k * rate)  # a**-(k + 1), a**(k + 1)
-    gain = -torch.expm1(-rate)  # 1 - a
+    chunk, growth, decay, gain = derived("one_pole.block", lambda a: _block_terms(a, samples, x.device), log_a,
+                                         key=(samples, x.device))
     last = carry.get("attack")
     previous = torch.zeros_like(x[..., :1], dtype=torch.float64) if last is None else last.to(torch.float64)
     pieces = []
@@ -116,12 +109,16 @@ def _one_pole_block(x: torch.Tensor, log_a: torch.Tensor, carry: dict[str, torch
         pieces.append(y)
     out = (pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)).to(x.dtype)
     carry["attack"] = previous.clone()
-    if not log_a.requires_grad or not torch.is_grad_enabled():
-        carry.update(attack_log_a=log_a.detach(), attack_growth=growth, attack_decay=decay)
-    else:
-        for key in ("attack_log_a", "attack_growth", "attack_decay"):
-            carry.pop(key, None)
     return out
+
+
+def _block_terms(log_a: torch.Tensor, samples: int,
+                 device: torch.device) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What :func:`_one_pole_block` derives from ``log_a`` alone: ``(chunk, a**-(k + 1), a**(k + 1), 1 - a)``."""
+    rate = -log_a.to(torch.float64)  # d = -log a > 0, per node
+    chunk = max(1, min(samples, int(600.0 // max(float(rate.detach().max()), 1e-300))))
+    k = torch.arange(1, chunk + 1, dtype=torch.float64, device=device)
+    return chunk, torch.exp(k * rate), torch.exp(-k * rate), -torch.expm1(-rate)
 
 
 _CHUNK = 1 << 16
@@ -152,23 +149,39 @@ def peak_release(v: torch.Tensor, time_ms: Number, sample_rate: float,
     Returns:
         ``[nodes, channels, samples]`` in ``dtype`` (exact to about ``1e-9`` absolute before rounding to it).
     """
-    decay = _decay_per_sample(per_node(time_ms, v.to(torch.float64)), sample_rate)
     length = v.shape[-1]
-    ramp = torch.arange(min(length, _CHUNK), dtype=torch.float64, device=v.device) * decay
-    out = torch.empty(v.shape, dtype=dtype, device=v.device)
+    width = min(length, _CHUNK)
+    if carry is None:  # one call: nothing to reuse (and a long render's ramps are large)
+        ramp, lead = _release_terms(time_ms, width, sample_rate, v.device)
+    else:
+        ramp, lead = derived("peak_release.ramp", lambda t: _release_terms(t, width, sample_rate, v.device),
+                             time_ms, key=(width, sample_rate, v.device))
+    out = None if length <= _CHUNK else torch.empty(v.shape, dtype=dtype, device=v.device)
     last: torch.Tensor | None = None if carry is None else carry.get(key)  # y[s-1] + F, float64
     for start in range(0, length, _CHUNK):
         chunk = torch.relu(v[..., start:start + _CHUNK]).to(torch.float64)
         steps = ramp[..., : chunk.shape[-1]]
         shifted = torch.cummax(torch.log(chunk + _LOG_FLOOR) + steps, dim=-1).values - steps
         if last is not None:
-            shifted = torch.maximum(shifted, torch.log(last) - steps - decay)
+            shifted = torch.maximum(shifted, torch.log(last) - lead[..., : chunk.shape[-1]])
         peak = torch.exp(shifted)
         last = peak[..., -1:]
-        out[..., start:start + chunk.shape[-1]] = peak - _LOG_FLOOR
+        if out is None:  # one chunk: no copy into a preallocated result
+            out = (peak - _LOG_FLOOR).to(dtype)
+        else:
+            out[..., start:start + chunk.shape[-1]] = peak - _LOG_FLOOR
     if carry is not None and last is not None:
         carry[key] = last
-    return out
+    return out if out is not None else v.new_empty(v.shape, dtype=dtype)
+
+
+def _release_terms(time_ms: Number, width: int, sample_rate: float,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """What :func:`peak_release` derives from the release time alone, in float64: ``(n d, (n + 1) d)``
+    for ``n < width``, ``d = -log a`` per node."""
+    decay = _decay_per_sample(per_node(time_ms, torch.empty(0, dtype=torch.float64, device=device)), sample_rate)
+    ramp = torch.arange(width, dtype=torch.float64, device=device) * decay
+    return ramp, ramp + decay
 
 
 def ballistics(v: torch.Tensor, attack_ms: Number, release_ms: Number, sample_rate: float,

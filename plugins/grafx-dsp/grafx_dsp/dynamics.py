@@ -19,6 +19,7 @@ from collections.abc import Mapping
 import torch
 
 from ._base import DSPProcessor, Number, per_node
+from ._derived import derived
 from ._ranges import Range
 from .ballistics import ballistics
 from .errors import SignalShapeError
@@ -71,16 +72,21 @@ def soft_knee(over_db: torch.Tensor, knee_db: torch.Tensor) -> torch.Tensor:
 
     A negative ``knee_db`` acts as its magnitude.
     """
-    width = knee_db.abs()
-    half = width / 2
+    half, denominator = derived("soft_knee", _knee_terms, knee_db)
     # One expression for all three pieces: the quadratic of the clamped value is 0 below the
     # knee and reaches half at its top, where relu(over - half) takes over. Nested where()s
     # held four signal-sized temporaries at once.
     above = torch.relu(over_db - half)
     quadratic = torch.minimum(torch.maximum(over_db, -half), half)
     if _grad_free(over_db, knee_db):
-        return quadratic.add_(half).square_().div_(2 * width.clamp(min=1e-6)).add_(above)
-    return (quadratic + half).square() / (2 * width.clamp(min=1e-6)) + above
+        return quadratic.add_(half).square_().div_(denominator).add_(above)
+    return (quadratic + half).square() / denominator + above
+
+
+def _knee_terms(knee_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The soft knee's half width and the quadratic's denominator ``2 |knee|`` (at least ``2e-6``)."""
+    width = knee_db.abs()
+    return width / 2, 2 * width.clamp(min=1e-6)
 
 
 def compressor_reduction_db(level: torch.Tensor, threshold_db: Number, ratio: Number,
@@ -117,7 +123,8 @@ def compressor_gain_db(level: torch.Tensor, threshold_db: Number, ratio: Number,
     smoother no longer sees an all-zero signal, whose relu has gradient 0, and a fit started
     there moves. ``carry``: the ballistics' state across blocks (:func:`~grafx_dsp.ballistics.ballistics`).
     """
-    slope = 1.0 - 1.0 / per_node(ratio, level)
+    slope = derived("compressor.slope", lambda r, like=level: 1.0 - 1.0 / per_node(r, like), ratio,
+                    key=(level.dtype, level.device))
     makeup = per_node(makeup_db, level)
     over = soft_knee(level - per_node(threshold_db, level), per_node(knee_db, level))
     del level  # the caller may have handed over its only reference: free it before the ballistics

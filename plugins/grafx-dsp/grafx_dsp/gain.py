@@ -11,6 +11,7 @@ import math
 import torch
 
 from ._base import DSPProcessor, Number, per_node
+from ._derived import derived
 from ._ranges import Range
 
 __all__ = ["db_to_amplitude", "gain", "pan_gains", "stereo_gain", "Gain", "StereoGain"]
@@ -31,7 +32,7 @@ def gain(x: torch.Tensor, gain_db: Number) -> torch.Tensor:
         x: ``[nodes, channels, samples]``.
         gain_db: gain in dB, per node.
     """
-    return x * db_to_amplitude(per_node(gain_db, x))
+    return x * derived("gain.factor", lambda g: db_to_amplitude(per_node(g, x)), gain_db, key=(x.dtype, x.device))
 
 
 def pan_gains(pan: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,9 +60,14 @@ def stereo_gain(x: torch.Tensor, gain_db: Number, pan: Number) -> torch.Tensor:
     Returns:
         ``[nodes, 2, samples]``.
     """
-    left, right = pan_gains(per_node(pan, x))
-    factors = torch.cat([left, right], dim=1) * db_to_amplitude(per_node(gain_db, x))
-    return x * factors  # a mono x broadcasts to both channels
+    return x * derived("stereo_gain.factors", lambda g, p: _stereo_factors(g, p, x), gain_db, pan,
+                       key=(x.dtype, x.device))
+
+
+def _stereo_factors(gain_db: Number, pan: Number, like: torch.Tensor) -> torch.Tensor:
+    """The left and right amplitude factors, ``[nodes, 2, 1]`` (``[nodes, 2, samples]`` for curves)."""
+    left, right = pan_gains(per_node(pan, like))
+    return torch.cat([left, right], dim=1) * db_to_amplitude(per_node(gain_db, like))  # a mono x broadcasts to both channels
 
 
 class Gain(DSPProcessor):
