@@ -140,5 +140,5 @@ def render_session(session_dir: str | os.PathLike[str], output: str | os.PathLik
     folder = Path(session_dir).absolute()
     find_tool(EXPORT_TOOL)
     run_tool(EXPORT_TOOL, ["-b", "float", "-o", os.fspath(Path(output).absolute()), os.fspath(folder), folder.name],
-             attempts=3)
+             attempts=4)
     return read_wav(output)

@@ -34,6 +34,10 @@ def ardour_available() -> bool:
     return all(shutil.which(name) for name in (LUA_TOOL, EXPORT_TOOL))
 
 
+_SIGNAL_STATUSES = frozenset(128 + signal for signal in (6, 11))
+"""Exit statuses of a shell whose child died of SIGABRT or SIGSEGV."""
+
+
 def run_tool(name: str, args: Sequence[str], timeout: float = 300.0, cwd: str | None = None,
              attempts: int = 1) -> str:
     """Run Ardour program ``name`` with ``args`` headless; return its output.
@@ -59,7 +63,8 @@ def run_tool(name: str, args: Sequence[str], timeout: float = 300.0, cwd: str | 
                                   stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as exc:
             raise ArdourRunError(f"{name} did not finish within {timeout:g} s") from exc
-        if done.returncode >= 0:
+        # A signal shows as a negative status, or as 128 + signal where a shell in between did not exec.
+        if not (done.returncode < 0 or done.returncode in _SIGNAL_STATUSES):
             break
     output = done.stdout + done.stderr
     failed = done.returncode != 0 or any(line.startswith("Error:") for line in output.splitlines())
