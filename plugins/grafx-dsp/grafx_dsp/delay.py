@@ -17,6 +17,33 @@ from .fft import fft_convolve
 __all__ = ["delay_impulse_response", "feedback_delay", "echo_taps", "Delay", "multitap_impulse_response", "MultitapDelay"]
 
 
+def _per_node_controls(delay_ms: Number, feedback: Number, mix: Number, sample_rate: float,
+                       like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(delay in samples, feedback, mix)``, each ``[nodes]``, broadcast to one node count."""
+    delay = per_node(delay_ms, like, trailing=0) * (sample_rate / 1000.0)
+    feedback = per_node(feedback, like, trailing=0)
+    mix = per_node(mix, like, trailing=0)
+    nodes = max(delay.shape[0], feedback.shape[0], mix.shape[0])
+    return delay.expand(nodes), feedback.expand(nodes), mix.expand(nodes)
+
+
+def _echoes(delay: torch.Tensor, feedback: torch.Tensor, mix: torch.Tensor,
+            echoes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The first ``echoes`` echoes of each node: ``(index, fraction, amplitude)``, each ``[nodes, echoes]``.
+
+    Echo ``k`` lands at ``k * delay`` samples, split between whole sample ``index``
+    (long) and the next by ``fraction``, with gain ``mix * feedback ** (k - 1)``.
+    """
+    k = torch.arange(1, echoes + 1, dtype=delay.dtype, device=delay.device)
+    position = delay.unsqueeze(1) * k
+    index = position.detach().floor()
+    fraction = position - index
+    # feedback ** (k - 1) as a running product: pow's gradient is NaN at 0 ** 0.
+    powers = torch.cat([torch.ones_like(feedback).unsqueeze(1), feedback.unsqueeze(1).expand(-1, echoes - 1)], 1)
+    amplitude = mix.unsqueeze(1) * torch.cumprod(powers, dim=1)
+    return index.long(), fraction, amplitude
+
+
 def delay_impulse_response(delay_ms: Number, feedback: Number, mix: Number, length: int,
                            sample_rate: float, like: torch.Tensor) -> torch.Tensor:
     """Impulse response of the feedback delay, truncated to ``length`` samples.
@@ -37,11 +64,8 @@ def delay_impulse_response(delay_ms: Number, feedback: Number, mix: Number, leng
     Returns:
         ``[nodes, length]``.
     """
-    delay = per_node(delay_ms, like, trailing=0) * (sample_rate / 1000.0)
-    feedback = per_node(feedback, like, trailing=0)
-    mix = per_node(mix, like, trailing=0)
-    nodes = max(delay.shape[0], feedback.shape[0], mix.shape[0])
-    delay, feedback, mix = (t.expand(nodes) for t in (delay, feedback, mix))
+    delay, feedback, mix = _per_node_controls(delay_ms, feedback, mix, sample_rate, like)
+    nodes = delay.shape[0]
     # At least one echo, even past the end (where it is cut off): the response
     # then still depends on delay and feedback, with a zero gradient.
     echoes = max(1, math.floor((length - 1) / float(delay.detach().min()))) if length > 1 else 0
@@ -49,15 +73,9 @@ def delay_impulse_response(delay_ms: Number, feedback: Number, mix: Number, leng
     response = torch.cat([(1.0 - mix).unsqueeze(1), silence], dim=1)
     if echoes == 0:
         return response[:, :length]
-    k = torch.arange(1, echoes + 1, dtype=like.dtype, device=like.device)
-    position = delay.unsqueeze(1) * k
-    index = position.detach().floor()
-    fraction = position - index
-    # feedback ** (k - 1) as a running product: pow's gradient is NaN at 0 ** 0.
-    powers = torch.cat([torch.ones_like(feedback).unsqueeze(1), feedback.unsqueeze(1).expand(-1, echoes - 1)], 1)
-    amplitude = mix.unsqueeze(1) * torch.cumprod(powers, dim=1)
+    index, fraction, amplitude = _echoes(delay, feedback, mix, echoes)
     # Echoes past the end land in the two spare slots, which are cut off.
-    index = index.long().clamp(max=length)
+    index = index.clamp(max=length)
     response = response.scatter_add(1, index, amplitude * (1 - fraction))
     response = response.scatter_add(1, index + 1, amplitude * fraction)
     return response[:, :length]
@@ -98,11 +116,7 @@ def echo_taps(delay_ms: Number, feedback: Number, mix: Number, sample_rate: floa
     Raises:
         StreamingError: the echoes last longer than :data:`grafx_dsp._stream.MAX_HISTORY` samples.
     """
-    delay = per_node(delay_ms, like, trailing=0) * (sample_rate / 1000.0)
-    feedback = per_node(feedback, like, trailing=0)
-    mix = per_node(mix, like, trailing=0)
-    nodes = max(delay.shape[0], feedback.shape[0], mix.shape[0])
-    delay, feedback, mix = (t.expand(nodes) for t in (delay, feedback, mix))
+    delay, feedback, mix = _per_node_controls(delay_ms, feedback, mix, sample_rate, like)
     loudest = float(feedback.detach().abs().max())
     echoes = 1 if loudest == 0 else max(1, 1 + math.ceil(math.log(ECHO_TOLERANCE) / math.log(min(loudest, 0.999999))))
     span = echoes * float(delay.detach().max()) + 2
@@ -111,13 +125,7 @@ def echo_taps(delay_ms: Number, feedback: Number, mix: Number, sample_rate: floa
             f"Delay: feedback {loudest:g} at delay {float(delay.detach().max()) * 1000.0 / sample_rate:g} ms "
             f"echoes for {span:.0f} samples; a stream keeps at most {MAX_HISTORY}"
         )
-    k = torch.arange(1, echoes + 1, dtype=like.dtype, device=like.device)
-    position = delay.unsqueeze(1) * k
-    index = position.detach().floor()
-    fraction = position - index
-    powers = torch.cat([torch.ones_like(feedback).unsqueeze(1), feedback.unsqueeze(1).expand(-1, echoes - 1)], 1)
-    amplitude = mix.unsqueeze(1) * torch.cumprod(powers, dim=1)
-    index = index.long()
+    index, fraction, amplitude = _echoes(delay, feedback, mix, echoes)
     zero = torch.zeros_like(index[:, :1])
     return (torch.cat([zero, index, index + 1], dim=1),
             torch.cat([(1.0 - mix).unsqueeze(1), amplitude * (1 - fraction), amplitude * fraction], dim=1))
