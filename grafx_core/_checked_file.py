@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from ._jsonfile import read_bytes
+
 MAGIC = b"grafx-core checked file\n"
 
 
@@ -76,15 +78,7 @@ def load_checked(path: str | os.PathLike[str], kind: str, what: str, error: type
             payload holds objects ``weights_only`` loading refuses.
     """
     name = os.fspath(path)
-    try:
-        with open(name, "rb") as f:
-            data = f.read()
-    except FileNotFoundError as exc:
-        raise error(f"{what} {name!r} does not exist") from exc
-    except IsADirectoryError as exc:
-        raise error(f"{what} {name!r} is a folder, not a file") from exc
-    except OSError as exc:
-        raise error(f"{what} {name!r} cannot be read: {exc.strerror or exc}") from exc
+    data = read_bytes(name, what, error)
     if not data:
         raise error(f"{what} {name!r} is empty (0 bytes)")
     if not data.startswith(MAGIC):

@@ -1,4 +1,4 @@
-"""Reading a JSON file whose failures become one of grafx-core's own errors."""
+"""Reading a file (or a JSON file) whose failures become one of grafx-core's own errors."""
 
 from __future__ import annotations
 
@@ -6,6 +6,26 @@ import json
 import os
 import tempfile
 from typing import Any
+
+
+def read_bytes(path: str | os.PathLike[str], what: str, error: type[Exception]) -> bytes:
+    """The whole content of the file at ``path``.
+
+    Args:
+        path: the file.
+        what: how messages name it (``"checkpoint"``).
+        error: the exception class raised when it is missing, a folder or unreadable.
+    """
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as f:
+            return f.read()
+    except FileNotFoundError as exc:
+        raise error(f"{what} {name!r} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise error(f"{what} {name!r} is a folder, not a file") from exc
+    except OSError as exc:
+        raise error(f"{what} {name!r} cannot be read: {exc.strerror or exc}") from exc
 
 
 def read_json(path: str | os.PathLike[str], what: str, error: type[Exception]) -> Any:
@@ -18,17 +38,11 @@ def read_json(path: str | os.PathLike[str], what: str, error: type[Exception]) -
             missing, a folder, unreadable, not UTF-8, not JSON, or nested too deeply.
     """
     name = os.fspath(path)
+    data = read_bytes(name, what, error)
     try:
-        with open(name, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError as exc:
-        raise error(f"{what} {name!r} does not exist") from exc
-    except IsADirectoryError as exc:
-        raise error(f"{what} {name!r} is a folder, not a file") from exc
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{what} {name!r} is not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
-    except OSError as exc:
-        raise error(f"{what} {name!r} cannot be read: {exc.strerror or exc}") from exc
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
