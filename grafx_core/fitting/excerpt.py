@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["loudest_begin", "loudest_excerpt"]
+__all__ = ["loudest_begin", "loudest_excerpt", "loudest_start"]
 
 
 def loudest_excerpt(stems: torch.Tensor, target: torch.Tensor, sample_rate: int,
@@ -19,10 +19,14 @@ def loudest_excerpt(stems: torch.Tensor, target: torch.Tensor, sample_rate: int,
 def loudest_begin(target: torch.Tensor, sample_rate: int, seconds: float) -> int:
     """Where the loudest ``seconds`` of ``target`` ``[channels, samples]`` begin (by power in 0.1 s blocks),
     in samples; 0 when it is shorter."""
-    length = int(round(seconds * sample_rate))
+    return loudest_start(target, int(round(seconds * sample_rate)), max(int(0.1 * sample_rate), 1))
+
+
+def loudest_start(target: torch.Tensor, length: int, hop: int) -> int:
+    """Where the ``length`` samples of ``target`` ``[channels, samples]`` with the most power begin,
+    searched every ``hop`` samples; 0 when it is no longer than ``length``."""
     if target.shape[-1] <= length:
         return 0
-    hop = max(int(0.1 * sample_rate), 1)
     power = torch.nn.functional.avg_pool1d(target.detach().pow(2).sum(0)[None, None].to(torch.float64),
                                            length, hop)[0, 0]
     return int(power.argmax()) * hop

@@ -32,6 +32,7 @@ from ..excerpts import render_excerpt
 from ..plan import RenderPlan
 from ..spectral_loss import SpectralLoss
 from ..state import require_streamable
+from .excerpt import loudest_start
 from .latent import is_black_box
 
 __all__ = ["ExcerptObjective", "excerpt_starts", "warmed_excerpts"]
@@ -46,9 +47,7 @@ def excerpt_starts(target: torch.Tensor, length: int, count: int, hop: int) -> l
     """
     total = target.shape[-1]
     if count == 1:
-        power = torch.nn.functional.avg_pool1d(target.detach().pow(2).sum(0)[None, None].to(torch.float64),
-                                               length, hop)[0, 0]
-        return [int(power.argmax()) * hop]
+        return [loudest_start(target, length, hop)]
     return [min(max(0, int((k + 0.5) * total / count) - length // 2), total - length) for k in range(count)]
 
 
