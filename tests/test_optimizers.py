@@ -293,3 +293,40 @@ def test_a_frozen_parameter_stays_at_its_start_in_every_backend(optimizer, one_t
     assert result.final_loss < result.initial_loss  # the drive, still free, moved
     assert torch.equal(after["gain"]["gain_db"], before["gain"]["gain_db"])
     assert torch.equal(after["box"]["level_db"], before["box"]["level_db"])
+
+
+def _tone(audio: np.ndarray, sample_rate: float, frequency_hz: float, level: float) -> np.ndarray:
+    """The input plus a sine: far from the hidden frequency the loss is flat in it (no overlapping bins), so
+    from there gradient steps only turn the level down, onto a plateau."""
+    t = np.arange(audio.shape[-1]) / sample_rate
+    return (audio + level * np.sin(2 * np.pi * frequency_hz * t)).astype(np.float32)
+
+
+def test_screened_starts_take_gauss_newton_off_a_plateau_that_one_start_stalls_on(one_torch_thread):
+    box = BlackBoxProcessor(_tone, [ParameterSpec("frequency_hz", 100.0, 5000.0), ParameterSpec("level", 0.0, 1.0)],
+                            workers=1, check_determinism=False)
+    graph = Graph()
+    source, node, out = graph.add("in"), graph.add("box"), graph.add("out")
+    graph.connect(source, node)
+    graph.connect(node, out)
+    plan = compile_render(graph, {"box": box})
+    sources = 0.1 * torch.randn(1, 1, SAMPLES, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        target = plan({"box": box.raw_parameters(frequency_hz=[3000.0], level=[0.5])}, sources)[0][0]
+    loss = SpectralLoss(target, FFT_SIZES)
+    found = {}
+    for starts in (1, 33):
+        latent = LatentParameters({"box": box.raw_parameters(frequency_hz=[400.0], level=[0.5])}, {"box": box})
+        budget = RenderBudget(graph, {"box": box}, 200)
+        found[starts] = optimise(lambda p: plan(p, sources)[0][0], latent, loss, 10**6, "gauss-newton",
+                                 budget=budget, seed=0, options={"starts": starts})
+        assert budget.renders <= 200
+        if starts > 1:
+            with torch.no_grad():
+                natural = box.natural_parameters(**latent.values()["box"])
+    assert found[1].final_loss > 0.3 * found[1].initial_loss  # one start: the level turned down, the tone not found
+    # Screened: the tone is found (a sine's loss in its frequency ripples with the window's side lobes, so the
+    # last hertz are not: the point is the basin).
+    assert found[33].final_loss < 0.1 * found[33].initial_loss
+    assert float(natural["frequency_hz"]) == pytest.approx(3000.0, abs=20.0)
+    assert float(natural["level"]) == pytest.approx(0.5, abs=0.02)

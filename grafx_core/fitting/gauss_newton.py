@@ -49,6 +49,9 @@ _EDGE = 1e-4  # normalised values are kept this far inside [0, 1]: within the bo
 _COMPASS_START = 0.05  # a control's first compass step, in normalised units
 _COMPASS_MIN = 1e-6
 _MIN_GAIN = 1e-3  # an accepted step lowering the loss by less than this fraction still counts as a stall
+_KEEP = 3  # screened starts that get a short Levenberg-Marquardt run
+_SLICE = 4  # that run's renders, in Jacobians' worth (P + 1 renders each)
+_SCREEN_SHARE = 0.5  # the most of a render budget the screening may take
 
 
 def damped_step(jacobian: torch.Tensor, residuals: torch.Tensor, damping: float) -> torch.Tensor:
@@ -135,11 +138,22 @@ class _State:
     backoff: int = 1  # doubles each time Levenberg-Marquardt fails straight after the compass helped
 
 
-def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, options: Mapping[str, Any]) -> None:
+def _fresh_state(count: int) -> _State:
+    return _State(1e-2, 0.25, None, False, torch.full((count,), _COMPASS_START, dtype=torch.float64))
+
+
+def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, options: Mapping[str, Any],
+                 seed: int = 0) -> None:
     """Run the hybrid (see the module's description) until ``run`` is done.
 
+    Args:
+        options: ``fd_step`` (finite-difference step, normalised units, default 0.005), ``adam_steps`` (Adam
+            steps of the analytic parameters per iteration, default the control count), ``starts`` (points
+            screened before the fit, the given one included; default ``2P + 1``; 1: none).
+        seed: seeds the screened starts.
+
     Raises:
-        ValueError: the latent parameters hold no black-box controls.
+        ValueError: the latent parameters hold no black-box controls, or ``starts`` is below 1.
     """
     parameters, flags = list(run.latent.parameters()), run.latent.black_box_flags()
     # Parameters frozen by LatentParameters.freeze (no gradient) stay where they are.
@@ -150,8 +164,14 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
     fd_step = float(options.get("fd_step", 0.005))
     adam_steps = int(options.get("adam_steps", controls.count)) if analytic else 0
     adam = torch.optim.Adam(analytic, lr=learning_rate) if analytic else None
-    state = _State(1e-2, 0.25, None, False, torch.full((controls.count,), _COMPASS_START, dtype=torch.float64))
+    # Without a render budget the screening's renders would be taken from the steps: only when asked for.
+    starts = int(options.get("starts", 2 * controls.count + 1 if run.budget.limit is not None else 1))
+    if starts < 1:
+        raise ValueError(f"gauss-newton: starts must be at least 1 (the given point), got {starts}")
+    state = _fresh_state(controls.count)
     centre: _Point | None = None  # while valid
+    if starts > 1 and _affordable(run, starts, controls.count):
+        centre, state = _screen(run, render, loss, controls, starts, fd_step, seed)
     while not run.done():
         if adam is not None and adam_steps:
             _adam_steps(run, render, loss, adam, controls, adam_steps, learning_rate)
@@ -169,6 +189,49 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
             centre = _levenberg_marquardt(run, render, loss, controls, centre, state, fd_step)
     if centre is not None and centre.loss < run.best_loss:  # the last centre, found after the last record
         run.record(centre.loss, run.vector(), state.damping)
+
+
+def _affordable(run: Run, starts: int, count: int) -> bool:
+    """Whether screening ``starts`` points and their short runs fits in the render budget's allowed share."""
+    cost = starts + _KEEP * _SLICE * (count + 1)
+    return run.budget.limit is None or cost <= _SCREEN_SHARE * run.budget.limit
+
+
+def _screen(run: Run, render: Render, loss: Loss, controls: _Controls, starts: int, fd_step: float,
+            seed: int) -> tuple[_Point, _State]:
+    """Render the given point and ``starts - 1`` scrambled-Sobol points of the controls once each, run
+    Levenberg-Marquardt briefly from the best few, and return the best of those runs' centres and its state
+    (the controls are left there)."""
+    given = controls.get()
+    engine = torch.quasirandom.SobolEngine(controls.count, scramble=True, seed=seed)
+    candidates = [given, *engine.draw(starts - 1, dtype=torch.float64).clamp(_EDGE, 1 - _EDGE)]
+    scored: list[tuple[float, int, torch.Tensor, _Point]] = []
+    for index, x in enumerate(candidates):
+        if run.done():
+            break
+        controls.set(x)
+        point = _render(run, render, loss)
+        run.record(point.loss, run.vector())
+        scored.append((point.loss, index, controls.get(), point))
+    scored.sort(key=lambda entry: (entry[0], entry[1]))
+    ends: list[tuple[_Point, _State, torch.Tensor]] = []
+    for _, _, x, point in scored[:_KEEP]:
+        controls.set(x)
+        state, centre = _fresh_state(controls.count), point
+        until = run.budget.renders + _SLICE * (controls.count + 1)
+        while not run.done() and run.budget.renders < until:
+            if state.stalled >= _STALLED or _left(run) < controls.count + 1:
+                centre = _compass(run, render, loss, controls, centre, state)
+            else:
+                centre = _levenberg_marquardt(run, render, loss, controls, centre, state, fd_step)
+            run.record(centre.loss, run.vector(), state.damping)
+        ends.append((centre, state, controls.get()))
+    if not ends:  # the budget or the steps ran out while screening
+        controls.set(given)
+        return _render(run, render, loss), _fresh_state(controls.count)
+    centre, state, x = min(ends, key=lambda end: end[0].loss)
+    controls.set(x)
+    return centre, state
 
 
 def _left(run: Run) -> float:

@@ -74,7 +74,10 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
         options: backend options: ``sigma`` (the gradient-free optimisers' initial spread in latent
             units, default 0.5), ``popsize`` (CMA-ES), ``fd_step`` (Gauss-Newton's finite-difference
             step in normalised units, default 0.005), ``adam_steps`` (Adam steps of the analytic parameters per
-            Gauss-Newton iteration, default: the black-box control count).
+            Gauss-Newton iteration, default: the black-box control count), ``starts`` (points of the black-box
+            controls Gauss-Newton screens before it starts, the start included; default ``2P + 1`` under a
+            render budget that affords them, else 1: none; the hybrid's Gauss-Newton phase takes 1, CMA-ES
+            having searched globally).
 
     Raises:
         ValueError: an unknown optimizer or option, or a loss without residuals for ``"gauss-newton"``.
@@ -84,10 +87,11 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
     options = dict(options or {})
-    unknown = sorted(set(options) - {"sigma", "popsize", "fd_step", "adam_steps", "global_share"})
+    unknown = sorted(set(options) - {"sigma", "popsize", "fd_step", "adam_steps", "global_share",
+                                           "starts"})
     if unknown:
-        raise ValueError(f"unknown optimizer options {unknown}; expected sigma, popsize, fd_step, adam_steps or "
-                         "global_share")
+        raise ValueError(f"unknown optimizer options {unknown}; expected sigma, popsize, fd_step, adam_steps, "
+                         "global_share or starts")
     module = {"cma-es": ("cma", "CMA-ES"), "ngopt": ("nevergrad", "NGOpt"), "hybrid": ("cma", "CMA-ES")}.get(optimizer)
     if module is not None:
         require(module[0], "optimizers", f"--optimizer {optimizer} ({module[1]})")
@@ -105,7 +109,7 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
             run = Run(latent, steps, progress, log, budget, patience, min_improvement, seconds)
             try:
                 if optimizer == "gauss-newton":
-                    gauss_newton(run, counted, loss, learning_rate, options)
+                    gauss_newton(run, counted, loss, learning_rate, options, seed)
                 elif optimizer == "hybrid":
                     _hybrid(run, counted, loss, learning_rate, seed, options)
                 else:
@@ -161,7 +165,7 @@ def _hybrid(run: Run, render: Render, loss: Loss, learning_rate: float, seed: in
             run.budget.limit, run.steps = limit, steps
         run.load(run.best_vector if run.best_vector is not None else x0)
     if not run.done():
-        gauss_newton(run, render, loss, learning_rate, options)
+        gauss_newton(run, render, loss, learning_rate, {"starts": 1, **options}, seed)  # CMA-ES did the global part
 
 
 def _free(run: Run) -> torch.Tensor:
