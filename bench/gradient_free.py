@@ -222,6 +222,17 @@ def run_one(task: tuple[str, str, int, int, float]) -> dict[str, Any]:
             "seconds": elapsed, "error": _normalised_error(problem, latent.values()), "trace": trace.rows}
 
 
+def compact(run: dict[str, Any]) -> dict[str, Any]:
+    """``run`` with only the trace rows that lower the best loss so far (and the last): what the table and
+    the plot read (a budget's seconds become those of the last improvement within it), at a few kB a run."""
+    kept, best = [], math.inf
+    for index, row in enumerate(run["trace"]):
+        if row[1] < best or index == len(run["trace"]) - 1:
+            kept.append([round(v, 9) if isinstance(v, float) else v for v in row])
+            best = min(best, row[1])
+    return {**run, "trace": kept}
+
+
 def _at(run: dict[str, Any], budget: float) -> tuple[float, float, float]:
     """Best relative loss, seconds and the best point's parameter error within ``budget`` renders of a run."""
     best, when, error = math.inf, 0.0, math.nan
@@ -358,7 +369,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--full", action="store_true", help="every problem, budgets 100-4096, 3 seeds (hours)")
     parser.add_argument("--problems", help="comma-separated: lv2, pedalboard, console")
-    parser.add_argument("--contenders", help="semicolon-separated substrings of contender labels")
+    parser.add_argument("--contenders", help="semicolon-separated contender labels, or substrings of them")
     parser.add_argument("--budgets", help="comma-separated graph-render budgets")
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--gradient-budget", type=int,
@@ -366,8 +377,9 @@ def main() -> None:
                         "issue's goal; at least the second largest)")
     parser.add_argument("--seconds", type=float, help="audio length of every problem")
     parser.add_argument("--jobs", type=int, default=1, help="processes running fits side by side")
-    parser.add_argument("--save", metavar="RUNS.json", help="write every run (traces included)")
-    parser.add_argument("--load", metavar="RUNS.json", help="print the table of saved runs instead of running")
+    parser.add_argument("--save", metavar="RUNS.json", help="write every run (traces kept where they improve)")
+    parser.add_argument("--load", metavar="RUNS.json", nargs="+",
+                        help="print the table of saved runs (one or more files, merged) instead of running")
     parser.add_argument("--plot", metavar="PNG", help="write loss against renders")
     args = parser.parse_args()
     problems = (args.problems or ("lv2,pedalboard,console" if args.full else "pedalboard")).split(",")
@@ -376,7 +388,7 @@ def main() -> None:
     contenders = list(CONTENDERS)
     if args.contenders:
         wanted = [w.strip() for w in args.contenders.split(";")]
-        contenders = [c for c in contenders if any(w in c for w in wanted)]
+        contenders = [c for c in contenders if c in wanted or any(w in c and w not in CONTENDERS for w in wanted)]
     if not args.full and not args.contenders and args.load is None:
         contenders = [c for c in contenders if c not in ("adam, SPSA", "adam, default estimators")]
     for label, module in (("cma-es", "cma"), ("ngopt", "nevergrad"), (HYBRID[0], "cma")):
@@ -388,8 +400,12 @@ def main() -> None:
         problems.remove("lv2")
     seconds = {p: args.seconds or {"lv2": 0.5, "pedalboard": 0.5, "console": 1.0}[p] for p in problems}
     if args.load:
-        with open(args.load, encoding="utf-8") as f:
-            runs = json.load(f)
+        runs = []
+        for path in args.load:
+            with open(path, encoding="utf-8") as f:
+                runs += json.load(f)
+        runs = [r for r in runs if (not args.problems or r["problem"] in problems)
+                and (not args.contenders or r["contender"] in contenders)]
     else:
         smoke = not args.full and not args.budgets
         gradient_budget = args.gradient_budget or (max(budgets) if smoke else max(
@@ -406,7 +422,7 @@ def main() -> None:
                       file=sys.stderr, flush=True)
                 if args.save:  # after every run, so that a long run stopped early keeps what it did
                     with open(args.save, "w", encoding="utf-8") as f:
-                        json.dump(runs, f)
+                        json.dump([compact(r) for r in runs], f)
     budgets = sorted(set(budgets) | {r["budget"] for r in runs})
     for line in table(runs, budgets):
         print(line)
