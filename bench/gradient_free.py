@@ -23,9 +23,10 @@ random search. Budgets are graph renders as
 :class:`~grafx_core.fitting.RenderBudget` counts them (black-box item renders
 over the graph's black-box nodes). The issue's goal is that the best
 gradient-based contender reaches, in a quarter of the renders, what the best
-gradient-free one reaches at the largest budget; so the gradient-based
-contenders (and random search) run to a quarter of it (``--gradient-budget``),
-CMA-ES to all of it, NGOpt once per budget of 1,000 or more (it picks its
+gradient-free one reaches at the largest budget; with ``--full`` every
+contender runs to the largest budget (``--gradient-budget`` shortens the
+gradient-based runs and random search's, e.g. to a quarter of it, which
+answers that question for less machine time), CMA-ES to all of it, NGOpt once per budget of 1,000 or more (it picks its
 algorithm by budget); a smaller budget's figures are read off the shortest run
 that covers it (the best loss seen within it; a conservative reading for Adam,
 whose learning rate decays over its whole run). Printed per problem and
@@ -37,9 +38,12 @@ contender needed to reach the best gradient-free loss at the largest budget.
 
 Run: ``python bench/gradient_free.py`` (smoke: the pedalboard chain, budgets
 30 and 100, one seed; a minute or two), ``--full`` (every problem, budgets 100,
-300, 1,000 and 4,096, 3 seeds: hours on 2 cores), or choose with
+300, 1,000 and 4,096, 3 seeds: many hours on 2 cores), or choose with
 ``--problems``, ``--budgets``, ``--seeds``, ``--contenders``, ``--seconds``,
-``--jobs`` (processes).
+``--jobs`` (processes). ``--save`` writes the runs (compacted traces),
+``--load`` prints the table and ``--plot`` draws the PNG of saved runs, merged
+from several files; the runs behind the docs' table are in
+``bench/results/gradient_free/``.
 """
 
 from __future__ import annotations
@@ -373,8 +377,8 @@ def main() -> None:
     parser.add_argument("--budgets", help="comma-separated graph-render budgets")
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--gradient-budget", type=int,
-                        help="renders of the gradient-based runs (default: a quarter of the largest budget, the "
-                        "issue's goal; at least the second largest)")
+                        help="renders of the gradient-based runs (default: the largest budget; a quarter of it "
+                        "answers the issue's question in less time)")
     parser.add_argument("--seconds", type=float, help="audio length of every problem")
     parser.add_argument("--jobs", type=int, default=1, help="processes running fits side by side")
     parser.add_argument("--save", metavar="RUNS.json", help="write every run (traces kept where they improve)")
@@ -407,9 +411,7 @@ def main() -> None:
         runs = [r for r in runs if (not args.problems or r["problem"] in problems)
                 and (not args.contenders or r["contender"] in contenders)]
     else:
-        smoke = not args.full and not args.budgets
-        gradient_budget = args.gradient_budget or (max(budgets) if smoke else max(
-            max(budgets) // 4, sorted(budgets)[-2] if len(budgets) > 1 else 0))
+        gradient_budget = args.gradient_budget or max(budgets)
         todo = tasks(problems, contenders, seeds, budgets, gradient_budget, seconds)
         print(f"gradient-free bench: {len(todo)} fits; problems {problems}, budgets {budgets}, {seeds} seed(s), "
               f"{args.jobs} process(es)", flush=True)
