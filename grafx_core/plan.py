@@ -30,6 +30,7 @@ from ._row_labels import RowLabels, labelled_rows
 from .processor import ProcessorLike, node_shares
 from .schedule import Stage, render_order, tile_stages
 from .state import call_block
+from ._span import SPAN, OneShotSpan
 
 __all__ = ["RenderPlan", "compile_render", "NodeAux", "CPU_TILE_BYTES"]
 
@@ -224,6 +225,9 @@ class _Program:
                     result = stage.processor(*flat, **kwargs)
                 else:  # a stream: this stage call's state, carried from the previous block
                     key = (stage.index, None if subset is None else subset.tobytes())
+                    span = states.get(SPAN)
+                    if span is not None and span.outside():
+                        flat = self._within_span(stage, key, node_ids, flat, kwargs, states, batch, span)
                     result, states[key] = call_block(stage.processor, states.get(key), flat, kwargs)
         except GrafxError as exc:
             row = getattr(exc, "row", None)
@@ -267,6 +271,19 @@ class _Program:
                         f"dimension is the node count {batch * rows}, or a scalar for the whole call"
                     )
         return outputs, aux
+
+    @staticmethod
+    def _within_span(stage: _StagePlan, key: Any, node_ids: np.ndarray, flat: list[torch.Tensor],
+                     kwargs: Mapping[str, Any], states: dict[Any, Any], batch: int,
+                     span: OneShotSpan) -> list[torch.Tensor]:
+        """A stateful stage call's block silenced outside its rows' one-shot span (:mod:`grafx_core._span`);
+        before the first block, a processor that can skip its late start is told how much."""
+        if describe(stage.processor).memoryless:
+            return flat
+        rows = span.rows(key, node_ids.tolist(), batch)
+        if key not in states and hasattr(stage.processor, "start_late"):
+            states[key] = stage.processor.start_late(stage.processor.initial_state(*flat, **kwargs), rows)
+        return span.silence(flat, rows)
 
     def run(self, parameters: Any, sources: torch.Tensor, per_example: Mapping[str, bool],
             batched: bool, curves: _Curves | None = None,

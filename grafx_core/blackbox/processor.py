@@ -294,6 +294,14 @@ class BlackBoxProcessor(nn.Module):
         assert self._effects is not None
         return BlockStreamState([self._effects.make() for _ in range(x.shape[0])])
 
+    def start_late(self, state: BlockStreamState, samples: Sequence[int]) -> BlockStreamState:
+        """Skip each node's first ``samples[r]`` input samples in a stream (what upstream
+        latency put before the one-shot render's time 0): the plug-in then hears its input from the
+        same point and runs on the same block boundaries as in a one-shot render, and the node
+        outputs silence for them (:mod:`grafx_core._span`)."""
+        state.late = [int(n) for n in samples]
+        return state
+
     def stream_refusal(self) -> str | None:
         """Why this black box cannot stream as configured (``None``: it can).
 
@@ -328,8 +336,11 @@ class BlackBoxProcessor(nn.Module):
             natural = self._block_natural(target, state, params, moving, a - start, a)
             piece = audio[..., a - start:b - start]
             for r, effect in enumerate(state.effects):
-                out[r, :, a - start:b - start] = self._process_row(target, effect, piece[r], natural[r], r,
-                                                                   channels)
+                skip = min(max(state.late[r] - a, 0), b - a) if state.late else 0
+                out[r, :, a - start:a - start + skip] = 0.0
+                if skip < b - a:
+                    out[r, :, a - start + skip:b - start] = self._process_row(target, effect, piece[r, :, skip:],
+                                                                              natural[r], r, channels)
         state.position = start + x.shape[2]
         return torch.from_numpy(out).to(x.device, x.dtype), state
 
@@ -511,6 +522,8 @@ class BlockStreamState:
     effects: list[Any]
     position: int = 0
     held: dict[str, np.ndarray] = field(default_factory=dict)
+    late: list[int] = field(default_factory=list)
+    """Each node's input samples skipped at the stream's start (:meth:`BlackBoxProcessor.start_late`)."""
 
     def __getitem__(self, row: int) -> Any:
         """Node ``row``'s effect instance."""
