@@ -276,7 +276,7 @@ def _stream(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tensor],
                                                      frames)
         y, _ = program.run(block_parameters, sources, per_example, batched, moving, states=states,
                            stage_kwargs=None if torch.is_grad_enabled() or curves else kept)
-        if detach_state:
+        if detach_state and torch.is_grad_enabled():  # a block rendered without autograd made no graph
             for key in states:
                 states[key] = detach_tree(states[key])
         position += length
