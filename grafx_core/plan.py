@@ -109,6 +109,7 @@ class _Program:
     def __init__(self, graph: Graph, processors: Mapping[str, ProcessorLike], stages: list[Stage]) -> None:
         self._index_cache = IndexCache()
         self._labels = [node.label() for node in graph.nodes]
+        self._names: dict[Any, tuple[np.ndarray, str, RowLabels]] = {}
         in_nodes = graph.nodes_of_type("in")
         location: dict[int, tuple[int, int]] = {i: (-1, r) for r, i in enumerate(in_nodes)}
         for s, stage in enumerate(stages):
@@ -210,8 +211,7 @@ class _Program:
               states: dict[Any, Any] | None = None) -> tuple[list[torch.Tensor], Mapping[str, torch.Tensor] | None]:
         batch, rows, _, length = inputs[0].shape
         flat = [x.reshape(batch * rows, x.shape[2], length) for x in inputs]
-        node_ids = stage.node_ids if subset is None else stage.node_ids[subset]
-        where = f"processor {type(stage.processor).__name__} for type {stage.type!r} (nodes {node_ids.tolist()})"
+        node_ids, where, labels = self._call_names(stage, subset, batch)
         for inlet, accepted, x in zip(stage.inlets, stage.accepted, inputs):
             if accepted is not None and x.shape[2] not in accepted:
                 raise InletChannelError(
@@ -220,7 +220,7 @@ class _Program:
                 )
         assert stage.processor is not None  # the built-ins are rendered elsewhere
         try:
-            with labelled_rows(RowLabels([self._labels[i] for i in node_ids], batch)):
+            with labelled_rows(labels):
                 if states is None:
                     result = stage.processor(*flat, **kwargs)
                 else:  # a stream: this stage call's state, carried from the previous block
@@ -271,6 +271,19 @@ class _Program:
                         f"dimension is the node count {batch * rows}, or a scalar for the whole call"
                     )
         return outputs, aux
+
+    def _call_names(self, stage: _StagePlan, subset: np.ndarray | None,
+                    batch: int) -> tuple[np.ndarray, str, RowLabels]:
+        """A stage call's node ids, how messages name it and its rows' labels: made once per call
+        (a stream makes the same calls every block)."""
+        key = (stage.index, None if subset is None else subset.tobytes(), batch)
+        names = self._names.get(key)
+        if names is None:
+            node_ids = stage.node_ids if subset is None else stage.node_ids[subset]
+            ids = node_ids.tolist()
+            where = f"processor {type(stage.processor).__name__} for type {stage.type!r} (nodes {ids})"
+            names = self._names[key] = (node_ids, where, RowLabels([self._labels[i] for i in ids], batch))
+        return names
 
     @staticmethod
     def _within_span(stage: _StagePlan, key: Any, node_ids: np.ndarray, flat: list[torch.Tensor],
