@@ -81,11 +81,12 @@ def test_a_stateful_node_after_a_late_one_starts_from_rest_as_in_one_render() ->
     parameters["fir"]["gain_db"] = torch.tensor([[12.0, -6.0, 3.0, 0.0], [-3.0, 6.0, 0.0, 6.0]])
     parameters["comp"]["threshold_db"] = torch.tensor([[-30.0]])
     parameters["comp"]["attack_ms"] = torch.tensor([[1.0]])
-    x = torch.randn(1, 2, 3000, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        whole, _ = plan(parameters, x)
-        streamed = torch.cat(list(plan.stream(parameters, _blocks(x, [100, 37]))), dim=-1)
-    assert float((streamed - whole).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
+    for x in (torch.randn(1, 2, 3000, generator=torch.Generator().manual_seed(2)),
+              torch.randn(2, 1, 2, 3000, generator=torch.Generator().manual_seed(3))):  # and batched
+        with torch.no_grad():
+            whole, _ = plan(parameters, x)
+            streamed = torch.cat(list(plan.stream(parameters, _blocks(x, [100, 37]))), dim=-1)
+        assert float((streamed - whole).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
 
 
 def test_batched_stream_equals_batched_render() -> None:
