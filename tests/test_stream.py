@@ -172,7 +172,7 @@ def test_moving_filters_stream_as_their_one_render(sizes: list[int]) -> None:
     graph = Graph()
     graph.add_serial_chain(["in", "eq", "peak", "out"])
     processors = {"eq": ParametricEQ(n_peaks=2), "peak": Biquad("peak")}
-    hop, samples = 100, 3000
+    hop, samples = 100, 1800
     plan = compile_render(graph, processors, control_hop=hop)
     frames = curve_frames(samples, hop)
     gen = torch.Generator().manual_seed(22)
@@ -191,6 +191,29 @@ def test_moving_filters_stream_as_their_one_render(sizes: list[int]) -> None:
         constant, _ = plan(create_empty_parameters(graph, processors), sources)
     assert float((whole - constant).abs().max()) > 0.1  # the curves move the render
     assert streamed.shape == whole.shape
+    assert float((streamed - whole).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
+
+
+def test_moving_filters_stream_per_example_curves_of_a_batch() -> None:
+    from grafx_core import curve_frames
+    from grafx_dsp.eq import ParametricEQ
+
+    graph = Graph()
+    graph.add_serial_chain(["in", "eq", "out"])
+    processors = {"eq": ParametricEQ(n_peaks=2)}
+    hop, samples = 100, 1500
+    plan = compile_render(graph, processors, control_hop=hop)
+    frames = curve_frames(samples, hop)
+    gen = torch.Generator().manual_seed(5)
+    parameters = create_empty_parameters(graph, processors)
+    for name, value in list(parameters["eq"].items()):
+        parameters["eq"][name] = value.detach().expand(2, *value.shape).clone()
+    parameters["eq"]["peak_gain_db"] = 12.0 * torch.randn(2, 1, 2, frames, generator=gen).clamp(-1, 1)
+    sources = 0.5 * torch.randn(2, 1, 2, samples, generator=gen)
+    with torch.no_grad():
+        whole, _ = plan(parameters, sources)
+        streamed = torch.cat(list(plan.stream(parameters, _blocks(sources, [100]))), dim=-1)
+    assert float((whole[0] - whole[1]).abs().max()) > 0.1  # each example has its own curves
     assert float((streamed - whole).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
 
 

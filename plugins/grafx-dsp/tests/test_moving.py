@@ -119,6 +119,36 @@ def test_a_streamed_block_of_a_moving_biquad_has_the_one_render_gradient_of_its_
         torch.testing.assert_close(streamed, whole, rtol=1e-4, atol=1e-6 * float(whole.abs().max()))
 
 
+def test_a_moving_eq_streamed_with_its_state_attached_has_the_one_render_gradient():
+    # Blocks of 170 (not a multiple of 256), the state never detached: the gradient through the carried
+    # memories, pending input and coefficients is autograd's through one render.
+    eq = dsp.ParametricEQ(n_peaks=1)
+    samples = 1200
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(1, 2, samples, generator=gen)
+    params = eq.default_parameters(1)
+    params["low_shelf_gain_db"] = torch.full((1, 1), 6.0)
+    weight = torch.randn(1, 2, samples, generator=gen)
+    grads = []
+    for streamed in (False, True):
+        gain = (12.0 * torch.sin(torch.linspace(0.0, 9.0, samples))).reshape(1, 1, samples).requires_grad_(True)
+        cutoff = torch.linspace(200.0, 4000.0, samples).reshape(1, 1, samples).requires_grad_(True)
+        moving = dict(params, peak_gain_db=gain, peak_cutoff_hz=cutoff)
+        if streamed:
+            state, pieces = None, []
+            for begin in range(0, samples, 170):
+                y, state = _block(eq, state, x, moving, begin, begin + 170)
+                pieces.append(y)
+            y = torch.cat(pieces, dim=-1)
+        else:
+            y = eq(x, **moving)
+        (y * weight).sum().backward()
+        grads.append((gain.grad, cutoff.grad))
+    for whole, streamed in zip(*grads):
+        assert float(whole.abs().max()) > 0
+        torch.testing.assert_close(streamed, whole, rtol=1e-5, atol=1e-6 * float(whole.abs().max()))
+
+
 def test_a_stream_whose_filter_controls_start_moving_midway_is_refused_by_name():
     eq = dsp.ParametricEQ(n_peaks=1)
     params = eq.default_parameters(1)
