@@ -281,7 +281,8 @@ class Biquad(StatefulConvolution, DSPProcessor):
         gain_db ``[nodes, 1]`` (``peak`` and shelves only): range [-24, 24] dB, default 0.
 
     Signals: any channel count in, the same out. Streams block by block
-    (the filter's overhang carried as state).
+    (the filter's overhang carried as state; with moving controls, the
+    recursion's memories and its place on the coefficient grid).
     """
 
     def __init__(self, filter_type: str = "lowpass", sample_rate: float = 44100.0) -> None:

@@ -45,7 +45,8 @@ class ParametricEQ(StatefulConvolution, DSPProcessor):
     Every control may move (a curve ``[nodes, k, samples]``): the biquads are
     then redesigned every :attr:`moving_block` samples from the controls' values
     at the block's first sample, and run as an exact recursion whose memories
-    carry across blocks (:func:`grafx_dsp.moving_filter.moving_sos_filter`).
+    carry across blocks (:func:`grafx_dsp.moving_filter.moving_sos_filter`);
+    it streams with them carried (:func:`grafx_dsp.moving_filter.moving_sos_block`).
     """
 
     moving_block: int = DEFAULT_BLOCK

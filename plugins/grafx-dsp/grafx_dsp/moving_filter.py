@@ -18,6 +18,11 @@ causal FFT convolution of the block with its own ``h`` (exact: only the first
 ``block`` samples of ``h`` reach inside the block), and the memories passed
 from block to block obey an affine recursion solved by a parallel prefix scan.
 Gradients are autograd's, exact for this computation.
+
+A stream renders the same filter block by block (:func:`moving_sos_block`):
+the coefficient grid runs from the stream's start, and the state carries the
+memories at its last grid point, so the blocks equal the one-call render
+whatever their lengths.
 """
 
 from __future__ import annotations
@@ -146,15 +151,15 @@ def _scan(matrices: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
 
 
 def _section(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor, h: torch.Tensor, block: int,
-             before: torch.Tensor | None = None, after_memories: torch.Tensor | None = None) -> torch.Tensor:
+             inputs_before: torch.Tensor | None = None, outputs_before: torch.Tensor | None = None) -> torch.Tensor:
     """One moving biquad on ``x`` ``[nodes, channels, blocks * block]``; ``b``, ``a`` ``[nodes, 3, blocks]``,
-    ``h`` its all-pole impulse responses ``[nodes, blocks, block + 1]``; ``before`` and ``after_memories``
-    its input's and output's two samples before ``x`` (``[nodes, channels, 2]``, oldest first; zero if
-    ``None``)."""
+    ``h`` its all-pole impulse responses ``[nodes, blocks, block + 1]``; ``inputs_before`` and
+    ``outputs_before`` its input's and output's two samples before ``x`` (``[nodes, channels, 2]``, oldest
+    first; zero if ``None``)."""
     nodes, channels, length = x.shape
     blocks = length // block
     steps = [coefficient.repeat_interleave(block, dim=-1).unsqueeze(1) for coefficient in b.unbind(1)]
-    padded = F.pad(x, (2, 0)) if before is None else torch.cat([before, x], dim=-1)
+    padded = F.pad(x, (2, 0)) if inputs_before is None else torch.cat([inputs_before, x], dim=-1)
     moved = steps[0] * x + steps[1] * padded[..., 1:-1] + steps[2] * padded[..., :-2]
     a2 = a[:, 2]  # [nodes, blocks]
     size = 2 * block
@@ -167,10 +172,10 @@ def _section(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor, h: torch.Tensor,
     offsets = zero_state[..., [block - 1, block - 2]]  # [nodes, channels, blocks, 2]
     matrices = torch.stack([first[..., block - 1], second[..., block - 1],
                             first[..., block - 2], second[..., block - 2]], dim=-1)  # [nodes, 1, blocks, 4]
-    if after_memories is None:
+    if outputs_before is None:
         start = torch.zeros_like(offsets[..., :1, :])
     else:  # the first block's memories enter through its own map: fold them into its offset
-        start = after_memories[..., [1, 0]].unsqueeze(-2)  # (y[-1], y[-2]) [nodes, channels, 1, 2]
+        start = outputs_before[..., [1, 0]].unsqueeze(-2)  # (y[-1], y[-2]) [nodes, channels, 1, 2]
         m = matrices[..., :1, :]
         carried = torch.stack([m[..., 0] * start[..., 0] + m[..., 1] * start[..., 1],
                                m[..., 2] * start[..., 0] + m[..., 3] * start[..., 1]], dim=-1)
