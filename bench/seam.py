@@ -176,6 +176,7 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
     norm: dict[str, list[float]] = {n: [] for n in signals}
     extra: dict[str, list[float]] = {n: [] for n in signals}
     chosen: dict[str, list[str]] = {n: [] for n in signals}
+    probed: list[tuple[float, float]] = []
     warm = draw(graph, draws, 999, fixed)
     with torch.no_grad():
         warm_loss = SpectralLoss(render_exact(warm, sources)[0][0])
@@ -191,10 +192,14 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
             g = upstream_gradient(renders[name], draws, params, sources, loss, counters[name])
             extra[name].append(counters[name].backward_rows / tracks)
             chosen[name].append(boxes[name].signal_gradient)
+            if name == "auto":
+                probed.append(_probed(boxes[name]))
             cos[name].append(float(g @ g_exact / (g.norm() * g_exact.norm()).clamp(min=1e-300)))
             norm[name].append(float(g.norm() / g_exact.norm().clamp(min=1e-300)))
     result = {n: {"cos": statistics.median(cos[n]), "norm": statistics.median(norm[n]),
                   "renders": statistics.median(extra[n]), "choice": "/".join(dict.fromkeys(chosen[n]))} for n in signals}
+    if probed:
+        result["auto"]["probe"] = _probe_text(probed)
     if fit_signals:
         hidden = draw(graph, draws, 1000, fixed)
         start = draw(graph, draws, 3000, fixed)
@@ -207,6 +212,22 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
         for name in fit_signals:
             result[name]["fit"] = finals[name] / finals["exact"]
     return result
+
+
+def _probed(box: Any) -> tuple[float, float]:
+    """The probe's own cosine and norm ratio for the choice it made last (``nan`` where it made none)."""
+    probe = getattr(box, "signal_probe", None)
+    if probe is None or probe.still:
+        return math.nan, math.nan
+    return probe.cosines.get(probe.choice, math.nan), probe.norm_ratios.get(probe.choice, math.nan)
+
+
+def _probe_text(probed: list[tuple[float, float]]) -> str:
+    """``"0.97/1.02"``: the probe's medians over the measured points (what it judged its choice by)."""
+    found = [p for p in probed if not math.isnan(p[0])]
+    if not found:
+        return "-"
+    return f"{statistics.median(p[0] for p in found):.2f}/{statistics.median(p[1] for p in found):.2f}"
 
 
 class _CountingRunner:
@@ -243,6 +264,26 @@ def _central_difference(render: Any, params: Mapping[str, Mapping[str, torch.Ten
     return torch.tensor(grads, dtype=torch.float64)
 
 
+REF_STEPS = (0.03, 0.05, 0.1, 0.15)
+"""Steps (dB) of the real black boxes' reference: the mean of the central differences at these steps."""
+RELIABLE = 0.8
+"""A point's reference is reliable where its halves (the smaller two steps, the larger two) agree to this cosine."""
+
+
+def _reference(render: Any, params: Mapping[str, Mapping[str, torch.Tensor]], sources: torch.Tensor,
+               loss: SpectralLoss) -> tuple[torch.Tensor, float]:
+    """The upstream gains' reference gradient and its reliability (the cosine between its halves).
+
+    A real effect's loss is not smooth at every scale: at small steps its rendering noise divided by the step
+    dominates (the differences' norm grows as the step shrinks), at large ones its curvature. The mean over
+    :data:`REF_STEPS` (0.03-0.15 dB, the size of a fit's steps) halves the noise of one step.
+    """
+    grads = [_central_difference(render, params, sources, loss, step) for step in REF_STEPS]
+    half = len(grads) // 2
+    small, large = sum(grads[:half]), sum(grads[half:])
+    return sum(grads) / len(grads), float(small @ large / (small.norm() * large.norm()).clamp(min=1e-300))
+
+
 def _gain_gradient(render: Any, params: Mapping[str, Mapping[str, torch.Tensor]], sources: torch.Tensor,
                    loss: SpectralLoss, counter: _CountingRunner) -> torch.Tensor:
     leaves = {t: {k: v.clone().requires_grad_(t in UPSTREAM) for k, v in p.items()} for t, p in params.items()}
@@ -269,6 +310,7 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
     processors = {EQ: get_processor(EQ), GAIN: get_processor(GAIN), "box": box}
     render = compile_render(graph, processors)
     cos, norm, renders, caught, chosen, agree = [], [], [], [], [], []
+    probes: list[tuple[float, float]] = []
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         for point in range(points):
@@ -280,14 +322,20 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
             g = _gain_gradient(render, params, sources, loss, counter)
             renders.append(counter.backward_items / BOX_TRACKS)
             chosen.append(box.signal_gradient)
-            reference = _central_difference(render, params, sources, loss)
-            wider = _central_difference(render, params, sources, loss, step=0.15)
-            agree.append(float(wider @ reference / (wider.norm() * reference.norm()).clamp(min=1e-300)))
+            probes.append(_probed(box))
+            reference, agreement = _reference(render, params, sources, loss)
+            agree.append(agreement)
             cos.append(float(g @ reference / (g.norm() * reference.norm()).clamp(min=1e-300)))
             norm.append(float(g.norm() / reference.norm().clamp(min=1e-300)))
         caught = [type(w.message).__name__ for w in seen if issubclass(w.category, GradientWarning)]
-    return {"cos": statistics.median(cos), "norm": statistics.median(norm), "renders": statistics.median(renders),
-            "choice": "/".join(dict.fromkeys(chosen)), "warned": _warned(caught), "ref": statistics.median(agree)}
+    # Scored where the reference is reliable (a point where it is not measures the reference's noise, not the
+    # estimate); every point where none is.
+    kept = [k for k, a in enumerate(agree) if a >= RELIABLE] or list(range(len(agree)))
+    return {"cos": statistics.median(cos[k] for k in kept), "norm": statistics.median(norm[k] for k in kept),
+            "renders": statistics.median(renders), "choice": "/".join(dict.fromkeys(chosen)),
+            "warned": _warned(caught), "ref": statistics.median(agree[k] for k in kept),
+            "points": f"{sum(a >= RELIABLE for a in agree)}/{len(agree)}",
+            "all": (statistics.median(cos), statistics.median(norm)), "probe": _probe_text(probes)}
 
 
 def _warned(names: list[str]) -> str:
@@ -323,8 +371,8 @@ def pooling(seconds: float, repeats: int = 3) -> tuple[float, float]:
 
 def _rst(table: list[tuple[str, ...]], pooled: list[tuple[float, float, float]], setting: str) -> str:
     """The measured table as the reStructuredText section of ``docs/concepts/gradient_quality.rst``."""
-    head = ("black box", "chose", "cosine", "norm ratio", "renders", "fit", "warning", "ref")
-    lines = [f".. Generated by ``python bench/seam.py --rst`` ({setting}).", "", ".. list-table::",
+    head = ("black box", "chose", "cosine", "norm ratio", "renders", "fit", "warning", "ref", "points", "probe")
+    lines = [f".. Generated by ``python bench/seam.py --standard --rst`` ({setting}).", "", ".. list-table::",
              "   :header-rows: 1", ""]
     for row in (head, *table):
         lines += [f"   * - {row[0]}"] + [f"     - {cell}" if cell else "     -" for cell in row[1:]]
@@ -335,29 +383,42 @@ def _rst(table: list[tuple[str, ...]], pooled: list[tuple[float, float, float]],
     return "\n".join(lines)
 
 
+SETTINGS = {  # tracks, seconds, dsp points, black-box points, fit steps, pooled lengths, pooling repeats
+    "quick": (4, 0.25, 1, 2, 5, (0.25,), 1),
+    "standard": (TRACKS, 0.25, 2, 4, 10, (0.25, 1.0), 3),
+    "full": (TRACKS, 1.0, 5, 5, 60, (0.25, 1.0), 3),
+}
+"""What each run measures: the no-argument run (``quick``) fits in a couple of minutes on 2 loaded cores."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--standard", action="store_true",
+                        help="8 tracks of 0.25 s, 2 points (4 for real black boxes), 10-step fits: the docs' table")
     parser.add_argument("--full", action="store_true", help="8 tracks of 1 s, 5 points, every signal gradient fitted")
     parser.add_argument("--signals", action="store_true", help="every signal gradient, not only the default")
     parser.add_argument("--rows", nargs="*", help="only these rows (labels or black-box names)")
     parser.add_argument("--rst", action="store_true", help="also print the table as reStructuredText")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    tracks, seconds, points, steps = (TRACKS, 1.0, 5, 60) if args.full else (TRACKS, 0.25, 2, 10)
+    mode = "full" if args.full else "standard" if args.standard else "quick"
+    tracks, seconds, points, box_points, steps, lengths, repeats = SETTINGS[mode]
     signals = SIGNALS if args.full or args.signals else ("auto",)
     fit_signals = SIGNALS if args.full else ("auto",)
     _, sources = synthesise_multitrack(TRACKS, seconds, SR, seed=0)
     sources = sources.float()
-    setting = f"{tracks} tracks x {seconds:g} s stereo, {points} operating points, fits of {steps} steps"
+    setting = (f"{tracks} tracks x {seconds:g} s stereo, {points} operating points ({box_points} for real black "
+               f"boxes), fits of {steps} steps")
     print(setting)
-    header = (f"{'black box':<30}{'signal gradient':<17}{'chose':<16}{'cos':>7}{'norm':>8}{'renders':>9}{'fit':>7}"
-              f"{'ref':>7}  warned")
+    header = (f"{'black box':<30}{'signal gradient':<17}{'chose':<27}{'cos':>7}{'norm':>7}{'renders':>8}{'fit':>6}"
+              f"{'ref':>7}{'pts':>5}{'probe':>11}{'s':>5}  warned")
     print(header)
     summary, table = [], []
     start = time.perf_counter()
     for label, effect, fixed in ROWS + (FULL_ROWS if args.full or args.rows else ()):
         if args.rows and label not in args.rows:
             continue
+        began = time.perf_counter()
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
             rows = measure(effect, sources[[0, 2, 3, 5][:tracks] if tracks < TRACKS else slice(None)], signals,
@@ -366,26 +427,32 @@ def main() -> None:
         for name, row in rows.items():
             fitted = f"{row['fit']:.2f}" if "fit" in row else ""
             choice = row["choice"] if name == "auto" else ""
-            print(f"{label:<30}{name:<17}{choice:<16}{row['cos']:>7.3f}{row['norm']:>8.3g}{row['renders']:>9.1f}"
-                  f"{fitted:>7}{'':>7}  {warned if name == 'auto' else ''}", flush=True)
+            probe = row.get("probe", "") if name == "auto" else ""
+            print(f"{label:<30}{name:<17}{choice:<27}{row['cos']:>7.3f}{row['norm']:>7.3g}{row['renders']:>8.1f}"
+                  f"{fitted:>6}{'':>7}{'':>5}{probe:>11}{time.perf_counter() - began:>5.0f}  "
+                  f"{warned if name == 'auto' else ''}", flush=True)
         auto = rows["auto"]
         summary.append(auto)
         table.append((f"dsp {label}", auto["choice"], f"{auto['cos']:.3f}", f"{auto['norm']:.2f}",
-                      f"{auto['renders']:g}", f"{auto['fit']:.2f}" if "fit" in auto else "", warned, ""))
+                      f"{auto['renders']:g}", f"{auto['fit']:.2f}" if "fit" in auto else "", warned, "", "",
+                      auto.get("probe", "")))
     box_sources = sources[[0, 2, 3, 5]]  # sounding tracks
     for label, name, defaults in BLACK_BOXES:
         if args.rows and label not in args.rows:
             continue
+        began = time.perf_counter()
         try:
-            row = measure_black_box(name, box_sources, points, defaults)
+            row = measure_black_box(name, box_sources, box_points, defaults)
         except Exception as error:  # a plug-in missing on this machine: say so, measure the rest
             print(f"{label:<30}not measured: {type(error).__name__}: {error}")
             continue
-        print(f"{label:<30}{'auto':<17}{row['choice']:<16}{row['cos']:>7.3f}{row['norm']:>8.3g}"
-              f"{row['renders']:>9.1f}{'':>7}{row['ref']:>7.3f}  {row['warned']}", flush=True)
+        print(f"{label:<30}{'auto':<17}{row['choice']:<27}{row['cos']:>7.3f}{row['norm']:>7.3g}"
+              f"{row['renders']:>8.1f}{'':>6}{row['ref']:>7.3f}{row['points']:>5}{row['probe']:>11}"
+              f"{time.perf_counter() - began:>5.0f}  {row['warned']}  (every point: {row['all'][0]:.3f}/"
+              f"{row['all'][1]:.3g})", flush=True)
         summary.append(row)
         table.append((label, row["choice"], f"{row['cos']:.3f}", f"{row['norm']:.2f}", f"{row['renders']:g}", "",
-                      row["warned"], f"{row['ref']:.3f}"))
+                      row["warned"], f"{row['ref']:.3f}", row["points"], row["probe"]))
     if summary:
         cosines = [r["cos"] for r in summary]
         norms = [r["norm"] for r in summary]
@@ -396,8 +463,8 @@ def main() -> None:
               + (f", fits {min(fits):.2f}-{max(fits):.2f}x the exact processor (goal <= 1.1)" if fits else ""))
     pooled = []
     if not args.rows:
-        for length in (0.25, 1.0):
-            unpooled, together = pooling(length)
+        for length in lengths:
+            unpooled, together = pooling(length, repeats)
             pooled.append((length, unpooled, together))
             print(f"backward through 8 black-box calls (band-tangent, 4 renders per node), {length:g} s tracks: "
                   f"{unpooled:.2f} s unpooled, {together:.2f} s pooled ({unpooled / together:.2f}x)", flush=True)

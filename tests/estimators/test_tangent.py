@@ -220,6 +220,22 @@ def test_strict_estimators_raise_instead_of_passing_a_weak_estimate(drums):
         strict(music, gain=torch.ones(2, 1))
 
 
+def test_a_probe_measures_the_same_whatever_the_estimators_seed_and_history(drums, one_torch_thread):
+    # The probe draws from its own seed: the same input and parameters give the same figures and choice,
+    # whether the estimator is seeded or not and however many calls it made before.
+    x = drums[..., :4096].clone().requires_grad_()
+    params = {k: torch.full((2, 1), v) for k, v in HEAVY.items()}
+    probes = []
+    for seed, earlier in ((0, 0), (None, 3)):
+        wrapped = with_estimator(get_processor("dsp:compressor"), FiniteDifference(seed=seed))
+        for _ in range(earlier):
+            wrapped.estimator.generator()
+        wrapped(x, **params)
+        probes.append(wrapped.signal_probe)
+    assert probes[0].choice == probes[1].choice
+    assert probes[0].scores == probes[1].scores and probes[0].norm_ratios == probes[1].norm_ratios
+
+
 @pytest.mark.slow
 def test_the_choice_is_revisited_when_the_parameters_move_far(drums):
     wrapped = with_estimator(get_processor("dsp:compressor"), FiniteDifference(seed=0))
