@@ -1,10 +1,11 @@
 """Gradients across a black box in the middle of a graph (issues 17 and 28).
 
-Run: ``python bench/seam.py`` (the issue's rows, a few minutes on 2 cores: 8 tracks of 0.25 s,
-2 operating points, 10-step fits, the default signal gradient only), ``python bench/seam.py --signals``
-(every signal gradient too), ``python bench/seam.py --full`` (delay and reverb too, 8 tracks of
-1 s, 5 operating points, every signal gradient fitted over 60 steps) or ``--rst`` (the table as the
-reStructuredText of ``docs/concepts/gradient_quality.rst``). Graph: music-like stereo tracks, each
+Run: ``python bench/seam.py`` (the issue's rows, quick: 4 tracks of 0.25 s, one operating point, no fits,
+the default signal gradient only; a few minutes on 2 loaded cores), ``--standard`` (8 tracks, 2 operating
+points, 4 for real black boxes, 10-step fits: the table of ``docs/concepts/gradient_quality.rst``),
+``--signals`` (every signal gradient too), ``--full`` (delay and reverb too, 8 tracks of 1 s, 5 operating
+points, every signal gradient fitted over 60 steps) or ``--rst`` (the table as reStructuredText).
+Graph: music-like stereo tracks, each
 ``in -> dsp:parametric_eq -> dsp:gain -> BLACK BOX``, summed by one ``mix``
 node into ``out``; loss: the demo's multi-resolution STFT loss against a mix
 rendered from hidden parameters. The black box is a grafx-dsp processor run
@@ -31,10 +32,17 @@ those a row fixes (the compressor at -30 dB / 6:1 / 3 ms, and limiter-like).
 Real black boxes (LV2 plug-ins, pedalboard effects; default options) have no
 exact twin: their rows compare against central differences of the loss over
 the upstream gains (the EQ's three band gains and the fader, 4 tracks), and
-the estimate is compared on those entries; they have no fit column. ``ref`` is
-the cosine between that reference at steps of 0.05 and 0.15 dB: where it is
-low, the effect's gradient at that point is not well defined at any step
-(a saturator driven 30 dB into clipping), and so is no estimate's.
+the estimate is compared on those entries; they have no fit column. The
+reference is the mean of the central differences at 0.03, 0.05, 0.1 and
+0.15 dB, and ``ref`` the cosine between its halves (0.03 and 0.05 dB against
+0.1 and 0.15 dB): where it is low, the loss is not smooth at that point at the
+scale of a fit's steps (a saturator driven 30 dB into clipping, a codec), and
+the point measures the reference's noise, not the estimate. Rows are scored
+over the points whose ``ref`` reaches 0.8 (``pts`` counts them; every point
+where none does); the line also prints the median over every point. ``probe``
+is what the automatic choice's own probe measured for its choice at the
+measured points (cosine / norm ratio after its scale): where it warned
+``Weak``, this says whether the row agrees.
 
 Last, the wall time of one backward pass through 8 black-box nodes (8 calls of
 8 processors, ``band-tangent``: 4 renders per node) without and with pooled
@@ -177,7 +185,8 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
     extra: dict[str, list[float]] = {n: [] for n in signals}
     chosen: dict[str, list[str]] = {n: [] for n in signals}
     probed: list[tuple[float, float]] = []
-    warm = draw(graph, draws, 999, fixed)
+    # The first call probes at the first measured point, so that every probe, and every warning, is checked.
+    warm = draw(graph, draws, 2000, fixed)
     with torch.no_grad():
         warm_loss = SpectralLoss(render_exact(warm, sources)[0][0])
     for name in signals:  # settles "auto" (its probe renders are not a backward's)
@@ -219,11 +228,12 @@ def _probed(box: Any) -> tuple[float, float]:
     probe = getattr(box, "signal_probe", None)
     if probe is None or probe.still:
         return math.nan, math.nan
-    return probe.cosines.get(probe.choice, math.nan), probe.norm_ratios.get(probe.choice, math.nan)
+    return probe.cosines.get(probe.choice, math.nan), probe.norm_ratios.get(probe.choice, math.nan) * probe.scale
 
 
 def _probe_text(probed: list[tuple[float, float]]) -> str:
-    """``"0.97/1.02"``: the probe's medians over the measured points (what it judged its choice by)."""
+    """``"0.97/1.02"``: the probe's medians over the measured points (what it judged its choice by, its norm
+    ratio times the scale it applies)."""
     found = [p for p in probed if not math.isnan(p[0])]
     if not found:
         return "-"
@@ -384,11 +394,12 @@ def _rst(table: list[tuple[str, ...]], pooled: list[tuple[float, float, float]],
 
 
 SETTINGS = {  # tracks, seconds, dsp points, black-box points, fit steps, pooled lengths, pooling repeats
-    "quick": (4, 0.25, 1, 2, 5, (0.25,), 1),
+    "quick": (4, 0.25, 1, 1, 0, (0.25,), 1),
     "standard": (TRACKS, 0.25, 2, 4, 10, (0.25, 1.0), 3),
     "full": (TRACKS, 1.0, 5, 5, 60, (0.25, 1.0), 3),
 }
-"""What each run measures: the no-argument run (``quick``) fits in a couple of minutes on 2 loaded cores."""
+"""What each run measures: the no-argument run (``quick``: one point, no fits) takes a few minutes on 2 loaded
+cores; ``--standard`` is the docs' table (about 15 minutes loaded), ``--full`` hours."""
 
 
 def main() -> None:
@@ -404,11 +415,11 @@ def main() -> None:
     mode = "full" if args.full else "standard" if args.standard else "quick"
     tracks, seconds, points, box_points, steps, lengths, repeats = SETTINGS[mode]
     signals = SIGNALS if args.full or args.signals else ("auto",)
-    fit_signals = SIGNALS if args.full else ("auto",)
+    fit_signals = SIGNALS if args.full else ("auto",) if steps else ()
     _, sources = synthesise_multitrack(TRACKS, seconds, SR, seed=0)
     sources = sources.float()
     setting = (f"{tracks} tracks x {seconds:g} s stereo, {points} operating points ({box_points} for real black "
-               f"boxes), fits of {steps} steps")
+               f"boxes), " + (f"fits of {steps} steps" if steps else "no fits (--standard fits)"))
     print(setting)
     header = (f"{'black box':<30}{'signal gradient':<17}{'chose':<27}{'cos':>7}{'norm':>7}{'renders':>8}{'fit':>6}"
               f"{'ref':>7}{'pts':>5}{'probe':>11}{'s':>5}  warned")
