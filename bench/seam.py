@@ -168,7 +168,8 @@ def upstream_gradient(render: Any, processors: dict[str, Any], params: Mapping[s
 
 
 def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points: int, fit_signals: tuple[str, ...],
-            steps: int, fixed: Mapping[str, float] | None = None) -> dict[str, dict[str, float]]:
+            steps: int, fixed: Mapping[str, float] | None = None,
+            ref_steps: tuple[float, ...] = ()) -> dict[str, dict[str, Any]]:
     tracks = sources.shape[0]
     graph = build_graph(tracks)
     exact = get_processor(f"dsp:{effect}")
@@ -206,8 +207,8 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
                 probed.append(_probed(boxes[name]))
             cos[name].append(float(g @ g_exact / (g.norm() * g_exact.norm()).clamp(min=1e-300)))
             norm[name].append(float(g.norm() / g_exact.norm().clamp(min=1e-300)))
-            if name == "auto":
-                reference, agreement = _reference(render_exact, params, sources, loss)
+            if name == "auto" and ref_steps:
+                reference, agreement = _reference(render_exact, params, sources, loss, ref_steps)
                 smoothed.append((_cosine(_gain_entries(params, g), reference),
                                  _cosine(_gain_entries(params, g_exact), reference), agreement))
     result = {n: {"cos": statistics.median(cos[n]), "norm": statistics.median(norm[n]),
@@ -299,22 +300,24 @@ def _central_difference(render: Any, params: Mapping[str, Mapping[str, torch.Ten
 
 REF_STEPS = (0.03, 0.05, 0.1, 0.15)
 """Steps (dB) of the real black boxes' reference: the mean of the central differences at these steps."""
+QUICK_REF_STEPS = (0.05, 0.1)
+"""The quick run's steps (half the renders; its ``ref`` is the cosine between the two)."""
 RELIABLE = 0.8
 """A point's reference is reliable where its halves (the smaller two steps, the larger two) agree to this cosine."""
 
 
 def _reference(render: Any, params: Mapping[str, Mapping[str, torch.Tensor]], sources: torch.Tensor,
-               loss: SpectralLoss) -> tuple[torch.Tensor, float]:
+               loss: SpectralLoss, steps: tuple[float, ...] = REF_STEPS) -> tuple[torch.Tensor, float]:
     """The upstream gains' reference gradient and its reliability (the cosine between its halves).
 
     A real effect's loss is not smooth at every scale: at small steps its rendering noise divided by the step
     dominates (the differences' norm grows as the step shrinks), at large ones its curvature. The mean over
     :data:`REF_STEPS` (0.03-0.15 dB, the size of a fit's steps) halves the noise of one step.
     """
-    grads = [_central_difference(render, params, sources, loss, step) for step in REF_STEPS]
+    grads = [_central_difference(render, params, sources, loss, step) for step in steps]
     half = len(grads) // 2
-    small, large = sum(grads[:half]), sum(grads[half:])
-    return sum(grads) / len(grads), float(small @ large / (small.norm() * large.norm()).clamp(min=1e-300))
+    small, large = torch.stack(grads[:half]).sum(dim=0), torch.stack(grads[half:]).sum(dim=0)
+    return torch.stack(grads).mean(dim=0), _cosine(small, large)
 
 
 def _gain_gradient(render: Any, params: Mapping[str, Mapping[str, torch.Tensor]], sources: torch.Tensor,
@@ -334,7 +337,8 @@ def _at_defaults(box: Any, params: dict[str, dict[str, torch.Tensor]]) -> dict[s
     return {**params, "box": {**params["box"], **box.raw_parameters(**natural)}}
 
 
-def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: bool = False) -> dict[str, Any]:
+def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: bool = False,
+                      ref_steps: tuple[float, ...] = REF_STEPS) -> dict[str, Any]:
     """A real black box with its default options, against central differences over the upstream gains."""
     graph = build_graph(BOX_TRACKS)
     box = get_processor(name)
@@ -356,7 +360,7 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
             renders.append(counter.backward_items / BOX_TRACKS)
             chosen.append(box.signal_gradient)
             probes.append(_probed(box))
-            reference, agreement = _reference(render, params, sources, loss)
+            reference, agreement = _reference(render, params, sources, loss, ref_steps)
             agree.append(agreement)
             cos.append(float(g @ reference / (g.norm() * reference.norm()).clamp(min=1e-300)))
             norm.append(float(g.norm() / reference.norm().clamp(min=1e-300)))
@@ -430,8 +434,8 @@ SETTINGS = {  # tracks, seconds, dsp points, black-box points, fit steps, pooled
     "standard": (TRACKS, 0.25, 2, 4, 10, (0.25, 1.0), 3),
     "full": (TRACKS, 1.0, 5, 5, 60, (0.25, 1.0), 3),
 }
-"""What each run measures: the no-argument run (``quick``: one point, no fits) takes a few minutes on 2 loaded
-cores; ``--standard`` is the docs' table (about 15 minutes loaded), ``--full`` hours."""
+"""What each run measures: the no-argument run (``quick``: one point, no fits, no smoothed reference for the
+dsp rows, the real boxes' reference at two steps); ``--standard`` is the docs' table; ``--full`` takes hours."""
 
 
 def main() -> None:
@@ -465,7 +469,7 @@ def main() -> None:
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
             rows = measure(effect, sources[[0, 2, 3, 5][:tracks] if tracks < TRACKS else slice(None)], signals,
-                           points, fit_signals, steps, fixed)
+                           points, fit_signals, steps, fixed, () if mode == "quick" else REF_STEPS)
         warned = _warned([type(w.message).__name__ for w in seen if issubclass(w.category, GradientWarning)])
         for name, row in rows.items():
             fitted = f"{row['fit']:.2f}" if "fit" in row else ""
@@ -489,7 +493,8 @@ def main() -> None:
             continue
         began = time.perf_counter()
         try:
-            row = measure_black_box(name, box_sources, box_points, defaults)
+            row = measure_black_box(name, box_sources, box_points, defaults,
+                                    QUICK_REF_STEPS if mode == "quick" else REF_STEPS)
         except Exception as error:  # a plug-in missing on this machine: say so, measure the rest
             print(f"{label:<30}not measured: {type(error).__name__}: {error}")
             continue
