@@ -28,8 +28,8 @@ from grafx_core.fitting import LatentParameters, SpectralLoss, fit
 import grafx_dsp as dsp
 
 SR = 44100
-COMP = "lv2:ardour_a_comp_stereo"
-EQ = "lv2:ardour_a_eq"
+COMP = "lv2:urn_ardour_a_comp_stereo"
+EQ = "lv2:urn_ardour_a_eq"
 
 
 def _worst_db(a: torch.Tensor, b: torch.Tensor) -> float:

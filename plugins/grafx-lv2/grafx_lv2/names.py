@@ -1,8 +1,7 @@
 """Readable, unique processor names for plug-in URIs (``lsp_compressor_stereo``, ``x42_fil4_stereo``).
 
 A name is the vendor's short name, then the URI's last path segment and its
-fragment, in snake case; for a URN (``urn:ardour:a-comp#stereo``) the
-namespace is the vendor (``ardour_a_comp_stereo``). Only the URI is used, so a name never depends on
+fragment, in snake case. Only the URI is used, so a name never depends on
 reading the plug-in's data, and it is the same on every machine with the same
 plug-ins installed. Two URIs that would share a name (never among the Debian
 packages) get ``_2``, ``_3``, ... in URI order; the URI itself is always
@@ -36,11 +35,6 @@ def _snake(text: str) -> str:
 
 def _name(uri: str) -> str:
     parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme.lower() == "urn":
-        # urn:NAMESPACE:REST (Ardour's own plug-ins: urn:ardour:a-comp#stereo): the namespace is the vendor.
-        namespace, _, rest = parsed.path.partition(":")
-        body = "_".join(p for p in (_snake(rest), _snake(parsed.fragment)) if p) or "plugin"
-        return f"{_snake(namespace) or 'urn'}_{body}"
     host = parsed.netloc.lower()
     labels = [label for label in host.split(".") if label and label != "www"]
     vendor = VENDORS.get(host) or (labels[-2] if len(labels) >= 2 else labels[0] if labels else parsed.scheme)

@@ -50,13 +50,3 @@ def test_the_listing_marks_plug_ins_this_host_cannot_load(require):
     assert "will not load" not in listed[require("calf_reverb")]
     with pytest.raises(PluginError, match="LV2UnsupportedPluginError.*worker#schedule"):
         get_processor(f"lv2:{name}")
-
-
-def test_names_come_from_the_uri_alone_with_the_vendor_first():
-    from grafx_lv2.names import plugin_names
-
-    uris = ["http://lsp-plug.in/plugins/lv2/compressor_stereo", "urn:ardour:a-comp#stereo", "urn:ardour:a-eq",
-            "http://fx.example.org/plugins/Big-Verb", "http://fx.example.org/other/big_verb"]
-    assert plugin_names(uris) == {
-        "lsp_compressor_stereo": uris[0], "ardour_a_comp_stereo": uris[1], "ardour_a_eq": uris[2],
-        "example_big_verb": uris[4], "example_big_verb_2": uris[3]}  # clashes: suffixes in URI order
