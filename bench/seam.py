@@ -94,7 +94,7 @@ BLACK_BOXES: tuple[tuple[str, str, bool], ...] = (
     ("lv2:calf_saturator defaults", "lv2:calf_saturator", True),
     ("lv2:calf_exciter", "lv2:calf_exciter", False),
     ("lv2:calf_exciter defaults", "lv2:calf_exciter", True),
-    ("lv2:zamaudio_zam_comp_x2", "lv2:zamaudio_zam_comp_x2", False),
+    ("lv2:urn_zamaudio_zam_comp_x2", "lv2:urn_zamaudio_zam_comp_x2", False),
     ("pedalboard:bitcrush", "pedalboard:bitcrush", False),
     ("pedalboard:mp3_compressor", "pedalboard:mp3_compressor", False),
 )
