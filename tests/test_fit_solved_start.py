@@ -174,3 +174,11 @@ def test_fit_command_with_the_sox_console_solves_the_send_and_prunes(tmp_path, c
     report = json.loads((out / "report.json").read_text())
     assert report["metrics"]["fitted"]["snr_db"] > 35
     assert (out / "pruned.wav").exists()
+    # final_loss is the written parameters' loss, after the polish, on the audio the steps fit (here all of it).
+    from grafx_core.fitting.loss import SpectralLoss
+    from grafx_core.wavfile import read_wav
+
+    fitted, aimed = read_wav(out / "fitted.wav")[0], read_wav(out / "target.wav")[0]
+    assert report["fit_excerpt_seconds"] * RATE == aimed.shape[-1]
+    assert report["final_loss"] == pytest.approx(float(SpectralLoss(aimed)(fitted)), rel=1e-4)
+    assert report["final_loss"] < report["loss_after_steps"]
