@@ -90,14 +90,15 @@ def run_real_fit(multitrack, budget: float, console_name: str) -> tuple[torch.Te
     render = lambda p, s: plan(p, s)[0][0]  # noqa: E731
     target = align_target(stems, target, rate)[0]
     start = initialise(console.graph, multitrack.names, processors, console.start_parameters(processors), stems,
-                       target, rate, render).parameters
+                       target, rate, render, fixed=console.fixed).parameters
     fit_stems, fit_target = loudest_excerpt(stems, target, rate, 4.0)
     latent = LatentParameters(start, processors)
     latent.freeze(console.fixed)
     left = max(budget - (time.perf_counter() - began), 1.0)
     result = fit(lambda p: plan(p, fit_stems)[0][0], latent, SpectralLoss(fit_target), 100_000, seconds=left)
     fitted = latent.values()
-    polished = polish_returns(console.graph, multitrack.names, processors, fitted, stems, target, render)
+    polished = polish_returns(console.graph, multitrack.names, processors, fitted, stems, target, render, rate,
+                              console.fixed)
     with torch.no_grad():
         mix = render(fitted if polished is None else polished.parameters, stems)
     return mix, result.steps, time.perf_counter() - began

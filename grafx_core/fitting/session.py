@@ -223,7 +223,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     if job.initialise:
         began_init = time.perf_counter()
         initialisation = initialise(graph, job.names, processors, start, sources, target, job.sample_rate,
-                                    lambda p, s: plan(p, s)[0][0])
+                                    lambda p, s: plan(p, s)[0][0], fixed=job.fixed)
         start = initialisation.parameters
         for note in initialisation.notes:
             print(f"  {note} in {time.perf_counter() - began_init:.0f} s", file=out)
@@ -267,7 +267,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     polished_loss = result.final_loss  # the loss the pruning starts from, on the excerpt the steps fit
     if job.initialise and automation is None and result.stopped != "interrupted":
         polished = polish_returns(graph, job.names, processors, fitted_params, sources, target,
-                                  lambda p, s: plan(p, s)[0][0])
+                                  lambda p, s: plan(p, s)[0][0], job.sample_rate, job.fixed)
         if polished is not None:
             fitted_params = polished.parameters
             with torch.no_grad():
