@@ -415,30 +415,37 @@ def polish_returns(graph: Graph, names: list[str], processors: Mapping[str, Any]
     """After a fit: the send effect's response and levels solved again on all of the audio, then the faders;
     with ``sample_rate``, the strips solved on the waveform against what the solved returns leave, and the
     response solved once more; kept where the fit's loss on all of it falls (a response solved at the start
-    also explained what the unfitted dry mix got wrong). ``None`` where the console has no solvable send
-    effect or nothing improved.
+    also explained what the unfitted dry mix got wrong). ``None`` where there is nothing to solve (no
+    solvable send effect, and no ``sample_rate`` or no strips) or nothing improved.
 
     Args: as :func:`initialise`; ``params`` may be a :class:`~grafx_core.fitting.LatentParameters`' values.
     """
     start = {t: {k: v.detach().clone() for k, v in params[t].items()} for t in params.keys()}
     tracks = _tracks(graph, names, processors)
-    solved = solve_send_response(graph, names, processors, start, stems, target, render)
-    if solved is None or tracks is None:
+    if tracks is None:
         return None
-    loss = SpectralLoss(target)
-    candidate = solved.parameters
-    renders = 2 * len(names) + 2 + _refit_faders(render, candidate, tracks, stems, target)
-    notes = list(solved.notes)
+    solved = solve_send_response(graph, names, processors, start, stems, target, render)
+    candidate, renders, notes = _copy(start), 0, []
+    if solved is not None:
+        candidate = solved.parameters
+        renders += 2 * len(names) + 2
+        if sample_rate is None:  # else the strip solve moves the faders, with everything else on the strip
+            renders += _refit_faders(render, candidate, tracks, stems, target)
+        notes += solved.notes
     strips = None if sample_rate is None else solve_strips(graph, names, processors, candidate, stems, target,
                                                            sample_rate, render, fixed)
     if strips is not None:
-        again = solve_send_response(graph, names, processors, strips.parameters, stems, target, render)
+        again = None if solved is None else solve_send_response(graph, names, processors, strips.parameters,
+                                                                stems, target, render)
         candidate = strips.parameters if again is None else again.parameters
-        renders += 2 * len(names) + 4
+        renders += 2 + (0 if again is None else 2 * len(names) + 2)
         notes += strips.notes + ([] if again is None else again.notes)
-    with torch.no_grad():
-        losses = {"fitted": float(loss(render(start, stems))), "returns solved again": float(loss(render(candidate, stems)))}
-    if losses["returns solved again"] >= losses["fitted"]:
+    if solved is None and strips is None:
         return None
-    notes.append(f"after the fit: {losses['fitted']:.4f} -> {losses['returns solved again']:.4f}")
-    return Initialisation(candidate, "returns solved again", losses, notes, renders)
+    loss = SpectralLoss(target)
+    with torch.no_grad():
+        losses = {"fitted": float(loss(render(start, stems))), "polished": float(loss(render(candidate, stems)))}
+    if losses["polished"] >= losses["fitted"]:
+        return None
+    notes.append(f"after the fit: {losses['fitted']:.4f} -> {losses['polished']:.4f}")
+    return Initialisation(candidate, "polished", losses, notes, renders)

@@ -38,9 +38,9 @@ from .least_squares import least_squares_weights
 __all__ = ["SendSolution", "least_squares_response", "solve_send_response"]
 
 _ROUNDS = 6  # at most; a round that no longer pays ends them (_SETTLED)
-_SETTLED = 0.02
-_CG_STEPS = 30
-_WARM_STEPS = 8  # a round's response starts from the last round's
+_SETTLED = 0.05
+_CG_STEPS = 20
+_WARM_STEPS = 6  # a round's response starts from the last round's
 _RIDGE = 1e-3  # of the source's mean power per bin: bands the source hardly plays in stay near zero
 _SILENT_SEND_DB = -60.0
 _PROBE = 0.5  # the probing impulse's height: inside the response's range, where it is used as given
@@ -194,7 +194,7 @@ def solve_send_response(graph: Graph, names: list[str], processors: Mapping[str,
         levels = least_squares_weights(torch.from_numpy(through.reshape(len(sends_arr), -1)),
                                        torch.from_numpy(residual.reshape(-1)))
         was, left = left, float(((residual - np.tensordot(levels, through, axes=1)) ** 2).sum())
-        if left > (1 - _SETTLED) * was:  # a round that explains under 2 % more of what is left: settled
+        if left > (1 - _SETTLED) * was:  # a round that explains under 5 % more of what is left: settled
             break
     assert response is not None  # the loop ran at least once
     if solve_levels and levels.max() > 0:  # the loudest send keeps its level; the response carries the scale

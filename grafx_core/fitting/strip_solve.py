@@ -96,15 +96,38 @@ def _controls(strip: TrackStrip, processors: Mapping[str, Any], params: Mapping[
 
 
 def _run(processors: Mapping[str, Any], params: Mapping[str, Mapping[str, torch.Tensor]], strip: TrackStrip,
-         controls: list[_Control], free: torch.Tensor, stem: torch.Tensor) -> torch.Tensor:
-    """The strip's output for each row of ``free`` ``[batch, controls]``: ``[batch, 2, samples]``."""
+         controls: list[_Control], free: torch.Tensor, x: torch.Tensor, first: int = 0,
+         last: int | None = None) -> torch.Tensor:
+    """The strip's nodes ``first:last`` run on ``x`` (``[channels, samples]``, what node ``first`` hears) for
+    each row of ``free`` ``[batch, controls]``: ``[batch, channels', samples]``."""
     overrides: dict[int, dict[str, torch.Tensor]] = {}
     for k, control in enumerate(controls):
-        values = torch.tensor([[control.to_value(float(f))] for f in free[:, k]], dtype=stem.dtype,
-                              device=stem.device)
-        overrides.setdefault(control.at, {})[control.name] = values
+        if control.at < first or (last is not None and control.at >= last):
+            continue
+        values = torch.tensor([[control.to_value(float(f))] for f in free[:, k]], dtype=x.dtype, device=x.device)
+        overrides.setdefault(control.at - first, {})[control.name] = values
     with torch.no_grad():
-        return run_nodes(processors, params, strip.nodes, stem[None].expand(free.shape[0], *stem.shape), overrides)
+        return run_nodes(processors, params, strip.nodes[first:last], x[None].expand(free.shape[0], *x.shape),
+                         overrides)
+
+
+def _jacobian(processors: Mapping[str, Any], params: Mapping[str, Mapping[str, torch.Tensor]], strip: TrackStrip,
+              controls: list[_Control], current: torch.Tensor, steps: torch.Tensor, stem: torch.Tensor,
+              error: Callable[[torch.Tensor], torch.Tensor], base: torch.Tensor) -> torch.Tensor:
+    """Forward differences ``[residuals, controls]``; a control's nudges run the strip from its own node on,
+    from what the nodes before it output at ``current`` (an EQ's output is not recomputed for its compressor)."""
+    columns: list[torch.Tensor] = [base.new_empty(0)] * len(controls)
+    x = stem
+    for at in range(len(strip.nodes)):
+        mine = [k for k, c in enumerate(controls) if c.at == at]
+        if mine:
+            nudged = current.expand(len(mine), -1).clone()
+            nudged[torch.arange(len(mine)), mine] += steps[mine]
+            moved = (error(_run(processors, params, strip, controls, nudged, x, at)) - base) / steps[mine, None]
+            for row, k in enumerate(mine):
+                columns[k] = moved[row]
+        x = _run(processors, params, strip, controls, current, x, at, at + 1)[0]
+    return torch.stack(columns, dim=1)
 
 
 def _solve_strip(processors: Mapping[str, Any], params: dict[str, dict[str, torch.Tensor]], strip: TrackStrip,
@@ -124,8 +147,7 @@ def _solve_strip(processors: Mapping[str, Any], params: dict[str, dict[str, torc
     first = cost = float(base.pow(2).sum())
     damping = 1e-3
     for _ in range(iterations):
-        nudged = current + torch.diag(steps)
-        jacobian = ((error(_run(processors, params, strip, controls, nudged, stem)) - base) / steps[:, None]).T
+        jacobian = _jacobian(processors, params, strip, controls, current, steps, stem, error, base)
         normal = jacobian.T @ jacobian
         gradient = jacobian.T @ base
         # A control the window hardly hears (a tiny diagonal) must not take a huge step on its say-so.
@@ -150,7 +172,7 @@ def solve_strips(graph: Graph, names: list[str], processors: Mapping[str, Any],
                  params: Mapping[str, Mapping[str, torch.Tensor]], stems: torch.Tensor, target: torch.Tensor,
                  sample_rate: int, render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor],
                  fixed: Mapping[str, Sequence[str]] | None = None, seconds: float | None = _SECONDS,
-                 iterations: int = _ITERATIONS) -> StripSolution | None:
+                 iterations: int = _ITERATIONS, sweeps: int = 1) -> StripSolution | None:
     """Each track strip's controls by Levenberg-Marquardt on the waveform (see the module's description).
 
     Args:
@@ -165,7 +187,8 @@ def solve_strips(graph: Graph, names: list[str], processors: Mapping[str, Any],
         fixed: controls left alone, ``{node_type: (name, ...)}``.
         seconds: solve on the loudest this many seconds (``None``: all of it), each run from up to a second
             before them.
-        iterations: Levenberg-Marquardt iterations per strip.
+        iterations: Levenberg-Marquardt iterations per strip and sweep.
+        sweeps: passes over the tracks (each pass hears the strips the last one solved).
 
     Returns:
         The solution, or ``None`` where the console's strips cannot be run on their own (a black box, a
@@ -187,16 +210,17 @@ def solve_strips(graph: Graph, names: list[str], processors: Mapping[str, Any],
         outputs = [run_nodes(processors, out, s.nodes, stems[k][None])[0] for k, s in enumerate(strips)]
         rest = render(out, stems) - sum(outputs)  # returns, and whatever the buses add
     order = sorted(range(len(strips)), key=lambda k: -float(outputs[k].pow(2).sum()))
-    gains = {}
-    for k in order:
-        controls = _controls(strips[k], processors, out, fixed or {})
-        if not controls or outputs[k].shape[0] != 2:
-            continue
-        wanted = target - rest - (sum(outputs) - outputs[k])
-        gains[strips[k].name] = _solve_strip(processors, out, strips[k], controls, stems[k], wanted, warm,
-                                             iterations)
-        with torch.no_grad():
-            outputs[k] = run_nodes(processors, out, strips[k].nodes, stems[k][None])[0]
+    gains: dict[str, float] = {}
+    for _ in range(sweeps):
+        for k in order:
+            controls = _controls(strips[k], processors, out, fixed or {})
+            if not controls or outputs[k].shape[0] != 2:
+                continue
+            wanted = target - rest - (sum(outputs) - outputs[k])
+            gain = _solve_strip(processors, out, strips[k], controls, stems[k], wanted, warm, iterations)
+            gains[strips[k].name] = gains.get(strips[k].name, 0.0) + gain
+            with torch.no_grad():
+                outputs[k] = run_nodes(processors, out, strips[k].nodes, stems[k][None])[0]
     if not gains:
         return None
     notes = ["strips solved on the waveform (Levenberg-Marquardt): " + ", ".join(
