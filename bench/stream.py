@@ -6,7 +6,9 @@
    at block sizes 64 to 8,192: the max abs difference (aim <= 1e-6 for
    analytic processors in float32; pedalboard hosts one instance per node and
    is bit-exact on its own) and the time against one render, in CPU time
-   (robust on a loaded machine) and wall time (aim <= 1.2x at 4,096).
+   (robust on a loaded machine) and wall time (aim <= 1.2x at 4,096), and the
+   torch operations a streamed block of 4,096 costs: on small blocks the cost
+   over one render is their count (a few microseconds each) more than their size.
 2. A console of LV2 plug-ins (x42 EQ, LSP compressor) streamed in one
    instance per node: bit-exact against one render, and its time.
 3. ``grafx-core render --block-size 4096`` of the analytic console on 16-bit
@@ -36,6 +38,7 @@ import time
 import numpy as np
 import torch
 from _timing import best
+from torch.overrides import TorchFunctionMode
 
 from grafx_core import compile_render, save_parameters
 from grafx_core import processors_for_graph
@@ -76,6 +79,42 @@ def console_blocks(seconds: float, tracks: int, sizes: list[int], kind: str) -> 
             c, w = cpu[str(size)], wall[str(size)]
             print(f"  {size:>6} {diff:>13.3g} {diff / peak:>9.2g} {c:>6.2f}s {c / cpu['one-shot']:>10.2f}x "
                   f"{w:>6.2f}s {w / wall['one-shot']:>10.2f}x")
+        size = 4096 if 4 * 4096 <= sources.shape[-1] else max(1, sources.shape[-1] // 4)
+        print(f"  torch operations per streamed block of {size}: "
+              f"{_calls_per_block(plan, parameters, sources, size)} (each costs microseconds whatever its size)")
+
+
+class _CountCalls(TorchFunctionMode):
+    """Counts torch operations (the per-operation overhead a stream pays per block), not reads of a
+    tensor's metadata (shape, dtype: no kernel runs)."""
+
+    METADATA = frozenset({"__get__", "dim", "size", "numel", "__len__", "is_floating_point", "is_complex",
+                          "data_ptr", "stride", "element_size", "__hash__", "__eq__"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if getattr(func, "__name__", "") not in self.METADATA:
+            self.calls += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _calls_per_block(plan, parameters, sources: torch.Tensor, size: int) -> int:  # type: ignore[no-untyped-def]
+    """Torch function calls the stream makes for one block in steady state (the third)."""
+    counter = _CountCalls()
+    calls = []
+
+    def blocks():  # type: ignore[no-untyped-def]
+        for k in range(4):
+            calls.append(counter.calls)
+            yield sources[..., k * size:(k + 1) * size]
+        calls.append(counter.calls)
+
+    with counter:
+        list(plan.stream(parameters, blocks()))
+    return calls[3] - calls[2]
 
 
 def lv2_console(seconds: float, tracks: int, sizes: list[int]) -> None:

@@ -14,12 +14,11 @@ import io
 import json
 import os
 import pickle
-import tempfile
 from typing import Any
 
 import torch
 
-from ._jsonfile import read_bytes
+from ._jsonfile import read_bytes, write_bytes_atomically
 
 MAGIC = b"grafx-core checked file\n"
 
@@ -34,20 +33,7 @@ def save_checked(obj: Any, path: str | os.PathLike[str], kind: str, error: type[
     torch.save(obj, buffer)
     payload = buffer.getvalue()
     header = {"kind": kind, "version": 1, "bytes": len(payload), "sha256": hashlib.sha256(payload).hexdigest()}
-    name = os.fspath(path)
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(name)}.", suffix=".partial",
-                                             dir=os.path.dirname(os.path.abspath(name)))
-        try:
-            with os.fdopen(handle, "wb") as f:
-                f.write(MAGIC + json.dumps(header).encode() + b"\n" + payload)
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, name)
-        except BaseException:
-            os.unlink(temporary)
-            raise
-    except OSError as exc:
-        raise error(f"cannot write {name!r}: {exc.strerror or exc}") from exc
+    write_bytes_atomically(path, MAGIC + json.dumps(header).encode() + b"\n" + payload, f"{kind} file", error)
 
 
 def _what_it_is(data: bytes) -> str:

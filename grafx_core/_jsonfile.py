@@ -1,4 +1,4 @@
-"""Reading a file (or a JSON file) whose failures become one of grafx-core's own errors."""
+"""Reading and atomically writing files (JSON files too) whose failures become one of grafx-core's own errors."""
 
 from __future__ import annotations
 
@@ -51,11 +51,12 @@ def read_json(path: str | os.PathLike[str], what: str, error: type[Exception]) -
         raise error(f"{what} {name!r} is nested too deeply (deeper than Python's recursion limit)") from exc
 
 
-def write_text_atomically(path: str | os.PathLike[str], text: str, what: str, error: type[Exception]) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``.
+def write_bytes_atomically(path: str | os.PathLike[str], data: bytes, what: str, error: type[Exception]) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``.
 
     A reader opening ``path`` meanwhile sees the old content or the new, never
-    a truncated file (``os.replace`` is atomic on POSIX and Windows).
+    a truncated file (``os.replace`` is atomic on POSIX and Windows); an
+    interrupted write leaves no temporary file behind.
 
     Raises:
         error: the file cannot be written (the message names it).
@@ -63,16 +64,26 @@ def write_text_atomically(path: str | os.PathLike[str], text: str, what: str, er
     name = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(name))
     try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(name)}.", suffix=".tmp", dir=folder)
+        handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(name)}.", suffix=".partial", dir=folder)
     except OSError as exc:
         raise error(f"cannot write {what} {name!r}: {exc.strerror or exc}") from exc
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(handle, "wb") as f:
+            f.write(data)
         # mkstemp makes the file private; keep an existing file's mode, else the usual 0o644.
         os.chmod(temporary, os.stat(name).st_mode & 0o777 if os.path.exists(name) else 0o644)
         os.replace(temporary, name)
-    except OSError as exc:
+    except BaseException as exc:
         os.unlink(temporary)
-        raise error(f"cannot write {what} {name!r}: {exc.strerror or exc}") from exc
+        if isinstance(exc, OSError):
+            raise error(f"cannot write {what} {name!r}: {exc.strerror or exc}") from exc
+        raise
 
+
+def write_text_atomically(path: str | os.PathLike[str], text: str, what: str, error: type[Exception]) -> None:
+    """Write ``text`` as UTF-8 to ``path`` through :func:`write_bytes_atomically`.
+
+    Raises:
+        error: the file cannot be written (the message names it).
+    """
+    write_bytes_atomically(path, text.encode("utf-8"), what, error)

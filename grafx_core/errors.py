@@ -171,6 +171,15 @@ class PredictorError(GrafxError):
     parameter or file)."""
 
 
+NON_FINITE_HINT = (" (a parameter or a processor output is no longer finite; a lower learning rate usually "
+                   "avoids it)")
+
+
+class NonFiniteLossError(GrafxError, FloatingPointError):
+    """A fit's or a trainer's loss became NaN or infinite; the message names the
+    step and the optimiser, and no step was taken from it."""
+
+
 class StreamingError(GrafxError):
     """A graph cannot be rendered block by block: a processor neither carries its
     state (``initial_state``/``forward_stateful``) nor declares ``memoryless``, a

@@ -30,6 +30,7 @@ from ._row_labels import RowLabels, labelled_rows
 from .processor import ProcessorLike, node_shares
 from .schedule import Stage, render_order, tile_stages
 from .state import call_block
+from ._span import SPAN, OneShotSpan
 
 __all__ = ["RenderPlan", "compile_render", "NodeAux", "CPU_TILE_BYTES"]
 
@@ -108,6 +109,7 @@ class _Program:
     def __init__(self, graph: Graph, processors: Mapping[str, ProcessorLike], stages: list[Stage]) -> None:
         self._index_cache = IndexCache()
         self._labels = [node.label() for node in graph.nodes]
+        self._names: dict[Any, tuple[np.ndarray, str, RowLabels]] = {}
         in_nodes = graph.nodes_of_type("in")
         location: dict[int, tuple[int, int]] = {i: (-1, r) for r, i in enumerate(in_nodes)}
         for s, stage in enumerate(stages):
@@ -209,8 +211,7 @@ class _Program:
               states: dict[Any, Any] | None = None) -> tuple[list[torch.Tensor], Mapping[str, torch.Tensor] | None]:
         batch, rows, _, length = inputs[0].shape
         flat = [x.reshape(batch * rows, x.shape[2], length) for x in inputs]
-        node_ids = stage.node_ids if subset is None else stage.node_ids[subset]
-        where = f"processor {type(stage.processor).__name__} for type {stage.type!r} (nodes {node_ids.tolist()})"
+        node_ids, where, labels = self._call_names(stage, subset, batch)
         for inlet, accepted, x in zip(stage.inlets, stage.accepted, inputs):
             if accepted is not None and x.shape[2] not in accepted:
                 raise InletChannelError(
@@ -219,11 +220,14 @@ class _Program:
                 )
         assert stage.processor is not None  # the built-ins are rendered elsewhere
         try:
-            with labelled_rows(RowLabels([self._labels[i] for i in node_ids], batch)):
+            with labelled_rows(labels):
                 if states is None:
                     result = stage.processor(*flat, **kwargs)
                 else:  # a stream: this stage call's state, carried from the previous block
                     key = (stage.index, None if subset is None else subset.tobytes())
+                    span = states.get(SPAN)
+                    if span is not None and span.outside():
+                        flat = self._within_span(stage, key, node_ids, flat, kwargs, states, batch, span)
                     result, states[key] = call_block(stage.processor, states.get(key), flat, kwargs)
         except GrafxError as exc:
             row = getattr(exc, "row", None)
@@ -267,6 +271,32 @@ class _Program:
                         f"dimension is the node count {batch * rows}, or a scalar for the whole call"
                     )
         return outputs, aux
+
+    def _call_names(self, stage: _StagePlan, subset: np.ndarray | None,
+                    batch: int) -> tuple[np.ndarray, str, RowLabels]:
+        """A stage call's node ids, how messages name it and its rows' labels: made once per call
+        (a stream makes the same calls every block)."""
+        key = (stage.index, None if subset is None else subset.tobytes(), batch)
+        names = self._names.get(key)
+        if names is None:
+            node_ids = stage.node_ids if subset is None else stage.node_ids[subset]
+            ids = node_ids.tolist()
+            where = f"processor {type(stage.processor).__name__} for type {stage.type!r} (nodes {ids})"
+            names = self._names[key] = (node_ids, where, RowLabels([self._labels[i] for i in ids], batch))
+        return names
+
+    @staticmethod
+    def _within_span(stage: _StagePlan, key: Any, node_ids: np.ndarray, flat: list[torch.Tensor],
+                     kwargs: Mapping[str, Any], states: dict[Any, Any], batch: int,
+                     span: OneShotSpan) -> list[torch.Tensor]:
+        """A stateful stage call's block silenced outside its rows' one-shot span (:mod:`grafx_core._span`);
+        before the first block, a processor that can skip its late start is told how much."""
+        if describe(stage.processor).memoryless:
+            return flat
+        rows = span.rows(key, node_ids.tolist(), batch)
+        if key not in states and hasattr(stage.processor, "start_late"):
+            states[key] = stage.processor.start_late(stage.processor.initial_state(*flat, **kwargs), rows)
+        return span.silence(flat, rows)
 
     def run(self, parameters: Any, sources: torch.Tensor, per_example: Mapping[str, bool],
             batched: bool, curves: _Curves | None = None,

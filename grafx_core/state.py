@@ -78,9 +78,9 @@ def call_block(processor: Any, state: Any, signals: Sequence[torch.Tensor],
     Raises:
         StreamingError: see :func:`require_streamable`.
     """
-    if require_streamable(processor) == "memoryless":
-        return processor(*signals, **parameters), None
-    if state is None:
+    if state is None:  # the first block, or a memoryless processor's every block
+        if require_streamable(processor) == "memoryless":
+            return processor(*signals, **parameters), None
         state = processor.initial_state(*signals, **parameters)
     return processor.forward_stateful(state, *signals, **parameters)
 

@@ -28,6 +28,7 @@ from .parameters import _check_parameters, check_parameters
 from .processor import iter_parameter_shapes, normalized_parameter_size
 from .state import detach_state as detach_tree
 from .state import require_streamable
+from ._span import SPAN, OneShotSpan
 
 if TYPE_CHECKING:
     from .plan import RenderPlan
@@ -48,6 +49,7 @@ class SampleDelay(nn.Module):
     def __init__(self, samples: int) -> None:
         super().__init__()
         self.samples = int(samples)
+        self.latency_samples = self.samples  # so that the compensated graph's latencies add up
 
     def parameter_size(self) -> dict[str, Any]:
         return {}
@@ -252,6 +254,8 @@ def _stream(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tensor],
     run_plan, latency = _compensated(plan)
     program = run_plan._programs[run_plan._largest_stage]
     states: dict[Any, Any] = {}
+    if latency:
+        states[SPAN] = span = OneShotSpan(_node_latencies(run_plan)[0])
     kept: dict[Any, Any] = {}  # the stage calls' parameters, the same tensors every block without autograd
     first: torch.Tensor | None = None
     per_example: Mapping[str, bool] = {}
@@ -272,10 +276,12 @@ def _stream(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tensor],
                                                      frames)
         y, _ = program.run(block_parameters, sources, per_example, batched, moving, states=states,
                            stage_kwargs=None if torch.is_grad_enabled() or curves else kept)
-        if detach_state:
+        if detach_state and torch.is_grad_enabled():  # a block rendered without autograd made no graph
             for key in states:
                 states[key] = detach_tree(states[key])
         position += length
+        if latency:
+            span.advance(length)
         drop = min(to_drop, length)
         to_drop -= drop
         if drop < length:
@@ -283,6 +289,7 @@ def _stream(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tensor],
     if first is not None and latency:
         # Of the flushed samples, the first to_drop are still lag; the rest end the input's span.
         silence = first.new_zeros(*first.shape[:-1], latency)
+        span.ended()
         y, _ = program.run(parameters, silence, per_example, True, states=states)
         if to_drop < latency:
             yield (y if batched else y[0])[..., to_drop:]

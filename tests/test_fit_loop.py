@@ -100,3 +100,13 @@ def test_a_fitted_mix_peaking_far_above_its_target_is_warned_about():
     assert quiet == []
     assert any("fitted.wav peaks 7.6 dB above the target" in w for w in loud)
     assert any(w.startswith("fitted.wav peaks at +1.6 dBFS") for w in loud)
+
+
+def test_a_loss_that_becomes_nan_is_a_named_grafx_error():
+    from grafx_core import GrafxError, NonFiniteLossError
+
+    latent, loss = _scripted([1.0, 0.9, 0.8, float("nan")])
+    with pytest.raises(NonFiniteLossError, match=r"nan at step 3 .*learning rate") as caught:
+        fit(lambda p: p, latent, loss, 10)
+    # The CLI reports GrafxErrors in one line; callers catching FloatingPointError keep working.
+    assert isinstance(caught.value, GrafxError) and isinstance(caught.value, FloatingPointError)

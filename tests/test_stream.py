@@ -66,6 +66,29 @@ def test_stream_compensates_latency_on_parallel_paths() -> None:
     assert float((streamed - whole).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
 
 
+def test_a_stateful_node_after_a_late_one_starts_from_rest_as_in_one_render() -> None:
+    # The FIR EQ's stream emits its precursor (the one-shot render's time before 0) first: the compressor
+    # and the second FIR after it must not hear it, or they start from another state than one render's.
+    graph = Graph()
+    source, eq, comp, eq2, out = (graph.add(t) for t in ("in", "fir", "comp", "fir", "out"))
+    graph.connect(source, eq)
+    graph.connect(eq, comp)
+    graph.connect(comp, eq2)
+    graph.connect(eq2, out)
+    processors = {"fir": FIREQ(n_bands=4, taps=255), "comp": dsp.dynamics.Compressor()}
+    plan = compile_render(graph, processors)
+    parameters = create_empty_parameters(graph, processors)
+    parameters["fir"]["gain_db"] = torch.tensor([[12.0, -6.0, 3.0, 0.0], [-3.0, 6.0, 0.0, 6.0]])
+    parameters["comp"]["threshold_db"] = torch.tensor([[-30.0]])
+    parameters["comp"]["attack_ms"] = torch.tensor([[1.0]])
+    for x in (torch.randn(1, 2, 3000, generator=torch.Generator().manual_seed(2)),
+              torch.randn(2, 1, 2, 3000, generator=torch.Generator().manual_seed(3))):  # and batched
+        with torch.no_grad():
+            whole, _ = plan(parameters, x)
+            streamed = torch.cat(list(plan.stream(parameters, _blocks(x, [100, 37]))), dim=-1)
+        assert float((streamed - whole).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
+
+
 def test_batched_stream_equals_batched_render() -> None:
     plan, _, parameters, sources = _console(1)
     batch = torch.stack([sources, 0.5 * sources.flip(-1)])

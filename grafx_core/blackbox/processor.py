@@ -294,6 +294,14 @@ class BlackBoxProcessor(nn.Module):
         assert self._effects is not None
         return BlockStreamState([self._effects.make() for _ in range(x.shape[0])])
 
+    def start_late(self, state: BlockStreamState, samples: Sequence[int]) -> BlockStreamState:
+        """Skip each node's first ``samples[r]`` input samples in a stream (what upstream
+        latency put before the one-shot render's time 0): the plug-in then hears its input from the
+        same point and runs on the same block boundaries as in a one-shot render, and the node
+        outputs silence for them (:mod:`grafx_core._span`)."""
+        state.late = [int(n) for n in samples]
+        return state
+
     def stream_refusal(self) -> str | None:
         """Why this black box cannot stream as configured (``None``: it can).
 
@@ -325,13 +333,34 @@ class BlackBoxProcessor(nn.Module):
         out = np.empty((x.shape[0], channels, x.shape[2]), dtype=np.float32)
         start = state.position
         for a, b in _control_pieces(start, start + x.shape[2], self.control_block if moving else None):
-            natural = self._block_natural(target, state, params, moving, a - start, a)
+            natural = (self._block_natural(target, state, params, moving, a - start, a) if moving
+                       else self._static_natural(target, state, params))
             piece = audio[..., a - start:b - start]
             for r, effect in enumerate(state.effects):
-                out[r, :, a - start:b - start] = self._process_row(target, effect, piece[r], natural[r], r,
-                                                                   channels)
+                skip = min(max(state.late[r] - a, 0), b - a) if state.late else 0
+                out[r, :, a - start:a - start + skip] = 0.0
+                if skip < b - a:
+                    out[r, :, a - start + skip:b - start] = self._process_row(target, effect, piece[r, :, skip:],
+                                                                              natural[r], r, channels)
         state.position = start + x.shape[2]
         return torch.from_numpy(out).to(x.device, x.dtype), state
+
+    def _static_natural(self, target: BlackBoxTarget, state: BlockStreamState,
+                        params: Mapping[str, torch.Tensor]) -> list[dict[str, float]]:
+        """:meth:`_block_natural` of constant controls, kept in ``state`` while the parameters are the
+        same tensors, unchanged (a stream hands every block the same ones: mapping them to natural
+        values cost more per block than the plug-in's work on a small block)."""
+        try:
+            key = [(name, value, value._version) for name, value in params.items()]
+        except RuntimeError:  # an inference tensor keeps no version counter
+            return self._block_natural(target, state, params, [], 0, 0)
+        kept = state.natural
+        if kept is not None and len(kept[0]) == len(key) and all(
+                n == m and v is w and a == b for (n, v, a), (m, w, b) in zip(kept[0], key)):
+            return kept[1]
+        values = self._block_natural(target, state, params, [], 0, 0)
+        state.natural = (key, values)
+        return values
 
     def _block_natural(self, target: BlackBoxTarget, state: BlockStreamState, params: Mapping[str, torch.Tensor],
                        moving: list[str], offset: int, position: int) -> list[dict[str, float]]:
@@ -511,6 +540,10 @@ class BlockStreamState:
     effects: list[Any]
     position: int = 0
     held: dict[str, np.ndarray] = field(default_factory=dict)
+    late: list[int] = field(default_factory=list)
+    """Each node's input samples skipped at the stream's start (:meth:`BlackBoxProcessor.start_late`)."""
+    natural: tuple[list[Any], list[dict[str, float]]] | None = None
+    """The constant controls' natural values and the parameter tensors they came from."""
 
     def __getitem__(self, row: int) -> Any:
         """Node ``row``'s effect instance."""

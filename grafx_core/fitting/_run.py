@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from ..errors import NON_FINITE_HINT, NonFiniteLossError
 from .latent import LatentParameters
 from .loop import FitResult, StopReason
 from .progress import LossLog, Progress
@@ -55,11 +56,11 @@ class Run:
         """One step taken from (or at) ``vector``, whose loss is ``loss``.
 
         Raises:
-            FloatingPointError: ``loss`` is NaN or infinite.
+            NonFiniteLossError: ``loss`` is NaN or infinite.
         """
         step = len(self.losses)
         if not np.isfinite(loss):
-            raise FloatingPointError(f"the loss became {loss} at step {step}")
+            raise NonFiniteLossError(f"the loss became {loss} at step {step}{NON_FINITE_HINT}")
         if self.best_vector is None or loss < self.best_loss * (1 - self.min_improvement):
             self.improved_at = step
         if loss < self.best_loss:

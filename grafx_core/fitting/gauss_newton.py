@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from ..errors import NON_FINITE_HINT, NonFiniteLossError
 from ._run import Loss, Render, Run
 
 __all__ = ["gauss_newton", "damped_step", "broyden_update"]
@@ -319,7 +320,8 @@ def _adam_steps(run: Run, render: Render, loss: Loss, adam: torch.optim.Optimize
             adam.zero_grad(set_to_none=True)
             value = loss(render(run.latent.values()))
             if not torch.isfinite(value):
-                raise FloatingPointError(f"the loss became {value.item()} in an Adam step of the analytic parameters")
+                raise NonFiniteLossError(f"the loss became {value.item()} in an Adam step of the analytic "
+                                         f"parameters{NON_FINITE_HINT}")
             value.backward()
             adam.step()
     finally:

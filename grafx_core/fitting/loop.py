@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import torch
 
+from ..errors import NON_FINITE_HINT, NonFiniteLossError
 from .latent import LatentParameters
 from .progress import LossLog, Progress
 
@@ -83,7 +84,7 @@ def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParam
             the learning rate decays with it too, so that a run ended by that budget still anneals.
 
     Raises:
-        FloatingPointError: the loss became NaN or infinite.
+        NonFiniteLossError: the loss became NaN or infinite.
     """
     optimiser = torch.optim.Adam(latent.parameters(), lr=learning_rate)
     base_rates = [group["lr"] for group in optimiser.param_groups]
@@ -106,7 +107,8 @@ def fit(render: Callable[[Mapping[str, Any]], torch.Tensor], latent: LatentParam
             optimiser.zero_grad(set_to_none=True)
             value = loss(render(latent.values()))
             if not torch.isfinite(value):
-                raise FloatingPointError(f"the loss became {value.item()} at step {step}")
+                raise NonFiniteLossError(f"the loss became {value.item()} at step {step}"
+                                         f"{NON_FINITE_HINT}")
             current = value.item()
             if current < best_loss:
                 best_loss, best_step, best_state = current, step, _snapshot(latent)

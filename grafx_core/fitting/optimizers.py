@@ -79,7 +79,7 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
     Raises:
         ValueError: an unknown optimizer or option, or a loss without residuals for ``"gauss-newton"``.
         OptionalDependencyError: pycma or nevergrad is missing.
-        FloatingPointError: the loss became NaN or infinite.
+        NonFiniteLossError: the loss became NaN or infinite.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")

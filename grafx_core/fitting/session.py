@@ -174,7 +174,7 @@ def fit_console(job: FitJob, out: TextIO, progress_stream: TextIO | None = None)
     Raises:
         OutputFolderError: the output folder holds earlier results (without ``force``) or other files.
         OptionalDependencyError: matplotlib is missing (checked before the fit).
-        FloatingPointError: the loss became NaN or infinite.
+        NonFiniteLossError: the loss became NaN or infinite.
     """
     require("matplotlib", "plot", "a console fit")  # for the plots: fail before the fit, not after
     default_threads = torch.get_num_threads()

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .._checked_file import load_checked, save_checked
-from ..errors import PredictorError
+from ..errors import NON_FINITE_HINT, NonFiniteLossError, PredictorError
 from .._progress import ProgressBar
 
 __all__ = ["PredictorTrainer", "step_generator", "CHECKPOINT_FORMAT"]
@@ -75,13 +75,14 @@ class PredictorTrainer:
         """Take one optimiser step; returns its loss.
 
         Raises:
-            FloatingPointError: the loss is NaN or infinite (the step is not taken).
+            NonFiniteLossError: the loss is NaN or infinite (the step is not taken).
         """
         self.model.train()
         self.optimiser.zero_grad(set_to_none=True)
         value = self.loss(self.model, step_generator(self.seed, self.step))
         if not torch.isfinite(value):
-            raise FloatingPointError(f"PredictorTrainer: the loss became {float(value)} at step {self.step}")
+            raise NonFiniteLossError(f"PredictorTrainer: the loss became {float(value)} at step {self.step}"
+                                     f"{NON_FINITE_HINT}")
         value.backward()
         if self.clip_norm is not None:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.clip_norm)

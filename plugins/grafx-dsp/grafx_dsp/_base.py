@@ -140,7 +140,7 @@ class DSPProcessor(Processor):
                 limit of an infinity is undefined); the message names the
                 processor, the parameter and the node row.
         """
-        value = torch.as_tensor(value)
+        value = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
         remembered = _LIMITS.get(self, name, value)
         if remembered is not None:
             return remembered

@@ -58,19 +58,13 @@ class StatefulConvolution:
         check = getattr(self, "check_channels", None)
         if check is not None:
             check(x)
-        shapes = {name: bounds.shape for name, bounds in getattr(self, "ranges", {}).items()}
-        moving = sorted(name for name, value in params.items() if isinstance(value, torch.Tensor)
-                        and name in shapes and value.dim() == len(shapes[name]) + 2)
-        if moving:
-            raise StreamingError(
-                f"{type(self).__name__}: the moving controls {moving} (curves) do not stream: a moving filter is "
-                "redesigned on a grid of blocks from the start of the signal, which a stream does not carry yet; "
-                "render a graph with moving filters in one call")
-        kernel = _cached_kernel(state, params)
+        leaves = _leaves(params)
+        kernel, token = _cached_kernel(state, leaves)
         cached = kernel is not None
-        if kernel is None:
+        if kernel is None:  # the first block (or parameters that changed): what the cached one passed
+            self._refuse_moving(params)
             kernel = self.stream_kernel(x, **params)
-        kept = _kernel_cache(kernel, params, state if cached else None)
+        kept = _kernel_cache(kernel, leaves, state if cached else None, token)
         signal = x.unsqueeze(1) if kernel.dim() == 4 else x
         if "conv" in state or (not state and kernel.shape[-1] > partition_size(x.shape[-1])):
             y, new = _partitioned(state, signal, kernel, cached, kept)
@@ -82,6 +76,17 @@ class StatefulConvolution:
                 kept["spectra"] = {} if cache is None else {str(k): v for k, v in cache.items()}
             new = {"tail": tail, **kept}
         return (tuple(y.unbind(dim=1)) if kernel.dim() == 4 else y), new
+
+
+    def _refuse_moving(self, params: Mapping[str, Any]) -> None:
+        shapes = {name: bounds.shape for name, bounds in getattr(self, "ranges", {}).items()}
+        moving = sorted(name for name, value in params.items() if isinstance(value, torch.Tensor)
+                        and name in shapes and value.dim() == len(shapes[name]) + 2)
+        if moving:
+            raise StreamingError(
+                f"{type(self).__name__}: the moving controls {moving} (curves) do not stream: a moving filter is "
+                "redesigned on a grid of blocks from the start of the signal, which a stream does not carry yet; "
+                "render a graph with moving filters in one call")
 
 
 def _partitioned(state: Mapping[str, Any], signal: torch.Tensor, kernel: torch.Tensor, cached: bool,
@@ -115,30 +120,32 @@ def _same_tensors(leaves: Mapping[str, torch.Tensor]) -> object:
     return derived("stream_kernel.parameters", lambda *values: object(), *leaves.values(), key=tuple(leaves))
 
 
-def _cached_kernel(state: Mapping[str, Any], params: Mapping[str, Any]) -> torch.Tensor | None:
+def _cached_kernel(state: Mapping[str, Any],
+                   leaves: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor | None, object | None]:
+    """The state's kernel if it was designed from these parameters, and the parameters' token
+    (:func:`_same_tensors`; ``None`` where autograd records them)."""
+    if any(t.requires_grad for t in leaves.values()) and torch.is_grad_enabled():
+        return None, None
+    token = _same_tensors(leaves)
     kernel, designed = state.get("kernel"), state.get("designed_from")
     if kernel is None or designed is None:
-        return None
-    leaves = _leaves(params)
-    if any(t.requires_grad for t in leaves.values()) and torch.is_grad_enabled():
-        return None
-    if state.get("designed_token") is _same_tensors(leaves):  # the very tensors it was designed from
-        return kernel  # type: ignore[no-any-return]
+        return None, token
+    if state.get("designed_token") is token:  # the very tensors it was designed from
+        return kernel, token
     same = designed.keys() == leaves.keys() and all(
         designed[k].shape == v.shape and bool(torch.equal(designed[k], v)) for k, v in leaves.items())
-    return kernel if same else None
+    return (kernel if same else None), token
 
 
-def _kernel_cache(kernel: torch.Tensor, params: Mapping[str, Any],
-                  reused: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def _kernel_cache(kernel: torch.Tensor, leaves: Mapping[str, torch.Tensor], reused: Mapping[str, Any] | None,
+                  token: object | None) -> dict[str, Any]:
     """What the state keeps to reuse ``kernel``: it, the parameters' values it was designed from (copied
-    only when designed: ``reused`` is the state it came from otherwise) and their token (:func:`_same_tensors`)."""
-    leaves = _leaves(params)
-    if kernel.requires_grad or (torch.is_grad_enabled() and any(t.requires_grad for t in leaves.values())):
+    only when designed: ``reused`` is the state it came from otherwise) and their ``token``."""
+    if token is None or kernel.requires_grad:
         return {}
     designed = (reused["designed_from"] if reused is not None
                 else {k: v.detach().clone() for k, v in leaves.items()})
-    return {"kernel": kernel, "designed_from": designed, "designed_token": _same_tensors(leaves)}
+    return {"kernel": kernel, "designed_from": designed, "designed_token": token}
 
 
 def child_block(child: Any, state: Any, signals: tuple[torch.Tensor, ...],

@@ -87,7 +87,7 @@ def _one_pole_block(x: torch.Tensor, log_a: torch.Tensor, carry: dict[str, torch
 
     The block is solved in closed form, in float64, chunk by chunk::
 
-        y[n] = a**(n + 1) * (y[-1] + (1 - a) * sum_{k <= n} x[k] * a**-(k + 1))
+        y[n] = a**(n + 1) * (y[-1] + sum_{k <= n} x[k] * (1 - a) * a**-(k + 1))
 
     with chunks short enough that ``a**-(k + 1)`` stays below ``e**600``: a
     cumulative sum where the one-shot render convolves by FFT (a block's two
@@ -96,29 +96,33 @@ def _one_pole_block(x: torch.Tensor, log_a: torch.Tensor, carry: dict[str, torch
     for the next block (:func:`~grafx_dsp._derived.derived`).
     """
     samples = x.shape[-1]
-    chunk, growth, decay, gain = derived("one_pole.block", lambda a: _block_terms(a, samples, x.device), log_a,
-                                         key=(samples, x.device))
+    chunk, growth, decay = derived("one_pole.block", lambda a: _block_terms(a, samples, x.device), log_a,
+                                   key=(samples, x.device))
     last = carry.get("attack")
     previous = torch.zeros_like(x[..., :1], dtype=torch.float64) if last is None else last.to(torch.float64)
     pieces = []
     for begin in range(0, samples, chunk):
-        piece = x[..., begin:begin + chunk].to(torch.float64)
+        piece = x if chunk >= samples else x[..., begin:begin + chunk]
+        piece = piece if piece.dtype == torch.float64 else piece.to(torch.float64)
         width = piece.shape[-1]
-        y = decay[..., :width] * (previous + gain * torch.cumsum(piece * growth[..., :width], dim=-1))
+        # A stream's blocks are small: every tensor operation saved counts (slices of the whole ramp too).
+        ramp_up, ramp_down = (growth, decay) if width == growth.shape[-1] else (growth[..., :width],
+                                                                                decay[..., :width])
+        y = ramp_down * torch.cumsum(piece * ramp_up, dim=-1).add_(previous)
         previous = y[..., -1:]
         pieces.append(y)
-    out = (pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)).to(x.dtype)
+    out = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)
     carry["attack"] = previous.clone()
-    return out
+    return out if out.dtype == x.dtype else out.to(x.dtype)
 
 
 def _block_terms(log_a: torch.Tensor, samples: int,
-                 device: torch.device) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """What :func:`_one_pole_block` derives from ``log_a`` alone: ``(chunk, a**-(k + 1), a**(k + 1), 1 - a)``."""
+                 device: torch.device) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """What :func:`_one_pole_block` derives from ``log_a`` alone: ``(chunk, (1 - a) a**-(k + 1), a**(k + 1))``."""
     rate = -log_a.to(torch.float64)  # d = -log a > 0, per node
     chunk = max(1, min(samples, int(600.0 // max(float(rate.detach().max()), 1e-300))))
     k = torch.arange(1, chunk + 1, dtype=torch.float64, device=device)
-    return chunk, torch.exp(k * rate), torch.exp(-k * rate), -torch.expm1(-rate)
+    return chunk, torch.exp(k * rate) * -torch.expm1(-rate), torch.exp(-k * rate)
 
 
 _CHUNK = 1 << 16
@@ -128,7 +132,7 @@ then take a chunk's memory, not the signal's (ten minutes of mono took 13 signal
 
 def peak_release(v: torch.Tensor, time_ms: Number, sample_rate: float,
                  dtype: torch.dtype = torch.float64, carry: dict[str, torch.Tensor] | None = None,
-                 key: str = "release") -> torch.Tensor:
+                 key: str = "release", nonnegative: bool = False) -> torch.Tensor:
     """``y[n] = max(v[n], a y[n-1])``, ``y[-1] = 0``, with ``a`` as in :func:`one_pole`.
 
     Computed in float64, :data:`_CHUNK` samples at a time: within a chunk
@@ -145,6 +149,7 @@ def peak_release(v: torch.Tensor, time_ms: Number, sample_rate: float,
             holds ``y[-1]`` plus the log floor, ``[nodes, channels, 1]`` float64,
             read and replaced.
         key: the entry of ``carry`` this detector uses.
+        nonnegative: the caller knows ``v >= 0`` (no ``relu`` needed).
 
     Returns:
         ``[nodes, channels, samples]`` in ``dtype`` (exact to about ``1e-9`` absolute before rounding to it).
@@ -159,11 +164,13 @@ def peak_release(v: torch.Tensor, time_ms: Number, sample_rate: float,
     out = None if length <= _CHUNK else torch.empty(v.shape, dtype=dtype, device=v.device)
     last: torch.Tensor | None = None if carry is None else carry.get(key)  # y[s-1] + F, float64
     for start in range(0, length, _CHUNK):
-        chunk = torch.relu(v[..., start:start + _CHUNK]).to(torch.float64)
-        steps = ramp[..., : chunk.shape[-1]]
+        chunk = v if length <= _CHUNK else v[..., start:start + _CHUNK]
+        chunk = (chunk if nonnegative else torch.relu(chunk)).to(torch.float64)
+        whole = chunk.shape[-1] == ramp.shape[-1]  # a stream's block: no slice of the ramps to take
+        steps = ramp if whole else ramp[..., : chunk.shape[-1]]
         shifted = torch.cummax(torch.log(chunk + _LOG_FLOOR) + steps, dim=-1).values - steps
         if last is not None:
-            shifted = torch.maximum(shifted, torch.log(last) - lead[..., : chunk.shape[-1]])
+            shifted = torch.maximum(shifted, torch.log(last) - (lead if whole else lead[..., : chunk.shape[-1]]))
         peak = torch.exp(shifted)
         last = peak[..., -1:]
         if out is None:  # one chunk: no copy into a preallocated result
@@ -185,7 +192,7 @@ def _release_terms(time_ms: Number, width: int, sample_rate: float,
 
 
 def ballistics(v: torch.Tensor, attack_ms: Number, release_ms: Number, sample_rate: float,
-               carry: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+               carry: dict[str, torch.Tensor] | None = None, nonnegative: bool = False) -> torch.Tensor:
     """Smooth a control signal with attack and release times (module docstring).
 
     Rises of ``|v|`` follow the attack time, falls the release time; a
@@ -201,13 +208,18 @@ def ballistics(v: torch.Tensor, attack_ms: Number, release_ms: Number, sample_ra
             state after this one: the peak detectors' last values
             (``"release"``, ``"release_negative"``) and the attack
             smoother's last output (``"attack"``), each ``[nodes, channels, 1]``.
+        nonnegative: the caller knows ``v >= 0`` (a compressor's soft-knee curve): the
+            negative detector is not looked for (a check per call, and on GPUs a sync).
 
     Returns:
         ``[nodes, channels, samples]`` in ``v``'s dtype.
     """
-    peaks = peak_release(v, release_ms, sample_rate, v.dtype, carry)
+    # Block by block the detectors' float64 output goes straight on to the attack smoother, which works
+    # in float64 (a stream's blocks are small: conversions cost as much as the arithmetic).
+    inner = torch.float64 if carry is not None else v.dtype
+    peaks = peak_release(v, release_ms, sample_rate, inner, carry, nonnegative=nonnegative)
     # Negative values occur only in parameters' guard bands (a range_db below 0, say); block by block
     # the negative detector runs from the first block that has them (before it, its state is zero).
-    if bool((v < 0).any()) or (carry is not None and "release_negative" in carry):
-        peaks = peaks - peak_release(-v, release_ms, sample_rate, v.dtype, carry, "release_negative")
-    return one_pole(peaks, attack_ms, sample_rate, carry)
+    if (not nonnegative and bool((v < 0).any())) or (carry is not None and "release_negative" in carry):
+        peaks = peaks - peak_release(-v, release_ms, sample_rate, inner, carry, "release_negative")
+    return one_pole(peaks, attack_ms, sample_rate, carry).to(v.dtype)

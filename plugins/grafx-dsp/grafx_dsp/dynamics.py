@@ -51,7 +51,9 @@ def level_db(x: torch.Tensor) -> torch.Tensor:
     floored at -100 dB; ``[nodes, channels, samples]`` to ``[nodes, 1, samples]`` in ``x``'s dtype
     (float32 for half-precision ``x``)."""
     # Half precision can hold neither quiet powers nor the floor, nor run the ballistics' FFT.
-    power = x.to(torch.promote_types(x.dtype, torch.float32)).square().mean(dim=1, keepdim=True)
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.to(torch.promote_types(x.dtype, torch.float32))
+    power = x.square().mean(dim=1, keepdim=True)
     if _grad_free(power):
         return power.add_(10.0 ** (LEVEL_FLOOR_DB / 10.0)).log10_().mul_(10.0)
     return 10.0 * torch.log10(power + 10.0 ** (LEVEL_FLOOR_DB / 10.0))
@@ -72,21 +74,22 @@ def soft_knee(over_db: torch.Tensor, knee_db: torch.Tensor) -> torch.Tensor:
 
     A negative ``knee_db`` acts as its magnitude.
     """
-    half, denominator = derived("soft_knee", _knee_terms, knee_db)
+    half, denominator, low = derived("soft_knee", _knee_terms, knee_db)
     # One expression for all three pieces: the quadratic of the clamped value is 0 below the
     # knee and reaches half at its top, where relu(over - half) takes over. Nested where()s
     # held four signal-sized temporaries at once.
     above = torch.relu(over_db - half)
-    quadratic = torch.minimum(torch.maximum(over_db, -half), half)
+    quadratic = torch.clamp(over_db, low, half)
     if _grad_free(over_db, knee_db):
         return quadratic.add_(half).square_().div_(denominator).add_(above)
     return (quadratic + half).square() / denominator + above
 
 
-def _knee_terms(knee_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The soft knee's half width and the quadratic's denominator ``2 |knee|`` (at least ``2e-6``)."""
+def _knee_terms(knee_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The soft knee's half width, the quadratic's denominator ``2 |knee|`` (at least ``2e-6``) and
+    the knee's bottom ``-half``."""
     width = knee_db.abs()
-    return width / 2, 2 * width.clamp(min=1e-6)
+    return width / 2, 2 * width.clamp(min=1e-6), -width / 2
 
 
 def compressor_reduction_db(level: torch.Tensor, threshold_db: Number, ratio: Number,
@@ -128,10 +131,10 @@ def compressor_gain_db(level: torch.Tensor, threshold_db: Number, ratio: Number,
     makeup = per_node(makeup_db, level)
     over = soft_knee(level - per_node(threshold_db, level), per_node(knee_db, level))
     del level  # the caller may have handed over its only reference: free it before the ballistics
-    smoothed = ballistics(over, attack_ms, release_ms, sample_rate, carry)
+    smoothed = ballistics(over, attack_ms, release_ms, sample_rate, carry, nonnegative=True)
     del over
     if _grad_free(smoothed, slope, makeup):
-        return smoothed.mul_(-slope).add_(makeup)
+        return smoothed.mul_(derived("compressor.negative_slope", torch.neg, slope)).add_(makeup)
     return makeup - slope * smoothed
 
 
@@ -175,7 +178,8 @@ def compressor(x: torch.Tensor, threshold_db: Number, ratio: Number, knee_db: Nu
 
 def _amplitude(gain_db: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     if _grad_free(gain_db):
-        return gain_db.mul_(math.log(10.0) / 20.0).exp_().to(dtype)
+        gain = gain_db.mul_(math.log(10.0) / 20.0).exp_()
+        return gain if gain.dtype == dtype else gain.to(dtype)
     return db_to_amplitude(gain_db).to(dtype)
 
 

@@ -113,7 +113,7 @@ def partitioned_block(x: torch.Tensor, spectra: torch.Tensor, head: torch.Tensor
         if offset == 0:
             if take == size:  # one whole chunk: the head partition joins the delay line's sum
                 chunk = torch.fft.rfft(torch.cat([previous, piece], dim=-1), n=2 * size)
-                total = _accumulate(lines, tails) + chunk * spectra[..., 0, :]
+                total = torch.addcmul(_accumulate(lines, tails), chunk, spectra[..., 0, :])
                 pieces.append(torch.fft.irfft(total, n=2 * size)[..., size:])
                 lines, previous = _push(lines, chunk), piece
                 done += take
@@ -136,12 +136,14 @@ def _accumulate(lines: torch.Tensor, tails: torch.Tensor) -> torch.Tensor:
     if used == 0:
         return torch.zeros(torch.broadcast_shapes(lines.shape[:-2], tails.shape[:-2]) + lines.shape[-1:],
                            dtype=lines.dtype, device=lines.device)
+    if used == 1:  # an EQ's response a little longer than a partition: no sum over one term
+        return lines[..., 0, :] * tails[..., 0, :]
     return (lines[..., :used, :] * tails).sum(dim=-2)
 
 
 def _push(lines: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
-    if lines.shape[-2] == 0:
-        return lines
+    if lines.shape[-2] <= 1:
+        return chunk.unsqueeze(-2) if lines.shape[-2] else lines
     return torch.cat([chunk.unsqueeze(-2), lines[..., :-1, :]], dim=-2)
 
 
