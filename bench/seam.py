@@ -1,10 +1,11 @@
 """Gradients across a black box in the middle of a graph (issues 17 and 28).
 
-Run: ``python bench/seam.py`` (the issue's rows, a few minutes on 2 cores: 8 tracks of 0.25 s,
-2 operating points, 10-step fits, the default signal gradient only), ``python bench/seam.py --signals``
-(every signal gradient too), ``python bench/seam.py --full`` (delay and reverb too, 8 tracks of
-1 s, 5 operating points, every signal gradient fitted over 60 steps) or ``--rst`` (the table as the
-reStructuredText of ``docs/concepts/gradient_quality.rst``). Graph: music-like stereo tracks, each
+Run: ``python bench/seam.py`` (the issue's rows, quick: 8 tracks of 0.25 s, one operating point, no fits,
+the default signal gradient only; a few minutes on 2 loaded cores), ``--standard`` (8 tracks, 2 operating
+points, 4 for real black boxes, 10-step fits: the table of ``docs/concepts/gradient_quality.rst``),
+``--signals`` (every signal gradient too), ``--full`` (delay and reverb too, 8 tracks of 1 s, 5 operating
+points, every signal gradient fitted over 60 steps) or ``--rst`` (the table as reStructuredText).
+Graph: music-like stereo tracks, each
 ``in -> dsp:parametric_eq -> dsp:gain -> BLACK BOX``, summed by one ``mix``
 node into ``out``; loss: the demo's multi-resolution STFT loss against a mix
 rendered from hidden parameters. The black box is a grafx-dsp processor run
@@ -31,10 +32,17 @@ those a row fixes (the compressor at -30 dB / 6:1 / 3 ms, and limiter-like).
 Real black boxes (LV2 plug-ins, pedalboard effects; default options) have no
 exact twin: their rows compare against central differences of the loss over
 the upstream gains (the EQ's three band gains and the fader, 4 tracks), and
-the estimate is compared on those entries; they have no fit column. ``ref`` is
-the cosine between that reference at steps of 0.05 and 0.15 dB: where it is
-low, the effect's gradient at that point is not well defined at any step
-(a saturator driven 30 dB into clipping), and so is no estimate's.
+the estimate is compared on those entries; they have no fit column. The
+reference is the mean of the central differences at 0.03, 0.05, 0.1 and
+0.15 dB, and ``ref`` the cosine between its halves (0.03 and 0.05 dB against
+0.1 and 0.15 dB): where it is low, the loss is not smooth at that point at the
+scale of a fit's steps (a saturator driven 30 dB into clipping, a codec), and
+the point measures the reference's noise, not the estimate. Rows are scored
+over the points whose ``ref`` reaches 0.8 (``pts`` counts them; every point
+where none does); the line also prints the median over every point. ``probe``
+is what the automatic choice's own probe measured for its choice at the
+measured points (cosine / norm ratio after its scale): where it warned
+``Weak``, this says whether the row agrees.
 
 Last, the wall time of one backward pass through 8 black-box nodes (8 calls of
 8 processors, ``band-tangent``: 4 renders per node) without and with pooled
@@ -160,7 +168,8 @@ def upstream_gradient(render: Any, processors: dict[str, Any], params: Mapping[s
 
 
 def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points: int, fit_signals: tuple[str, ...],
-            steps: int, fixed: Mapping[str, float] | None = None) -> dict[str, dict[str, float]]:
+            steps: int, fixed: Mapping[str, float] | None = None,
+            ref_steps: tuple[float, ...] = ()) -> dict[str, dict[str, Any]]:
     tracks = sources.shape[0]
     graph = build_graph(tracks)
     exact = get_processor(f"dsp:{effect}")
@@ -176,7 +185,10 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
     norm: dict[str, list[float]] = {n: [] for n in signals}
     extra: dict[str, list[float]] = {n: [] for n in signals}
     chosen: dict[str, list[str]] = {n: [] for n in signals}
-    warm = draw(graph, draws, 999, fixed)
+    probed: list[tuple[float, float]] = []
+    smoothed: list[tuple[float, float, float]] = []  # auto and exact against the real boxes' reference, its ref
+    # The first call probes at the first measured point, so that every probe, and every warning, is checked.
+    warm = draw(graph, draws, 2000, fixed)
     with torch.no_grad():
         warm_loss = SpectralLoss(render_exact(warm, sources)[0][0])
     for name in signals:  # settles "auto" (its probe renders are not a backward's)
@@ -191,10 +203,20 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
             g = upstream_gradient(renders[name], draws, params, sources, loss, counters[name])
             extra[name].append(counters[name].backward_rows / tracks)
             chosen[name].append(boxes[name].signal_gradient)
+            if name == "auto":
+                probed.append(_probed(boxes[name]))
             cos[name].append(float(g @ g_exact / (g.norm() * g_exact.norm()).clamp(min=1e-300)))
             norm[name].append(float(g.norm() / g_exact.norm().clamp(min=1e-300)))
+            if name == "auto" and ref_steps:
+                reference, agreement = _reference(render_exact, params, sources, loss, ref_steps)
+                smoothed.append((_cosine(_gain_entries(params, g), reference),
+                                 _cosine(_gain_entries(params, g_exact), reference), agreement))
     result = {n: {"cos": statistics.median(cos[n]), "norm": statistics.median(norm[n]),
                   "renders": statistics.median(extra[n]), "choice": "/".join(dict.fromkeys(chosen[n]))} for n in signals}
+    if probed:
+        result["auto"]["probe"] = _probe_text(probed)
+    if smoothed:
+        result["auto"]["smoothed"] = tuple(statistics.median(m[k] for m in smoothed) for k in range(3))
     if fit_signals:
         hidden = draw(graph, draws, 1000, fixed)
         start = draw(graph, draws, 3000, fixed)
@@ -207,6 +229,39 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
         for name in fit_signals:
             result[name]["fit"] = finals[name] / finals["exact"]
     return result
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(a @ b / (a.norm() * b.norm()).clamp(min=1e-300))
+
+
+def _gain_entries(params: Mapping[str, Mapping[str, torch.Tensor]], gradient: torch.Tensor) -> torch.Tensor:
+    """The upstream gains' entries of an :func:`upstream_gradient` (in :func:`_gains`' order)."""
+    kept, at = [], 0
+    for t in UPSTREAM:
+        for k in sorted(params[t]):
+            count = params[t][k].numel()
+            if k in GAINS:
+                kept.append(gradient[at:at + count])
+            at += count
+    return torch.cat(kept)
+
+
+def _probed(box: Any) -> tuple[float, float]:
+    """The probe's own cosine and norm ratio for the choice it made last (``nan`` where it made none)."""
+    probe = getattr(box, "signal_probe", None)
+    if probe is None or probe.still:
+        return math.nan, math.nan
+    return probe.cosines.get(probe.choice, math.nan), probe.norm_ratios.get(probe.choice, math.nan) * probe.scale
+
+
+def _probe_text(probed: list[tuple[float, float]]) -> str:
+    """``"0.97/1.02"``: the probe's medians over the measured points (what it judged its choice by, its norm
+    ratio times the scale it applies)."""
+    found = [p for p in probed if not math.isnan(p[0])]
+    if not found:
+        return "-"
+    return f"{statistics.median(p[0] for p in found):.2f}/{statistics.median(p[1] for p in found):.2f}"
 
 
 class _CountingRunner:
@@ -243,6 +298,28 @@ def _central_difference(render: Any, params: Mapping[str, Mapping[str, torch.Ten
     return torch.tensor(grads, dtype=torch.float64)
 
 
+REF_STEPS = (0.03, 0.05, 0.1, 0.15)
+"""Steps (dB) of the real black boxes' reference: the mean of the central differences at these steps."""
+QUICK_REF_STEPS = (0.05, 0.1)
+"""The quick run's steps (half the renders; its ``ref`` is the cosine between the two)."""
+RELIABLE = 0.8
+"""A point's reference is reliable where its halves (the smaller two steps, the larger two) agree to this cosine."""
+
+
+def _reference(render: Any, params: Mapping[str, Mapping[str, torch.Tensor]], sources: torch.Tensor,
+               loss: SpectralLoss, steps: tuple[float, ...] = REF_STEPS) -> tuple[torch.Tensor, float]:
+    """The upstream gains' reference gradient and its reliability (the cosine between its halves).
+
+    A real effect's loss is not smooth at every scale: at small steps its rendering noise divided by the step
+    dominates (the differences' norm grows as the step shrinks), at large ones its curvature. The mean over
+    :data:`REF_STEPS` (0.03-0.15 dB, the size of a fit's steps) halves the noise of one step.
+    """
+    grads = [_central_difference(render, params, sources, loss, step) for step in steps]
+    half = len(grads) // 2
+    small, large = torch.stack(grads[:half]).sum(dim=0), torch.stack(grads[half:]).sum(dim=0)
+    return torch.stack(grads).mean(dim=0), _cosine(small, large)
+
+
 def _gain_gradient(render: Any, params: Mapping[str, Mapping[str, torch.Tensor]], sources: torch.Tensor,
                    loss: SpectralLoss, counter: _CountingRunner) -> torch.Tensor:
     leaves = {t: {k: v.clone().requires_grad_(t in UPSTREAM) for k, v in p.items()} for t, p in params.items()}
@@ -260,7 +337,8 @@ def _at_defaults(box: Any, params: dict[str, dict[str, torch.Tensor]]) -> dict[s
     return {**params, "box": {**params["box"], **box.raw_parameters(**natural)}}
 
 
-def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: bool = False) -> dict[str, Any]:
+def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: bool = False,
+                      ref_steps: tuple[float, ...] = REF_STEPS) -> dict[str, Any]:
     """A real black box with its default options, against central differences over the upstream gains."""
     graph = build_graph(BOX_TRACKS)
     box = get_processor(name)
@@ -269,6 +347,7 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
     processors = {EQ: get_processor(EQ), GAIN: get_processor(GAIN), "box": box}
     render = compile_render(graph, processors)
     cos, norm, renders, caught, chosen, agree = [], [], [], [], [], []
+    probes: list[tuple[float, float]] = []
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         for point in range(points):
@@ -280,14 +359,20 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
             g = _gain_gradient(render, params, sources, loss, counter)
             renders.append(counter.backward_items / BOX_TRACKS)
             chosen.append(box.signal_gradient)
-            reference = _central_difference(render, params, sources, loss)
-            wider = _central_difference(render, params, sources, loss, step=0.15)
-            agree.append(float(wider @ reference / (wider.norm() * reference.norm()).clamp(min=1e-300)))
+            probes.append(_probed(box))
+            reference, agreement = _reference(render, params, sources, loss, ref_steps)
+            agree.append(agreement)
             cos.append(float(g @ reference / (g.norm() * reference.norm()).clamp(min=1e-300)))
             norm.append(float(g.norm() / reference.norm().clamp(min=1e-300)))
         caught = [type(w.message).__name__ for w in seen if issubclass(w.category, GradientWarning)]
-    return {"cos": statistics.median(cos), "norm": statistics.median(norm), "renders": statistics.median(renders),
-            "choice": "/".join(dict.fromkeys(chosen)), "warned": _warned(caught), "ref": statistics.median(agree)}
+    # Scored where the reference is reliable (a point where it is not measures the reference's noise, not the
+    # estimate); every point where none is.
+    kept = [k for k, a in enumerate(agree) if a >= RELIABLE] or list(range(len(agree)))
+    return {"cos": statistics.median(cos[k] for k in kept), "norm": statistics.median(norm[k] for k in kept),
+            "renders": statistics.median(renders), "choice": "/".join(dict.fromkeys(chosen)),
+            "warned": _warned(caught), "ref": statistics.median(agree[k] for k in kept),
+            "points": f"{sum(a >= RELIABLE for a in agree)}/{len(agree)}",
+            "all": (statistics.median(cos), statistics.median(norm)), "probe": _probe_text(probes)}
 
 
 def _warned(names: list[str]) -> str:
@@ -321,10 +406,19 @@ def pooling(seconds: float, repeats: int = 3) -> tuple[float, float]:
     return statistics.median(times[False]), statistics.median(times[True])
 
 
+def _smoothed_text(row: Mapping[str, Any]) -> str:
+    """``"0.95 / 0.62 (0.99)"``: auto's and the exact gradient's cosines with the smoothed reference (its ref)."""
+    if "smoothed" not in row:
+        return ""
+    auto, exact, agreement = row["smoothed"]
+    return f"{auto:.3f} / {exact:.3f} ({agreement:.2f})"
+
+
 def _rst(table: list[tuple[str, ...]], pooled: list[tuple[float, float, float]], setting: str) -> str:
     """The measured table as the reStructuredText section of ``docs/concepts/gradient_quality.rst``."""
-    head = ("black box", "chose", "cosine", "norm ratio", "renders", "fit", "warning", "ref")
-    lines = [f".. Generated by ``python bench/seam.py --rst`` ({setting}).", "", ".. list-table::",
+    head = ("black box", "chose", "cosine", "norm ratio", "renders", "fit", "warning", "ref", "points", "probe",
+            "vs 0.03-0.15 dB")
+    lines = [f".. Generated by ``python bench/seam.py --standard --rst`` ({setting}).", "", ".. list-table::",
              "   :header-rows: 1", ""]
     for row in (head, *table):
         lines += [f"   * - {row[0]}"] + [f"     - {cell}" if cell else "     -" for cell in row[1:]]
@@ -335,57 +429,82 @@ def _rst(table: list[tuple[str, ...]], pooled: list[tuple[float, float, float]],
     return "\n".join(lines)
 
 
+SETTINGS = {  # tracks, seconds, dsp points, black-box points, fit steps, pooled lengths, pooling repeats
+    "quick": (TRACKS, 0.25, 1, 1, 0, (0.25,), 1),
+    "standard": (TRACKS, 0.25, 2, 4, 10, (0.25, 1.0), 3),
+    "full": (TRACKS, 1.0, 5, 5, 60, (0.25, 1.0), 3),
+}
+"""What each run measures: the no-argument run (``quick``: one point, no fits, no smoothed reference for the
+dsp rows, the real boxes' reference at two steps); ``--standard`` is the docs' table; ``--full`` takes hours."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--standard", action="store_true",
+                        help="8 tracks of 0.25 s, 2 points (4 for real black boxes), 10-step fits: the docs' table")
     parser.add_argument("--full", action="store_true", help="8 tracks of 1 s, 5 points, every signal gradient fitted")
     parser.add_argument("--signals", action="store_true", help="every signal gradient, not only the default")
     parser.add_argument("--rows", nargs="*", help="only these rows (labels or black-box names)")
     parser.add_argument("--rst", action="store_true", help="also print the table as reStructuredText")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    tracks, seconds, points, steps = (TRACKS, 1.0, 5, 60) if args.full else (TRACKS, 0.25, 2, 10)
+    mode = "full" if args.full else "standard" if args.standard else "quick"
+    tracks, seconds, points, box_points, steps, lengths, repeats = SETTINGS[mode]
     signals = SIGNALS if args.full or args.signals else ("auto",)
-    fit_signals = SIGNALS if args.full else ("auto",)
+    fit_signals = SIGNALS if args.full else ("auto",) if steps else ()
     _, sources = synthesise_multitrack(TRACKS, seconds, SR, seed=0)
     sources = sources.float()
-    setting = f"{tracks} tracks x {seconds:g} s stereo, {points} operating points, fits of {steps} steps"
+    setting = (f"{tracks} tracks x {seconds:g} s stereo, {points} operating points ({box_points} for real black "
+               f"boxes), " + (f"fits of {steps} steps" if steps else "no fits (--standard fits)"))
     print(setting)
-    header = (f"{'black box':<30}{'signal gradient':<17}{'chose':<16}{'cos':>7}{'norm':>8}{'renders':>9}{'fit':>7}"
-              f"{'ref':>7}  warned")
+    header = (f"{'black box':<30}{'signal gradient':<17}{'chose':<27}{'cos':>7}{'norm':>7}{'renders':>8}{'fit':>6}"
+              f"{'ref':>7}{'pts':>5}{'probe':>11}{'s':>5}  warned")
     print(header)
     summary, table = [], []
     start = time.perf_counter()
     for label, effect, fixed in ROWS + (FULL_ROWS if args.full or args.rows else ()):
         if args.rows and label not in args.rows:
             continue
+        began = time.perf_counter()
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
             rows = measure(effect, sources[[0, 2, 3, 5][:tracks] if tracks < TRACKS else slice(None)], signals,
-                           points, fit_signals, steps, fixed)
+                           points, fit_signals, steps, fixed, () if mode == "quick" else REF_STEPS)
         warned = _warned([type(w.message).__name__ for w in seen if issubclass(w.category, GradientWarning)])
         for name, row in rows.items():
             fitted = f"{row['fit']:.2f}" if "fit" in row else ""
             choice = row["choice"] if name == "auto" else ""
-            print(f"{label:<30}{name:<17}{choice:<16}{row['cos']:>7.3f}{row['norm']:>8.3g}{row['renders']:>9.1f}"
-                  f"{fitted:>7}{'':>7}  {warned if name == 'auto' else ''}", flush=True)
+            probe = row.get("probe", "") if name == "auto" else ""
+            against = ""
+            if "smoothed" in row:
+                against = (f"  (against the 0.03-0.15 dB reference, ref {row['smoothed'][2]:.3f}: auto "
+                           f"{row['smoothed'][0]:.3f}, exact {row['smoothed'][1]:.3f})")
+            print(f"{label:<30}{name:<17}{choice:<27}{row['cos']:>7.3f}{row['norm']:>7.3g}{row['renders']:>8.1f}"
+                  f"{fitted:>6}{'':>7}{'':>5}{probe:>11}{time.perf_counter() - began:>5.0f}  "
+                  f"{warned if name == 'auto' else ''}{against}", flush=True)
         auto = rows["auto"]
         summary.append(auto)
         table.append((f"dsp {label}", auto["choice"], f"{auto['cos']:.3f}", f"{auto['norm']:.2f}",
-                      f"{auto['renders']:g}", f"{auto['fit']:.2f}" if "fit" in auto else "", warned, ""))
+                      f"{auto['renders']:g}", f"{auto['fit']:.2f}" if "fit" in auto else "", warned, "", "",
+                      auto.get("probe", ""), _smoothed_text(auto)))
     box_sources = sources[[0, 2, 3, 5]]  # sounding tracks
     for label, name, defaults in BLACK_BOXES:
         if args.rows and label not in args.rows:
             continue
+        began = time.perf_counter()
         try:
-            row = measure_black_box(name, box_sources, points, defaults)
+            row = measure_black_box(name, box_sources, box_points, defaults,
+                                    QUICK_REF_STEPS if mode == "quick" else REF_STEPS)
         except Exception as error:  # a plug-in missing on this machine: say so, measure the rest
             print(f"{label:<30}not measured: {type(error).__name__}: {error}")
             continue
-        print(f"{label:<30}{'auto':<17}{row['choice']:<16}{row['cos']:>7.3f}{row['norm']:>8.3g}"
-              f"{row['renders']:>9.1f}{'':>7}{row['ref']:>7.3f}  {row['warned']}", flush=True)
+        print(f"{label:<30}{'auto':<17}{row['choice']:<27}{row['cos']:>7.3f}{row['norm']:>7.3g}"
+              f"{row['renders']:>8.1f}{'':>6}{row['ref']:>7.3f}{row['points']:>5}{row['probe']:>11}"
+              f"{time.perf_counter() - began:>5.0f}  {row['warned']}  (every point: {row['all'][0]:.3f}/"
+              f"{row['all'][1]:.3g})", flush=True)
         summary.append(row)
         table.append((label, row["choice"], f"{row['cos']:.3f}", f"{row['norm']:.2f}", f"{row['renders']:g}", "",
-                      row["warned"], f"{row['ref']:.3f}"))
+                      row["warned"], f"{row['ref']:.3f}", row["points"], row["probe"], ""))
     if summary:
         cosines = [r["cos"] for r in summary]
         norms = [r["norm"] for r in summary]
@@ -396,8 +515,8 @@ def main() -> None:
               + (f", fits {min(fits):.2f}-{max(fits):.2f}x the exact processor (goal <= 1.1)" if fits else ""))
     pooled = []
     if not args.rows:
-        for length in (0.25, 1.0):
-            unpooled, together = pooling(length)
+        for length in lengths:
+            unpooled, together = pooling(length, repeats)
             pooled.append((length, unpooled, together))
             print(f"backward through 8 black-box calls (band-tangent, 4 renders per node), {length:g} s tracks: "
                   f"{unpooled:.2f} s unpooled, {together:.2f} s pooled ({unpooled / together:.2f}x)", flush=True)

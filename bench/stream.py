@@ -9,9 +9,14 @@
    (robust on a loaded machine) and wall time (aim <= 1.2x at 4,096), and the
    torch operations a streamed block of 4,096 costs: on small blocks the cost
    over one render is their count (a few microseconds each) more than their size.
-2. A console of LV2 plug-ins (x42 EQ, LSP compressor) streamed in one
+2. Moving filters: tracks through a parametric EQ and a peaking biquad with
+   every control a curve, streamed (the recursion's memories and its place on
+   the 256-sample coefficient grid carried) against one render: max abs
+   difference (aim <= 1e-6) and CPU time, blocks of 100 included (not a
+   multiple of 256).
+3. A console of LV2 plug-ins (x42 EQ, LSP compressor) streamed in one
    instance per node: bit-exact against one render, and its time.
-3. ``grafx-core render --block-size 4096`` of the analytic console on 16-bit
+4. ``grafx-core render --block-size 4096`` of the analytic console on 16-bit
    WAV files on disk: peak resident memory (``/usr/bin/time -v``) at two
    input lengths, throughput as a real-time factor (``--cli-threads``, 1 by
    default), and a one-shot render of the shorter length. The issue's figures
@@ -22,7 +27,7 @@ small blocks measure the contention more than the work. Compare the ratios
 printed in one run, not absolute times between runs.
 
 Run: python bench/stream.py [--seconds 2] [--tracks 8] [--minutes 0.1 0.4] [--block-sizes 512 4096 8192]
-     [--parts console lv2 cli] [--cli-threads 1] [--tmp DIR]
+     [--parts console moving lv2 cli] [--cli-threads 1] [--tmp DIR]
 """
 
 from __future__ import annotations
@@ -82,6 +87,52 @@ def console_blocks(seconds: float, tracks: int, sizes: list[int], kind: str) -> 
         size = 4096 if 4 * 4096 <= sources.shape[-1] else max(1, sources.shape[-1] // 4)
         print(f"  torch operations per streamed block of {size}: "
               f"{_calls_per_block(plan, parameters, sources, size)} (each costs microseconds whatever its size)")
+
+
+def moving_filters(seconds: float, tracks: int, sizes: list[int]) -> None:
+    """Tracks through a parametric EQ and a peaking biquad whose controls all move (curves), one
+    render against streams: the moving filters' recursion with its memories and grid place carried."""
+    from grafx_core import Graph, create_empty_parameters, curve_frames
+    from grafx_dsp.biquad import Biquad
+    from grafx_dsp.eq import ParametricEQ
+
+    graph = Graph()
+    mix = graph.add("mix")
+    for _ in range(tracks):
+        source, eq, peak = graph.add("in"), graph.add("eq"), graph.add("peak")
+        graph.connect(source, eq)
+        graph.connect(eq, peak)
+        graph.connect(peak, mix)
+    graph.connect(mix, graph.add("out"))
+    processors = {"eq": ParametricEQ(n_peaks=4), "peak": Biquad("peak")}
+    hop, samples = 512, int(seconds * 44100)
+    plan = compile_render(graph, processors, control_hop=hop)
+    frames = curve_frames(samples, hop)
+    ramp = torch.linspace(0.0, 1.0, frames)
+    parameters = create_empty_parameters(graph, processors)
+    for name, value in parameters["eq"].items():
+        if name.endswith("gain_db"):
+            parameters["eq"][name] = 12.0 * torch.sin(6.0 * ramp + torch.rand(*value.shape, 1) * 6.0)
+        else:
+            parameters["eq"][name] = value.unsqueeze(-1) * (0.5 + ramp)
+    parameters["peak"]["cutoff_hz"] = 100.0 * 100.0 ** ramp.expand(tracks, 1, frames).clone()
+    parameters["peak"]["gain_db"] = torch.full((tracks, 1), 9.0)
+    sources = 0.3 * torch.randn(tracks, 2, samples)
+    print(f"moving filters: {tracks} tracks x {seconds:g} s stereo through ParametricEQ(4 peaks) and a peak "
+          f"biquad, every control a curve (hop {hop}), redesigned every 256 samples; 1 torch thread")
+    with torch.no_grad():
+        whole, _ = plan(parameters, sources)
+        peak = float(whole.abs().max())
+        streamed = {size: lambda size=size: torch.cat(list(plan.stream(parameters, _blocks(sources, size))), -1)
+                    for size in sizes}
+        cpu = best({"one-shot": lambda: plan(parameters, sources), **{str(k): f for k, f in streamed.items()}},
+                   repeats=2, clock=time.process_time)
+        print(f"  one-shot render: {cpu['one-shot']:.2f} s CPU (best of 2, interleaved with the streams)")
+        print(f"  {'block':>6} {'max abs diff':>13} {'/ peak':>9} {'CPU':>7} {'x one-shot':>11}")
+        for size in sizes:
+            diff = float((streamed[size]() - whole).abs().max())
+            c = cpu[str(size)]
+            print(f"  {size:>6} {diff:>13.3g} {diff / peak:>9.2g} {c:>6.2f}s {c / cpu['one-shot']:>10.2f}x")
 
 
 class _CountCalls(TorchFunctionMode):
@@ -234,13 +285,16 @@ def main() -> None:
                         help="torch threads of the CLI renders (2 threads on a loaded 2-core machine measured the "
                         "contention: 8x slower)")
     parser.add_argument("--tmp", help="folder for the CLI runs' WAV files (default: the system's)")
-    parser.add_argument("--parts", nargs="+", choices=("console", "lv2", "cli"), default=["console", "lv2", "cli"])
+    parser.add_argument("--parts", nargs="+", choices=("console", "moving", "lv2", "cli"),
+                        default=["console", "moving", "lv2", "cli"])
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)  # on a shared machine, more threads on small blocks measure the contention
     if "console" in args.parts:
         console_blocks(args.seconds, args.tracks, args.block_sizes, "analytic")
         console_blocks(args.seconds, args.tracks, args.block_sizes, "demo")
+    if "moving" in args.parts:
+        moving_filters(args.seconds, min(args.tracks, 4), [100, *args.block_sizes])
     if "lv2" in args.parts:
         lv2_console(1.0, 4, args.block_sizes)
     if "cli" in args.parts:

@@ -159,15 +159,62 @@ def test_a_stream_refuses_curves_it_cannot_render_naming_them() -> None:
     unhopped = compile_render(plan.graph, processors)
     with pytest.raises(StreamingError, match="'gain_db' of node type 'gain' is a curve .* without control_hop"):
         list(unhopped.stream(parameters, [torch.zeros(1, 1, 10)]))
+
+
+@pytest.mark.parametrize("sizes", [[64], [100], [256], [4096], [1000, 37, 1513]])
+def test_moving_filters_stream_as_their_one_render(sizes: list[int]) -> None:
+    # The filters are redesigned every 256 samples from the stream's start: blocks that are not
+    # multiples of 256 start inside a coefficient block, whose coefficients and memories carry over.
+    from grafx_core import curve_frames
+    from grafx_dsp.biquad import Biquad
+    from grafx_dsp.eq import ParametricEQ
+
+    graph = Graph()
+    graph.add_serial_chain(["in", "eq", "peak", "out"])
+    processors = {"eq": ParametricEQ(n_peaks=2), "peak": Biquad("peak")}
+    hop, samples = 100, 1800
+    plan = compile_render(graph, processors, control_hop=hop)
+    frames = curve_frames(samples, hop)
+    gen = torch.Generator().manual_seed(22)
+    parameters = create_empty_parameters(graph, processors)
+    parameters["eq"]["peak_gain_db"] = 12.0 * torch.randn(1, 2, frames, generator=gen).clamp(-1, 1)
+    parameters["eq"]["peak_cutoff_hz"] = torch.tensor([[[300.0], [3000.0]]]) * torch.linspace(0.5, 2.0, frames)
+    parameters["eq"]["low_shelf_gain_db"] = torch.full((1, 1), 9.0)
+    parameters["eq"]["low_shelf_cutoff_hz"] = torch.linspace(40.0, 400.0, frames).reshape(1, 1, frames)
+    parameters["peak"]["cutoff_hz"] = torch.logspace(2.0, 4.0, frames).reshape(1, 1, frames)
+    parameters["peak"]["q"] = torch.full((1, 1), 4.0)
+    parameters["peak"]["gain_db"] = torch.full((1, 1), 12.0)
+    sources = 0.5 * torch.randn(1, 2, samples, generator=gen)
+    with torch.no_grad():
+        whole, _ = plan(parameters, sources)
+        streamed = torch.cat(list(plan.stream(parameters, _blocks(sources, sizes))), dim=-1)
+        constant, _ = plan(create_empty_parameters(graph, processors), sources)
+    assert float((whole - constant).abs().max()) > 0.1  # the curves move the render
+    assert streamed.shape == whole.shape
+    assert float((streamed - whole).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
+
+
+def test_moving_filters_stream_per_example_curves_of_a_batch() -> None:
+    from grafx_core import curve_frames
     from grafx_dsp.eq import ParametricEQ
 
     graph = Graph()
     graph.add_serial_chain(["in", "eq", "out"])
-    eq = {"eq": ParametricEQ(n_peaks=1)}
-    moving = create_empty_parameters(graph, eq)
-    moving["eq"]["peak_gain_db"] = torch.zeros(1, 1, 11)
-    with pytest.raises(StreamingError, match=r"ParametricEQ: the moving controls \['peak_gain_db'\]"):
-        list(compile_render(graph, eq, control_hop=100).stream(moving, [torch.zeros(1, 1, 500)]))
+    processors = {"eq": ParametricEQ(n_peaks=2)}
+    hop, samples = 100, 1500
+    plan = compile_render(graph, processors, control_hop=hop)
+    frames = curve_frames(samples, hop)
+    gen = torch.Generator().manual_seed(5)
+    parameters = create_empty_parameters(graph, processors)
+    for name, value in list(parameters["eq"].items()):
+        parameters["eq"][name] = value.detach().expand(2, *value.shape).clone()
+    parameters["eq"]["peak_gain_db"] = 12.0 * torch.randn(2, 1, 2, frames, generator=gen).clamp(-1, 1)
+    sources = 0.5 * torch.randn(2, 1, 2, samples, generator=gen)
+    with torch.no_grad():
+        whole, _ = plan(parameters, sources)
+        streamed = torch.cat(list(plan.stream(parameters, _blocks(sources, [100]))), dim=-1)
+    assert float((whole[0] - whole[1]).abs().max()) > 0.1  # each example has its own curves
+    assert float((streamed - whole).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
 
 
 def test_stream_state_gradients_stay_within_a_block_when_detached() -> None:

@@ -33,7 +33,7 @@ import torch
 
 from .._row_labels import current_row_labels
 from ..errors import ParameterError
-from ..estimators.auto import settle_signal_gradient
+from ..estimators.auto import scaled_signals, settle_signal_gradient
 from .target import BlackBoxTarget, _unit
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def moving_forward(processor: BlackBoxProcessor, x: torch.Tensor, params: Mappin
                           torch.stack(raw_blocks, dim=1), hats, x.dtype)
     processor._warn(normalised[:, :len(kept)])
     choice = settle_signal_gradient(processor, target, (x,), normalised, f"black box {processor.name!r}")
-    return processor.estimator.apply(target, (x,), normalised, signal_gradient=choice)
+    return processor.estimator.apply(target, scaled_signals(processor, (x,)), normalised, signal_gradient=choice)
 
 
 class MovingTarget(BlackBoxTarget):

@@ -22,7 +22,7 @@ from .._row_labels import current_row_labels
 from ..control import Control
 from ..errors import BlackBoxError, ParameterError, StreamingError
 from ..estimators._warnings import NonDifferentiableParameterWarning, warn_once
-from ..estimators.auto import settle_signal_gradient
+from ..estimators.auto import scaled_signals, settle_signal_gradient
 from ..estimators.base import Estimator
 from ..estimators.default import default_estimator
 from .isolated import DEFAULT_ITEM_TIMEOUT, IsolatedRunner
@@ -274,7 +274,7 @@ class BlackBoxProcessor(nn.Module):
         self._warn(normalised)
         target = BlackBoxTarget(self, current_row_labels() or self.node_labels)
         choice = settle_signal_gradient(self, target, (x,), normalised, f"black box {self.name!r}")
-        return self.estimator.apply(target, (x,), normalised, signal_gradient=choice)
+        return self.estimator.apply(target, scaled_signals(self, (x,)), normalised, signal_gradient=choice)
 
     # -- streaming ----------------------------------------------------------
     @property

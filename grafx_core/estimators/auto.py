@@ -72,8 +72,8 @@ from .target import RenderJob, RenderTarget
 __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "TRUSTED_COSINE",
            "TRUSTED_NORM", "FALLBACK_COSINE", "PROBE_LEVELS", "RENDER_MARGIN", "IDENTITY_MARGIN", "NORM_PENALTY", "MUTE",
            "CANDIDATES", "REVISIT_DISTANCE", "RENDER_BUDGET", "TEST_DIRECTIONS", "TEST_GRADIENTS", "TEST_STEP",
-           "EQ_EDGES",
-           "settle_signal_gradient", "renders_per_node", "probe_renders"]
+           "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT", "CALIBRATION_COSINE", "scaled_signals",
+           "settle_signal_gradient", "probe_generator", "renders_per_node", "probe_renders"]
 
 PROBE_ROWS = 4
 """Node rows the automatic choice renders (spread over the levels of the first call's rows)."""
@@ -94,8 +94,13 @@ TEST_STEP = 2 * JVP_STEP
 stand-in differencing along the same directions at the same step would reproduce the reference's rounding
 and quantisation noise and look exact on an effect that is not smooth (measured: a bitcrusher's
 band-tangent, chosen so, passed on cosine 0.006 in a graph)."""
-TEST_GRADIENTS = 2
-"""Loss gradients the probe scores each candidate's vector-Jacobian product with."""
+TEST_GRADIENTS = 4
+"""Loss gradients the probe scores each candidate's vector-Jacobian product with (they cost no renders)."""
+PROBE_SEED = 28
+"""Seed of the probe's own generator (its signs, test gradients and random operating points): every
+probe of the same input and parameters measures the same figures and makes the same choice, whatever the
+estimator's seed or how many calls came before (measured: with the estimator's next generator, one
+compressor's choice scored cosine 0.82 on one draw and 0.97 on another)."""
 FALLBACK_COSINE = 0.3
 """An untrusted best stand-in is still passed on when its measured cosine reaches this; below it the
 estimate is closer to noise than to a direction, and the gradient stops (with a warning)."""
@@ -116,6 +121,12 @@ IDENTITY_MARGIN = 0.05
 """How much better ``"straight-through"`` must score: it ignores the effect, and where the effect
 is close to the identity the ratios are too (measured: a noise gate's probe favoured it by 0.03,
 while its upstream cosine was 0.40 against 0.99 for the spectral ratio in ``bench/seam.py``)."""
+CALIBRATION_LIMIT = 4.0
+"""The most a choice's gradient is scaled by (either way) to bring its measured norm ratio to one."""
+CALIBRATION_COSINE = 0.95
+"""A choice's gradient is scaled only where its measured cosine reaches this: the probe's cosine is taken
+over a few rows and directions, and a stand-in of the wrong effect can reach 0.9 by chance (measured: a
+time-reversing effect's gain tangent, cosine 0.94 at half the norm)."""
 CANDIDATES = (*LINEARISATIONS, *TANGENTS, "straight-through")
 """What the automatic choice compares (straight-through is the identity)."""
 
@@ -124,6 +135,11 @@ def probe_renders(candidates: Sequence[str] = CANDIDATES) -> int:
     """Renders per probed row and operating point: the centre, the test directions and the candidates' own."""
     own = sum(renders_per_node(kind) for kind in candidates if renders_per_node(kind) <= RENDER_BUDGET)
     return 1 + 2 * TEST_DIRECTIONS + own
+
+
+def probe_generator() -> np.random.Generator:
+    """A fresh generator seeded with :data:`PROBE_SEED`, for one probe."""
+    return np.random.default_rng(PROBE_SEED)
 
 
 def renders_per_node(choice: str, signal_samples: int = 4) -> int:
@@ -194,6 +210,9 @@ class SignalProbe:
         norm_ratios: per candidate, that gradient's norm over the true one's (geometric mean).
         still: whether the effect's output did not move at all (its input gradient is zero).
         point: ``[rows, columns]`` the parameters probed (CPU float64), to tell when they moved far.
+        scale: what the choice's input gradient is multiplied by: one over its measured norm ratio where its
+            direction is clearly right (cosine :data:`CALIBRATION_COSINE`) and its norm ratio is outside
+            :data:`TRUSTED_NORM` (within :data:`CALIBRATION_LIMIT`), else one.
     """
 
     choice: str
@@ -202,14 +221,16 @@ class SignalProbe:
     cosines: dict[str, float] = field(default_factory=dict)
     norm_ratios: dict[str, float] = field(default_factory=dict)
     point: torch.Tensor | None = None
+    scale: float = 1.0
 
     @property
     def trusted(self) -> bool:
-        """Whether the choice measured :data:`TRUSTED_COSINE` and a norm ratio within :data:`TRUSTED_NORM`
-        (or nothing needed one)."""
+        """Whether the choice measured :data:`TRUSTED_COSINE` and, once scaled by :attr:`scale`, a norm ratio
+        within :data:`TRUSTED_NORM` (or nothing needed one)."""
         if self.still:
             return True
-        cosine, ratio = self.cosines.get(self.choice, -math.inf), self.norm_ratios.get(self.choice, math.nan)
+        cosine = self.cosines.get(self.choice, -math.inf)
+        ratio = self.norm_ratios.get(self.choice, math.nan) * self.scale
         return cosine >= TRUSTED_COSINE and TRUSTED_NORM[0] <= ratio <= TRUSTED_NORM[1]
 
     @property
@@ -223,9 +244,11 @@ class SignalProbe:
         return ", ".join(f"{k} {v:.3g}" for k, v in ranked)
 
     def quality(self, kind: str) -> str:
-        """``"score 0.41: cosine 0.72, norm ratio 1.9"`` for ``kind``, as measured by the probe."""
+        """``"score 0.41: cosine 0.72, norm ratio 1.9"`` for ``kind``, as measured by the probe (and the
+        scale applied to the choice, where it is not one)."""
+        scaled = f", scaled by {self.scale:.3g}" if kind == self.choice and self.scale != 1.0 else ""
         return (f"score {self.scores.get(kind, math.nan):.3g}: cosine {self.cosines.get(kind, math.nan):.3g}, "
-                f"norm ratio {self.norm_ratios.get(kind, math.nan):.3g}")
+                f"norm ratio {self.norm_ratios.get(kind, math.nan):.3g}{scaled}")
 
 
 def _measure(passed: torch.Tensor, true: torch.Tensor) -> tuple[float, float, float]:
@@ -358,7 +381,8 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
         params: ``[N, columns]`` parameters of the call.
         step: relative step of ``"diagonal"`` and ``"gain-tangent"`` (the central differences step by
             :data:`~grafx_core.estimators.tangent.JVP_STEP`).
-        rng: draws the signs and offsets (the estimator's own generator).
+        rng: draws the signs, test gradients and random operating points (:func:`probe_generator` where
+            the processor probes: the same for every probe).
         candidates: names to compare (default :data:`CANDIDATES`); candidates costing more than
             :data:`RENDER_BUDGET` renders per backward are left out.
 
@@ -435,7 +459,50 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     best = max(meets, key=lambda kind: scores[kind] - margins.get(kind, 0.0))
     choice = best if here[best][1] >= FALLBACK_COSINE else "none"
     return SignalProbe(choice, scores, cosines={k: m[1] for k, m in here.items()},
-                       norm_ratios={k: float(2 ** m[2]) for k, m in here.items()}, point=cpu_rows(params))
+                       norm_ratios={k: float(2 ** m[2]) for k, m in here.items()}, point=cpu_rows(params),
+                       scale=_calibration(here.get(choice, [])))
+
+
+def _calibration(measured: Sequence[float]) -> float:
+    """One over the norm ratio of a choice whose direction is clearly right but whose norm is not; else one.
+
+    A stand-in can follow the effect's direction and still pass on the wrong amount (measured: a
+    bitcrusher's ratios pass on 0.53-0.66 of the upstream gradient at cosine 0.97-0.98, as its coarse steps
+    grow faster than the signal); the probe measured that amount where the gradients are used.
+    """
+    if not measured or measured[1] < CALIBRATION_COSINE:
+        return 1.0
+    ratio = 2 ** measured[2]
+    if TRUSTED_NORM[0] <= ratio <= TRUSTED_NORM[1]:
+        return 1.0
+    return float(min(max(1 / ratio, 1 / CALIBRATION_LIMIT), CALIBRATION_LIMIT))
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """The identity, whose backward multiplies the gradient by a constant."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return grad * ctx.scale, None
+
+
+def scaled_signals(owner: object, signals: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """``signals`` with the first one's gradient scaled by the automatic choice's :attr:`SignalProbe.scale`.
+
+    ``owner`` is a processor that :func:`settle_signal_gradient` settled; where it uses its probe's choice
+    and that choice has a scale other than one, the first inlet's gradient is multiplied by it (the
+    identity in the forward pass; the parameters' gradients are untouched). Else ``signals`` as given.
+    """
+    probe = getattr(owner, "signal_probe", None)
+    if (probe is None or probe.scale == 1.0 or getattr(owner, "signal_gradient", None) != probe.choice
+            or not signals or not signals[0].requires_grad):
+        return tuple(signals)
+    return (_ScaleGradient.apply(signals[0], probe.scale), *signals[1:])
 
 
 def _meets(measured: Sequence[float]) -> bool:
@@ -494,7 +561,7 @@ def settle_signal_gradient(owner: object, target: RenderTarget, signals: Sequenc
     if choice != "auto" and not revisit:
         return choice
     estimator = getattr(owner, "estimator")
-    probe = probe_signal_gradient(target, signals, params, step=estimator.signal_step, rng=estimator.generator())
+    probe = probe_signal_gradient(target, signals, params, step=estimator.signal_step, rng=probe_generator())
     setattr(owner, "signal_probe", probe)
     setattr(owner, "signal_gradient", probe.choice)
     if probe.trusted:

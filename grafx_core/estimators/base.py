@@ -65,7 +65,7 @@ from ..errors import EstimatorError
 from ..processor import SIGNAL_GRADIENTS
 from ..registry._default import get_estimator
 from ._rules import GradientRule, IdentitySignalRule, SignalSPSARule, render_estimated
-from .auto import LinearisedSignalRule, probe_signal_gradient
+from .auto import LinearisedSignalRule, probe_generator, probe_signal_gradient
 from .linearisation import LINEARISATIONS
 from .tangent import TANGENTS, TangentSignalRule
 from .target import RenderTarget
@@ -177,7 +177,8 @@ class Estimator(ABC):
         want_params = params.requires_grad and bool(target.differentiable_columns())
         want_signals = any(s.requires_grad for s in signals)
         if choice == "auto" and want_signals:
-            choice = probe_signal_gradient(target, signals, params, step=self.signal_step, rng=self.generator()).choice
+            choice = probe_signal_gradient(target, signals, params, step=self.signal_step,
+                                            rng=probe_generator()).choice
         p_rule = self.parameter_rule(target) if want_params else None
         s_rule = self.signal_rule(choice, target) if want_signals else None
         y = render_estimated(target, signals, params, p_rule, s_rule)

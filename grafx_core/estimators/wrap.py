@@ -22,7 +22,7 @@ from ..processor import ProcessorLike
 from ..errors import EstimatorError, ParameterError, ProcessorOutputError
 from ..description import describe
 from ._warnings import NonDifferentiableParameterWarning, warn_once
-from .auto import settle_signal_gradient
+from .auto import scaled_signals, settle_signal_gradient
 from .base import SIGNAL_GRADIENTS, Estimator, resolve_estimator
 from .target import RenderJob, RenderTarget
 
@@ -257,7 +257,7 @@ class EstimatedProcessor(nn.Module):
         target.device = columns.device
         self._warn(target, columns)
         choice = settle_signal_gradient(self, target, signals, columns, target.name)
-        return self.estimator.apply(target, signals, columns, signal_gradient=choice)
+        return self.estimator.apply(target, scaled_signals(self, signals), columns, signal_gradient=choice)
 
     def _warn(self, target: RenderTarget, columns: torch.Tensor) -> None:
         if columns.requires_grad:

@@ -4,6 +4,7 @@ backward renders pooled across calls."""
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 import time
 import warnings
 
@@ -20,6 +21,7 @@ from grafx_core.estimators import (
     WeakSignalGradientWarning,
     with_estimator,
 )
+from grafx_core.estimators.auto import probe_generator, probe_signal_gradient, scaled_signals
 from grafx_core.estimators.linearisation import diagonal_perturbation, linearise
 from grafx_core.estimators.tangent import TANGENT_BANDS, fit_tangent, tangent_directions, tangent_renders
 from grafx_core.fitting import SpectralLoss
@@ -218,6 +220,54 @@ def test_strict_estimators_raise_instead_of_passing_a_weak_estimate(drums):
     strict = with_estimator(_HalfReversed(0.0), FiniteDifference(seed=0, strict_signal_gradient=True))
     with pytest.raises(SignalGradientQualityError, match="_HalfReversed.*strict_signal_gradient"):
         strict(music, gain=torch.ones(2, 1))
+
+
+class _SquareLaw(torch.nn.Module):
+    """``gain x |x|``: its tangent is twice its secant, sample by sample, so a ratio passes half the gradient."""
+
+    def forward(self, x, gain):
+        return x * x.abs() * gain[..., None]
+
+    def parameter_size(self):
+        return {"gain": 1}
+
+
+def test_a_choice_whose_norm_is_off_is_scaled_by_what_the_probe_measured(drums, one_torch_thread):
+    x = drums[:, :1, :4096]
+    wrapped = with_estimator(_SquareLaw(), FiniteDifference(seed=0))
+    gain = torch.ones(2, 1)
+    probe = probe_signal_gradient(wrapped.render_target(), (x,), gain, step=1e-3, rng=probe_generator(),
+                                  candidates=("smooth-gain",))
+    assert probe.cosines["smooth-gain"] > 0.9
+    assert 0.4 < probe.norm_ratios["smooth-gain"] < 0.75  # about half (a smoothed gain, not per sample)
+    assert probe.scale == pytest.approx(1 / probe.norm_ratios["smooth-gain"]) and probe.trusted
+    # The owner's input gradient is multiplied by the scale; its parameters' gradient is not.
+    owner = SimpleNamespace(signal_probe=probe, signal_gradient="smooth-gain")
+    for scaled in (False, True):
+        music = x.clone().requires_grad_()
+        raw = torch.ones(2, 1, requires_grad=True)
+        signals = scaled_signals(owner, (music,)) if scaled else (music,)
+        (signals[0] * raw[..., None]).square().sum().backward()
+        if not scaled:
+            plain, plain_raw = music.grad, raw.grad
+    torch.testing.assert_close(music.grad, plain * probe.scale)
+    torch.testing.assert_close(raw.grad, plain_raw)
+
+
+def test_a_probe_measures_the_same_whatever_the_estimators_seed_and_history(drums, one_torch_thread):
+    # The probe draws from its own seed: the same input and parameters give the same figures and choice,
+    # whether the estimator is seeded or not and however many calls it made before.
+    x = drums[..., :4096].clone().requires_grad_()
+    params = {k: torch.full((2, 1), v) for k, v in HEAVY.items()}
+    probes = []
+    for seed, earlier in ((0, 0), (None, 3)):
+        wrapped = with_estimator(get_processor("dsp:compressor"), FiniteDifference(seed=seed))
+        for _ in range(earlier):
+            wrapped.estimator.generator()
+        wrapped(x, **params)
+        probes.append(wrapped.signal_probe)
+    assert probes[0].choice == probes[1].choice
+    assert probes[0].scores == probes[1].scores and probes[0].norm_ratios == probes[1].norm_ratios
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from grafx_core.state import call_block
 
 from ._derived import derived
 from .fft import convolve_block
+from .moving_filter import moving_sos_block
 from .partitioned import initial_partitioned_state, partition_size, partition_spectra, partitioned_block
 
 __all__ = ["StatefulConvolution", "child_block", "sparse_block", "MAX_HISTORY"]
@@ -43,6 +44,13 @@ class StatefulConvolution:
     the kernel (and its transforms) and the parameters it was designed from,
     and the next block reuses them if the parameters are equal (designing a
     long response every block cost more than convolving with it).
+
+    A processor whose controls move (curves) and that declares
+    ``moving_design(x, **params) -> (design, controls, block)`` streams its
+    moving filter instead, ``{"moving": ...}`` carrying the recursion's
+    memories and its place on the coefficient grid
+    (:func:`grafx_dsp.moving_filter.moving_sos_block`): the same filter as
+    its one-call moving render, not a convolution.
     """
 
     def stream_kernel(self, x: torch.Tensor, **params: Any) -> torch.Tensor:  # pragma: no cover - abstract
@@ -58,11 +66,12 @@ class StatefulConvolution:
         check = getattr(self, "check_channels", None)
         if check is not None:
             check(x)
+        if self._moving_controls(params) or "moving" in state:
+            return self._moving_block(state, x, params)
         leaves = _leaves(params)
         kernel, token = _cached_kernel(state, leaves)
         cached = kernel is not None
         if kernel is None:  # the first block (or parameters that changed): what the cached one passed
-            self._refuse_moving(params)
             kernel = self.stream_kernel(x, **params)
         kept = _kernel_cache(kernel, leaves, state if cached else None, token)
         signal = x.unsqueeze(1) if kernel.dim() == 4 else x
@@ -78,15 +87,26 @@ class StatefulConvolution:
         return (tuple(y.unbind(dim=1)) if kernel.dim() == 4 else y), new
 
 
-    def _refuse_moving(self, params: Mapping[str, Any]) -> None:
+    def _moving_controls(self, params: Mapping[str, Any]) -> list[str]:
         shapes = {name: bounds.shape for name, bounds in getattr(self, "ranges", {}).items()}
-        moving = sorted(name for name, value in params.items() if isinstance(value, torch.Tensor)
-                        and name in shapes and value.dim() == len(shapes[name]) + 2)
-        if moving:
-            raise StreamingError(
-                f"{type(self).__name__}: the moving controls {moving} (curves) do not stream: a moving filter is "
-                "redesigned on a grid of blocks from the start of the signal, which a stream does not carry yet; "
-                "render a graph with moving filters in one call")
+        return sorted(name for name, value in params.items() if isinstance(value, torch.Tensor)
+                      and name in shapes and value.dim() == len(shapes[name]) + 2)
+
+    def _moving_block(self, state: Mapping[str, Any], x: torch.Tensor,
+                      params: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
+        """A block with moving controls: the exact recursion of the one-call render, its memories and its
+        place on the coefficient grid carried (:func:`grafx_dsp.moving_filter.moving_sos_block`)."""
+        name, moving = type(self).__name__, self._moving_controls(params)
+        design_of = getattr(self, "moving_design", None)
+        if design_of is None:
+            raise StreamingError(f"{name}: the moving controls {moving} (curves) do not stream: this processor "
+                                 "has no moving_design; render a graph with them in one call")
+        if not moving or (state and "moving" not in state):
+            raise StreamingError(f"{name}: its controls {'stopped' if not moving else 'began'} moving in the middle "
+                                 "of a stream; give every block curves, or none")
+        design, controls, block = design_of(x, **params)
+        y, new = moving_sos_block(state.get("moving", {}), x, design, controls, block)
+        return y, {"moving": new}
 
 
 def _partitioned(state: Mapping[str, Any], signal: torch.Tensor, kernel: torch.Tensor, cached: bool,

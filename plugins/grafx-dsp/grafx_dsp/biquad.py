@@ -12,6 +12,7 @@ result equals ``scipy.signal.lfilter`` up to that ``1e-9`` tail.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -30,6 +31,7 @@ __all__ = [
     "sos_filter",
     "sos_kernel",
     "biquad",
+    "moving_biquad_design",
     "frequency_range",
     "spread_frequencies",
     "Biquad",
@@ -237,18 +239,27 @@ def biquad(
     """
     values = {"cutoff_hz": cutoff_hz, "q": q, **({} if gain_db is None else {"gain_db": gain_db})}
     if moving(values):
-        def design(**flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return biquad_coefficients(filter_type, flat["cutoff_hz"], flat["q"], flat.get("gain_db"), sample_rate)
-
-        nodes = x.shape[0]
-        given = {k: torch.as_tensor(v, dtype=x.dtype, device=x.device) for k, v in values.items()}
-        given = {k: v if v.dim() == 3 else v.reshape(-1, 1).expand(nodes, 1) for k, v in given.items()}
+        design, given = moving_biquad_design(x, filter_type, values, sample_rate)
         b, a = blockwise_coefficients(design, given, x.shape[-1], DEFAULT_BLOCK)
         return moving_sos_filter(x, b, a, DEFAULT_BLOCK)
     cutoff = per_node(cutoff_hz, x, trailing=1)
     gain = None if gain_db is None else per_node(gain_db, x, trailing=1)
     b, a = biquad_coefficients(filter_type, cutoff, per_node(q, x, trailing=1), gain, sample_rate)
     return sos_filter(x, b, a)
+
+
+def moving_biquad_design(x: torch.Tensor, filter_type: str, values: dict[str, Number],
+                         sample_rate: float) -> tuple[Callable[..., tuple[torch.Tensor, torch.Tensor]],
+                                                      dict[str, torch.Tensor]]:
+    """How a moving biquad is designed: ``(design, controls)`` for
+    :func:`~grafx_dsp.moving_filter.blockwise_coefficients`, ``controls`` being ``values``
+    (``cutoff_hz``, ``q``, optional ``gain_db``) as ``[nodes, 1, samples]`` curves or ``[nodes, 1]``."""
+    def design(**flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return biquad_coefficients(filter_type, flat["cutoff_hz"], flat["q"], flat.get("gain_db"), sample_rate)
+
+    nodes = x.shape[0]
+    given = {k: torch.as_tensor(v, dtype=x.dtype, device=x.device) for k, v in values.items()}
+    return design, {k: v if v.dim() == 3 else v.reshape(-1, 1).expand(nodes, 1) for k, v in given.items()}
 
 
 def sos_kernel(b: torch.Tensor, a: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -270,7 +281,8 @@ class Biquad(StatefulConvolution, DSPProcessor):
         gain_db ``[nodes, 1]`` (``peak`` and shelves only): range [-24, 24] dB, default 0.
 
     Signals: any channel count in, the same out. Streams block by block
-    (the filter's overhang carried as state).
+    (the filter's overhang carried as state; with moving controls, the
+    recursion's memories and its place on the coefficient grid).
     """
 
     def __init__(self, filter_type: str = "lowpass", sample_rate: float = 44100.0) -> None:
@@ -309,6 +321,17 @@ class Biquad(StatefulConvolution, DSPProcessor):
         b, a = biquad_coefficients(self.filter_type, per_node(self.limit("cutoff_hz", cutoff_hz), x, trailing=1),
                                    per_node(self.limit("q", q), x, trailing=1), gain, self.sample_rate)
         return sos_kernel(b, a, x)
+
+    def moving_design(self, x: torch.Tensor, cutoff_hz: torch.Tensor, q: torch.Tensor,
+                      gain_db: torch.Tensor | None = None) -> tuple[Callable[..., tuple[torch.Tensor, torch.Tensor]],
+                                                                    dict[str, torch.Tensor], int]:
+        """How a block of a stream with moving controls is designed (:func:`moving_biquad_design`):
+        ``(design, controls, samples between coefficient updates)``."""
+        self._check_gain(gain_db)
+        values = {"cutoff_hz": self.limit("cutoff_hz", cutoff_hz), "q": self.limit("q", q)}
+        if gain_db is not None:
+            values["gain_db"] = self.limit("gain_db", gain_db)
+        return (*moving_biquad_design(x, self.filter_type, values, self.sample_rate), DEFAULT_BLOCK)
 
     def _check_gain(self, gain_db: torch.Tensor | None) -> None:
         if (gain_db is None) != ("gain_db" not in self.ranges):

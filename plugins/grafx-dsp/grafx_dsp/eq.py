@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -44,7 +45,8 @@ class ParametricEQ(StatefulConvolution, DSPProcessor):
     Every control may move (a curve ``[nodes, k, samples]``): the biquads are
     then redesigned every :attr:`moving_block` samples from the controls' values
     at the block's first sample, and run as an exact recursion whose memories
-    carry across blocks (:func:`grafx_dsp.moving_filter.moving_sos_filter`).
+    carry across blocks (:func:`grafx_dsp.moving_filter.moving_sos_filter`);
+    it streams with them carried (:func:`grafx_dsp.moving_filter.moving_sos_block`).
     """
 
     moving_block: int = DEFAULT_BLOCK
@@ -120,6 +122,12 @@ class ParametricEQ(StatefulConvolution, DSPProcessor):
     def stream_kernel(self, x: torch.Tensor, **params: torch.Tensor) -> torch.Tensor:
         """The impulse response :meth:`forward` convolves with, ``[nodes, 1, taps]``."""
         return sos_kernel(*self.coefficients(**params), x)
+
+    def moving_design(self, x: torch.Tensor, **params: torch.Tensor) -> tuple[
+            Callable[..., tuple[torch.Tensor, torch.Tensor]], dict[str, torch.Tensor], int]:
+        """How a block of a stream with moving controls is designed: ``(design, controls, samples
+        between coefficient updates)``, as :meth:`forward` designs it."""
+        return self.coefficients, params, self.moving_block
 
     def extra_repr(self) -> str:
         return f"n_peaks={self.n_peaks}, sample_rate={self.sample_rate:g}"

@@ -18,18 +18,24 @@ causal FFT convolution of the block with its own ``h`` (exact: only the first
 ``block`` samples of ``h`` reach inside the block), and the memories passed
 from block to block obey an affine recursion solved by a parallel prefix scan.
 Gradients are autograd's, exact for this computation.
+
+A stream renders the same filter block by block (:func:`moving_sos_block`):
+the coefficient grid runs from the stream's start, and the state carries the
+memories at its last grid point, so the blocks equal the one-call render
+whatever their lengths.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["block_values", "blockwise_coefficients", "moving", "moving_sos_filter", "DEFAULT_BLOCK"]
+__all__ = ["block_values", "blockwise_coefficients", "moving", "moving_sos_filter", "moving_sos_block", "DEFAULT_BLOCK"]
 
 DEFAULT_BLOCK = 256
 """Samples between coefficient updates of a moving filter (5.8 ms at 44.1 kHz)."""
@@ -77,12 +83,15 @@ class _AllPoleImpulse(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, a1: torch.Tensor, a2: torch.Tensor, count: int) -> torch.Tensor:  # type: ignore[override]
-        h = torch.empty(*a1.shape, max(count, 2), dtype=a1.dtype, device=a1.device)
-        h[..., 0] = 1.0
-        h[..., 1] = -a1
-        for n in range(2, count):
-            torch.addcmul(-a2 * h[..., n - 2], -a1, h[..., n - 1], out=h[..., n])
-        h = h[..., :count]
+        if a1.device.type == "cpu":
+            h = _impulse_numpy(a1, a2, count)
+        else:
+            h = torch.empty(*a1.shape, max(count, 2), dtype=a1.dtype, device=a1.device)
+            h[..., 0] = 1.0
+            h[..., 1] = -a1
+            for n in range(2, count):
+                torch.addcmul(-a2 * h[..., n - 2], -a1, h[..., n - 1], out=h[..., n])
+            h = h[..., :count]
         ctx.save_for_backward(h)
         return h
 
@@ -96,6 +105,20 @@ class _AllPoleImpulse(torch.autograd.Function):
         grad_a1 = -(grad[..., 1:] * square[..., :-1]).sum(-1)
         grad_a2 = -(grad[..., 2:] * square[..., :-2]).sum(-1)
         return grad_a1, grad_a2, None
+
+
+def _impulse_numpy(a1: torch.Tensor, a2: torch.Tensor, count: int) -> torch.Tensor:
+    """:class:`_AllPoleImpulse`'s recursion on the CPU, in numpy: a stream designs a few blocks at a
+    time, where a torch operation's dispatch per sample cost several times numpy's."""
+    minus_a1, minus_a2 = (-a1).detach().numpy(), (-a2).detach().numpy()
+    h = np.empty((max(count, 2), *minus_a1.shape), dtype=minus_a1.dtype)  # samples first: contiguous rows
+    h[0], h[1] = 1.0, minus_a1
+    older = np.empty_like(minus_a1)
+    for n in range(2, count):
+        np.multiply(minus_a2, h[n - 2], out=older)
+        np.multiply(minus_a1, h[n - 1], out=h[n])
+        h[n] += older
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(h[:count], 0, -1)))
 
 
 def _impulse(a1: torch.Tensor, a2: torch.Tensor, count: int) -> torch.Tensor:
@@ -127,13 +150,16 @@ def _scan(matrices: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     return offsets
 
 
-def _section(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor, h: torch.Tensor, block: int) -> torch.Tensor:
+def _section(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor, h: torch.Tensor, block: int,
+             inputs_before: torch.Tensor | None = None, outputs_before: torch.Tensor | None = None) -> torch.Tensor:
     """One moving biquad on ``x`` ``[nodes, channels, blocks * block]``; ``b``, ``a`` ``[nodes, 3, blocks]``,
-    ``h`` its all-pole impulse responses ``[nodes, blocks, block + 1]``."""
+    ``h`` its all-pole impulse responses ``[nodes, blocks, block + 1]``; ``inputs_before`` and
+    ``outputs_before`` its input's and output's two samples before ``x`` (``[nodes, channels, 2]``, oldest
+    first; zero if ``None``)."""
     nodes, channels, length = x.shape
     blocks = length // block
     steps = [coefficient.repeat_interleave(block, dim=-1).unsqueeze(1) for coefficient in b.unbind(1)]
-    padded = F.pad(x, (2, 0))
+    padded = F.pad(x, (2, 0)) if inputs_before is None else torch.cat([inputs_before, x], dim=-1)
     moved = steps[0] * x + steps[1] * padded[..., 1:-1] + steps[2] * padded[..., :-2]
     a2 = a[:, 2]  # [nodes, blocks]
     size = 2 * block
@@ -146,8 +172,16 @@ def _section(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor, h: torch.Tensor,
     offsets = zero_state[..., [block - 1, block - 2]]  # [nodes, channels, blocks, 2]
     matrices = torch.stack([first[..., block - 1], second[..., block - 1],
                             first[..., block - 2], second[..., block - 2]], dim=-1)  # [nodes, 1, blocks, 4]
+    if outputs_before is None:
+        start = torch.zeros_like(offsets[..., :1, :])
+    else:  # the first block's memories enter through its own map: fold them into its offset
+        start = outputs_before[..., [1, 0]].unsqueeze(-2)  # (y[-1], y[-2]) [nodes, channels, 1, 2]
+        m = matrices[..., :1, :]
+        carried = torch.stack([m[..., 0] * start[..., 0] + m[..., 1] * start[..., 1],
+                               m[..., 2] * start[..., 0] + m[..., 3] * start[..., 1]], dim=-1)
+        offsets = torch.cat([offsets[..., :1, :] + carried, offsets[..., 1:, :]], dim=-2)
     after = _scan(matrices, offsets)
-    entering = torch.cat([torch.zeros_like(after[..., :1, :]), after[..., :-1, :]], dim=-2)
+    entering = torch.cat([start, after[..., :-1, :]], dim=-2)
     y = zero_state + first * entering[..., :1] + second * entering[..., 1:]
     return y.reshape(nodes, channels, length)
 
@@ -180,3 +214,68 @@ def moving_sos_filter(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor, block: 
     for section in range(b.shape[1]):
         y = _section(y, b[:, section], a[:, section], impulses[:, section], block)
     return y[..., :samples].to(x.dtype)
+
+
+def moving_sos_block(state: Mapping[str, Any], x: torch.Tensor,
+                     design: Callable[..., tuple[torch.Tensor, torch.Tensor]], params: dict[str, torch.Tensor],
+                     block: int = DEFAULT_BLOCK) -> tuple[torch.Tensor, dict[str, Any]]:
+    """One block of a stream through :func:`moving_sos_filter`, equal to that part of its one-call render.
+
+    The coefficient grid runs from the start of the stream, not of the block:
+    a block that starts inside a grid block re-renders that grid block's
+    earlier samples (at most ``block - 1``, kept in the state) from the
+    memories at its start, with the coefficients designed where it began, so
+    every sample sees the coefficients and the arithmetic of the one-call
+    render, whatever the stream's block lengths.
+
+    Args:
+        state: ``{}`` before the first block, else the state this function returned:
+            ``offset`` (samples since the last grid point, an int), ``memories``
+            (``[nodes, channels, sections + 1, 2]`` float64: the last two samples
+            before that grid point of the input and of each section's output,
+            oldest first) and, where ``offset > 0``, ``pending`` (the input since
+            the grid point, ``[nodes, channels, offset]`` float64) and ``b``,
+            ``a``, ``h`` (that grid block's coefficients ``[nodes, sections, 3, 1]``
+            and all-pole impulse responses ``[nodes, sections, 1, block + 1]``).
+        x: the block ``[nodes, channels, samples]``.
+        design: ``design(**values)`` to ``(b, a)`` ``[n, sections, 3]`` for values ``[n, k]``.
+        params: the controls over the block: ``[nodes, k, samples]`` (a curve,
+            the block's samples of it) or ``[nodes, k]`` (constant).
+        block: samples per coefficient block.
+
+    Returns:
+        ``(y, state)``: ``[nodes, channels, samples]`` in ``x``'s dtype and the state after the block.
+    """
+    offset, samples = int(state.get("offset", 0)), x.shape[-1]
+    signal = x.to(torch.float64)
+    if offset:
+        signal = torch.cat([state["pending"], signal], dim=-1)
+    total = offset + samples
+    blocks = math.ceil(total / block)
+    first = (block - offset) % block  # the block's first grid point, in the block's samples
+    parts: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    if offset:
+        parts.append((state["b"], state["a"], state["h"]))
+    if first < samples:
+        cut = {name: value[..., first:] if value.dim() == 3 else value for name, value in params.items()}
+        b, a = blockwise_coefficients(design, cut, samples - first, block)
+        b, a = b.to(torch.float64), a.to(torch.float64)
+        parts.append((b, a, _impulse(a[:, :, 1], a[:, :, 2], block + 1)))
+    b, a, impulses = (torch.cat(part, dim=dim) for part, dim in zip(zip(*parts), (-1, -1, -2)))
+    nodes, channels, sections = x.shape[0], x.shape[1], b.shape[1]
+    memories = state.get("memories")
+    if memories is None:
+        memories = signal.new_zeros(nodes, channels, sections + 1, 2)
+    stage = F.pad(signal, (0, blocks * block - total))
+    stages = [torch.cat([memories[:, :, 0], stage], dim=-1)]
+    for section in range(sections):
+        stage = _section(stage, b[:, section], a[:, section], impulses[:, section], block,
+                         memories[:, :, section], memories[:, :, section + 1])
+        stages.append(torch.cat([memories[:, :, section + 1], stage], dim=-1))
+    y = stage[..., offset:total].to(x.dtype)
+    grid = total // block * block  # the last grid point at or before the block's end
+    new: dict[str, Any] = {"offset": total - grid,
+                           "memories": torch.stack([s[..., grid:grid + 2] for s in stages], dim=2)}
+    if total > grid:
+        new.update(pending=signal[..., grid:], b=b[..., -1:], a=a[..., -1:], h=impulses[..., -1:, :])
+    return y, new

@@ -5,7 +5,8 @@ gradients; see test_conformance.py)."""
 import numpy as np
 import pytest
 import torch
-from grafx_core import Graph, compile_render, create_empty_parameters, curve_frames
+from grafx_core import Graph, StreamingError, compile_render, create_empty_parameters, curve_frames
+from grafx_core.state import call_block
 
 import grafx_dsp as dsp
 from grafx_dsp.biquad import biquad_coefficients
@@ -84,3 +85,75 @@ def test_a_console_with_moving_faders_renders_every_fader_in_one_call_and_matche
     plain, _ = plan({"fader": {"gain_db": torch.zeros(4, 1), "pan": torch.zeros(4, 1)}}, sources)
     constant = {"fader": {"gain_db": torch.zeros(4, 1, frames), "pan": torch.zeros(4, 1, frames)}}
     assert torch.equal(plan(constant, sources)[0], plain)
+
+
+def _block(processor, state, x, params, start, stop):
+    cut = {k: v[..., start:stop] if v.dim() == 3 else v for k, v in params.items()}
+    return call_block(processor, state, [x[..., start:stop]], cut)
+
+
+def test_a_streamed_block_of_a_moving_biquad_has_the_one_render_gradient_of_its_own_samples():
+    # Blocks of 300 from the stream's start: the block [2100, 2400) starts 52 samples into a coefficient
+    # block whose coefficients came from an earlier block; the block's own curve samples and input reach
+    # its output exactly as in one render, so their gradients agree (the carried state is detached).
+    bq = dsp.Biquad("peak")
+    samples, start, stop = 3000, 2100, 2400
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 1, samples, generator=gen)
+    params = {"cutoff_hz": torch.logspace(2.0, 4.0, samples).expand(2, 1, samples).clone(),
+              "q": torch.tensor([[2.0], [0.7]]), "gain_db": torch.tensor([[9.0], [-6.0]])}
+    weight = torch.randn(2, 1, stop - start, generator=gen)
+    cutoff, signal = params["cutoff_hz"].clone().requires_grad_(True), x.clone().requires_grad_(True)
+    (bq(signal, **dict(params, cutoff_hz=cutoff))[..., start:stop] * weight).sum().backward()
+    state = None
+    with torch.no_grad():
+        for begin in range(0, start, 300):
+            _, state = _block(bq, state, x, params, begin, begin + 300)
+    assert state["moving"]["offset"] == start % 256
+    part_cutoff = params["cutoff_hz"][..., start:stop].clone().requires_grad_(True)
+    part_x = x[..., start:stop].clone().requires_grad_(True)
+    y, _ = call_block(bq, state, [part_x], dict(params, cutoff_hz=part_cutoff))
+    (y * weight).sum().backward()
+    for streamed, whole in ((part_cutoff.grad, cutoff.grad[..., start:stop]), (part_x.grad, signal.grad[..., start:stop])):
+        assert float(whole.abs().max()) > 0
+        torch.testing.assert_close(streamed, whole, rtol=1e-4, atol=1e-6 * float(whole.abs().max()))
+
+
+def test_a_moving_eq_streamed_with_its_state_attached_has_the_one_render_gradient():
+    # Blocks of 170 (not a multiple of 256), the state never detached: the gradient through the carried
+    # memories, pending input and coefficients is autograd's through one render.
+    eq = dsp.ParametricEQ(n_peaks=1)
+    samples = 1200
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(1, 2, samples, generator=gen)
+    params = eq.default_parameters(1)
+    params["low_shelf_gain_db"] = torch.full((1, 1), 6.0)
+    weight = torch.randn(1, 2, samples, generator=gen)
+    grads = []
+    for streamed in (False, True):
+        gain = (12.0 * torch.sin(torch.linspace(0.0, 9.0, samples))).reshape(1, 1, samples).requires_grad_(True)
+        cutoff = torch.linspace(200.0, 4000.0, samples).reshape(1, 1, samples).requires_grad_(True)
+        moving = dict(params, peak_gain_db=gain, peak_cutoff_hz=cutoff)
+        if streamed:
+            state, pieces = None, []
+            for begin in range(0, samples, 170):
+                y, state = _block(eq, state, x, moving, begin, begin + 170)
+                pieces.append(y)
+            y = torch.cat(pieces, dim=-1)
+        else:
+            y = eq(x, **moving)
+        (y * weight).sum().backward()
+        grads.append((gain.grad, cutoff.grad))
+    for whole, streamed in zip(*grads):
+        assert float(whole.abs().max()) > 0
+        torch.testing.assert_close(streamed, whole, rtol=1e-5, atol=1e-6 * float(whole.abs().max()))
+
+
+def test_a_stream_whose_filter_controls_start_moving_midway_is_refused_by_name():
+    eq = dsp.ParametricEQ(n_peaks=1)
+    params = eq.default_parameters(1)
+    x = torch.zeros(1, 1, 200)
+    _, state = _block(eq, None, x, params, 0, 100)
+    moving = dict(params, peak_gain_db=torch.zeros(1, 1, 200))
+    with pytest.raises(StreamingError, match=r"ParametricEQ: its controls began moving in the middle of a stream"):
+        _block(eq, state, x, moving, 100, 200)
