@@ -214,14 +214,14 @@ def lv2_console(seconds: float, tracks: int, sizes: list[int]) -> None:
 
 def _write_sources(folder: str, tracks: int, minutes: float) -> list[str]:
     """Stereo 16-bit WAV noise tracks in ``folder``, written a block at a time."""
-    from grafx_core.wavblocks import WavBlockWriter
+    from grafx_core.audiofile import AudioBlockWriter
 
     rng = np.random.default_rng(0)
     total, block = int(minutes * 60 * 44100), 44100 * 10
     paths = []
     for k in range(tracks):
         path = os.path.join(folder, f"t{k}_{minutes:g}.wav")
-        with WavBlockWriter(path, 2, 44100, "int16") as writer:
+        with AudioBlockWriter(path, 2, 44100, "int16") as writer:
             for start in range(0, total, block):
                 n = min(block, total - start)
                 writer.write(torch.from_numpy((0.2 * rng.standard_normal((2, n), dtype=np.float32))))

@@ -112,13 +112,21 @@ class ExporterSpec:
             raises a :class:`~grafx_core.errors.GrafxError` whose message is
             one line a user can act on.
         description: one line for listings.
+        check: ``check(graph, processors, parameters)``, optional: raises the
+            :class:`~grafx_core.errors.GrafxError` :attr:`factory` would raise for
+            a graph it cannot write (checked before a fit, so that
+            ``fit --export-ardour`` fails before the fit, not after it);
+            ``parameters`` are the fit's start values (processor units).
     """
 
     name: str
     factory: Callable[..., Any]
     description: str = ""
+    check: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         _check_name("exporter", self.name)
         if not callable(self.factory):
             raise TypeError(f"exporter {self.name!r}: factory must be callable, got {self.factory!r}")
+        if self.check is not None and not callable(self.check):
+            raise TypeError(f"exporter {self.name!r}: check must be callable or None, got {self.check!r}")

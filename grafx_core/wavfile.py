@@ -1,23 +1,22 @@
-"""WAV files in and out of ``[channels, samples]`` tensors (scipy's ``wavfile``, no new dependency).
+"""WAV files in and out of ``[channels, samples]`` tensors.
 
-Integer WAVs are scaled to ``[-1, 1)`` (16-bit by ``2**15``, 24- and 32-bit by
-``2**31``, as scipy left-justifies 24-bit data, 8-bit unsigned around 128);
-float WAVs are read as they are. Everything comes back as float32, so a
-float32 file written by :func:`write_wav` reads back bit for bit.
+:func:`read_wav` is :func:`~grafx_core.audiofile.read_audio` (libsndfile):
+integer WAVs are scaled to ``[-1, 1)`` by their full scale, 8-bit unsigned
+around 128, float WAVs read as they are, everything as float32. :func:`write_wav`
+writes plain RIFF WAVs (scipy: a format chunk and the data, no time-stamped
+chunks, so that one audio gives one file's bytes), and a float32 file it wrote
+reads back bit for bit.
 """
 
 from __future__ import annotations
 
 import os
-import struct
-import warnings
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 import torch
 
-from ._riff import _require_complete_data
 from .errors import AudioFileError
 
 __all__ = ["AudioFileError", "WAV_FORMATS", "read_wav", "write_wav", "read_sources"]
@@ -25,11 +24,9 @@ __all__ = ["AudioFileError", "WAV_FORMATS", "read_wav", "write_wav", "read_sourc
 WAV_FORMATS = ("float32", "int16")
 """Sample formats :func:`write_wav` writes: 32-bit IEEE float (exact) or 16-bit PCM."""
 
-_INT_SCALE = {np.dtype(np.int16): 2.0**15, np.dtype(np.int32): 2.0**31}
-
 
 def read_wav(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:
-    """Read a WAV file.
+    """Read a WAV file (or any file :func:`~grafx_core.audiofile.read_audio` reads: it is that reader).
 
     Args:
         path: the file.
@@ -39,39 +36,13 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[torch.Tensor, int]:
         tensor on the CPU, ``sample_rate`` in Hz.
 
     Raises:
-        AudioFileError: the file is missing, a folder, not a WAV scipy can
-            read (cut inside its header, say), has sample rate 0, or holds
-            less data than its header declares.
+        AudioFileError: the file is missing, a folder, not a readable audio file (cut
+            inside its header, say), has sample rate 0, or holds less data than its
+            header declares.
     """
-    from scipy.io import wavfile  # imported here: scipy.io costs 0.14 s, more than grafx_core's whole import
+    from .audiofile import read_audio  # soundfile loads libsndfile: only when a file is read
 
-    name = os.fspath(path)
-    try:
-        with warnings.catch_warnings():
-            # Unknown chunks (cue points, metadata) are skipped with a warning we need not repeat.
-            warnings.simplefilter("ignore", wavfile.WavFileWarning)
-            rate, data = wavfile.read(name)
-    except FileNotFoundError as exc:
-        raise AudioFileError(f"{name!r}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise AudioFileError(f"{name!r} is a folder, not a WAV file") from exc
-    except struct.error as exc:
-        raise AudioFileError(f"{name!r} is not a readable WAV file: it ends inside its header ({exc})") from exc
-    except (ValueError, OSError, EOFError) as exc:
-        raise AudioFileError(f"{name!r} is not a readable WAV file: {exc}") from exc
-    if rate <= 0:
-        raise AudioFileError(f"{name!r}: the header gives sample rate {rate} Hz; expected a positive rate")
-    _require_complete_data(name, data)
-    if data.dtype == np.uint8:
-        samples = (data.astype(np.float32) - 128.0) / 128.0
-    elif data.dtype in _INT_SCALE:
-        samples = (data.astype(np.float64) / _INT_SCALE[data.dtype]).astype(np.float32)
-    elif data.dtype.kind == "f":
-        samples = data.astype(np.float32)
-    else:
-        raise AudioFileError(f"{name!r}: unsupported WAV sample type {data.dtype}")
-    audio = samples[:, None] if samples.ndim == 1 else samples
-    return torch.from_numpy(np.ascontiguousarray(audio.T)), int(rate)
+    return read_audio(path)
 
 
 def write_wav(path: str | os.PathLike[str], audio: torch.Tensor | np.ndarray, sample_rate: int,

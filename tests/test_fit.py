@@ -65,9 +65,10 @@ def test_fit_recovers_a_hidden_mix_from_held_aside_stems(hidden_mix):
     defaults = report["initialisation"]["losses"]["defaults"]
     assert report["final_loss"] <= 0.35 * defaults and report["final_loss"] < report["initial_loss"]
     fitted, initial = report["metrics"]["fitted"], report["metrics"]["initial"]
-    # The start already solves faders, EQs and compressors (11.9 dB here), so the steps add less than they
-    # did from a least-squares start alone; they must still add, and reach an absolute level.
-    assert fitted["snr_db"] > max(initial["snr_db"] + 3, 15)
+    # The start already solves faders, EQs, compressors and each strip on the waveform (16.6 dB here), so
+    # the steps add less than they did from a least-squares start alone; they must still add, and reach an
+    # absolute level.
+    assert fitted["snr_db"] > max(initial["snr_db"] + 2, 18)
     assert abs(fitted["loudness_lufs"] - report["metrics"]["target_loudness_lufs"]) < 1.0
     faders = {n["name"]: n for n in report["nodes"]}["bass_fader"]["parameters"]["gain_db"]
     assert set(faders) == {"hidden", "initial", "fitted"}

@@ -19,6 +19,7 @@ from grafx_core.fitting.compressor_start import start_compressors  # noqa: E402
 from grafx_core.fitting.initial import initialise, polish_returns  # noqa: E402
 from grafx_core.fitting.metrics import snr_db  # noqa: E402
 from grafx_core.fitting.send_response import least_squares_response, solve_send_response  # noqa: E402
+from grafx_core.fitting.strip_solve import solve_strips  # noqa: E402
 from grafx_core.plan import compile_render  # noqa: E402
 
 RATE = 16000
@@ -174,3 +175,55 @@ def test_fit_command_with_the_sox_console_solves_the_send_and_prunes(tmp_path, c
     report = json.loads((out / "report.json").read_text())
     assert report["metrics"]["fitted"]["snr_db"] > 35
     assert (out / "pruned.wav").exists()
+    # final_loss is the written parameters' loss, after the polish, on the audio the steps fit (here all of it).
+    from grafx_core.fitting.loss import SpectralLoss
+    from grafx_core.wavfile import read_wav
+
+    fitted, aimed = read_wav(out / "fitted.wav")[0], read_wav(out / "target.wav")[0]
+    assert report["fit_excerpt_seconds"] * RATE == aimed.shape[-1]
+    assert report["final_loss"] == pytest.approx(float(SpectralLoss(aimed)(fitted)), rel=1e-4)
+    assert report["final_loss"] < report["loss_after_steps"]
+
+
+# -- strips solved on the waveform (Levenberg-Marquardt) ---------------------------------------------
+
+
+@pytest.mark.slow
+def test_strips_off_in_eq_compressor_and_fader_are_solved_back_on_the_waveform():
+    names, stems = synthesise_multitrack(3, 1.0, RATE, seed=5)
+    console, processors, render = _console(names)
+    hidden = _hidden(console, processors, names, compress=True)
+    hidden["dsp:parametric_eq"]["peak_gain_db"][0] = 4.0
+    hidden["dsp:impulse_response"]["ir"].zero_()  # the returns stay as they are: the strips alone are solved
+    with torch.no_grad():
+        target = render(hidden, stems)
+    start = {t: {k: v.clone() for k, v in p.items()} for t, p in hidden.items()}
+    start["dsp:sox_compand"]["threshold_db"][0] = -20.0  # hidden -24
+    start["dsp:sox_compand"]["ratio"][0] = 2.0  # hidden 3
+    start["dsp:parametric_eq"]["peak_gain_db"][0] = 1.0  # hidden 4
+    start["dsp:stereo_gain"]["gain_db"] += 2.0
+    start["dsp:stereo_gain"]["pan"][1] = 0.0  # hidden 0.3
+    solved = solve_strips(console.graph, names, processors, start, stems, target, RATE, render, console.fixed,
+                          seconds=None, iterations=4, sweeps=3)
+    assert solved is not None and set(solved.gains_db) == set(names)
+    with torch.no_grad():
+        before, after = (snr_db(render(p, stems), target) for p in (start, solved.parameters))
+    assert before < 20 and after > 45
+    values = solved.parameters
+    # Threshold, ratio and knee trade a little against each other where the mix is matched to 45 dB.
+    assert abs(float(values["dsp:sox_compand"]["threshold_db"][0, 0]) + 24.0) < 1.0
+    assert abs(float(values["dsp:sox_compand"]["ratio"][0, 0]) - 3.0) < 0.3
+    assert abs(float(values["dsp:parametric_eq"]["peak_gain_db"][0, 0]) - 4.0) < 0.6  # it trades with the Q
+    # Controls the console keeps fixed stay where they were, and nothing leaves its range.
+    assert torch.equal(values["dsp:sox_compand"]["makeup_db"], start["dsp:sox_compand"]["makeup_db"])
+    assert torch.equal(values["dsp:impulse_response"]["ir"], start["dsp:impulse_response"]["ir"])
+    assert float(values["dsp:stereo_gain"]["pan"].abs().max()) <= 1.0
+
+
+def test_a_graph_whose_strips_cannot_run_alone_is_left_to_the_caller():
+    from grafx_core import Graph
+
+    graph = Graph()
+    graph.add_serial_chain(["in", "dsp:gain", "out"])
+    names, stems = synthesise_multitrack(1, 0.2, RATE, seed=1)
+    assert solve_strips(graph, names, {}, {}, stems, stems[0], RATE, lambda p, s: s[0]) is None

@@ -1,4 +1,5 @@
-"""Block-wise WAV I/O and ``grafx-core render --block-size``: streamed files equal one-shot files."""
+"""Block-wise audio I/O and ``grafx-core render --block-size``: streamed files equal one-shot files, in every
+format the one-shot reader reads."""
 
 from __future__ import annotations
 
@@ -13,10 +14,22 @@ from grafx_core import Graph
 from grafx_core.cli import main
 from grafx_core.commands._stream_files import RenderProgress
 from grafx_core.errors import AudioFileError
-from grafx_core.wavblocks import WavBlockReader, WavBlockWriter
+from grafx_core.audiofile import AudioBlockReader, AudioBlockWriter
 from grafx_core.wavfile import read_wav
 
 pytest.importorskip("grafx_dsp", reason="the streamed console uses grafx-dsp's processors")
+
+
+def _scipy_reference(path) -> torch.Tensor:
+    """An independent reading: scipy's parser, each integer type scaled by its full scale (8-bit around 128)."""
+    data = wavfile.read(path)[1]
+    if data.dtype == np.uint8:
+        samples = (data.astype(np.float32) - 128.0) / 128.0
+    elif data.dtype.kind == "i":
+        samples = (data.astype(np.float64) / 2.0 ** (8 * data.dtype.itemsize - 1)).astype(np.float32)
+    else:
+        samples = data.astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray((samples[:, None] if samples.ndim == 1 else samples).T))
 
 
 @pytest.mark.parametrize("dtype", ["int16", "int32", "float32", "float64", "uint8"])
@@ -32,33 +45,35 @@ def test_blocks_of_a_file_join_to_read_wav_bit_for_bit(tmp_path, dtype):
     path = tmp_path / "x.wav"
     wavfile.write(path, 22050, data)
     whole, rate = read_wav(path)
-    with WavBlockReader(path) as reader:
+    with AudioBlockReader(path) as reader:
         assert (reader.sample_rate, reader.channels, reader.frames) == (rate, 3, 1001)
         joined = torch.cat([reader.read(n) for n in (1, 400, 999, 10)], dim=1)
-    assert torch.equal(joined, whole)
+    assert torch.equal(joined, whole) and torch.equal(whole, _scipy_reference(path))
 
 
-def test_24_bit_pcm_reads_like_read_wav(tmp_path):
+def test_24_bit_pcm_reads_by_its_full_scale(tmp_path):
     path = tmp_path / "x24.wav"
-    values = np.array([[0, 1, -1, 8388607, -8388608, 12345]], dtype=np.int64).T  # one channel
-    raw = b"".join(int(v).to_bytes(3, "little", signed=True) for v in values[:, 0])
+    values = [0, 1, -1, 8388607, -8388608, 12345]  # one channel
+    raw = b"".join(int(v).to_bytes(3, "little", signed=True) for v in values)
     header = (b"RIFF" + (36 + len(raw)).to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
               + (1).to_bytes(2, "little") + (1).to_bytes(2, "little") + (8000).to_bytes(4, "little")
               + (24000).to_bytes(4, "little") + (3).to_bytes(2, "little") + (24).to_bytes(2, "little")
               + b"data" + len(raw).to_bytes(4, "little"))
     path.write_bytes(header + raw)
-    with WavBlockReader(path) as reader:
-        assert torch.equal(torch.cat([reader.read(4), reader.read(4)], dim=1), read_wav(path)[0])
+    expected = torch.tensor([values], dtype=torch.float64) / 2.0**23
+    with AudioBlockReader(path) as reader:
+        assert torch.equal(torch.cat([reader.read(4), reader.read(4)], dim=1), expected.float())
+    assert torch.equal(read_wav(path)[0], expected.float())
 
 
 def test_block_writer_writes_what_read_wav_reads_back(tmp_path):
     x = torch.randn(2, 777, generator=torch.Generator().manual_seed(0))
-    with WavBlockWriter(tmp_path / "y.wav", 2, 44100) as writer:
+    with AudioBlockWriter(tmp_path / "y.wav", 2, 44100) as writer:
         for start in range(0, 777, 100):
             writer.write(x[:, start:start + 100])
     back, rate = read_wav(tmp_path / "y.wav")
     assert rate == 44100 and torch.equal(back, x)
-    with WavBlockWriter(tmp_path / "z.wav", 1, 8000) as writer, pytest.raises(AudioFileError, match="NaN or Inf"):
+    with AudioBlockWriter(tmp_path / "z.wav", 1, 8000) as writer, pytest.raises(AudioFileError, match="NaN or Inf"):
         writer.write(torch.tensor([[float("nan")]]))
 
 
@@ -101,6 +116,36 @@ def test_render_block_size_writes_what_a_one_shot_render_writes(tmp_path, capsys
     assert streamed.shape == whole.shape
     assert float((streamed - whole).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
     assert not (tmp_path / "streamed.wav.partial").exists()
+
+
+@pytest.mark.parametrize("subtype, extension", [("PCM_24", "wav"), ("PCM_16", "flac"), ("VORBIS", "ogg")])
+def test_render_block_size_streams_every_format_the_one_shot_render_reads(tmp_path, subtype, extension):
+    import soundfile
+
+    names = []
+    for k, name in enumerate(_console_files(tmp_path)):
+        names.append(str(tmp_path / f"c{k}.{extension}"))
+        soundfile.write(names[-1], read_wav(name)[0].numpy().T, 44100, subtype=subtype)
+    common = ["render", str(tmp_path / "g.json"), "-s", names[0], "-s", names[1],
+              "--options", str(tmp_path / "o.json")]
+    assert main([*common, "-o", str(tmp_path / "whole.wav")]) == 0
+    assert main([*common, "-o", str(tmp_path / "streamed.wav"), "--block-size", "1000"]) == 0
+    whole, streamed = read_wav(tmp_path / "whole.wav")[0], read_wav(tmp_path / "streamed.wav")[0]
+    assert streamed.shape == whole.shape == (2, 5000)
+    assert float((streamed - whole).abs().max()) <= 1e-6 * max(1.0, float(whole.abs().max()))
+    with AudioBlockReader(names[0]) as reader:  # the sources' blocks are the one-shot read's samples
+        assert torch.equal(torch.cat([reader.read(999) for _ in range(6)], dim=1), read_wav(names[0])[0])
+
+
+def test_block_writer_writes_the_same_bytes_for_the_same_audio(tmp_path):
+    # No time-stamped PEAK chunk: two renders of one audio are one file.
+    x = torch.randn(2, 300, generator=torch.Generator().manual_seed(1))
+    for name in ("a.wav", "b.wav"):
+        with AudioBlockWriter(tmp_path / name, 2, 44100) as writer:
+            writer.write(x)
+    data = (tmp_path / "a.wav").read_bytes()
+    assert b"PEAK" not in data and data == (tmp_path / "b.wav").read_bytes()
+    assert torch.equal(read_wav(tmp_path / "a.wav")[0], x)
 
 
 def test_render_block_size_refuses_a_processor_that_cannot_stream_by_name(tmp_path, capsys):

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import ProcessorOutputError
 from ..plan import RenderPlan
-from ..wavblocks import WavBlockReader, WavBlockWriter, read_source_blocks
+from ..audiofile import AudioBlockReader, AudioBlockWriter, read_source_blocks
 
 __all__ = ["StreamedOutput", "RenderProgress", "stream_to_files"]
 
@@ -78,7 +78,7 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
 
 
-def stream_to_files(plan: RenderPlan, parameters: Any, readers: list[WavBlockReader], outputs: list[str],
+def stream_to_files(plan: RenderPlan, parameters: Any, readers: list[AudioBlockReader], outputs: list[str],
                     block_size: int, format: str = "float32", pad: bool = False,
                     progress: TextIO | None = None) -> list[StreamedOutput]:
     """Render the sources ``readers`` block by block through ``plan`` into ``outputs``.
@@ -94,7 +94,7 @@ def stream_to_files(plan: RenderPlan, parameters: Any, readers: list[WavBlockRea
     rate = readers[0].sample_rate
     total = max(r.frames for r in readers)
     bar = RenderProgress(total, rate, progress)
-    writers: list[WavBlockWriter] = []
+    writers: list[AudioBlockWriter] = []
     peaks = [0.0] * len(outputs)
     done = 0
     try:
@@ -105,7 +105,7 @@ def stream_to_files(plan: RenderPlan, parameters: Any, readers: list[WavBlockRea
                         f"the render gave NaN or infinite samples near {done / rate:.2f} s (finite sources and "
                         "parameters): a processor is unstable at these settings; nothing was written")
                 if not writers:
-                    writers = [WavBlockWriter(f"{path}.partial", y.shape[1], rate, format)  # type: ignore[arg-type]
+                    writers = [AudioBlockWriter(f"{path}.partial", y.shape[1], rate, format)  # type: ignore[arg-type]
                                for path in outputs]
                 for k, (writer, signal) in enumerate(zip(writers, y)):
                     writer.write(signal)

@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.manual_seed(args.seed)
-    exporter = get_exporter("ardour").spec.factory if args.export_ardour else None  # fail before fitting
+    exporter = get_exporter("ardour").spec if args.export_ardour else None  # fail before fitting
     multitrack = read_multitrack(args.stems, args.target, args.sample_rate)
     alignment = None
     if not args.no_align:
@@ -197,6 +197,11 @@ def run(args: argparse.Namespace) -> int:
     processors = processors_for_graph(graph, options, sample_rate=multitrack.sample_rate, origin=origin)
     start = load_parameters(args.params) if args.params else console.start_parameters(processors)
     hidden = load_parameters(args.hidden) if args.hidden else None
+    if exporter is not None and exporter.check is not None:
+        try:
+            exporter.check(graph, processors, start)
+        except GrafxError as exc:
+            raise GrafxError(f"--export-ardour: {exc}; fit --console ardour for a session") from exc
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device.replace("auto", "cpu")
     inputs = [*args.stems, args.target, *(p for p in (args.graph, args.options, args.params, args.hidden) if p)]
     settings = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
@@ -226,6 +231,6 @@ def run(args: argparse.Namespace) -> int:
                  warmup_gradient=args.warmup_gradient)
     status = fit_console(job, sys.stdout).exit_status
     if status == 0 and exporter is not None:
-        written = exporter(args.output, args.export_ardour, force=args.force)
+        written = exporter.factory(args.output, args.export_ardour, force=args.force)
         print(f"wrote the Ardour session {written}")
     return status

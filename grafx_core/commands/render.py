@@ -32,7 +32,7 @@ from ..parameters import check_parameters, create_empty_parameters
 from ..registry import processors_for_graph
 from ..plan import compile_render
 from ..render import render
-from ..wavblocks import WavBlockReader
+from ..audiofile import AudioBlockReader
 from ._stream_files import StreamedOutput, stream_to_files
 from ..schedule import SCHEDULING_METHODS
 from ..wavfile import WAV_FORMATS, read_sources, write_wav
@@ -164,7 +164,7 @@ def render_files(graph_path: str | os.PathLike[str], sources: list[str], outputs
             f"({', '.join(graph.nodes[i].label() for i in outs)}); give one -o per 'out' node in that order"
         )
     if block_size is not None:
-        readers = [WavBlockReader(path) for path in sources]
+        readers = [AudioBlockReader(path) for path in sources]
         try:
             sample_rate = readers[0].sample_rate
             processors, parameters = _processors_and_parameters(graph, sample_rate, params_path, options_path,

@@ -88,8 +88,8 @@ def track_strips(graph: Graph, names: list[str], processors: Mapping[str, Any]) 
 
 
 def run_nodes(processors: Mapping[str, Any], params: Mapping[str, Mapping[str, torch.Tensor]],
-              nodes: list[tuple[str, int]], x: torch.Tensor, override: Mapping[str, torch.Tensor] | None = None,
-              at: int | None = None) -> torch.Tensor:
+              nodes: list[tuple[str, int]], x: torch.Tensor,
+              overrides: Mapping[int, Mapping[str, torch.Tensor]] | None = None) -> torch.Tensor:
     """A chain of a console's nodes run on a signal by their processors alone, no render.
 
     Args:
@@ -97,8 +97,8 @@ def run_nodes(processors: Mapping[str, Any], params: Mapping[str, Mapping[str, t
         params: the console's parameters, ``{node_type: {name: [nodes, ...]}}`` in processor units.
         nodes: ``(node type, row)`` in order.
         x: ``[batch, channels, samples]``; every node runs with its row's values repeated ``batch`` times.
-        override: values ``[batch, ...]`` that replace node ``at``'s (a batch of candidate settings).
-        at: the index in ``nodes`` that ``override`` is for.
+        overrides: per index in ``nodes``, values ``[batch, ...]`` that replace that node's (a batch of
+            candidate settings).
 
     Returns:
         The last node's output, ``[batch, channels', samples]``.
@@ -106,8 +106,8 @@ def run_nodes(processors: Mapping[str, Any], params: Mapping[str, Mapping[str, t
     for k, (node_type, row) in enumerate(nodes):
         values = {name: value[row:row + 1].expand(x.shape[0], *value.shape[1:])
                   for name, value in params[node_type].items()}
-        if k == at and override is not None:
-            values.update(override)
+        if overrides is not None and k in overrides:
+            values.update(overrides[k])
         x = processors[node_type](x, **values)
     return x
 
@@ -130,8 +130,8 @@ def _search(processors: Mapping[str, Any], params: dict[str, dict[str, torch.Ten
         for begin in range(0, len(grid), _BATCH):
             chunk = grid[begin:begin + _BATCH]
             override = {name: torch.tensor([[c[name]] for c in chunk], dtype=dtype) for name in chunk[0]}
-            out = run_nodes(processors, params, strip.nodes, stem[None].expand(len(chunk), *stem.shape), override,
-                       strip.compressor)
+            out = run_nodes(processors, params, strip.nodes, stem[None].expand(len(chunk), *stem.shape),
+                            {strip.compressor: override})  # type: ignore[dict-item]
             scores = _scores(out[..., warm:].to(residual.dtype), residual[None, :, warm:])
             k = int(scores.argmin())
             if float(scores[k]) < best_score:

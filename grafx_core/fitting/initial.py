@@ -19,12 +19,16 @@ render per stem, the others silent), then:
 3. **compressors** - each track compressor's threshold, ratio, attack and
    release by a search on the waveform
    (:func:`~grafx_core.fitting.compressor_start.start_compressors`), then
-   the faders solved again.
+   the faders solved again;
+4. **strips** - every control of each track's strip (EQ, compressor,
+   fader) by Levenberg-Marquardt on the waveform against what the other
+   tracks leave (:func:`~grafx_core.fitting.strip_solve.solve_strips`).
 
 After the fit, :func:`polish_returns` solves a send effect that holds its
 impulse response as parameters (``dsp:impulse_response``) and the send
 levels by least squares on what the dry mix leaves
-(:func:`~grafx_core.fitting.send_response.solve_send_response`).
+(:func:`~grafx_core.fitting.send_response.solve_send_response`), then the
+strips against what the returns leave, then the response again.
 
 Each candidate start is rendered and scored with the fit's loss, and the
 best one is kept, the processor defaults included: a start is never worse
@@ -34,7 +38,7 @@ than the defaults by the fit's own measure.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +52,7 @@ from .latent import is_black_box
 from .least_squares import least_squares_weights
 from .loss import SpectralLoss
 from .send_response import solve_send_response
+from .strip_solve import solve_strips
 
 __all__ = ["Initialisation", "initialise", "least_squares_weights", "loudest_begin", "loudest_excerpt", "polish_returns"]
 
@@ -55,7 +60,7 @@ _N_FFT = 2048
 _BANDS_PER_OCTAVE = 3
 _EQ_CLIP_DB = 15.0  # a band ratio beyond this is a stem silent in that band, not an EQ move
 _EQ_STEPS = 150
-_ROUNDS = 2
+_ROUNDS = 1
 _EQ_SHRINK = 0.05  # per dB^2 of EQ move: a band ratio is noisy, a small move needs strong evidence
 
 
@@ -291,7 +296,8 @@ def initialise(graph: Graph, names: list[str], processors: Mapping[str, Any],
                start: Mapping[str, Mapping[str, torch.Tensor]], stems: torch.Tensor, target: torch.Tensor,
                sample_rate: int, render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor],
                loss: Callable[[torch.Tensor], torch.Tensor] | None = None,
-               analysis_seconds: float | None = 4.0) -> Initialisation:
+               analysis_seconds: float | None = 4.0,
+               fixed: Mapping[str, Sequence[str]] | None = None) -> Initialisation:
     """A start for fitting ``graph`` to ``target`` (see the module's description).
 
     Args:
@@ -308,7 +314,9 @@ def initialise(graph: Graph, names: list[str], processors: Mapping[str, Any],
             against the analysed target).
         analysis_seconds: analyse and score on the loudest this many seconds (``None``: all of it): the
             solves need a few seconds of music, and each candidate costs a render per stem.
+        fixed: controls the fit leaves alone, ``{node_type: (name, ...)}`` (the strip solve leaves them too).
     """
+    whole_stems, whole_target = stems, target  # the strip solve picks its own window, warm-up included
     if analysis_seconds is not None:
         stems, target = loudest_excerpt(stems, target, sample_rate, analysis_seconds)
     if loss is None:
@@ -348,6 +356,14 @@ def initialise(graph: Graph, names: list[str], processors: Mapping[str, Any],
         best, spent = _dynamics(graph, names, processors, tracks, stems, target, sample_rate, render, loss,
                                 candidates, losses, best, notes, suffix)
         renders += spent
+    if best != "defaults":
+        solved = solve_strips(graph, names, processors, candidates[best], whole_stems, whole_target, sample_rate,
+                              render, fixed)
+        if solved is not None:
+            best = _score(f"{best} + strips solved on the waveform", solved.parameters, render, loss, stems,
+                          candidates, losses)
+            notes.extend(solved.notes)
+            renders += 2
     notes.insert(0, f"start: {best} (loss {losses[best]:.4f}; " + ", ".join(
         f"{k} {v:.4f}" for k, v in losses.items() if k != best) + ")")
     return Initialisation(candidates[best], best, losses, notes, renders)
@@ -393,25 +409,43 @@ def _score(label: str, candidate: dict[str, dict[str, torch.Tensor]],
 
 
 def polish_returns(graph: Graph, names: list[str], processors: Mapping[str, Any], params: Any, stems: torch.Tensor,
-                   target: torch.Tensor, render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor]
+                   target: torch.Tensor, render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor],
+                   sample_rate: int | None = None, fixed: Mapping[str, Sequence[str]] | None = None
                    ) -> Initialisation | None:
-    """After a fit: the send effect's response and levels solved again on all of the audio, then the faders,
-    kept where the fit's loss on all of it falls (a response solved at the start also explained what the
-    unfitted dry mix got wrong). ``None`` where the console has no solvable send effect or nothing improved.
+    """After a fit: the send effect's response and levels solved again on all of the audio, then the faders;
+    with ``sample_rate``, the strips solved on the waveform against what the solved returns leave, and the
+    response solved once more; kept where the fit's loss on all of it falls (a response solved at the start
+    also explained what the unfitted dry mix got wrong). ``None`` where there is nothing to solve (no
+    solvable send effect, and no ``sample_rate`` or no strips) or nothing improved.
 
     Args: as :func:`initialise`; ``params`` may be a :class:`~grafx_core.fitting.LatentParameters`' values.
     """
     start = {t: {k: v.detach().clone() for k, v in params[t].items()} for t in params.keys()}
     tracks = _tracks(graph, names, processors)
+    if tracks is None:
+        return None
     solved = solve_send_response(graph, names, processors, start, stems, target, render)
-    if solved is None or tracks is None:
+    candidate, renders, notes = _copy(start), 0, []
+    if solved is not None:
+        candidate = solved.parameters
+        renders += 2 * len(names) + 2
+        if sample_rate is None:  # else the strip solve moves the faders, with everything else on the strip
+            renders += _refit_faders(render, candidate, tracks, stems, target)
+        notes += solved.notes
+    strips = None if sample_rate is None else solve_strips(graph, names, processors, candidate, stems, target,
+                                                           sample_rate, render, fixed)
+    if strips is not None:
+        again = None if solved is None else solve_send_response(graph, names, processors, strips.parameters,
+                                                                stems, target, render)
+        candidate = strips.parameters if again is None else again.parameters
+        renders += 2 + (0 if again is None else 2 * len(names) + 2)
+        notes += strips.notes + ([] if again is None else again.notes)
+    if solved is None and strips is None:
         return None
     loss = SpectralLoss(target)
-    candidate = solved.parameters
-    renders = 2 * len(names) + 2 + _refit_faders(render, candidate, tracks, stems, target)
     with torch.no_grad():
-        losses = {"fitted": float(loss(render(start, stems))), "returns solved again": float(loss(render(candidate, stems)))}
-    if losses["returns solved again"] >= losses["fitted"]:
+        losses = {"fitted": float(loss(render(start, stems))), "polished": float(loss(render(candidate, stems)))}
+    if losses["polished"] >= losses["fitted"]:
         return None
-    notes = [*solved.notes, f"after the fit: {losses['fitted']:.4f} -> {losses['returns solved again']:.4f}"]
-    return Initialisation(candidate, "returns solved again", losses, notes, renders)
+    notes.append(f"after the fit: {losses['fitted']:.4f} -> {losses['polished']:.4f}")
+    return Initialisation(candidate, "polished", losses, notes, renders)

@@ -37,9 +37,10 @@ from .least_squares import least_squares_weights
 
 __all__ = ["SendSolution", "least_squares_response", "solve_send_response"]
 
-_ROUNDS = 6
-_CG_STEPS = 40
-_WARM_STEPS = 10  # a round's response starts from the last round's
+_ROUNDS = 6  # at most; a round that no longer pays ends them (_SETTLED)
+_SETTLED = 0.05
+_CG_STEPS = 20
+_WARM_STEPS = 6  # a round's response starts from the last round's
 _RIDGE = 1e-3  # of the source's mean power per bin: bands the source hardly plays in stay near zero
 _SILENT_SEND_DB = -60.0
 _PROBE = 0.5  # the probing impulse's height: inside the response's range, where it is used as given
@@ -179,7 +180,9 @@ def solve_send_response(graph: Graph, names: list[str], processors: Mapping[str,
             sends_arr = np.stack(probes)  # [stems, 2, samples]
     levels = np.ones(len(sends_arr))
     solve_levels = all(node is not None and "gain_db" in params.get(node.type, {}) for node in send_nodes)
-    response: np.ndarray | None = None
+    held = ir[row].detach().to("cpu", torch.float64).numpy()
+    response: np.ndarray | None = held if np.any(held) else None  # a response solved before: steps start there
+    left = float((residual**2).sum())
     for _ in range(rounds if solve_levels else 1):
         fed = np.tensordot(levels, sends_arr, axes=1)  # [2, samples]
         response = np.stack([least_squares_response(fed[c], residual[c], taps, *(
@@ -190,6 +193,9 @@ def solve_send_response(graph: Graph, names: list[str], processors: Mapping[str,
                             for k in range(len(sends_arr))])
         levels = least_squares_weights(torch.from_numpy(through.reshape(len(sends_arr), -1)),
                                        torch.from_numpy(residual.reshape(-1)))
+        was, left = left, float(((residual - np.tensordot(levels, through, axes=1)) ** 2).sum())
+        if left > (1 - _SETTLED) * was:  # a round that explains under 5 % more of what is left: settled
+            break
     assert response is not None  # the loop ran at least once
     if solve_levels and levels.max() > 0:  # the loudest send keeps its level; the response carries the scale
         response = response * levels.max()

@@ -223,7 +223,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     if job.initialise:
         began_init = time.perf_counter()
         initialisation = initialise(graph, job.names, processors, start, sources, target, job.sample_rate,
-                                    lambda p, s: plan(p, s)[0][0])
+                                    lambda p, s: plan(p, s)[0][0], fixed=job.fixed)
         start = initialisation.parameters
         for note in initialisation.notes:
             print(f"  {note} in {time.perf_counter() - began_init:.0f} s", file=out)
@@ -267,7 +267,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     polished_loss = result.final_loss  # the loss the pruning starts from, on the excerpt the steps fit
     if job.initialise and automation is None and result.stopped != "interrupted":
         polished = polish_returns(graph, job.names, processors, fitted_params, sources, target,
-                                  lambda p, s: plan(p, s)[0][0])
+                                  lambda p, s: plan(p, s)[0][0], job.sample_rate, job.fixed)
         if polished is not None:
             fitted_params = polished.parameters
             with torch.no_grad():
@@ -317,7 +317,9 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
     report: dict[str, Any] = {
         "settings": {**job.settings, "device": str(device), "sample_rate": job.sample_rate, "stems": job.names},
         "initial_loss": result.initial_loss,
-        "final_loss": result.final_loss,
+        # The loss of the parameters written (after the polish, where one ran); the steps' own result beside it.
+        "final_loss": polished_loss,
+        "loss_after_steps": result.final_loss,
         "stopped": result.stopped,
         "steps_taken": result.steps,
         "best_step": result.best_step,
@@ -356,7 +358,7 @@ def _fit(job: FitJob, folder: ResultsFolder, out: TextIO, progress_stream: TextI
         print("automated controls (automation.png):", file=out)
         for line in automation_lines(report["automation"]):
             print(line, file=out)
-    _summary(job, result, report, counts, pruned, warnings, command, out)
+    _summary(job, result, polished_loss, report, counts, pruned, warnings, command, out)
     return FitOutcome(0, result, report, files, command, pruned)
 
 
@@ -431,9 +433,9 @@ def _interrupted(job: FitJob, result: FitResult, files: dict[str, str], path: An
     return FitOutcome(INTERRUPTED, result, report, files, "")
 
 
-def _summary(job: FitJob, result: FitResult, report: dict[str, Any], counts: dict[str, int],
+def _summary(job: FitJob, result: FitResult, last: float, report: dict[str, Any], counts: dict[str, int],
              pruned: PruneResult | None, warnings: list[str], command: str, out: TextIO) -> None:
-    first, last = result.initial_loss, result.final_loss
+    first = result.initial_loss
     how = {"completed": "", "converged": " (stopped early: the loss stopped falling)",
            "time": " (the --time budget was spent)"}[result.stopped]
     print(f"\nloss {first:.4f} -> {last:.4f} (x{last / first:.3f}, {100 * (1 - last / first):.0f}% lower) in "

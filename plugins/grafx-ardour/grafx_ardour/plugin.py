@@ -29,6 +29,12 @@ def _export(fit_dir: str, destination: str, force: bool = False) -> Any:
     return export_session(fit_dir, destination, force=force)
 
 
+def _check(graph: Any, processors: Any, parameters: Any) -> None:
+    from .plan import plan_session
+
+    plan_session(graph, processors, parameters)
+
+
 @hookimpl
 def grafx_register_consoles() -> list[ConsoleSpec]:
     """The console that is Ardour's mixer (a-comp, a-eq, fader and panner twins)."""
@@ -38,4 +44,5 @@ def grafx_register_consoles() -> list[ConsoleSpec]:
 @hookimpl
 def grafx_register_exporters() -> list[ExporterSpec]:
     """The export of a fit as an Ardour 7 session."""
-    return [ExporterSpec("ardour", _export, "An Ardour 7 session (needs ardour7-lua; apt-get install ardour)")]
+    return [ExporterSpec("ardour", _export, "An Ardour 7 session (needs ardour7-lua; apt-get install ardour)",
+                         check=_check)]

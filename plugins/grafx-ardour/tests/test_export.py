@@ -114,3 +114,19 @@ def test_ardour_plays_the_fitted_mix_of_recorded_stems(tmp_path, ardour):
     _fit(tmp_path, stems, names, 44100)
     snr, loudness = _compare(tmp_path)
     assert snr >= 60 and abs(loudness) <= 0.1, (snr, loudness)
+
+
+@pytest.mark.parametrize("console", ["sox", "analytic"])
+def test_fit_refuses_an_unexportable_console_before_fitting(tmp_path, capsys, console):
+    # The check runs before the fit: no results folder is made, and the error names the node and the way out.
+    stems = torch.randn(2, 2, 4410, generator=torch.Generator().manual_seed(3)) * 0.1
+    paths = []
+    for k, stem in enumerate(stems):
+        paths.append(str(tmp_path / f"s{k}.wav"))
+        write_wav(paths[-1], stem, 44100)
+    write_wav(tmp_path / "target.wav", stems.sum(0), 44100)
+    status = main(["fit", *paths, "-t", str(tmp_path / "target.wav"), "-o", str(tmp_path / "fit"), "--console",
+                   console, "--steps", "1", "--export-ardour", str(tmp_path / "session")])
+    err = capsys.readouterr().err
+    assert status == 1 and "--export-ardour" in err and "no Ardour counterpart" in err and "--console ardour" in err
+    assert not (tmp_path / "fit").exists() and not (tmp_path / "session").exists()
