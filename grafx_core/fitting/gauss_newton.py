@@ -55,13 +55,16 @@ _SLICE = 4  # that run's renders, in Jacobians' worth (P + 1 renders each)
 _SCREEN_SHARE = 0.5  # the most of a render budget the screening may take
 
 
-def damped_step(jacobian: torch.Tensor, residuals: torch.Tensor, damping: float) -> torch.Tensor:
+def damped_step(jacobian: torch.Tensor, residuals: torch.Tensor, damping: float,
+                floor: float = 1e-12) -> torch.Tensor:
     """The Levenberg-Marquardt step ``δ`` solving ``(JᵀJ + λ diag(JᵀJ)) δ = -Jᵀr``.
 
     Args:
         jacobian: ``[residuals, controls]``, the derivative of ``residuals`` with respect to the controls.
         residuals: ``[residuals]`` at the current point.
         damping: ``λ >= 0``; 0 gives the Gauss-Newton step.
+        floor: the least a control's damping scales with, as a fraction of ``diag(JᵀJ)``'s largest entry
+            (a control the residuals hardly hear must not take a huge step on its say-so).
 
     Returns:
         ``[controls]``, in float64.
@@ -69,7 +72,7 @@ def damped_step(jacobian: torch.Tensor, residuals: torch.Tensor, damping: float)
     j = jacobian.double()
     normal = j.T @ j
     gradient = j.T @ residuals.double()
-    scale = torch.diagonal(normal).clamp_min(1e-12 * float(torch.diagonal(normal).max().clamp_min(1e-30)))
+    scale = torch.diagonal(normal).clamp_min(floor * float(torch.diagonal(normal).max().clamp_min(1e-30)))
     system = normal + damping * torch.diag(scale) + 1e-12 * torch.eye(len(scale), dtype=torch.float64)
     return torch.linalg.lstsq(system, -gradient.unsqueeze(1)).solution.squeeze(1)
 

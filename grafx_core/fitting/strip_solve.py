@@ -30,6 +30,7 @@ import torch
 from ..graph import Graph
 from .compressor_start import TrackStrip, run_nodes, track_strips
 from .excerpt import loudest_begin
+from .gauss_newton import damped_step
 
 __all__ = ["StripSolution", "solve_strips"]
 
@@ -148,12 +149,8 @@ def _solve_strip(processors: Mapping[str, Any], params: dict[str, dict[str, torc
     damping = 1e-3
     for _ in range(iterations):
         jacobian = _jacobian(processors, params, strip, controls, current, steps, stem, error, base)
-        normal = jacobian.T @ jacobian
-        gradient = jacobian.T @ base
-        # A control the window hardly hears (a tiny diagonal) must not take a huge step on its say-so.
-        scale = normal.diagonal().clamp_min(_FLOOR * float(normal.diagonal().max()) + 1e-30)
         for _ in range(_TRIES):
-            move = torch.linalg.solve(normal + damping * torch.diag(scale), -gradient)
+            move = damped_step(jacobian, base, damping, floor=_FLOOR)
             trial = current + (move.clamp(-_MOST_STEPS * steps, _MOST_STEPS * steps))[None]
             trial_error = error(_run(processors, params, strip, controls, trial, stem))[0]
             trial_cost = float(trial_error.pow(2).sum())
