@@ -257,7 +257,7 @@ def _median(values: list[float]) -> float:
     return values[middle] if len(values) % 2 else 0.5 * (values[middle - 1] + values[middle])
 
 
-def tasks(problems: list[str], contenders: list[str], seeds: int, budgets: list[int], gradient_budget: int,
+def tasks(problems: list[str], contenders: list[str], seeds: list[int], budgets: list[int], gradient_budget: int,
           seconds: Mapping[str, float]) -> list[tuple[str, str, int, int, float]]:
     """Every fit to run: NGOpt once per budget of 1,000 or more (it picks its algorithm by budget), the other
     gradient-free contenders once at the largest budget, the gradient-based ones once at ``gradient_budget``;
@@ -273,7 +273,7 @@ def tasks(problems: list[str], contenders: list[str], seeds: int, budgets: list[
                 runs = [min(gradient_budget, max(budgets))]  # a baseline: not worth 4,096 renders of the machine
             else:
                 runs = [max(budgets)]
-            for seed in range(seeds):
+            for seed in seeds:
                 found += [(problem, label, seed, b, seconds[problem]) for b in runs]
     return sorted(found, key=lambda task: (task[2], -task[3]))  # seed by seed, the longest runs first
 
@@ -375,7 +375,7 @@ def main() -> None:
     parser.add_argument("--problems", help="comma-separated: lv2, pedalboard, console")
     parser.add_argument("--contenders", help="semicolon-separated contender labels, or substrings of them")
     parser.add_argument("--budgets", help="comma-separated graph-render budgets")
-    parser.add_argument("--seeds", type=int)
+    parser.add_argument("--seeds", help="how many seeds (from 0), or the seeds themselves, comma-separated: 1,2")
     parser.add_argument("--gradient-budget", type=int,
                         help="renders of the gradient-based runs (default: the largest budget; a quarter of it "
                         "answers the issue's question in less time)")
@@ -388,7 +388,8 @@ def main() -> None:
     args = parser.parse_args()
     problems = (args.problems or ("lv2,pedalboard,console" if args.full else "pedalboard")).split(",")
     budgets = [int(b) for b in (args.budgets or ("100,300,1000,4096" if args.full else "30,100")).split(",")]
-    seeds = args.seeds or (3 if args.full else 1)
+    seeds = (list(range(int(args.seeds))) if args.seeds and "," not in args.seeds
+             else [int(s) for s in args.seeds.split(",") if s] if args.seeds else list(range(3 if args.full else 1)))
     contenders = list(CONTENDERS)
     if args.contenders:
         wanted = [w.strip() for w in args.contenders.split(";")]
@@ -413,7 +414,7 @@ def main() -> None:
     else:
         gradient_budget = args.gradient_budget or max(budgets)
         todo = tasks(problems, contenders, seeds, budgets, gradient_budget, seconds)
-        print(f"gradient-free bench: {len(todo)} fits; problems {problems}, budgets {budgets}, {seeds} seed(s), "
+        print(f"gradient-free bench: {len(todo)} fits; problems {problems}, budgets {budgets}, seeds {seeds}, "
               f"{args.jobs} process(es)", flush=True)
         runs = []
         with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
