@@ -375,7 +375,7 @@ def main() -> None:
     parser.add_argument("--problems", help="comma-separated: lv2, pedalboard, console")
     parser.add_argument("--contenders", help="semicolon-separated contender labels, or substrings of them")
     parser.add_argument("--budgets", help="comma-separated graph-render budgets")
-    parser.add_argument("--seeds", help="how many seeds (from 0), or the seeds themselves, comma-separated: 1,2")
+    parser.add_argument("--seeds", help="how many seeds (from 0), or the seeds themselves, comma-separated: 1,2 (one seed: 2,)")
     parser.add_argument("--gradient-budget", type=int,
                         help="renders of the gradient-based runs (default: the largest budget; a quarter of it "
                         "answers the issue's question in less time)")
