@@ -202,6 +202,29 @@ class _Trace:
         self.rows.append((self.budget.renders, loss, seconds, self.error()))
 
 
+FLOOR_STEP = 1e-6  # normalised units: settings this close to the hidden ones count as found
+FLOOR_DRAWS = 5
+
+
+def noise_floor(problem: Problem, render: Callable[[Any], torch.Tensor], loss: SpectralLoss) -> float:
+    """The loss of settings indistinguishable from the hidden ones: the median, over a few draws, of the loss
+    with every black-box control moved ``FLOOR_STEP`` (random sign) off its hidden value in its normalised
+    range. Float32 plug-ins render any such move with rounding noise that the log-magnitude term hears on
+    near-silent bins, so no fit that is not bit-identical to the hidden settings scores much below it."""
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(FLOOR_DRAWS):
+        latent = LatentParameters(problem.hidden, problem.processors)
+        with torch.no_grad():
+            for tensor, black in zip(latent.parameters(), latent.black_box_flags()):
+                if black:
+                    sign = torch.randint(0, 2, tensor.shape, generator=generator) * 2.0 - 1.0
+                    moved = (torch.sigmoid(tensor.double()) + sign * FLOOR_STEP).clamp(FLOOR_STEP, 1 - FLOOR_STEP)
+                    tensor.copy_(torch.logit(moved).to(tensor.dtype))
+            losses.append(float(loss(render(latent.values()))))
+    return _median(losses)
+
+
 def run_one(task: tuple[str, str, int, int, float]) -> dict[str, Any]:
     """One fit: (problem, contender, seed, budget, seconds) -> its trace and final figures."""
     problem_name, label, seed, budget_renders, seconds = task
@@ -213,6 +236,8 @@ def run_one(task: tuple[str, str, int, int, float]) -> dict[str, Any]:
     with torch.no_grad():
         target = plan(problem.hidden, problem.sources)[0][0]
     loss = SpectralLoss(target)
+    with torch.no_grad():
+        floor = noise_floor(problem, lambda p: plan(p, problem.sources)[0][0], loss)
     latent = LatentParameters(problem.start, problem.processors)
     budget = RenderBudget(problem.graph, problem.processors, budget_renders)
     trace = _Trace(budget, lambda: _normalised_error(problem, latent.values()))
@@ -223,7 +248,8 @@ def run_one(task: tuple[str, str, int, int, float]) -> dict[str, Any]:
     elapsed = time.perf_counter() - began
     return {"problem": problem_name, "contender": label, "seed": seed, "budget": budget_renders,
             "initial": result.initial_loss, "final": result.final_loss, "renders": result.renders,
-            "seconds": elapsed, "error": _normalised_error(problem, latent.values()), "trace": trace.rows}
+            "seconds": elapsed, "error": _normalised_error(problem, latent.values()), "floor": floor,
+            "trace": trace.rows}
 
 
 def compact(run: dict[str, Any]) -> dict[str, Any]:
@@ -305,7 +331,7 @@ def table(runs: list[dict[str, Any]], budgets: list[int]) -> list[str]:
                 at = [_at(r, b) for r in chosen]
                 relative, seconds, error = (_median([a[k] for a in at]) for k in range(3))
                 medians.setdefault(label, {})[b] = relative
-                cells.append(f"{relative:>9.4f} {error:>6.3f} {seconds:>6.0f}s")
+                cells.append(f"{relative:>9.5f} {error:>6.3f} {seconds:>6.0f}s")
             lines.append(f"{label:<34}" + "".join(cells))
         lines += _verdict(problem, mine, medians, budgets)
     return lines
@@ -320,18 +346,27 @@ def _verdict(problem: str, runs: list[dict[str, Any]], medians: dict[str, dict[i
         return []
     best_free = min(free, key=free.get)  # type: ignore[arg-type]
     goal = free[best_free]
-    lines = [f"best gradient-free at {top} renders: {best_free} {goal:.4f}"]
+    floors = {r["seed"]: r["floor"] / r["initial"] for r in runs if "floor" in r}
+    lines = [f"best gradient-free at {top} renders: {best_free} {goal:.5f}"]
+    if floors:
+        lines[-1] += (f"; noise floor {_median(list(floors.values())):.4f} (loss with every black-box control "
+                      f"{FLOOR_STEP:g} off the hidden values; per seed "
+                      + ", ".join(f"{floors[k]:.2g}" for k in sorted(floors)) + ")")
     for label in based + [k for k in medians if k in HYBRID]:
         reached = [b for b in budgets if medians[label].get(b, math.inf) <= goal]
         trace_runs = [r for r in runs if r["contender"] == label and r["budget"] == max(
             q["budget"] for q in runs if q["contender"] == label)]
-        first = []
+        first, floored = [], []
         for r in trace_runs:
-            hit = next((row[0] for row in r["trace"] if row[1] / r["initial"] <= goal), math.inf)
-            first.append(hit)
+            first.append(next((row[0] for row in r["trace"] if row[1] / r["initial"] <= goal), math.inf))
+            level = max(goal, floors.get(r["seed"], goal))
+            floored.append(next((row[0] for row in r["trace"] if row[1] / r["initial"] <= level), math.inf))
         lines.append(f"  {label}: reaches it at {_median(first) if first else math.inf:.0f} renders (median over seeds"
                      f" of its runs; inf: not within {trace_runs[0]['budget'] if trace_runs else 0}); "
                      f"at budgets {reached or 'none'}")
+        if floors and floored != first:
+            lines.append(f"    it or the seed's noise floor at {_median(floored):.0f} renders (per seed "
+                         + ", ".join(f"{f:.0f}" for f in floored) + ")")
     ahead = [b for b in budgets if all(min(medians[k].get(b, math.inf) for k in based) < v.get(b, math.inf)
                                        for k, v in medians.items() if k in GRADIENT_FREE)]
     lines.append(f"  best gradient-based ahead of every gradient-free at budgets: {ahead or 'none'}")
