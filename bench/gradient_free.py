@@ -33,7 +33,11 @@ whose learning rate decays over its whole run). Printed per problem and
 budget: the median over seeds of the best loss relative to the start, the mean
 normalised error of the black-box controls at that point against the hidden
 values, and seconds; then, per problem, the renders each gradient-based
-contender needed to reach the best gradient-free loss at the largest budget.
+contender needed to reach the best gradient-free loss at the largest budget,
+and, where that loss lies below a seed's noise floor (the loss of the hidden
+settings with every black-box control moved 1e-6 of its range: float32
+plug-ins render any such move with rounding noise, which the log-magnitude
+term hears on near-silent bins), the renders it needed to reach the floor.
 ``--plot`` writes a PNG of loss against renders.
 
 Run: ``python bench/gradient_free.py`` (smoke: the pedalboard chain, budgets
@@ -370,6 +374,11 @@ def _verdict(problem: str, runs: list[dict[str, Any]], medians: dict[str, dict[i
     ahead = [b for b in budgets if all(min(medians[k].get(b, math.inf) for k in based) < v.get(b, math.inf)
                                        for k, v in medians.items() if k in GRADIENT_FREE)]
     lines.append(f"  best gradient-based ahead of every gradient-free at budgets: {ahead or 'none'}")
+    if floors:
+        floor = _median(list(floors.values()))
+        level = [b for b in budgets if b in ahead or min(medians[k].get(b, math.inf) for k in based) <= floor]
+        if level != ahead:
+            lines.append(f"  ahead of every gradient-free, or at the noise floor, at budgets: {level}")
     return lines
 
 
