@@ -51,7 +51,7 @@ _COMPASS_START = 0.05  # a control's first compass step, in normalised units
 _COMPASS_MIN = 1e-6
 _MIN_GAIN = 1e-3  # an accepted step lowering the loss by less than this fraction still counts as a stall
 _KEEP = 3  # screened starts that get a short Levenberg-Marquardt run
-_SLICE = 4  # that run's renders, in Jacobians' worth (P + 1 renders each)
+_SLICE = 2  # that run's renders, in Jacobians' worth (P + 1 renders each)
 _SCREEN_SHARE = 0.5  # the most of a render budget the screening may take
 
 
