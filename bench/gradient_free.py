@@ -353,7 +353,7 @@ def _verdict(problem: str, runs: list[dict[str, Any]], medians: dict[str, dict[i
     floors = {r["seed"]: r["floor"] / r["initial"] for r in runs if "floor" in r}
     lines = [f"best gradient-free at {top} renders: {best_free} {goal:.5f}"]
     if floors:
-        lines[-1] += (f"; noise floor {_median(list(floors.values())):.4f} (loss with every black-box control "
+        lines[-1] += (f"; noise floor {_median(list(floors.values())):.2g} (loss with every black-box control "
                       f"{FLOOR_STEP:g} off the hidden values; per seed "
                       + ", ".join(f"{floors[k]:.2g}" for k in sorted(floors)) + ")")
     for label in based + [k for k in medians if k in HYBRID]:
