@@ -313,6 +313,15 @@ class Biquad(StatefulConvolution, DSPProcessor):
             self.sample_rate,
         )
 
+    def coefficients(self, cutoff_hz: torch.Tensor, q: torch.Tensor,
+                     gain_db: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Soft-limited constant parameters ``[nodes, 1]`` to the biquad ``(b, a)``, each ``[nodes, 1, 3]``
+        float64 (one section, as :meth:`grafx_dsp.eq.ParametricEQ.coefficients` gives its sections)."""
+        self._check_gain(gain_db)
+        gain = None if gain_db is None else self.limit("gain_db", gain_db)
+        return biquad_coefficients(self.filter_type, self.limit("cutoff_hz", cutoff_hz), self.limit("q", q), gain,
+                                   self.sample_rate)
+
     def stream_kernel(self, x: torch.Tensor, cutoff_hz: torch.Tensor, q: torch.Tensor,
                       gain_db: torch.Tensor | None = None) -> torch.Tensor:
         """The impulse response :meth:`forward` convolves with, ``[nodes, 1, taps]``."""
