@@ -61,8 +61,8 @@ def test_eq_start_finds_a_hidden_highpass_and_two_bells_against_scipy():
     from scipy.signal import butter, freqz, lfilter, sosfilt, sosfreqz
 
     rng = np.random.default_rng(3)
-    stem = np.cumsum(rng.standard_normal((2, 2 * RATE)), axis=-1) * 0.002  # a red-ish noise: plenty of low end
-    stem = stem - lfilter([1.0], [1.0, -0.999], stem) * 0.001 + rng.standard_normal((2, 2 * RATE)) * 0.02
+    # A red noise (plenty of low end) under a white one (plenty of top).
+    stem = np.cumsum(rng.standard_normal((2, RATE)), axis=-1) * 0.002 + rng.standard_normal((2, RATE)) * 0.02
     highpass = butter(2, 160.0, "highpass", fs=RATE, output="sos")
     bells = [_rbj_peak(400.0, 6.0, 1.0), _rbj_peak(4000.0, -6.0, 1.0)]
     target = sosfilt(highpass, stem)
@@ -117,3 +117,32 @@ def test_strip_solve_moves_the_highpass_and_the_bells():
     controls = {(c.node_type, c.name) for c in _controls(strips[0], processors, start, console.fixed)}
     assert {("dsp:highpass", "cutoff_hz"), ("dsp:highpass", "q"), ("dsp:peak", "cutoff_hz"), ("dsp:peak", "q"),
             ("dsp:peak", "gain_db")} <= controls
+
+
+def test_strip_solve_moves_each_band_of_an_eq_with_several_peaks():
+    from grafx_core.demo.multitrack import synthesise_multitrack
+    from grafx_core.fitting.metrics import snr_db
+    from grafx_core.fitting.strip_solve import solve_strips
+
+    rate = 16000
+    effects = replace(CONSOLES["sox"], options={"dsp:parametric_eq": {"n_peaks": 2},
+                                                "dsp:impulse_response": {"taps": 64}})
+    names, stems = synthesise_multitrack(2, 0.5, rate, seed=2)
+    console = build_console(names, effects)
+    processors = processors_for_graph(console.graph, console.options, sample_rate=rate)
+    plan = compile_render(console.graph, processors)
+    render = lambda p, s: plan(p, s)[0][0]  # noqa: E731
+    start = console.start_parameters(processors)
+    start["dsp:parametric_eq"]["peak_cutoff_hz"][:] = torch.tensor([300.0, 1200.0])  # where the stems play
+    hidden = {t: {k: v.clone() for k, v in p.items()} for t, p in start.items()}
+    hidden["dsp:parametric_eq"]["peak_gain_db"][0] = torch.tensor([5.0, -4.0])
+    with torch.no_grad():
+        target = render(hidden, stems)
+    solved = solve_strips(console.graph, names, processors, start, stems, target, rate, render, console.fixed,
+                          seconds=None, iterations=5, sweeps=1)
+    assert solved is not None
+    gains = solved.parameters["dsp:parametric_eq"]["peak_gain_db"][0]
+    with torch.no_grad():
+        before, after = (snr_db(render(p, stems), target) for p in (start, solved.parameters))
+    assert gains.tolist() == pytest.approx([5.0, -4.0], abs=0.3)
+    assert before < 20 and after > 40
