@@ -146,3 +146,19 @@ def test_strip_solve_moves_each_band_of_an_eq_with_several_peaks():
         before, after = (snr_db(render(p, stems), target) for p in (start, solved.parameters))
     assert gains.tolist() == pytest.approx([5.0, -4.0], abs=0.3)
     assert before < 20 and after > 40
+
+
+def test_fit_command_refuses_console_options_with_a_graph_of_its_own(tmp_path, capsys):
+    from grafx_core import Graph
+    from grafx_core.cli import main
+    from grafx_core.wavfile import write_wav
+
+    write_wav(tmp_path / "bass.wav", 0.1 * torch.randn(2, 800, generator=torch.Generator().manual_seed(0)), 8000)
+    graph = Graph()
+    graph.add_serial_chain(["in", "dsp:gain", "out"])
+    graph.save(str(tmp_path / "graph.json"))
+    for flag in (["--highpass"], ["--eq-bands", "3"], ["--pre-delay"], ["--compressor-after-eq"]):
+        status = main(["fit", str(tmp_path / "bass.wav"), "--target", str(tmp_path / "bass.wav"), "-o",
+                       str(tmp_path / "out"), "--graph", str(tmp_path / "graph.json"), *flag])
+        assert status == 1
+        assert "shape the built console; with --graph" in capsys.readouterr().err

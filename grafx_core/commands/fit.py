@@ -81,6 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eq-bands", type=at_least(1), default=1, metavar="N",
                         help="peaking bands per track of the built console (default 1, the EQ's own; each further "
                         "band is a node of its own, which --prune removes where the mix does not need it)")
+    parser.add_argument("--compressor-after-eq", action="store_true",
+                        help="put each track's compressor after its EQ (and bands) on the built console, as sox "
+                        "and many channel strips order them; by default it comes first")
     parser.add_argument("--pre-delay", action="store_true",
                         help="a pre-delay on the built console's reverb send (one delay on both channels)")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam",
@@ -146,13 +149,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_allow_plugins(parser)
 
 
+_SHAPING = "--compressor, --reverb, --highpass, --eq-bands, --compressor-after-eq and --pre-delay"
+
+
 def _console(args: argparse.Namespace, names: list[str]) -> Console:
-    extras = [flag for flag, given in (("--highpass", args.highpass), ("--eq-bands", args.eq_bands > 1),
-                                       ("--pre-delay", args.pre_delay)) if given]
+    shaped = bool(args.compressor or args.reverb or args.highpass or args.eq_bands > 1 or args.pre_delay
+                  or args.compressor_after_eq)
     if args.graph is None and args.console not in CONSOLES:
-        if args.compressor or args.reverb or extras:
-            raise GrafxError(f"--compressor, --reverb, --highpass, --eq-bands and --pre-delay shape the built-in "
-                             f"consoles; console {args.console!r} names its own")
+        if shaped:
+            raise GrafxError(f"{_SHAPING} shape the built-in consoles; console {args.console!r} names its own")
         try:
             return get_console(args.console).spec.factory(names)
         except ValueError as exc:
@@ -161,13 +166,13 @@ def _console(args: argparse.Namespace, names: list[str]) -> Console:
         effects = with_effects(CONSOLES[args.console], track_compressor=args.compressor, reverb=args.reverb,
                                highpass="dsp:highpass" if args.highpass else None,
                                bells=args.eq_bands - 1 if args.eq_bands > 1 else None,
-                               pre_delay="dsp:delay" if args.pre_delay else None)
+                               pre_delay="dsp:delay" if args.pre_delay else None,
+                               compressor_after_eq=True if args.compressor_after_eq else None)
         if args.pre_delay and effects.reverb is None:
             raise GrafxError(f"--pre-delay: console {args.console!r} has no reverb send to delay")
         return build_console(names, effects)
-    if args.compressor or args.reverb or extras:
-        raise GrafxError("--compressor, --reverb, --highpass, --eq-bands and --pre-delay shape the built console; "
-                         "with --graph, the graph file names its processors")
+    if shaped:
+        raise GrafxError(f"{_SHAPING} shape the built console; with --graph, the graph file names its processors")
     graph = Graph.load(args.graph)
     ins, outs = graph.nodes_of_type("in"), graph.nodes_of_type("out")
     if len(ins) != len(names):
