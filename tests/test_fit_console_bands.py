@@ -162,3 +162,9 @@ def test_fit_command_refuses_console_options_with_a_graph_of_its_own(tmp_path, c
                        str(tmp_path / "out"), "--graph", str(tmp_path / "graph.json"), *flag])
         assert status == 1
         assert "shape the built console; with --graph" in capsys.readouterr().err
+
+
+def test_flat_bells_start_at_different_frequencies():
+    console, processors = _built(replace(EXTENDED, bells=3), names=("bass",))
+    cutoffs = console.start_parameters(processors)["dsp:peak"]["cutoff_hz"][:, 0].tolist()
+    assert cutoffs == pytest.approx([500.0, 500.0 * 12 ** 0.5, 6000.0])

@@ -94,7 +94,8 @@ HIGHPASS_START: dict[str, float] = {"cutoff_hz": 20.0, "q": 0.7071}
 low end says)."""
 
 BELL_START: dict[str, float] = {"q": 1.0, "gain_db": 0.0}
-"""A ``dsp:peak`` band at the start: flat, as wide as the parametric EQ's own band."""
+"""A ``dsp:peak`` band at the start: flat, as wide as the parametric EQ's own band (the bands of a track
+start log-spaced from 500 Hz to 6 kHz, where the analysis places none)."""
 
 PRE_DELAY_START: dict[str, float] = {"delay_ms": 10.0, "feedback": 0.0, "mix": 1.0}
 """A ``dsp:delay`` as the reverb's pre-delay: 10 ms, no echoes, wet only."""
@@ -231,6 +232,10 @@ def build_console(track_names: Sequence[str], effects: ConsoleEffects | str = "a
                                + [(effects.bell, f"{name}_bell{k}") for name in track_names
                                   for k in range(2, effects.bells + 2)]
                                + ([(effects.pre_delay, "reverb_predelay")] if send is not None else []))
+    for name in track_names:  # flat bands at one frequency would move in lockstep: spread them
+        for k, hz in enumerate(_spread(effects.bells)):
+            if f"{name}_bell{k + 2}" in node_start:
+                node_start[f"{name}_bell{k + 2}"]["cutoff_hz"] = hz
     if effects.limiter:
         chain.append((effects.limiter, "master_limiter"))
         if effects.limiter == "dsp:compressor":
@@ -250,6 +255,13 @@ _ADDED_STARTS = {"dsp:highpass": HIGHPASS_START, "dsp:peak": BELL_START, "dsp:de
 def _added_starts(nodes: Sequence[tuple[str | None, str]]) -> dict[str, dict[str, float]]:
     """Start values of the high-pass, bell and pre-delay ``(processor, node name)`` (grafx-dsp's only)."""
     return {name: dict(_ADDED_STARTS[kind]) for kind, name in nodes if kind in _ADDED_STARTS}
+
+
+def _spread(count: int) -> list[float]:
+    """``count`` frequencies log-spaced from 500 Hz to 6 kHz (one: 1 kHz)."""
+    if count == 1:
+        return [1000.0]
+    return [500.0 * 12.0 ** (k / (count - 1)) for k in range(count)]
 
 
 def with_effects(effects: ConsoleEffects, **slots: Any) -> ConsoleEffects:
