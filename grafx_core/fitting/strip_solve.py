@@ -85,7 +85,7 @@ class _Control:
 def _controls(strip: TrackStrip, processors: Mapping[str, Any], params: Mapping[str, Mapping[str, torch.Tensor]],
               fixed: Mapping[str, Sequence[str]]) -> list[_Control]:
     """The strip's controls with a declared range that the fit may move, one per element of a vector control."""
-    controls = []
+    controls: list[_Control] = []
     for at, (node_type, row) in enumerate(strip.nodes):
         ranges = getattr(processors[node_type], "ranges", {})
         for name, value in params[node_type].items():
