@@ -2,7 +2,7 @@
 
 :class:`LinearisedSignalRule` gives the input signal's VJP as ``A^T g``, with
 ``A`` the :class:`~grafx_core.estimators.linearisation.Linearisation` fitted to
-the call's input and output: no extra render, or one (``"diagonal"``). The
+the call's input and output: no extra render, or two (``"diagonal"``). The
 tangent stand-ins of :mod:`~grafx_core.estimators.tangent` render one
 (``"gain-tangent"``), two (``"tangent-ratio"``) or four (``"band-tangent"``)
 times per node per backward.
@@ -18,7 +18,7 @@ call's parameters and, where the target knows its parameter ranges
 (:meth:`~grafx_core.estimators.RenderTarget.random_rows`), random ones; the
 input as given and :data:`PROBE_LEVELS` louder. At each point the effect's
 directional derivatives ``J u = (f(x + h u) - f(x - h u)) / 2h`` (central
-differences, ``h`` :data:`TEST_STEP` of the row's RMS) along
+differences, ``h u`` :data:`TEST_STEP` of ``u``'s own RMS) along
 :data:`TEST_DIRECTIONS` upstream-like changes ``u``: the input itself (an
 upstream gain) and its lows, mids and highs (what an upstream EQ's gains
 move). A node upstream whose parameter moves the input along ``u`` receives
@@ -72,7 +72,7 @@ from .target import RenderJob, RenderTarget
 __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "TRUSTED_COSINE",
            "TRUSTED_NORM", "FALLBACK_COSINE", "PROBE_LEVELS", "RENDER_MARGIN", "IDENTITY_MARGIN", "NORM_PENALTY", "MUTE",
            "CANDIDATES", "REVISIT_DISTANCE", "RENDER_BUDGET", "TEST_DIRECTIONS", "TEST_GRADIENTS", "TEST_STEP",
-           "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT", "CALIBRATION_COSINE", "scaled_signals",
+           "TEST_FLOOR", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT", "CALIBRATION_COSINE", "scaled_signals",
            "settle_signal_gradient", "probe_generator", "renders_per_node", "probe_renders"]
 
 PROBE_ROWS = 4
@@ -90,10 +90,19 @@ TEST_DIRECTIONS = 4
 """Upstream-like input changes the probe differentiates the effect along (two renders each, per point): the
 input itself (a gain) and its lows, mids and highs (see :data:`EQ_EDGES`)."""
 TEST_STEP = 2 * JVP_STEP
-"""Step of the probe's central differences, relative to the row's RMS: not the stand-ins' own step, or a
-stand-in differencing along the same directions at the same step would reproduce the reference's rounding
-and quantisation noise and look exact on an effect that is not smooth (measured: a bitcrusher's
-band-tangent, chosen so, passed on cosine 0.006 in a graph)."""
+"""Step of the probe's central differences, relative to each test direction's own RMS (at least
+:data:`TEST_FLOOR` of the row's): what an upstream gain or EQ gain moves by 0.17 dB, the size of a fit's
+steps. Not relative to the row's RMS: the highs of a loud row are a few percent of it, and a step of 2 % of
+the row is a change of the highs by their whole level, a secant across a saturator's knee, not its tangent
+(measured on ``dsp:distortion``: relative errors of 0.5-3.4 in those products, and every candidate scored
+cosine 0.4-0.6). Not the stand-ins' own step either, or a stand-in differencing along the same directions
+at the same step would reproduce the reference's rounding and quantisation noise and look exact on an
+effect that is not smooth (measured: a bitcrusher's band-tangent, chosen so, passed on cosine 0.006 in a
+graph)."""
+TEST_FLOOR = 1e-3
+"""The smallest change along a test direction, relative to the row's RMS: a band all but absent from the
+input is stepped by more than :data:`TEST_STEP` of its own level, so that the effect's float32 rounding
+stays far below the change it makes."""
 TEST_GRADIENTS = 4
 """Loss gradients the probe scores each candidate's vector-Jacobian product with (they cost no renders)."""
 PROBE_SEED = 28
@@ -110,7 +119,8 @@ NORM_PENALTY = 0.25
 """Score lost per factor of two between the predicted and the true change's norms."""
 RENDER_MARGIN = 0.02
 """How much better a candidate must score per extra render it costs in every backward
-(``"diagonal"``, ``"gain-tangent"`` one, ``"band-tangent"`` four) than the render-free ones."""
+(``"gain-tangent"`` one, ``"diagonal"`` and ``"tangent-ratio"`` two, ``"band-tangent"`` four) than the
+render-free ones."""
 RENDER_BUDGET = 4
 """The most extra renders per node per backward the automatic choice spends on the input signal."""
 REVISIT_DISTANCE = 0.25
@@ -145,7 +155,7 @@ def probe_generator() -> np.random.Generator:
 def renders_per_node(choice: str, signal_samples: int = 4) -> int:
     """Extra renders per node per backward that the signal gradient ``choice`` costs."""
     if choice == "diagonal":
-        return 1
+        return 2
     if choice in TANGENTS:
         return renders_per_backward(choice)
     if choice == "spsa":
@@ -175,13 +185,16 @@ class LinearisedSignalRule(GradientRule):
         x = saved.signals[0]
         self.signs = rademacher(self.rng, tuple(x.shape))
         moved, self.h = diagonal_perturbation(x, self.signs, self.step, saved.y.shape[1])
+        opposite, _ = diagonal_perturbation(x, -self.signs, self.step, saved.y.shape[1])
         rows = torch.arange(x.shape[0])
         others = tuple(s for s in saved.signals[1:])
-        return [RenderJob((moved, *others), cpu_rows(saved.params), None, rows, "diagonal (signal)")]
+        return [RenderJob((v, *others), cpu_rows(saved.params), None, rows, "diagonal (signal)")
+                for v in (moved, opposite)]
 
     def prepare(self, saved: Saved, outputs: list[torch.Tensor]) -> None:
         if saved.need_signals[0]:
-            extra = {} if self.kind != "diagonal" else {"perturbed": outputs[0], "signs": self.signs, "h": self.h}
+            extra = {} if self.kind != "diagonal" else {"perturbed": outputs[0], "opposite": outputs[1],
+                                                        "signs": self.signs, "h": self.h}
             self.fitted = linearise(self.kind, saved.signals[0], saved.y, **extra)
 
     def finish(self, saved: Saved, outputs: list[torch.Tensor], grad_y: torch.Tensor) -> Gradients:
@@ -288,6 +301,16 @@ EQ_EDGES = (1 / 64, 1 / 8)
 2.8 kHz at 44.1 kHz): the lows, mids and highs of the input, as an upstream shelf or peak gain moves them."""
 
 
+def _test_steps(x: torch.Tensor, tests: torch.Tensor) -> torch.Tensor:
+    """``[N, K, 1, 1]`` steps along the test directions ``[N, K, C, L]``: :data:`TEST_STEP` of each one's own
+    RMS, and a change of at least :data:`TEST_FLOOR` of the row's RMS."""
+    work = torch.promote_types(x.dtype, torch.float32)
+    row = x.detach().to(work).pow(2).mean(dim=(1, 2)).sqrt()  # [N]
+    own = tests.detach().to(work).pow(2).mean(dim=(2, 3)).sqrt()  # [N, K]
+    change = torch.maximum(TEST_STEP * own, TEST_FLOOR * row.unsqueeze(1))
+    return (change / own.clamp(min=1e-30)).to(x.dtype)[..., None, None]
+
+
 def _eq_like(x: torch.Tensor) -> torch.Tensor:
     """``[N, 3, C, L]``: the lows, mids and highs of ``x`` (smooth crossovers an octave wide, adding up to ``x``).
 
@@ -369,7 +392,7 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
 
     Per operating point (the call's parameters, and random ones where the target
     knows its ranges; the input as given and louder): the input as given, at
-    ``x + h s`` (for ``"diagonal"``), at ``x ± h u`` for the
+    ``x ± h s`` (for ``"diagonal"``), at ``x ± h u`` for the
     :data:`TEST_DIRECTIONS` test directions, and along the directions of the
     tangent stand-ins: :func:`probe_renders` renders per probed row and point.
     Candidates are scored by the upstream gradient they pass on (see the module
@@ -408,13 +431,13 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
         x = xs[0]
         signs = rademacher(rng, tuple(x.shape))
         moved, h = diagonal_perturbation(x, signs, step, centres[0].shape[1])
+        opposite, _ = diagonal_perturbation(x, -signs, step, centres[0].shape[1])
         tests = torch.cat([x.unsqueeze(1), _eq_like(x)], dim=1)  # [rows, K, C, L]
-        scale = TEST_STEP * x.detach().pow(2).mean(dim=(1, 2)).sqrt().clamp(min=1e-3)
-        ht = (scale[:, None] / tests.pow(2).mean(dim=(2, 3)).sqrt().clamp(min=1e-30))[..., None, None]
+        ht = _test_steps(x, tests)
         tangents = {kind: tangent_renders(kind, x, step) for kind in TANGENTS if kind in candidates}
         plans.append((x, {"signs": signs, "h": h}, tests, ht, tangents))
         shifted = torch.cat([x.unsqueeze(1) + ht * tests, x.unsqueeze(1) - ht * tests], dim=1).flatten(0, 1)
-        for v, count in ((moved, 1), (shifted, 2 * TEST_DIRECTIONS),
+        for v, count in ((torch.stack([moved, opposite], dim=1).flatten(0, 1), 2), (shifted, 2 * TEST_DIRECTIONS),
                          *((t[0], t[0].shape[0] // rows) for t in tangents.values())):
             others = tuple(s.repeat_interleave(count, dim=0) for s in xs[1:])
             jobs.append(RenderJob((v, *others), p.repeat_interleave(count, dim=0), None, node_rows(rows, count),
@@ -423,7 +446,7 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     per_point: list[dict[str, list[tuple[float, float, float]]]] = []
     at_call: list[bool] = []
     for y, (x, diagonal, tests, ht, tangents), mine in zip(centres, plans, own):
-        diagonal["perturbed"] = next(outs)
+        diagonal["perturbed"], diagonal["opposite"] = next(outs).unflatten(0, (rows, 2)).unbind(dim=1)
         jvps = central_jvps(next(outs), ht)  # [rows, K, C_out, L]
         rendered = {kind: (next(outs), directions, hk) for kind, (_, directions, hk) in tangents.items()}
         moving = (jvps.flatten(2).norm(dim=2) > MUTE * tests.flatten(2).norm(dim=2)).any(dim=1)

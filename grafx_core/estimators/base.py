@@ -12,7 +12,7 @@ signal is chosen per processor, independently of the parameter estimator
     extra render.
 ``"diagonal"``
     The per-sample derivative of a memoryless effect (up to a latency of a few
-    samples) from one extra render per node at a randomly perturbed input.
+    samples) from two extra renders per node at randomly perturbed inputs (a central difference).
     Exact for waveshapers and gains, wrong for anything with more memory.
 ``"gain-tangent"``, ``"tangent-ratio"``, ``"band-tangent"``
     Stand-ins that follow the effect's tangent, not its secant (see

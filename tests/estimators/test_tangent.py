@@ -377,3 +377,36 @@ def test_a_backward_renders_what_the_budget_says(kind):
     before = effect.rows
     y.square().sum().backward()
     assert (effect.rows - before) == 3 * renders_per_node(kind) <= 3 * RENDER_BUDGET
+
+
+def test_the_diagonal_gives_a_hard_saturators_upstream_gain_gradient(drums):
+    # Along the input itself (an upstream gain) a saturator's output all but stands still: the gradient
+    # there is small next to the per-sample derivative, and a one-sided difference's second-order noise
+    # swamps it; the central difference the estimators use does not.
+    x = drums.double()
+    drive = 10 ** (30 / 20)
+    signs = torch.randint(0, 2, x.shape, generator=torch.Generator().manual_seed(8)) * 2 - 1
+    moved, h = diagonal_perturbation(x, signs, 1e-3)
+    opposite, _ = diagonal_perturbation(x, -signs, 1e-3)
+    leaf = x.clone().requires_grad_()
+    y = torch.tanh(drive * leaf)
+    loss = SpectralLoss(torch.tanh(drive * 0.7 * x).sum(dim=0))
+    (g,) = torch.autograd.grad(loss(y.sum(dim=0)), y, retain_graph=True)
+    (exact,) = torch.autograd.grad(y, leaf, g)
+    truth = (exact * x).sum(dim=(1, 2))
+    shaped = {"perturbed": torch.tanh(drive * moved), "signs": signs, "h": h}
+    central = linearise("diagonal", x, y.detach(), opposite=torch.tanh(drive * opposite), **shaped).adjoint(g)
+    one_sided = linearise("diagonal", x, y.detach(), **shaped).adjoint(g)
+    errors = [float(((v * x).sum(dim=(1, 2)) - truth).abs().max() / truth.abs().max()) for v in (central, one_sided)]
+    assert errors[0] < 0.05 and errors[1] > 0.2
+
+
+def test_the_probe_measures_a_hard_saturator_as_autograd_does(drums, one_torch_thread):
+    # Its reference steps each test direction by a fraction of its own level: stepping the quiet highs of
+    # a loud row by a fraction of the row's level crosses the saturator's knee (a secant, not a tangent),
+    # and every candidate, the exact diagonal too, then scored cosine 0.4-0.6.
+    wrapped = with_estimator(get_processor("dsp:distortion"), FiniteDifference(seed=0))
+    drive_db = torch.full((2, 1), 30.0)
+    probe = probe_signal_gradient(wrapped.render_target(), (drums,), drive_db, step=1e-3, rng=probe_generator())
+    assert probe.choice == "diagonal" and probe.trusted
+    assert probe.cosines["diagonal"] > 0.99 and 0.95 < probe.norm_ratios["diagonal"] < 1.05
