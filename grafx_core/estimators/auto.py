@@ -72,7 +72,8 @@ from .target import RenderJob, RenderTarget
 __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "TRUSTED_COSINE",
            "TRUSTED_NORM", "FALLBACK_COSINE", "PROBE_LEVELS", "RENDER_MARGIN", "IDENTITY_MARGIN", "NORM_PENALTY", "MUTE",
            "CANDIDATES", "REVISIT_DISTANCE", "RENDER_BUDGET", "TEST_DIRECTIONS", "TEST_GRADIENTS", "TEST_STEP",
-           "TEST_FLOOR", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT", "CALIBRATION_COSINE", "scaled_signals",
+           "TEST_FLOOR", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT", "CALIBRATION_COSINE",
+           "CALIBRATION_AGREEMENT", "WHITE_GRADIENTS", "scaled_signals",
            "settle_signal_gradient", "probe_generator", "renders_per_node", "probe_renders"]
 
 PROBE_ROWS = 4
@@ -137,6 +138,11 @@ CALIBRATION_COSINE = 0.95
 """A choice's gradient is scaled only where its measured cosine reaches this: the probe's cosine is taken
 over a few rows and directions, and a stand-in of the wrong effect can reach 0.9 by chance (measured: a
 time-reversing effect's gain tangent, cosine 0.94 at half the norm)."""
+CALIBRATION_AGREEMENT = 1.25
+"""A choice's gradient is scaled only where random output gradients measure its norm ratio within this
+factor of the loss's gradients (see :attr:`SignalProbe.scale`)."""
+WHITE_GRADIENTS = 1
+"""Random (white) output gradients the probe also scores the candidates with, per operating point."""
 CANDIDATES = (*LINEARISATIONS, *TANGENTS, "straight-through")
 """What the automatic choice compares (straight-through is the identity)."""
 
@@ -224,8 +230,10 @@ class SignalProbe:
         still: whether the effect's output did not move at all (its input gradient is zero).
         point: ``[rows, columns]`` the parameters probed (CPU float64), to tell when they moved far.
         scale: what the choice's input gradient is multiplied by: one over its measured norm ratio where its
-            direction is clearly right (cosine :data:`CALIBRATION_COSINE`) and its norm ratio is outside
-            :data:`TRUSTED_NORM` (within :data:`CALIBRATION_LIMIT`), else one.
+            direction is clearly right (cosine :data:`CALIBRATION_COSINE`), its norm ratio is outside
+            :data:`TRUSTED_NORM` (within :data:`CALIBRATION_LIMIT`) and random output gradients measure the
+            same ratio (within :data:`CALIBRATION_AGREEMENT`: the error is a scale whatever the loss), else one.
+        white_norm_ratio: the choice's norm ratio under random output gradients (``nan`` where not measured).
     """
 
     choice: str
@@ -235,6 +243,7 @@ class SignalProbe:
     norm_ratios: dict[str, float] = field(default_factory=dict)
     point: torch.Tensor | None = None
     scale: float = 1.0
+    white_norm_ratio: float = math.nan
 
     @property
     def trusted(self) -> bool:
@@ -443,7 +452,9 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
             jobs.append(RenderJob((v, *others), p.repeat_interleave(count, dim=0), None, node_rows(rows, count),
                                   "signal-gradient probe"))
     outs = iter(target.render(jobs))
+    noise = rng.spawn(1)[0]  # the random gradients' own stream: the test gradients stay as they were
     per_point: list[dict[str, list[tuple[float, float, float]]]] = []
+    white: list[dict[str, list[tuple[float, float, float]]]] = []  # the same, under random output gradients
     at_call: list[bool] = []
     for y, (x, diagonal, tests, ht, tangents), mine in zip(centres, plans, own):
         diagonal["perturbed"], diagonal["opposite"] = next(outs).unflatten(0, (rows, 2)).unbind(dim=1)
@@ -456,16 +467,20 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
         if not bool(live.any()):
             continue
         measured: dict[str, list[tuple[float, float, float]]] = {}
+        unweighted: dict[str, list[tuple[float, float, float]]] = {}
         per_point.append(measured)
+        white.append(unweighted)
         at_call.append(mine)
-        gradients = _test_gradients(y, rng)
-        truths = [torch.einsum("rcl,rkcl->rk", g.to(jvps.dtype), jvps)[live] for g in gradients]
+        gradients = [(g, measured) for g in _test_gradients(y, rng)]
+        gradients += [(torch.from_numpy(noise.standard_normal(tuple(y.shape))).to(y), unweighted)
+                      for _ in range(WHITE_GRADIENTS)]
+        truths = [torch.einsum("rcl,rkcl->rk", g.to(jvps.dtype), jvps)[live] for g, _ in gradients]
         for kind, adjoint in _adjoints(candidates, x, y, diagonal, rendered).items():
-            for g, truth in zip(gradients, truths):
+            for (g, into), truth in zip(gradients, truths):
                 passed = torch.einsum("rcl,rkcl->rk", adjoint(g.to(y.dtype)).to(tests.dtype), tests)[live]
                 found = _measure(passed, truth)
                 if not math.isnan(found[0]):
-                    measured.setdefault(kind, []).append(found)
+                    into.setdefault(kind, []).append(found)
     kinds = [kind for kind in candidates if any(kind in p for p in per_point)]
     if not kinds:  # silent inputs, or outputs that never move: no gradient to pass
         return SignalProbe("none", still=True, point=cpu_rows(params))
@@ -481,22 +496,31 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     meets = [kind for kind in kinds if _meets(here[kind])] or list(kinds)
     best = max(meets, key=lambda kind: scores[kind] - margins.get(kind, 0.0))
     choice = best if here[best][1] >= FALLBACK_COSINE else "none"
+    plain = _means([p for p, mine in zip(white, at_call) if mine and choice in p], choice)
     return SignalProbe(choice, scores, cosines={k: m[1] for k, m in here.items()},
                        norm_ratios={k: float(2 ** m[2]) for k, m in here.items()}, point=cpu_rows(params),
-                       scale=_calibration(here.get(choice, [])))
+                       scale=_calibration(here.get(choice, []), plain),
+                       white_norm_ratio=float(2 ** plain[2]) if plain else math.nan)
 
 
-def _calibration(measured: Sequence[float]) -> float:
+def _calibration(measured: Sequence[float], plain: Sequence[float]) -> float:
     """One over the norm ratio of a choice whose direction is clearly right but whose norm is not; else one.
 
     A stand-in can follow the effect's direction and still pass on the wrong amount (measured: a
     bitcrusher's ratios pass on 0.53-0.66 of the upstream gradient at cosine 0.97-0.98, as its coarse steps
-    grow faster than the signal); the probe measured that amount where the gradients are used.
+    grow faster than the signal); the probe measured that amount where the gradients are used. Only where
+    random output gradients (``plain``) measure the same amount, within :data:`CALIBRATION_AGREEMENT`: then
+    the error is the stand-in's, a scale, and one number corrects it under any loss. Where only the loss's
+    gradients see it, it lies in the bins that loss weighs most (an LTI fit's quiet bins), and scaling every
+    bin for it makes every other loss's gradient wrong (measured: a notch's exact-elsewhere FFT ratio,
+    scaled so, passed 0.67 of a random gradient's norm).
     """
     if not measured or measured[1] < CALIBRATION_COSINE:
         return 1.0
     ratio = 2 ** measured[2]
     if TRUSTED_NORM[0] <= ratio <= TRUSTED_NORM[1]:
+        return 1.0
+    if not plain or abs(plain[2] - measured[2]) > math.log2(CALIBRATION_AGREEMENT):
         return 1.0
     return float(min(max(1 / ratio, 1 / CALIBRATION_LIMIT), CALIBRATION_LIMIT))
 

@@ -241,6 +241,7 @@ def test_a_choice_whose_norm_is_off_is_scaled_by_what_the_probe_measured(drums, 
     assert probe.cosines["smooth-gain"] > 0.9
     assert 0.4 < probe.norm_ratios["smooth-gain"] < 0.75  # about half (a smoothed gain, not per sample)
     assert probe.scale == pytest.approx(1 / probe.norm_ratios["smooth-gain"]) and probe.trusted
+    assert 0.8 < probe.white_norm_ratio / probe.norm_ratios["smooth-gain"] < 1.25  # any loss sees it
     # The owner's input gradient is multiplied by the scale; its parameters' gradient is not.
     owner = SimpleNamespace(signal_probe=probe, signal_gradient="smooth-gain")
     for scaled in (False, True):
@@ -252,6 +253,19 @@ def test_a_choice_whose_norm_is_off_is_scaled_by_what_the_probe_measured(drums, 
             plain, plain_raw = music.grad, raw.grad
     torch.testing.assert_close(music.grad, plain * probe.scale)
     torch.testing.assert_close(raw.grad, plain_raw)
+
+
+def test_a_norm_error_only_the_losss_gradient_sees_is_not_scaled(drums, one_torch_thread):
+    # A notch's FFT ratio is exact but in the bins the notch empties, which a log-spectral loss weighs most:
+    # there its norm is off, under random output gradients it is not, and one scale cannot serve both.
+    wrapped = with_estimator(get_processor("dsp:notch"), FiniteDifference(seed=0))
+    target = wrapped.render_target()
+    columns = target.flatten(get_processor("dsp:notch").default_parameters(2), 2)
+    probe = probe_signal_gradient(target, (drums,), columns, step=1e-3, rng=probe_generator(),
+                                  candidates=("fft-ratio",))
+    assert probe.cosines["fft-ratio"] > 0.95 and probe.norm_ratios["fft-ratio"] > 1.25
+    assert 0.9 < probe.white_norm_ratio < 1.1
+    assert probe.scale == 1.0 and not probe.trusted
 
 
 def test_a_probe_measures_the_same_whatever_the_estimators_seed_and_history(drums, one_torch_thread):
