@@ -73,7 +73,7 @@ __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROB
            "TRUSTED_NORM", "FALLBACK_COSINE", "PROBE_LEVELS", "RENDER_MARGIN", "IDENTITY_MARGIN", "NORM_PENALTY", "MUTE",
            "CANDIDATES", "REVISIT_DISTANCE", "RENDER_BUDGET", "TEST_DIRECTIONS", "TEST_GRADIENTS", "TEST_STEP",
            "TEST_FLOOR", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT", "CALIBRATION_COSINE",
-           "CALIBRATION_AGREEMENT", "WHITE_GRADIENTS", "scaled_signals",
+           "CALIBRATION_AGREEMENT", "CALIBRATIONS", "WHITE_GRADIENTS", "scaled_signals",
            "settle_signal_gradient", "probe_generator", "renders_per_node", "probe_renders"]
 
 PROBE_ROWS = 4
@@ -141,6 +141,11 @@ time-reversing effect's gain tangent, cosine 0.94 at half the norm)."""
 CALIBRATION_AGREEMENT = 1.25
 """A choice's gradient is scaled only where random output gradients measure its norm ratio within this
 factor of the loss's gradients (see :attr:`SignalProbe.scale`)."""
+CALIBRATIONS = ("agreeing", "loss", "off")
+"""When a choice's gradient is scaled to the norm the probe measured (the estimators' ``signal_calibration``):
+``"agreeing"`` where random output gradients see the same norm error as the loss's (the default: a scale
+right under any loss), ``"loss"`` wherever the loss's gradients see one (right for log-spectral losses like
+the probe's, wrong for others: a notch's FFT ratio passes 0.67 of a random gradient's norm), ``"off"`` never."""
 WHITE_GRADIENTS = 1
 """Random (white) output gradients the probe also scores the candidates with, per operating point."""
 CANDIDATES = (*LINEARISATIONS, *TANGENTS, "straight-through")
@@ -232,7 +237,8 @@ class SignalProbe:
         scale: what the choice's input gradient is multiplied by: one over its measured norm ratio where its
             direction is clearly right (cosine :data:`CALIBRATION_COSINE`), its norm ratio is outside
             :data:`TRUSTED_NORM` (within :data:`CALIBRATION_LIMIT`) and random output gradients measure the
-            same ratio (within :data:`CALIBRATION_AGREEMENT`: the error is a scale whatever the loss), else one.
+            same ratio (within :data:`CALIBRATION_AGREEMENT`: the error is a scale whatever the loss), else one
+            (see :data:`CALIBRATIONS` for the other rules).
         white_norm_ratio: the choice's norm ratio under random output gradients (``nan`` where not measured).
     """
 
@@ -396,7 +402,7 @@ def _test_gradients(y: torch.Tensor, rng: np.random.Generator) -> list[torch.Ten
 
 def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor], params: torch.Tensor, *,
                           step: float, rng: np.random.Generator,
-                          candidates: Sequence[str] = CANDIDATES) -> SignalProbe:
+                          candidates: Sequence[str] = CANDIDATES, calibration: str = "agreeing") -> SignalProbe:
     """Choose a signal gradient for ``target`` from a few batched renders of its first rows.
 
     Per operating point (the call's parameters, and random ones where the target
@@ -417,6 +423,7 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
             the processor probes: the same for every probe).
         candidates: names to compare (default :data:`CANDIDATES`); candidates costing more than
             :data:`RENDER_BUDGET` renders per backward are left out.
+        calibration: when the choice's norm is scaled (one of :data:`CALIBRATIONS`, see :attr:`SignalProbe.scale`).
 
     Returns:
         A :class:`SignalProbe`; nothing about the processor is changed.
@@ -499,11 +506,11 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     plain = _means([p for p, mine in zip(white, at_call) if mine and choice in p], choice)
     return SignalProbe(choice, scores, cosines={k: m[1] for k, m in here.items()},
                        norm_ratios={k: float(2 ** m[2]) for k, m in here.items()}, point=cpu_rows(params),
-                       scale=_calibration(here.get(choice, []), plain),
+                       scale=_calibration(here.get(choice, []), plain, calibration),
                        white_norm_ratio=float(2 ** plain[2]) if plain else math.nan)
 
 
-def _calibration(measured: Sequence[float], plain: Sequence[float]) -> float:
+def _calibration(measured: Sequence[float], plain: Sequence[float], calibration: str = "agreeing") -> float:
     """One over the norm ratio of a choice whose direction is clearly right but whose norm is not; else one.
 
     A stand-in can follow the effect's direction and still pass on the wrong amount (measured: a
@@ -513,14 +520,15 @@ def _calibration(measured: Sequence[float], plain: Sequence[float]) -> float:
     the error is the stand-in's, a scale, and one number corrects it under any loss. Where only the loss's
     gradients see it, it lies in the bins that loss weighs most (an LTI fit's quiet bins), and scaling every
     bin for it makes every other loss's gradient wrong (measured: a notch's exact-elsewhere FFT ratio,
-    scaled so, passed 0.67 of a random gradient's norm).
+    scaled so, passed 0.67 of a random gradient's norm). ``calibration="loss"`` scales by the loss's
+    gradients alone, ``"off"`` never.
     """
-    if not measured or measured[1] < CALIBRATION_COSINE:
+    if calibration == "off" or not measured or measured[1] < CALIBRATION_COSINE:
         return 1.0
     ratio = 2 ** measured[2]
     if TRUSTED_NORM[0] <= ratio <= TRUSTED_NORM[1]:
         return 1.0
-    if not plain or abs(plain[2] - measured[2]) > math.log2(CALIBRATION_AGREEMENT):
+    if calibration == "agreeing" and (not plain or abs(plain[2] - measured[2]) > math.log2(CALIBRATION_AGREEMENT)):
         return 1.0
     return float(min(max(1 / ratio, 1 / CALIBRATION_LIMIT), CALIBRATION_LIMIT))
 
@@ -608,7 +616,8 @@ def settle_signal_gradient(owner: object, target: RenderTarget, signals: Sequenc
     if choice != "auto" and not revisit:
         return choice
     estimator = getattr(owner, "estimator")
-    probe = probe_signal_gradient(target, signals, params, step=estimator.signal_step, rng=probe_generator())
+    probe = probe_signal_gradient(target, signals, params, step=estimator.signal_step, rng=probe_generator(),
+                                  calibration=getattr(estimator, "signal_calibration", "agreeing"))
     setattr(owner, "signal_probe", probe)
     setattr(owner, "signal_gradient", probe.choice)
     if probe.trusted:

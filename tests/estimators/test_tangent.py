@@ -14,7 +14,7 @@ import torch
 
 from grafx_core import BlackBoxProcessor, ParameterSpec, backward_pooling, get_processor
 from grafx_core.demo.multitrack import synthesise_multitrack
-from grafx_core.errors import SignalGradientQualityError
+from grafx_core.errors import EstimatorError, SignalGradientQualityError
 from grafx_core.estimators import (
     FiniteDifference,
     StoppedSignalGradientWarning,
@@ -266,6 +266,15 @@ def test_a_norm_error_only_the_losss_gradient_sees_is_not_scaled(drums, one_torc
     assert probe.cosines["fft-ratio"] > 0.95 and probe.norm_ratios["fft-ratio"] > 1.25
     assert 0.9 < probe.white_norm_ratio < 1.1
     assert probe.scale == 1.0 and not probe.trusted
+    # For a log-spectral loss like the probe's, an estimator can still ask for the loss's scale.
+    loss = probe_signal_gradient(target, (drums,), columns, step=1e-3, rng=probe_generator(),
+                                 candidates=("fft-ratio",), calibration="loss")
+    assert loss.scale == pytest.approx(1 / loss.norm_ratios["fft-ratio"]) and loss.trusted
+    chosen = with_estimator(get_processor("dsp:notch"), FiniteDifference(seed=0, signal_calibration="loss"))
+    chosen(drums.clone().requires_grad_(), **get_processor("dsp:notch").default_parameters(2))
+    assert chosen.signal_probe.scale == pytest.approx(loss.scale)
+    with pytest.raises(EstimatorError, match="signal_calibration must be one of"):
+        FiniteDifference(signal_calibration="always")
 
 
 def test_a_probe_measures_the_same_whatever_the_estimators_seed_and_history(drums, one_torch_thread):
