@@ -21,7 +21,7 @@ import torch
 from ._base import DSPProcessor, Number, per_node
 from ._derived import derived
 from ._ranges import Range
-from .ballistics import ballistics
+from .ballistics import ballistics, smooth_block
 from .errors import SignalShapeError
 from .gain import db_to_amplitude
 
@@ -171,9 +171,37 @@ def compressor(x: torch.Tensor, threshold_db: Number, ratio: Number, knee_db: Nu
     Returns:
         ``[nodes, channels, samples]`` in ``x``'s dtype.
     """
-    gain = compressor_gain_db(level_db(x if sidechain is None else sidechain), threshold_db, ratio, knee_db,
-                              attack_ms, release_ms, makeup_db, sample_rate, carry)
+    level = level_db(x if sidechain is None else sidechain)
+    if carry is not None:
+        return x * _block_amplitude(level, threshold_db, ratio, knee_db, attack_ms, release_ms, makeup_db,
+                                    sample_rate, carry, x.dtype)
+    gain = compressor_gain_db(level, threshold_db, ratio, knee_db, attack_ms, release_ms, makeup_db, sample_rate)
     return x * _amplitude(gain, x.dtype)
+
+
+def _block_amplitude(level: torch.Tensor, threshold_db: Number, ratio: Number, knee_db: Number,
+                     attack_ms: Number, release_ms: Number, makeup_db: Number, sample_rate: float,
+                     carry: dict[str, torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """One block's gain as an amplitude, ``[nodes, 1, samples]`` in ``dtype``: :func:`compressor_gain_db`
+    with ``carry``, its envelope from :func:`~grafx_dsp.ballistics.smooth_block` and the dB-to-amplitude
+    step fused into one ``exp(offset + scale * smoothed)`` in float64 (a stream's blocks are small: every
+    tensor operation saved counts). The level and soft knee are the one render's own operations."""
+    over = soft_knee(level - per_node(threshold_db, level), per_node(knee_db, level))
+    del level
+    smoothed = smooth_block(over, attack_ms, release_ms, sample_rate, carry)
+    del over
+    offset, scale = derived("compressor.block_gain", lambda m, r: _block_gain_terms(m, r, smoothed.device),
+                            makeup_db, ratio, key=smoothed.device)
+    gain = torch.addcmul(offset, scale, smoothed)
+    gain = gain.exp_() if _grad_free(gain) else gain.exp()
+    return gain if gain.dtype == dtype else gain.to(dtype)
+
+
+def _block_gain_terms(makeup_db: Number, ratio: Number, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``makeup_db`` and ``-(1 - 1/ratio)`` in nepers per dB (``ln 10 / 20``), float64 per node (or per sample)."""
+    like = torch.empty(0, dtype=torch.float64, device=device)
+    nepers = math.log(10.0) / 20.0
+    return per_node(makeup_db, like) * nepers, (1.0 / per_node(ratio, like) - 1.0) * nepers
 
 
 def _amplitude(gain_db: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -10,6 +10,7 @@ import torch
 from scipy.optimize import brentq
 
 import grafx_dsp as dsp
+from grafx_dsp.ballistics import smooth_block
 from grafx_dsp.dynamics import compressor_gain_db, gate_gain_db, level_db
 
 FS = 44100.0
@@ -91,6 +92,37 @@ def test_ballistics_equal_the_per_sample_recursion(attack_ms, release_ms):
     smoothed = dsp.ballistics(control, attack_ms, release_ms, FS)
     expected = reference_ballistics(control[0, 0].numpy(), attack_ms, release_ms)
     np.testing.assert_allclose(smoothed[0, 0].numpy(), expected, atol=1e-8)
+
+
+@pytest.mark.parametrize(("attack_ms", "release_ms"), [(0.05, 0.5), (0.1, 50.0), (5.0, 40.0), (30.0, 3.0)])
+def test_a_streams_block_envelope_equals_the_per_sample_recursion_across_blocks(attack_ms, release_ms):
+    # Two nodes with their own times (the fast one splits a block into chunks), blocks of uneven length.
+    gen = torch.Generator().manual_seed(4)
+    control = (torch.randn(2, 1, 9000, generator=gen, dtype=torch.float64) * 6).relu()
+    control[..., 2000:2600] = 0.0
+    attack = torch.tensor([attack_ms, 7.0], dtype=torch.float64)
+    release = torch.tensor([release_ms, 200.0], dtype=torch.float64)
+    carry: dict = {}
+    blocks = [smooth_block(control[..., s:e], attack, release, FS, carry)
+              for s, e in [(0, 4096), (4096, 4196), (4196, 8292), (8292, 9000)]]
+    streamed = torch.cat(blocks, dim=-1)
+    assert streamed.dtype == torch.float64
+    for row in range(2):
+        expected = reference_ballistics(control[row, 0].numpy(), float(attack[row]), float(release[row]))
+        np.testing.assert_allclose(streamed[row, 0].numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_streams_block_envelope_has_the_gradient_of_its_recursion_across_blocks():
+    gen = torch.Generator().manual_seed(5)
+    control = (3 * torch.randn(2, 1, 120, generator=gen, dtype=torch.float64)).relu().requires_grad_()
+    attack = torch.tensor([0.05, 0.2], dtype=torch.float64, requires_grad=True)
+    release = torch.tensor([1.0, 0.3], dtype=torch.float64, requires_grad=True)
+
+    def streamed(v, a, r):
+        carry: dict = {}
+        return torch.cat([smooth_block(v[..., s:s + 50], a, r, FS, carry) for s in (0, 50, 100)], dim=-1)
+
+    assert torch.autograd.gradcheck(streamed, (control, attack, release))
 
 
 def release_crossing_ms(attack_ms, release_ms):
