@@ -39,7 +39,7 @@ from ._base import Number, per_node
 from ._derived import derived
 from .fft import decay_length, fft_convolve
 
-__all__ = ["one_pole", "peak_release", "ballistics", "smooth_block"]
+__all__ = ["one_pole", "peak_release", "ballistics", "smooth_block", "smooth_terms"]
 
 _LOG_FLOOR = 1e-9
 """Added to ``v`` before its logarithm; the peak detector is exact to this absolute level."""
@@ -229,8 +229,8 @@ _GROWTH = 600.0
 """The largest exponent a block's closed form lets its ramps reach (``e**600``; float64 holds ``e**709``)."""
 
 
-def smooth_block(v: torch.Tensor, attack_ms: Number, release_ms: Number, sample_rate: float,
-                 carry: dict[str, torch.Tensor]) -> torch.Tensor:
+def smooth_block(v: torch.Tensor, terms: tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                                torch.Tensor], carry: dict[str, torch.Tensor]) -> torch.Tensor:
     """One block of :func:`ballistics` for a non-negative ``v``, in float64: a stream's compressor envelope.
 
     The peak detector and the attack smoother are solved together in
@@ -251,8 +251,8 @@ def smooth_block(v: torch.Tensor, attack_ms: Number, release_ms: Number, sample_
 
     Args:
         v: ``[nodes, channels, samples]``, ``>= 0`` (a compressor's soft-knee curve).
-        attack_ms, release_ms: per node, ``> 0``.
-        sample_rate: in Hz.
+        terms: :func:`smooth_terms` of the attack and release times for blocks of ``samples``
+            (a shorter block, the stream's last, is cut from them).
         carry: the state after the previous block (empty before the first),
             updated in place: ``"peak"`` (the last peak times ``a_r``) and
             ``"attack"`` (the smoother's last output), ``[nodes, channels, 1]`` float64.
@@ -260,20 +260,17 @@ def smooth_block(v: torch.Tensor, attack_ms: Number, release_ms: Number, sample_
     Returns:
         ``[nodes, channels, samples]`` float64.
     """
+    chunk, growth, to_attack, decay, release, step = terms
     samples = v.shape[-1]
-    chunk, growth, to_attack, decay, step = derived(
-        "ballistics.block", lambda a, r: _smooth_terms(a, r, sample_rate, samples, v.device), attack_ms, release_ms,
-        key=(samples, sample_rate, v.device))
     v = v.to(torch.float64)
     peak, last = carry.get("peak"), carry.get("attack")
     pieces = []
     for begin in range(0, samples, chunk):
-        piece = v if chunk >= samples else v[..., begin:begin + chunk]
+        piece = v if chunk == samples else v[..., begin:begin + chunk]
         width = piece.shape[-1]
-        if width < chunk:  # the last, shorter chunk of a block
+        if width < chunk:  # a shorter chunk: the end of a block, or a shorter block
             growth, to_attack, decay = growth[..., :width], to_attack[..., :width], decay[..., :width]
-            step = derived("ballistics.block_step", lambda r: _release_step(r, sample_rate, width, v.device),
-                           release_ms, key=(width, sample_rate, v.device))
+            step = torch.exp(-width * release)
         held = torch.cummax(piece * growth, dim=-1).values
         if peak is not None:
             held = torch.maximum(held, peak)
@@ -286,16 +283,11 @@ def smooth_block(v: torch.Tensor, attack_ms: Number, release_ms: Number, sample_
     return pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=-1)
 
 
-def _release_step(release_ms: Number, sample_rate: float, width: int, device: torch.device) -> torch.Tensor:
-    """``a_r**width`` per node, float64: a chunk's last held peak times it is the next chunk's ``peak[-1] a_r``."""
-    rate = _decay_per_sample(per_node(release_ms, torch.empty(0, dtype=torch.float64, device=device)), sample_rate)
-    return torch.exp(-width * rate)
-
-
-def _smooth_terms(attack_ms: Number, release_ms: Number, sample_rate: float, samples: int,
-                  device: torch.device) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """What :func:`smooth_block` derives from the times alone, float64 per node: the chunk length and,
-    for ``k`` below it, ``a_r**-k``, ``a_r**k (1 - a_a) a_a**-(k + 1)``, ``a_a**(k + 1)``, and ``a_r**chunk``."""
+def smooth_terms(attack_ms: Number, release_ms: Number, sample_rate: float, samples: int,
+                 device: torch.device) -> tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What :func:`smooth_block` derives from the attack and release times alone, float64 per node:
+    ``(chunk, a_r**-k, a_r**k (1 - a_a) a_a**-(k + 1), a_a**(k + 1), -log a_r, a_r**chunk)`` for ``k`` below the chunk
+    length, the longest that keeps every ramp below ``e**600`` in blocks of ``samples`` (split evenly)."""
     like = torch.empty(0, dtype=torch.float64, device=device)
     attack = _decay_per_sample(per_node(attack_ms, like), sample_rate)  # d = -log a, per node
     release = _decay_per_sample(per_node(release_ms, like), sample_rate)
@@ -304,4 +296,4 @@ def _smooth_terms(attack_ms: Number, release_ms: Number, sample_rate: float, sam
     chunk = -(-samples // pieces)  # equal chunks: no ramps to cut for a shorter last one, where it divides
     k = torch.arange(chunk, dtype=torch.float64, device=device)
     to_attack = torch.exp((k + 1) * attack - k * release) * -torch.expm1(-attack)
-    return chunk, torch.exp(k * release), to_attack, torch.exp(-(k + 1) * attack), torch.exp(-chunk * release)
+    return chunk, torch.exp(k * release), to_attack, torch.exp(-(k + 1) * attack), release, torch.exp(-chunk * release)
