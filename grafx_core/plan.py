@@ -372,6 +372,8 @@ class _Program:
             signatures, which = np.unique(table, axis=0, return_inverse=True)
             which = np.asarray(which).reshape(-1)
             groups = [(np.flatnonzero(which == g), [int(c) for c in sig]) for g, sig in enumerate(signatures)]
+            if len(groups) == 1:  # every row takes the same channels after broadcasting: one call of all rows
+                groups = [(None, groups[0][1])]
         if layout is not None:
             layout[stage.index] = groups
 
