@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ._concurrent import submit
 from ._gather import Gathered, Produced, Producer, gather_step
+from ._host_transfer import HostCall, needs_host_transfer
 from .curves import _Curves
 
 if TYPE_CHECKING:
@@ -40,7 +42,8 @@ class BlockProgram:
     """
 
     def __init__(self, program: _Program, steps: list[tuple[_StagePlan, list[Gathered], list[Producer]]],
-                 kwargs: Mapping[int, Mapping[str, Any]] | None) -> None:
+                 kwargs: Mapping[int, dict[str, Any]] | None) -> None:
+        # Each step: the stage, how its inlets are gathered, the outputs it is the last to read.
         self._program = program
         self._steps = steps
         self._kwargs = kwargs
@@ -56,10 +59,8 @@ class BlockProgram:
 
         Returns:
             ``None`` where the program is not one call per stage (rows split by
-            channel count) or a stage runs in the background (those renders stay with ``run``).
+            channel count): those renders stay with ``run``.
         """
-        if any(program._background):
-            return None
         outlets: dict[Producer, Any] = {(-1, 0): tuple(sources.shape[1:3])}
         outlets.update((key, value) for key, value in layout.items() if isinstance(key, tuple))
         steps = []
@@ -91,8 +92,20 @@ class BlockProgram:
         for producer in program._release_after.get(-1, []):
             del produced[producer]
         result: torch.Tensor | None = None
-        call: Callable[..., Any] = program._call
+        pending: dict[int, Callable[[], list[torch.Tensor]]] = {}  # background calls under way (as in run)
+
+        def settle(index: int) -> None:
+            for k, y in enumerate(pending.pop(index)()):
+                produced[(index, k)] = Produced.single(y)
+
         for stage, gathers, release in self._steps:
+            for index in program._depends[stage.index]:
+                if index in pending:
+                    settle(index)
+            background = program._background[stage.index]
+            if background:  # one processor never runs twice at once (run's rule)
+                for index in [i for i in pending if program._stages[i].processor is stage.processor]:
+                    settle(index)
             inputs = [gather(produced) for gather in gathers]
             if stage.processor is None:  # a mix or the outputs: the gathered sum is the signal
                 outputs = inputs
@@ -101,10 +114,31 @@ class BlockProgram:
             else:
                 kwargs = kept[stage.index] if kept is not None else program._stage_parameters(
                     stage, parameters, per_example.get(stage.type, False), None, batch, curves)
-                outputs, _ = call(stage, inputs, kwargs, None, states)
+                if background:
+                    pending[stage.index] = submit(_call_of(program, stage, inputs, kwargs, states)).result
+                    outputs = []
+                else:
+                    outputs, _ = program._call(stage, inputs, kwargs, None, states)
             for k, y in enumerate(outputs):
                 produced[(stage.index, k)] = Produced.single(y)
             for producer in release:
                 produced.pop(producer, None)
+        for index in sorted(pending):
+            pending[index]()  # outputs nothing reads; their errors still count
         assert result is not None  # compile_render guarantees an "out" stage
         return result if batched else result[0]
+
+
+def _call_of(program: _Program, stage: _StagePlan, inputs: list[torch.Tensor], kwargs: dict[str, Any],
+             states: dict[Any, Any]) -> Callable[[], list[torch.Tensor]]:
+    """A background stage's call (its inputs moved to pinned host memory first where it runs on the host)."""
+    if stage.runs_on_host and needs_host_transfer(True, inputs):
+        host = HostCall(inputs, kwargs)
+
+        def on_host() -> list[torch.Tensor]:
+            host.wait()
+            outputs, _ = program._call(stage, host.inputs, host.kwargs, None, states)
+            return list(host.back(outputs))
+
+        return on_host
+    return lambda: program._call(stage, inputs, kwargs, None, states)[0]

@@ -324,9 +324,16 @@ def test_a_black_box_in_worker_processes_refuses_to_stream_saying_why() -> None:
         list(plan.stream({"pole": {"gain": torch.tensor([[1.0]])}}, [torch.zeros(1, 2, 64)]))
 
 
+class _BackgroundCompressor(dsp.Compressor):
+    """A compressor whose calls run in the background (as black boxes' do)."""
+
+    concurrent_calls = True
+
+
 def _routed() -> tuple[object, dict, torch.Tensor]:
     """Three stereo tracks through gains; one split into mid and side (two mono outlets) and joined
-    again, the others compressed; mono mid summed into a stereo mix (broadcast), two outputs."""
+    again, the others compressed in the background; mono mid summed into a stereo mix (broadcast),
+    two outputs."""
     graph = Graph()
     ins = [graph.add("in") for _ in range(3)]
     gains = [graph.add("gain") for _ in range(3)]
@@ -347,7 +354,7 @@ def _routed() -> tuple[object, dict, torch.Tensor]:
     graph.connect(join, second)
     graph.connect(comps[1], second)
     processors = {"gain": dsp.Gain(), "split": dsp.StereoToMidSide(), "join": dsp.MidSideToStereo(),
-                  "comp": dsp.Compressor()}
+                  "comp": _BackgroundCompressor()}
     plan = compile_render(graph, processors, control_hop=256)
     parameters = create_empty_parameters(graph, processors)
     parameters["gain"]["gain_db"] = torch.tensor([[-3.0], [2.0], [6.0]])
@@ -360,8 +367,8 @@ def _routed() -> tuple[object, dict, torch.Tensor]:
 def test_a_compiled_block_program_renders_as_the_general_render(monkeypatch: pytest.MonkeyPatch,
                                                                  curves: bool) -> None:
     # Blocks after the first run as prebound steps (grafx_core._block_program): bit for bit what the
-    # general render gives, through slices, selections, sums with mono broadcast and two outlets,
-    # with kept parameters or curves, and with the same gradients under autograd.
+    # general render gives, through slices, selections, sums with mono broadcast, two outlets and a
+    # stage in the background, with kept parameters or curves, and with the same gradients.
     from grafx_core import _block_program
 
     plan, parameters, sources = _routed()
