@@ -257,7 +257,7 @@ class _Program:
                     f"{where}, outlet {outlet!r}: returned {shape}; expected "
                     f"[{batch * rows}, channels, {length}] (nodes, channels, samples)"
                 )
-            outputs.append(y.reshape(batch, rows, y.shape[1], length))
+            outputs.append(y.unsqueeze(0) if batch == 1 else y.reshape(batch, rows, y.shape[1], length))
         if aux is not None:
             aux = dict(aux)
             for name, value in aux.items():

@@ -400,7 +400,9 @@ def test_a_compiled_block_program_renders_as_the_general_render(monkeypatch: pyt
         assert torch.equal(streamed, general)
         if grad:
             assert streamed_grad is not None and general_grad is not None
-            assert torch.equal(streamed_grad, general_grad)
+            # Equal but for the order autograd sums the paths in (a background call's nodes are made
+            # on another thread, in an order that varies from run to run).
+            torch.testing.assert_close(streamed_grad, general_grad, rtol=1e-6, atol=0)
     with torch.no_grad():
         whole, _ = plan(parameters, sources)
     assert float((streamed - whole).abs().max()) <= 1e-6
