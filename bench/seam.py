@@ -35,11 +35,16 @@ the upstream gains (the EQ's three band gains and the fader, 4 tracks), and
 the estimate is compared on those entries; they have no fit column. The
 reference is the mean of the central differences at 0.03, 0.05, 0.1 and
 0.15 dB, and ``ref`` the cosine between its halves (0.03 and 0.05 dB against
-0.1 and 0.15 dB): where it is low, the loss is not smooth at that point at the
-scale of a fit's steps (a saturator driven 30 dB into clipping, a codec), and
-the point measures the reference's noise, not the estimate. Rows are scored
+0.1 and 0.15 dB). Where that is below 0.8, the reference is taken again at ten
+times those steps (0.3-1.5 dB) and kept where its halves agree better (``pts``
+adds ``(2c)`` for two such points): a codec's or a quantiser's loss can be rough
+at hundredths of a dB and smooth at tenths. Where ``ref`` stays low, the loss is
+not smooth at that point at either scale (a saturator driven 30 dB into
+clipping), and the point measures the reference's noise, not the estimate. Rows are scored
 over the points whose ``ref`` reaches 0.8 (``pts`` counts them; every point
-where none does); the line also prints the median over every point. ``probe``
+where none does); the line also prints the median over every point, and each
+point's cosine / norm ratio (its ``ref``, ``c`` where coarse): the row's two
+medians can come from different points. ``probe``
 is what the automatic choice's own probe measured for its choice at the
 measured points (cosine / norm ratio after its scale): where it warned
 ``Weak``, this says whether the row agrees.
@@ -302,6 +307,11 @@ REF_STEPS = (0.03, 0.05, 0.1, 0.15)
 """Steps (dB) of the real black boxes' reference: the mean of the central differences at these steps."""
 QUICK_REF_STEPS = (0.05, 0.1)
 """The quick run's steps (half the renders; its ``ref`` is the cosine between the two)."""
+COARSE = 10.0
+"""Where a point's reference at those steps is not reliable, it is taken again at steps this many times larger
+(0.3-1.5 dB): a codec's or a quantiser's loss can be rough at 0.03 dB and smooth at 0.3 dB (measured on
+``pedalboard:mp3_compressor``: one fader's differences were -0.023, -0.047, -0.039, -0.037, -0.037 at 0.03, 0.1,
+0.3, 1 and 3 dB), and a fit moving its gains by tenths of a dB follows the coarser slope."""
 RELIABLE = 0.8
 """A point's reference is reliable where its halves (the smaller two steps, the larger two) agree to this cosine."""
 
@@ -347,6 +357,7 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
     processors = {EQ: get_processor(EQ), GAIN: get_processor(GAIN), "box": box}
     render = compile_render(graph, processors)
     cos, norm, renders, caught, chosen, agree = [], [], [], [], [], []
+    scales: list[int] = []  # the points whose reference is the coarse one
     probes: list[tuple[float, float]] = []
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -361,6 +372,11 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
             chosen.append(box.signal_gradient)
             probes.append(_probed(box))
             reference, agreement = _reference(render, params, sources, loss, ref_steps)
+            if agreement < RELIABLE:
+                coarse, rough = _reference(render, params, sources, loss, tuple(COARSE * s for s in ref_steps))
+                if rough > agreement:
+                    reference, agreement = coarse, rough
+                    scales.append(point)
             agree.append(agreement)
             cos.append(float(g @ reference / (g.norm() * reference.norm()).clamp(min=1e-300)))
             norm.append(float(g.norm() / reference.norm().clamp(min=1e-300)))
@@ -371,8 +387,10 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
     return {"cos": statistics.median(cos[k] for k in kept), "norm": statistics.median(norm[k] for k in kept),
             "renders": statistics.median(renders), "choice": "/".join(dict.fromkeys(chosen)),
             "warned": _warned(caught), "ref": statistics.median(agree[k] for k in kept),
-            "points": f"{sum(a >= RELIABLE for a in agree)}/{len(agree)}",
-            "all": (statistics.median(cos), statistics.median(norm)), "probe": _probe_text(probes)}
+            "points": f"{sum(a >= RELIABLE for a in agree)}/{len(agree)}" + (f" ({len(scales)}c)" if scales else ""),
+            "all": (statistics.median(cos), statistics.median(norm)), "probe": _probe_text(probes),
+            "each": "  ".join(f"{c:.3f}/{n:.2f} ({a:.2f}{'c' if k in scales else ''})"
+                              for k, (c, n, a) in enumerate(zip(cos, norm, agree)))}
 
 
 def _warned(names: list[str]) -> str:
@@ -458,7 +476,7 @@ def main() -> None:
                f"boxes), " + (f"fits of {steps} steps" if steps else "no fits (--standard fits)"))
     print(setting)
     header = (f"{'black box':<30}{'signal gradient':<17}{'chose':<27}{'cos':>7}{'norm':>7}{'renders':>8}{'fit':>6}"
-              f"{'ref':>7}{'pts':>5}{'probe':>11}{'s':>5}  warned")
+              f"{'ref':>7}{'pts':>10}{'probe':>11}{'s':>5}  warned")
     print(header)
     summary, table = [], []
     start = time.perf_counter()
@@ -480,7 +498,7 @@ def main() -> None:
                 against = (f"  (against the 0.03-0.15 dB reference, ref {row['smoothed'][2]:.3f}: auto "
                            f"{row['smoothed'][0]:.3f}, exact {row['smoothed'][1]:.3f})")
             print(f"{label:<30}{name:<17}{choice:<27}{row['cos']:>7.3f}{row['norm']:>7.3g}{row['renders']:>8.1f}"
-                  f"{fitted:>6}{'':>7}{'':>5}{probe:>11}{time.perf_counter() - began:>5.0f}  "
+                  f"{fitted:>6}{'':>7}{'':>10}{probe:>11}{time.perf_counter() - began:>5.0f}  "
                   f"{warned if name == 'auto' else ''}{against}", flush=True)
         auto = rows["auto"]
         summary.append(auto)
@@ -499,9 +517,9 @@ def main() -> None:
             print(f"{label:<30}not measured: {type(error).__name__}: {error}")
             continue
         print(f"{label:<30}{'auto':<17}{row['choice']:<27}{row['cos']:>7.3f}{row['norm']:>7.3g}"
-              f"{row['renders']:>8.1f}{'':>6}{row['ref']:>7.3f}{row['points']:>5}{row['probe']:>11}"
+              f"{row['renders']:>8.1f}{'':>6}{row['ref']:>7.3f}{row['points']:>10}{row['probe']:>11}"
               f"{time.perf_counter() - began:>5.0f}  {row['warned']}  (every point: {row['all'][0]:.3f}/"
-              f"{row['all'][1]:.3g})", flush=True)
+              f"{row['all'][1]:.3g}; each: {row['each']})", flush=True)
         summary.append(row)
         table.append((label, row["choice"], f"{row['cos']:.3f}", f"{row['norm']:.2f}", f"{row['renders']:g}", "",
                       row["warned"], f"{row['ref']:.3f}", row["points"], row["probe"], ""))
