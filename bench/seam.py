@@ -3,8 +3,8 @@
 Run: ``python bench/seam.py`` (the issue's rows, quick: 8 tracks of 0.25 s, one operating point, no fits,
 the default signal gradient only; a few minutes on 2 loaded cores), ``--standard`` (8 tracks, 2 operating
 points, 4 for real black boxes, 10-step fits: the table of ``docs/concepts/gradient_quality.rst``),
-``--signals`` (every signal gradient too), ``--full`` (delay and reverb too, 8 tracks of 1 s, 5 operating
-points, every signal gradient fitted over 60 steps) or ``--rst`` (the table as reStructuredText).
+``--signals`` (every signal gradient too, real black boxes included), ``--full`` (delay and reverb too,
+8 tracks of 1 s, 5 operating points, every signal gradient fitted over 60 steps) or ``--rst`` (the table as reStructuredText).
 Graph: music-like stereo tracks, each
 ``in -> dsp:parametric_eq -> dsp:gain -> BLACK BOX``, summed by one ``mix``
 node into ``out``; loss: the demo's multi-resolution STFT loss against a mix
@@ -348,14 +348,24 @@ def _at_defaults(box: Any, params: dict[str, dict[str, torch.Tensor]]) -> dict[s
 
 
 def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: bool = False,
-                      ref_steps: tuple[float, ...] = REF_STEPS) -> dict[str, Any]:
-    """A real black box with its default options, against central differences over the upstream gains."""
+                      ref_steps: tuple[float, ...] = REF_STEPS, signals: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A real black box with its default options, against central differences over the upstream gains.
+
+    ``signals``: fixed signal gradients to measure too, against the same references (under ``"signals"``:
+    per name, the median cosine and norm ratio over the scored points, and each point's).
+    """
     graph = build_graph(BOX_TRACKS)
     box = get_processor(name)
     counter = _CountingRunner(box.runner)
     box.runner = counter
     processors = {EQ: get_processor(EQ), GAIN: get_processor(GAIN), "box": box}
     render = compile_render(graph, processors)
+    fixed: dict[str, tuple[Any, _CountingRunner, list[tuple[float, float]]]] = {}
+    for kind in signals:
+        other = get_processor(name)
+        other.signal_gradient = kind
+        other.runner = _CountingRunner(other.runner)
+        fixed[kind] = (compile_render(graph, {**processors, "box": other}), other.runner, [])
     cos, norm, renders, caught, chosen, agree = [], [], [], [], [], []
     scales: list[int] = []  # the points whose reference is the coarse one
     probes: list[tuple[float, float]] = []
@@ -380,6 +390,9 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
             agree.append(agreement)
             cos.append(float(g @ reference / (g.norm() * reference.norm()).clamp(min=1e-300)))
             norm.append(float(g.norm() / reference.norm().clamp(min=1e-300)))
+            for fixed_render, fixed_counter, found in fixed.values():
+                f = _gain_gradient(fixed_render, params, sources, loss, fixed_counter)
+                found.append((_cosine(f, reference), float(f.norm() / reference.norm().clamp(min=1e-300))))
         caught = [type(w.message).__name__ for w in seen if issubclass(w.category, GradientWarning)]
     # Scored where the reference is reliable (a point where it is not measures the reference's noise, not the
     # estimate); every point where none is.
@@ -390,7 +403,11 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
             "points": f"{sum(a >= RELIABLE for a in agree)}/{len(agree)}" + (f" ({len(scales)}c)" if scales else ""),
             "all": (statistics.median(cos), statistics.median(norm)), "probe": _probe_text(probes),
             "each": "  ".join(f"{c:.3f}/{n:.2f} ({a:.2f}{'c' if k in scales else ''})"
-                              for k, (c, n, a) in enumerate(zip(cos, norm, agree)))}
+                              for k, (c, n, a) in enumerate(zip(cos, norm, agree))),
+            "signals": {kind: (statistics.median(found[k][0] for k in kept),
+                               statistics.median(found[k][1] for k in kept),
+                               "  ".join(f"{c:.3f}/{n:.2f}" for c, n in found))
+                        for kind, (_, _, found) in fixed.items()}}
 
 
 def _warned(names: list[str]) -> str:
@@ -512,7 +529,8 @@ def main() -> None:
         began = time.perf_counter()
         try:
             row = measure_black_box(name, box_sources, box_points, defaults,
-                                    QUICK_REF_STEPS if mode == "quick" else REF_STEPS)
+                                    QUICK_REF_STEPS if mode == "quick" else REF_STEPS,
+                                    tuple(s for s in signals if s not in ("auto", "proxy")))
         except Exception as error:  # a plug-in missing on this machine: say so, measure the rest
             print(f"{label:<30}not measured: {type(error).__name__}: {error}")
             continue
@@ -520,6 +538,9 @@ def main() -> None:
               f"{row['renders']:>8.1f}{'':>6}{row['ref']:>7.3f}{row['points']:>10}{row['probe']:>11}"
               f"{time.perf_counter() - began:>5.0f}  {row['warned']}  (every point: {row['all'][0]:.3f}/"
               f"{row['all'][1]:.3g}; each: {row['each']})", flush=True)
+        for kind, (c, n, each) in row["signals"].items():
+            print(f"{label:<30}{kind:<17}{'':<27}{c:>7.3f}{n:>7.3g}{'':>8}{'':>6}{'':>7}{'':>10}{'':>11}{'':>5}"
+                  f"  (each: {each})", flush=True)
         summary.append(row)
         table.append((label, row["choice"], f"{row['cos']:.3f}", f"{row['norm']:.2f}", f"{row['renders']:g}", "",
                       row["warned"], f"{row['ref']:.3f}", row["points"], row["probe"], ""))
