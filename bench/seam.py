@@ -42,9 +42,9 @@ at hundredths of a dB and smooth at tenths. Where ``ref`` stays low, the loss is
 not smooth at that point at either scale (a saturator driven 30 dB into
 clipping), and the point measures the reference's noise, not the estimate. Rows are scored
 over the points whose ``ref`` reaches 0.8 (``pts`` counts them; every point
-where none does); the line also prints the median over every point, and each
-point's cosine / norm ratio (its ``ref``, ``c`` where coarse): the row's two
-medians can come from different points. ``probe``
+where none does); the line also prints the median over every point, each
+point's cosine / norm ratio (its ``ref``, ``c`` where coarse) and how many scored
+points meet both aims: the row's two medians can come from different points. ``probe``
 is what the automatic choice's own probe measured for its choice at the
 measured points (cosine / norm ratio after its scale): where it warned
 ``Weak``, this says whether the row agrees.
@@ -402,6 +402,7 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
             "warned": _warned(caught), "ref": statistics.median(agree[k] for k in kept),
             "points": f"{sum(a >= RELIABLE for a in agree)}/{len(agree)}" + (f" ({len(scales)}c)" if scales else ""),
             "all": (statistics.median(cos), statistics.median(norm)), "probe": _probe_text(probes),
+            "met": sum(cos[k] >= 0.9 and 0.8 <= norm[k] <= 1.25 for k in kept),
             "each": "  ".join(f"{c:.3f}/{n:.2f} ({a:.2f}{'c' if k in scales else ''})"
                               for k, (c, n, a) in enumerate(zip(cos, norm, agree))),
             "signals": {kind: (statistics.median(found[k][0] for k in kept),
@@ -537,7 +538,7 @@ def main() -> None:
         print(f"{label:<30}{'auto':<17}{row['choice']:<27}{row['cos']:>7.3f}{row['norm']:>7.3g}"
               f"{row['renders']:>8.1f}{'':>6}{row['ref']:>7.3f}{row['points']:>10}{row['probe']:>11}"
               f"{time.perf_counter() - began:>5.0f}  {row['warned']}  (every point: {row['all'][0]:.3f}/"
-              f"{row['all'][1]:.3g}; each: {row['each']})", flush=True)
+              f"{row['all'][1]:.3g}; {row['met']} scored points meet both aims; each: {row['each']})", flush=True)
         for kind, (c, n, each) in row["signals"].items():
             print(f"{label:<30}{kind:<17}{'':<27}{c:>7.3f}{n:>7.3g}{'':>8}{'':>6}{'':>7}{'':>10}{'':>11}{'':>5}"
                   f"  (each: {each})", flush=True)
