@@ -13,7 +13,8 @@ an alsa-utils voice) to a mix sox made of them (gain, equaliser, compand, pan,
 a send reverb), a mix the console can only approximate: mix SNR and
 multi-resolution STFT distance of least-squares gains and pans on the raw
 stems, and of ``grafx-core fit``'s way (target aligned, solved start, steps
-on the loudest 4 s) with the analytic console and with the sox console (EQ,
+on the loudest 4 s) with the analytic console, with it extended by ``--highpass
+--eq-bands 3 --pre-delay --compressor-after-eq``, and with the sox console (EQ,
 sox's compand twin, faders, sends to an impulse response solved by least
 squares), each within one wall-clock budget from start to final figure: the
 solved start (each track strip solved on the waveform by Levenberg-Marquardt),
@@ -44,7 +45,8 @@ from grafx_core.registry import processors_for_graph
 from grafx_core.demo.draws import draw_parameters
 from grafx_core.demo.multitrack import synthesise_multitrack
 from grafx_core.demo.realmix import SOX_MIX, missing_real_material, real_stems, sox_mix
-from grafx_core.fitting import CONSOLES, LatentParameters, SpectralLoss, build_console, fit, read_multitrack
+from grafx_core.fitting import (CONSOLES, ConsoleEffects, LatentParameters, SpectralLoss, build_console, fit,
+                                read_multitrack)
 from grafx_core.fitting.align import align_target
 from grafx_core.fitting.initial import initialise, least_squares_weights, loudest_excerpt, polish_returns
 from grafx_core.fitting.metrics import snr_db
@@ -81,10 +83,14 @@ def _least_squares_mix(stems: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return (stems * torch.from_numpy(weights).to(stems.dtype)[:, :, None]).sum(dim=0)
 
 
+_EXTENDED = replace(CONSOLES["analytic"], highpass="dsp:highpass", bells=2, pre_delay="dsp:delay",
+                    compressor_after_eq=True)
+"""``fit --highpass --eq-bands 3 --pre-delay --compressor-after-eq``."""
+
 _LEAST_STEP_SECONDS = 5.0  # below this, no steps: a step costs a few seconds under load
 
 
-def run_real_fit(multitrack, budget: float, console_name: str) -> tuple[torch.Tensor, int, float]:
+def run_real_fit(multitrack, budget: float, console_name: str | ConsoleEffects) -> tuple[torch.Tensor, int, float]:
     """One fit of the real material as ``grafx-core fit --console NAME`` runs it, within ``budget`` seconds
     from start to final figure: target aligned, solved start (strips solved on the waveform included),
     steps on the loudest 4 s for what the budget leaves, then the polish (the send effect solved again
@@ -159,14 +165,15 @@ def real_part(stems: int, seconds: float, budget: float, lv2: bool = False) -> N
     print(f"\nreal recordings mixed by {'LV2 plug-ins' if lv2 else 'sox'}: {stems} stems x {seconds:g} s, "
           f"{budget:g} s per fit "
           f"(load average {load:.1f} on {os.cpu_count()} cores)")
-    print(f"{'how':>34}  {'SNR dB':>7}  {'MR-STFT':>7}  {'steps':>5}  {'seconds':>7}")
+    print(f"{'how':>50}  {'SNR dB':>7}  {'MR-STFT':>7}  {'steps':>5}  {'seconds':>7}")
     began = time.perf_counter()
     rows = {"least-squares gains and pans": (_least_squares_mix(multitrack.stems, target), 0,
                                              time.perf_counter() - began)}
     rows["fit, analytic console"] = run_real_fit(multitrack, budget, "analytic")
+    rows["analytic + high-pass, 3 bands, pre-delay, EQ first"] = run_real_fit(multitrack, budget, _EXTENDED)
     rows["fit, sox console"] = run_real_fit(multitrack, budget, "sox")
     for how, (mix, steps, spent) in rows.items():
-        print(f"{how:>34}  {snr_db(mix, target):7.1f}  {float(distance(mix)):7.3f}  {steps:5d}  {spent:7.1f}",
+        print(f"{how:>50}  {snr_db(mix, target):7.1f}  {float(distance(mix)):7.3f}  {steps:5d}  {spent:7.1f}",
               flush=True)
 
 

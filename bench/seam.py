@@ -3,8 +3,8 @@
 Run: ``python bench/seam.py`` (the issue's rows, quick: 8 tracks of 0.25 s, one operating point, no fits,
 the default signal gradient only; a few minutes on 2 loaded cores), ``--standard`` (8 tracks, 2 operating
 points, 4 for real black boxes, 10-step fits: the table of ``docs/concepts/gradient_quality.rst``),
-``--signals`` (every signal gradient too), ``--full`` (delay and reverb too, 8 tracks of 1 s, 5 operating
-points, every signal gradient fitted over 60 steps) or ``--rst`` (the table as reStructuredText).
+``--signals`` (every signal gradient too, real black boxes included), ``--full`` (delay and reverb too,
+8 tracks of 1 s, 5 operating points, every signal gradient fitted over 60 steps) or ``--rst`` (the table as reStructuredText).
 Graph: music-like stereo tracks, each
 ``in -> dsp:parametric_eq -> dsp:gain -> BLACK BOX``, summed by one ``mix``
 node into ``out``; loss: the demo's multi-resolution STFT loss against a mix
@@ -35,11 +35,16 @@ the upstream gains (the EQ's three band gains and the fader, 4 tracks), and
 the estimate is compared on those entries; they have no fit column. The
 reference is the mean of the central differences at 0.03, 0.05, 0.1 and
 0.15 dB, and ``ref`` the cosine between its halves (0.03 and 0.05 dB against
-0.1 and 0.15 dB): where it is low, the loss is not smooth at that point at the
-scale of a fit's steps (a saturator driven 30 dB into clipping, a codec), and
-the point measures the reference's noise, not the estimate. Rows are scored
+0.1 and 0.15 dB). Where that is below 0.8, the reference is taken again at ten
+times those steps (0.3-1.5 dB) and kept where its halves agree better (``pts``
+adds ``(2c)`` for two such points): a codec's or a quantiser's loss can be rough
+at hundredths of a dB and smooth at tenths. Where ``ref`` stays low, the loss is
+not smooth at that point at either scale (a saturator driven 30 dB into
+clipping), and the point measures the reference's noise, not the estimate. Rows are scored
 over the points whose ``ref`` reaches 0.8 (``pts`` counts them; every point
-where none does); the line also prints the median over every point. ``probe``
+where none does); the line also prints the median over every point, each
+point's cosine / norm ratio (its ``ref``, ``c`` where coarse) and how many scored
+points meet both aims: the row's two medians can come from different points. ``probe``
 is what the automatic choice's own probe measured for its choice at the
 measured points (cosine / norm ratio after its scale): where it warned
 ``Weak``, this says whether the row agrees.
@@ -302,6 +307,11 @@ REF_STEPS = (0.03, 0.05, 0.1, 0.15)
 """Steps (dB) of the real black boxes' reference: the mean of the central differences at these steps."""
 QUICK_REF_STEPS = (0.05, 0.1)
 """The quick run's steps (half the renders; its ``ref`` is the cosine between the two)."""
+COARSE = 10.0
+"""Where a point's reference at those steps is not reliable, it is taken again at steps this many times larger
+(0.3-1.5 dB): a codec's or a quantiser's loss can be rough at 0.03 dB and smooth at 0.3 dB (measured on
+``pedalboard:mp3_compressor``: one fader's differences were -0.023, -0.047, -0.039, -0.037, -0.037 at 0.03, 0.1,
+0.3, 1 and 3 dB), and a fit moving its gains by tenths of a dB follows the coarser slope."""
 RELIABLE = 0.8
 """A point's reference is reliable where its halves (the smaller two steps, the larger two) agree to this cosine."""
 
@@ -338,15 +348,26 @@ def _at_defaults(box: Any, params: dict[str, dict[str, torch.Tensor]]) -> dict[s
 
 
 def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: bool = False,
-                      ref_steps: tuple[float, ...] = REF_STEPS) -> dict[str, Any]:
-    """A real black box with its default options, against central differences over the upstream gains."""
+                      ref_steps: tuple[float, ...] = REF_STEPS, signals: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A real black box with its default options, against central differences over the upstream gains.
+
+    ``signals``: fixed signal gradients to measure too, against the same references (under ``"signals"``:
+    per name, the median cosine and norm ratio over the scored points, and each point's).
+    """
     graph = build_graph(BOX_TRACKS)
     box = get_processor(name)
     counter = _CountingRunner(box.runner)
     box.runner = counter
     processors = {EQ: get_processor(EQ), GAIN: get_processor(GAIN), "box": box}
     render = compile_render(graph, processors)
+    fixed: dict[str, tuple[Any, _CountingRunner, list[tuple[float, float]]]] = {}
+    for kind in signals:
+        other = get_processor(name)
+        other.signal_gradient = kind
+        other.runner = _CountingRunner(other.runner)
+        fixed[kind] = (compile_render(graph, {**processors, "box": other}), other.runner, [])
     cos, norm, renders, caught, chosen, agree = [], [], [], [], [], []
+    scales: list[int] = []  # the points whose reference is the coarse one
     probes: list[tuple[float, float]] = []
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -361,9 +382,17 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
             chosen.append(box.signal_gradient)
             probes.append(_probed(box))
             reference, agreement = _reference(render, params, sources, loss, ref_steps)
+            if agreement < RELIABLE:
+                coarse, rough = _reference(render, params, sources, loss, tuple(COARSE * s for s in ref_steps))
+                if rough > agreement:
+                    reference, agreement = coarse, rough
+                    scales.append(point)
             agree.append(agreement)
             cos.append(float(g @ reference / (g.norm() * reference.norm()).clamp(min=1e-300)))
             norm.append(float(g.norm() / reference.norm().clamp(min=1e-300)))
+            for fixed_render, fixed_counter, found in fixed.values():
+                f = _gain_gradient(fixed_render, params, sources, loss, fixed_counter)
+                found.append((_cosine(f, reference), float(f.norm() / reference.norm().clamp(min=1e-300))))
         caught = [type(w.message).__name__ for w in seen if issubclass(w.category, GradientWarning)]
     # Scored where the reference is reliable (a point where it is not measures the reference's noise, not the
     # estimate); every point where none is.
@@ -371,8 +400,15 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
     return {"cos": statistics.median(cos[k] for k in kept), "norm": statistics.median(norm[k] for k in kept),
             "renders": statistics.median(renders), "choice": "/".join(dict.fromkeys(chosen)),
             "warned": _warned(caught), "ref": statistics.median(agree[k] for k in kept),
-            "points": f"{sum(a >= RELIABLE for a in agree)}/{len(agree)}",
-            "all": (statistics.median(cos), statistics.median(norm)), "probe": _probe_text(probes)}
+            "points": f"{sum(a >= RELIABLE for a in agree)}/{len(agree)}" + (f" ({len(scales)}c)" if scales else ""),
+            "all": (statistics.median(cos), statistics.median(norm)), "probe": _probe_text(probes),
+            "met": sum(cos[k] >= 0.9 and 0.8 <= norm[k] <= 1.25 for k in kept),
+            "each": "  ".join(f"{c:.3f}/{n:.2f} ({a:.2f}{'c' if k in scales else ''})"
+                              for k, (c, n, a) in enumerate(zip(cos, norm, agree))),
+            "signals": {kind: (statistics.median(found[k][0] for k in kept),
+                               statistics.median(found[k][1] for k in kept),
+                               "  ".join(f"{c:.3f}/{n:.2f}" for c, n in found))
+                        for kind, (_, _, found) in fixed.items()}}
 
 
 def _warned(names: list[str]) -> str:
@@ -458,7 +494,7 @@ def main() -> None:
                f"boxes), " + (f"fits of {steps} steps" if steps else "no fits (--standard fits)"))
     print(setting)
     header = (f"{'black box':<30}{'signal gradient':<17}{'chose':<27}{'cos':>7}{'norm':>7}{'renders':>8}{'fit':>6}"
-              f"{'ref':>7}{'pts':>5}{'probe':>11}{'s':>5}  warned")
+              f"{'ref':>7}{'pts':>10}{'probe':>11}{'s':>5}  warned")
     print(header)
     summary, table = [], []
     start = time.perf_counter()
@@ -480,7 +516,7 @@ def main() -> None:
                 against = (f"  (against the 0.03-0.15 dB reference, ref {row['smoothed'][2]:.3f}: auto "
                            f"{row['smoothed'][0]:.3f}, exact {row['smoothed'][1]:.3f})")
             print(f"{label:<30}{name:<17}{choice:<27}{row['cos']:>7.3f}{row['norm']:>7.3g}{row['renders']:>8.1f}"
-                  f"{fitted:>6}{'':>7}{'':>5}{probe:>11}{time.perf_counter() - began:>5.0f}  "
+                  f"{fitted:>6}{'':>7}{'':>10}{probe:>11}{time.perf_counter() - began:>5.0f}  "
                   f"{warned if name == 'auto' else ''}{against}", flush=True)
         auto = rows["auto"]
         summary.append(auto)
@@ -494,14 +530,18 @@ def main() -> None:
         began = time.perf_counter()
         try:
             row = measure_black_box(name, box_sources, box_points, defaults,
-                                    QUICK_REF_STEPS if mode == "quick" else REF_STEPS)
+                                    QUICK_REF_STEPS if mode == "quick" else REF_STEPS,
+                                    tuple(s for s in signals if s not in ("auto", "proxy")))
         except Exception as error:  # a plug-in missing on this machine: say so, measure the rest
             print(f"{label:<30}not measured: {type(error).__name__}: {error}")
             continue
         print(f"{label:<30}{'auto':<17}{row['choice']:<27}{row['cos']:>7.3f}{row['norm']:>7.3g}"
-              f"{row['renders']:>8.1f}{'':>6}{row['ref']:>7.3f}{row['points']:>5}{row['probe']:>11}"
+              f"{row['renders']:>8.1f}{'':>6}{row['ref']:>7.3f}{row['points']:>10}{row['probe']:>11}"
               f"{time.perf_counter() - began:>5.0f}  {row['warned']}  (every point: {row['all'][0]:.3f}/"
-              f"{row['all'][1]:.3g})", flush=True)
+              f"{row['all'][1]:.3g}; {row['met']} scored points meet both aims; each: {row['each']})", flush=True)
+        for kind, (c, n, each) in row["signals"].items():
+            print(f"{label:<30}{kind:<17}{'':<27}{c:>7.3f}{n:>7.3g}{'':>8}{'':>6}{'':>7}{'':>10}{'':>11}{'':>5}"
+                  f"  (each: {each})", flush=True)
         summary.append(row)
         table.append((label, row["choice"], f"{row['cos']:.3f}", f"{row['norm']:.2f}", f"{row['renders']:g}", "",
                       row["warned"], f"{row['ref']:.3f}", row["points"], row["probe"], ""))

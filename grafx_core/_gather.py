@@ -9,6 +9,7 @@ edges meet at an inlet and must be summed).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,6 +125,83 @@ def _is_range(rows: np.ndarray, start: int, length: int) -> bool:
                            else bool(np.all(np.diff(rows) == 1)))
 
 
+def _outlet(output: Produced) -> tuple[int, int] | None:
+    """An output's ``(rows, channels)``, ``None`` when in several parts."""
+    return None if output.part_of is not None else (output.parts[0].shape[1], output.parts[0].shape[2])
+
+
+Gathered = Callable[[dict[Producer, Produced]], torch.Tensor]
+"""An inlet's input assembled from the producers' outputs (:func:`gather_step`)."""
+
+
+def gather_step(inlet: InletPlan, outlets: Mapping[Producer, tuple[int, int] | None], channels: int,
+                device: torch.device, index_cache: IndexCache) -> Gathered | None:
+    """How to assemble the inlet's input for the whole stage from its producers' outputs: every
+    decision :func:`gather` takes (slice, select, sum) taken once, for a stream's blocks.
+
+    Args:
+        outlets: each producer's output as ``(rows, channels)``, or ``None`` where it is in several
+            parts (its rows split by input shape).
+
+    Returns:
+        A function of the producers' outputs giving ``[batch, rows, channels, samples]``, or
+        ``None`` where a producer's output is in several parts.
+    """
+    shapes = [outlets.get(group.producer) for group in inlet.groups]
+    if any(shape is None for shape in shapes):
+        return None
+    pieces = [(group.producer, group.src_rows, group.dst_rows, shape)
+              for group, shape in zip(inlet.groups, shapes) if shape is not None]
+
+    def fitted(rows: np.ndarray, width: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        if width == channels:
+            return lambda y: y
+        if width == 1:
+            return lambda y: y.expand(y.shape[0], y.shape[1], channels, y.shape[3])
+        raise GraphConnectionError(
+            f"{inlet.describe_row[int(rows[0])]}, inlet {inlet.name!r}: cannot sum a {width}-channel signal "
+            f"with a {channels}-channel one (only mono broadcasts to any channel count)"
+        )
+
+    num_rows = inlet.num_rows
+    if len(pieces) == 1:
+        producer, src, dst, (total, width) = pieces[0]
+        if len(dst) == num_rows and _is_range(dst, 0, num_rows):
+            fit = fitted(dst, width)
+            if _is_range(src, 0, total):
+                return lambda p: fit(p[producer].parts[0])
+            if _is_range(src, int(src[0]), num_rows):
+                first = int(src[0])
+                return lambda p: fit(p[producer].parts[0].narrow(1, first, num_rows))
+
+    selects = []
+    for producer, src, dst, (total, width) in pieces:
+        fit = fitted(dst, width)
+        if _is_range(src, 0, total):
+            selects.append(lambda p, producer=producer, fit=fit: fit(p[producer].parts[0]))
+        else:
+            index = index_cache.get(src, device, True)
+            selects.append(lambda p, producer=producer, fit=fit, index=index:
+                           fit(p[producer].parts[0].index_select(1, index)))
+    destinations = pieces[0][2] if len(pieces) == 1 else np.concatenate([p[2] for p in pieces])
+
+    def stacked(p: dict[Producer, Produced]) -> torch.Tensor:
+        return selects[0](p) if len(selects) == 1 else torch.cat([select(p) for select in selects], dim=1)
+
+    if inlet.one_edge_each:
+        if _is_range(destinations, 0, num_rows):
+            return stacked
+        order = torch.as_tensor(np.argsort(destinations, kind="stable"), device=device)
+        return lambda p: stacked(p).index_select(1, order)
+    into = torch.as_tensor(destinations, device=device)
+
+    def summed(p: dict[Producer, Produced]) -> torch.Tensor:
+        x = stacked(p)
+        return x.new_zeros(x.shape[0], num_rows, channels, x.shape[3]).index_add_(1, into, x)
+
+    return summed
+
+
 def gather(
     inlet: InletPlan,
     produced: dict[Producer, Produced],
@@ -137,6 +215,10 @@ def gather(
         ``[batch, rows, channels, samples]``.
     """
     if subset is None:
+        outlets = {group.producer: _outlet(produced[group.producer]) for group in inlet.groups}
+        step = gather_step(inlet, outlets, channels, produced[inlet.groups[0].producer].parts[0].device, index_cache)
+        if step is not None:
+            return step(produced)
         position = None
         num_rows = inlet.num_rows
     else:

@@ -257,7 +257,7 @@ class _Program:
                     f"{where}, outlet {outlet!r}: returned {shape}; expected "
                     f"[{batch * rows}, channels, {length}] (nodes, channels, samples)"
                 )
-            outputs.append(y.reshape(batch, rows, y.shape[1], length))
+            outputs.append(y.unsqueeze(0) if batch == 1 else y.reshape(batch, rows, y.shape[1], length))
         if aux is not None:
             aux = dict(aux)
             for name, value in aux.items():
@@ -301,7 +301,8 @@ class _Program:
     def run(self, parameters: Any, sources: torch.Tensor, per_example: Mapping[str, bool],
             batched: bool, curves: _Curves | None = None,
             states: dict[Any, Any] | None = None,
-            stage_kwargs: dict[Any, Any] | None = None) -> tuple[torch.Tensor, NodeAux]:
+            stage_kwargs: dict[Any, Any] | None = None,
+            layout: dict[Any, Any] | None = None) -> tuple[torch.Tensor, NodeAux]:
         """Render checked inputs; ``sources`` is ``[batch, num_in, channels, samples]``.
 
         ``states`` (a stream's): each stage call's processor state, read and
@@ -309,6 +310,10 @@ class _Program:
         ``stage_kwargs`` (a stream's, outside autograd): each stage call's
         parameters, kept from the first block that prepares them, so that
         every block hands a processor the same tensors.
+        ``layout`` (a stream's): filled with each stage's calls (``stage index:
+        [(rows, channels per inlet)]``) and each output's channel count
+        (``(stage index, outlet): (rows, channels)``, ``None`` when in several parts),
+        from which :class:`~grafx_core._block_program.BlockProgram` compiles.
         """
         curves = curves or _Curves(frozenset(), sources.shape[-1], 1)
         batch = sources.shape[0]
@@ -324,6 +329,8 @@ class _Program:
             for k, out in enumerate(outputs):
                 out.finish(len(self._stages[index].node_ids))
                 produced[(index, k)] = out
+                if layout is not None:
+                    layout[(index, k)] = None if out.part_of is not None else tuple(out.parts[0].shape[1:3])
 
         for stage in self._stages:
             for index in self._depends[stage.index]:
@@ -335,7 +342,7 @@ class _Program:
                 for index in [i for i in pending if self._stages[i].processor is stage.processor]:
                     settle(index)
             finish = self._run_stage(stage, produced, parameters, per_example.get(stage.type, False),
-                                     batch, aux_by_node, batched, background, curves, states, stage_kwargs)
+                                     batch, aux_by_node, batched, background, curves, states, stage_kwargs, layout)
             pending[stage.index] = finish
             if not background:
                 settle(stage.index)
@@ -352,7 +359,8 @@ class _Program:
                    per_example: bool, batch: int, aux_by_node: NodeAux, batched: bool,
                    background: bool, curves: _Curves,
                    states: dict[Any, Any] | None = None,
-                   stage_kwargs: dict[Any, Any] | None = None) -> Callable[[], list[Produced]]:
+                   stage_kwargs: dict[Any, Any] | None = None,
+                   layout: dict[Any, Any] | None = None) -> Callable[[], list[Produced]]:
         """Gather a stage's inputs now; the returned function gives its outputs (waiting for a background call)."""
         channels = [inlet_channels(inlet, produced) for inlet in stage.inlets]
         if stage.type == "out":
@@ -364,6 +372,10 @@ class _Program:
             signatures, which = np.unique(table, axis=0, return_inverse=True)
             which = np.asarray(which).reshape(-1)
             groups = [(np.flatnonzero(which == g), [int(c) for c in sig]) for g, sig in enumerate(signatures)]
+            if len(groups) == 1:  # every row takes the same channels after broadcasting: one call of all rows
+                groups = [(None, groups[0][1])]
+        if layout is not None:
+            layout[stage.index] = groups
 
         prepared = []
         for subset, signature in groups:

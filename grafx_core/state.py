@@ -113,7 +113,9 @@ def render_in_blocks(processor: Any, signals: Sequence[torch.Tensor], parameters
     Args:
         processor: a stateful or memoryless processor.
         signals: one ``[rows, channels, samples]`` signal per inlet.
-        parameters: as ``forward`` takes them.
+        parameters: as ``forward`` takes them; a moving control, a curve ``[rows, *shape, samples]``
+            over the whole signal (one more axis than its declared shape and the row axis), is cut
+            to each block's samples, as a stream's engine hands it to the processor.
         sizes: block lengths, cycled until the signals end.
         detach: detach the state between blocks.
 
@@ -124,9 +126,11 @@ def render_in_blocks(processor: Any, signals: Sequence[torch.Tensor], parameters
         StreamingError: see :func:`require_streamable`.
     """
     state, pieces, start = None, [], 0
-    for length in split_lengths(signals[0].shape[-1], sizes):
+    total = signals[0].shape[-1]
+    curves = _curve_paths(processor, parameters, total)
+    for length in split_lengths(total, sizes):
         block = [x[..., start:start + length] for x in signals]
-        result, state = call_block(processor, state, block, parameters)
+        result, state = call_block(processor, state, block, _cut(parameters, curves, start, start + length))
         if detach:
             state = detach_state(state)
         items = list(result) if isinstance(result, (tuple, list)) else [result]
@@ -135,3 +139,30 @@ def render_in_blocks(processor: Any, signals: Sequence[torch.Tensor], parameters
         pieces.append(items)
         start += length
     return [torch.cat(outlet, dim=-1) for outlet in zip(*pieces)]
+
+
+def _curve_paths(processor: Any, parameters: Mapping[str, Any], samples: int) -> list[tuple[str, ...]]:
+    """The paths of ``parameters`` that are curves over ``samples``: ``[rows, *shape, samples]`` for a
+    control of declared ``shape``."""
+    found = []
+    for path, control in describe(processor).controls.items():
+        value: Any = parameters
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if (isinstance(value, torch.Tensor) and value.dim() == len(control.shape) + 2
+                and value.shape[-1] == samples):
+            found.append(tuple(path))
+    return found
+
+
+def _cut(parameters: Mapping[str, Any], curves: list[tuple[str, ...]], start: int, stop: int) -> Mapping[str, Any]:
+    """``parameters`` with each curve at ``curves`` cut to the samples ``[start, stop)``."""
+    if not curves:
+        return parameters
+    cut = dict(parameters)
+    for path in curves:
+        tree = cut
+        for key in path[:-1]:
+            tree[key] = tree = dict(tree[key])
+        tree[path[-1]] = tree[path[-1]][..., start:stop]
+    return cut

@@ -29,6 +29,7 @@ from .processor import iter_parameter_shapes, normalized_parameter_size
 from .state import detach_state as detach_tree
 from .state import require_streamable
 from ._span import SPAN, OneShotSpan
+from ._block_program import BlockProgram
 
 if TYPE_CHECKING:
     from .plan import RenderPlan
@@ -262,6 +263,9 @@ def _stream(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tensor],
     curves: frozenset[Any] = frozenset()
     frames = 0
     position, to_drop = 0, latency
+    layout: dict[Any, Any] = {}
+    compiled: BlockProgram | None = None
+    compiled_for: bool | None = None  # whether it takes the kept parameters (None: not tried yet)
     for index, block in enumerate(blocks):
         sources, batched = run_plan._prepare_sources(block)
         length = sources.shape[-1]
@@ -274,8 +278,15 @@ def _stream(plan: RenderPlan, parameters: Any, blocks: Iterable[torch.Tensor],
                                  f"block's shape {list(first.shape[1 - int(batched):-1])} but for its length")
         block_parameters, moving = _block_parameters(run_plan, parameters, position, position + length, curves,
                                                      frames)
-        y, _ = program.run(block_parameters, sources, per_example, batched, moving, states=states,
-                           stage_kwargs=None if torch.is_grad_enabled() or curves else kept)
+        keep = None if torch.is_grad_enabled() or curves else kept
+        if compiled is not None and compiled_for == (keep is not None):
+            y = compiled.run(block_parameters, sources, per_example, batched, moving, states)
+        else:  # the first block (or grad mode changed): the general render, which records its layout
+            layout.clear()
+            y, _ = program.run(block_parameters, sources, per_example, batched, moving, states=states,
+                               stage_kwargs=keep, layout=layout if compiled_for != (keep is not None) else None)
+            if compiled_for != (keep is not None):
+                compiled, compiled_for = BlockProgram.compile(program, layout, sources, keep), keep is not None
         if detach_state and torch.is_grad_enabled():  # a block rendered without autograd made no graph
             for key in states:
                 states[key] = detach_tree(states[key])

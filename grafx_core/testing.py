@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -45,6 +45,7 @@ from .control import Control
 from .description import ProcessorDescription
 from .processor import node_shares
 from .state import render_in_blocks
+from .curves import curve_frames, curve_to_samples
 from .gradient_report import gradient_report  # noqa: F401  (re-exported: grafx_core.testing.gradient_report)
 
 __all__ = ["check_processor", "CHECKS"]
@@ -270,24 +271,55 @@ class _Checker:
 
     def check_streaming(self, atol: float) -> None:
         latency = describe(self.processor).latency_samples
-        params = nest(zip([p for p, _ in self.layout], self.params))
+        self._check_blocks(atol, self.params, self.outputs, STREAM_SPLITS, latency, "")
+        moving = describe(self.processor).time_varying()
+        if moving and not latency:  # a late processor's curves would have to be shifted: left to one render
+            params = self.moving_params(moving)
+            with torch.no_grad():
+                outputs, _ = self.call(self.signals, params, check="streaming")
+            self._check_blocks(atol, params, outputs, STREAM_SPLITS[-1:], 0,
+                               f" with {', '.join('.'.join(p) for p in moving)} moving")
+
+    def moving_params(self, moving: Sequence[Path]) -> list[torch.Tensor]:
+        """The drawn parameters with every control of ``moving`` a moving curve ``[nodes, *shape, samples]``:
+        control frames drawn around the parameter's value (seeded), expanded as the engine expands them."""
+        gen = torch.Generator().manual_seed(self.seed + 3)
+        hop = max(1, self.samples // 8)
+        frames = curve_frames(self.samples, hop)
+        params = list(self.params)
+        for i, (path, _) in enumerate(self.layout):
+            if path in moving:
+                base = params[i].detach().to(torch.float64).cpu()
+                noise = torch.randn(*base.shape, frames, generator=gen, dtype=torch.float64)
+                control = draw_parameter(noise, self.ranges.get(path), base.unsqueeze(-1), self.perturbation)
+                params[i] = curve_to_samples(control.to(params[i].device, params[i].dtype), self.samples, hop)
+        return params
+
+    def _check_blocks(self, atol: float, params: list[torch.Tensor], outputs: list[torch.Tensor],
+                      splits: Sequence[tuple[int, ...]], latency: int, moving: str) -> None:
+        """Render in blocks of each of ``splits`` from ``initial_state`` against one forward's ``outputs``."""
+        nested = nest(zip([p for p, _ in self.layout], params))
         # A late processor is flushed with silence, as a stream does at its end.
         signals = [torch.nn.functional.pad(x, (0, latency)) for x in self.signals]
-        for sizes in STREAM_SPLITS:
+        for sizes in splits:
             try:
                 with torch.no_grad():
-                    blocked = render_in_blocks(self.processor, signals, params, sizes)
+                    blocked = render_in_blocks(self.processor, signals, nested, sizes)
             except Exception as exc:
-                self.fail("streaming", f"rendering in blocks of {list(sizes)} raised {type(exc).__name__}: {exc}")
-            for name, whole, part in zip(self.outlets, self.outputs, blocked):
+                self.fail("streaming", f"rendering in blocks of {list(sizes)}{moving} raised "
+                                       f"{type(exc).__name__}: {exc}")
+            for name, whole, part in zip(self.outlets, outputs, blocked):
                 part = part[..., latency:]
                 scale = max(float(whole.abs().max()) if whole.numel() else 0.0, 1.0)
                 error = float((whole - part).abs().max()) if whole.numel() else 0.0
-                if not error <= atol * scale and not self._as_close_to_float64(name, whole, part, atol * scale):
-                    self.fail("streaming", f"outlet {name!r} rendered in blocks of {list(sizes)} from initial_state "
-                                           f"differs from one forward by {error:.3g} (allowed {atol * scale:.3g})")
+                if not error <= atol * scale and not self._as_close_to_float64(name, whole, part, atol * scale,
+                                                                                params):
+                    self.fail("streaming", f"outlet {name!r} rendered in blocks of {list(sizes)}{moving} from "
+                                           f"initial_state differs from one forward by {error:.3g} (allowed "
+                                           f"{atol * scale:.3g})")
 
-    def _as_close_to_float64(self, outlet: str, whole: torch.Tensor, part: torch.Tensor, atol: float) -> bool:
+    def _as_close_to_float64(self, outlet: str, whole: torch.Tensor, part: torch.Tensor, atol: float,
+                             params: list[torch.Tensor]) -> bool:
         """Whether the blocks are no farther from a float64 forward than one float32 forward is (plus ``atol``):
         a float32 forward is itself only that close to the exact result (long FFT convolutions, large gains)."""
         if self.dtype == torch.float64:
@@ -295,7 +327,7 @@ class _Checker:
         processor = copy.deepcopy(self.processor).to(torch.float64)
         signals = [s.detach().to(torch.float64) for s in self.signals]
         with torch.no_grad():
-            reference = self.call(signals, [p.detach().to(torch.float64) for p in self.params], processor,
+            reference = self.call(signals, [p.detach().to(torch.float64) for p in params], processor,
                                   check="streaming")[0][list(self.outlets).index(outlet)]
         own = float((whole.to(torch.float64) - reference).abs().max())
         return float((part.to(torch.float64) - reference).abs().max()) <= own + atol
@@ -474,6 +506,10 @@ def check_processor(
       larger, no farther from a float64 forward than one float32 forward is,
       plus that tolerance; a processor declaring ``latency_samples``
       is flushed with that much silence and its blocked output shifted back).
+      A processor with moving controls and no latency is rendered in blocks
+      once more with every moving control a curve (control frames drawn
+      around its value, expanded per sample), each block handed its part of
+      the curves, against one ``forward`` with the whole curves.
     - ``estimator-agreement`` (``"finite-difference"`` and ``"spsa"``): the
       parameters' estimated gradient of a fixed random linear loss, averaged
       over ``estimator_repeats`` backward passes (default 1 for finite

@@ -138,3 +138,47 @@ def test_fit_warmup_fits_excerpts_and_lowers_the_loss(tmp_path, capsys) -> None:
     assert main(["fit", *stems, "--target", str(tmp_path / "mix.wav"), "-o", str(tmp_path / "fit2"),
                  "--warmup", "0.5", "--prune"]) == 1
     assert "--warmup fits excerpts with Adam" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # a whole fit run with the solved start
+def test_fit_warmup_with_the_solved_start_reports_the_loss_of_windows_cut_from_a_whole_render(tmp_path, capsys) -> None:
+    import json
+
+    from grafx_core import render
+    from grafx_core.cli import main
+    from grafx_core.demo.draws import draw_parameters
+    from grafx_core.demo.multitrack import synthesise_multitrack
+    from grafx_core.fitting.excerpts import excerpt_starts
+    from grafx_core.fitting.metrics import snr_db
+    from grafx_core.parameter_file import load_parameters
+    from grafx_core.wavfile import write_wav
+
+    rate = 16000
+    names, audio = synthesise_multitrack(2, 1.5, rate, seed=4)
+    console = build_console(names, "analytic")
+    processors = processors_for_graph(console.graph, console.options, sample_rate=rate)
+    hidden = draw_parameters(console.graph, processors, torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        mix = render(console.graph, processors, hidden, audio)[0][0]
+    stems = [str(tmp_path / f"{name}.wav") for name in names]
+    for path, track in zip(stems, audio):
+        write_wav(path, track, rate)
+    write_wav(tmp_path / "mix.wav", mix, rate)
+    # The solved start, steps on the loudest 0.5 s after a warm-up from the material's start, the polish.
+    assert main(["fit", *stems, "--target", str(tmp_path / "mix.wav"), "-o", str(tmp_path / "fit"),
+                 "--steps", "4", "--excerpt", "0.5", "--warmup", "1.5"]) == 0
+    printed = capsys.readouterr().out
+    assert "start: " in printed and "after 1.5 s of warm-up" in printed
+    report = json.loads((tmp_path / "fit" / "report.json").read_text())
+    assert report["initialisation"]["chosen"] != "defaults"
+    # A warm-up from the material's start: the window the steps fit is that of one whole render.
+    fitted = load_parameters(str(tmp_path / "fit" / "fitted.params.json"))
+    with torch.no_grad():
+        whole = render(console.graph, processors, fitted, audio)[0][0]
+    length = int(round(0.5 * rate))
+    begin = excerpt_starts(mix, length, 1, int(0.1 * rate))[0]
+    window = slice(begin, begin + length)
+    assert report["final_loss"] == pytest.approx(float(SpectralLoss(mix[:, window])(whole[:, window])), rel=1e-3)
+    fitted_snr = report["metrics"]["fitted"]["snr_db"]
+    assert fitted_snr > report["metrics"]["initial"]["snr_db"] - 0.5
+    assert snr_db(whole, mix) == pytest.approx(fitted_snr, abs=0.05)

@@ -187,6 +187,48 @@ def test_streaming_check_runs_for_a_stateful_processor_and_catches_lost_state():
         check_processor(_Echo(forgets=True))
 
 
+class _MovingEcho(_Echo):
+    """:class:`_Echo` times a gain that may move (a curve ``[rows, 1, samples]``); the broken one holds
+    each block's mean gain in its block path (right for constant gains only)."""
+
+    def __init__(self, holds: bool = False) -> None:
+        super().__init__()
+        self.holds = holds
+
+    def parameter_size(self) -> dict:
+        return {"gain": 1}
+
+    def controls(self) -> dict:
+        from grafx_core import Control
+
+        return {"gain": Control(shape=(1,), low=0.0, high=2.0, default=(1.0,), time_varying=True)}
+
+    @staticmethod
+    def _scale(y: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:
+        return y * (gain if gain.dim() == 3 else gain[..., None])
+
+    def forward(self, x: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return self._scale(super().forward(x), gain)
+
+    def forward_stateful(self, state: torch.Tensor, x: torch.Tensor,  # type: ignore[override]
+                         gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y, line = super().forward_stateful(state, x)
+        if self.holds and gain.dim() == 3:
+            gain = gain.mean(dim=-1, keepdim=True)
+        return self._scale(y, gain), line
+
+    def initial_state(self, x: torch.Tensor, gain: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().initial_state(x)
+
+
+def test_streaming_check_hands_each_block_its_part_of_a_moving_control():
+    # Constant parameters cannot tell a block path that holds a moving control still from a right one.
+    assert check_processor(_MovingEcho())[-1] == "streaming"
+    with pytest.raises(ConformanceError, match=r"\[streaming\] _MovingEcho: outlet 'main' rendered in blocks of "
+                                               r"\[100, 37\] with gain moving"):
+        check_processor(_MovingEcho(holds=True))
+
+
 def test_no_gradient_checks_for_gradient_kind_none():
     frozen = _broken(kind="none", forward=lambda self, x, gain: (x * gain[:, :, None]).detach())
     assert check_processor(frozen) == ["protocol", "parameter-size", "output", "finite", "batch-consistency"]

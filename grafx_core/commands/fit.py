@@ -75,6 +75,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="then write the fit as an Ardour 7 session there (as grafx-core export ardour)")
     parser.add_argument("--compressor", metavar="PROCESSOR", help="processor name for the track compressors")
     parser.add_argument("--reverb", metavar="PROCESSOR", help="processor name for the send reverb")
+    parser.add_argument("--highpass", action="store_true",
+                        help="a high-pass filter first on every track of the built console, started from the "
+                        "stem's low end")
+    parser.add_argument("--eq-bands", type=at_least(1), default=1, metavar="N",
+                        help="peaking bands per track of the built console (default 1, the EQ's own; each further "
+                        "band is a node of its own, which --prune removes where the mix does not need it)")
+    parser.add_argument("--compressor-after-eq", action="store_true",
+                        help="put each track's compressor after its EQ (and bands) on the built console, as sox "
+                        "and many channel strips order them; by default it comes first")
+    parser.add_argument("--pre-delay", action="store_true",
+                        help="a pre-delay on the built console's reverb send (one delay on both channels)")
     parser.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam",
                         help="fit backend (default adam): " + "; ".join(f"{k}: {v}" for k, v in OPTIMIZERS.items())
                         + " (cma-es, hybrid and ngopt need `pip install grafx-core[optimizers]`)")
@@ -138,21 +149,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_allow_plugins(parser)
 
 
+_SHAPING = "--compressor, --reverb, --highpass, --eq-bands, --compressor-after-eq and --pre-delay"
+
+
 def _console(args: argparse.Namespace, names: list[str]) -> Console:
+    shaped = bool(args.compressor or args.reverb or args.highpass or args.eq_bands > 1 or args.pre_delay
+                  or args.compressor_after_eq)
     if args.graph is None and args.console not in CONSOLES:
-        if args.compressor or args.reverb:
-            raise GrafxError(f"--compressor and --reverb choose processors of the built-in consoles; console "
-                             f"{args.console!r} names its own")
+        if shaped:
+            raise GrafxError(f"{_SHAPING} shape the built-in consoles; console {args.console!r} names its own")
         try:
             return get_console(args.console).spec.factory(names)
         except ValueError as exc:
             raise GrafxError(f"--console {args.console}: {exc}") from exc
     if args.graph is None:
-        effects = with_effects(CONSOLES[args.console], track_compressor=args.compressor, reverb=args.reverb)
+        effects = with_effects(CONSOLES[args.console], track_compressor=args.compressor, reverb=args.reverb,
+                               highpass="dsp:highpass" if args.highpass else None,
+                               bells=args.eq_bands - 1 if args.eq_bands > 1 else None,
+                               pre_delay="dsp:delay" if args.pre_delay else None,
+                               compressor_after_eq=True if args.compressor_after_eq else None)
+        if args.pre_delay and effects.reverb is None:
+            raise GrafxError(f"--pre-delay: console {args.console!r} has no reverb send to delay")
         return build_console(names, effects)
-    if args.compressor or args.reverb:
-        raise GrafxError("--compressor and --reverb choose processors of the built console; with --graph, "
-                         "the graph file names its processors")
+    if shaped:
+        raise GrafxError(f"{_SHAPING} shape the built console; with --graph, the graph file names its processors")
     graph = Graph.load(args.graph)
     ins, outs = graph.nodes_of_type("in"), graph.nodes_of_type("out")
     if len(ins) != len(names):

@@ -2,7 +2,7 @@
 
 :class:`LinearisedSignalRule` gives the input signal's VJP as ``A^T g``, with
 ``A`` the :class:`~grafx_core.estimators.linearisation.Linearisation` fitted to
-the call's input and output: no extra render, or one (``"diagonal"``). The
+the call's input and output: no extra render, or two (``"diagonal"``). The
 tangent stand-ins of :mod:`~grafx_core.estimators.tangent` render one
 (``"gain-tangent"``), two (``"tangent-ratio"``) or four (``"band-tangent"``)
 times per node per backward.
@@ -18,7 +18,7 @@ call's parameters and, where the target knows its parameter ranges
 (:meth:`~grafx_core.estimators.RenderTarget.random_rows`), random ones; the
 input as given and :data:`PROBE_LEVELS` louder. At each point the effect's
 directional derivatives ``J u = (f(x + h u) - f(x - h u)) / 2h`` (central
-differences, ``h`` :data:`TEST_STEP` of the row's RMS) along
+differences, ``h u`` :data:`TEST_STEP` of ``u``'s own RMS) along
 :data:`TEST_DIRECTIONS` upstream-like changes ``u``: the input itself (an
 upstream gain) and its lows, mids and highs (what an upstream EQ's gains
 move). A node upstream whose parameter moves the input along ``u`` receives
@@ -72,7 +72,8 @@ from .target import RenderJob, RenderTarget
 __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "TRUSTED_COSINE",
            "TRUSTED_NORM", "FALLBACK_COSINE", "PROBE_LEVELS", "RENDER_MARGIN", "IDENTITY_MARGIN", "NORM_PENALTY", "MUTE",
            "CANDIDATES", "REVISIT_DISTANCE", "RENDER_BUDGET", "TEST_DIRECTIONS", "TEST_GRADIENTS", "TEST_STEP",
-           "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT", "CALIBRATION_COSINE", "scaled_signals",
+           "TEST_FLOOR", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT", "CALIBRATION_COSINE",
+           "CALIBRATION_AGREEMENT", "CALIBRATIONS", "WHITE_GRADIENTS", "scaled_signals",
            "settle_signal_gradient", "probe_generator", "renders_per_node", "probe_renders"]
 
 PROBE_ROWS = 4
@@ -90,10 +91,19 @@ TEST_DIRECTIONS = 4
 """Upstream-like input changes the probe differentiates the effect along (two renders each, per point): the
 input itself (a gain) and its lows, mids and highs (see :data:`EQ_EDGES`)."""
 TEST_STEP = 2 * JVP_STEP
-"""Step of the probe's central differences, relative to the row's RMS: not the stand-ins' own step, or a
-stand-in differencing along the same directions at the same step would reproduce the reference's rounding
-and quantisation noise and look exact on an effect that is not smooth (measured: a bitcrusher's
-band-tangent, chosen so, passed on cosine 0.006 in a graph)."""
+"""Step of the probe's central differences, relative to each test direction's own RMS (at least
+:data:`TEST_FLOOR` of the row's): what an upstream gain or EQ gain moves by 0.17 dB, the size of a fit's
+steps. Not relative to the row's RMS: the highs of a loud row are a few percent of it, and a step of 2 % of
+the row is a change of the highs by their whole level, a secant across a saturator's knee, not its tangent
+(measured on ``dsp:distortion``: relative errors of 0.5-3.4 in those products, and every candidate scored
+cosine 0.4-0.6). Not the stand-ins' own step either, or a stand-in differencing along the same directions
+at the same step would reproduce the reference's rounding and quantisation noise and look exact on an
+effect that is not smooth (measured: a bitcrusher's band-tangent, chosen so, passed on cosine 0.006 in a
+graph)."""
+TEST_FLOOR = 1e-3
+"""The smallest change along a test direction, relative to the row's RMS: a band all but absent from the
+input is stepped by more than :data:`TEST_STEP` of its own level, so that the effect's float32 rounding
+stays far below the change it makes."""
 TEST_GRADIENTS = 4
 """Loss gradients the probe scores each candidate's vector-Jacobian product with (they cost no renders)."""
 PROBE_SEED = 28
@@ -110,7 +120,8 @@ NORM_PENALTY = 0.25
 """Score lost per factor of two between the predicted and the true change's norms."""
 RENDER_MARGIN = 0.02
 """How much better a candidate must score per extra render it costs in every backward
-(``"diagonal"``, ``"gain-tangent"`` one, ``"band-tangent"`` four) than the render-free ones."""
+(``"gain-tangent"`` one, ``"diagonal"`` and ``"tangent-ratio"`` two, ``"band-tangent"`` four) than the
+render-free ones."""
 RENDER_BUDGET = 4
 """The most extra renders per node per backward the automatic choice spends on the input signal."""
 REVISIT_DISTANCE = 0.25
@@ -127,6 +138,16 @@ CALIBRATION_COSINE = 0.95
 """A choice's gradient is scaled only where its measured cosine reaches this: the probe's cosine is taken
 over a few rows and directions, and a stand-in of the wrong effect can reach 0.9 by chance (measured: a
 time-reversing effect's gain tangent, cosine 0.94 at half the norm)."""
+CALIBRATION_AGREEMENT = 1.25
+"""A choice's gradient is scaled only where random output gradients measure its norm ratio within this
+factor of the loss's gradients (see :attr:`SignalProbe.scale`)."""
+CALIBRATIONS = ("agreeing", "loss", "off")
+"""When a choice's gradient is scaled to the norm the probe measured (the estimators' ``signal_calibration``):
+``"agreeing"`` where random output gradients see the same norm error as the loss's (the default: a scale
+right under any loss), ``"loss"`` wherever the loss's gradients see one (right for log-spectral losses like
+the probe's, wrong for others: a notch's FFT ratio passes 0.67 of a random gradient's norm), ``"off"`` never."""
+WHITE_GRADIENTS = 1
+"""Random (white) output gradients the probe also scores the candidates with, per operating point."""
 CANDIDATES = (*LINEARISATIONS, *TANGENTS, "straight-through")
 """What the automatic choice compares (straight-through is the identity)."""
 
@@ -145,7 +166,7 @@ def probe_generator() -> np.random.Generator:
 def renders_per_node(choice: str, signal_samples: int = 4) -> int:
     """Extra renders per node per backward that the signal gradient ``choice`` costs."""
     if choice == "diagonal":
-        return 1
+        return 2
     if choice in TANGENTS:
         return renders_per_backward(choice)
     if choice == "spsa":
@@ -175,13 +196,16 @@ class LinearisedSignalRule(GradientRule):
         x = saved.signals[0]
         self.signs = rademacher(self.rng, tuple(x.shape))
         moved, self.h = diagonal_perturbation(x, self.signs, self.step, saved.y.shape[1])
+        opposite, _ = diagonal_perturbation(x, -self.signs, self.step, saved.y.shape[1])
         rows = torch.arange(x.shape[0])
         others = tuple(s for s in saved.signals[1:])
-        return [RenderJob((moved, *others), cpu_rows(saved.params), None, rows, "diagonal (signal)")]
+        return [RenderJob((v, *others), cpu_rows(saved.params), None, rows, "diagonal (signal)")
+                for v in (moved, opposite)]
 
     def prepare(self, saved: Saved, outputs: list[torch.Tensor]) -> None:
         if saved.need_signals[0]:
-            extra = {} if self.kind != "diagonal" else {"perturbed": outputs[0], "signs": self.signs, "h": self.h}
+            extra = {} if self.kind != "diagonal" else {"perturbed": outputs[0], "opposite": outputs[1],
+                                                        "signs": self.signs, "h": self.h}
             self.fitted = linearise(self.kind, saved.signals[0], saved.y, **extra)
 
     def finish(self, saved: Saved, outputs: list[torch.Tensor], grad_y: torch.Tensor) -> Gradients:
@@ -211,8 +235,11 @@ class SignalProbe:
         still: whether the effect's output did not move at all (its input gradient is zero).
         point: ``[rows, columns]`` the parameters probed (CPU float64), to tell when they moved far.
         scale: what the choice's input gradient is multiplied by: one over its measured norm ratio where its
-            direction is clearly right (cosine :data:`CALIBRATION_COSINE`) and its norm ratio is outside
-            :data:`TRUSTED_NORM` (within :data:`CALIBRATION_LIMIT`), else one.
+            direction is clearly right (cosine :data:`CALIBRATION_COSINE`), its norm ratio is outside
+            :data:`TRUSTED_NORM` (within :data:`CALIBRATION_LIMIT`) and random output gradients measure the
+            same ratio (within :data:`CALIBRATION_AGREEMENT`: the error is a scale whatever the loss), else one
+            (see :data:`CALIBRATIONS` for the other rules).
+        white_norm_ratio: the choice's norm ratio under random output gradients (``nan`` where not measured).
     """
 
     choice: str
@@ -222,6 +249,7 @@ class SignalProbe:
     norm_ratios: dict[str, float] = field(default_factory=dict)
     point: torch.Tensor | None = None
     scale: float = 1.0
+    white_norm_ratio: float = math.nan
 
     @property
     def trusted(self) -> bool:
@@ -286,6 +314,16 @@ def _upstream_like(x: torch.Tensor, rng: np.random.Generator, taps: int = 64) ->
 EQ_EDGES = (1 / 64, 1 / 8)
 """Crossovers of the probe's EQ-like test directions, as fractions of the Nyquist frequency (about 345 Hz and
 2.8 kHz at 44.1 kHz): the lows, mids and highs of the input, as an upstream shelf or peak gain moves them."""
+
+
+def _test_steps(x: torch.Tensor, tests: torch.Tensor) -> torch.Tensor:
+    """``[N, K, 1, 1]`` steps along the test directions ``[N, K, C, L]``: :data:`TEST_STEP` of each one's own
+    RMS, and a change of at least :data:`TEST_FLOOR` of the row's RMS."""
+    work = torch.promote_types(x.dtype, torch.float32)
+    row = x.detach().to(work).pow(2).mean(dim=(1, 2)).sqrt()  # [N]
+    own = tests.detach().to(work).pow(2).mean(dim=(2, 3)).sqrt()  # [N, K]
+    change = torch.maximum(TEST_STEP * own, TEST_FLOOR * row.unsqueeze(1))
+    return (change / own.clamp(min=1e-30)).to(x.dtype)[..., None, None]
 
 
 def _eq_like(x: torch.Tensor) -> torch.Tensor:
@@ -364,12 +402,12 @@ def _test_gradients(y: torch.Tensor, rng: np.random.Generator) -> list[torch.Ten
 
 def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor], params: torch.Tensor, *,
                           step: float, rng: np.random.Generator,
-                          candidates: Sequence[str] = CANDIDATES) -> SignalProbe:
+                          candidates: Sequence[str] = CANDIDATES, calibration: str = "agreeing") -> SignalProbe:
     """Choose a signal gradient for ``target`` from a few batched renders of its first rows.
 
     Per operating point (the call's parameters, and random ones where the target
     knows its ranges; the input as given and louder): the input as given, at
-    ``x + h s`` (for ``"diagonal"``), at ``x ± h u`` for the
+    ``x ± h s`` (for ``"diagonal"``), at ``x ± h u`` for the
     :data:`TEST_DIRECTIONS` test directions, and along the directions of the
     tangent stand-ins: :func:`probe_renders` renders per probed row and point.
     Candidates are scored by the upstream gradient they pass on (see the module
@@ -385,6 +423,7 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
             the processor probes: the same for every probe).
         candidates: names to compare (default :data:`CANDIDATES`); candidates costing more than
             :data:`RENDER_BUDGET` renders per backward are left out.
+        calibration: when the choice's norm is scaled (one of :data:`CALIBRATIONS`, see :attr:`SignalProbe.scale`).
 
     Returns:
         A :class:`SignalProbe`; nothing about the processor is changed.
@@ -408,22 +447,24 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
         x = xs[0]
         signs = rademacher(rng, tuple(x.shape))
         moved, h = diagonal_perturbation(x, signs, step, centres[0].shape[1])
+        opposite, _ = diagonal_perturbation(x, -signs, step, centres[0].shape[1])
         tests = torch.cat([x.unsqueeze(1), _eq_like(x)], dim=1)  # [rows, K, C, L]
-        scale = TEST_STEP * x.detach().pow(2).mean(dim=(1, 2)).sqrt().clamp(min=1e-3)
-        ht = (scale[:, None] / tests.pow(2).mean(dim=(2, 3)).sqrt().clamp(min=1e-30))[..., None, None]
+        ht = _test_steps(x, tests)
         tangents = {kind: tangent_renders(kind, x, step) for kind in TANGENTS if kind in candidates}
         plans.append((x, {"signs": signs, "h": h}, tests, ht, tangents))
         shifted = torch.cat([x.unsqueeze(1) + ht * tests, x.unsqueeze(1) - ht * tests], dim=1).flatten(0, 1)
-        for v, count in ((moved, 1), (shifted, 2 * TEST_DIRECTIONS),
+        for v, count in ((torch.stack([moved, opposite], dim=1).flatten(0, 1), 2), (shifted, 2 * TEST_DIRECTIONS),
                          *((t[0], t[0].shape[0] // rows) for t in tangents.values())):
             others = tuple(s.repeat_interleave(count, dim=0) for s in xs[1:])
             jobs.append(RenderJob((v, *others), p.repeat_interleave(count, dim=0), None, node_rows(rows, count),
                                   "signal-gradient probe"))
     outs = iter(target.render(jobs))
+    noise = rng.spawn(1)[0]  # the random gradients' own stream: the test gradients stay as they were
     per_point: list[dict[str, list[tuple[float, float, float]]]] = []
+    white: list[dict[str, list[tuple[float, float, float]]]] = []  # the same, under random output gradients
     at_call: list[bool] = []
     for y, (x, diagonal, tests, ht, tangents), mine in zip(centres, plans, own):
-        diagonal["perturbed"] = next(outs)
+        diagonal["perturbed"], diagonal["opposite"] = next(outs).unflatten(0, (rows, 2)).unbind(dim=1)
         jvps = central_jvps(next(outs), ht)  # [rows, K, C_out, L]
         rendered = {kind: (next(outs), directions, hk) for kind, (_, directions, hk) in tangents.items()}
         moving = (jvps.flatten(2).norm(dim=2) > MUTE * tests.flatten(2).norm(dim=2)).any(dim=1)
@@ -433,16 +474,20 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
         if not bool(live.any()):
             continue
         measured: dict[str, list[tuple[float, float, float]]] = {}
+        unweighted: dict[str, list[tuple[float, float, float]]] = {}
         per_point.append(measured)
+        white.append(unweighted)
         at_call.append(mine)
-        gradients = _test_gradients(y, rng)
-        truths = [torch.einsum("rcl,rkcl->rk", g.to(jvps.dtype), jvps)[live] for g in gradients]
+        gradients = [(g, measured) for g in _test_gradients(y, rng)]
+        gradients += [(torch.from_numpy(noise.standard_normal(tuple(y.shape))).to(y), unweighted)
+                      for _ in range(WHITE_GRADIENTS)]
+        truths = [torch.einsum("rcl,rkcl->rk", g.to(jvps.dtype), jvps)[live] for g, _ in gradients]
         for kind, adjoint in _adjoints(candidates, x, y, diagonal, rendered).items():
-            for g, truth in zip(gradients, truths):
+            for (g, into), truth in zip(gradients, truths):
                 passed = torch.einsum("rcl,rkcl->rk", adjoint(g.to(y.dtype)).to(tests.dtype), tests)[live]
                 found = _measure(passed, truth)
                 if not math.isnan(found[0]):
-                    measured.setdefault(kind, []).append(found)
+                    into.setdefault(kind, []).append(found)
     kinds = [kind for kind in candidates if any(kind in p for p in per_point)]
     if not kinds:  # silent inputs, or outputs that never move: no gradient to pass
         return SignalProbe("none", still=True, point=cpu_rows(params))
@@ -458,22 +503,32 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     meets = [kind for kind in kinds if _meets(here[kind])] or list(kinds)
     best = max(meets, key=lambda kind: scores[kind] - margins.get(kind, 0.0))
     choice = best if here[best][1] >= FALLBACK_COSINE else "none"
+    plain = _means([p for p, mine in zip(white, at_call) if mine and choice in p], choice)
     return SignalProbe(choice, scores, cosines={k: m[1] for k, m in here.items()},
                        norm_ratios={k: float(2 ** m[2]) for k, m in here.items()}, point=cpu_rows(params),
-                       scale=_calibration(here.get(choice, [])))
+                       scale=_calibration(here.get(choice, []), plain, calibration),
+                       white_norm_ratio=float(2 ** plain[2]) if plain else math.nan)
 
 
-def _calibration(measured: Sequence[float]) -> float:
+def _calibration(measured: Sequence[float], plain: Sequence[float], calibration: str = "agreeing") -> float:
     """One over the norm ratio of a choice whose direction is clearly right but whose norm is not; else one.
 
     A stand-in can follow the effect's direction and still pass on the wrong amount (measured: a
     bitcrusher's ratios pass on 0.53-0.66 of the upstream gradient at cosine 0.97-0.98, as its coarse steps
-    grow faster than the signal); the probe measured that amount where the gradients are used.
+    grow faster than the signal); the probe measured that amount where the gradients are used. Only where
+    random output gradients (``plain``) measure the same amount, within :data:`CALIBRATION_AGREEMENT`: then
+    the error is the stand-in's, a scale, and one number corrects it under any loss. Where only the loss's
+    gradients see it, it lies in the bins that loss weighs most (an LTI fit's quiet bins), and scaling every
+    bin for it makes every other loss's gradient wrong (measured: a notch's exact-elsewhere FFT ratio,
+    scaled so, passed 0.67 of a random gradient's norm). ``calibration="loss"`` scales by the loss's
+    gradients alone, ``"off"`` never.
     """
-    if not measured or measured[1] < CALIBRATION_COSINE:
+    if calibration == "off" or not measured or measured[1] < CALIBRATION_COSINE:
         return 1.0
     ratio = 2 ** measured[2]
     if TRUSTED_NORM[0] <= ratio <= TRUSTED_NORM[1]:
+        return 1.0
+    if calibration == "agreeing" and (not plain or abs(plain[2] - measured[2]) > math.log2(CALIBRATION_AGREEMENT)):
         return 1.0
     return float(min(max(1 / ratio, 1 / CALIBRATION_LIMIT), CALIBRATION_LIMIT))
 
@@ -561,7 +616,8 @@ def settle_signal_gradient(owner: object, target: RenderTarget, signals: Sequenc
     if choice != "auto" and not revisit:
         return choice
     estimator = getattr(owner, "estimator")
-    probe = probe_signal_gradient(target, signals, params, step=estimator.signal_step, rng=probe_generator())
+    probe = probe_signal_gradient(target, signals, params, step=estimator.signal_step, rng=probe_generator(),
+                                  calibration=getattr(estimator, "signal_calibration", "agreeing"))
     setattr(owner, "signal_probe", probe)
     setattr(owner, "signal_gradient", probe.choice)
     if probe.trusted:

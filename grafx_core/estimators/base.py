@@ -12,7 +12,7 @@ signal is chosen per processor, independently of the parameter estimator
     extra render.
 ``"diagonal"``
     The per-sample derivative of a memoryless effect (up to a latency of a few
-    samples) from one extra render per node at a randomly perturbed input.
+    samples) from two extra renders per node at randomly perturbed inputs (a central difference).
     Exact for waveshapers and gains, wrong for anything with more memory.
 ``"gain-tangent"``, ``"tangent-ratio"``, ``"band-tangent"``
     Stand-ins that follow the effect's tangent, not its secant (see
@@ -65,7 +65,7 @@ from ..errors import EstimatorError
 from ..processor import SIGNAL_GRADIENTS
 from ..registry._default import get_estimator
 from ._rules import GradientRule, IdentitySignalRule, SignalSPSARule, render_estimated
-from .auto import LinearisedSignalRule, probe_generator, probe_signal_gradient
+from .auto import CALIBRATIONS, LinearisedSignalRule, probe_generator, probe_signal_gradient
 from .linearisation import LINEARISATIONS
 from .tangent import TANGENTS, TangentSignalRule
 from .target import RenderTarget
@@ -95,6 +95,13 @@ class Estimator(ABC):
         strict_signal_gradient: where the automatic signal-gradient choice finds no
             stand-in it trusts, raise :class:`~grafx_core.errors.SignalGradientQualityError`
             instead of passing the best one on with a warning.
+        signal_calibration: when the automatic choice's input gradient is scaled to the norm its probe
+            measured: ``"agreeing"`` (where random output gradients see the same error as a log-spectral
+            loss's), ``"loss"`` (wherever the loss's see one) or ``"off"`` (see
+            :data:`~grafx_core.estimators.auto.CALIBRATIONS`).
+
+    Raises:
+        EstimatorError: a bad option.
     """
 
     kind: ClassVar[str] = "none"
@@ -103,7 +110,7 @@ class Estimator(ABC):
     """What ``signal_gradient="auto"`` means for this estimator (``"auto"``: a probe decides)."""
 
     def __init__(self, *, signal_samples: int = 4, signal_step: float = 1e-3, seed: int | None = None,
-                 strict_signal_gradient: bool = False) -> None:
+                 strict_signal_gradient: bool = False, signal_calibration: str = "agreeing") -> None:
         owner = type(self).__name__
         _positive(owner, "signal_samples", signal_samples, integer=True)
         _positive(owner, "signal_step", signal_step)
@@ -111,6 +118,9 @@ class Estimator(ABC):
         self.signal_step = float(signal_step)
         self.seed = seed
         self.strict_signal_gradient = bool(strict_signal_gradient)
+        if signal_calibration not in CALIBRATIONS:
+            raise EstimatorError(f"{owner}: signal_calibration must be one of {CALIBRATIONS}, got {signal_calibration!r}")
+        self.signal_calibration = signal_calibration
         self._seeds = np.random.SeedSequence(seed)
 
     def generator(self) -> np.random.Generator:

@@ -22,7 +22,8 @@ from ..graph import Graph
 from ..parameters import create_empty_parameters
 from .latent import is_black_box
 
-__all__ = ["ConsoleEffects", "Console", "CONSOLES", "LIMITER_START", "build_console", "with_effects", "is_drum"]
+__all__ = ["ConsoleEffects", "Console", "CONSOLES", "LIMITER_START", "HIGHPASS_START", "BELL_START", "PRE_DELAY_START",
+           "build_console", "with_effects", "is_drum"]
 
 _DRUM_WORDS = ("kick", "bd", "snare", "sd", "hat", "hats", "hihat", "hh", "tom", "toms", "drum", "drums",
                "cymbal", "crash", "ride", "perc", "percussion", "shaker", "clap", "overhead", "overheads", "oh")
@@ -55,6 +56,14 @@ class ConsoleEffects:
             its start values are :data:`LIMITER_START` when it is ``"dsp:compressor"``.
         compressor_after_eq: the track compressor follows the EQ (as in sox's ``equalizer ... compand``)
             instead of preceding it.
+        highpass: a high-pass filter first on each track (``"<track>_highpass"``, e.g. ``"dsp:highpass"``),
+            or ``None``; its start (:data:`HIGHPASS_START`, 20 Hz) is all but transparent.
+        bells: peaking bands after each track's EQ, one node each (``"<track>_bell<k>"``, ``k`` from 2: the
+            EQ's own band is the first), so that ``--prune`` removes those the mix does not need.
+        bell: the processor of those bands (a peaking filter with ``cutoff_hz``, ``q`` and ``gain_db``).
+        pre_delay: a delay between the send and the reverb (``"reverb_predelay"``, e.g. ``"dsp:delay"``:
+            the same delay on both channels of the stereo send), or ``None``; a ``"dsp:delay"`` there starts
+            as :data:`PRE_DELAY_START` and its feedback and mix stay fixed: a pure delay.
         fixed: parameters the fit leaves at their start values, ``{processor name: (parameter, ...)}``:
             a compressor's make-up gain does what the fader after it does, and two controls
             with one effect move in lockstep and make the report say nothing about either.
@@ -74,7 +83,24 @@ class ConsoleEffects:
     limiter: str | None = "dsp:compressor"
     fixed: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {"dsp:compressor": ("makeup_db",)})
     compressor_after_eq: bool = False
+    highpass: str | None = None
+    bells: int = 0
+    bell: str = "dsp:peak"
+    pre_delay: str | None = None
 
+
+HIGHPASS_START: dict[str, float] = {"cutoff_hz": 20.0, "q": 0.7071}
+"""A ``dsp:highpass`` on a track at the start: Butterworth at 20 Hz (the initialiser moves it where the stem's
+low end says)."""
+
+BELL_START: dict[str, float] = {"q": 1.0, "gain_db": 0.0}
+"""A ``dsp:peak`` band at the start: flat, as wide as the parametric EQ's own band (the bands of a track
+start log-spaced from 500 Hz to 6 kHz, where the analysis places none)."""
+
+PRE_DELAY_START: dict[str, float] = {"delay_ms": 10.0, "feedback": 0.0, "mix": 1.0}
+"""A ``dsp:delay`` as the reverb's pre-delay: 10 ms, no echoes, wet only."""
+
+_PRE_DELAY_FIXED = ("feedback", "mix")
 
 LIMITER_START: dict[str, float] = {"threshold_db": -1.0, "ratio": 20.0, "knee_db": 0.0, "attack_ms": 0.1,
                                    "release_ms": 50.0}
@@ -183,10 +209,12 @@ def build_console(track_names: Sequence[str], effects: ConsoleEffects | str = "a
     master = g.add("mix", "master")
     for name, on_drums in zip(track_names, drum):
         node = g.add("in", name)
-        strip = [(effects.eq, f"{name}_eq")]
+        strip = [(effects.eq, f"{name}_eq"), *((effects.bell, f"{name}_bell{k}") for k in range(2, effects.bells + 2))]
         if effects.track_compressor and (effects.compressed is None or name.startswith(effects.compressed)):
             strip.insert(len(strip) if effects.compressor_after_eq else 0,
                          (effects.track_compressor, f"{name}_compressor"))
+        if effects.highpass:
+            strip.insert(0, (effects.highpass, f"{name}_highpass"))
         node = _chain(g, node, *strip, (effects.fader, f"{name}_fader"))
         g.connect(node, drums if on_drums else music)
         if send is not None:
@@ -196,19 +224,44 @@ def build_console(track_names: Sequence[str], effects: ConsoleEffects | str = "a
         if bus is not None:
             g.connect(_chain(g, bus, *(((slot, label),) if slot else ())), master)
     if send is not None and effects.reverb:
-        g.connect(_chain(g, send, (effects.reverb, "reverb")), master)
+        pre_delay = ((effects.pre_delay, "reverb_predelay"),) if effects.pre_delay else ()
+        g.connect(_chain(g, send, *pre_delay, (effects.reverb, "reverb")), master)
     labels = {"dsp:parametric_eq": "master_eq", "dsp:compressor": "master_compressor"}
     chain = [(t, labels.get(t, f"master_{k}")) for k, t in enumerate(effects.master)]
-    node_start = {}
+    node_start = _added_starts([(effects.highpass, f"{name}_highpass") for name in track_names]
+                               + [(effects.bell, f"{name}_bell{k}") for name in track_names
+                                  for k in range(2, effects.bells + 2)]
+                               + ([(effects.pre_delay, "reverb_predelay")] if send is not None else []))
+    for name in track_names:  # flat bands at one frequency would move in lockstep: spread them
+        for k, hz in enumerate(_spread(effects.bells)):
+            if f"{name}_bell{k + 2}" in node_start:
+                node_start[f"{name}_bell{k + 2}"]["cutoff_hz"] = hz
     if effects.limiter:
         chain.append((effects.limiter, "master_limiter"))
         if effects.limiter == "dsp:compressor":
             node_start["master_limiter"] = dict(LIMITER_START)
     g.connect(_chain(g, master, *chain), g.add("out", "mix"))
     present = set(g.processor_types())  # options for an absent type are an error (processors_for_graph)
+    fixed = {t: tuple(v) for t, v in effects.fixed.items() if t in present}
+    if effects.pre_delay == "dsp:delay" and send is not None:
+        fixed["dsp:delay"] = tuple(dict.fromkeys((*fixed.get("dsp:delay", ()), *_PRE_DELAY_FIXED)))
     return Console(g, {t: dict(o) for t, o in effects.options.items() if t in present},
-                   {t: dict(v) for t, v in effects.start.items() if t in present}, node_start,
-                   {t: tuple(v) for t, v in effects.fixed.items() if t in present})
+                   {t: dict(v) for t, v in effects.start.items() if t in present}, node_start, fixed)
+
+
+_ADDED_STARTS = {"dsp:highpass": HIGHPASS_START, "dsp:peak": BELL_START, "dsp:delay": PRE_DELAY_START}
+
+
+def _added_starts(nodes: Sequence[tuple[str | None, str]]) -> dict[str, dict[str, float]]:
+    """Start values of the high-pass, bell and pre-delay ``(processor, node name)`` (grafx-dsp's only)."""
+    return {name: dict(_ADDED_STARTS[kind]) for kind, name in nodes if kind in _ADDED_STARTS}
+
+
+def _spread(count: int) -> list[float]:
+    """``count`` frequencies log-spaced from 500 Hz to 6 kHz (one: 1 kHz)."""
+    if count == 1:
+        return [1000.0]
+    return [500.0 * 12.0 ** (k / (count - 1)) for k in range(count)]
 
 
 def with_effects(effects: ConsoleEffects, **slots: Any) -> ConsoleEffects:

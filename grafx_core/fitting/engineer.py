@@ -2,7 +2,8 @@
 
 :func:`describe_stems` reads each track's fader, pan, EQ and compressor of a
 console built by :func:`~grafx_core.fitting.build_console` (nodes named
-``<stem>_fader``, ``<stem>_eq``, ``<stem>_compressor``) and says what they
+``<stem>_fader``, ``<stem>_eq``, ``<stem>_compressor``, and where present
+``<stem>_highpass`` and the bells ``<stem>_bell2``, ...) and says what they
 do: ``"fader -6.1 dB, 30% left; EQ +3.2 dB at 2.4 kHz, high shelf -2.0 dB
 above 8 kHz; compressed about 3.5 dB on average (9.1 dB at peaks), 2.6:1
 above -24 dBFS"``. The gain reduction is estimated from the stem's level in
@@ -101,6 +102,18 @@ def _level(value: Any) -> float:
     return sum(values) / len(values)
 
 
+def _bells(by_name: Mapping[str, Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
+    """The stem's further peaking bands (``<stem>_bell2``, ...) that hold a cutoff, a Q and a gain."""
+    bells = []
+    for k in range(2, len(by_name) + 2):
+        bell = by_name.get(f"{name}_bell{k}")
+        if bell is None:
+            break
+        if {"cutoff_hz", "q", "gain_db"} <= set(bell["parameters"]):
+            bells.append(bell)
+    return bells
+
+
 def describe_stems(graph: Graph, names: Sequence[str], nodes: Sequence[Mapping[str, Any]], stems: torch.Tensor,
                    sample_rate: int) -> dict[str, dict[str, Any]]:
     """Per stem, what the fitted console does to it (see the module's description).
@@ -130,7 +143,12 @@ def describe_stems(graph: Graph, names: Sequence[str], nodes: Sequence[Mapping[s
         words = [f"fader {gain:+.1f} dB{ride}, {_pan(pan)}"]
         eq = by_name.get(f"{name}_eq")
         eq_words = _eq_words({k: _per_element(fitted(eq, k)) for k in eq["parameters"]}) if eq is not None else []
-        if eq is not None:
+        eq_words += [word for bell in _bells(by_name, name) for word in _eq_words(
+            {f"peak_{k}": _per_element(fitted(bell, k)) for k in ("cutoff_hz", "q", "gain_db")})]
+        highpass = by_name.get(f"{name}_highpass")
+        if highpass is not None and "cutoff_hz" in highpass["parameters"]:
+            eq_words.insert(0, f"high-pass at {_hz(_level(fitted(highpass, 'cutoff_hz')))}")
+        if eq is not None or eq_words:
             words.append("EQ " + (", ".join(eq_words) if eq_words else "flat"))
         compression = None
         compressor = by_name.get(f"{name}_compressor")

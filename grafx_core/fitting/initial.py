@@ -13,9 +13,10 @@ render per stem, the others silent), then:
 2. **EQs** - each stem's transfer function to the target, solved bin by bin
    (complex least squares over STFT frames, both channels: phase tells
    stems apart that band powers cannot), averaged over third-octave bands,
-   is the curve its EQ should add; each peaking band starts where the curve
-   departs most from flat, and the band gains are fitted to the curve (the
-   EQ's own frequency response, a few hundred cheap steps with no audio);
+   is the curve its equalising nodes should add: a high-pass where the
+   stem's low end is missing from the target, peaking bands (the EQ's and
+   any bells) where the curve departs most from flat, and the band gains
+   fitted to the curve (:func:`~grafx_core.fitting.eq_start.start_eqs`);
 3. **compressors** - each track compressor's threshold, ratio, attack and
    release by a search on the waveform
    (:func:`~grafx_core.fitting.compressor_start.start_compressors`), then
@@ -47,6 +48,7 @@ import torch
 
 from ..graph import Graph
 from .compressor_start import start_compressors
+from .eq_start import EqualisingNodes, equalising_nodes, start_eqs
 from .excerpt import loudest_begin, loudest_excerpt
 from .latent import is_black_box
 from .least_squares import least_squares_weights
@@ -59,9 +61,7 @@ __all__ = ["Initialisation", "initialise", "least_squares_weights", "loudest_beg
 _N_FFT = 2048
 _BANDS_PER_OCTAVE = 3
 _EQ_CLIP_DB = 15.0  # a band ratio beyond this is a stem silent in that band, not an EQ move
-_EQ_STEPS = 150
 _ROUNDS = 1
-_EQ_SHRINK = 0.05  # per dB^2 of EQ move: a band ratio is noisy, a small move needs strong evidence
 
 
 @dataclass
@@ -74,6 +74,7 @@ class Initialisation:
         losses: every candidate's loss.
         notes: one line per step taken, for the fit's notes.
         renders: how many renders it cost.
+        candidates: every candidate start by name (``parameters`` is the one ``chosen``), for several starts.
     """
 
     parameters: dict[str, dict[str, torch.Tensor]]
@@ -81,6 +82,7 @@ class Initialisation:
     losses: dict[str, float]
     notes: list[str] = field(default_factory=list)
     renders: int = 0
+    candidates: dict[str, dict[str, dict[str, torch.Tensor]]] = field(default_factory=dict)
 
 
 def _band_powers(x: torch.Tensor, sample_rate: int) -> torch.Tensor:
@@ -109,8 +111,6 @@ def _band_centres(sample_rate: int) -> torch.Tensor:
 class _Track:
     fader_type: str
     fader_row: int
-    eq_type: str | None
-    eq_row: int | None
 
 
 def _tracks(graph: Graph, names: list[str], processors: Mapping[str, Any]) -> list[_Track] | None:
@@ -123,11 +123,7 @@ def _tracks(graph: Graph, names: list[str], processors: Mapping[str, Any]) -> li
         sizes = processors[fader.type].parameter_size()
         if "gain_db" not in sizes or "pan" not in sizes:
             return None
-        eq = by_name.get(f"{name}_eq")
-        eq_ok = eq is not None and callable(getattr(processors[eq.type], "coefficients", None))
-        tracks.append(_Track(fader.type, graph.nodes_of_type(fader.type).index(fader.id),
-                             eq.type if eq_ok else None,
-                             graph.nodes_of_type(eq.type).index(eq.id) if eq_ok else None))
+        tracks.append(_Track(fader.type, graph.nodes_of_type(fader.type).index(fader.id)))
     return tracks
 
 
@@ -222,74 +218,16 @@ def _transfer_ratios_db(contributions: torch.Tensor, target: torch.Tensor,
     return ratios.clamp(-_EQ_CLIP_DB, _EQ_CLIP_DB), shares
 
 
-def _fit_eqs(processor: Any, params: Mapping[str, torch.Tensor], curves_db: torch.Tensor, weights: torch.Tensor,
-             centres: torch.Tensor, sample_rate: int) -> dict[str, torch.Tensor]:
-    """Every row of an EQ type moved so that its response changes by ``curves_db`` ``[rows, bands]`` at
-    ``centres`` Hz, each band counting by ``weights`` ``[rows, bands]`` (a band the stem hardly plays in
-    tells nothing about its EQ; a row of zeros stays where it is)."""
-    from .latent import LatentParameters
-
-    start = {"eq": {k: v.detach().clone().to(torch.float64) for k, v in params.items()}}
-    latent = LatentParameters(start, {"eq": processor})
-    # Only the band gains move: with frequencies and Qs free too, the fit chases the noise of the
-    # band ratios with 78-Q shelves. The gradient descent of the fit proper moves them later.
-    latent.freeze({"eq": [k for k in start["eq"] if not k.endswith("gain_db")]})
-    z = torch.exp(-2j * math.pi * centres / sample_rate)
-    powers = torch.stack([z**0, z, z**2])  # [3, bands]
-
-    def response_db(values: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        b, a = processor.coefficients(**values)  # [rows, sections, 3]
-        h = (b.to(torch.complex128) @ powers) / (a.to(torch.complex128) @ powers)
-        return 20 * torch.log10(h.abs().prod(dim=1).clamp_min(1e-9))  # [rows, bands]
-
-    with torch.no_grad():
-        wanted = response_db(latent.values()["eq"]) + curves_db
-    total = weights.sum(dim=1, keepdim=True).clamp_min(1e-9)
-    optimiser = torch.optim.Adam([p for p in latent.parameters() if p.requires_grad], lr=0.1)
-    for _ in range(_EQ_STEPS):
-        optimiser.zero_grad()
-        values = latent.values()["eq"]
-        misfit = (weights * (response_db(values) - wanted).pow(2) / total).sum()
-        shrink = sum((v - start["eq"][k]).pow(2).sum() for k, v in values.items() if k.endswith("gain_db"))
-        (misfit + _EQ_SHRINK * shrink).backward()
-        optimiser.step()
-    return {k: v.detach().to(params[k].dtype) for k, v in latent.values()["eq"].items()}
+def _band_content(contributions: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """``[stems, bands]`` each stem's own energy per third-octave band (of its contribution)."""
+    return _band_powers(contributions, sample_rate).sum(dim=(1, 3))
 
 
-def _set_eqs(params: dict[str, dict[str, torch.Tensor]], tracks: list[_Track], processors: Mapping[str, Any],
-             ratios: tuple[torch.Tensor, torch.Tensor], sample_rate: int) -> None:
-    centres = _band_centres(sample_rate)
-    for eq_type in {t.eq_type for t in tracks if t.eq_type is not None}:
-        rows = len(next(iter(params[eq_type].values())))
-        curves = torch.zeros(rows, len(centres), dtype=torch.float64)
-        weights = torch.zeros_like(curves)
-        for track, curve, share in zip(tracks, *ratios):
-            if track.eq_type == eq_type and track.eq_row is not None and bool(share.sum() > 0):
-                # The broadband part of the ratio belongs to the fader, set by the better-posed solve before.
-                curves[track.eq_row] = curve - (share * curve).sum() / share.sum()
-                weights[track.eq_row] = share
-        if "peak_cutoff_hz" in params[eq_type] and "peak_gain_db" in params[eq_type]:
-            flat = params[eq_type]["peak_gain_db"].abs().amax(dim=1) < 0.5  # a placed peak stays where it is
-            _place_peaks(params[eq_type]["peak_cutoff_hz"], curves * flat[:, None], weights, centres)
-        params[eq_type].update(_fit_eqs(processors[eq_type], params[eq_type], curves, weights, centres,
-                                        sample_rate))
-
-
-def _place_peaks(cutoffs: torch.Tensor, curves: torch.Tensor, weights: torch.Tensor, centres: torch.Tensor) -> None:
-    """Move each row's peaking bands ``cutoffs`` ``[rows, peaks]`` to where its curve departs most from flat
-    (by ``|curve| * sqrt(weight)``, at least an octave apart); the gain fit that follows moves only gains."""
-    evidence = curves.abs() * weights.sqrt()
-    octaves = torch.log2(centres)
-    for row in range(cutoffs.shape[0]):
-        if not bool(evidence[row].max() > 0.5):  # under half a dB where the stem plays: leave the defaults
-            continue
-        score = evidence[row].clone()
-        for k in range(cutoffs.shape[1]):
-            band = int(score.argmax())
-            if not bool(score[band] > 0.5):
-                break
-            cutoffs[row, k] = float(centres[band])
-            score[(octaves - octaves[band]).abs() < 1.0] = 0.0
+def _set_eqs(params: dict[str, dict[str, torch.Tensor]], eqs: list[EqualisingNodes], processors: Mapping[str, Any],
+             contributions: torch.Tensor, target: torch.Tensor, sample_rate: int) -> list[str]:
+    ratios, shares = _transfer_ratios_db(contributions, target, sample_rate)
+    return start_eqs(params, eqs, processors, ratios, shares, _band_content(contributions, sample_rate),
+                     _band_centres(sample_rate), sample_rate)
 
 
 def initialise(graph: Graph, names: list[str], processors: Mapping[str, Any],
@@ -323,6 +261,7 @@ def initialise(graph: Graph, names: list[str], processors: Mapping[str, Any],
         loss = SpectralLoss(target)
     params = _copy(start)
     tracks = _tracks(graph, names, processors)
+    eqs = equalising_nodes(graph, names, processors)
     with torch.no_grad():
         losses = {"defaults": float(loss(render(params, stems)))}
     candidates = {"defaults": params}
@@ -345,12 +284,13 @@ def initialise(graph: Graph, names: list[str], processors: Mapping[str, Any],
     for round_ in range(_ROUNDS if best != "defaults" else 0):
         # A second round hears the EQs through the compressors the first one found, and the other way round.
         suffix = "" if round_ == 0 else f" (round {round_ + 1})"
-        if any(t.eq_type for t in tracks):
+        if any(t.shaping() or t.highpass for t in eqs):
             candidate = _copy(candidates[best])
             contributions = _contributions(render, candidate, stems)
             renders += len(names) + 1
-            _set_eqs(candidate, tracks, processors, _transfer_ratios_db(contributions, target, sample_rate),
-                     sample_rate)
+            moved = _set_eqs(candidate, eqs, processors, contributions, target, sample_rate)
+            if moved:
+                notes.append("EQ start: " + ", ".join(moved))
             best = _score(f"{best} + EQ from transfer functions{suffix}", candidate, render, loss, stems,
                           candidates, losses)
         best, spent = _dynamics(graph, names, processors, tracks, stems, target, sample_rate, render, loss,
@@ -366,7 +306,7 @@ def initialise(graph: Graph, names: list[str], processors: Mapping[str, Any],
             renders += 2
     notes.insert(0, f"start: {best} (loss {losses[best]:.4f}; " + ", ".join(
         f"{k} {v:.4f}" for k, v in losses.items() if k != best) + ")")
-    return Initialisation(candidates[best], best, losses, notes, renders)
+    return Initialisation(candidates[best], best, losses, notes, renders, candidates)
 
 
 def _refit_faders(render: Callable[[Mapping[str, Any], torch.Tensor], torch.Tensor],

@@ -68,6 +68,7 @@ class _Control:
     low: float
     high: float
     log: bool
+    element: int = 0  # of the row's values (a vector control, such as an EQ's peak gains, is one per element)
 
     def to_free(self, value: float) -> float:
         return math.log(value) if self.log else value
@@ -83,17 +84,22 @@ class _Control:
 
 def _controls(strip: TrackStrip, processors: Mapping[str, Any], params: Mapping[str, Mapping[str, torch.Tensor]],
               fixed: Mapping[str, Sequence[str]]) -> list[_Control]:
-    """The strip's scalar controls with a declared range that the fit may move."""
-    controls = []
+    """The strip's controls with a declared range that the fit may move, one per element of a vector control."""
+    controls: list[_Control] = []
     for at, (node_type, row) in enumerate(strip.nodes):
         ranges = getattr(processors[node_type], "ranges", {})
         for name, value in params[node_type].items():
             spec = ranges.get(name)
-            if spec is None or name in fixed.get(node_type, ()) or value[row].numel() != 1:
+            if spec is None or name in fixed.get(node_type, ()) or value[row].dim() > 1:  # curves stay as they are
                 continue
             log = getattr(spec, "scale", "linear") == "log" and spec.low > 0
-            controls.append(_Control(at, node_type, row, name, float(spec.low), float(spec.high), log))
+            controls.extend(_Control(at, node_type, row, name, float(spec.low), float(spec.high), log, element)
+                            for element in range(value[row].numel()))
     return controls
+
+
+def _value(params: Mapping[str, Mapping[str, torch.Tensor]], control: _Control) -> float:
+    return float(params[control.node_type][control.name][control.row].reshape(-1)[control.element])
 
 
 def _run(processors: Mapping[str, Any], params: Mapping[str, Mapping[str, torch.Tensor]], strip: TrackStrip,
@@ -105,8 +111,12 @@ def _run(processors: Mapping[str, Any], params: Mapping[str, Mapping[str, torch.
     for k, control in enumerate(controls):
         if control.at < first or (last is not None and control.at >= last):
             continue
-        values = torch.tensor([[control.to_value(float(f))] for f in free[:, k]], dtype=x.dtype, device=x.device)
-        overrides.setdefault(control.at - first, {})[control.name] = values
+        node = overrides.setdefault(control.at - first, {})
+        if control.name not in node:
+            current = params[control.node_type][control.name][control.row]
+            node[control.name] = current.reshape(1, -1).to(x.device, x.dtype).repeat(free.shape[0], 1)
+        node[control.name][:, control.element] = torch.tensor([control.to_value(float(f)) for f in free[:, k]],
+                                                              dtype=x.dtype, device=x.device)
     with torch.no_grad():
         return run_nodes(processors, params, strip.nodes[first:last], x[None].expand(free.shape[0], *x.shape),
                          overrides)
@@ -136,8 +146,7 @@ def _solve_strip(processors: Mapping[str, Any], params: dict[str, dict[str, torc
                  iterations: int) -> float:
     """Levenberg-Marquardt on ``|| strip(stem)[warm:] - wanted[warm:] ||^2``; sets the controls in ``params``;
     returns the error's fall in dB."""
-    current = torch.tensor([[c.to_free(float(params[c.node_type][c.name][c.row].reshape(())))
-                             for c in controls]], dtype=torch.float64)
+    current = torch.tensor([[c.to_free(_value(params, c)) for c in controls]], dtype=torch.float64)
     steps = torch.tensor([c.step for c in controls], dtype=torch.float64)
     target = wanted[..., warm:].to(torch.float64).reshape(-1)
 
@@ -161,7 +170,8 @@ def _solve_strip(processors: Mapping[str, Any], params: dict[str, dict[str, torc
         else:
             break
     for k, control in enumerate(controls):
-        params[control.node_type][control.name][control.row] = control.to_value(float(current[0, k]))
+        row = params[control.node_type][control.name][control.row]
+        row.view(-1)[control.element] = control.to_value(float(current[0, k]))
     return 10 * math.log10(max(first, 1e-30) / max(cost, 1e-30))
 
 

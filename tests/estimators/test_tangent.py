@@ -14,7 +14,7 @@ import torch
 
 from grafx_core import BlackBoxProcessor, ParameterSpec, backward_pooling, get_processor
 from grafx_core.demo.multitrack import synthesise_multitrack
-from grafx_core.errors import SignalGradientQualityError
+from grafx_core.errors import EstimatorError, SignalGradientQualityError
 from grafx_core.estimators import (
     FiniteDifference,
     StoppedSignalGradientWarning,
@@ -241,6 +241,7 @@ def test_a_choice_whose_norm_is_off_is_scaled_by_what_the_probe_measured(drums, 
     assert probe.cosines["smooth-gain"] > 0.9
     assert 0.4 < probe.norm_ratios["smooth-gain"] < 0.75  # about half (a smoothed gain, not per sample)
     assert probe.scale == pytest.approx(1 / probe.norm_ratios["smooth-gain"]) and probe.trusted
+    assert 0.8 < probe.white_norm_ratio / probe.norm_ratios["smooth-gain"] < 1.25  # any loss sees it
     # The owner's input gradient is multiplied by the scale; its parameters' gradient is not.
     owner = SimpleNamespace(signal_probe=probe, signal_gradient="smooth-gain")
     for scaled in (False, True):
@@ -252,6 +253,28 @@ def test_a_choice_whose_norm_is_off_is_scaled_by_what_the_probe_measured(drums, 
             plain, plain_raw = music.grad, raw.grad
     torch.testing.assert_close(music.grad, plain * probe.scale)
     torch.testing.assert_close(raw.grad, plain_raw)
+
+
+def test_a_norm_error_only_the_losss_gradient_sees_is_not_scaled(drums, one_torch_thread):
+    # A notch's FFT ratio is exact but in the bins the notch empties, which a log-spectral loss weighs most:
+    # there its norm is off, under random output gradients it is not, and one scale cannot serve both.
+    wrapped = with_estimator(get_processor("dsp:notch"), FiniteDifference(seed=0))
+    target = wrapped.render_target()
+    columns = target.flatten(get_processor("dsp:notch").default_parameters(2), 2)
+    probe = probe_signal_gradient(target, (drums,), columns, step=1e-3, rng=probe_generator(),
+                                  candidates=("fft-ratio",))
+    assert probe.cosines["fft-ratio"] > 0.95 and probe.norm_ratios["fft-ratio"] > 1.25
+    assert 0.9 < probe.white_norm_ratio < 1.1
+    assert probe.scale == 1.0 and not probe.trusted
+    # For a log-spectral loss like the probe's, an estimator can still ask for the loss's scale.
+    loss = probe_signal_gradient(target, (drums,), columns, step=1e-3, rng=probe_generator(),
+                                 candidates=("fft-ratio",), calibration="loss")
+    assert loss.scale == pytest.approx(1 / loss.norm_ratios["fft-ratio"]) and loss.trusted
+    chosen = with_estimator(get_processor("dsp:notch"), FiniteDifference(seed=0, signal_calibration="loss"))
+    chosen(drums.clone().requires_grad_(), **get_processor("dsp:notch").default_parameters(2))
+    assert chosen.signal_probe.scale == pytest.approx(loss.scale)
+    with pytest.raises(EstimatorError, match="signal_calibration must be one of"):
+        FiniteDifference(signal_calibration="always")
 
 
 def test_a_probe_measures_the_same_whatever_the_estimators_seed_and_history(drums, one_torch_thread):
@@ -377,3 +400,36 @@ def test_a_backward_renders_what_the_budget_says(kind):
     before = effect.rows
     y.square().sum().backward()
     assert (effect.rows - before) == 3 * renders_per_node(kind) <= 3 * RENDER_BUDGET
+
+
+def test_the_diagonal_gives_a_hard_saturators_upstream_gain_gradient(drums):
+    # Along the input itself (an upstream gain) a saturator's output all but stands still: the gradient
+    # there is small next to the per-sample derivative, and a one-sided difference's second-order noise
+    # swamps it; the central difference the estimators use does not.
+    x = drums.double()
+    drive = 10 ** (30 / 20)
+    signs = torch.randint(0, 2, x.shape, generator=torch.Generator().manual_seed(8)) * 2 - 1
+    moved, h = diagonal_perturbation(x, signs, 1e-3)
+    opposite, _ = diagonal_perturbation(x, -signs, 1e-3)
+    leaf = x.clone().requires_grad_()
+    y = torch.tanh(drive * leaf)
+    loss = SpectralLoss(torch.tanh(drive * 0.7 * x).sum(dim=0))
+    (g,) = torch.autograd.grad(loss(y.sum(dim=0)), y, retain_graph=True)
+    (exact,) = torch.autograd.grad(y, leaf, g)
+    truth = (exact * x).sum(dim=(1, 2))
+    shaped = {"perturbed": torch.tanh(drive * moved), "signs": signs, "h": h}
+    central = linearise("diagonal", x, y.detach(), opposite=torch.tanh(drive * opposite), **shaped).adjoint(g)
+    one_sided = linearise("diagonal", x, y.detach(), **shaped).adjoint(g)
+    errors = [float(((v * x).sum(dim=(1, 2)) - truth).abs().max() / truth.abs().max()) for v in (central, one_sided)]
+    assert errors[0] < 0.05 and errors[1] > 0.2
+
+
+def test_the_probe_measures_a_hard_saturator_as_autograd_does(drums, one_torch_thread):
+    # Its reference steps each test direction by a fraction of its own level: stepping the quiet highs of
+    # a loud row by a fraction of the row's level crosses the saturator's knee (a secant, not a tangent),
+    # and every candidate, the exact diagonal too, then scored cosine 0.4-0.6.
+    wrapped = with_estimator(get_processor("dsp:distortion"), FiniteDifference(seed=0))
+    drive_db = torch.full((2, 1), 30.0)
+    probe = probe_signal_gradient(wrapped.render_target(), (drums,), drive_db, step=1e-3, rng=probe_generator())
+    assert probe.choice == "diagonal" and probe.trusted
+    assert probe.cosines["diagonal"] > 0.99 and 0.95 < probe.norm_ratios["diagonal"] < 1.05

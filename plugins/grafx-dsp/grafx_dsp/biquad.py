@@ -28,6 +28,8 @@ __all__ = [
     "biquad_response",
     "pole_radius",
     "sos_impulse_response",
+    "sos_impulse_head",
+    "HEAD_FACTOR",
     "sos_filter",
     "sos_kernel",
     "biquad",
@@ -174,8 +176,8 @@ def pole_radius(a: torch.Tensor) -> torch.Tensor:
     return torch.where(disc < 0, a2.clamp(min=0).sqrt(), real_root)
 
 
-def sos_impulse_response(b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Impulse responses of cascades of biquads, long enough to have decayed.
+def sos_impulse_response(b: torch.Tensor, a: torch.Tensor, samples: int | None = None) -> torch.Tensor:
+    """Impulse responses of cascades of biquads, long enough to have decayed (or their first ``samples``).
 
     The length is the sum over sections of :func:`grafx_dsp.fft.decay_length`
     of the slowest node's poles (the cascade's response is the convolution of
@@ -183,16 +185,72 @@ def sos_impulse_response(b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     on that grid and inverse-transformed, so the part of the impulse response
     beyond the grid folds back onto it; that part is below ``1e-9`` of the peak.
 
+    Where ``samples`` is given and the response takes longer than that to decay,
+    only its first ``samples`` are computed, exactly, by :func:`sos_impulse_head`:
+    a pole near the unit circle (a resonant shelf at 40 Hz) takes hundreds of
+    thousands of samples to decay, and the grid's cost grows with every node of
+    the batch, as the slowest node sets it for all.
+
     Args:
         b: numerators ``[nodes, sections, 3]``.
         a: normalised denominators ``[nodes, sections, 3]``, poles inside the unit circle.
+        samples: the most samples the caller uses (a causal filter of a signal that long), or ``None``.
 
     Returns:
-        ``[nodes, length]`` in the coefficients' dtype.
+        ``[nodes, length]`` in the coefficients' dtype: ``length`` the decay length, or ``samples``
+        where that is shorter.
     """
     radii = pole_radius(a.detach()).amax(dim=0).tolist()
     length = fast_length(sum(decay_length(radius) for radius in radii))
+    if samples is not None and length > HEAD_FACTOR * samples:
+        return sos_impulse_head(b, a, samples)
     return torch.fft.irfft(biquad_response(b, a, length), n=length)
+
+
+HEAD_FACTOR = 2
+""":func:`sos_impulse_response` computes only the samples used where the response's decay is longer than
+this many times their count (the head's recursion and convolutions cost a few transforms of twice that
+count)."""
+
+
+def sos_impulse_head(b: torch.Tensor, a: torch.Tensor, samples: int) -> torch.Tensor:
+    """The first ``samples`` of the impulse responses of cascades of biquads, exactly, however slowly they decay.
+
+    Each section's response follows its recursion ``h[n] = -a1 h[n-1] - a2 h[n-2]`` after its first three
+    samples: the state ``(h[n], h[n-1])`` is carried ``k`` samples on by the ``k``-th power of the
+    section's companion matrix, and the states of ``1, 2, 4, ...`` samples on are made by repeated
+    squaring (``log2 samples`` batched products, differentiable). The sections' heads are convolved one
+    after another by FFT, each product cut to ``samples`` (the first ``samples`` of a cascade's response
+    depend only on the sections' first ``samples``).
+    Computed in float64 (a power's rounding grows with the exponent), returned in the coefficients' dtype.
+
+    Args:
+        b: numerators ``[nodes, sections, 3]``.
+        a: normalised denominators ``[nodes, sections, 3]``.
+        samples: how many samples, at least 1.
+
+    Returns:
+        ``[nodes, samples]`` in the coefficients' dtype.
+    """
+    b64, a64 = b.to(torch.float64), a.to(torch.float64)
+    a1, a2 = a64[..., 1], a64[..., 2]
+    h0 = b64[..., 0]
+    h1 = b64[..., 1] - a1 * h0
+    h2 = b64[..., 2] - a1 * h1 - a2 * h0
+    companion = torch.stack([torch.stack([-a1, -a2], dim=-1), torch.stack([torch.ones_like(a1), torch.zeros_like(a2)],
+                                                                          dim=-1)], dim=-2)  # [N, S, 2, 2]
+    states = torch.stack([h2, h1], dim=-1).unsqueeze(-2)  # [N, S, 1, 2]: (h[2], h[1])
+    power = companion
+    while states.shape[-2] < samples - 2:
+        states = torch.cat([states, states @ power.transpose(-1, -2)], dim=-2)  # the next as many, by M^count
+        power = power @ power
+    heads = torch.cat([h0.unsqueeze(-1), h1.unsqueeze(-1), states[..., 0]], dim=-1)[..., :samples]  # [N, S, L]
+    n_fft = fast_length(2 * samples)
+    cascade = heads[:, 0]
+    for section in range(1, heads.shape[1]):  # cut after each product: a product of all would wrap around
+        product = torch.fft.rfft(cascade, n=n_fft) * torch.fft.rfft(heads[:, section], n=n_fft)
+        cascade = torch.fft.irfft(product, n=n_fft)[..., :samples]
+    return cascade.to(b.dtype)
 
 
 def sos_filter(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -212,7 +270,7 @@ def sos_filter(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> torch.Tenso
         ``[nodes, channels, samples]``, equal to ``scipy.signal.sosfilt`` with
         zero initial state up to the impulse response's tail (see module docstring).
     """
-    response = sos_impulse_response(b, a).to(x.dtype)
+    response = sos_impulse_response(b, a, x.shape[-1]).to(x.dtype)
     return fft_convolve(x, response.unsqueeze(1), mode="causal")
 
 
@@ -312,6 +370,15 @@ class Biquad(StatefulConvolution, DSPProcessor):
             gain,
             self.sample_rate,
         )
+
+    def coefficients(self, cutoff_hz: torch.Tensor, q: torch.Tensor,
+                     gain_db: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Soft-limited constant parameters ``[nodes, 1]`` to the biquad ``(b, a)``, each ``[nodes, 1, 3]``
+        float64 (one section, as :meth:`grafx_dsp.eq.ParametricEQ.coefficients` gives its sections)."""
+        self._check_gain(gain_db)
+        gain = None if gain_db is None else self.limit("gain_db", gain_db)
+        return biquad_coefficients(self.filter_type, self.limit("cutoff_hz", cutoff_hz), self.limit("q", q), gain,
+                                   self.sample_rate)
 
     def stream_kernel(self, x: torch.Tensor, cutoff_hz: torch.Tensor, q: torch.Tensor,
                       gain_db: torch.Tensor | None = None) -> torch.Tensor:

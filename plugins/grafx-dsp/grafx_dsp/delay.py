@@ -162,11 +162,14 @@ class Delay(DSPProcessor):
 
     def forward_stateful(self, state: Mapping[str, torch.Tensor], x: torch.Tensor, delay_ms: torch.Tensor,
                          feedback: torch.Tensor, mix: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One block, the delay line (the input's recent past) carried across blocks."""
+        """One block, the delay line (the input's recent past) carried across blocks; a moving ``mix``
+        (``[nodes, 1, samples]``) blends dry and echoes sample by sample, as :func:`feedback_delay` does."""
+        mix = self.limit("mix", mix)
+        moving = mix.dim() == 3
         index, weight = echo_taps(self.limit("delay_ms", delay_ms), self.limit("feedback", feedback),
-                                  self.limit("mix", mix), self.sample_rate, x)
+                                  1.0 if moving else mix, self.sample_rate, x)
         y, line = sparse_block(x, state.get("line"), index, weight)
-        return y, {"line": line}
+        return (x + mix * (y - x) if moving else y), {"line": line}
 
 
 def multitap_impulse_response(delay_ms: torch.Tensor, gain: torch.Tensor, length: int, sample_rate: float,

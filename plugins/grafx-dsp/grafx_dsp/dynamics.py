@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 
 from ._base import DSPProcessor, Number, per_node
 from ._derived import derived
 from ._ranges import Range
-from .ballistics import ballistics
+from .ballistics import ballistics, smooth_block, smooth_terms
 from .errors import SignalShapeError
 from .gain import db_to_amplitude
 
@@ -171,9 +172,60 @@ def compressor(x: torch.Tensor, threshold_db: Number, ratio: Number, knee_db: Nu
     Returns:
         ``[nodes, channels, samples]`` in ``x``'s dtype.
     """
+    if carry is not None:
+        terms = compressor_block_terms(threshold_db, ratio, knee_db, attack_ms, release_ms, makeup_db, sample_rate,
+                                       x, sidechain)
+        return compressor_block(x, sidechain, terms, carry)
     gain = compressor_gain_db(level_db(x if sidechain is None else sidechain), threshold_db, ratio, knee_db,
-                              attack_ms, release_ms, makeup_db, sample_rate, carry)
+                              attack_ms, release_ms, makeup_db, sample_rate)
     return x * _amplitude(gain, x.dtype)
+
+
+def compressor_block_terms(threshold_db: Number, ratio: Number, knee_db: Number, attack_ms: Number,
+                           release_ms: Number, makeup_db: Number, sample_rate: float, x: torch.Tensor,
+                           sidechain: torch.Tensor | None = None) -> tuple[Any, ...]:
+    """What :func:`compressor_block` derives from the parameters alone, for blocks like ``x``: the
+    threshold and the soft knee's terms in the detector's dtype, the envelope's ramps
+    (:func:`~grafx_dsp.ballistics.smooth_terms`) and the gain's offset and scale in nepers, float64.
+
+    A stream derives them once per stage call (:class:`Compressor` keeps them with
+    :func:`~grafx_dsp._derived.derived` while its parameters are the same tensors, unchanged)."""
+    detector = x if sidechain is None else sidechain
+    like = detector.new_empty(0, dtype=_detector_dtype(detector.dtype))
+    wide = torch.empty(0, dtype=torch.float64, device=x.device)
+    nepers = math.log(10.0) / 20.0
+    return (per_node(threshold_db, like), _knee_terms(per_node(knee_db, like)),
+            smooth_terms(attack_ms, release_ms, sample_rate, x.shape[-1], x.device),
+            per_node(makeup_db, wide) * nepers, (1.0 / per_node(ratio, wide) - 1.0) * nepers)
+
+
+def compressor_block(x: torch.Tensor, sidechain: torch.Tensor | None, terms: tuple[Any, ...],
+                     carry: dict[str, torch.Tensor]) -> torch.Tensor:
+    """One block of :func:`compressor` with ``carry`` from :func:`compressor_block_terms`: a stream's compressor.
+
+    The level and the soft knee are the one render's own operations (bit for bit); the
+    envelope is :func:`~grafx_dsp.ballistics.smooth_block`'s closed form in float64 and the dB
+    gain goes to an amplitude in one ``exp(offset + scale * envelope)``: on a stream's small
+    blocks every tensor operation saved counts."""
+    threshold, (half, denominator, low), smoothing, offset, scale = terms
+    over = level_db(x if sidechain is None else sidechain) - threshold
+    above = torch.relu(over - half)  # soft_knee's operations
+    quadratic = torch.clamp(over, low, half)
+    if _grad_free(over, half):
+        over = quadratic.add_(half).square_().div_(denominator).add_(above)
+    else:
+        over = (quadratic + half).square() / denominator + above
+    del above, quadratic
+    smoothed = smooth_block(over, smoothing, carry)
+    del over
+    gain = torch.addcmul(offset, scale, smoothed)
+    gain = gain.exp_() if _grad_free(gain) else gain.exp()
+    return x * (gain if gain.dtype == x.dtype else gain.to(x.dtype))
+
+
+def _detector_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype :func:`level_db` returns for a signal of ``dtype``."""
+    return dtype if dtype in (torch.float32, torch.float64) else torch.promote_types(dtype, torch.float32)
 
 
 def _amplitude(gain_db: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -221,6 +273,14 @@ class Compressor(DSPProcessor):
 
     def _compress(self, x: torch.Tensor, sidechain: torch.Tensor | None,
                   carry: dict[str, torch.Tensor] | None = None, **params: torch.Tensor) -> torch.Tensor:
+        if carry is not None:  # a stream's block: the same parameter tensors every block, derived once
+            names = tuple(self.ranges)
+            terms = derived("Compressor.block", lambda *values: compressor_block_terms(
+                *(self.limit(name, value) for name, value in zip(names, values)), self.sample_rate, x, sidechain),
+                *(params[name] for name in names),
+                key=(type(self), self.sample_rate, x.shape[-1], x.dtype, x.device,
+                     None if sidechain is None else sidechain.dtype))
+            return compressor_block(x, sidechain, terms, carry)
         p = {name: self.limit(name, value) for name, value in params.items()}
         return compressor(x, p["threshold_db"], p["ratio"], p["knee_db"], p["attack_ms"],
                           p["release_ms"], p["makeup_db"], self.sample_rate, sidechain, carry)

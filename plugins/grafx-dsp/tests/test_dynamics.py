@@ -10,6 +10,7 @@ import torch
 from scipy.optimize import brentq
 
 import grafx_dsp as dsp
+from grafx_dsp.ballistics import smooth_block, smooth_terms
 from grafx_dsp.dynamics import compressor_gain_db, gate_gain_db, level_db
 
 FS = 44100.0
@@ -91,6 +92,69 @@ def test_ballistics_equal_the_per_sample_recursion(attack_ms, release_ms):
     smoothed = dsp.ballistics(control, attack_ms, release_ms, FS)
     expected = reference_ballistics(control[0, 0].numpy(), attack_ms, release_ms)
     np.testing.assert_allclose(smoothed[0, 0].numpy(), expected, atol=1e-8)
+
+
+@pytest.mark.parametrize(("attack_ms", "release_ms"), [(0.05, 0.5), (0.1, 50.0), (5.0, 40.0), (30.0, 3.0)])
+def test_a_streams_block_envelope_equals_the_per_sample_recursion_across_blocks(attack_ms, release_ms):
+    # Two nodes with their own times (the fast one splits a block into chunks), blocks of uneven length.
+    gen = torch.Generator().manual_seed(4)
+    control = (torch.randn(2, 1, 9000, generator=gen, dtype=torch.float64) * 6).relu()
+    control[..., 2000:2600] = 0.0
+    attack = torch.tensor([attack_ms, 7.0], dtype=torch.float64)
+    release = torch.tensor([release_ms, 200.0], dtype=torch.float64)
+    carry: dict = {}
+    terms = smooth_terms(attack, release, FS, 4096, control.device)
+    blocks = [smooth_block(control[..., s:e], terms, carry)
+              for s, e in [(0, 4096), (4096, 4196), (4196, 8292), (8292, 9000)]]
+    streamed = torch.cat(blocks, dim=-1)
+    assert streamed.dtype == torch.float64
+    for row in range(2):
+        expected = reference_ballistics(control[row, 0].numpy(), float(attack[row]), float(release[row]))
+        np.testing.assert_allclose(streamed[row, 0].numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_streams_block_envelope_has_the_gradient_of_its_recursion_across_blocks():
+    gen = torch.Generator().manual_seed(5)
+    control = (3 * torch.randn(2, 1, 120, generator=gen, dtype=torch.float64)).relu().requires_grad_()
+    attack = torch.tensor([0.05, 0.2], dtype=torch.float64, requires_grad=True)
+    release = torch.tensor([1.0, 0.3], dtype=torch.float64, requires_grad=True)
+
+    def streamed(v, a, r):
+        carry: dict = {}
+        terms = smooth_terms(a, r, FS, 50, v.device)
+        return torch.cat([smooth_block(v[..., s:s + 50], terms, carry) for s in (0, 50, 100)], dim=-1)
+
+    assert torch.autograd.gradcheck(streamed, (control, attack, release))
+
+
+@pytest.mark.parametrize("sidechain", [False, True])
+def test_a_streamed_compressor_has_the_one_render_output_and_parameter_gradients(sidechain):
+    # Blocks with their state carried (not detached) against one call, in float64: the block kernel's
+    # closed form and the one render's FFT smoother are the same function, so are their gradients.
+    proc = dsp.SidechainCompressor() if sidechain else dsp.Compressor()
+    gen = torch.Generator().manual_seed(8)
+    x = 0.5 * torch.randn(2, 2, 3000, generator=gen, dtype=torch.float64)
+    key = 0.5 * torch.randn(2, 1, 3000, generator=gen, dtype=torch.float64)
+    signals = (x, key) if sidechain else (x,)
+    values = {"threshold_db": [-30.0, -12.0], "ratio": [4.0, 12.0], "knee_db": [6.0, 0.0],
+              "attack_ms": [0.1, 8.0], "release_ms": [30.0, 200.0], "makeup_db": [2.0, -1.0]}
+
+    def parameters():
+        return {k: torch.tensor(v, dtype=torch.float64).reshape(2, 1).requires_grad_() for k, v in values.items()}
+
+    weights = torch.randn(2, 2, 3000, generator=gen, dtype=torch.float64)
+    whole_params, block_params = parameters(), parameters()
+    whole = proc(*signals, **whole_params)
+    state, pieces = proc.initial_state(*signals, **block_params), []
+    for start, stop in [(0, 1024), (1024, 1100), (1100, 3000)]:
+        y, state = proc.forward_stateful(state, *(s[..., start:stop] for s in signals), **block_params)
+        pieces.append(y)
+    streamed = torch.cat(pieces, dim=-1)
+    torch.testing.assert_close(streamed, whole, rtol=0, atol=1e-9)
+    (whole * weights).sum().backward()
+    (streamed * weights).sum().backward()
+    for name in values:
+        torch.testing.assert_close(block_params[name].grad, whole_params[name].grad, rtol=1e-6, atol=1e-9)
 
 
 def release_crossing_ms(attack_ms, release_ms):

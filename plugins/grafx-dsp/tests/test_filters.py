@@ -17,7 +17,7 @@ import scipy.signal as signal
 import torch
 
 import grafx_dsp as dsp
-from grafx_dsp.biquad import FILTER_TYPES
+from grafx_dsp.biquad import FILTER_TYPES, sos_impulse_head, sos_impulse_response
 
 FS = 44100.0
 SAMPLES = 8192
@@ -107,6 +107,53 @@ def test_parametric_eq_equals_scipy_sosfilt_of_its_bands():
         _, h = signal.sosfreqz(np.concatenate([b[0].numpy(), a[0].numpy()], axis=-1), worN=256, fs=FS)
         np.testing.assert_allclose(h, h_ref, rtol=1e-9)
         np.testing.assert_allclose(y[n], y_ref, atol=RTOL_TIME * np.abs(y_ref).max())
+
+
+def test_a_slowly_decaying_eq_computes_only_the_samples_it_uses_and_equals_scipy():
+    # A resonant low shelf at 25 Hz takes ~200,000 samples to decay: the filter computes the response's
+    # first SAMPLES by its recursion instead of sampling it on a grid that long.
+    eq = dsp.ParametricEQ(n_peaks=1)
+    params = eq.default_parameters(2, dtype=torch.float64)
+    params["low_shelf_cutoff_hz"] = torch.tensor([[25.0], [40.0]], dtype=torch.float64)
+    params["low_shelf_q"] = torch.tensor([[18.0], [12.0]], dtype=torch.float64)
+    params["low_shelf_gain_db"] = torch.tensor([[-20.0], [12.0]], dtype=torch.float64)
+    params["peak_q"] = torch.tensor([[15.0], [0.5]], dtype=torch.float64)
+    params["peak_gain_db"] = torch.tensor([[9.0], [-6.0]], dtype=torch.float64)
+    b, a = eq.coefficients(**params)
+    assert sos_impulse_response(b, a).shape[-1] > 100_000
+    head = sos_impulse_head(b, a, SAMPLES)
+    assert sos_impulse_response(b, a, SAMPLES).shape[-1] == SAMPLES
+    x = torch.randn(2, 2, SAMPLES, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    y = eq(x, **params).numpy()
+    impulse = np.zeros(SAMPLES)
+    impulse[0] = 1.0
+    for n in range(2):
+        sos = np.concatenate([b[n].numpy(), a[n].numpy()], axis=-1)
+        h_ref = signal.sosfilt(sos, impulse)
+        np.testing.assert_allclose(head[n].numpy(), h_ref, atol=RTOL_TIME * np.abs(h_ref).max())
+        y_ref = signal.sosfilt(sos, x[n].numpy(), axis=-1)
+        np.testing.assert_allclose(y[n], y_ref, atol=RTOL_TIME * np.abs(y_ref).max())
+
+
+@pytest.mark.parametrize("samples", [1, 2, 5, 64, 1000])
+def test_the_impulse_head_of_a_long_cascade_equals_scipy(samples):
+    eq = dsp.GraphicEQ()  # ten sections: their product must not wrap around the transform
+    gain_db = torch.randn(2, 10, generator=torch.Generator().manual_seed(4), dtype=torch.float64) * 6
+    b, a = eq._sections(gain_db)
+    head = sos_impulse_head(b, a, samples)
+    impulse = np.zeros(samples)
+    impulse[0] = 1.0
+    for n in range(2):
+        h_ref = signal.sosfilt(np.concatenate([b[n].numpy(), a[n].numpy()], axis=-1), impulse)
+        np.testing.assert_allclose(head[n].numpy(), h_ref, atol=RTOL_TIME * np.abs(h_ref).max())
+
+
+def test_the_impulse_heads_gradient_is_autograds_of_the_recursion():
+    b, a = dsp.biquad_coefficients("peak", torch.tensor([[60.0]], dtype=torch.float64),
+                                   torch.tensor([[9.0]], dtype=torch.float64), torch.tensor([[6.0]], dtype=torch.float64),
+                                   FS)
+    coefficients = (b.reshape(1, 1, 3).clone().requires_grad_(), a.reshape(1, 1, 3).clone().requires_grad_())
+    assert torch.autograd.gradcheck(lambda b_, a_: sos_impulse_head(b_, a_, 300), coefficients)
 
 
 @pytest.mark.parametrize(("bands", "taps"), [(1, 101), (6, 255), (32, 1023)])
