@@ -1,5 +1,8 @@
 """Shared fixtures: the same test body runs on CPU and, where present, CUDA."""
 
+import signal
+from collections.abc import Callable
+
 import pytest
 import torch
 
@@ -20,6 +23,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def interruptible() -> Callable[[], None]:
+    """A ``preexec_fn`` for a child process a test interrupts: SIGINT at its default, as a terminal leaves it.
+
+    A shell without job control starts background jobs with SIGINT ignored, and children inherit that,
+    so a suite launched that way (``make test &`` in a script) would see Ctrl-C ignored."""
+    def restore() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    return restore
 
 
 # The slowest cases of `pytest tests --durations=40` (17-235 s on 2 cores shared with other jobs, about

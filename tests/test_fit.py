@@ -169,7 +169,7 @@ def test_each_bad_fit_input_gets_one_line(tmp_path, capsys):
     assert not os.path.exists(out)
 
 
-def test_ctrl_c_stops_the_fit_with_130_and_saves_the_parameters_fitted_so_far(hidden_mix, tmp_path):
+def test_ctrl_c_stops_the_fit_with_130_and_saves_the_parameters_fitted_so_far(hidden_mix, tmp_path, interruptible):
     """Into a folder an earlier run left (--force): its stale results go, other files stay."""
     _, folder, stems, _ = hidden_mix
     out = tmp_path / "interrupted"
@@ -183,13 +183,18 @@ def test_ctrl_c_stops_the_fit_with_130_and_saves_the_parameters_fitted_so_far(hi
     process = subprocess.Popen([sys.executable, "-m", "grafx_core", "fit", *stems, "--target",
                                 str(folder / "mix.wav"), "-o", str(out), "--steps", "100000", "--patience", "100000",
                                 "--force"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not (
-            (out / "loss.csv").exists() and len((out / "loss.csv").read_text().splitlines()) > 3):
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (
+                (out / "loss.csv").exists() and len((out / "loss.csv").read_text().splitlines()) > 3):
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     last = stdout.strip().splitlines()[-1]

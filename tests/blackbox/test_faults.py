@@ -43,7 +43,7 @@ def test_an_effect_past_its_timeout_raises_naming_the_node(workers):
     torch.testing.assert_close(box(torch.zeros(3, 1, 64), **_raw(3)), torch.zeros(3, 1, 64))
 
 
-def test_ctrl_c_ends_a_render_with_two_workers_promptly(tmp_path):
+def test_ctrl_c_ends_a_render_with_two_workers_promptly(tmp_path, interruptible):
     script = tmp_path / "stuck.py"
     script.write_text(textwrap.dedent("""
         import sys, time, torch
@@ -54,7 +54,8 @@ def test_ctrl_c_ends_a_render_with_two_workers_promptly(tmp_path):
         print("ready", flush=True)
         box(torch.zeros(4, 1, 16))
         """))
-    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=interruptible)
     try:
         assert process.stdout.readline().strip() == "ready"
         time.sleep(0.5)  # inside the call
