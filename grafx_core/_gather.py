@@ -125,11 +125,6 @@ def _is_range(rows: np.ndarray, start: int, length: int) -> bool:
                            else bool(np.all(np.diff(rows) == 1)))
 
 
-def _outlet(output: Produced) -> tuple[int, int] | None:
-    """An output's ``(rows, channels)``, ``None`` when in several parts."""
-    return None if output.part_of is not None else (output.parts[0].shape[1], output.parts[0].shape[2])
-
-
 Gathered = Callable[[dict[Producer, Produced]], torch.Tensor]
 """An inlet's input assembled from the producers' outputs (:func:`gather_step`)."""
 
@@ -215,10 +210,6 @@ def gather(
         ``[batch, rows, channels, samples]``.
     """
     if subset is None:
-        outlets = {group.producer: _outlet(produced[group.producer]) for group in inlet.groups}
-        step = gather_step(inlet, outlets, channels, produced[inlet.groups[0].producer].parts[0].device, index_cache)
-        if step is not None:
-            return step(produced)
         position = None
         num_rows = inlet.num_rows
     else:
