@@ -252,7 +252,7 @@ def run_one(task: tuple[str, str, int, int, float]) -> dict[str, Any]:
     elapsed = time.perf_counter() - began
     return {"problem": problem_name, "contender": label, "seed": seed, "budget": budget_renders,
             "initial": result.initial_loss, "final": result.final_loss, "renders": result.renders,
-            "seconds": elapsed, "error": _normalised_error(problem, latent.values()), "floor": floor,
+            "stopped": result.stopped, "seconds": elapsed, "error": _normalised_error(problem, latent.values()), "floor": floor,
             "trace": trace.rows}
 
 
@@ -279,6 +279,11 @@ def _at(run: dict[str, Any], budget: float) -> tuple[float, float, float]:
     if run["budget"] == budget and run["final"] <= best:
         best, when, error = run["final"], run["seconds"], run["error"]
     return best / run["initial"], when, error
+
+
+def _partial(run: dict[str, Any]) -> bool:
+    """Whether ``run`` was stopped (Ctrl-C, a time limit) before it had spent its budget."""
+    return run.get("stopped", "completed") not in ("completed", "converged")
 
 
 def _median(values: list[float]) -> float:
@@ -325,6 +330,7 @@ def table(runs: list[dict[str, Any]], budgets: list[int]) -> list[str]:
         lines.append(f"\n{problem}: median over seeds of final/initial loss, black-box parameter error, seconds")
         lines.append(f"{'contender':<34}" + "".join(f"{b:>24}" for b in budgets))
         medians: dict[str, dict[int, float]] = {}
+        short: dict[tuple[str, int], float] = {}  # partial runs read at a budget they did not reach: renders reached
         for label in dict.fromkeys(r["contender"] for r in mine):
             cells = []
             for b in budgets:
@@ -335,8 +341,15 @@ def table(runs: list[dict[str, Any]], budgets: list[int]) -> list[str]:
                 at = [_at(r, b) for r in chosen]
                 relative, seconds, error = (_median([a[k] for a in at]) for k in range(3))
                 medians.setdefault(label, {})[b] = relative
-                cells.append(f"{relative:>9.5f} {error:>6.3f} {seconds:>6.0f}s")
-            lines.append(f"{label:<34}" + "".join(cells))
+                stopped = [r for r in chosen if _partial(r) and r["renders"] < b]
+                short.update({(label, r["seed"]): r["renders"] for r in stopped})
+                cells.append(f"{relative:>9.5f} {error:>6.3f} {seconds:>6.0f}s" + ("*" if stopped else ""))
+            lines.append(f"{label:<34}" + "".join(cells).rstrip())
+        for (label, seed), reached in short.items():
+            run = next(r for r in mine if r["contender"] == label and r["seed"] == seed and _partial(r))
+            lines.append(f"  * {label}, seed {seed}: stopped ({run['stopped']}) at {reached:.0f} of {run['budget']} "
+                         f"renders, best loss {run['final'] / run['initial']:.5f} of the start; a starred cell is "
+                         f"the best within the renders its runs reached, not an estimate of the budget's")
         lines += _verdict(problem, mine, medians, budgets)
     return lines
 
@@ -365,9 +378,11 @@ def _verdict(problem: str, runs: list[dict[str, Any]], medians: dict[str, dict[i
             first.append(next((row[0] for row in r["trace"] if row[1] / r["initial"] <= goal), math.inf))
             level = max(goal, floors.get(r["seed"], goal))
             floored.append(next((row[0] for row in r["trace"] if row[1] / r["initial"] <= level), math.inf))
+        within = ", ".join(f"{r['renders']:.0f} (seed {r['seed']}, stopped)" if _partial(r) else f"{r['budget']}"
+                           for r in trace_runs) if any(_partial(r) for r in trace_runs) else (
+            f"{trace_runs[0]['budget']}" if trace_runs else "0")
         lines.append(f"  {label}: reaches it at {_median(first) if first else math.inf:.0f} renders (median over seeds"
-                     f" of its runs; inf: not within {trace_runs[0]['budget'] if trace_runs else 0}); "
-                     f"at budgets {reached or 'none'}")
+                     f" of its runs; inf: not within {within}); at budgets {reached or 'none'}")
         if floors and floored != first:
             lines.append(f"    it or the seed's noise floor at {_median(floored):.0f} renders (per seed "
                          + ", ".join(f"{f:.0f}" for f in floored) + ")")
@@ -398,14 +413,20 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
             if mine:
                 longest = max(r["budget"] for r in mine)
                 chosen = [r for r in mine if r["budget"] == longest]
-                points = [g for g in grid if g <= longest]
+                # A stopped run's curve ends where it stopped: the median is drawn only where every seed got.
+                reach = min(r["renders"] if _partial(r) else r["budget"] for r in chosen)
+                points = [g for g in grid if g <= reach]
                 curve = [_median([_at(r, g)[0] for r in chosen]) for g in points]
                 colour = f"C{list(CONTENDERS).index(label)}"
                 style = "--" if label in GRADIENT_FREE else "-." if label in HYBRID else "-"
                 axis.plot(points, curve, label=label, color=colour, linestyle=style)
-                ends = sorted({r["budget"] for r in mine})  # each run's final loss, at its budget
-                axis.plot(ends, [_median([r["final"] / r["initial"] for r in mine if r["budget"] == b]) for b in ends],
+                whole = [r for r in mine if not _partial(r)]
+                ends = sorted({r["budget"] for r in whole})  # each run's final loss, at its budget
+                axis.plot(ends, [_median([r["final"] / r["initial"] for r in whole if r["budget"] == b]) for b in ends],
                           "o", color=colour, markersize=4)
+                stopped = [r for r in mine if _partial(r)]  # a stopped run's own best, where it stopped
+                axis.plot([r["renders"] for r in stopped], [r["final"] / r["initial"] for r in stopped], "x",
+                          color=colour, markersize=5)
         axis.set(xscale="log", yscale="log", xlabel="graph renders", ylabel="best loss / initial", title=problem)
         axis.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=8)
