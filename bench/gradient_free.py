@@ -47,7 +47,10 @@ Run: ``python bench/gradient_free.py`` (smoke: the pedalboard chain, budgets
 ``--jobs`` (processes). ``--save`` writes the runs (compacted traces),
 ``--load`` prints the table and ``--plot`` draws the PNG of saved runs, merged
 from several files; the runs behind the docs' table are in
-``bench/results/gradient_free/``.
+``bench/results/gradient_free/``. A fit that must end before its budget is
+stopped by sending SIGINT to its worker process (not to the whole command,
+whose other fits would be lost): it keeps what it found, is saved with how far
+it got, and its cells beyond that are starred.
 """
 
 from __future__ import annotations
