@@ -269,7 +269,11 @@ class SignalProbe:
             under the same output gradients as ``fine_cosines`` (to set the two side by side).
         beside_norm_ratios: the norm ratio there.
         smoothness: the probe's own reference's cosine and norm ratio against the fine one (``None`` where not
-            measured): outside :data:`TRUSTED_COSINE` and :data:`TRUSTED_NORM`, the response is ``rough``.
+            measured): outside :data:`TRUSTED_COSINE` and :data:`TRUSTED_NORM`, the response is ``rough``,
+            provided the fine reference holds (``fine_agreement``).
+        fine_agreement: the fine reference's forward one-sided differences' cosine and norm ratio against its
+            backward ones: outside the aims, its own error (float32 rounding over a tiny step, a quantiser's
+            steps) is as large as what it measures, and it judges nothing.
         tangent: whether the choice was ranked, trusted and reported against the fine reference (the response
             is rough and a stand-in follows its tangent), not the probe's own.
     """
@@ -287,16 +291,16 @@ class SignalProbe:
     beside_cosines: dict[str, float] = field(default_factory=dict)
     beside_norm_ratios: dict[str, float] = field(default_factory=dict)
     smoothness: tuple[float, float] | None = None
+    fine_agreement: tuple[float, float] | None = None
     tangent: bool = False
 
     @property
     def rough(self) -> bool:
         """Whether the effect's response is not smooth at the scale of a fit's steps: the probe's reference
         and the fine one disagree beyond :data:`TRUSTED_COSINE` or :data:`TRUSTED_NORM`."""
-        if self.smoothness is None:
+        if self.smoothness is None or self.fine_agreement is None or not _meets_figures(self.fine_agreement):
             return False
-        cosine, ratio = self.smoothness
-        return not (cosine >= TRUSTED_COSINE and TRUSTED_NORM[0] <= ratio <= TRUSTED_NORM[1])
+        return not _meets_figures(self.smoothness)
 
     def measured(self, kind: str) -> tuple[float, float]:
         """``(cosine, norm ratio)`` of ``kind`` against the reference it was ranked by (the fine one where
@@ -545,12 +549,13 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     white: list[dict[str, list[tuple[float, float, float]]]] = []  # the same, under random output gradients
     fine_points: list[_Scoring] = []  # the call's own point, where the fine reference is measured
     smooth: list[tuple[float, float, float]] = []  # the probe's reference against its fine one
+    settled: list[tuple[float, float, float]] = []  # the fine reference's one-sided halves, one against the other
     at_call: list[bool] = []
     for y, (x, diagonal, tests, ht, tangents, hf), mine, (xs, p) in zip(centres, plans, own, operating):
         diagonal["perturbed"], diagonal["opposite"] = next(outs).unflatten(0, (rows, 2)).unbind(dim=1)
         jvps = central_jvps(next(outs), ht)  # [rows, K, C_out, L]
         rendered = {kind: (next(outs), directions, hk) for kind, (_, directions, hk) in tangents.items()}
-        fine = central_jvps(next(outs), hf) if hf is not None else None
+        fine, sides = _fine_differences(next(outs), y, hf) if hf is not None else (None, None)
         moving = (jvps.flatten(2).norm(dim=2) > MUTE * tests.flatten(2).norm(dim=2)).any(dim=1)
         live = sounding & moving
         # A point where the effect is all but mute (a band-pass far from the signal) says nothing
@@ -569,10 +574,17 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
         if fine is not None:
             fine_points.append(scoring)
             smooth += [_measure(t, f) for t, f in zip(scoring.truths, scoring.fine_truths) if f is not None]
+            assert sides is not None
+            forward, backward = (scoring.products(side) for side in sides)
+            settled += [_measure(a, b) for a, b in zip(forward, backward) if a is not None and b is not None]
         scoring.score(_adjoints([kind for kind in candidates if kind not in ROUGH_CANDIDATES], x, y, diagonal,
                                 rendered))
-    smoothness = _mean_found(smooth)
-    rough = smoothness is not None and not _meets(smoothness)
+    smoothness, agreement = _mean_found(smooth), _mean_found(settled)
+    # The fine reference says something only where its one-sided halves agree: where they do not, its own
+    # error (float32 rounding over a tiny step, a quantiser's steps) is as large as what it measures
+    # (measured: a float32 noise gate's fine reference met a float64 one's, and its 2 % reference, only to
+    # cosine 0.74; its halves agreed to less).
+    rough = smoothness is not None and agreement is not None and _meets(agreement) and not _meets(smoothness)
     finer = [kind for kind in candidates if kind in ROUGH_CANDIDATES]
     if rough and finer and fine_points:
         _score_fine(target, fine_points, finer, step, nodes)
@@ -609,6 +621,7 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
                        beside_cosines={k: m[1] for k, m in beside.items()},
                        beside_norm_ratios={k: float(2 ** m[2]) for k, m in beside.items()},
                        smoothness=None if smoothness is None else (smoothness[1], float(2 ** smoothness[2])),
+                       fine_agreement=None if agreement is None else (agreement[1], float(2 ** agreement[2])),
                        tangent=tangent)
 
 
@@ -627,6 +640,11 @@ class _Scoring:
                             else torch.einsum("rcl,rkcl->rk", g.to(fine.dtype), fine)[live] for g, into in gradients]
         self.fine_found: dict[str, list[tuple[float, float, float]]] = {}
         self.coarse_found: dict[str, list[tuple[float, float, float]]] = {}  # the same gradients, coarse
+
+    def products(self, jvps: torch.Tensor) -> list[torch.Tensor | None]:
+        """``<g, J u>`` from ``jvps`` ``[rows, K, C_out, L]`` under the loss's gradients (``None`` for the others)."""
+        return [None if fine is None else torch.einsum("rcl,rkcl->rk", g.to(jvps.dtype), jvps)[self.live]
+                for (g, _), fine in zip(self.gradients, self.fine_truths)]
 
     def score(self, adjoints: dict[str, Any]) -> None:
         """Measure each candidate's upstream products against the true ones."""
@@ -662,6 +680,18 @@ def _score_fine(target: RenderTarget, kept: Sequence[_Scoring], kinds: Sequence[
     for scoring, tangents in zip(kept, plans):
         rendered = {kind: (next(outs), directions, hk) for kind, (_, directions, hk) in tangents.items()}
         scoring.score(_adjoints(kinds, scoring.xs[0], scoring.y, {}, rendered))
+
+
+def _fine_differences(outputs: torch.Tensor, y: torch.Tensor,
+                      h: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The fine reference's central differences ``[rows, K, C_out, L]`` and its one-sided halves
+    ``(f(x + h u) - f(x)) / h`` and ``(f(x) - f(x - h u)) / h``, from the ``outputs`` of
+    :func:`central_jvps` and the centre ``y``."""
+    rows, k = h.shape[:2]
+    work = torch.promote_types(outputs.dtype, torch.float32)
+    pairs = outputs.detach().to(work).reshape(rows, 2, k, *outputs.shape[1:])
+    centre, step = y.detach().to(work).unsqueeze(1), h.to(work)
+    return central_jvps(outputs, h), ((pairs[:, 0] - centre) / step, (centre - pairs[:, 1]) / step)
 
 
 def _mean_found(found: Sequence[tuple[float, float, float]]) -> list[float] | None:
