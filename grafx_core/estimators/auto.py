@@ -49,6 +49,13 @@ an estimator made with ``strict_signal_gradient=True`` raises
 :class:`~grafx_core.errors.SignalGradientQualityError` instead of either. An
 effect whose output does not move at all (below :data:`MUTE` of the input
 change, at every point) gets ``"none"``, silently: its input gradient is (close to) zero.
+
+At the call's own point the probe also differentiates at :data:`FINE_TEST_STEP`. Where that reference
+(the effect's tangent) and the :data:`TEST_STEP` one (the slope a fit's steps see) disagree beyond the
+aims, the response is rough (:attr:`SignalProbe.rough`): no choice is trusted, the warning is a
+:class:`~grafx_core.estimators.RoughSignalGradientWarning` with both references' figures, and the
+:data:`ROUGH_CANDIDATES` are tried; where a candidate meets the aims against the fine reference, the choice
+follows the tangent (:attr:`SignalProbe.tangent`).
 """
 
 from __future__ import annotations
@@ -73,8 +80,8 @@ from .target import RenderJob, RenderTarget
 __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "TRUSTED_COSINE",
            "TRUSTED_NORM", "FALLBACK_COSINE", "PROBE_LEVELS", "RENDER_MARGIN", "IDENTITY_MARGIN", "NORM_PENALTY", "MUTE",
            "CANDIDATES", "REVISIT_DISTANCE", "RENDER_BUDGET", "TEST_DIRECTIONS", "TEST_GRADIENTS", "TEST_STEP",
-           "TEST_FLOOR", "FINE_TEST_STEP", "ROUGH_CANDIDATES", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT", "CALIBRATION_COSINE",
-           "CALIBRATION_AGREEMENT", "CALIBRATIONS", "WHITE_GRADIENTS", "scaled_signals",
+           "TEST_FLOOR", "FINE_TEST_STEP", "ROUGH_CANDIDATES", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT",
+           "CALIBRATION_COSINE", "CALIBRATION_AGREEMENT", "CALIBRATIONS", "WHITE_GRADIENTS", "scaled_signals",
            "settle_signal_gradient", "probe_generator", "renders_per_node", "probe_renders"]
 
 PROBE_ROWS = 4
@@ -106,17 +113,19 @@ TEST_FLOOR = 1e-3
 input is stepped by more than :data:`TEST_STEP` of its own level, so that the effect's float32 rounding
 stays far below the change it makes."""
 FINE_TEST_STEP = 3e-4
-"""Step of the probe's second reference, the same central differences along the test directions at the
-call's own point, its parameters and its input as given (relative to each direction's own RMS, and at least ``TEST_FLOOR * FINE_TEST_STEP /
-TEST_STEP`` of the row's): the effect's tangent, what autograd through it would give. Where the
-:data:`TEST_STEP` reference (the slope a fit's steps see) and this one disagree beyond
-:data:`TRUSTED_COSINE` and :data:`TRUSTED_NORM`, the response is not smooth at the scale of a fit's steps
-(measured on ``dsp:compressor`` as a limiter, -12 dB, 20:1, hard knee, 0.1 ms attack: along a loud row's
-level the loss-weighted change was autograd's -9.8 at 0.01 % and 0.03 %, -7.3 at 0.1 %, -0.5 at 0.6 % and
-+0.07 at 2 %), and no choice is trusted: it is passed on with a
-:class:`~grafx_core.estimators.RoughSignalGradientWarning` stating both references' figures. Three times
-:data:`~grafx_core.estimators.tangent.FINE_JVP_STEP` relative to the row, so that a stand-in from
-differences at that step does not share this reference's rounding or quantisation noise."""
+"""Step of the probe's second reference: the same central differences along the test directions, at the
+call's own point (its parameters, its input as given), relative to each direction's own RMS (and at least
+``TEST_FLOOR * FINE_TEST_STEP / TEST_STEP`` of the row's): the effect's tangent, what autograd through it
+gives. Where the :data:`TEST_STEP` reference (the slope a fit's steps see) and this one disagree beyond
+:data:`TRUSTED_COSINE` and :data:`TRUSTED_NORM`, and this one's forward and backward one-sided differences
+agree within them (else its own error, float32 rounding over a tiny step or a quantiser's steps, is as
+large as what it measures), the response is not smooth at the scale of a fit's steps (measured on
+``dsp:compressor`` as a limiter, -12 dB, 20:1, hard knee, 0.1 ms attack: along a loud row's level the
+loss-weighted change was autograd's -9.8 at 0.01 % and 0.03 %, -7.3 at 0.1 %, -0.5 at 0.6 % and +0.07 at
+2 %). Then no choice is trusted: it is passed on with a
+:class:`~grafx_core.estimators.RoughSignalGradientWarning` stating both references' figures. Twice
+:data:`~grafx_core.estimators.tangent.FINE_JVP_STEP`, so that a stand-in from differences at that step does
+not share this reference's rounding."""
 ROUGH_CANDIDATES = ("fine-band-tangent",)
 """Candidates rendered and scored only where the probe finds the response rough (at the call's own
 point): if one of them, or another candidate, meets the aims against the fine reference, the choice

@@ -124,3 +124,26 @@ def test_the_fine_band_tangent_renders_within_the_budget():
     before = effect.rows
     y.square().sum().backward()
     assert (effect.rows - before) == 3 * renders_per_node("fine-band-tangent") == 3 * RENDER_BUDGET
+
+
+@pytest.mark.slow
+def test_a_fine_reference_that_is_float32_rounding_judges_nothing(one_torch_thread):
+    # A noise gate is smooth (in float64 its two references agree), but in float32 its fine differences
+    # over quiet tracks are rounding, which disagrees with the 2 % reference; their one-sided halves then
+    # disagree with each other too, and no Rough warning is raised.
+    _, sources = synthesise_multitrack(8, 0.25, 44100, seed=0)
+    x = sources.float()[:, :, :8192]
+    gate = get_processor("dsp:noise_gate")
+    settings = {"threshold_db": -50.0, "ratio": 10.0, "knee_db": 6.0, "attack_ms": 1.0, "release_ms": 100.0,
+                "range_db": 60.0}
+    probes = {}
+    for dtype in (torch.float64, torch.float32):
+        wrapped = with_estimator(gate, FiniteDifference(seed=0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", GradientWarning)
+            wrapped(x.to(dtype).requires_grad_(), **_params(settings, 8, dtype))
+        probes[dtype] = wrapped.signal_probe
+    exact, rounded = probes[torch.float64], probes[torch.float32]
+    assert exact.smoothness[0] > 0.99 and exact.fine_agreement[0] > 0.99 and not exact.rough
+    assert rounded.smoothness[0] < 0.9 and rounded.fine_agreement[0] < 0.5
+    assert not rounded.rough and rounded.trusted
