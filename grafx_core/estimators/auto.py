@@ -545,10 +545,10 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
         hf = _test_steps(x, tests, FINE_TEST_STEP) if k == 0 else None
         plans.append((x, {"signs": signs, "h": h}, tests, ht, tangents, hf))
         shifted = torch.cat([x.unsqueeze(1) + ht * tests, x.unsqueeze(1) - ht * tests], dim=1).flatten(0, 1)
-        fine = [] if hf is None else [(torch.cat([x.unsqueeze(1) + hf * tests, x.unsqueeze(1) - hf * tests],
+        fine_shifts = [] if hf is None else [(torch.cat([x.unsqueeze(1) + hf * tests, x.unsqueeze(1) - hf * tests],
                                                  dim=1).flatten(0, 1), 2 * TEST_DIRECTIONS)]
         for v, count in ((torch.stack([moved, opposite], dim=1).flatten(0, 1), 2), (shifted, 2 * TEST_DIRECTIONS),
-                         *((t[0], t[0].shape[0] // rows) for t in tangents.values()), *fine):
+                         *((t[0], t[0].shape[0] // rows) for t in tangents.values()), *fine_shifts):
             others = tuple(s.repeat_interleave(count, dim=0) for s in xs[1:])
             jobs.append(RenderJob((v, *others), p.repeat_interleave(count, dim=0), None, node_rows(rows, count),
                                   "signal-gradient probe"))
