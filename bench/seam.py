@@ -46,8 +46,9 @@ where none does); the line also prints the median over every point, each
 point's cosine / norm ratio (its ``ref``, ``c`` where coarse) and how many scored
 points meet both aims: the row's two medians can come from different points. ``probe``
 is what the automatic choice's own probe measured for its choice at the
-measured points (cosine / norm ratio after its scale): where it warned
-``Weak``, this says whether the row agrees.
+measured points (cosine / norm ratio after its scale, against the reference it ranked by: the fine one
+where the response is rough and the choice follows the tangent): where it warned
+``Weak`` (or ``Rough``), this says whether the row agrees.
 
 Last, the wall time of one backward pass through 8 black-box nodes (8 calls of
 8 processors, ``band-tangent``: 4 renders per node) without and with pooled
