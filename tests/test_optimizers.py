@@ -132,6 +132,20 @@ def test_broyden_update_maps_the_step_to_the_change_and_keeps_orthogonal_directi
     np.testing.assert_allclose(updated @ orthogonal, jacobian @ orthogonal, rtol=1e-10, atol=1e-12)
 
 
+def test_broyden_updates_along_p_orthogonal_steps_reproduce_a_linear_maps_jacobian_from_any_guess():
+    # Residuals r(x) = A x + b: every step's change is A times it, so each update removes the guess's error
+    # along that step and keeps it orthogonally; P orthogonal steps remove all of it.
+    generator = np.random.default_rng(5)
+    linear, guess = generator.normal(size=(40, 5)), generator.normal(size=(40, 5))
+    steps = np.linalg.qr(generator.normal(size=(5, 5)))[0].T * generator.uniform(0.01, 2.0, size=(5, 1))
+    jacobian = torch.tensor(guess)
+    for count, step in enumerate(steps, start=1):
+        jacobian = broyden_update(jacobian, torch.tensor(step), torch.tensor(linear @ step))
+        if count < len(steps):
+            assert not np.allclose(jacobian.numpy(), linear, atol=1e-6)  # not there before the P-th step
+    np.testing.assert_allclose(jacobian.numpy(), linear, rtol=1e-9, atol=1e-10)
+
+
 def test_gauss_newton_counts_exactly_the_renders_the_black_box_made(one_torch_thread):
     calls = []
 
