@@ -313,8 +313,7 @@ def _upstream_like(x: torch.Tensor, rng: np.random.Generator, taps: int = 64) ->
 
 EQ_EDGES = (1 / 64, 1 / 8)
 """Crossovers of the probe's EQ-like test directions, as fractions of the Nyquist frequency (about 345 Hz and
-2.8 kHz at 44.1 kHz): the lows, mids and highs of the input, split by causal first-order filters as an
-upstream shelf or peak gain moves them."""
+2.8 kHz at 44.1 kHz): the lows, mids and highs of the input, as an upstream shelf or peak gain moves them."""
 
 
 def _test_steps(x: torch.Tensor, tests: torch.Tensor) -> torch.Tensor:
@@ -327,34 +326,21 @@ def _test_steps(x: torch.Tensor, tests: torch.Tensor) -> torch.Tensor:
     return (change / own.clamp(min=1e-30)).to(x.dtype)[..., None, None]
 
 
-def _lowpass(x: torch.Tensor, edge: float) -> torch.Tensor:
-    """``x`` ``[N, C, L]`` through a causal one-pole lowpass at ``edge`` of the Nyquist frequency (unit gain
-    at DC), as a linear convolution: nothing of the signal's end reaches its start."""
-    length = x.shape[-1]
-    pole = math.exp(-math.pi * edge)
-    taps = min(length, int(math.ceil(math.log(1e-9) / math.log(pole))))
-    kernel = pole ** torch.arange(taps, dtype=torch.float64, device=x.device)
-    kernel = (kernel / kernel.sum()).to(x.dtype)
-    padded = length + taps
-    spectrum = torch.fft.rfft(x, n=padded) * torch.fft.rfft(kernel, n=padded)
-    return torch.fft.irfft(spectrum, n=padded)[..., :length]
-
-
 def _eq_like(x: torch.Tensor) -> torch.Tensor:
-    """``[N, 3, C, L]``: the lows, mids and highs of ``x`` (first-order causal crossovers at :data:`EQ_EDGES`,
-    adding up to ``x``).
+    """``[N, 3, C, L]``: the lows, mids and highs of ``x`` (smooth crossovers an octave wide, adding up to ``x``).
 
     At their own scale, not normalised: an upstream EQ's gains move these parts of the input, and a
-    log-spectral loss weighs the quiet highs as much as the loud lows. Causal, as an upstream shelf's or
-    peak's change is: a zero-phase split (circular or not) rings ahead of the signal's cut-off end, where a
-    multi-resolution STFT loss's gradient is largest (measured: on a resonant ``dsp:highpass`` the mids'
-    and highs' products there were 60 times the input's and opposite, and every exact stand-in scored
-    cosine 0.3-0.6 at a tenth of the norm).
+    log-spectral loss weighs the quiet highs as much as the loud lows.
     """
+    length = x.shape[-1]
     work = torch.promote_types(x.dtype, torch.float32)
-    v = x.to(work)
-    low, below = (_lowpass(v, edge) for edge in EQ_EDGES)
-    return torch.stack([low, below - low, v - below], dim=1).to(x.dtype)
+    bins = length // 2 + 1
+    position = torch.log2(torch.linspace(0, 1, bins, dtype=torch.float64, device=x.device).clamp(min=1e-6))
+    steps = [((position - math.log2(edge)) + 0.5).clamp(0, 1) for edge in EQ_EDGES]
+    below = [0.5 * (1 + torch.cos(math.pi * t)) for t in steps]  # 1 below an edge, 0 above
+    masks = torch.stack([below[0], below[1] - below[0], 1 - below[1]]).to(work)  # [3, F]
+    spectrum = torch.fft.rfft(x.to(work))
+    return torch.fft.irfft(masks[None, :, None] * spectrum.unsqueeze(1), n=length).to(x.dtype)
 
 
 def _probe_rows(x: torch.Tensor) -> torch.Tensor:
