@@ -32,9 +32,11 @@ the vectors ``<A^T g, u_j>`` and ``<g, J u_j>`` over the rows and directions
 give a cosine and a norm ratio, and the score is the cosine less
 :data:`NORM_PENALTY` times ``|log2(norm ratio)|`` (a gradient twice too large
 or too small loses a quarter); the means over the output gradients and the
-operating points rank the candidates. Among the candidates that meet the aims
-(:attr:`SignalProbe.trusted`) at the call's own parameters, or all where none
-does, the best one wins; one that renders in
+operating points at the call's own parameters (both levels; every point where
+those are mute) rank the candidates: the random points only stand in where the
+call's own are mute, since a choice is probed again when the parameters move
+far. Among the candidates that meet the aims (:attr:`SignalProbe.trusted`), or
+all where none does, the best one wins; one that renders in
 the backward pass only by a margin of :data:`RENDER_MARGIN` per render, and
 ``"straight-through"`` by :data:`IDENTITY_MARGIN`; candidates over
 :data:`RENDER_BUDGET` renders are not tried.
@@ -118,7 +120,7 @@ MUTE = 1e-4
 """A parameter point whose output change is below this fraction of the input change is not scored."""
 NORM_PENALTY = 0.25
 """Score lost per factor of two between the predicted and the true change's norms."""
-RENDER_MARGIN = 0.02
+RENDER_MARGIN = 0.005
 """How much better a candidate must score per extra render it costs in every backward
 (``"gain-tangent"`` one, ``"diagonal"`` and ``"tangent-ratio"`` two, ``"band-tangent"`` four) than the
 render-free ones."""
@@ -227,10 +229,10 @@ class SignalProbe:
         choice: the chosen ``signal_gradient`` name: the best-scoring candidate, or ``"none"`` when the
             output does not move (``still``) or when even the best one's cosine is below
             :data:`FALLBACK_COSINE`.
-        scores: score per candidate (see the module documentation).
+        scores: score per candidate (see the module documentation), what the choice ranks by.
         cosines: per candidate, the cosine between the upstream gradient it passes on and the one the
             effect's directional derivatives give (mean over the test gradients and the operating points
-            at the call's own parameters, where its gradients are used; ``scores`` rank over every point).
+            at the call's own parameters, where its gradients are used, as ``scores``).
         norm_ratios: per candidate, that gradient's norm over the true one's (geometric mean).
         still: whether the effect's output did not move at all (its input gradient is zero).
         point: ``[rows, columns]`` the parameters probed (CPU float64), to tell when they moved far.
@@ -417,8 +419,9 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
         target: the processor as a render target.
         signals: one ``[N, channels, samples]`` tensor per inlet (the call's).
         params: ``[N, columns]`` parameters of the call.
-        step: relative step of ``"diagonal"`` and ``"gain-tangent"`` (the central differences step by
-            :data:`~grafx_core.estimators.tangent.JVP_STEP`).
+        step: relative step of ``"diagonal"`` and ``"gain-tangent"`` (the other stand-ins' central differences
+            step by :data:`~grafx_core.estimators.tangent.JVP_STEP` and
+            :data:`~grafx_core.estimators.tangent.BAND_STEP`).
         rng: draws the signs, test gradients and random operating points (:func:`probe_generator` where
             the processor probes: the same for every probe).
         candidates: names to compare (default :data:`CANDIDATES`); candidates costing more than
@@ -491,12 +494,14 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     kinds = [kind for kind in candidates if any(kind in p for p in per_point)]
     if not kinds:  # silent inputs, or outputs that never move: no gradient to pass
         return SignalProbe("none", still=True, point=cpu_rows(params))
-    # Ranked over every point (the choice must hold as the parameters move); trusted, and reported, at the
-    # call's own parameters, where its gradients are used.
+    # Ranked, trusted and reported at the call's own parameters (both levels), where its gradients are used,
+    # over every point where those are mute: a random point of the ranges says little about the call (a
+    # drawn calf plug-in's random points ranked a stand-in first that its own points measured worse), and
+    # the choice is probed again when the parameters move far.
     mean = {kind: _means([p for p in per_point if kind in p], kind) for kind in kinds}
     here = {kind: _means([p for p, mine in zip(per_point, at_call) if mine and kind in p], kind) or mean[kind]
             for kind in kinds}
-    scores = {kind: m[0] for kind, m in mean.items()}
+    scores = {kind: m[0] for kind, m in here.items()}
     margins = {kind: RENDER_MARGIN * renders_per_node(kind) for kind in kinds}
     margins["straight-through"] = IDENTITY_MARGIN
     # Among the candidates that meet the aims where they are used, the best; else the best of all.
