@@ -32,11 +32,11 @@ the vectors ``<A^T g, u_j>`` and ``<g, J u_j>`` over the rows and directions
 give a cosine and a norm ratio, and the score is the cosine less
 :data:`NORM_PENALTY` times ``|log2(norm ratio)|`` (a gradient twice too large
 or too small loses a quarter); the means over the output gradients and the
-operating points at the call's own parameters (both levels; every point where
-those are mute) rank the candidates: the random points only stand in where the
-call's own are mute, since a choice is probed again when the parameters move
-far. Among the candidates that meet the aims (:attr:`SignalProbe.trusted`), or
-all where none does, the best one wins; one that renders in
+operating points rank the candidates. Among the candidates that meet the aims
+(:attr:`SignalProbe.trusted`) at the call's own parameters (both levels), the
+best there wins (a random point of the ranges says little about the call, and
+a choice is probed again when the parameters move far); where none does, the
+best over every operating point; one that renders in
 the backward pass only by a margin of :data:`RENDER_MARGIN` per render, and
 ``"straight-through"`` by :data:`IDENTITY_MARGIN`; candidates over
 :data:`RENDER_BUDGET` renders are not tried.
@@ -229,10 +229,11 @@ class SignalProbe:
         choice: the chosen ``signal_gradient`` name: the best-scoring candidate, or ``"none"`` when the
             output does not move (``still``) or when even the best one's cosine is below
             :data:`FALLBACK_COSINE`.
-        scores: score per candidate (see the module documentation), what the choice ranks by.
+        scores: score per candidate (see the module documentation), what the choice ranks by: at the call's
+            own parameters where a candidate meets the aims there, else over every operating point.
         cosines: per candidate, the cosine between the upstream gradient it passes on and the one the
             effect's directional derivatives give (mean over the test gradients and the operating points
-            at the call's own parameters, where its gradients are used, as ``scores``).
+            at the call's own parameters, where its gradients are used).
         norm_ratios: per candidate, that gradient's norm over the true one's (geometric mean).
         still: whether the effect's output did not move at all (its input gradient is zero).
         point: ``[rows, columns]`` the parameters probed (CPU float64), to tell when they moved far.
@@ -494,18 +495,20 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     kinds = [kind for kind in candidates if any(kind in p for p in per_point)]
     if not kinds:  # silent inputs, or outputs that never move: no gradient to pass
         return SignalProbe("none", still=True, point=cpu_rows(params))
-    # Ranked, trusted and reported at the call's own parameters (both levels), where its gradients are used,
-    # over every point where those are mute: a random point of the ranges says little about the call (a
-    # drawn calf plug-in's random points ranked a stand-in first that its own points measured worse), and
-    # the choice is probed again when the parameters move far.
+    # Trusted and reported at the call's own parameters (both levels), where its gradients are used (over
+    # every point where those are mute). Among the candidates that meet the aims there, the best there: a
+    # random point of the ranges says little about the call (a drawn calf plug-in's random points ranked a
+    # stand-in first that its own points measured worse), and the choice is probed again when the
+    # parameters move far. Where none meets them, the best over every point: the estimate that holds best
+    # as the parameters move (ranked at the call's own point alone, a noise gate's fit stopped its gradient).
     mean = {kind: _means([p for p in per_point if kind in p], kind) for kind in kinds}
     here = {kind: _means([p for p, mine in zip(per_point, at_call) if mine and kind in p], kind) or mean[kind]
             for kind in kinds}
-    scores = {kind: m[0] for kind, m in here.items()}
+    meets = [kind for kind in kinds if _meets(here[kind])]
+    scores = {kind: m[0] for kind, m in (here if meets else mean).items()}
     margins = {kind: RENDER_MARGIN * renders_per_node(kind) for kind in kinds}
     margins["straight-through"] = IDENTITY_MARGIN
-    # Among the candidates that meet the aims where they are used, the best; else the best of all.
-    meets = [kind for kind in kinds if _meets(here[kind])] or list(kinds)
+    meets = meets or list(kinds)
     best = max(meets, key=lambda kind: scores[kind] - margins.get(kind, 0.0))
     choice = best if here[best][1] >= FALLBACK_COSINE else "none"
     plain = _means([p for p, mine in zip(white, at_call) if mine and choice in p], choice)
