@@ -33,10 +33,8 @@ give a cosine and a norm ratio, and the score is the cosine less
 :data:`NORM_PENALTY` times ``|log2(norm ratio)|`` (a gradient twice too large
 or too small loses a quarter); the means over the output gradients and the
 operating points rank the candidates. Among the candidates that meet the aims
-(:attr:`SignalProbe.trusted`) at the call's own parameters (both levels), the
-best there wins (a random point of the ranges says little about the call, and
-a choice is probed again when the parameters move far); where none does, the
-best over every operating point; one that renders in
+(:attr:`SignalProbe.trusted`) at the call's own parameters, or all where none
+does, the best one wins; one that renders in
 the backward pass only by a margin of :data:`RENDER_MARGIN` per render, and
 ``"straight-through"`` by :data:`IDENTITY_MARGIN`; candidates over
 :data:`RENDER_BUDGET` renders are not tried.
@@ -120,7 +118,7 @@ MUTE = 1e-4
 """A parameter point whose output change is below this fraction of the input change is not scored."""
 NORM_PENALTY = 0.25
 """Score lost per factor of two between the predicted and the true change's norms."""
-RENDER_MARGIN = 0.005
+RENDER_MARGIN = 0.02
 """How much better a candidate must score per extra render it costs in every backward
 (``"gain-tangent"`` one, ``"diagonal"`` and ``"tangent-ratio"`` two, ``"band-tangent"`` four) than the
 render-free ones."""
@@ -229,11 +227,10 @@ class SignalProbe:
         choice: the chosen ``signal_gradient`` name: the best-scoring candidate, or ``"none"`` when the
             output does not move (``still``) or when even the best one's cosine is below
             :data:`FALLBACK_COSINE`.
-        scores: score per candidate (see the module documentation), what the choice ranks by: at the call's
-            own parameters where a candidate meets the aims there, else over every operating point.
+        scores: score per candidate (see the module documentation).
         cosines: per candidate, the cosine between the upstream gradient it passes on and the one the
             effect's directional derivatives give (mean over the test gradients and the operating points
-            at the call's own parameters, where its gradients are used).
+            at the call's own parameters, where its gradients are used; ``scores`` rank over every point).
         norm_ratios: per candidate, that gradient's norm over the true one's (geometric mean).
         still: whether the effect's output did not move at all (its input gradient is zero).
         point: ``[rows, columns]`` the parameters probed (CPU float64), to tell when they moved far.
@@ -420,9 +417,8 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
         target: the processor as a render target.
         signals: one ``[N, channels, samples]`` tensor per inlet (the call's).
         params: ``[N, columns]`` parameters of the call.
-        step: relative step of ``"diagonal"`` and ``"gain-tangent"`` (the other stand-ins' central differences
-            step by :data:`~grafx_core.estimators.tangent.JVP_STEP` and
-            :data:`~grafx_core.estimators.tangent.BAND_STEP`).
+        step: relative step of ``"diagonal"`` and ``"gain-tangent"`` (the central differences step by
+            :data:`~grafx_core.estimators.tangent.JVP_STEP`).
         rng: draws the signs, test gradients and random operating points (:func:`probe_generator` where
             the processor probes: the same for every probe).
         candidates: names to compare (default :data:`CANDIDATES`); candidates costing more than
@@ -495,20 +491,16 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     kinds = [kind for kind in candidates if any(kind in p for p in per_point)]
     if not kinds:  # silent inputs, or outputs that never move: no gradient to pass
         return SignalProbe("none", still=True, point=cpu_rows(params))
-    # Trusted and reported at the call's own parameters (both levels), where its gradients are used (over
-    # every point where those are mute). Among the candidates that meet the aims there, the best there: a
-    # random point of the ranges says little about the call (a drawn calf plug-in's random points ranked a
-    # stand-in first that its own points measured worse), and the choice is probed again when the
-    # parameters move far. Where none meets them, the best over every point: the estimate that holds best
-    # as the parameters move (ranked at the call's own point alone, a noise gate's fit stopped its gradient).
+    # Ranked over every point (the choice must hold as the parameters move); trusted, and reported, at the
+    # call's own parameters, where its gradients are used.
     mean = {kind: _means([p for p in per_point if kind in p], kind) for kind in kinds}
     here = {kind: _means([p for p, mine in zip(per_point, at_call) if mine and kind in p], kind) or mean[kind]
             for kind in kinds}
-    meets = [kind for kind in kinds if _meets(here[kind])]
-    scores = {kind: m[0] for kind, m in (here if meets else mean).items()}
+    scores = {kind: m[0] for kind, m in mean.items()}
     margins = {kind: RENDER_MARGIN * renders_per_node(kind) for kind in kinds}
     margins["straight-through"] = IDENTITY_MARGIN
-    meets = meets or list(kinds)
+    # Among the candidates that meet the aims where they are used, the best; else the best of all.
+    meets = [kind for kind in kinds if _meets(here[kind])] or list(kinds)
     best = max(meets, key=lambda kind: scores[kind] - margins.get(kind, 0.0))
     choice = best if here[best][1] >= FALLBACK_COSINE else "none"
     plain = _means([p for p, mine in zip(white, at_call) if mine and choice in p], choice)

@@ -30,8 +30,7 @@ those renders give.
 ``"band-tangent"`` (``2 * TANGENT_BANDS`` renders)
     A low-rank correction of the tangent ratio: the input is split into
     :data:`TANGENT_BANDS` bands of equal energy (smooth masks that sum to one,
-    so the bands add up to ``x``; a linear split, so that nothing of the
-    signal's end wraps round to its start), central differences along each band give
+    so the bands add up to ``x``), central differences along each band give
     ``J b_k``, ``T`` is the tangent ratio fitted to those pairs, and
     ``A v = T v + Σ_k (J b_k - T b_k) c_k(v)`` with ``c(v)`` the least-squares
     coordinates of ``v`` on the bands. ``A`` equals the effect's tangent on
@@ -42,8 +41,7 @@ those renders give.
     in the quiet bins a log-spectral loss weighs most (measured: it flipped the
     sign of a limiter's upstream gradient).
 
-The central stand-ins step by :data:`JVP_STEP` of the row's RMS (``"band-tangent"``
-by :data:`BAND_STEP`): large enough
+The central stand-ins step by :data:`JVP_STEP` of the row's RMS: large enough
 that a float32 effect's rounding stays far below the change in the quiet bins,
 small enough that the third-order error does not matter (measured on the
 probe's directions: the upstream gradient at steps ``1e-2`` and ``3e-2`` agreed
@@ -66,7 +64,7 @@ from ._rules import GradientRule, Gradients, Saved, cpu_rows, node_rows
 from .linearisation import SHRINK, Linearisation, _fold, _frame, _moving_average, _pairs, _work_dtype
 from .target import RenderJob
 
-__all__ = ["TANGENTS", "TANGENT_BANDS", "JVP_STEP", "BAND_STEP", "ENVELOPE_SAMPLES", "GAIN_SAMPLES", "TangentStandIn",
+__all__ = ["TANGENTS", "TANGENT_BANDS", "JVP_STEP", "ENVELOPE_SAMPLES", "GAIN_SAMPLES", "TangentStandIn",
            "GainTangent", "TangentRatio", "BandTangent", "tangent_directions", "renders_per_backward",
            "tangent_renders", "fit_tangent", "central_jvps", "TangentSignalRule"]
 
@@ -75,13 +73,8 @@ TANGENTS = ("gain-tangent", "tangent-ratio", "band-tangent")
 TANGENT_BANDS = 2
 """Bands of ``"band-tangent"`` (two renders each: ``2 * TANGENT_BANDS`` per node per backward)."""
 JVP_STEP = 1e-2
-"""Step of the central differences of ``"tangent-ratio"`` (the automatic choice's probe steps by twice
-this), relative to the row's RMS (see the module documentation)."""
-BAND_STEP = 5e-2
-"""Step of ``"band-tangent"``'s central differences, relative to the row's RMS: each band carries half the
-row's energy, and an effect driven far into clipping is smooth only at that scale (measured in
-``bench/seam.py`` on ``lv2:calf_saturator`` at drawn settings: upstream cosine 0.976 and norm ratio 0.89 at
-5 %, against 0.865 and 1.51 at 1 %, where one point's gradient pointed the wrong way)."""
+"""Step of the central differences of ``"tangent-ratio"``, ``"band-tangent"`` and the automatic
+choice's probe, relative to the row's RMS (see the module documentation)."""
 ENVELOPE_SAMPLES = 256
 """Time constant of ``"gain-tangent"``'s level smoother, in samples."""
 GAIN_SAMPLES = 64
@@ -127,11 +120,10 @@ def tangent_directions(kind: str, x: torch.Tensor) -> torch.Tensor:
     if kind != "band-tangent":
         raise EstimatorError(f"unknown tangent stand-in {kind!r}; expected one of {TANGENTS}")
     length = x.shape[-1]
-    padded = 2 * length  # a linear, not circular, split: nothing of the signal's end wraps round to its start
     work = _work_dtype(x.dtype)
-    masks = _band_masks(torch.nn.functional.pad(x, (0, length)), TANGENT_BANDS)  # [N, K, F]
-    spectrum = torch.fft.rfft(x.to(work), n=padded)  # [N, C, F]
-    bands = torch.fft.irfft(masks.unsqueeze(2) * spectrum.unsqueeze(1), n=padded)[..., :length]
+    masks = _band_masks(x, TANGENT_BANDS)  # [N, K, F]
+    spectrum = torch.fft.rfft(x.to(work))  # [N, C, F]
+    bands = torch.fft.irfft(masks.unsqueeze(2) * spectrum.unsqueeze(1), n=length)
     return bands.to(x.dtype)
 
 
@@ -142,8 +134,7 @@ def tangent_renders(kind: str, x: torch.Tensor, step: float) -> tuple[torch.Tens
         kind: one of :data:`TANGENTS`.
         x: ``[N, C_in, L]`` input of the call.
         step: relative step of ``"gain-tangent"`` (its change has ``step`` times the row's RMS, at
-            least ``step * 1e-3``); the central stand-ins step by :data:`JVP_STEP` (``"band-tangent"``
-            by :data:`BAND_STEP`).
+            least ``step * 1e-3``); the central stand-ins step by :data:`JVP_STEP`.
 
     Returns:
         ``(moved, directions, h)``: ``directions`` ``[N, K, C_in, L]``, ``h`` ``[N, K, 1, 1]``;
@@ -152,7 +143,7 @@ def tangent_renders(kind: str, x: torch.Tensor, step: float) -> tuple[torch.Tens
     """
     directions = tangent_directions(kind, x)
     central = kind != "gain-tangent"
-    h = _steps(x, directions, (BAND_STEP if kind == "band-tangent" else JVP_STEP) if central else step)
+    h = _steps(x, directions, JVP_STEP if central else step)
     if not central:
         return (x.unsqueeze(1) + h * directions).flatten(0, 1), directions, h
     return torch.cat([x.unsqueeze(1) + h * directions, x.unsqueeze(1) - h * directions], dim=1).flatten(0, 1), \

@@ -123,8 +123,7 @@ def test_the_band_tangent_is_exact_along_its_bands(drums):
     for k in range(TANGENT_BANDS):
         band = directions[:, k]
         along, truth = (estimate * band).sum(dim=(1, 2)), (exact * band).sum(dim=(1, 2))
-        # exact up to the central differences' third-order error at BAND_STEP (5 % of the level)
-        torch.testing.assert_close(along, truth, rtol=1e-2, atol=1e-6 * float(truth.abs().max()))
+        torch.testing.assert_close(along, truth, rtol=2e-3, atol=1e-6 * float(truth.abs().max()))
 
 
 @pytest.mark.slow
