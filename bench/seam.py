@@ -46,8 +46,9 @@ where none does); the line also prints the median over every point, each
 point's cosine / norm ratio (its ``ref``, ``c`` where coarse) and how many scored
 points meet both aims: the row's two medians can come from different points. ``probe``
 is what the automatic choice's own probe measured for its choice at the
-measured points (cosine / norm ratio after its scale): where it warned
-``Weak``, this says whether the row agrees.
+measured points (cosine / norm ratio after its scale, against the reference it ranked by: the fine one
+where the response is rough and the choice follows the tangent): where it warned
+``Weak`` (or ``Rough``), this says whether the row agrees.
 
 Last, the wall time of one backward pass through 8 black-box nodes (8 calls of
 8 processors, ``band-tangent``: 4 renders per node) without and with pooled
@@ -257,7 +258,7 @@ def _probed(box: Any) -> tuple[float, float]:
     probe = getattr(box, "signal_probe", None)
     if probe is None or probe.still:
         return math.nan, math.nan
-    return probe.cosines.get(probe.choice, math.nan), probe.norm_ratios.get(probe.choice, math.nan) * probe.scale
+    return probe.measured(probe.choice)
 
 
 def _probe_text(probed: list[tuple[float, float]]) -> str:
@@ -561,9 +562,12 @@ def main() -> None:
             print(f"backward through 8 black-box calls (band-tangent, 4 renders per node), {length:g} s tracks: "
                   f"{unpooled:.2f} s unpooled, {together:.2f} s pooled ({unpooled / together:.2f}x)", flush=True)
     operating = len(PROBE_LEVELS) * 2
+    total = probe_renders() * (operating - 1) + probe_renders(at_call=True)
+    rough = total + probe_renders(at_call=True, rough=True) - probe_renders(at_call=True)
     print(f"probe cost, apart from the backward's: {probe_renders()} renders per probed node and operating point, "
-          f"{operating} operating points, up to {PROBE_ROWS} nodes: {probe_renders() * operating * PROBE_ROWS} "
-          "renders, once per processor and again when its parameters move far")
+          f"{probe_renders(at_call=True)} at the call's own point ({probe_renders(at_call=True, rough=True)} where "
+          f"its response is rough), {operating} operating points, up to {PROBE_ROWS} nodes: {total * PROBE_ROWS} "
+          f"renders ({rough * PROBE_ROWS} rough), once per processor and again when its parameters move far")
     print(f"({time.perf_counter() - start:.0f} s)")
     if args.rst:
         print(_rst(table, pooled, setting))

@@ -45,6 +45,7 @@ from .estimators import (
     ProxyNetwork,
     StoppedSignalGradientWarning,
     WeakSignalGradientWarning,
+    RoughSignalGradientWarning,
     StraightThrough,
     backward_pooling,
     load_proxy,
@@ -182,6 +183,7 @@ __all__ = [
     "NonDifferentiableParameterWarning",
     "StoppedSignalGradientWarning",
     "WeakSignalGradientWarning",
+    "RoughSignalGradientWarning",
     "backward_pooling",
     # parameter predictors
     "ParameterPredictor",

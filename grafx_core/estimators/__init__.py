@@ -14,6 +14,7 @@ from ._warnings import (
     NonDifferentiableParameterWarning,
     StoppedSignalGradientWarning,
     WeakSignalGradientWarning,
+    RoughSignalGradientWarning,
 )
 from ._pool import backward_pooling
 from .base import SIGNAL_GRADIENTS, Estimator, resolve_estimator
@@ -51,4 +52,5 @@ __all__ = [
     "NonDifferentiableParameterWarning",
     "StoppedSignalGradientWarning",
     "WeakSignalGradientWarning",
+    "RoughSignalGradientWarning",
 ]

@@ -6,7 +6,7 @@ import warnings
 from collections.abc import Hashable, MutableSet
 
 __all__ = ["GradientWarning", "NonDifferentiableParameterWarning", "StoppedSignalGradientWarning",
-           "WeakSignalGradientWarning", "warn_once"]
+           "WeakSignalGradientWarning", "RoughSignalGradientWarning", "warn_once"]
 
 
 class GradientWarning(UserWarning):
@@ -24,6 +24,12 @@ class StoppedSignalGradientWarning(GradientWarning):
 class WeakSignalGradientWarning(GradientWarning):
     """An input signal's gradient is the best available estimate, which the automatic choice's probe
     measured below the score it trusts (the message states the measured cosine and norm ratio)."""
+
+
+class RoughSignalGradientWarning(WeakSignalGradientWarning):
+    """An input signal's gradient is passed on through an effect whose response the automatic choice's probe
+    found not smooth at the scale of a fit's steps: its directional derivatives at a tiny step (the tangent)
+    and at a fit's step disagree. The message states both, and the choice's cosine and norm ratio against each."""
 
 
 def warn_once(seen: MutableSet[Hashable], key: Hashable, message: str,

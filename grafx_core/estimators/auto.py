@@ -49,6 +49,13 @@ an estimator made with ``strict_signal_gradient=True`` raises
 :class:`~grafx_core.errors.SignalGradientQualityError` instead of either. An
 effect whose output does not move at all (below :data:`MUTE` of the input
 change, at every point) gets ``"none"``, silently: its input gradient is (close to) zero.
+
+At the call's own point the probe also differentiates at :data:`FINE_TEST_STEP`. Where that reference
+(the effect's tangent) and the :data:`TEST_STEP` one (the slope a fit's steps see) disagree beyond the
+aims, the response is rough (:attr:`SignalProbe.rough`): no choice is trusted, the warning is a
+:class:`~grafx_core.estimators.RoughSignalGradientWarning` with both references' figures, and the
+:data:`ROUGH_CANDIDATES` are tried; where a candidate meets the aims against the fine reference, the choice
+follows the tangent (:attr:`SignalProbe.tangent`).
 """
 
 from __future__ import annotations
@@ -62,7 +69,8 @@ import numpy as np
 import torch
 
 from ..errors import SignalGradientQualityError
-from ._warnings import StoppedSignalGradientWarning, WeakSignalGradientWarning, warn_once
+from ._warnings import (RoughSignalGradientWarning, StoppedSignalGradientWarning, WeakSignalGradientWarning,
+                        warn_once)
 from ._rules import GradientRule, Gradients, Saved, cpu_rows, node_rows, rademacher
 from .linearisation import LINEARISATIONS, diagonal_perturbation, linearise
 from ..spectral_loss import multi_resolution_stft_loss
@@ -72,8 +80,8 @@ from .target import RenderJob, RenderTarget
 __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "TRUSTED_COSINE",
            "TRUSTED_NORM", "FALLBACK_COSINE", "PROBE_LEVELS", "RENDER_MARGIN", "IDENTITY_MARGIN", "NORM_PENALTY", "MUTE",
            "CANDIDATES", "REVISIT_DISTANCE", "RENDER_BUDGET", "TEST_DIRECTIONS", "TEST_GRADIENTS", "TEST_STEP",
-           "TEST_FLOOR", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT", "CALIBRATION_COSINE",
-           "CALIBRATION_AGREEMENT", "CALIBRATIONS", "WHITE_GRADIENTS", "scaled_signals",
+           "TEST_FLOOR", "FINE_TEST_STEP", "ROUGH_CANDIDATES", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT",
+           "CALIBRATION_COSINE", "CALIBRATION_AGREEMENT", "CALIBRATIONS", "WHITE_GRADIENTS", "scaled_signals",
            "settle_signal_gradient", "probe_generator", "renders_per_node", "probe_renders"]
 
 PROBE_ROWS = 4
@@ -104,6 +112,25 @@ TEST_FLOOR = 1e-3
 """The smallest change along a test direction, relative to the row's RMS: a band all but absent from the
 input is stepped by more than :data:`TEST_STEP` of its own level, so that the effect's float32 rounding
 stays far below the change it makes."""
+FINE_TEST_STEP = 3e-4
+"""Step of the probe's second reference: the same central differences along the test directions, at the
+call's own point (its parameters, its input as given), relative to each direction's own RMS (and at least
+``TEST_FLOOR * FINE_TEST_STEP / TEST_STEP`` of the row's): the effect's tangent, what autograd through it
+gives. Where the :data:`TEST_STEP` reference (the slope a fit's steps see) and this one disagree beyond
+:data:`TRUSTED_COSINE` and :data:`TRUSTED_NORM`, and this one's forward and backward one-sided differences
+agree within them (else its own error, float32 rounding over a tiny step or a quantiser's steps, is as
+large as what it measures), the response is not smooth at the scale of a fit's steps (measured on
+``dsp:compressor`` as a limiter, -12 dB, 20:1, hard knee, 0.1 ms attack: along a loud row's level the
+loss-weighted change was autograd's -9.8 at 0.01 % and 0.03 %, -7.3 at 0.1 %, -0.5 at 0.6 % and +0.07 at
+2 %). Then no choice is trusted: it is passed on with a
+:class:`~grafx_core.estimators.RoughSignalGradientWarning` stating both references' figures. Twice
+:data:`~grafx_core.estimators.tangent.FINE_JVP_STEP`, so that a stand-in from differences at that step does
+not share this reference's rounding."""
+ROUGH_CANDIDATES = ("fine-band-tangent",)
+"""Candidates rendered and scored only where the probe finds the response rough (at the call's own
+point): if one of them, or another candidate, meets the aims against the fine reference, the choice
+follows the effect's tangent, ranked against that reference; else (a quantiser, whose fine differences are
+its rounding) the probe's own reference ranks, without these candidates."""
 TEST_GRADIENTS = 4
 """Loss gradients the probe scores each candidate's vector-Jacobian product with (they cost no renders)."""
 PROBE_SEED = 28
@@ -152,10 +179,14 @@ CANDIDATES = (*LINEARISATIONS, *TANGENTS, "straight-through")
 """What the automatic choice compares (straight-through is the identity)."""
 
 
-def probe_renders(candidates: Sequence[str] = CANDIDATES) -> int:
-    """Renders per probed row and operating point: the centre, the test directions and the candidates' own."""
-    own = sum(renders_per_node(kind) for kind in candidates if renders_per_node(kind) <= RENDER_BUDGET)
-    return 1 + 2 * TEST_DIRECTIONS + own
+def probe_renders(candidates: Sequence[str] = CANDIDATES, at_call: bool = False, rough: bool = False) -> int:
+    """Renders per probed row and operating point: the centre, the test directions and the candidates' own;
+    at the call's own point (``at_call``: its parameters, its input as given) also the test directions at
+    :data:`FINE_TEST_STEP`, and where the response is ``rough`` the :data:`ROUGH_CANDIDATES`' own."""
+    tried = [kind for kind in candidates if renders_per_node(kind) <= RENDER_BUDGET]
+    own = sum(renders_per_node(kind) for kind in tried if kind not in ROUGH_CANDIDATES)
+    fine = sum(renders_per_node(kind) for kind in tried if kind in ROUGH_CANDIDATES) if at_call and rough else 0
+    return 1 + 2 * TEST_DIRECTIONS + own + (2 * TEST_DIRECTIONS + fine if at_call else 0)
 
 
 def probe_generator() -> np.random.Generator:
@@ -240,6 +271,20 @@ class SignalProbe:
             same ratio (within :data:`CALIBRATION_AGREEMENT`: the error is a scale whatever the loss), else one
             (see :data:`CALIBRATIONS` for the other rules).
         white_norm_ratio: the choice's norm ratio under random output gradients (``nan`` where not measured).
+        fine_cosines: per candidate, the cosine against the fine reference (:data:`FINE_TEST_STEP`, at the
+            call's own point; empty where nothing was measured).
+        fine_norm_ratios: per candidate, the norm ratio against the fine reference.
+        beside_cosines: per candidate, the cosine against the probe's own reference at the same point and
+            under the same output gradients as ``fine_cosines`` (to set the two side by side).
+        beside_norm_ratios: the norm ratio there.
+        smoothness: the probe's own reference's cosine and norm ratio against the fine one (``None`` where not
+            measured): outside :data:`TRUSTED_COSINE` and :data:`TRUSTED_NORM`, the response is ``rough``,
+            provided the fine reference holds (``fine_agreement``).
+        fine_agreement: the fine reference's forward one-sided differences' cosine and norm ratio against its
+            backward ones: outside the aims, its own error (float32 rounding over a tiny step, a quantiser's
+            steps) is as large as what it measures, and it judges nothing.
+        tangent: whether the choice was ranked, trusted and reported against the fine reference (the response
+            is rough and a stand-in follows its tangent), not the probe's own.
     """
 
     choice: str
@@ -250,16 +295,40 @@ class SignalProbe:
     point: torch.Tensor | None = None
     scale: float = 1.0
     white_norm_ratio: float = math.nan
+    fine_cosines: dict[str, float] = field(default_factory=dict)
+    fine_norm_ratios: dict[str, float] = field(default_factory=dict)
+    beside_cosines: dict[str, float] = field(default_factory=dict)
+    beside_norm_ratios: dict[str, float] = field(default_factory=dict)
+    smoothness: tuple[float, float] | None = None
+    fine_agreement: tuple[float, float] | None = None
+    tangent: bool = False
+
+    @property
+    def rough(self) -> bool:
+        """Whether the effect's response is not smooth at the scale of a fit's steps: the probe's reference
+        and the fine one disagree beyond :data:`TRUSTED_COSINE` or :data:`TRUSTED_NORM`."""
+        if self.smoothness is None or self.fine_agreement is None or not _meets_figures(self.fine_agreement):
+            return False
+        return not _meets_figures(self.smoothness)
+
+    def measured(self, kind: str) -> tuple[float, float]:
+        """``(cosine, norm ratio)`` of ``kind`` against the reference it was ranked by (the fine one where
+        :attr:`tangent`), the norm ratio after :attr:`scale` for the choice (``nan`` where not measured)."""
+        cosines, ratios = (self.fine_cosines, self.fine_norm_ratios) if self.tangent else \
+            (self.cosines, self.norm_ratios)
+        scale = self.scale if kind == self.choice else 1.0
+        return cosines.get(kind, math.nan), ratios.get(kind, math.nan) * scale
 
     @property
     def trusted(self) -> bool:
-        """Whether the choice measured :data:`TRUSTED_COSINE` and, once scaled by :attr:`scale`, a norm ratio
-        within :data:`TRUSTED_NORM` (or nothing needed one)."""
+        """Whether the response is smooth (not :attr:`rough`) and the choice measured
+        :data:`TRUSTED_COSINE` and, once scaled by :attr:`scale`, a norm ratio within :data:`TRUSTED_NORM`
+        (or nothing needed one)."""
         if self.still:
             return True
-        cosine = self.cosines.get(self.choice, -math.inf)
-        ratio = self.norm_ratios.get(self.choice, math.nan) * self.scale
-        return cosine >= TRUSTED_COSINE and TRUSTED_NORM[0] <= ratio <= TRUSTED_NORM[1]
+        cosine, ratio = self.measured(self.choice)
+        return (not self.rough and cosine >= TRUSTED_COSINE  # nan fails
+                and TRUSTED_NORM[0] <= ratio <= TRUSTED_NORM[1])
 
     @property
     def best(self) -> str:
@@ -275,8 +344,24 @@ class SignalProbe:
         """``"score 0.41: cosine 0.72, norm ratio 1.9"`` for ``kind``, as measured by the probe (and the
         scale applied to the choice, where it is not one)."""
         scaled = f", scaled by {self.scale:.3g}" if kind == self.choice and self.scale != 1.0 else ""
-        return (f"score {self.scores.get(kind, math.nan):.3g}: cosine {self.cosines.get(kind, math.nan):.3g}, "
-                f"norm ratio {self.norm_ratios.get(kind, math.nan):.3g}{scaled}")
+        cosine, _ = self.measured(kind)
+        ratio = (self.fine_norm_ratios if self.tangent else self.norm_ratios).get(kind, math.nan)
+        return f"score {self.scores.get(kind, math.nan):.3g}: cosine {cosine:.3g}, norm ratio {ratio:.3g}{scaled}"
+
+    def roughness(self, kind: str) -> str:
+        """What the two references measured, for a :attr:`rough` response (``""`` for a smooth one)."""
+        if not self.rough or self.smoothness is None:
+            return ""
+        fine = (f"cosine {self.fine_cosines.get(kind, math.nan):.3g}, norm ratio "
+                f"{self.fine_norm_ratios.get(kind, math.nan):.3g}")
+        coarse = (f"cosine {self.beside_cosines.get(kind, math.nan):.3g}, norm ratio "
+                  f"{self.beside_norm_ratios.get(kind, math.nan):.3g}")
+        return (f"the effect's response is not smooth at the scale of a fit's steps: its directional derivatives "
+                f"at steps of {FINE_TEST_STEP:.2%} and {TEST_STEP:.0%} of the input's level agree only to "
+                f"cosine {self.smoothness[0]:.3g}, norm ratio {self.smoothness[1]:.3g} (the larger step's over "
+                f"the smaller's); {kind} measured {fine} against the {FINE_TEST_STEP:.2%} step's (the tangent, "
+                f"what autograd through the effect gives) and {coarse} against the {TEST_STEP:.0%} step's (the "
+                f"slope a fit's steps see)")
 
 
 def _measure(passed: torch.Tensor, true: torch.Tensor) -> tuple[float, float, float]:
@@ -316,13 +401,14 @@ EQ_EDGES = (1 / 64, 1 / 8)
 2.8 kHz at 44.1 kHz): the lows, mids and highs of the input, as an upstream shelf or peak gain moves them."""
 
 
-def _test_steps(x: torch.Tensor, tests: torch.Tensor) -> torch.Tensor:
-    """``[N, K, 1, 1]`` steps along the test directions ``[N, K, C, L]``: :data:`TEST_STEP` of each one's own
-    RMS, and a change of at least :data:`TEST_FLOOR` of the row's RMS."""
+def _test_steps(x: torch.Tensor, tests: torch.Tensor, step: float = TEST_STEP) -> torch.Tensor:
+    """``[N, K, 1, 1]`` steps along the test directions ``[N, K, C, L]``: ``step`` (:data:`TEST_STEP`) of each
+    one's own RMS, and a change of at least :data:`TEST_FLOOR` of the row's RMS (in proportion for another
+    ``step``)."""
     work = torch.promote_types(x.dtype, torch.float32)
     row = x.detach().to(work).pow(2).mean(dim=(1, 2)).sqrt()  # [N]
     own = tests.detach().to(work).pow(2).mean(dim=(2, 3)).sqrt()  # [N, K]
-    change = torch.maximum(TEST_STEP * own, TEST_FLOOR * row.unsqueeze(1))
+    change = torch.maximum(step * own, TEST_FLOOR * step / TEST_STEP * row.unsqueeze(1))
     return (change / own.clamp(min=1e-30)).to(x.dtype)[..., None, None]
 
 
@@ -443,18 +529,26 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     own = [k % len(points) == 0 for k in range(len(operating))]  # at the call's own parameters
     centres = target.render([RenderJob(xs, p, None, nodes, "signal-gradient probe") for xs, p in operating])
     jobs, plans = [], []
-    for xs, p in operating:
+    for k, (xs, p) in enumerate(operating):
         x = xs[0]
         signs = rademacher(rng, tuple(x.shape))
         moved, h = diagonal_perturbation(x, signs, step, centres[0].shape[1])
         opposite, _ = diagonal_perturbation(x, -signs, step, centres[0].shape[1])
         tests = torch.cat([x.unsqueeze(1), _eq_like(x)], dim=1)  # [rows, K, C, L]
         ht = _test_steps(x, tests)
-        tangents = {kind: tangent_renders(kind, x, step) for kind in TANGENTS if kind in candidates}
-        plans.append((x, {"signs": signs, "h": h}, tests, ht, tangents))
+        tangents = {kind: tangent_renders(kind, x, step) for kind in TANGENTS
+                    if kind in candidates and kind not in ROUGH_CANDIDATES}
+        # At the call's own point (its parameters, its input as given), where the choice's gradients are used,
+        # the same differences at the fine step too: where they disagree, the response is not smooth at the
+        # scale of a fit's steps. Not at the louder level: a limiter driven 12 dB harder can be smooth there
+        # and rough as called (measured), or the other way round.
+        hf = _test_steps(x, tests, FINE_TEST_STEP) if k == 0 else None
+        plans.append((x, {"signs": signs, "h": h}, tests, ht, tangents, hf))
         shifted = torch.cat([x.unsqueeze(1) + ht * tests, x.unsqueeze(1) - ht * tests], dim=1).flatten(0, 1)
+        fine_shifts = [] if hf is None else [(torch.cat([x.unsqueeze(1) + hf * tests, x.unsqueeze(1) - hf * tests],
+                                                 dim=1).flatten(0, 1), 2 * TEST_DIRECTIONS)]
         for v, count in ((torch.stack([moved, opposite], dim=1).flatten(0, 1), 2), (shifted, 2 * TEST_DIRECTIONS),
-                         *((t[0], t[0].shape[0] // rows) for t in tangents.values())):
+                         *((t[0], t[0].shape[0] // rows) for t in tangents.values()), *fine_shifts):
             others = tuple(s.repeat_interleave(count, dim=0) for s in xs[1:])
             jobs.append(RenderJob((v, *others), p.repeat_interleave(count, dim=0), None, node_rows(rows, count),
                                   "signal-gradient probe"))
@@ -462,11 +556,15 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     noise = rng.spawn(1)[0]  # the random gradients' own stream: the test gradients stay as they were
     per_point: list[dict[str, list[tuple[float, float, float]]]] = []
     white: list[dict[str, list[tuple[float, float, float]]]] = []  # the same, under random output gradients
+    fine_points: list[_Scoring] = []  # the call's own point, where the fine reference is measured
+    smooth: list[tuple[float, float, float]] = []  # the probe's reference against its fine one
+    settled: list[tuple[float, float, float]] = []  # the fine reference's one-sided halves, one against the other
     at_call: list[bool] = []
-    for y, (x, diagonal, tests, ht, tangents), mine in zip(centres, plans, own):
+    for y, (x, diagonal, tests, ht, tangents, hf), mine, (xs, p) in zip(centres, plans, own, operating):
         diagonal["perturbed"], diagonal["opposite"] = next(outs).unflatten(0, (rows, 2)).unbind(dim=1)
         jvps = central_jvps(next(outs), ht)  # [rows, K, C_out, L]
         rendered = {kind: (next(outs), directions, hk) for kind, (_, directions, hk) in tangents.items()}
+        fine, sides = _fine_differences(next(outs), y, hf) if hf is not None else (None, None)
         moving = (jvps.flatten(2).norm(dim=2) > MUTE * tests.flatten(2).norm(dim=2)).any(dim=1)
         live = sounding & moving
         # A point where the effect is all but mute (a band-pass far from the signal) says nothing
@@ -481,13 +579,24 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
         gradients = [(g, measured) for g in _test_gradients(y, rng)]
         gradients += [(torch.from_numpy(noise.standard_normal(tuple(y.shape))).to(y), unweighted)
                       for _ in range(WHITE_GRADIENTS)]
-        truths = [torch.einsum("rcl,rkcl->rk", g.to(jvps.dtype), jvps)[live] for g, _ in gradients]
-        for kind, adjoint in _adjoints(candidates, x, y, diagonal, rendered).items():
-            for (g, into), truth in zip(gradients, truths):
-                passed = torch.einsum("rcl,rkcl->rk", adjoint(g.to(y.dtype)).to(tests.dtype), tests)[live]
-                found = _measure(passed, truth)
-                if not math.isnan(found[0]):
-                    into.setdefault(kind, []).append(found)
+        scoring = _Scoring(xs, p, y, tests, live, gradients, jvps, fine)
+        if fine is not None:
+            fine_points.append(scoring)
+            smooth += [_measure(t, f) for t, f in zip(scoring.truths, scoring.fine_truths) if f is not None]
+            assert sides is not None
+            forward, backward = (scoring.products(side) for side in sides)
+            settled += [_measure(a, b) for a, b in zip(forward, backward) if a is not None and b is not None]
+        scoring.score(_adjoints([kind for kind in candidates if kind not in ROUGH_CANDIDATES], x, y, diagonal,
+                                rendered))
+    smoothness, agreement = _mean_found(smooth), _mean_found(settled)
+    # The fine reference says something only where its one-sided halves agree: where they do not, its own
+    # error (float32 rounding over a tiny step, a quantiser's steps) is as large as what it measures
+    # (measured: a float32 noise gate's fine reference met a float64 one's, and its 2 % reference, only to
+    # cosine 0.74; its halves agreed to less).
+    rough = smoothness is not None and agreement is not None and _meets(agreement) and not _meets(smoothness)
+    finer = [kind for kind in candidates if kind in ROUGH_CANDIDATES]
+    if rough and finer and fine_points:
+        _score_fine(target, fine_points, finer, step, nodes)
     kinds = [kind for kind in candidates if any(kind in p for p in per_point)]
     if not kinds:  # silent inputs, or outputs that never move: no gradient to pass
         return SignalProbe("none", still=True, point=cpu_rows(params))
@@ -496,18 +605,108 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     mean = {kind: _means([p for p in per_point if kind in p], kind) for kind in kinds}
     here = {kind: _means([p for p, mine in zip(per_point, at_call) if mine and kind in p], kind) or mean[kind]
             for kind in kinds}
-    scores = {kind: m[0] for kind, m in mean.items()}
+    at_fine = {kind: _means([f.fine_found for f in fine_points if kind in f.fine_found], kind) for kind in kinds
+               if any(kind in f.fine_found for f in fine_points)}
+    beside = {kind: _means([f.coarse_found for f in fine_points if kind in f.coarse_found], kind) for kind in at_fine}
+    # Where the response is rough and a stand-in follows the fine reference (the effect's tangent, what
+    # autograd through it would give), that is what the choice follows; else the probe's reference, as a
+    # smooth effect's is, and a quantiser's (whose fine differences are rounding noise).
+    tangent = rough and any(_meets(m) for m in at_fine.values())
+    ranked = at_fine if tangent else {k: m for k, m in here.items() if k not in ROUGH_CANDIDATES} or here
+    scores = {kind: m[0] for kind, m in at_fine.items()} if tangent else {kind: mean[kind][0] for kind in ranked}
     margins = {kind: RENDER_MARGIN * renders_per_node(kind) for kind in kinds}
     margins["straight-through"] = IDENTITY_MARGIN
     # Among the candidates that meet the aims where they are used, the best; else the best of all.
-    meets = [kind for kind in kinds if _meets(here[kind])] or list(kinds)
+    meets = [kind for kind in ranked if _meets(ranked[kind])] or list(ranked)
     best = max(meets, key=lambda kind: scores[kind] - margins.get(kind, 0.0))
-    choice = best if here[best][1] >= FALLBACK_COSINE else "none"
+    choice = best if ranked[best][1] >= FALLBACK_COSINE else "none"
     plain = _means([p for p, mine in zip(white, at_call) if mine and choice in p], choice)
     return SignalProbe(choice, scores, cosines={k: m[1] for k, m in here.items()},
                        norm_ratios={k: float(2 ** m[2]) for k, m in here.items()}, point=cpu_rows(params),
-                       scale=_calibration(here.get(choice, []), plain, calibration),
-                       white_norm_ratio=float(2 ** plain[2]) if plain else math.nan)
+                       scale=1.0 if tangent else _calibration(here.get(choice, []), plain, calibration),
+                       white_norm_ratio=float(2 ** plain[2]) if plain else math.nan,
+                       fine_cosines={k: m[1] for k, m in at_fine.items()},
+                       fine_norm_ratios={k: float(2 ** m[2]) for k, m in at_fine.items()},
+                       beside_cosines={k: m[1] for k, m in beside.items()},
+                       beside_norm_ratios={k: float(2 ** m[2]) for k, m in beside.items()},
+                       smoothness=None if smoothness is None else (smoothness[1], float(2 ** smoothness[2])),
+                       fine_agreement=None if agreement is None else (agreement[1], float(2 ** agreement[2])),
+                       tangent=tangent)
+
+
+class _Scoring:
+    """One scored operating point: its output gradients, the true upstream products under them (at the
+    probe's step and, at the call's parameters, at the fine step), and what each candidate measured."""
+
+    def __init__(self, xs: tuple[torch.Tensor, ...], params: torch.Tensor, y: torch.Tensor, tests: torch.Tensor,
+                 live: torch.Tensor, gradients: list[tuple[torch.Tensor, dict[str, list[tuple[float, float, float]]]]],
+                 jvps: torch.Tensor, fine: torch.Tensor | None) -> None:
+        self.xs, self.params, self.y, self.tests, self.live, self.gradients = xs, params, y, tests, live, gradients
+        loss_gradients = gradients[0][1]
+        self.truths = [torch.einsum("rcl,rkcl->rk", g.to(jvps.dtype), jvps)[live] for g, _ in gradients]
+        # The fine reference under the loss's gradients only: what it is compared with is the loss's.
+        self.fine_truths = [None if fine is None or into is not loss_gradients
+                            else torch.einsum("rcl,rkcl->rk", g.to(fine.dtype), fine)[live] for g, into in gradients]
+        self.fine_found: dict[str, list[tuple[float, float, float]]] = {}
+        self.coarse_found: dict[str, list[tuple[float, float, float]]] = {}  # the same gradients, coarse
+
+    def products(self, jvps: torch.Tensor) -> list[torch.Tensor | None]:
+        """``<g, J u>`` from ``jvps`` ``[rows, K, C_out, L]`` under the loss's gradients (``None`` for the others)."""
+        return [None if fine is None else torch.einsum("rcl,rkcl->rk", g.to(jvps.dtype), jvps)[self.live]
+                for (g, _), fine in zip(self.gradients, self.fine_truths)]
+
+    def score(self, adjoints: dict[str, Any]) -> None:
+        """Measure each candidate's upstream products against the true ones."""
+        for kind, adjoint in adjoints.items():
+            for (g, into), truth, fine in zip(self.gradients, self.truths, self.fine_truths):
+                passed = torch.einsum("rcl,rkcl->rk", adjoint(g.to(self.y.dtype)).to(self.tests.dtype),
+                                      self.tests)[self.live]
+                found = _measure(passed, truth)
+                if not math.isnan(found[0]):
+                    into.setdefault(kind, []).append(found)
+                if fine is None:
+                    continue
+                for found, where in ((_measure(passed, fine), self.fine_found), (found, self.coarse_found)):
+                    if not math.isnan(found[0]):
+                        where.setdefault(kind, []).append(found)
+
+
+def _score_fine(target: RenderTarget, kept: Sequence[_Scoring], kinds: Sequence[str], step: float,
+                nodes: torch.Tensor) -> None:
+    """Render and score the :data:`ROUGH_CANDIDATES` ``kinds`` at the points ``kept``."""
+    jobs, plans = [], []
+    rows = len(nodes)
+    for scoring in kept:
+        x = scoring.xs[0]
+        tangents = {kind: tangent_renders(kind, x, step) for kind in kinds}
+        plans.append(tangents)
+        for moved, _, _ in tangents.values():
+            count = moved.shape[0] // rows
+            others = tuple(s.repeat_interleave(count, dim=0) for s in scoring.xs[1:])
+            jobs.append(RenderJob((moved, *others), scoring.params.repeat_interleave(count, dim=0), None,
+                                  node_rows(rows, count), "signal-gradient probe (fine)"))
+    outs = iter(target.render(jobs))
+    for scoring, tangents in zip(kept, plans):
+        rendered = {kind: (next(outs), directions, hk) for kind, (_, directions, hk) in tangents.items()}
+        scoring.score(_adjoints(kinds, scoring.xs[0], scoring.y, {}, rendered))
+
+
+def _fine_differences(outputs: torch.Tensor, y: torch.Tensor,
+                      h: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """The fine reference's central differences ``[rows, K, C_out, L]`` and its one-sided halves
+    ``(f(x + h u) - f(x)) / h`` and ``(f(x) - f(x - h u)) / h``, from the ``outputs`` of
+    :func:`central_jvps` and the centre ``y``."""
+    rows, k = h.shape[:2]
+    work = torch.promote_types(outputs.dtype, torch.float32)
+    pairs = outputs.detach().to(work).reshape(rows, 2, k, *outputs.shape[1:])
+    centre, step = y.detach().to(work).unsqueeze(1), h.to(work)
+    return central_jvps(outputs, h), ((pairs[:, 0] - centre) / step, (centre - pairs[:, 1]) / step)
+
+
+def _mean_found(found: Sequence[tuple[float, float, float]]) -> list[float] | None:
+    """Mean score, cosine and log2 norm ratio of ``found`` (``None`` where nothing was measured)."""
+    kept = [f for f in found if not math.isnan(f[0])]
+    return [float(np.mean([f[i] for f in kept])) for i in range(3)] if kept else None
 
 
 def _calibration(measured: Sequence[float], plain: Sequence[float], calibration: str = "agreeing") -> float:
@@ -558,6 +757,11 @@ def scaled_signals(owner: object, signals: Sequence[torch.Tensor]) -> tuple[torc
             or not signals or not signals[0].requires_grad):
         return tuple(signals)
     return (_ScaleGradient.apply(signals[0], probe.scale), *signals[1:])
+
+
+def _meets_figures(figures: tuple[float, float]) -> bool:
+    """Whether ``(cosine, norm ratio)`` reaches :data:`TRUSTED_COSINE` within :data:`TRUSTED_NORM`."""
+    return figures[0] >= TRUSTED_COSINE and TRUSTED_NORM[0] <= figures[1] <= TRUSTED_NORM[1]
 
 
 def _meets(measured: Sequence[float]) -> bool:
@@ -623,17 +827,26 @@ def settle_signal_gradient(owner: object, target: RenderTarget, signals: Sequenc
     if probe.trusted:
         return probe.choice
     advice = "choose a signal_gradient explicitly, or a neural proxy, to train what is upstream"
+    rough = probe.roughness(probe.choice if probe.choice != "none" else probe.best)
     if getattr(estimator, "strict_signal_gradient", False):
+        why = rough if rough and _meets_figures(probe.measured(probe.best)) else \
+            f"no stand-in for the input signal's gradient reached {_TRUST}" + (f" ({rough})" if rough else "")
         raise SignalGradientQualityError(
-            f"{name}: no stand-in for the input signal's gradient reached {_TRUST} (scores "
-            f"{probe.describe()}; the best, {probe.best}, {probe.quality(probe.best)}) and the estimator's "
-            f"strict_signal_gradient is set; {advice}")
+            f"{name}: {why} (scores {probe.describe()}; the best, {probe.best}, {probe.quality(probe.best)}) and "
+            f"the estimator's strict_signal_gradient is set; {advice}")
     if probe.choice == "none":
         warn_once(getattr(owner, "_warned"), "signal",
                   f"{name}: the input signal's gradient is stopped: no stand-in passed on the gradient that the "
                   f"effect's directional derivatives give (scores {probe.describe()}; the best, {probe.best}, "
                   f"measured {probe.quality(probe.best)}, below the cosine {FALLBACK_COSINE} that an estimate is "
-                  f"passed on with; {_TRUST} is trusted); {advice}", StoppedSignalGradientWarning, stacklevel=5)
+                  f"passed on with; {_TRUST} is trusted" + (f"; {rough}" if rough else "") + f"); {advice}",
+                  StoppedSignalGradientWarning, stacklevel=5)
+    elif rough:
+        warn_once(getattr(owner, "_warned"), ("rough", probe.choice),
+                  f"{name}: the input signal's gradient is {probe.choice}, "
+                  f"{'following the tangent' if probe.tangent else 'following the slope at a fit step'}, but "
+                  f"{rough}; what is upstream trains on it (scores {probe.describe()}); {advice} if it does not",
+                  RoughSignalGradientWarning, stacklevel=5)
     else:
         warn_once(getattr(owner, "_warned"), ("weak", probe.choice),
                   f"{name}: the input signal's gradient is the best available estimate, {probe.choice}, "

@@ -14,7 +14,7 @@ signal is chosen per processor, independently of the parameter estimator
     The per-sample derivative of a memoryless effect (up to a latency of a few
     samples) from two extra renders per node at randomly perturbed inputs (a central difference).
     Exact for waveshapers and gains, wrong for anything with more memory.
-``"gain-tangent"``, ``"tangent-ratio"``, ``"band-tangent"``
+``"gain-tangent"``, ``"tangent-ratio"``, ``"band-tangent"``, ``"fine-band-tangent"``
     Stand-ins that follow the effect's tangent, not its secant (see
     :mod:`grafx_core.estimators.tangent`): a time-varying gain and that gain's
     reaction to level, from one extra render per node at a scaled input
@@ -22,7 +22,9 @@ signal is chosen per processor, independently of the parameter estimator
     directional derivative along its input, from two (a central difference);
     or that ratio corrected to the effect's Jacobian-vector products along two
     bands of the input, from four extra renders per node (effects with filters
-    around a nonlinearity).
+    around a nonlinearity), at 1 % of the input's level or, ``"fine-band-tangent"``,
+    at 0.015 % (an effect whose response bends within a fraction of a
+    percent: a hard-knee, fast-attack limiter).
 ``"straight-through"``
     Identity: the first inlet receives the output's gradient unchanged
     (output and input must have the same shape). Exact for effects close to
