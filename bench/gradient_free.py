@@ -15,7 +15,8 @@ random start, under the same multi-resolution STFT loss
 Contenders: Adam with finite differences, with SPSA and with each effect's
 default estimator; ``gauss-newton`` (Levenberg-Marquardt on the black-box
 controls with finite-difference Jacobians corrected by every render, a
-compass search where it stalls, Adam on the analytic rest); the hybrid
+scan of the controls' loss profiles at its first stall far above the fit and
+a compass search where it stalls, Adam on the analytic rest); the hybrid
 (CMA-ES on the black-box controls for 30 % of the renders, then
 ``gauss-newton``: reported apart, as neither gradient-based nor
 gradient-free); CMA-ES (pycma, default population); Nevergrad's NGOpt;

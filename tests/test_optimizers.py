@@ -19,6 +19,7 @@ import torch
 from grafx_core import BlackBoxProcessor, Graph, ParameterSpec, compile_render
 from grafx_core.errors import OptionalDependencyError
 from grafx_core.fitting import LatentParameters, RenderBudget, SpectralLoss, optimise
+from grafx_core.fitting._scan import local_minima, roughest
 from grafx_core.fitting.gauss_newton import broyden_update, damped_step
 
 SAMPLES = 2048
@@ -130,6 +131,77 @@ def test_broyden_update_maps_the_step_to_the_change_and_keeps_orthogonal_directi
     np.testing.assert_allclose(updated @ step, change, rtol=1e-10, atol=1e-12)
     orthogonal = scipy.linalg.null_space(step[None])[:, 0]
     np.testing.assert_allclose(updated @ orthogonal, jacobian @ orthogonal, rtol=1e-10, atol=1e-12)
+
+
+def test_broyden_updates_along_p_orthogonal_steps_reproduce_a_linear_maps_jacobian_from_any_guess():
+    # Residuals r(x) = A x + b: every step's change is A times it, so each update removes the guess's error
+    # along that step and keeps it orthogonally; P orthogonal steps remove all of it.
+    generator = np.random.default_rng(5)
+    linear, guess = generator.normal(size=(40, 5)), generator.normal(size=(40, 5))
+    steps = np.linalg.qr(generator.normal(size=(5, 5)))[0].T * generator.uniform(0.01, 2.0, size=(5, 1))
+    jacobian = torch.tensor(guess)
+    for count, step in enumerate(steps, start=1):
+        jacobian = broyden_update(jacobian, torch.tensor(step), torch.tensor(linear @ step))
+        if count < len(steps):
+            assert not np.allclose(jacobian.numpy(), linear, atol=1e-6)  # not there before the P-th step
+    np.testing.assert_allclose(jacobian.numpy(), linear, rtol=1e-9, atol=1e-10)
+
+
+def _echo(audio: np.ndarray, sample_rate: float, delay_ms: float, level_db: float) -> np.ndarray:
+    """The input plus an echo 0.9 as loud, ``delay_ms`` later (linear interpolation between samples)."""
+    shift = delay_ms * 1e-3 * sample_rate
+    n = np.arange(audio.shape[-1])
+    delayed = np.stack([np.interp(n - shift, n, row, left=0.0) for row in audio])
+    return (10 ** (level_db / 20) * (audio + 0.9 * delayed)).astype(np.float32)
+
+
+def test_scan_finds_the_global_valley_of_a_control_whose_loss_has_several(one_torch_thread):
+    # An echo's delay: on noise, the spectral loss along it has valleys besides the hidden value's (pinned down
+    # below on a grid), and the start lies in another. Without screening, Levenberg-Marquardt and the compass
+    # search stay there; the scan measures that the delay's profile has several valleys and searches it.
+    box = BlackBoxProcessor(_echo, [ParameterSpec("delay_ms", 0.0, 0.5), ParameterSpec("level_db", -12.0, 6.0)],
+                            workers=1, check_determinism=False)
+    graph = Graph()
+    node = graph.add("box")
+    graph.connect(graph.add("in"), node)
+    graph.connect(node, graph.add("out"))
+    plan = compile_render(graph, {"box": box})
+    sources = (0.5 * torch.randn(1, 1, SAMPLES, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
+    with torch.no_grad():
+        loss = SpectralLoss(plan({"box": box.raw_parameters(delay_ms=[0.33], level_db=[-3.0])}, sources)[0][0],
+                            FFT_SIZES)
+        profile = [float(loss(plan({"box": box.raw_parameters(delay_ms=[d], level_db=[-3.0])}, sources)[0][0]))
+                   for d in np.linspace(0.0, 0.5, 26)]
+    assert local_minima(profile) >= 3
+    fitted = {}
+    for scan in (True, False):
+        latent = LatentParameters({"box": box.raw_parameters(delay_ms=[0.08], level_db=[-9.0])}, {"box": box})
+        budget = RenderBudget(graph, {"box": box}, 150)
+        result = optimise(lambda p: plan(p, sources)[0][0], latent, loss, 10**6, "gauss-newton", budget=budget,
+                          seed=0, options={"starts": 1, "scan": scan})
+        assert budget.renders <= 150
+        with torch.no_grad():
+            fitted[scan] = result, box.natural_parameters(**latent.values()["box"])
+    result, natural = fitted[True]
+    assert result.final_loss < 1e-3 * result.initial_loss
+    assert float(natural["delay_ms"]) == pytest.approx(0.33, abs=1e-3)
+    assert float(natural["level_db"]) == pytest.approx(-3.0, abs=0.01)
+    stuck, natural = fitted[False]
+    assert stuck.final_loss > 0.3 * stuck.initial_loss and abs(float(natural["delay_ms"]) - 0.33) > 0.1
+
+
+def test_roughest_is_the_control_with_several_valleys_and_the_widest_loss_range():
+    positions = np.linspace(0.0, 1.0, 7)
+    bowl = [(p, (p - 0.4) ** 2) for p in positions]  # one valley
+    ripples = [(p, 0.5 + 0.5 * np.cos(9 * p)) for p in positions]  # two valleys: at 0.35 and the top end
+    small = [(p, 1e-3 * np.cos(9 * p)) for p in positions]  # as many, over a thousandth of the range of loss
+    assert local_minima([loss for _, loss in bowl]) == 1
+    assert local_minima([loss for _, loss in ripples]) == 2
+    assert local_minima([3.0, 2.0, 1.0]) == 1 and local_minima([1.0, 2.0, 1.0]) == 2  # the ends count
+    assert local_minima([1.0, 1.0, 1.0]) == 0  # no sample below its neighbours
+    assert roughest([bowl, small, list(reversed(ripples))]) == 2  # the order of the samples does not matter
+    assert roughest([bowl, small]) == 1
+    assert roughest([bowl, bowl]) is None
 
 
 def test_gauss_newton_counts_exactly_the_renders_the_black_box_made(one_torch_thread):
