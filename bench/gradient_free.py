@@ -401,6 +401,26 @@ def _verdict(problem: str, runs: list[dict[str, Any]], medians: dict[str, dict[i
     return lines
 
 
+def load_runs(paths: list[str]) -> list[dict[str, Any]]:
+    """The saved runs of ``paths``, merged.
+
+    Raises:
+        SystemExit: two runs of one problem, contender, seed and budget (a rerun saved beside the run it
+            replaces would count twice in every median).
+    """
+    runs, seen = [], {}
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for run in json.load(f):
+                key = (run["problem"], run["contender"], run["seed"], run["budget"])
+                if key in seen:
+                    raise SystemExit(f"{path} and {seen[key]} both hold {key[1]} on {key[0]}, seed {key[2]}, "
+                                     f"budget {key[3]}: move the one that is not current out of the loaded files")
+                seen[key] = path
+                runs.append(run)
+    return runs
+
+
 def plot(runs: list[dict[str, Any]], path: str) -> None:
     """Loss against renders: per problem, the median over seeds of each contender's best-so-far curve."""
     import matplotlib
@@ -474,10 +494,7 @@ def main() -> None:
         problems.remove("lv2")
     seconds = {p: args.seconds or {"lv2": 0.5, "pedalboard": 0.5, "console": 1.0}[p] for p in problems}
     if args.load:
-        runs = []
-        for path in args.load:
-            with open(path, encoding="utf-8") as f:
-                runs += json.load(f)
+        runs = load_runs(args.load)
         runs = [r for r in runs if (not args.problems or r["problem"] in problems)
                 and (not args.contenders or r["contender"] in contenders)]
     else:

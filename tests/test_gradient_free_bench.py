@@ -1,8 +1,11 @@
-"""bench/gradient_free.py's table marks a run stopped before its budget instead of reading it as finished."""
+"""bench/gradient_free.py reads saved runs as they are: a stopped run is starred, a run saved twice refused."""
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
+
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gradient_free.py"
 
@@ -48,3 +51,13 @@ def test_runs_saved_before_runs_recorded_how_they_stopped_read_as_whole():
     del old["stopped"]
     lines = bench.table([old], [200])
     assert not any("*" in line for line in lines)
+
+
+def test_loading_two_runs_of_one_seed_and_budget_names_both_files(tmp_path):
+    bench = _bench()
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps([_run(0, [0.8, 0.5], 100, 200, "completed")]))
+    second.write_text(json.dumps([_run(0, [0.7, 0.4], 100, 200, "completed"), _run(1, [0.7], 100, 200, "completed")]))
+    with pytest.raises(SystemExit, match=r"b\.json and .*a\.json both hold gauss-newton on console, seed 0, budget 200"):
+        bench.load_runs([str(first), str(second)])
+    assert [r["seed"] for r in bench.load_runs([str(second)])] == [0, 1]
