@@ -48,7 +48,10 @@ Run: ``python bench/gradient_free.py`` (smoke: the pedalboard chain, budgets
 ``--jobs`` (processes). ``--save`` writes the runs (compacted traces),
 ``--load`` prints the table and ``--plot`` draws the PNG of saved runs, merged
 from several files; the runs behind the docs' table are in
-``bench/results/gradient_free/``.
+``bench/results/gradient_free/``. A fit that must end before its budget is
+stopped by sending SIGINT to its worker process (not to the whole command,
+whose other fits would be lost): it keeps what it found, is saved with how far
+it got, and its cells beyond that are starred.
 """
 
 from __future__ import annotations
@@ -253,7 +256,7 @@ def run_one(task: tuple[str, str, int, int, float]) -> dict[str, Any]:
     elapsed = time.perf_counter() - began
     return {"problem": problem_name, "contender": label, "seed": seed, "budget": budget_renders,
             "initial": result.initial_loss, "final": result.final_loss, "renders": result.renders,
-            "seconds": elapsed, "error": _normalised_error(problem, latent.values()), "floor": floor,
+            "stopped": result.stopped, "seconds": elapsed, "error": _normalised_error(problem, latent.values()), "floor": floor,
             "trace": trace.rows}
 
 
@@ -280,6 +283,11 @@ def _at(run: dict[str, Any], budget: float) -> tuple[float, float, float]:
     if run["budget"] == budget and run["final"] <= best:
         best, when, error = run["final"], run["seconds"], run["error"]
     return best / run["initial"], when, error
+
+
+def _partial(run: dict[str, Any]) -> bool:
+    """Whether ``run`` was stopped (Ctrl-C, a time limit) before it had spent its budget."""
+    return run.get("stopped", "completed") not in ("completed", "converged")
 
 
 def _median(values: list[float]) -> float:
@@ -326,6 +334,7 @@ def table(runs: list[dict[str, Any]], budgets: list[int]) -> list[str]:
         lines.append(f"\n{problem}: median over seeds of final/initial loss, black-box parameter error, seconds")
         lines.append(f"{'contender':<34}" + "".join(f"{b:>24}" for b in budgets))
         medians: dict[str, dict[int, float]] = {}
+        short: dict[tuple[str, int], float] = {}  # partial runs read at a budget they did not reach: renders reached
         for label in dict.fromkeys(r["contender"] for r in mine):
             cells = []
             for b in budgets:
@@ -336,8 +345,15 @@ def table(runs: list[dict[str, Any]], budgets: list[int]) -> list[str]:
                 at = [_at(r, b) for r in chosen]
                 relative, seconds, error = (_median([a[k] for a in at]) for k in range(3))
                 medians.setdefault(label, {})[b] = relative
-                cells.append(f"{relative:>9.5f} {error:>6.3f} {seconds:>6.0f}s")
-            lines.append(f"{label:<34}" + "".join(cells))
+                stopped = [r for r in chosen if _partial(r) and r["renders"] < b]
+                short.update({(label, r["seed"]): r["renders"] for r in stopped})
+                cells.append(f"{relative:>9.5f} {error:>6.3f} {seconds:>6.0f}s" + ("*" if stopped else ""))
+            lines.append(f"{label:<34}" + "".join(cells).rstrip())
+        for (label, seed), reached in short.items():
+            run = next(r for r in mine if r["contender"] == label and r["seed"] == seed and _partial(r))
+            lines.append(f"  * {label}, seed {seed}: stopped ({run['stopped']}) at {reached:.0f} of {run['budget']} "
+                         f"renders, best loss {run['final'] / run['initial']:.5f} of the start; a starred cell is "
+                         f"the best within the renders its runs reached, not an estimate of the budget's")
         lines += _verdict(problem, mine, medians, budgets)
     return lines
 
@@ -366,9 +382,11 @@ def _verdict(problem: str, runs: list[dict[str, Any]], medians: dict[str, dict[i
             first.append(next((row[0] for row in r["trace"] if row[1] / r["initial"] <= goal), math.inf))
             level = max(goal, floors.get(r["seed"], goal))
             floored.append(next((row[0] for row in r["trace"] if row[1] / r["initial"] <= level), math.inf))
+        within = ", ".join(f"{r['renders']:.0f} (seed {r['seed']}, stopped)" if _partial(r) else f"{r['budget']}"
+                           for r in trace_runs) if any(_partial(r) for r in trace_runs) else (
+            f"{trace_runs[0]['budget']}" if trace_runs else "0")
         lines.append(f"  {label}: reaches it at {_median(first) if first else math.inf:.0f} renders (median over seeds"
-                     f" of its runs; inf: not within {trace_runs[0]['budget'] if trace_runs else 0}); "
-                     f"at budgets {reached or 'none'}")
+                     f" of its runs; inf: not within {within}); at budgets {reached or 'none'}")
         if floors and floored != first:
             lines.append(f"    it or the seed's noise floor at {_median(floored):.0f} renders (per seed "
                          + ", ".join(f"{f:.0f}" for f in floored) + ")")
@@ -381,6 +399,26 @@ def _verdict(problem: str, runs: list[dict[str, Any]], medians: dict[str, dict[i
         if level != ahead:
             lines.append(f"  ahead of every gradient-free, or at the noise floor, at budgets: {level}")
     return lines
+
+
+def load_runs(paths: list[str]) -> list[dict[str, Any]]:
+    """The saved runs of ``paths``, merged.
+
+    Raises:
+        SystemExit: two runs of one problem, contender, seed and budget (a rerun saved beside the run it
+            replaces would count twice in every median).
+    """
+    runs, seen = [], {}
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for run in json.load(f):
+                key = (run["problem"], run["contender"], run["seed"], run["budget"])
+                if key in seen:
+                    raise SystemExit(f"{path} and {seen[key]} both hold {key[1]} on {key[0]}, seed {key[2]}, "
+                                     f"budget {key[3]}: move the one that is not current out of the loaded files")
+                seen[key] = path
+                runs.append(run)
+    return runs
 
 
 def plot(runs: list[dict[str, Any]], path: str) -> None:
@@ -399,14 +437,20 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
             if mine:
                 longest = max(r["budget"] for r in mine)
                 chosen = [r for r in mine if r["budget"] == longest]
-                points = [g for g in grid if g <= longest]
+                # A stopped run's curve ends where it stopped: the median is drawn only where every seed got.
+                reach = min(r["renders"] if _partial(r) else r["budget"] for r in chosen)
+                points = [g for g in grid if g <= reach]
                 curve = [_median([_at(r, g)[0] for r in chosen]) for g in points]
                 colour = f"C{list(CONTENDERS).index(label)}"
                 style = "--" if label in GRADIENT_FREE else "-." if label in HYBRID else "-"
                 axis.plot(points, curve, label=label, color=colour, linestyle=style)
-                ends = sorted({r["budget"] for r in mine})  # each run's final loss, at its budget
-                axis.plot(ends, [_median([r["final"] / r["initial"] for r in mine if r["budget"] == b]) for b in ends],
+                whole = [r for r in mine if not _partial(r)]
+                ends = sorted({r["budget"] for r in whole})  # each run's final loss, at its budget
+                axis.plot(ends, [_median([r["final"] / r["initial"] for r in whole if r["budget"] == b]) for b in ends],
                           "o", color=colour, markersize=4)
+                stopped = [r for r in mine if _partial(r)]  # a stopped run's own best, where it stopped
+                axis.plot([r["renders"] for r in stopped], [r["final"] / r["initial"] for r in stopped], "x",
+                          color=colour, markersize=5)
         axis.set(xscale="log", yscale="log", xlabel="graph renders", ylabel="best loss / initial", title=problem)
         axis.grid(True, which="both", alpha=0.3)
     axes[0][0].legend(fontsize=8)
@@ -450,10 +494,7 @@ def main() -> None:
         problems.remove("lv2")
     seconds = {p: args.seconds or {"lv2": 0.5, "pedalboard": 0.5, "console": 1.0}[p] for p in problems}
     if args.load:
-        runs = []
-        for path in args.load:
-            with open(path, encoding="utf-8") as f:
-                runs += json.load(f)
+        runs = load_runs(args.load)
         runs = [r for r in runs if (not args.problems or r["problem"] in problems)
                 and (not args.contenders or r["contender"] in contenders)]
     else:
