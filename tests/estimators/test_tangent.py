@@ -389,7 +389,8 @@ class _CountingTanh(torch.nn.Module):
         return {"gain": 1}
 
 
-@pytest.mark.parametrize("kind", ["gain-tangent", "tangent-ratio", "band-tangent", "diagonal", "spectral-ratio"])
+@pytest.mark.parametrize("kind", ["gain-tangent", "tangent-ratio", "band-tangent", "fine-band-tangent",
+                                  "diagonal", "spectral-ratio"])
 def test_a_backward_renders_what_the_budget_says(kind):
     from grafx_core.estimators.auto import RENDER_BUDGET, renders_per_node
 
