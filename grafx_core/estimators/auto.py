@@ -326,9 +326,7 @@ class SignalProbe:
         (or nothing needed one)."""
         if self.still:
             return True
-        cosine, ratio = self.measured(self.choice)
-        return (not self.rough and cosine >= TRUSTED_COSINE  # nan fails
-                and TRUSTED_NORM[0] <= ratio <= TRUSTED_NORM[1])
+        return not self.rough and _meets_figures(self.measured(self.choice))  # nan fails
 
     @property
     def best(self) -> str:
@@ -643,24 +641,23 @@ class _Scoring:
                  jvps: torch.Tensor, fine: torch.Tensor | None) -> None:
         self.xs, self.params, self.y, self.tests, self.live, self.gradients = xs, params, y, tests, live, gradients
         loss_gradients = gradients[0][1]
-        self.truths = [torch.einsum("rcl,rkcl->rk", g.to(jvps.dtype), jvps)[live] for g, _ in gradients]
+        self.truths = [_products(g, jvps, live) for g, _ in gradients]
         # The fine reference under the loss's gradients only: what it is compared with is the loss's.
         self.fine_truths = [None if fine is None or into is not loss_gradients
-                            else torch.einsum("rcl,rkcl->rk", g.to(fine.dtype), fine)[live] for g, into in gradients]
+                            else _products(g, fine, live) for g, into in gradients]
         self.fine_found: dict[str, list[tuple[float, float, float]]] = {}
         self.coarse_found: dict[str, list[tuple[float, float, float]]] = {}  # the same gradients, coarse
 
     def products(self, jvps: torch.Tensor) -> list[torch.Tensor | None]:
         """``<g, J u>`` from ``jvps`` ``[rows, K, C_out, L]`` under the loss's gradients (``None`` for the others)."""
-        return [None if fine is None else torch.einsum("rcl,rkcl->rk", g.to(jvps.dtype), jvps)[self.live]
+        return [None if fine is None else _products(g, jvps, self.live)
                 for (g, _), fine in zip(self.gradients, self.fine_truths)]
 
     def score(self, adjoints: dict[str, Any]) -> None:
         """Measure each candidate's upstream products against the true ones."""
         for kind, adjoint in adjoints.items():
             for (g, into), truth, fine in zip(self.gradients, self.truths, self.fine_truths):
-                passed = torch.einsum("rcl,rkcl->rk", adjoint(g.to(self.y.dtype)).to(self.tests.dtype),
-                                      self.tests)[self.live]
+                passed = _products(adjoint(g.to(self.y.dtype)), self.tests, self.live)
                 found = _measure(passed, truth)
                 if not math.isnan(found[0]):
                     into.setdefault(kind, []).append(found)
@@ -701,6 +698,12 @@ def _fine_differences(outputs: torch.Tensor, y: torch.Tensor,
     pairs = outputs.detach().to(work).reshape(rows, 2, k, *outputs.shape[1:])
     centre, step = y.detach().to(work).unsqueeze(1), h.to(work)
     return central_jvps(outputs, h), ((pairs[:, 0] - centre) / step, (centre - pairs[:, 1]) / step)
+
+
+def _products(g: torch.Tensor, jvps: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+    """``<g, J u>`` per live row and test direction: ``g`` ``[rows, C_out, L]`` against ``jvps``
+    ``[rows, K, C_out, L]`` (the directional derivatives ``J u``), in ``jvps``' dtype."""
+    return torch.einsum("rcl,rkcl->rk", g.to(jvps.dtype), jvps)[live]
 
 
 def _mean_found(found: Sequence[tuple[float, float, float]]) -> list[float] | None:
@@ -766,13 +769,12 @@ def _meets_figures(figures: tuple[float, float]) -> bool:
 
 def _meets(measured: Sequence[float]) -> bool:
     """Whether ``(score, cosine, log2 norm ratio)`` reaches :data:`TRUSTED_COSINE` within :data:`TRUSTED_NORM`."""
-    return measured[1] >= TRUSTED_COSINE and TRUSTED_NORM[0] <= 2 ** measured[2] <= TRUSTED_NORM[1]
+    return _meets_figures((measured[1], 2 ** measured[2]))
 
 
 def _means(points: Sequence[dict[str, list[tuple[float, float, float]]]], kind: str) -> list[float]:
     """Mean score, cosine and log2 norm ratio of ``kind`` over ``points`` (empty where none)."""
-    found = [f for p in points for f in p[kind]]
-    return [float(np.mean([f[i] for f in found])) for i in range(3)] if found else []
+    return _mean_found([f for p in points for f in p[kind]]) or []
 
 
 _TRUST = f"cosine {TRUSTED_COSINE} with a norm ratio within {TRUSTED_NORM[0]}-{TRUSTED_NORM[1]}"

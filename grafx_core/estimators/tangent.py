@@ -92,12 +92,14 @@ ENVELOPE_SAMPLES = 256
 """Time constant of ``"gain-tangent"``'s level smoother, in samples."""
 GAIN_SAMPLES = 64
 """Moving-average length of ``"gain-tangent"``'s gains, in samples."""
+_BANDED = ("band-tangent", "fine-band-tangent")  # the stand-ins whose directions are the input's bands
+_CENTRAL_STEPS = {"fine-band-tangent": FINE_JVP_STEP}  # the central stand-ins' steps other than JVP_STEP
 _BAND_EDGE_OCTAVES = 0.5  # width of the raised-cosine crossover between neighbouring bands
 
 
 def renders_per_backward(kind: str) -> int:
     """Extra renders per node per backward of a tangent stand-in."""
-    if kind in ("band-tangent", "fine-band-tangent"):
+    if kind in _BANDED:
         return 2 * TANGENT_BANDS
     return 2 if kind == "tangent-ratio" else 1
 
@@ -130,7 +132,7 @@ def tangent_directions(kind: str, x: torch.Tensor) -> torch.Tensor:
     """
     if kind in ("gain-tangent", "tangent-ratio"):
         return x.unsqueeze(1)
-    if kind not in ("band-tangent", "fine-band-tangent"):
+    if kind not in _BANDED:
         raise EstimatorError(f"unknown tangent stand-in {kind!r}; expected one of {TANGENTS}")
     length = x.shape[-1]
     work = _work_dtype(x.dtype)
@@ -157,7 +159,7 @@ def tangent_renders(kind: str, x: torch.Tensor, step: float) -> tuple[torch.Tens
     """
     directions = tangent_directions(kind, x)
     central = kind != "gain-tangent"
-    h = _steps(x, directions, step if not central else FINE_JVP_STEP if kind == "fine-band-tangent" else JVP_STEP)
+    h = _steps(x, directions, _CENTRAL_STEPS.get(kind, JVP_STEP) if central else step)
     if not central:
         return (x.unsqueeze(1) + h * directions).flatten(0, 1), directions, h
     return torch.cat([x.unsqueeze(1) + h * directions, x.unsqueeze(1) - h * directions], dim=1).flatten(0, 1), \
@@ -366,7 +368,7 @@ def fit_tangent(kind: str, x: torch.Tensor, y: torch.Tensor, moved: torch.Tensor
         return GainTangent(x, y, moved, h)
     if kind == "tangent-ratio":
         return TangentRatio(x, y, directions, central_jvps(moved, h))
-    if kind in ("band-tangent", "fine-band-tangent"):
+    if kind in _BANDED:
         return BandTangent(x, y, directions, central_jvps(moved, h))
     raise EstimatorError(f"unknown tangent stand-in {kind!r}; expected one of {TANGENTS}")
 

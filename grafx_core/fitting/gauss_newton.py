@@ -40,7 +40,7 @@ best value, and Levenberg-Marquardt starts again from there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +53,8 @@ from ._scan import roughest
 __all__ = ["gauss_newton", "damped_step", "broyden_update"]
 
 _MAX_TRIALS = 4
+_START_DAMPING = 1e-2  # Levenberg-Marquardt's damping and trust radius (normalised units) whenever it starts afresh
+_START_RADIUS = 0.25
 _MAX_RADIUS = 1.0  # normalised units: the whole range
 _MIN_RADIUS = 1e-4
 _STALLED = 2  # failed Levenberg-Marquardt iterations in a row after which the compass search sweeps
@@ -159,7 +161,7 @@ class _State:
 
 
 def _fresh_state(count: int) -> _State:
-    return _State(1e-2, 0.25, None, False, torch.full((count,), _COMPASS_START, dtype=torch.float64))
+    return _State(_START_DAMPING, _START_RADIUS, None, False, torch.full((count,), _COMPASS_START, dtype=torch.float64))
 
 
 def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, options: Mapping[str, Any],
@@ -366,7 +368,7 @@ def _compass(run: Run, render: Render, loss: Loss, controls: _Controls, centre: 
         # Back to Levenberg-Marquardt from here with a fresh Jacobian and the damping reset (the last
         # iterations drove it up on the old point); one failure returns here, after twice the sweeps.
         state.jacobian, state.stalled, state.sweeps = None, _STALLED - 1, state.backoff
-        state.damping, state.radius = 1e-2, 0.25
+        state.damping, state.radius = _START_DAMPING, _START_RADIUS
     return centre
 
 
@@ -376,35 +378,32 @@ def _scan(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Po
     reset to start there afresh."""
     state.scanned = True
     x = controls.get()
-    profiles = []
-    for j in range(controls.count):
-        profiles.append([(float(x[j]), centre.loss), *_profile(run, render, loss, controls, x, j, _SCAN_COARSE)])
+    profiles = [[(float(x[j]), centre.loss), *((value, point.loss) for value, point in
+                                                 _profile(run, render, loss, controls, x, j, _SCAN_COARSE))]
+                for j in range(controls.count)]
     rough = roughest(profiles)
     if rough is not None:
-        for value, point in _profile(run, render, loss, controls, x, rough, _SCAN_FINE, keep=True):
+        for value, point in _profile(run, render, loss, controls, x, rough, _SCAN_FINE):
             if point.loss < centre.loss:
                 centre, x = point, x.clone()
                 x[rough] = value
     controls.set(x)
     state.jacobian, state.stalled = None, 0
-    state.damping, state.radius = 1e-2, 0.25
+    state.damping, state.radius = _START_DAMPING, _START_RADIUS
     return centre
 
 
-def _profile(run: Run, render: Render, loss: Loss, controls: _Controls, x: torch.Tensor, j: int, count: int,
-             keep: bool = False) -> list[tuple[float, Any]]:
-    """Control ``j`` at ``count`` evenly spaced values of its range, the others at ``x``: ``(value, loss)`` pairs, or
-    ``(value, point)`` with ``keep``, as far as the budget goes (the controls are left at the last one)."""
-    samples: list[tuple[float, Any]] = []
+def _profile(run: Run, render: Render, loss: Loss, controls: _Controls, x: torch.Tensor, j: int,
+             count: int) -> Iterator[tuple[float, _Point]]:
+    """Control ``j`` at ``count`` evenly spaced values of its range, the others at ``x``: ``(value, point)``
+    rendered one at a time, as far as the budget goes (the controls are left at the last one)."""
     for value in torch.linspace(_EDGE, 1 - _EDGE, count, dtype=torch.float64).tolist():
         if run.budget.exhausted():
             break
         moved = x.clone()
         moved[j] = value
         controls.set(moved)
-        point = _render(run, render, loss)
-        samples.append((value, point if keep else point.loss))
-    return samples
+        yield value, _render(run, render, loss)
 
 
 def _render(run: Run, render: Render, loss: Loss) -> _Point:
