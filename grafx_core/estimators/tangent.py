@@ -85,10 +85,9 @@ from ._rules import GradientRule, Gradients, Saved, cpu_rows, node_rows
 from .linearisation import SHRINK, Linearisation, _fold, _frame, _moving_average, _pairs, _work_dtype
 from .target import RenderJob
 
-__all__ = ["TANGENTS", "TANGENT_BANDS", "JVP_STEP", "FINE_JVP_STEP", "WIDE_JVP_STEP", "ENVELOPE_SAMPLES", "GAIN_SAMPLES", "TangentStandIn",
-           "GainTangent", "TangentRatio", "BandTangent", "tangent_directions", "renders_per_backward",
-           "tangent_renders", "fit_tangent", "central_jvps", "halves_agreement", "SLOPE_AGREEMENT",
-           "TangentSignalRule"]
+__all__ = ["TANGENTS", "TANGENT_BANDS", "JVP_STEP", "FINE_JVP_STEP", "WIDE_JVP_STEP", "ENVELOPE_SAMPLES", "GAIN_SAMPLES",
+           "TangentStandIn", "GainTangent", "TangentRatio", "BandTangent", "tangent_directions", "renders_per_backward",
+           "tangent_renders", "fit_tangent", "central_jvps", "halves_agreement", "SLOPE_AGREEMENT", "TangentSignalRule"]
 
 TANGENTS = ("gain-tangent", "tangent-ratio", "band-tangent", "fine-band-tangent", "wide-band-tangent")
 """The kinds of tangent stand-in, each also a ``signal_gradient`` name."""

@@ -492,7 +492,6 @@ def test_the_probe_does_not_consider_a_wide_band_tangent_whose_differences_are_n
     quiet = x * (0.01 / x.abs().amax())  # peaks within a few steps of zero, as the seam bench's bitcrush tracks
     for effect, signal, considered in ((_Quantiser(), quiet, False), (_Saturator(), x, True)):
         wrapped = with_estimator(effect, FiniteDifference(seed=0))
-        name = "gain" if isinstance(effect, _Quantiser) else "drive"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             probe = probe_signal_gradient(wrapped.render_target(), (signal,), torch.full((2, 1), 2.0), step=1e-3,
