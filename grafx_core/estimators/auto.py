@@ -74,7 +74,7 @@ from ._warnings import (RoughSignalGradientWarning, StoppedSignalGradientWarning
 from ._rules import GradientRule, Gradients, Saved, cpu_rows, node_rows, rademacher
 from .linearisation import LINEARISATIONS, diagonal_perturbation, linearise
 from ..spectral_loss import multi_resolution_stft_loss
-from .tangent import JVP_STEP, TANGENTS, central_jvps, fit_tangent, renders_per_backward, tangent_renders
+from .tangent import FALLBACKS, JVP_STEP, TANGENTS, central_jvps, fit_tangent, renders_per_backward, tangent_renders
 from .target import RenderJob, RenderTarget
 
 __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "TRUSTED_COSINE",
@@ -619,6 +619,8 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     # smooth effect's is, and a quantiser's (whose fine differences are rounding noise).
     tangent = rough and any(_meets(m) for m in at_fine.values())
     ranked = at_fine if tangent else {k: m for k, m in here.items() if k not in ROUGH_CANDIDATES} or here
+    # A fallback stand-in is ranked only where the one it stands in for misses the aims.
+    ranked = {k: m for k, m in ranked.items() if not (FALLBACKS.get(k) in ranked and _meets(ranked[FALLBACKS[k]]))}
     scores = {kind: m[0] for kind, m in at_fine.items()} if tangent else {kind: mean[kind][0] for kind in ranked}
     margins = {kind: RENDER_MARGIN * renders_per_node(kind) for kind in kinds}
     margins["straight-through"] = IDENTITY_MARGIN

@@ -495,6 +495,17 @@ def test_the_probe_does_not_consider_a_wide_band_tangent_whose_differences_are_n
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             probe = probe_signal_gradient(wrapped.render_target(), (signal,), torch.full((2, 1), 2.0), step=1e-3,
-                                          rng=probe_generator())
+                                          rng=probe_generator(), candidates=("spectral-ratio", "wide-band-tangent"))
         assert ("wide-band-tangent" in probe.scores) is considered, (type(effect).__name__, probe.scores)
-        assert "band-tangent" in probe.scores
+
+
+def test_the_wide_band_tangent_is_ranked_only_where_the_band_tangent_misses_the_aims(drums, one_torch_thread):
+    from grafx_core.estimators.auto import TRUSTED_COSINE, TRUSTED_NORM
+
+    wrapped = with_estimator(_Saturator(), FiniteDifference(seed=0))
+    probe = probe_signal_gradient(wrapped.render_target(), (drums[..., :4096],), torch.full((2, 1), 2.0), step=1e-3,
+                                  rng=probe_generator())
+    band = (probe.cosines["band-tangent"], probe.norm_ratios["band-tangent"])
+    assert band[0] >= TRUSTED_COSINE and TRUSTED_NORM[0] <= band[1] <= TRUSTED_NORM[1]
+    assert "wide-band-tangent" in probe.cosines  # measured,
+    assert "wide-band-tangent" not in probe.scores and probe.choice != "wide-band-tangent"  # but not ranked
