@@ -242,13 +242,16 @@ def halves_agreement(outputs: torch.Tensor, y: torch.Tensor, k: int) -> torch.Te
         y: ``[N, C_out, L]`` the output at ``x``.
         k: directions per node.
     """
-    work = torch.promote_types(outputs.dtype, torch.float64)
+    work = _work_dtype(outputs.dtype)
     pairs = outputs.detach().to(work).reshape(y.shape[0], 2, k, *outputs.shape[1:])
     centre = y.detach().to(work).unsqueeze(1)
     up, down = (pairs[:, 0] - centre).flatten(1), (centre - pairs[:, 1]).flatten(1)
-    norms = up.norm(dim=1) * down.norm(dim=1)
-    cosine = (up * down).sum(dim=1) / norms.clamp(min=torch.finfo(work).tiny)
-    still = (up.norm(dim=1) == 0) & (down.norm(dim=1) == 0)
+    tiny = torch.finfo(work).tiny
+    # Each half scaled to a unit peak, then a unit norm: a quiet row's squares would underflow.
+    up, down = (v / v.abs().amax(dim=1, keepdim=True).clamp(min=tiny) for v in (up, down))
+    up_norm, down_norm = up.norm(dim=1, keepdim=True), down.norm(dim=1, keepdim=True)
+    cosine = ((up / up_norm.clamp(min=tiny)) * (down / down_norm.clamp(min=tiny))).sum(dim=1)
+    still = (up_norm == 0).squeeze(1) & (down_norm == 0).squeeze(1)
     return torch.where(still, torch.ones_like(cosine), cosine)
 
 

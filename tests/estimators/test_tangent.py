@@ -509,3 +509,13 @@ def test_the_wide_band_tangent_is_ranked_only_where_the_band_tangent_misses_the_
     assert band[0] >= TRUSTED_COSINE and TRUSTED_NORM[0] <= band[1] <= TRUSTED_NORM[1]
     assert "wide-band-tangent" in probe.cosines  # measured,
     assert "wide-band-tangent" not in probe.scores and probe.choice != "wide-band-tangent"  # but not ranked
+
+
+def test_the_halves_agreement_of_a_very_quiet_smooth_effect_is_one():
+    from grafx_core.estimators.tangent import halves_agreement
+
+    # float32 changes whose norms multiply below float32's smallest normal number (a very quiet track)
+    change = 1e-22 * torch.randn(1, 1, 1, 2000, generator=torch.Generator().manual_seed(10))
+    y = torch.zeros(1, 1, 2000)
+    outputs = torch.cat([y + change[:, 0], y - 0.9 * change[:, 0]])  # node-major: + step, then - step
+    assert float(halves_agreement(outputs, y, 1)[0]) == pytest.approx(1.0, abs=1e-5)
