@@ -51,11 +51,13 @@ effect whose output does not move at all (below :data:`MUTE` of the input
 change, at every point) gets ``"none"``, silently: its input gradient is (close to) zero.
 
 At the call's own point the probe also differentiates at :data:`FINE_TEST_STEP`. Where that reference
-(the effect's tangent) and the :data:`TEST_STEP` one (the slope a fit's steps see) disagree beyond the
-aims, the response is rough (:attr:`SignalProbe.rough`): no choice is trusted, the warning is a
+(the effect's tangent) holds (its one-sided halves agree, :data:`FINE_AGREEMENT`) and a candidate meets the
+aims against it, the choice is ranked, trusted and reported against it (:attr:`SignalProbe.tangent`): that
+is what autograd through the effect, and the graph's exact gradient, follow. Where it and the
+:data:`TEST_STEP` one (the slope a fit's steps see) disagree beyond the aims, the response is rough
+(:attr:`SignalProbe.rough`): no choice is trusted, the warning is a
 :class:`~grafx_core.estimators.RoughSignalGradientWarning` with both references' figures, and the
-:data:`ROUGH_CANDIDATES` are tried; where a candidate meets the aims against the fine reference, the choice
-follows the tangent (:attr:`SignalProbe.tangent`).
+:data:`ROUGH_CANDIDATES` are tried too.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ from .target import RenderJob, RenderTarget
 __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "TRUSTED_COSINE",
            "TRUSTED_NORM", "FALLBACK_COSINE", "PROBE_LEVELS", "RENDER_MARGIN", "IDENTITY_MARGIN", "NORM_PENALTY", "MUTE",
            "CANDIDATES", "REVISIT_DISTANCE", "RENDER_BUDGET", "TEST_DIRECTIONS", "TEST_GRADIENTS", "TEST_STEP",
-           "TEST_FLOOR", "FINE_TEST_STEP", "ROUGH_CANDIDATES", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT",
+           "TEST_FLOOR", "FINE_TEST_STEP", "FINE_AGREEMENT", "ROUGH_CANDIDATES", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT",
            "CALIBRATION_COSINE", "CALIBRATION_AGREEMENT", "CALIBRATIONS", "WHITE_GRADIENTS", "scaled_signals",
            "settle_signal_gradient", "probe_generator", "renders_per_node", "probe_renders"]
 
@@ -119,7 +121,7 @@ call's own point (its parameters, its input as given), relative to each directio
 ``TEST_FLOOR * FINE_TEST_STEP / TEST_STEP`` of the row's): the effect's tangent, what autograd through it
 gives. Where the :data:`TEST_STEP` reference (the slope a fit's steps see) and this one disagree beyond
 :data:`TRUSTED_COSINE` and :data:`TRUSTED_NORM`, and this one's forward and backward one-sided differences
-agree within them (else its own error, float32 rounding over a tiny step or a quantiser's steps, is as
+agree (:data:`FINE_AGREEMENT`; else its own error, float32 rounding over a tiny step or a quantiser's steps, is as
 large as what it measures), the response is not smooth at the scale of a fit's steps (measured on
 ``dsp:compressor`` as a limiter, -12 dB, 20:1, hard knee, 0.1 ms attack: along a loud row's level the
 loss-weighted change was autograd's -9.8 at 0.01 % and 0.03 %, -7.3 at 0.1 %, -0.5 at 0.6 % and +0.07 at
@@ -127,6 +129,11 @@ loss-weighted change was autograd's -9.8 at 0.01 % and 0.03 %, -7.3 at 0.1 %, -0
 :class:`~grafx_core.estimators.RoughSignalGradientWarning` stating both references' figures. Twice
 :data:`~grafx_core.estimators.tangent.FINE_JVP_STEP`, so that a stand-in from differences at that step does
 not share this reference's rounding."""
+FINE_AGREEMENT = 0.5
+"""The fine reference measures the effect's tangent where its forward and backward one-sided differences agree
+to this cosine (and within :data:`TRUSTED_NORM`): rounding makes them disagree in sign (measured: a float32 noise
+gate's, -0.95 to -0.45; a compressor's, an EQ's and a distortion's over quiet float32 tracks, -0.2 to -0.5),
+while a hard knee's kink at the call's own point leaves them 0.85 apart, both still the effect's."""
 ROUGH_CANDIDATES = ("fine-band-tangent",)
 """Candidates rendered and scored only where the probe finds the response rough (at the call's own
 point): if one of them, or another candidate, meets the aims against the fine reference, the choice
@@ -285,10 +292,10 @@ class SignalProbe:
             measured): outside :data:`TRUSTED_COSINE` and :data:`TRUSTED_NORM`, the response is ``rough``,
             provided the fine reference holds (``fine_agreement``).
         fine_agreement: the fine reference's forward one-sided differences' cosine and norm ratio against its
-            backward ones: outside the aims, its own error (float32 rounding over a tiny step, a quantiser's
-            steps) is as large as what it measures, and it judges nothing.
-        tangent: whether the choice was ranked, trusted and reported against the fine reference (the response
-            is rough and a stand-in follows its tangent), not the probe's own.
+            backward ones: below :data:`FINE_AGREEMENT` or outside :data:`TRUSTED_NORM`, its own error (float32
+            rounding over a tiny step, a quantiser's steps) is as large as what it measures, and it judges nothing.
+        tangent: whether the choice was ranked, trusted and reported against the fine reference (it holds, see
+            ``fine_agreement``, and a stand-in follows it), not the probe's own.
     """
 
     choice: str
@@ -311,7 +318,7 @@ class SignalProbe:
     def rough(self) -> bool:
         """Whether the effect's response is not smooth at the scale of a fit's steps: the probe's reference
         and the fine one disagree beyond :data:`TRUSTED_COSINE` or :data:`TRUSTED_NORM`."""
-        if self.smoothness is None or self.fine_agreement is None or not _meets_figures(self.fine_agreement):
+        if self.smoothness is None or self.fine_agreement is None or not _holds(self.fine_agreement):
             return False
         return not _meets_figures(self.smoothness)
 
@@ -598,7 +605,8 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     # error (float32 rounding over a tiny step, a quantiser's steps) is as large as what it measures
     # (measured: a float32 noise gate's fine reference met a float64 one's, and its 2 % reference, only to
     # cosine 0.74; its halves agreed to less).
-    rough = smoothness is not None and agreement is not None and _meets(agreement) and not _meets(smoothness)
+    held = agreement is not None and _holds((agreement[1], 2 ** agreement[2]))
+    rough = smoothness is not None and held and not _meets(smoothness)
     finer = [kind for kind in candidates if kind in ROUGH_CANDIDATES]
     if rough and finer and fine_points:
         _score_fine(target, fine_points, finer, step, nodes)
@@ -620,7 +628,6 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     # a gain tangent chosen by the first passed on 0.87 / 0.89 in the graph, the band tangent 0.98 / 1.00.
     # Else the probe's own reference, as a quantiser's is (whose fine differences are rounding noise), or an
     # effect's in float32 over quiet tracks.
-    held = agreement is not None and _meets(agreement)
     tangent = (rough or held) and any(_meets(m) for m in at_fine.values())
     ranked = at_fine if tangent else {k: m for k, m in here.items() if k not in ROUGH_CANDIDATES} or here
     scores = {kind: m[0] for kind, m in at_fine.items()} if tangent else {kind: mean[kind][0] for kind in ranked}
@@ -777,6 +784,12 @@ def scaled_signals(owner: object, signals: Sequence[torch.Tensor]) -> tuple[torc
 def _meets_figures(figures: tuple[float, float]) -> bool:
     """Whether ``(cosine, norm ratio)`` reaches :data:`TRUSTED_COSINE` within :data:`TRUSTED_NORM`."""
     return figures[0] >= TRUSTED_COSINE and TRUSTED_NORM[0] <= figures[1] <= TRUSTED_NORM[1]
+
+
+def _holds(agreement: tuple[float, float]) -> bool:
+    """Whether the fine reference's one-sided halves agree (``(cosine, norm ratio)``) as a tangent's do: to
+    :data:`FINE_AGREEMENT` within :data:`TRUSTED_NORM`."""
+    return agreement[0] >= FINE_AGREEMENT and TRUSTED_NORM[0] <= agreement[1] <= TRUSTED_NORM[1]
 
 
 def _meets(measured: Sequence[float]) -> bool:
