@@ -30,8 +30,8 @@ recoloured, so that the quiet bins a log-spectral loss weighs most count as
 they do in a fit. Per output gradient,
 the vectors ``<A^T g, u_j>`` and ``<g, J u_j>`` over the rows and directions
 give a cosine and a norm ratio, and the score is the cosine less
-:data:`NORM_PENALTY` times how far ``log2(norm ratio)`` lies outside
-:data:`TRUSTED_NORM` (a gradient 2.5 times too large or too small loses a quarter); the means over the output gradients and the
+:data:`NORM_PENALTY` times ``|log2(norm ratio)|`` (a gradient twice too large
+or too small loses a quarter); the means over the output gradients and the
 operating points rank the candidates. Among the candidates that meet the aims
 (:attr:`SignalProbe.trusted`) at the call's own parameters, or all where none
 does, the best one wins; one that renders in
@@ -51,13 +51,11 @@ effect whose output does not move at all (below :data:`MUTE` of the input
 change, at every point) gets ``"none"``, silently: its input gradient is (close to) zero.
 
 At the call's own point the probe also differentiates at :data:`FINE_TEST_STEP`. Where that reference
-(the effect's tangent) holds (its one-sided halves agree, :data:`FINE_AGREEMENT`) and a candidate meets the
-aims against it, the choice is ranked, trusted and reported against it (:attr:`SignalProbe.tangent`): that
-is what autograd through the effect, and the graph's exact gradient, follow. Where it and the
-:data:`TEST_STEP` one (the slope a fit's steps see) disagree beyond the aims, the response is rough
-(:attr:`SignalProbe.rough`): no choice is trusted, the warning is a
+(the effect's tangent) and the :data:`TEST_STEP` one (the slope a fit's steps see) disagree beyond the
+aims, the response is rough (:attr:`SignalProbe.rough`): no choice is trusted, the warning is a
 :class:`~grafx_core.estimators.RoughSignalGradientWarning` with both references' figures, and the
-:data:`ROUGH_CANDIDATES` are tried too.
+:data:`ROUGH_CANDIDATES` are tried; where a candidate meets the aims against the fine reference, the choice
+follows the tangent (:attr:`SignalProbe.tangent`).
 """
 
 from __future__ import annotations
@@ -73,7 +71,6 @@ import torch
 from ..errors import SignalGradientQualityError
 from ._warnings import (RoughSignalGradientWarning, StoppedSignalGradientWarning, WeakSignalGradientWarning,
                         warn_once)
-from ._directions import eq_gain_directions
 from ._rules import GradientRule, Gradients, Saved, cpu_rows, node_rows, rademacher
 from .linearisation import LINEARISATIONS, diagonal_perturbation, linearise
 from ..spectral_loss import multi_resolution_stft_loss
@@ -83,7 +80,7 @@ from .target import RenderJob, RenderTarget
 __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "TRUSTED_COSINE",
            "TRUSTED_NORM", "FALLBACK_COSINE", "PROBE_LEVELS", "RENDER_MARGIN", "IDENTITY_MARGIN", "NORM_PENALTY", "MUTE",
            "CANDIDATES", "REVISIT_DISTANCE", "RENDER_BUDGET", "TEST_DIRECTIONS", "TEST_GRADIENTS", "TEST_STEP",
-           "TEST_FLOOR", "FINE_TEST_STEP", "FINE_AGREEMENT", "ROUGH_CANDIDATES", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT",
+           "TEST_FLOOR", "FINE_TEST_STEP", "ROUGH_CANDIDATES", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT",
            "CALIBRATION_COSINE", "CALIBRATION_AGREEMENT", "CALIBRATIONS", "WHITE_GRADIENTS", "scaled_signals",
            "settle_signal_gradient", "probe_generator", "renders_per_node", "probe_renders"]
 
@@ -121,7 +118,7 @@ call's own point (its parameters, its input as given), relative to each directio
 ``TEST_FLOOR * FINE_TEST_STEP / TEST_STEP`` of the row's): the effect's tangent, what autograd through it
 gives. Where the :data:`TEST_STEP` reference (the slope a fit's steps see) and this one disagree beyond
 :data:`TRUSTED_COSINE` and :data:`TRUSTED_NORM`, and this one's forward and backward one-sided differences
-agree (:data:`FINE_AGREEMENT`; else its own error, float32 rounding over a tiny step or a quantiser's steps, is as
+agree within them (else its own error, float32 rounding over a tiny step or a quantiser's steps, is as
 large as what it measures), the response is not smooth at the scale of a fit's steps (measured on
 ``dsp:compressor`` as a limiter, -12 dB, 20:1, hard knee, 0.1 ms attack: along a loud row's level the
 loss-weighted change was autograd's -9.8 at 0.01 % and 0.03 %, -7.3 at 0.1 %, -0.5 at 0.6 % and +0.07 at
@@ -129,11 +126,6 @@ loss-weighted change was autograd's -9.8 at 0.01 % and 0.03 %, -7.3 at 0.1 %, -0
 :class:`~grafx_core.estimators.RoughSignalGradientWarning` stating both references' figures. Twice
 :data:`~grafx_core.estimators.tangent.FINE_JVP_STEP`, so that a stand-in from differences at that step does
 not share this reference's rounding."""
-FINE_AGREEMENT = 0.5
-"""The fine reference measures the effect's tangent where its forward and backward one-sided differences agree
-to this cosine (and within :data:`TRUSTED_NORM`): rounding makes them disagree in sign (measured: a float32 noise
-gate's, -0.95 to -0.45; a compressor's, an EQ's and a distortion's over quiet float32 tracks, -0.2 to -0.5),
-while a hard knee's kink at the call's own point leaves them 0.85 apart, both still the effect's."""
 ROUGH_CANDIDATES = ("fine-band-tangent",)
 """Candidates rendered and scored only where the probe finds the response rough (at the call's own
 point): if one of them, or another candidate, meets the aims against the fine reference, the choice
@@ -152,10 +144,7 @@ estimate is closer to noise than to a direction, and the gradient stops (with a 
 MUTE = 1e-4
 """A parameter point whose output change is below this fraction of the input change is not scored."""
 NORM_PENALTY = 0.25
-"""Score lost per factor of two that the predicted change's norm lies outside :data:`TRUSTED_NORM` of the true
-one's (none inside: there the probe's norm ratios, taken over a few rows and directions, do not rank stand-ins;
-measured on ``dsp:compressor``: a gain tangent at 0.97 / 0.88 lost to a tangent ratio at 0.95 / 1.12 on
-``|log2|``, which passed on cosine 0.75 in the graph where the gain tangent passed on 0.95)."""
+"""Score lost per factor of two between the predicted and the true change's norms."""
 RENDER_MARGIN = 0.02
 """How much better a candidate must score per extra render it costs in every backward
 (``"gain-tangent"`` one, ``"diagonal"`` and ``"tangent-ratio"`` two, ``"band-tangent"`` four) than the
@@ -292,10 +281,10 @@ class SignalProbe:
             measured): outside :data:`TRUSTED_COSINE` and :data:`TRUSTED_NORM`, the response is ``rough``,
             provided the fine reference holds (``fine_agreement``).
         fine_agreement: the fine reference's forward one-sided differences' cosine and norm ratio against its
-            backward ones: below :data:`FINE_AGREEMENT` or outside :data:`TRUSTED_NORM`, its own error (float32
-            rounding over a tiny step, a quantiser's steps) is as large as what it measures, and it judges nothing.
-        tangent: whether the choice was ranked, trusted and reported against the fine reference (it holds, see
-            ``fine_agreement``, and a stand-in follows it), not the probe's own.
+            backward ones: outside the aims, its own error (float32 rounding over a tiny step, a quantiser's
+            steps) is as large as what it measures, and it judges nothing.
+        tangent: whether the choice was ranked, trusted and reported against the fine reference (the response
+            is rough and a stand-in follows its tangent), not the probe's own.
     """
 
     choice: str
@@ -318,7 +307,7 @@ class SignalProbe:
     def rough(self) -> bool:
         """Whether the effect's response is not smooth at the scale of a fit's steps: the probe's reference
         and the fine one disagree beyond :data:`TRUSTED_COSINE` or :data:`TRUSTED_NORM`."""
-        if self.smoothness is None or self.fine_agreement is None or not _holds(self.fine_agreement):
+        if self.smoothness is None or self.fine_agreement is None or not _meets_figures(self.fine_agreement):
             return False
         return not _meets_figures(self.smoothness)
 
@@ -384,13 +373,7 @@ def _measure(passed: torch.Tensor, true: torch.Tensor) -> tuple[float, float, fl
         return math.nan, math.nan, math.nan
     cos = float(p @ t) / max(pn * tn, 1e-300)
     log_ratio = math.log2(max(pn / tn, 1e-12))
-    return cos - NORM_PENALTY * _outside_norm(log_ratio), cos, log_ratio
-
-
-def _outside_norm(log_ratio: float) -> float:
-    """How far ``log2(norm ratio)`` lies outside :data:`TRUSTED_NORM`, in factors of two (zero inside)."""
-    low, high = (math.log2(bound) for bound in TRUSTED_NORM)
-    return max(low - log_ratio, log_ratio - high, 0.0)
+    return cos - NORM_PENALTY * abs(log_ratio), cos, log_ratio
 
 
 def _upstream_like(x: torch.Tensor, rng: np.random.Generator, taps: int = 64) -> torch.Tensor:
@@ -412,9 +395,8 @@ def _upstream_like(x: torch.Tensor, rng: np.random.Generator, taps: int = 64) ->
 
 
 EQ_EDGES = (1 / 64, 1 / 8)
-"""Corners of the probe's EQ-like test directions, as fractions of the Nyquist frequency (about 345 Hz and
-2.8 kHz at 44.1 kHz): a low shelf at the first, a high shelf at the second and a peak between them, whose
-gains upstream move the input's lows, mids and highs."""
+"""Crossovers of the probe's EQ-like test directions, as fractions of the Nyquist frequency (about 345 Hz and
+2.8 kHz at 44.1 kHz): the lows, mids and highs of the input, as an upstream shelf or peak gain moves them."""
 
 
 def _test_steps(x: torch.Tensor, tests: torch.Tensor, step: float = TEST_STEP) -> torch.Tensor:
@@ -429,16 +411,20 @@ def _test_steps(x: torch.Tensor, tests: torch.Tensor, step: float = TEST_STEP) -
 
 
 def _eq_like(x: torch.Tensor) -> torch.Tensor:
-    """``[N, 3, C, L]``: what a flat equaliser's low shelf, peak and high shelf gains upstream move ``x`` by
-    (:func:`~grafx_core.estimators._directions.eq_gain_directions` at :data:`EQ_EDGES`).
+    """``[N, 3, C, L]``: the lows, mids and highs of ``x`` (smooth crossovers an octave wide, adding up to ``x``).
 
-    At their own scale, not normalised: a log-spectral loss weighs the quiet highs as much as the loud lows.
-    Causal, as the filters upstream are: a zero-phase split of the whole signal (circular FFT masks) wrapped its
-    end round to its start and rang just before the end, where a spectral loss's gradient is largest (measured:
-    35 times its mean on a highpass's probe, where every candidate then scored cosine 0.3-0.6 at a tenth of the
-    norm, while the graph measured 1.000).
+    At their own scale, not normalised: an upstream EQ's gains move these parts of the input, and a
+    log-spectral loss weighs the quiet highs as much as the loud lows.
     """
-    return eq_gain_directions(x, EQ_EDGES)
+    length = x.shape[-1]
+    work = torch.promote_types(x.dtype, torch.float32)
+    bins = length // 2 + 1
+    position = torch.log2(torch.linspace(0, 1, bins, dtype=torch.float64, device=x.device).clamp(min=1e-6))
+    steps = [((position - math.log2(edge)) + 0.5).clamp(0, 1) for edge in EQ_EDGES]
+    below = [0.5 * (1 + torch.cos(math.pi * t)) for t in steps]  # 1 below an edge, 0 above
+    masks = torch.stack([below[0], below[1] - below[0], 1 - below[1]]).to(work)  # [3, F]
+    spectrum = torch.fft.rfft(x.to(work))
+    return torch.fft.irfft(masks[None, :, None] * spectrum.unsqueeze(1), n=length).to(x.dtype)
 
 
 def _probe_rows(x: torch.Tensor) -> torch.Tensor:
@@ -605,8 +591,7 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     # error (float32 rounding over a tiny step, a quantiser's steps) is as large as what it measures
     # (measured: a float32 noise gate's fine reference met a float64 one's, and its 2 % reference, only to
     # cosine 0.74; its halves agreed to less).
-    held = agreement is not None and _holds((agreement[1], 2 ** agreement[2]))
-    rough = smoothness is not None and held and not _meets(smoothness)
+    rough = smoothness is not None and agreement is not None and _meets(agreement) and not _meets(smoothness)
     finer = [kind for kind in candidates if kind in ROUGH_CANDIDATES]
     if rough and finer and fine_points:
         _score_fine(target, fine_points, finer, step, nodes)
@@ -621,14 +606,10 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     at_fine = {kind: _means([f.fine_found for f in fine_points if kind in f.fine_found], kind) for kind in kinds
                if any(kind in f.fine_found for f in fine_points)}
     beside = {kind: _means([f.coarse_found for f in fine_points if kind in f.coarse_found], kind) for kind in at_fine}
-    # Where the fine reference holds (its one-sided halves agree) and a stand-in follows it (the effect's
-    # tangent, what autograd through it gives), that is what the choice follows, whether or not the response
-    # is rough: a limiter whose slope bends a little between the two steps (cosine 0.96, norm 0.87, short of
-    # rough) had its band tangent measured at 0.88 / 0.94 by the 2 % step and 0.99 / 0.95 by the tangent, and
-    # a gain tangent chosen by the first passed on 0.87 / 0.89 in the graph, the band tangent 0.98 / 1.00.
-    # Else the probe's own reference, as a quantiser's is (whose fine differences are rounding noise), or an
-    # effect's in float32 over quiet tracks.
-    tangent = (rough or held) and any(_meets(m) for m in at_fine.values())
+    # Where the response is rough and a stand-in follows the fine reference (the effect's tangent, what
+    # autograd through it would give), that is what the choice follows; else the probe's reference, as a
+    # smooth effect's is, and a quantiser's (whose fine differences are rounding noise).
+    tangent = rough and any(_meets(m) for m in at_fine.values())
     ranked = at_fine if tangent else {k: m for k, m in here.items() if k not in ROUGH_CANDIDATES} or here
     scores = {kind: m[0] for kind, m in at_fine.items()} if tangent else {kind: mean[kind][0] for kind in ranked}
     margins = {kind: RENDER_MARGIN * renders_per_node(kind) for kind in kinds}
@@ -784,12 +765,6 @@ def scaled_signals(owner: object, signals: Sequence[torch.Tensor]) -> tuple[torc
 def _meets_figures(figures: tuple[float, float]) -> bool:
     """Whether ``(cosine, norm ratio)`` reaches :data:`TRUSTED_COSINE` within :data:`TRUSTED_NORM`."""
     return figures[0] >= TRUSTED_COSINE and TRUSTED_NORM[0] <= figures[1] <= TRUSTED_NORM[1]
-
-
-def _holds(agreement: tuple[float, float]) -> bool:
-    """Whether the fine reference's one-sided halves agree (``(cosine, norm ratio)``) as a tangent's do: to
-    :data:`FINE_AGREEMENT` within :data:`TRUSTED_NORM`."""
-    return agreement[0] >= FINE_AGREEMENT and TRUSTED_NORM[0] <= agreement[1] <= TRUSTED_NORM[1]
 
 
 def _meets(measured: Sequence[float]) -> bool:
