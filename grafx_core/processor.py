@@ -84,7 +84,7 @@ GRADIENT_KINDS = (
 """The ways a processor's gradient can be obtained."""
 
 SIGNAL_GRADIENTS = ("spectral-ratio", "fft-ratio", "smooth-gain", "diagonal", "gain-tangent", "tangent-ratio", "band-tangent",
-                    "fine-band-tangent", "straight-through", "spsa", "proxy", "none")
+                    "fine-band-tangent", "wide-band-tangent", "straight-through", "spsa", "proxy", "none")
 """How the gradient with respect to an input signal is obtained (or ``"auto"``): what a processor's
 optional ``signal_gradient`` declares and an estimator's ``signal_gradient=`` option takes."""
 

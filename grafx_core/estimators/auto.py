@@ -74,7 +74,7 @@ from ._warnings import (RoughSignalGradientWarning, StoppedSignalGradientWarning
 from ._rules import GradientRule, Gradients, Saved, cpu_rows, node_rows, rademacher
 from .linearisation import LINEARISATIONS, diagonal_perturbation, linearise
 from ..spectral_loss import multi_resolution_stft_loss
-from .tangent import JVP_STEP, TANGENTS, central_jvps, fit_tangent, renders_per_backward, tangent_renders
+from .tangent import FALLBACKS, JVP_STEP, TANGENTS, central_jvps, fit_tangent, renders_per_backward, tangent_renders
 from .target import RenderJob, RenderTarget
 
 __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "TRUSTED_COSINE",
@@ -443,15 +443,21 @@ def _probe_rows(x: torch.Tensor) -> torch.Tensor:
 
 
 def _adjoints(kinds: Sequence[str], x: torch.Tensor, y: torch.Tensor, diagonal: dict[str, torch.Tensor],
-              tangent: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
-    """Per candidate, its vector-Jacobian product: a function from an output gradient to the input's."""
+              tangent: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+              unsloped: set[str] | None = None) -> dict[str, Any]:
+    """Per candidate, its vector-Jacobian product: a function from an output gradient to the input's; the tangent
+    stand-ins whose differences are not a slope (:attr:`~grafx_core.estimators.tangent.TangentStandIn.slope`)
+    are added to ``unsloped``."""
     out: dict[str, Any] = {}
     for kind in kinds:
         if kind == "straight-through":
             if y.shape == x.shape:
                 out[kind] = lambda g: g
         elif kind in TANGENTS:
-            out[kind] = fit_tangent(kind, x, y, *tangent[kind]).adjoint
+            stand_in = fit_tangent(kind, x, y, *tangent[kind])
+            out[kind] = stand_in.adjoint
+            if unsloped is not None and not stand_in.slope:
+                unsloped.add(kind)
         else:
             out[kind] = linearise(kind, x, y, **(diagonal if kind == "diagonal" else {})).adjoint
     return out
@@ -555,6 +561,7 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     per_point: list[dict[str, list[tuple[float, float, float]]]] = []
     white: list[dict[str, list[tuple[float, float, float]]]] = []  # the same, under random output gradients
     fine_points: list[_Scoring] = []  # the call's own point, where the fine reference is measured
+    unsloped: set[str] = set()  # tangent stand-ins whose differences were not a slope somewhere
     smooth: list[tuple[float, float, float]] = []  # the probe's reference against its fine one
     settled: list[tuple[float, float, float]] = []  # the fine reference's one-sided halves, one against the other
     at_call: list[bool] = []
@@ -585,7 +592,7 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
             forward, backward = (scoring.products(side) for side in sides)
             settled += [_measure(a, b) for a, b in zip(forward, backward) if a is not None and b is not None]
         scoring.score(_adjoints([kind for kind in candidates if kind not in ROUGH_CANDIDATES], x, y, diagonal,
-                                rendered))
+                                rendered, unsloped))
     smoothness, agreement = _mean_found(smooth), _mean_found(settled)
     # The fine reference says something only where its one-sided halves agree: where they do not, its own
     # error (float32 rounding over a tiny step, a quantiser's steps) is as large as what it measures
@@ -595,7 +602,8 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     finer = [kind for kind in candidates if kind in ROUGH_CANDIDATES]
     if rough and finer and fine_points:
         _score_fine(target, fine_points, finer, step, nodes)
-    kinds = [kind for kind in candidates if any(kind in p for p in per_point)]
+    # A stand-in whose differences were not a slope at some point (a quantiser's steps) is not considered.
+    kinds = [kind for kind in candidates if any(kind in p for p in per_point) and kind not in unsloped]
     if not kinds:  # silent inputs, or outputs that never move: no gradient to pass
         return SignalProbe("none", still=True, point=cpu_rows(params))
     # Ranked over every point (the choice must hold as the parameters move); trusted, and reported, at the
@@ -611,6 +619,8 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     # smooth effect's is, and a quantiser's (whose fine differences are rounding noise).
     tangent = rough and any(_meets(m) for m in at_fine.values())
     ranked = at_fine if tangent else {k: m for k, m in here.items() if k not in ROUGH_CANDIDATES} or here
+    # A fallback stand-in is ranked only where the one it stands in for misses the aims.
+    ranked = {k: m for k, m in ranked.items() if not (FALLBACKS.get(k) in ranked and _meets(ranked[FALLBACKS[k]]))}
     scores = {kind: m[0] for kind, m in at_fine.items()} if tangent else {kind: mean[kind][0] for kind in ranked}
     margins = {kind: RENDER_MARGIN * renders_per_node(kind) for kind in kinds}
     margins["straight-through"] = IDENTITY_MARGIN

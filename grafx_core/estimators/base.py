@@ -14,7 +14,7 @@ signal is chosen per processor, independently of the parameter estimator
     The per-sample derivative of a memoryless effect (up to a latency of a few
     samples) from two extra renders per node at randomly perturbed inputs (a central difference).
     Exact for waveshapers and gains, wrong for anything with more memory.
-``"gain-tangent"``, ``"tangent-ratio"``, ``"band-tangent"``, ``"fine-band-tangent"``
+``"gain-tangent"``, ``"tangent-ratio"``, ``"band-tangent"``, ``"fine-band-tangent"``, ``"wide-band-tangent"``
     Stand-ins that follow the effect's tangent, not its secant (see
     :mod:`grafx_core.estimators.tangent`): a time-varying gain and that gain's
     reaction to level, from one extra render per node at a scaled input
@@ -24,7 +24,8 @@ signal is chosen per processor, independently of the parameter estimator
     bands of the input, from four extra renders per node (effects with filters
     around a nonlinearity), at 1 % of the input's level or, ``"fine-band-tangent"``,
     at 0.015 % (an effect whose response bends within a fraction of a
-    percent: a hard-knee, fast-attack limiter).
+    percent: a hard-knee, fast-attack limiter), or, ``"wide-band-tangent"``, at
+    5 % along bands split without wrap-round (an effect driven far into clipping).
 ``"straight-through"``
     Identity: the first inlet receives the output's gradient unchanged
     (output and input must have the same shape). Exact for effects close to
@@ -43,7 +44,8 @@ signal is chosen per processor, independently of the parameter estimator
     upstream is trained.
 ``"auto"`` (the default)
     Straight-through for the straight-through estimator and the proxy for the
-    neural proxy; for the others, the processor picks one of the first seven or
+    neural proxy; for the others, the processor picks one of the stand-ins above
+    (``"fine-band-tangent"`` only where its response is rough) or
     ``"straight-through"`` at its first call whose input wants a gradient,
     from a probe of the upstream gradient each passes on
     (:func:`~grafx_core.estimators.auto.probe_signal_gradient`),

@@ -48,6 +48,22 @@ those renders give.
     hundredths of a percent). The automatic choice tries it only where its
     probe finds the effect's response not smooth at :data:`JVP_STEP`'s scale.
 
+``"wide-band-tangent"`` (``2 * TANGENT_BANDS`` renders)
+    ``"band-tangent"`` from differences at :data:`WIDE_JVP_STEP` of the row's RMS, along bands split
+    linearly (a zero-padded split: nothing of the signal's end wraps round to its start): the slope that
+    an effect driven far into clipping shows at the scale of a fit's steps, where its tangent at 1 % is
+    rough (measured in ``bench/seam.py`` on ``lv2:calf_exciter`` at drawn settings, fixed: upstream cosine
+    0.947 and norm ratio 0.98, against 0.896 and 1.01 for ``"band-tangent"``). A candidate of its own, not
+    ``"band-tangent"``'s step: on a noise gate far into its range the circular split's band tangent was the
+    only stand-in the probe measured above cosine 0.3, and the linear split's was not (its fit stopped).
+    Its differences are a slope only where their one-sided halves ``f(x + h b) - f(x)`` and
+    ``f(x) - f(x - h b)`` point the same way (:attr:`TangentStandIn.agreement`, at least
+    :data:`SLOPE_AGREEMENT` on every row, :attr:`TangentStandIn.slope`): a quantiser's do not (a bitcrusher's
+    tracks within a few steps of zero cross a step at different samples going up and going down: cosine
+    0.000), and there the automatic choice does not consider it. It stands in for ``"band-tangent"``
+    (:data:`FALLBACKS`): the automatic choice ranks it only where that one misses the aims, since a 5 %
+    difference is a wider secant than a 1 % one wherever both hold.
+
 The central stand-ins step by :data:`JVP_STEP` of the row's RMS: large enough
 that a float32 effect's rounding stays far below the change in the quiet bins,
 small enough that the third-order error does not matter (measured on the
@@ -71,11 +87,12 @@ from ._rules import GradientRule, Gradients, Saved, cpu_rows, node_rows
 from .linearisation import SHRINK, Linearisation, _fold, _frame, _moving_average, _pairs, _work_dtype
 from .target import RenderJob
 
-__all__ = ["TANGENTS", "TANGENT_BANDS", "JVP_STEP", "FINE_JVP_STEP", "ENVELOPE_SAMPLES", "GAIN_SAMPLES", "TangentStandIn",
-           "GainTangent", "TangentRatio", "BandTangent", "tangent_directions", "renders_per_backward",
-           "tangent_renders", "fit_tangent", "central_jvps", "TangentSignalRule"]
+__all__ = ["TANGENTS", "TANGENT_BANDS", "JVP_STEP", "FINE_JVP_STEP", "WIDE_JVP_STEP", "ENVELOPE_SAMPLES", "GAIN_SAMPLES",
+           "TangentStandIn", "GainTangent", "TangentRatio", "BandTangent", "tangent_directions", "renders_per_backward",
+           "tangent_renders", "fit_tangent", "central_jvps", "halves_agreement", "SLOPE_AGREEMENT", "FALLBACKS",
+           "TangentSignalRule"]
 
-TANGENTS = ("gain-tangent", "tangent-ratio", "band-tangent", "fine-band-tangent")
+TANGENTS = ("gain-tangent", "tangent-ratio", "band-tangent", "fine-band-tangent", "wide-band-tangent")
 """The kinds of tangent stand-in, each also a ``signal_gradient`` name."""
 TANGENT_BANDS = 2
 """Bands of ``"band-tangent"`` (two renders each: ``2 * TANGENT_BANDS`` per node per backward)."""
@@ -88,12 +105,33 @@ hard-knee limiter's response bends (measured on ``dsp:compressor`` at -12 dB, 20
 float64 differences along the input's level equal autograd's derivative at steps up to 3e-4 and are 0.74 of
 it at 1e-3), above float32's rounding (its float32 differences at 1e-4 gave cosine 0.997 with autograd, at
 1e-5 0.70)."""
+WIDE_JVP_STEP = 5e-2
+"""Step of ``"wide-band-tangent"``'s central differences, relative to the row's RMS: each band carries about
+half the row's energy, so each moves by about 7 % of its own level, a 0.6 dB change, the size of a fit's
+steps on a gain (measured in ``bench/seam.py`` on ``lv2:calf_saturator`` at drawn settings, driven 24-34 dB
+into clipping, fixed choices: upstream cosine 0.976 and norm ratio 0.89 at 5 %, against 0.865 and 1.51 at
+1 %)."""
+SLOPE_AGREEMENT = 0.7
+"""The least cosine between ``"wide-band-tangent"``'s forward and backward one-sided differences, on every
+row, for them to count as a slope (:attr:`TangentStandIn.slope`): below it the curvature over the step is
+about as large as the slope, and the 5 % difference is a secant no fit's step of a fraction of a dB sees.
+Measured in ``bench/seam.py``: 0.000 on ``pedalboard:bitcrush``'s tracks within a few steps of zero (a
+quantiser: going up and going down, different samples cross a step); 0.94-1.00 on the drawn calf exciter;
+0.82-1.00 on the drawn calf saturator but 0.54 at its fourth point, where the probe measured the wide band
+tangent at cosine 0.944 / norm ratio 1.19 and the row 0.509 / 0.79."""
+FALLBACKS = {"wide-band-tangent": "band-tangent"}
+"""Stand-ins the automatic choice ranks only where the one named here misses the aims (at the call's own
+parameters): ``"wide-band-tangent"`` took ``lv2:calf_exciter`` at its defaults from ``"band-tangent"``'s
+0.999 / 0.99 (upstream cosine / norm ratio in ``bench/seam.py``) to 0.998 / 0.976, and ``"band-tangent"`` met
+the aims there."""
+_SLOPE_CHECKED = ("wide-band-tangent",)  # the stand-ins whose step is wide enough to straddle a quantiser's steps
 ENVELOPE_SAMPLES = 256
 """Time constant of ``"gain-tangent"``'s level smoother, in samples."""
 GAIN_SAMPLES = 64
 """Moving-average length of ``"gain-tangent"``'s gains, in samples."""
-_BANDED = ("band-tangent", "fine-band-tangent")  # the stand-ins whose directions are the input's bands
-_CENTRAL_STEPS = {"fine-band-tangent": FINE_JVP_STEP}  # the central stand-ins' steps other than JVP_STEP
+_BANDED = ("band-tangent", "fine-band-tangent", "wide-band-tangent")  # directions: the input's bands
+_CENTRAL_STEPS = {"fine-band-tangent": FINE_JVP_STEP, "wide-band-tangent": WIDE_JVP_STEP}  # other than JVP_STEP
+_LINEAR_SPLIT = ("wide-band-tangent",)  # the banded stand-ins whose bands are split without wrap-round
 _BAND_EDGE_OCTAVES = 0.5  # width of the raised-cosine crossover between neighbouring bands
 
 
@@ -127,18 +165,20 @@ def _band_masks(x: torch.Tensor, bands: int) -> torch.Tensor:
 def tangent_directions(kind: str, x: torch.Tensor) -> torch.Tensor:
     """The input changes ``kind`` renders along: ``[N, K, C_in, L]`` in ``x``'s dtype.
 
-    ``"gain-tangent"`` and ``"tangent-ratio"``: ``x`` itself (``K = 1``). ``"band-tangent"`` and
-    ``"fine-band-tangent"``: ``x`` split into :data:`TANGENT_BANDS` bands of equal energy that add up to ``x``.
+    ``"gain-tangent"`` and ``"tangent-ratio"``: ``x`` itself (``K = 1``). The banded stand-ins: ``x`` split into
+    :data:`TANGENT_BANDS` bands of equal energy that add up to ``x`` (``"wide-band-tangent"``: split over twice
+    the length, so that no band wraps the signal's end round to its start).
     """
     if kind in ("gain-tangent", "tangent-ratio"):
         return x.unsqueeze(1)
     if kind not in _BANDED:
         raise EstimatorError(f"unknown tangent stand-in {kind!r}; expected one of {TANGENTS}")
     length = x.shape[-1]
+    padded = 2 * length if kind in _LINEAR_SPLIT else length
     work = _work_dtype(x.dtype)
-    masks = _band_masks(x, TANGENT_BANDS)  # [N, K, F]
-    spectrum = torch.fft.rfft(x.to(work))  # [N, C, F]
-    bands = torch.fft.irfft(masks.unsqueeze(2) * spectrum.unsqueeze(1), n=length)
+    masks = _band_masks(torch.nn.functional.pad(x, (0, padded - length)), TANGENT_BANDS)  # [N, K, F]
+    spectrum = torch.fft.rfft(x.to(work), n=padded)  # [N, C, F]
+    bands = torch.fft.irfft(masks.unsqueeze(2) * spectrum.unsqueeze(1), n=padded)[..., :length]
     return bands.to(x.dtype)
 
 
@@ -150,7 +190,7 @@ def tangent_renders(kind: str, x: torch.Tensor, step: float) -> tuple[torch.Tens
         x: ``[N, C_in, L]`` input of the call.
         step: relative step of ``"gain-tangent"`` (its change has ``step`` times the row's RMS, at
             least ``step * 1e-3``); the central stand-ins step by :data:`JVP_STEP`
-            (``"fine-band-tangent"`` by :data:`FINE_JVP_STEP`).
+            (``"fine-band-tangent"`` by :data:`FINE_JVP_STEP`, ``"wide-band-tangent"`` by :data:`WIDE_JVP_STEP`).
 
     Returns:
         ``(moved, directions, h)``: ``directions`` ``[N, K, C_in, L]``, ``h`` ``[N, K, 1, 1]``;
@@ -188,10 +228,50 @@ def central_jvps(outputs: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
     return (pairs[:, 0] - pairs[:, 1]) / (2 * h.to(work))
 
 
+def halves_agreement(outputs: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+    """``[N]`` cosine between the forward and the backward one-sided changes of the renders :func:`tangent_renders`
+    asked for, over every direction, channel and sample of a row: ``f(x + h d) - f(x)`` against
+    ``f(x) - f(x - h d)``.
+
+    Near one where the effect is smooth at the step; near zero where the two halves move different samples (a
+    quantiser crossing a step going up and another going down). One where neither half moves (a silent or
+    still row: nothing to disagree), zero where only one does.
+
+    Args:
+        outputs: ``[N * 2k, C_out, L]`` node-major outputs (``+`` steps, then ``-`` steps, per node).
+        y: ``[N, C_out, L]`` the output at ``x``.
+        k: directions per node.
+    """
+    work = _work_dtype(outputs.dtype)
+    pairs = outputs.detach().to(work).reshape(y.shape[0], 2, k, *outputs.shape[1:])
+    centre = y.detach().to(work).unsqueeze(1)
+    up, down = (pairs[:, 0] - centre).flatten(1), (centre - pairs[:, 1]).flatten(1)
+    tiny = torch.finfo(work).tiny
+    # Each half scaled to a unit peak, then a unit norm: a quiet row's squares would underflow.
+    up, down = (v / v.abs().amax(dim=1, keepdim=True).clamp(min=tiny) for v in (up, down))
+    up_norm, down_norm = up.norm(dim=1, keepdim=True), down.norm(dim=1, keepdim=True)
+    cosine = ((up / up_norm.clamp(min=tiny)) * (down / down_norm.clamp(min=tiny))).sum(dim=1)
+    still = (up_norm == 0).squeeze(1) & (down_norm == 0).squeeze(1)
+    return torch.where(still, torch.ones_like(cosine), cosine)
+
+
 class TangentStandIn:
-    """A linear operator ``A: [N, C_in, L] -> [N, C_out, L]`` fitted to renders along structured directions."""
+    """A linear operator ``A: [N, C_in, L] -> [N, C_out, L]`` fitted to renders along structured directions.
+
+    Attributes:
+        agreement: ``[N]`` :func:`halves_agreement` of its renders (``None`` where not measured).
+    """
 
     kind: str = ""
+    agreement: torch.Tensor | None = None
+
+    @property
+    def slope(self) -> bool:
+        """Whether its differences are a slope of the effect: ``"wide-band-tangent"``'s halves agree to
+        :data:`SLOPE_AGREEMENT` on every row (the other kinds: always)."""
+        if self.kind not in _SLOPE_CHECKED or self.agreement is None:
+            return True
+        return bool((self.agreement >= SLOPE_AGREEMENT).all())
 
     def apply(self, v: torch.Tensor) -> torch.Tensor:
         """``A v`` for ``v`` shaped like the input; ``[N, C_out, L]`` in ``v``'s dtype."""
@@ -369,7 +449,10 @@ def fit_tangent(kind: str, x: torch.Tensor, y: torch.Tensor, moved: torch.Tensor
     if kind == "tangent-ratio":
         return TangentRatio(x, y, directions, central_jvps(moved, h))
     if kind in _BANDED:
-        return BandTangent(x, y, directions, central_jvps(moved, h))
+        stand_in = BandTangent(x, y, directions, central_jvps(moved, h))
+        stand_in.kind = kind
+        stand_in.agreement = halves_agreement(moved, y, directions.shape[1]) if kind in _SLOPE_CHECKED else None
+        return stand_in
     raise EstimatorError(f"unknown tangent stand-in {kind!r}; expected one of {TANGENTS}")
 
 
