@@ -3,7 +3,9 @@
 Run: ``python bench/seam.py`` (the issue's rows, quick: 8 tracks of 0.25 s, one operating point, no fits,
 the default signal gradient only; a few minutes on 2 loaded cores), ``--standard`` (8 tracks, 2 operating
 points, 4 for real black boxes, 10-step fits: the table of ``docs/concepts/gradient_quality.rst``),
-``--signals`` (every signal gradient too, real black boxes included), ``--full`` (delay and reverb too,
+``--signals`` (every signal gradient too, real black boxes included), ``--points N`` and ``--fresh`` (the dsp
+rows at N points, each probed by its own first call, as separate fits would be: how the limiter's choice varies
+from point to point), ``--full`` (delay and reverb too,
 8 tracks of 1 s, 5 operating points, every signal gradient fitted over 60 steps) or ``--rst`` (the table as reStructuredText).
 Graph: music-like stereo tracks, each
 ``in -> dsp:parametric_eq -> dsp:gain -> BLACK BOX``, summed by one ``mix``
@@ -175,33 +177,42 @@ def upstream_gradient(render: Any, processors: dict[str, Any], params: Mapping[s
 
 def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points: int, fit_signals: tuple[str, ...],
             steps: int, fixed: Mapping[str, float] | None = None,
-            ref_steps: tuple[float, ...] = ()) -> dict[str, dict[str, Any]]:
+            ref_steps: tuple[float, ...] = (), fresh: bool = False) -> dict[str, dict[str, Any]]:
     tracks = sources.shape[0]
     graph = build_graph(tracks)
     exact = get_processor(f"dsp:{effect}")
     base = {EQ: get_processor(EQ), GAIN: get_processor(GAIN)}
     draws = {**base, "box": exact}
     render_exact = compile_render(graph, {**base, "box": exact})
-    counters = {name: Counting(exact) for name in signals}
-    boxes = {name: with_estimator(counters[name], "finite-difference", signal_gradient=name,
-                                  **({"signal_samples": 4, "seed": 0} if name == "spsa" else {"seed": 0}))
-             for name in signals}
-    renders = {name: compile_render(graph, {**base, "box": box}) for name, box in boxes.items()}
+
+    def settled(at: Mapping[str, Mapping[str, torch.Tensor]]) -> tuple[dict[str, Counting], dict[str, Any],
+                                                                         dict[str, Any]]:
+        """Fresh black boxes per signal gradient, whose first call (which settles "auto") is at ``at``."""
+        counters = {name: Counting(exact) for name in signals}
+        boxes = {name: with_estimator(counters[name], "finite-difference", signal_gradient=name,
+                                      **({"signal_samples": 4, "seed": 0} if name == "spsa" else {"seed": 0}))
+                 for name in signals}
+        renders = {name: compile_render(graph, {**base, "box": box}) for name, box in boxes.items()}
+        with torch.no_grad():
+            warm_loss = SpectralLoss(render_exact(at, sources)[0][0])
+        for name in signals:  # settles "auto" (its probe renders are not a backward's)
+            upstream_gradient(renders[name], draws, at, sources, warm_loss)
+        return counters, boxes, renders
+
     cos: dict[str, list[float]] = {n: [] for n in signals}
     norm: dict[str, list[float]] = {n: [] for n in signals}
     extra: dict[str, list[float]] = {n: [] for n in signals}
     chosen: dict[str, list[str]] = {n: [] for n in signals}
     probed: list[tuple[float, float]] = []
     smoothed: list[tuple[float, float, float]] = []  # auto and exact against the real boxes' reference, its ref
-    # The first call probes at the first measured point, so that every probe, and every warning, is checked.
-    warm = draw(graph, draws, 2000, fixed)
-    with torch.no_grad():
-        warm_loss = SpectralLoss(render_exact(warm, sources)[0][0])
-    for name in signals:  # settles "auto" (its probe renders are not a backward's)
-        upstream_gradient(renders[name], draws, warm, sources, warm_loss)
+    # The first call probes at the first measured point, so that every probe, and every warning, is checked;
+    # ``fresh``: every point's own first call probes there (as that many separate fits would start).
+    counters, boxes, renders = settled(draw(graph, draws, 2000, fixed))
     for point in range(points):
         hidden = draw(graph, draws, 1000 + point, fixed)
         params = draw(graph, draws, 2000 + point, fixed)
+        if fresh and point:
+            counters, boxes, renders = settled(params)
         with torch.no_grad():
             loss = SpectralLoss(render_exact(hidden, sources)[0][0])
         g_exact = upstream_gradient(render_exact, draws, params, sources, loss)
@@ -221,6 +232,9 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
                   "renders": statistics.median(extra[n]), "choice": "/".join(dict.fromkeys(chosen[n]))} for n in signals}
     if probed:
         result["auto"]["probe"] = _probe_text(probed)
+    if "auto" in result:
+        result["auto"]["each"] = "  ".join(f"{c:.3f}/{n:.2f} {k}" for c, n, k in zip(cos["auto"], norm["auto"],
+                                                                                   chosen["auto"]))
     if smoothed:
         result["auto"]["smoothed"] = tuple(statistics.median(m[k] for m in smoothed) for k in range(3))
     if fit_signals:
@@ -483,16 +497,21 @@ def main() -> None:
     parser.add_argument("--signals", action="store_true", help="every signal gradient, not only the default")
     parser.add_argument("--rows", nargs="*", help="only these rows (labels or black-box names)")
     parser.add_argument("--rst", action="store_true", help="also print the table as reStructuredText")
+    parser.add_argument("--points", type=int, help="operating points of the dsp rows (default: the setting's)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="probe afresh at every dsp point (its own first call), as separate fits would")
     args = parser.parse_args()
     torch.set_num_threads(1)
     mode = "full" if args.full else "standard" if args.standard else "quick"
     tracks, seconds, points, box_points, steps, lengths, repeats = SETTINGS[mode]
+    points = args.points or points
     signals = SIGNALS if args.full or args.signals else ("auto",)
     fit_signals = SIGNALS if args.full else ("auto",) if steps else ()
     _, sources = synthesise_multitrack(TRACKS, seconds, SR, seed=0)
     sources = sources.float()
     setting = (f"{tracks} tracks x {seconds:g} s stereo, {points} operating points ({box_points} for real black "
-               f"boxes), " + (f"fits of {steps} steps" if steps else "no fits (--standard fits)"))
+               f"boxes){', each probed afresh' if args.fresh else ''}, "
+               + (f"fits of {steps} steps" if steps else "no fits (--standard fits)"))
     print(setting)
     header = (f"{'black box':<30}{'signal gradient':<17}{'chose':<27}{'cos':>7}{'norm':>7}{'renders':>8}{'fit':>6}"
               f"{'ref':>7}{'pts':>10}{'probe':>11}{'s':>5}  warned")
@@ -506,7 +525,7 @@ def main() -> None:
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
             rows = measure(effect, sources[[0, 2, 3, 5][:tracks] if tracks < TRACKS else slice(None)], signals,
-                           points, fit_signals, steps, fixed, () if mode == "quick" else REF_STEPS)
+                           points, fit_signals, steps, fixed, () if mode == "quick" else REF_STEPS, args.fresh)
         warned = _warned([type(w.message).__name__ for w in seen if issubclass(w.category, GradientWarning)])
         for name, row in rows.items():
             fitted = f"{row['fit']:.2f}" if "fit" in row else ""
@@ -516,6 +535,8 @@ def main() -> None:
             if "smoothed" in row:
                 against = (f"  (against the 0.03-0.15 dB reference, ref {row['smoothed'][2]:.3f}: auto "
                            f"{row['smoothed'][0]:.3f}, exact {row['smoothed'][1]:.3f})")
+            if name == "auto" and args.fresh:
+                against += f"  (each point: {row['each']})"
             print(f"{label:<30}{name:<17}{choice:<27}{row['cos']:>7.3f}{row['norm']:>7.3g}{row['renders']:>8.1f}"
                   f"{fitted:>6}{'':>7}{'':>10}{probe:>11}{time.perf_counter() - began:>5.0f}  "
                   f"{warned if name == 'auto' else ''}{against}", flush=True)
