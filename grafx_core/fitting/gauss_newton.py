@@ -47,6 +47,7 @@ from typing import Any
 import torch
 
 from ..errors import NON_FINITE_HINT, NonFiniteLossError
+from ._linear import LinearModel
 from ._run import Loss, Render, Run
 from ._scan import roughest
 
@@ -76,6 +77,10 @@ def damped_step(jacobian: torch.Tensor, residuals: torch.Tensor, damping: float,
                 floor: float = 1e-12) -> torch.Tensor:
     """The Levenberg-Marquardt step ``δ`` solving ``(JᵀJ + λ diag(JᵀJ)) δ = -Jᵀr``.
 
+    ``JᵀJ`` is formed in float64 from ``J`` transposed into a contiguous ``[controls, residuals]`` copy
+    (one short, wide product). :func:`gauss_newton` keeps its Jacobian in that layout instead, with ``JᵀJ``
+    and ``Jᵀr`` cached across Broyden updates (the private ``LinearModel``).
+
     Args:
         jacobian: ``[residuals, controls]``, the derivative of ``residuals`` with respect to the controls.
         residuals: ``[residuals]`` at the current point.
@@ -86,12 +91,7 @@ def damped_step(jacobian: torch.Tensor, residuals: torch.Tensor, damping: float,
     Returns:
         ``[controls]``, in float64.
     """
-    j = jacobian.double()
-    normal = j.T @ j
-    gradient = j.T @ residuals.double()
-    scale = torch.diagonal(normal).clamp_min(floor * float(torch.diagonal(normal).max().clamp_min(1e-30)))
-    system = normal + damping * torch.diag(scale) + 1e-12 * torch.eye(len(scale), dtype=torch.float64)
-    return torch.linalg.lstsq(system, -gradient.unsqueeze(1)).solution.squeeze(1)
+    return LinearModel(jacobian.T, residuals).step(damping, floor)
 
 
 def broyden_update(jacobian: torch.Tensor, step: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
@@ -108,8 +108,9 @@ def broyden_update(jacobian: torch.Tensor, step: torch.Tensor, change: torch.Ten
     length = float(step.double().square().sum())
     if length == 0.0:
         return jacobian
-    miss = change.to(jacobian.dtype) - jacobian @ step.to(jacobian.dtype)
-    return jacobian + torch.outer(miss, step.to(jacobian.dtype)) / length
+    moved = step.to(jacobian.dtype)
+    miss = change.to(jacobian.dtype) - jacobian @ moved
+    return torch.addr(jacobian, miss, moved, alpha=1.0 / length)
 
 
 class _Controls:
@@ -151,7 +152,7 @@ class _State:
 
     damping: float
     radius: float
-    jacobian: torch.Tensor | None
+    jacobian: LinearModel | None  # weighted at the centre, its residuals the centre's
     fresh: bool  # the Jacobian is a finite-difference one, not a Broyden-updated one
     compass: torch.Tensor
     stalled: int = 0
@@ -274,7 +275,7 @@ def _levenberg_marquardt(run: Run, render: Render, loss: Loss, controls: _Contro
     for _ in range(_MAX_TRIALS):
         if run.budget.exhausted():
             break
-        delta = damped_step(state.jacobian, centre.residuals, state.damping)
+        delta = state.jacobian.step(state.damping)
         length = float(delta.norm())
         if length > state.radius:
             delta = delta * (state.radius / length)
@@ -311,12 +312,12 @@ def _move(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Po
     trial = _render(run, render, loss)
     seen = loss.residuals(trial.mix, centre.mix).detach()  # type: ignore[attr-defined]
     assert state.jacobian is not None
-    state.jacobian = broyden_update(state.jacobian, moved - x, seen - centre.residuals)
+    state.jacobian.broyden(moved - x, seen - centre.residuals)
     if trial.loss < centre.loss:
         # The residuals' weights move with the centre: rescale the Jacobian's rows as they do.
         ratio = torch.where(seen != 0, trial.residuals / seen.where(seen != 0, torch.ones_like(seen)),
                             torch.ones_like(seen))
-        state.jacobian = state.jacobian * ratio.to(state.jacobian.dtype).unsqueeze(1)
+        state.jacobian.recentre(ratio, trial.residuals)
         state.fresh = False
     return trial
 
@@ -413,9 +414,10 @@ def _render(run: Run, render: Render, loss: Loss) -> _Point:
 
 
 def _jacobian(run: Run, render: Render, loss: Loss, controls: _Controls, x: torch.Tensor, centre: _Point,
-              step: float) -> torch.Tensor:
+              step: float) -> LinearModel:
     """Forward differences (backward ones at the top of the range): one render per control."""
-    columns = torch.empty(centre.residuals.numel(), controls.count, dtype=centre.residuals.dtype)
+    rows = torch.empty(controls.count, centre.residuals.numel(), dtype=centre.residuals.dtype,
+                       device=centre.residuals.device)  # Jᵀ, [controls, residuals]
     for j in range(controls.count):
         moved = x.clone()
         signed = step if x[j] + step <= 1 - _EDGE else -step
@@ -423,9 +425,9 @@ def _jacobian(run: Run, render: Render, loss: Loss, controls: _Controls, x: torc
         controls.set(moved)
         with torch.no_grad():
             mix = render(run.latent.values())
-            columns[:, j] = (loss.residuals(mix, centre.mix).detach() - centre.residuals) / signed  # type: ignore[attr-defined]
+            rows[j] = (loss.residuals(mix, centre.mix).detach() - centre.residuals) / signed  # type: ignore[attr-defined]
     controls.set(x)
-    return columns
+    return LinearModel(rows, centre.residuals)
 
 
 def _adam_steps(run: Run, render: Render, loss: Loss, adam: torch.optim.Optimizer, controls: _Controls, steps: int,
