@@ -85,3 +85,17 @@ def test_public_functions_equal_the_model_and_the_references(seed):
         np.testing.assert_allclose(damped_step(updated, residuals, damping).numpy(), expected, rtol=1e-8)
         normal, gradient = updated.T @ updated, updated.T @ residuals
         np.testing.assert_allclose(solve_damped(normal, gradient, damping).numpy(), expected, rtol=1e-8)
+
+
+def test_the_damped_step_repeats_to_the_bit_on_a_badly_scaled_system():
+    """The same fit on the same seed must take the same steps: LAPACK's default least-squares driver (gelsy)
+    returned a different solution on each call for systems like this one, and fits on the LV2 chain parted
+    after their first Levenberg-Marquardt step."""
+    generator = torch.Generator().manual_seed(0)
+    jacobian = torch.randn(200, 14, generator=generator, dtype=torch.float64)
+    jacobian[:, 3] *= 1e-4  # one control the residuals hardly see, as a Jacobian's often is
+    normal, gradient = jacobian.T @ jacobian, torch.randn(14, generator=generator, dtype=torch.float64)
+    steps = [solve_damped(normal, gradient, damping) for damping in (0.0, 0.0, 0.0, 1e-3, 1e-3)]
+    assert all(torch.equal(steps[0], s) for s in steps[1:3]) and torch.equal(steps[3], steps[4])
+    reference = np.linalg.lstsq(normal.numpy(), -gradient.numpy(), rcond=None)[0]
+    np.testing.assert_allclose(steps[0].numpy(), reference, rtol=1e-6, atol=1e-9 * np.abs(reference).max())

@@ -32,7 +32,10 @@ def solve_damped(normal: torch.Tensor, gradient: torch.Tensor, damping: float, f
     diagonal = torch.diagonal(normal)
     scale = diagonal.clamp_min(floor * float(diagonal.max().clamp_min(1e-30)))
     system = normal + damping * torch.diag(scale) + 1e-12 * torch.eye(len(scale), dtype=normal.dtype, device=normal.device)
-    return torch.linalg.lstsq(system, -gradient.unsqueeze(1)).solution.squeeze(1)
+    # The SVD driver: the CPU default, gelsy, gave a different solution on each call with the same inputs
+    # (measured on badly scaled 14 x 14 systems), which made fits on the same seed part after their first step.
+    return torch.linalg.lstsq(system, -gradient.unsqueeze(1), driver="gelsd" if system.device.type == "cpu"
+                              else None).solution.squeeze(1)
 
 
 class LinearModel:
