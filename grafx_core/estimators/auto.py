@@ -456,7 +456,7 @@ def _adjoints(kinds: Sequence[str], x: torch.Tensor, y: torch.Tensor, diagonal: 
             if y.shape == x.shape:
                 out[kind] = lambda g: g
         elif kind in TANGENTS:
-            stand_in = fit_tangent(kind, x, y, *tangent[kind])
+            stand_in = fit_tangent(kind, x, y, *tangent[kind], halves=unsloped is not None)
             out[kind] = stand_in.adjoint
             if unsloped is not None and not stand_in.slope:
                 unsloped.add(kind)

@@ -432,7 +432,7 @@ class BandTangent(TangentStandIn):
 
 
 def fit_tangent(kind: str, x: torch.Tensor, y: torch.Tensor, moved: torch.Tensor, directions: torch.Tensor,
-                h: torch.Tensor) -> TangentStandIn:
+                h: torch.Tensor, halves: bool = False) -> TangentStandIn:
     """Fit the stand-in ``kind`` from the renders :func:`tangent_renders` asked for.
 
     Args:
@@ -440,6 +440,8 @@ def fit_tangent(kind: str, x: torch.Tensor, y: torch.Tensor, moved: torch.Tensor
         x, y: ``[N, C_in, L]`` input and ``[N, C_out, L]`` output of the call.
         moved: outputs at the moved inputs (node-major, as :func:`tangent_renders` ordered them).
         directions, h: as :func:`tangent_renders` returned them.
+        halves: also measure :attr:`TangentStandIn.agreement` where it applies (``"wide-band-tangent"``):
+            the probe asks for it; a backward pass, which only applies the stand-in, does not.
 
     Raises:
         EstimatorError: an unknown kind.
@@ -451,7 +453,8 @@ def fit_tangent(kind: str, x: torch.Tensor, y: torch.Tensor, moved: torch.Tensor
     if kind in _BANDED:
         stand_in = BandTangent(x, y, directions, central_jvps(moved, h))
         stand_in.kind = kind
-        stand_in.agreement = halves_agreement(moved, y, directions.shape[1]) if kind in _SLOPE_CHECKED else None
+        if halves and kind in _SLOPE_CHECKED:
+            stand_in.agreement = halves_agreement(moved, y, directions.shape[1])
         return stand_in
     raise EstimatorError(f"unknown tangent stand-in {kind!r}; expected one of {TANGENTS}")
 
