@@ -45,7 +45,8 @@ Run: ``python bench/gradient_free.py`` (smoke: the pedalboard chain, budgets
 30 and 100, one seed; a minute or two), ``--full`` (every problem, budgets 100,
 300, 1,000 and 4,096, 3 seeds: many hours on 2 cores), or choose with
 ``--problems``, ``--budgets``, ``--seeds``, ``--contenders``, ``--seconds``,
-``--jobs`` (processes). ``--save`` writes the runs (compacted traces),
+``--jobs`` (processes), ``--option KEY=VALUE`` (a backend option for every fit, e.g. ``fd_step=0.0049``;
+repeatable). ``--save`` writes the runs (compacted traces),
 ``--load`` prints the table and ``--plot`` draws the PNG of saved runs, merged
 from several files; the runs behind the docs' table are in
 ``bench/results/gradient_free/``. A fit that must end before its budget is
