@@ -12,24 +12,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["local_minima", "roughest"]
+__all__ = ["local_minima", "roughest", "valleys"]
 
 
-def local_minima(values: Sequence[float]) -> int:
-    """How many local minima a profile sampled at increasing positions has.
+def valleys(values: Sequence[float]) -> list[int]:
+    """The positions of a profile's local minima.
 
     Args:
         values: the loss at each position, in the positions' order.
 
     Returns:
-        The count of samples lower than both neighbours (an end needs only its one neighbour).
+        The indices of the samples lower than both neighbours (an end needs only its one neighbour), in order.
     """
-    count = 0
+    found = []
     for i, value in enumerate(values):
         left = values[i - 1] if i > 0 else float("inf")
         right = values[i + 1] if i + 1 < len(values) else float("inf")
-        count += int(value < left and value < right)
-    return count
+        if value < left and value < right:
+            found.append(i)
+    return found
+
+
+def local_minima(values: Sequence[float]) -> int:
+    """How many local minima a profile sampled at increasing positions has (see :func:`valleys`)."""
+    return len(valleys(values))
 
 
 def roughest(profiles: Sequence[Sequence[tuple[float, float]]]) -> int | None:
