@@ -18,7 +18,6 @@ import torch
 
 from grafx_core import BlackBoxProcessor, Graph, ParameterSpec, compile_render
 from grafx_core.fitting import LatentParameters, RenderBudget, SpectralLoss, optimise
-from grafx_core.fitting._scan import local_minima, valleys
 from grafx_core.fitting.gauss_newton import _vertex
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -88,9 +87,3 @@ def test_the_scan_searches_a_rough_controls_valley_down_to_the_sample(one_torch_
     assert float(natural["gain_db"]) == pytest.approx(3.0, abs=0.01)
     assert result.final_loss < 1e-6 * result.initial_loss
 
-
-def test_valleys_are_the_samples_below_both_neighbours_ends_included():
-    assert valleys([3.0, 1.0, 2.0, 2.0, 0.5, 4.0, 3.0]) == [1, 4, 6]
-    assert valleys([1.0, 2.0, 3.0]) == [0]
-    assert valleys([2.0, 2.0, 2.0]) == []  # a plateau has no sample below both neighbours
-    assert local_minima([3.0, 1.0, 2.0, 2.0, 0.5, 4.0, 3.0]) == 3

@@ -12,30 +12,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["local_minima", "roughest", "valleys"]
+__all__ = ["local_minima", "roughest"]
 
 
-def valleys(values: Sequence[float]) -> list[int]:
-    """The positions of a profile's local minima.
+def local_minima(values: Sequence[float]) -> int:
+    """How many local minima a profile sampled at increasing positions has.
 
     Args:
         values: the loss at each position, in the positions' order.
 
     Returns:
-        The indices of the samples lower than both neighbours (an end needs only its one neighbour), in order.
+        The count of samples lower than both neighbours (an end needs only its one neighbour).
     """
-    found = []
+    count = 0
     for i, value in enumerate(values):
         left = values[i - 1] if i > 0 else float("inf")
         right = values[i + 1] if i + 1 < len(values) else float("inf")
-        if value < left and value < right:
-            found.append(i)
-    return found
-
-
-def local_minima(values: Sequence[float]) -> int:
-    """How many local minima a profile sampled at increasing positions has (see :func:`valleys`)."""
-    return len(valleys(values))
+        count += int(value < left and value < right)
+    return count
 
 
 def roughest(profiles: Sequence[Sequence[tuple[float, float]]]) -> int | None:

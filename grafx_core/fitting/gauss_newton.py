@@ -38,11 +38,11 @@ the wrong one. The first time Levenberg-Marquardt fails while the loss is
 still above 0.3 of the first, every control's loss profile is sampled
 over its range with the others held (a few renders each); the control whose
 profile has several valleys and the widest range of loss (measured, not
-declared: see :mod:`._scan`) is then searched on a fine grid; the grid's
-lowest few valleys are searched further by comparisons of that control alone
-(its valley can be a cusp a few millionths of the range wide, which finite
-differences do not see), the best to a step of 1e-5, and Levenberg-Marquardt
-starts again from there.
+declared: see :mod:`._scan`) is then searched on a fine grid, and from the
+grid's best point by comparisons of that control alone down to a step of
+1e-5 (its valley can be a cusp a few millionths of the range wide, which
+finite differences do not see), and Levenberg-Marquardt starts again from
+there.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ import torch
 from ..errors import NON_FINITE_HINT, NonFiniteLossError
 from ._linear import LinearModel
 from ._run import Loss, Render, Run
-from ._scan import roughest, valleys
+from ._scan import roughest
 
 __all__ = ["gauss_newton", "damped_step", "broyden_update"]
 
@@ -77,9 +77,7 @@ _SCREEN_SHARE = 0.5  # the most of a render budget the screening may take
 _SCAN_COARSE = 6  # samples of every control's profile in the scan
 _SCAN_FINE = 40  # samples of the roughest control's profile (its valley is about 0.04 wide)
 _GRID_STEP = (1 - 2 * _EDGE) / (_SCAN_FINE - 1)
-_VALLEYS = 3  # the fine grid's lowest valleys searched further, each down to a step of _VALLEY_STEP
-_VALLEY_STEP = 1e-3
-_REFINE_MIN = 1e-5  # normalised units: where the search of the best of them stops
+_REFINE_MIN = 1e-5  # normalised units: where the search of that control's valley after the grid stops
 # The scan runs for a stall above this fraction of the first loss: a wrong valley. On the bench's pedalboard
 # chain Levenberg-Marquardt fails once at 0.21 of it on its way to the hidden settings (seed 1).
 _SCAN_ABOVE = 0.3
@@ -426,20 +424,11 @@ def _scan(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Po
                 for j in range(controls.count)]
     rough = roughest(profiles)
     if rough is not None:
-        grid = list(_profile(run, render, loss, controls, x, rough, _SCAN_FINE))
-        # The grid's lowest valley need not hold the hidden value while the other controls are off (LV2 seed 0:
-        # the lowest at 0.23 of the range, 0.07 off, one at 0.18 beside it): each of the lowest few is searched
-        # coarsely, and the best of those to the end.
-        ends = []
-        for i in sorted(valleys([point.loss for _, point in grid]), key=lambda i: grid[i][1].loss)[:_VALLEYS]:
-            moved = x.clone()
-            moved[rough] = grid[i][0]
-            ends.append(_refine(run, render, loss, controls, grid[i][1], moved, rough, _GRID_STEP / 2, _VALLEY_STEP))
-        if ends:
-            best, moved = min(ends, key=lambda end: end[0].loss)
-            best, moved = _refine(run, render, loss, controls, best, moved, rough, _VALLEY_STEP / 2, _REFINE_MIN)
-            if best.loss < centre.loss:
-                centre, x = best, moved
+        for value, point in _profile(run, render, loss, controls, x, rough, _SCAN_FINE):
+            if point.loss < centre.loss:
+                centre, x = point, x.clone()
+                x[rough] = value
+        centre, x = _refine(run, render, loss, controls, centre, x, rough, _GRID_STEP / 2)
     controls.set(x)
     state.jacobian, state.stalled = None, 0
     state.damping, state.radius = _START_DAMPING, _START_RADIUS
@@ -447,16 +436,16 @@ def _scan(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Po
 
 
 def _refine(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Point, x: torch.Tensor, j: int,
-            step: float, smallest: float) -> tuple[_Point, torch.Tensor]:
+            step: float) -> tuple[_Point, torch.Tensor]:
     """Control ``j`` alone, from ``x`` (at ``centre``): a step up and down, moving to whichever lowers the loss
-    and halving the step where neither does, down to ``smallest``; returns the best point and its controls.
+    and halving the step where neither does, down to ``_REFINE_MIN``; returns the best point and its controls.
 
     The scan's grid finds a rough control's valley, not its bottom: the valley of a reverb's size is a cusp
     (LV2 seed 3, the others held: 0.25 of the start loss 0.007 of the range off, 0.15 at 1e-4, 0.086 at the
     hidden value), which Levenberg-Marquardt's finite differences do not see and the compass search walks to in
     sweeps over every control. Comparisons of this control alone get there in about 25 renders.
     """
-    while step >= smallest and not run.budget.exhausted():
+    while step >= _REFINE_MIN and not run.budget.exhausted():
         for sign in (1.0, -1.0):
             if run.budget.exhausted():
                 break
