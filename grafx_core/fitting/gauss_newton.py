@@ -354,9 +354,9 @@ def _extrapolate(run: Run, render: Render, loss: Loss, controls: _Controls, star
     their minimum) too curved: its steps were measured pointing the right way (cosine 0.85-0.93 with the
     way to the hidden values) but 5-10 times too short. The stretch carries what was learned here into the
     next step, which starts that many Gauss-Newton steps long (``newton``, the damped step before the trust
-    radius clipped it): the
-    multiple of it taken, moved to the minimum of the parabola through the losses at ``x``, the step taken
-    and the doubling that failed, so a curved valley's iterations cost two renders instead of three.
+    radius clipped it): the multiple of it taken, moved to the minimum of the parabola through the losses
+    at ``x``, the step taken and the doubling that failed, so a curved valley's iterations cost two renders
+    instead of three.
     """
     total, failed = delta, None
     while not run.budget.exhausted() and float((2 * total).norm()) <= _MAX_RADIUS:
