@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
@@ -39,10 +39,6 @@ __all__ = ["Band", "bands", "scan_band", "StallWatch"]
 _TRIALS = 2  # damped trial steps of the others at each grid point
 _TRIAL_RADIUS = 0.5  # their longest step, normalised units
 _START_DAMPING = 1e-2
-
-
-class _Point(Protocol):
-    loss: float
 
 
 @dataclass(frozen=True)
@@ -100,15 +96,18 @@ def _default(control: Control, element: int) -> float:
     return float(to_unit(control, torch.tensor(float(default), dtype=torch.float64)))
 
 
-def scan_band(evaluate: Callable[[torch.Tensor], Any], jacobian: Callable[[torch.Tensor, Any, Sequence[int]], LinearModel],
-              x: torch.Tensor, centre: Any, band: Band, grid: int, edge: float,
+Evaluate = Callable[[torch.Tensor], Any]  # a normalised control vector -> its rendered point (with ``loss``)
+Jacobian = Callable[[torch.Tensor, Any, list[int]], LinearModel]  # (vector, its point, indices) -> model
+
+
+def scan_band(evaluate: Evaluate, jacobian: Jacobian, x: torch.Tensor, centre: Any, band: Band, grid: int, edge: float,
               enough: Callable[[], bool]) -> tuple[Any, torch.Tensor]:
     """The variable-projection profile of ``band``'s frequency on ``grid`` points, and its best point.
 
     At each grid value of the frequency (the rest of ``x`` held), the band's other controls, set to their
-    declared defaults, take one damped Gauss-Newton iteration (a finite-difference Jacobian of theirs, then up to two trial steps at growing
-    damping) on the residuals of the point itself. Grid values within half a spacing of the present one are
-    skipped: ``centre`` stands for that valley.
+    declared defaults, take one damped Gauss-Newton iteration (a finite-difference Jacobian of theirs, then
+    up to two trial steps at growing damping) on the residuals of the point itself. Grid values within half
+    a spacing of the present one are skipped: ``centre`` stands for that valley.
 
     Args:
         evaluate: renders the controls at a normalised vector ``[controls]``; returns a point with ``loss``.
@@ -141,8 +140,7 @@ def scan_band(evaluate: Callable[[torch.Tensor], Any], jacobian: Callable[[torch
     return best, where
 
 
-def _resolve(evaluate: Callable[[torch.Tensor], Any], jacobian: Callable[[torch.Tensor, Any, Sequence[int]], LinearModel],
-             y: torch.Tensor, point: Any, others: list[int], edge: float,
+def _resolve(evaluate: Evaluate, jacobian: Jacobian, y: torch.Tensor, point: Any, others: list[int], edge: float,
              enough: Callable[[], bool]) -> tuple[Any, torch.Tensor]:
     """One damped Gauss-Newton iteration of ``others`` from ``y``: the better of ``point`` and the first trial
     that beats it."""
