@@ -52,6 +52,11 @@ measured points (cosine / norm ratio after its scale, against the reference it r
 where the response is rough and the choice follows the tangent): where it warned
 ``Weak`` (or ``Rough``), this says whether the row agrees.
 
+``stable`` says whether each point's reference is a target at all: a real box's reference against the central
+differences at :data:`SPAN_STEP` (1 dB, a fit's larger steps; a coarse reference: its halves), a dsp row's
+autograd against the 0.03-0.15 dB mean and the 1 dB differences. A point is stable where these meet the aims;
+the row prints how many are, each point's figures, and (real boxes) the estimate's medians over the stable ones.
+
 Last, the wall time of one backward pass through 8 black-box nodes (8 calls of
 8 processors, ``band-tangent``: 4 renders per node) without and with pooled
 backward renders (:func:`grafx_core.backward_pooling`), on 0.25 s and 1 s
