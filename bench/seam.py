@@ -81,7 +81,7 @@ from grafx_core.fitting import LatentParameters, SpectralLoss, fit
 from grafx_core.demo.multitrack import synthesise_multitrack
 from grafx_core.demo.draws import draw_parameters
 from grafx_core.estimators import GradientWarning, backward_pooling, with_estimator
-from grafx_core.estimators.auto import PROBE_LEVELS, PROBE_ROWS, probe_renders
+from grafx_core.estimators.auto import PROBE_LEVELS, PROBE_ROWS, TRUSTED_COSINE, TRUSTED_NORM, probe_renders
 
 SR = 44100
 TRACKS = 8
@@ -273,8 +273,8 @@ def _figures(estimate: torch.Tensor, reference: torch.Tensor) -> tuple[float, fl
 
 
 def _meets(figures: tuple[float, ...]) -> bool:
-    """Whether ``(cosine, norm ratio)`` meets the aims: cosine 0.9, norm ratio within 0.8-1.25."""
-    return figures[0] >= 0.9 and 0.8 <= figures[1] <= 1.25
+    """Whether ``(cosine, norm ratio)`` meets the aims (the probe's: cosine 0.9, norm ratio within 0.8-1.25)."""
+    return figures[0] >= TRUSTED_COSINE and TRUSTED_NORM[0] <= figures[1] <= TRUSTED_NORM[1]
 
 
 def _gain_entries(params: Mapping[str, Mapping[str, torch.Tensor]], gradient: torch.Tensor) -> torch.Tensor:
