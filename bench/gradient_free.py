@@ -45,7 +45,8 @@ Run: ``python bench/gradient_free.py`` (smoke: the pedalboard chain, budgets
 30 and 100, one seed; a minute or two), ``--full`` (every problem, budgets 100,
 300, 1,000 and 4,096, 3 seeds: many hours on 2 cores), or choose with
 ``--problems``, ``--budgets``, ``--seeds``, ``--contenders``, ``--seconds``,
-``--jobs`` (processes). ``--save`` writes the runs (compacted traces),
+``--jobs`` (processes), ``--option KEY=VALUE`` (a backend option for every fit, e.g. ``fd_step=0.0049``;
+repeatable). ``--save`` writes the runs (compacted traces),
 ``--load`` prints the table and ``--plot`` draws the PNG of saved runs, merged
 from several files; the runs behind the docs' table are in
 ``bench/results/gradient_free/``. A fit that must end before its budget is
@@ -233,9 +234,9 @@ def noise_floor(problem: Problem, render: Callable[[Any], torch.Tensor], loss: S
     return _median(losses)
 
 
-def run_one(task: tuple[str, str, int, int, float]) -> dict[str, Any]:
-    """One fit: (problem, contender, seed, budget, seconds) -> its trace and final figures."""
-    problem_name, label, seed, budget_renders, seconds = task
+def run_one(task: tuple[str, str, int, int, float, dict[str, Any]]) -> dict[str, Any]:
+    """One fit: (problem, contender, seed, budget, seconds, backend options) -> its trace and final figures."""
+    problem_name, label, seed, budget_renders, seconds, options = task
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     optimizer, estimator = CONTENDERS[label]
@@ -252,12 +253,13 @@ def run_one(task: tuple[str, str, int, int, float]) -> dict[str, Any]:
     began = time.perf_counter()
     with budget:
         result = optimise(lambda p: plan(p, problem.sources)[0][0], latent, loss, 10**9, optimizer,
-                          learning_rate=0.05, log=trace, budget=budget, seed=seed)  # type: ignore[arg-type]
+                          learning_rate=0.05, log=trace, budget=budget, seed=seed,  # type: ignore[arg-type]
+                          options=options or None)
     elapsed = time.perf_counter() - began
     return {"problem": problem_name, "contender": label, "seed": seed, "budget": budget_renders,
             "initial": result.initial_loss, "final": result.final_loss, "renders": result.renders,
             "stopped": result.stopped, "seconds": elapsed, "error": _normalised_error(problem, latent.values()), "floor": floor,
-            "trace": trace.rows}
+            "trace": trace.rows, **({"options": options} if options else {})}
 
 
 def compact(run: dict[str, Any]) -> dict[str, Any]:
@@ -297,7 +299,8 @@ def _median(values: list[float]) -> float:
 
 
 def tasks(problems: list[str], contenders: list[str], seeds: list[int], budgets: list[int], gradient_budget: int,
-          seconds: Mapping[str, float]) -> list[tuple[str, str, int, int, float]]:
+          seconds: Mapping[str, float], options: Mapping[str, Any] | None = None
+          ) -> list[tuple[str, str, int, int, float, dict[str, Any]]]:
     """Every fit to run: NGOpt once per budget of 1,000 or more (it picks its algorithm by budget), the other
     gradient-free contenders once at the largest budget, the gradient-based ones once at ``gradient_budget``;
     smaller budgets are read off the runs' traces."""
@@ -313,7 +316,7 @@ def tasks(problems: list[str], contenders: list[str], seeds: list[int], budgets:
             else:
                 runs = [max(budgets)]
             for seed in seeds:
-                found += [(problem, label, seed, b, seconds[problem]) for b in runs]
+                found += [(problem, label, seed, b, seconds[problem], dict(options or {})) for b in runs]
     return sorted(found, key=lambda task: (task[2], -task[3]))  # seed by seed, the longest runs first
 
 
@@ -421,6 +424,27 @@ def load_runs(paths: list[str]) -> list[dict[str, Any]]:
     return runs
 
 
+def _options(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as backend options (numbers where they parse as one, else strings).
+
+    Raises:
+        SystemExit: a string without ``=``.
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--option {pair!r}: expected KEY=VALUE, e.g. fd_step=0.0049")
+        try:
+            options[key] = int(value)
+        except ValueError:
+            try:
+                options[key] = float(value)
+            except ValueError:
+                options[key] = value
+    return options
+
+
 def plot(runs: list[dict[str, Any]], path: str) -> None:
     """Loss against renders: per problem, the median over seeds of each contender's best-so-far curve."""
     import matplotlib
@@ -474,6 +498,8 @@ def main() -> None:
     parser.add_argument("--load", metavar="RUNS.json", nargs="+",
                         help="print the table of saved runs (one or more files, merged) instead of running")
     parser.add_argument("--plot", metavar="PNG", help="write loss against renders")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a backend option for every fit (optimise's options, e.g. fd_step=0.0049); repeatable")
     args = parser.parse_args()
     problems = (args.problems or ("lv2,pedalboard,console" if args.full else "pedalboard")).split(",")
     budgets = [int(b) for b in (args.budgets or ("100,300,1000,4096" if args.full else "30,100")).split(",")]
@@ -499,7 +525,7 @@ def main() -> None:
                 and (not args.contenders or r["contender"] in contenders)]
     else:
         gradient_budget = args.gradient_budget or max(budgets)
-        todo = tasks(problems, contenders, seeds, budgets, gradient_budget, seconds)
+        todo = tasks(problems, contenders, seeds, budgets, gradient_budget, seconds, _options(args.option))
         print(f"gradient-free bench: {len(todo)} fits; problems {problems}, budgets {budgets}, seeds {seeds}, "
               f"{args.jobs} process(es)", flush=True)
         runs = []

@@ -79,6 +79,8 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
             render budget that affords them, else 1: none; the hybrid's Gauss-Newton phase takes 1, CMA-ES
             having searched globally), ``scan`` (Gauss-Newton samples every control's loss profile once, at its
             first stall far above the fit, and searches the control with several valleys finely; default true),
+            ``stretch`` (Gauss-Newton's next step starts as long, in Gauss-Newton steps, as its last
+            extrapolation found best; default true; false: every step starts at one),
             ``bands`` (Gauss-Newton scans each band's frequency jointly with its node's other controls when the
             fit stalls far above its first loss; default true).
 
@@ -91,10 +93,10 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
     options = dict(options or {})
     unknown = sorted(set(options) - {"sigma", "popsize", "fd_step", "adam_steps", "global_share",
-                                           "starts", "scan", "bands"})
+                                           "starts", "scan", "bands", "stretch"})
     if unknown:
         raise ValueError(f"unknown optimizer options {unknown}; expected sigma, popsize, fd_step, adam_steps, "
-                         "global_share, starts, scan or bands")
+                         "global_share, starts, scan, bands or stretch")
     module = {"cma-es": ("cma", "CMA-ES"), "ngopt": ("nevergrad", "NGOpt"), "hybrid": ("cma", "CMA-ES")}.get(optimizer)
     if module is not None:
         require(module[0], "optimizers", f"--optimizer {optimizer} ({module[1]})")
