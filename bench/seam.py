@@ -52,6 +52,11 @@ measured points (cosine / norm ratio after its scale, against the reference it r
 where the response is rough and the choice follows the tangent): where it warned
 ``Weak`` (or ``Rough``), this says whether the row agrees.
 
+``stable`` says whether each point's reference is a target at all: a real box's reference against the central
+differences at :data:`SPAN_STEP` (1 dB, a fit's larger steps; a coarse reference: its halves), a dsp row's
+autograd against the 0.03-0.15 dB mean and the 1 dB differences. A point is stable where these meet the aims;
+the row prints how many are, each point's figures, and (real boxes) the estimate's medians over the stable ones.
+
 Last, the wall time of one backward pass through 8 black-box nodes (8 calls of
 8 processors, ``band-tangent``: 4 renders per node) without and with pooled
 backward renders (:func:`grafx_core.backward_pooling`), on 0.25 s and 1 s
@@ -76,7 +81,7 @@ from grafx_core.fitting import LatentParameters, SpectralLoss, fit
 from grafx_core.demo.multitrack import synthesise_multitrack
 from grafx_core.demo.draws import draw_parameters
 from grafx_core.estimators import GradientWarning, backward_pooling, with_estimator
-from grafx_core.estimators.auto import PROBE_LEVELS, PROBE_ROWS, probe_renders
+from grafx_core.estimators.auto import PROBE_LEVELS, PROBE_ROWS, TRUSTED_COSINE, TRUSTED_NORM, probe_renders
 
 SR = 44100
 TRACKS = 8
@@ -205,6 +210,7 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
     chosen: dict[str, list[str]] = {n: [] for n in signals}
     probed: list[tuple[float, float]] = []
     smoothed: list[tuple[float, float, float]] = []  # auto and exact against the real boxes' reference, its ref
+    spans: list[tuple[float, float, float, float]] = []  # the exact gradient against that reference and at 1 dB
     # The first call probes at the first measured point, so that every probe, and every warning, is checked;
     # ``fresh``: every point's own first call probes there (as that many separate fits would start).
     counters, boxes, renders = settled(draw(graph, draws, 2000, fixed))
@@ -228,6 +234,9 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
                 reference, agreement = _reference(render_exact, params, sources, loss, ref_steps)
                 smoothed.append((_cosine(_gain_entries(params, g), reference),
                                  _cosine(_gain_entries(params, g_exact), reference), agreement))
+                exact = _gain_entries(params, g_exact)
+                wide = _central_difference(render_exact, params, sources, loss, SPAN_STEP)
+                spans.append((*_figures(reference, exact), *_figures(wide, exact)))
     result = {n: {"cos": statistics.median(cos[n]), "norm": statistics.median(norm[n]),
                   "renders": statistics.median(extra[n]), "choice": "/".join(dict.fromkeys(chosen[n]))} for n in signals}
     if probed:
@@ -237,6 +246,9 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
                                                                                    chosen["auto"]))
     if smoothed:
         result["auto"]["smoothed"] = tuple(statistics.median(m[k] for m in smoothed) for k in range(3))
+        stable = [_meets(s[:2]) and _meets(s[2:]) for s in spans]
+        result["auto"]["span"] = (f"{sum(stable)}/{len(stable)}", "  ".join(
+            f"{a:.3f}/{b:.2f} {c:.3f}/{d:.2f}" for a, b, c, d in spans))
     if fit_signals:
         hidden = draw(graph, draws, 1000, fixed)
         start = draw(graph, draws, 3000, fixed)
@@ -253,6 +265,16 @@ def measure(effect: str, sources: torch.Tensor, signals: tuple[str, ...], points
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(a @ b / (a.norm() * b.norm()).clamp(min=1e-300))
+
+
+def _figures(estimate: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
+    """Cosine and norm ratio (``estimate``'s norm over ``reference``'s)."""
+    return _cosine(estimate, reference), float(estimate.norm() / reference.norm().clamp(min=1e-300))
+
+
+def _meets(figures: tuple[float, ...]) -> bool:
+    """Whether ``(cosine, norm ratio)`` meets the aims (the probe's: cosine 0.9, norm ratio within 0.8-1.25)."""
+    return figures[0] >= TRUSTED_COSINE and TRUSTED_NORM[0] <= figures[1] <= TRUSTED_NORM[1]
 
 
 def _gain_entries(params: Mapping[str, Mapping[str, torch.Tensor]], gradient: torch.Tensor) -> torch.Tensor:
@@ -327,6 +349,13 @@ COARSE = 10.0
 (0.3-1.5 dB): a codec's or a quantiser's loss can be rough at 0.03 dB and smooth at 0.3 dB (measured on
 ``pedalboard:mp3_compressor``: one fader's differences were -0.023, -0.047, -0.039, -0.037, -0.037 at 0.03, 0.1,
 0.3, 1 and 3 dB), and a fit moving its gains by tenths of a dB follows the coarser slope."""
+SPAN_STEP = 1.0
+"""Step (dB) of the check that a point's reference is a stable target (``stable``): a fit's larger steps. A
+point's reference is stable where the central differences at this step agree with it to the aims (cosine 0.9,
+norm ratio 0.8-1.25; at a point whose reference is the coarse one, 0.3-1.5 dB, where its halves agree so);
+else no single gradient stands for the loss over the steps a fit takes there, and no estimate can meet the aims
+against all of them (measured on ``pedalboard:bitcrush`` with tracks within a few quantiser steps of zero: the
+differences' norm at 0.3-3 dB was 3.6-5.9 times the 0.03-0.15 dB reference's, at one cosine)."""
 RELIABLE = 0.8
 """A point's reference is reliable where its halves (the smaller two steps, the larger two) agree to this cosine."""
 
@@ -339,10 +368,17 @@ def _reference(render: Any, params: Mapping[str, Mapping[str, torch.Tensor]], so
     dominates (the differences' norm grows as the step shrinks), at large ones its curvature. The mean over
     :data:`REF_STEPS` (0.03-0.15 dB, the size of a fit's steps) halves the noise of one step.
     """
+    reference, agreement, _ = _reference_halves(render, params, sources, loss, steps)
+    return reference, agreement
+
+
+def _reference_halves(render: Any, params: Mapping[str, Mapping[str, torch.Tensor]], sources: torch.Tensor,
+                      loss: SpectralLoss, steps: tuple[float, ...]) -> tuple[torch.Tensor, float, float]:
+    """:func:`_reference`, and the norm ratio of its halves (the larger steps' over the smaller's)."""
     grads = [_central_difference(render, params, sources, loss, step) for step in steps]
     half = len(grads) // 2
     small, large = torch.stack(grads[:half]).sum(dim=0), torch.stack(grads[half:]).sum(dim=0)
-    return torch.stack(grads).mean(dim=0), _cosine(small, large)
+    return torch.stack(grads).mean(dim=0), _cosine(small, large), float(large.norm() / small.norm().clamp(min=1e-300))
 
 
 def _gain_gradient(render: Any, params: Mapping[str, Mapping[str, torch.Tensor]], sources: torch.Tensor,
@@ -383,6 +419,7 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
         fixed[kind] = (compile_render(graph, {**processors, "box": other}), other.runner, [])
     cos, norm, renders, caught, chosen, agree = [], [], [], [], [], []
     scales: list[int] = []  # the points whose reference is the coarse one
+    spans: list[tuple[float, float]] = []  # each point's reference against a fit's larger steps (SPAN_STEP)
     probes: list[tuple[float, float]] = []
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -397,11 +434,16 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
             chosen.append(box.signal_gradient)
             probes.append(_probed(box))
             reference, agreement = _reference(render, params, sources, loss, ref_steps)
+            span: tuple[float, float] | None = None
             if agreement < RELIABLE:
-                coarse, rough = _reference(render, params, sources, loss, tuple(COARSE * s for s in ref_steps))
+                coarse, rough, ratio = _reference_halves(render, params, sources, loss,
+                                                         tuple(COARSE * s for s in ref_steps))
                 if rough > agreement:
-                    reference, agreement = coarse, rough
+                    reference, agreement, span = coarse, rough, (rough, ratio)
                     scales.append(point)
+            if span is None:
+                span = _figures(_central_difference(render, params, sources, loss, SPAN_STEP), reference)
+            spans.append(span)
             agree.append(agreement)
             cos.append(float(g @ reference / (g.norm() * reference.norm()).clamp(min=1e-300)))
             norm.append(float(g.norm() / reference.norm().clamp(min=1e-300)))
@@ -420,10 +462,32 @@ def measure_black_box(name: str, sources: torch.Tensor, points: int, defaults: b
             "met": sum(cos[k] >= 0.9 and 0.8 <= norm[k] <= 1.25 for k in kept),
             "each": "  ".join(f"{c:.3f}/{n:.2f} ({a:.2f}{'c' if k in scales else ''})"
                               for k, (c, n, a) in enumerate(zip(cos, norm, agree))),
+            "stable": _stable_text(cos, norm, spans),
+            "stable_met": _stable_met(cos, norm, spans),
+            "spans": "  ".join(f"{c:.3f}/{n:.2f}" for c, n in spans),
             "signals": {kind: (statistics.median(found[k][0] for k in kept),
                                statistics.median(found[k][1] for k in kept),
                                "  ".join(f"{c:.3f}/{n:.2f}" for c, n in found))
                         for kind, (_, _, found) in fixed.items()}}
+
+
+def _stable_text(cos: list[float], norm: list[float], spans: list[tuple[float, float]]) -> str:
+    """``"2/4: 0.99/1.10"``: the points whose reference is stable (see :data:`SPAN_STEP`), and the estimate's
+    median cosine and norm ratio over them."""
+    kept = [k for k, span in enumerate(spans) if _meets(span)]
+    if not kept:
+        return f"0/{len(spans)}"
+    return (f"{len(kept)}/{len(spans)}: {statistics.median(cos[k] for k in kept):.3f}/"
+            f"{statistics.median(norm[k] for k in kept):.2f}")
+
+
+def _stable_met(cos: list[float], norm: list[float], spans: list[tuple[float, float]]) -> bool | None:
+    """Whether the estimate's medians over the points whose reference is stable meet the aims (``None``: no
+    such point)."""
+    kept = [k for k, span in enumerate(spans) if _meets(span)]
+    if not kept:
+        return None
+    return _meets((statistics.median(cos[k] for k in kept), statistics.median(norm[k] for k in kept)))
 
 
 def _warned(names: list[str]) -> str:
@@ -468,7 +532,7 @@ def _smoothed_text(row: Mapping[str, Any]) -> str:
 def _rst(table: list[tuple[str, ...]], pooled: list[tuple[float, float, float]], setting: str) -> str:
     """The measured table as the reStructuredText section of ``docs/concepts/gradient_quality.rst``."""
     head = ("black box", "chose", "cosine", "norm ratio", "renders", "fit", "warning", "ref", "points", "probe",
-            "vs 0.03-0.15 dB")
+            "vs 0.03-0.15 dB", "stable")
     lines = [f".. Generated by ``python bench/seam.py --standard --rst`` ({setting}).", "", ".. list-table::",
              "   :header-rows: 1", ""]
     for row in (head, *table):
@@ -535,6 +599,9 @@ def main() -> None:
             if "smoothed" in row:
                 against = (f"  (against the 0.03-0.15 dB reference, ref {row['smoothed'][2]:.3f}: auto "
                            f"{row['smoothed'][0]:.3f}, exact {row['smoothed'][1]:.3f})")
+            if "span" in row:
+                against += (f"  (exact against that reference and at {SPAN_STEP:g} dB, stable at "
+                            f"{row['span'][0]}: {row['span'][1]})")
             if name == "auto" and args.fresh:
                 against += f"  (each point: {row['each']})"
             print(f"{label:<30}{name:<17}{choice:<27}{row['cos']:>7.3f}{row['norm']:>7.3g}{row['renders']:>8.1f}"
@@ -544,7 +611,7 @@ def main() -> None:
         summary.append(auto)
         table.append((f"dsp {label}", auto["choice"], f"{auto['cos']:.3f}", f"{auto['norm']:.2f}",
                       f"{auto['renders']:g}", f"{auto['fit']:.2f}" if "fit" in auto else "", warned, "", "",
-                      auto.get("probe", ""), _smoothed_text(auto)))
+                      auto.get("probe", ""), _smoothed_text(auto), auto["span"][0] if "span" in auto else ""))
     box_sources = sources[[0, 2, 3, 5]]  # sounding tracks
     for label, name, defaults in BLACK_BOXES:
         if args.rows and label not in args.rows:
@@ -560,13 +627,14 @@ def main() -> None:
         print(f"{label:<30}{'auto':<17}{row['choice']:<27}{row['cos']:>7.3f}{row['norm']:>7.3g}"
               f"{row['renders']:>8.1f}{'':>6}{row['ref']:>7.3f}{row['points']:>10}{row['probe']:>11}"
               f"{time.perf_counter() - began:>5.0f}  {row['warned']}  (every point: {row['all'][0]:.3f}/"
-              f"{row['all'][1]:.3g}; {row['met']} scored points meet both aims; each: {row['each']})", flush=True)
+              f"{row['all'][1]:.3g}; {row['met']} scored points meet both aims; each: {row['each']}; reference stable "
+              f"at {row['stable']} (against {SPAN_STEP:g} dB or its halves: {row['spans']}))", flush=True)
         for kind, (c, n, each) in row["signals"].items():
             print(f"{label:<30}{kind:<17}{'':<27}{c:>7.3f}{n:>7.3g}{'':>8}{'':>6}{'':>7}{'':>10}{'':>11}{'':>5}"
                   f"  (each: {each})", flush=True)
         summary.append(row)
         table.append((label, row["choice"], f"{row['cos']:.3f}", f"{row['norm']:.2f}", f"{row['renders']:g}", "",
-                      row["warned"], f"{row['ref']:.3f}", row["points"], row["probe"], ""))
+                      row["warned"], f"{row['ref']:.3f}", row["points"], row["probe"], "", row["stable"]))
     if summary:
         cosines = [r["cos"] for r in summary]
         norms = [r["norm"] for r in summary]
@@ -575,6 +643,10 @@ def main() -> None:
         print(f"default ('auto') over {len(summary)} rows: {inside} with cosine >= 0.9 and norm ratio 0.8-1.25; "
               f"worst cosine {min(cosines):.3f}, norm ratios {min(norms):.3g}-{max(norms):.3g}"
               + (f", fits {min(fits):.2f}-{max(fits):.2f}x the exact processor (goal <= 1.1)" if fits else ""))
+        over = [r["stable_met"] for r in summary if "stable_met" in r]
+        if over:
+            print(f"real black boxes over the points whose reference is stable: {sum(m is True for m in over)} of "
+                  f"{len(over)} meet both aims ({sum(m is None for m in over)} with no such point)")
     pooled = []
     if not args.rows:
         for length in lengths:

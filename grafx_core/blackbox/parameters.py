@@ -32,6 +32,14 @@ _SHIFTED_LOG_RATIO = 1001.0
 _FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 
+_SUFFIX_UNITS = {"_hz": "Hz", "_db": "dB", "_ms": "ms"}
+
+
+def _unit_of(name: str) -> str:
+    """The unit a control's name carries in its suffix (``cutoff_hz``: ``"Hz"``), or ``""``."""
+    return next((unit for suffix, unit in _SUFFIX_UNITS.items() if name.lower().endswith(suffix)), "")
+
+
 @dataclass(frozen=True)
 class ParameterSpec:
     """One scalar control of a black-box effect.
@@ -54,6 +62,10 @@ class ParameterSpec:
         time_varying: the control may be automated: given as a curve, it
             reaches the effect as one value per block of the processor's
             ``control_block`` samples (see :mod:`grafx_core.blackbox.moving`).
+        unit: ``"Hz"``, ``"dB"``, ``"ms"`` or ``""``; ``None`` (the default)
+            reads it from the name's suffix (``_hz``, ``_db``, ``_ms``), else
+            ``""``. Fitting reads it: ``gauss-newton`` scans a node's
+            frequencies jointly with its other controls.
     """
 
     name: str
@@ -65,6 +77,7 @@ class ParameterSpec:
     attribute: str | None = None
     values: Sequence[float] | None = None
     time_varying: bool = False
+    unit: str | None = None
     _control: Control = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -85,7 +98,10 @@ class ParameterSpec:
         elif self.values is not None and self.differentiable:
             raise ParameterError(f"parameter {self.name!r}: a discrete control (values=...) cannot be differentiable")
         values = None if self.values is None else tuple(self.values)
+        if self.unit is None:
+            object.__setattr__(self, "unit", _unit_of(self.name))
         object.__setattr__(self, "_control", Control(low=lo, high=hi, scale=self.scale, values=values,
+                                                     unit=str(self.unit),
                                                      differentiable=bool(self.differentiable), unconstrained=True,
                                                      time_varying=bool(self.time_varying)))
         if self.default is None:

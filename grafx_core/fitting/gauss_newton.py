@@ -36,6 +36,14 @@ over its range with the others held (a few renders each); the control whose
 profile has several valleys and the widest range of loss (measured, not
 declared: see :mod:`._scan`) is then searched on a fine grid and set to its
 best value, and Levenberg-Marquardt starts again from there.
+
+An EQ bell fitted at the wrong frequency is a valley of another kind: no one
+control leaves it (:mod:`._valley`). Once the best loss, between 0.002 and
+0.3 of the first, has gone twice a band scan's cost in renders without
+falling by a tenth, each band (a control declared in Hz with its node's other
+continuous controls) is scanned: 12 frequencies, the others re-solved at each
+from their defaults; Levenberg-Marquardt starts again from the best point if
+it beat the fit's.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from ..errors import NON_FINITE_HINT, NonFiniteLossError
 from ._linear import LinearModel
 from ._run import Loss, Render, Run
 from ._scan import roughest
+from ._valley import StallWatch, bands, scan_band
 
 __all__ = ["gauss_newton", "damped_step", "broyden_update"]
 
@@ -71,6 +80,7 @@ _SCAN_FINE = 40  # samples of the roughest control's profile (its valley is abou
 # The scan runs for a stall above this fraction of the first loss: a wrong valley. On the bench's pedalboard
 # chain Levenberg-Marquardt fails once at 0.21 of it on its way to the hidden settings (seed 1).
 _SCAN_ABOVE = 0.3
+_BAND_GRID = 12  # frequencies of a band's joint scan (see ._valley), evenly spaced over its normalised range
 
 
 def damped_step(jacobian: torch.Tensor, residuals: torch.Tensor, damping: float,
@@ -173,7 +183,8 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
         options: ``fd_step`` (finite-difference step, normalised units, default 0.005), ``adam_steps`` (Adam
             steps of the analytic parameters per iteration, default the control count), ``starts`` (points
             screened before the fit, the given one included; default ``2P + 1``; 1: none), ``scan`` (whether
-            a stall far above the fit scans the controls' profiles, default true).
+            a stall far above the fit scans the controls' profiles, default true), ``bands`` (whether a stalled
+            fit scans each band's frequency jointly with its node's other controls, default true).
         seed: seeds the screened starts.
 
     Raises:
@@ -194,6 +205,7 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
         raise ValueError(f"gauss-newton: starts must be at least 1 (the given point), got {starts}")
     scan = bool(options.get("scan", True))
     state = _fresh_state(controls.count)
+    valleys = _Valleys(run, controls) if bool(options.get("bands", True)) else None
     centre: _Point | None = None  # while valid
     if starts > 1 and _affordable(run, starts, controls.count):
         centre, state = _screen(run, render, loss, controls, starts, fd_step, seed)
@@ -208,7 +220,9 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
         run.record(centre.loss, run.vector(), state.damping)
         if run.done():
             break
-        if scan and state.stalled and not state.scanned and centre.loss > _SCAN_ABOVE * run.losses[0] \
+        if valleys is not None and valleys.due(run):
+            centre = valleys.scan(run, render, loss, controls, centre, state, fd_step)
+        elif scan and state.stalled and not state.scanned and centre.loss > _SCAN_ABOVE * run.losses[0] \
                 and controls.count * _SCAN_COARSE + _SCAN_FINE <= _left(run) / 2:
             centre = _scan(run, render, loss, controls, centre, state)
         elif state.stalled >= _STALLED or _left(run) < controls.count + 1:
@@ -394,6 +408,49 @@ def _scan(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Po
     return centre
 
 
+class _Valleys:
+    """The joint band scans of one fit (see :mod:`._valley`): due once the best loss stalls far above the first."""
+
+    def __init__(self, run: Run, controls: _Controls) -> None:
+        parameters, flags = list(run.latent.parameters()), run.latent.black_box_flags()
+        described = [(node_type, control) for (node_type, _, control), p, black
+                     in zip(run.latent.controls(), parameters, flags) if black and p.requires_grad]
+        self.bands = bands([(t.shape[0] if t.dim() else 1, t.numel()) for t in controls.tensors], described)
+        self.cost = sum(band.cost(_BAND_GRID) for band in self.bands)
+        # A scan is due once the fit has gone twice its cost in renders without a tenth off the loss: on the
+        # LV2 chain (168 renders a scan) the compass search leaves plateaus of 100-300 renders on its own.
+        self.watch = StallWatch(window=max(4 * (controls.count + 1), 2 * self.cost))
+
+    def due(self, run: Run) -> bool:
+        self.watch.note(run.budget.renders, run.best_loss)
+        return bool(self.bands) and self.cost <= _left(run) / 2 and self.watch.stalled(
+            run.budget.renders, run.best_loss, run.losses[0])
+
+    def scan(self, run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Point, state: _State,
+             fd_step: float) -> _Point:
+        """Scan every band from ``centre`` in turn; Levenberg-Marquardt restarts afresh from the best point."""
+        renders, best = run.budget.renders, run.best_loss
+        x = controls.get()
+
+        def evaluate(y: torch.Tensor) -> _Point:
+            controls.set(y)
+            return _render(run, render, loss)
+
+        def jacobian(y: torch.Tensor, point: _Point, indices: list[int]) -> LinearModel:
+            controls.set(y)
+            return _jacobian(run, render, loss, controls, y, point, fd_step, indices)
+
+        start = centre
+        for band in self.bands:
+            centre, x = scan_band(evaluate, jacobian, x, centre, band, _BAND_GRID, _EDGE, run.budget.exhausted)
+        controls.set(x)
+        self.watch.scanned(renders, best, centre is not start)
+        if centre is not start:
+            state.jacobian, state.stalled = None, 0
+            state.damping, state.radius = _START_DAMPING, _START_RADIUS
+        return centre
+
+
 def _profile(run: Run, render: Render, loss: Loss, controls: _Controls, x: torch.Tensor, j: int,
              count: int) -> Iterator[tuple[float, _Point]]:
     """Control ``j`` at ``count`` evenly spaced values of its range, the others at ``x``: ``(value, point)``
@@ -414,18 +471,20 @@ def _render(run: Run, render: Render, loss: Loss) -> _Point:
 
 
 def _jacobian(run: Run, render: Render, loss: Loss, controls: _Controls, x: torch.Tensor, centre: _Point,
-              step: float) -> LinearModel:
-    """Forward differences (backward ones at the top of the range): one render per control."""
-    rows = torch.empty(controls.count, centre.residuals.numel(), dtype=centre.residuals.dtype,
+              step: float, indices: list[int] | None = None) -> LinearModel:
+    """Forward differences (backward ones at the top of the range): one render per control (of ``indices``
+    only, where given: the model's controls are then those, in that order)."""
+    chosen = list(range(controls.count)) if indices is None else indices
+    rows = torch.empty(len(chosen), centre.residuals.numel(), dtype=centre.residuals.dtype,
                        device=centre.residuals.device)  # Jᵀ, [controls, residuals]
-    for j in range(controls.count):
+    for row, j in enumerate(chosen):
         moved = x.clone()
         signed = step if x[j] + step <= 1 - _EDGE else -step
         moved[j] += signed
         controls.set(moved)
         with torch.no_grad():
             mix = render(run.latent.values())
-            rows[j] = (loss.residuals(mix, centre.mix).detach() - centre.residuals) / signed  # type: ignore[attr-defined]
+            rows[row] = (loss.residuals(mix, centre.mix).detach() - centre.residuals) / signed  # type: ignore[attr-defined]
     controls.set(x)
     return LinearModel(rows, centre.residuals)
 

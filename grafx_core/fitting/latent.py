@@ -93,6 +93,14 @@ class LatentParameters(nn.Module):
         trees: list[nn.ParameterDict] = list(self.latent)  # type: ignore[arg-type]
         return [self._black_box[t] for t, latent in zip(self._types, trees) for _ in latent.values()]
 
+    def controls(self) -> list[tuple[str, str, Control | None]]:
+        """Per tensor of :meth:`parameters`, in its order: ``(node_type, name, declared control or None)``.
+
+        A tensor is ``[nodes, *shape]``: its row ``n`` (flattened row-major) belongs to the type's ``n``-th node.
+        """
+        trees: list[nn.ParameterDict] = list(self.latent)  # type: ignore[arg-type]
+        return [(t, name, self._controls[t][name]) for t, latent in zip(self._types, trees) for name in latent.keys()]
+
     def detached(self) -> nn.ModuleDict:
         """The current values as a fresh ``nn.ModuleDict`` of ``nn.ParameterDict`` (to save or render)."""
         # Escaping containers: a plug-in's control may be named like a container method (``clear``, ``type``).

@@ -78,7 +78,9 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
             controls Gauss-Newton screens before it starts, the start included; default ``2P + 1`` under a
             render budget that affords them, else 1: none; the hybrid's Gauss-Newton phase takes 1, CMA-ES
             having searched globally), ``scan`` (Gauss-Newton samples every control's loss profile once, at its
-            first stall far above the fit, and searches the control with several valleys finely; default true).
+            first stall far above the fit, and searches the control with several valleys finely; default true),
+            ``bands`` (Gauss-Newton scans each band's frequency jointly with its node's other controls when the
+            fit stalls far above its first loss; default true).
 
     Raises:
         ValueError: an unknown optimizer or option, or a loss without residuals for ``"gauss-newton"``.
@@ -89,10 +91,10 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
     options = dict(options or {})
     unknown = sorted(set(options) - {"sigma", "popsize", "fd_step", "adam_steps", "global_share",
-                                           "starts", "scan"})
+                                           "starts", "scan", "bands"})
     if unknown:
         raise ValueError(f"unknown optimizer options {unknown}; expected sigma, popsize, fd_step, adam_steps, "
-                         "global_share, starts or scan")
+                         "global_share, starts, scan or bands")
     module = {"cma-es": ("cma", "CMA-ES"), "ngopt": ("nevergrad", "NGOpt"), "hybrid": ("cma", "CMA-ES")}.get(optimizer)
     if module is not None:
         require(module[0], "optimizers", f"--optimizer {optimizer} ({module[1]})")

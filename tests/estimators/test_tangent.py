@@ -519,3 +519,31 @@ def test_the_halves_agreement_of_a_very_quiet_smooth_effect_is_one():
     y = torch.zeros(1, 1, 2000)
     outputs = torch.cat([y + change[:, 0], y - 0.9 * change[:, 0]])  # node-major: + step, then - step
     assert float(halves_agreement(outputs, y, 1)[0]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_weak_choice_for_a_stepped_effect_says_its_fine_differences_are_not_a_slope(drums, one_torch_thread):
+    from grafx_core.estimators.auto import FINE_TEST_STEP
+
+    quiet = (drums[..., :4096] * (0.01 / drums.abs().amax())).clone().requires_grad_()
+    # What the warning reports is true of the effect: numpy's rounding, stepped along the input by the fine step,
+    # moves different samples going up and going down.
+    x = quiet.detach().double().numpy()
+    up = (np.round(x * (1 + FINE_TEST_STEP) * 256) - np.round(x * 256)).ravel()
+    down = (np.round(x * 256) - np.round(x * (1 - FINE_TEST_STEP) * 256)).ravel()
+    assert abs(up @ down) < 0.5 * np.linalg.norm(up) * np.linalg.norm(down)
+    wrapped = with_estimator(_Quantiser(), FiniteDifference(seed=0))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        wrapped(quiet, gain=torch.ones(2, 1))
+    probe = wrapped.signal_probe
+    assert probe.stepped and not probe.trusted
+    said = [str(w.message) for w in seen if issubclass(w.category, (WeakSignalGradientWarning,
+                                                                   StoppedSignalGradientWarning))]
+    assert len(said) == 1 and "response is stepped" in said[0]
+    assert f"agree only to cosine {probe.fine_agreement[0]:.3g}, norm ratio {probe.fine_agreement[1]:.3g}" in said[0]
+    # A smooth effect that no stand-in follows (time-reversed drums) warns without it.
+    music = drums[:, :1].clone().requires_grad_()
+    reversed_ = with_estimator(_HalfReversed(0.0), FiniteDifference(seed=0))
+    with pytest.warns(WeakSignalGradientWarning) as weak:
+        reversed_(music, gain=torch.ones(2, 1))
+    assert not reversed_.signal_probe.stepped and all("stepped" not in str(w.message) for w in weak)

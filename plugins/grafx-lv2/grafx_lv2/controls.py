@@ -158,7 +158,7 @@ def map_controls(where: str, ports: Sequence[Port], sample_rate: float, *,
         log = "logarithmic" in port.properties and values is None and hi > 0
         # A host may change any continuous control between two runs, as a DAW automates it.
         specs.append(ParameterSpec(parameter_name(port.symbol), lo, hi, default, "log" if log else "linear",
-                                   differentiable=flag, values=values, time_varying=values is None))
+                                   differentiable=flag, values=values, time_varying=values is None, unit=port.unit))
         indices.append(port.index)
     return Controls(tuple(specs), tuple(indices), held, tuple(unmapped))
 

@@ -37,6 +37,8 @@ _CACHE_VERSION = 2
 LV2 = "http://lv2plug.in/ns/lv2core#"
 _ATOM = "http://lv2plug.in/ns/ext/atom#"
 _PPROPS = "http://lv2plug.in/ns/ext/port-props#"
+_UNITS = "http://lv2plug.in/ns/extensions/units#"
+_UNIT_NAMES = {"hz": "Hz", "khz": "kHz", "db": "dB", "ms": "ms", "s": "s"}  # units:unit's names -> the core's
 
 _CLASSES = {"input": LV2 + "InputPort", "output": LV2 + "OutputPort", "audio": LV2 + "AudioPort",
             "control": LV2 + "ControlPort", "cv": LV2 + "CVPort", "atom": _ATOM + "AtomPort"}
@@ -60,6 +62,7 @@ class Port:
         properties: the port properties of :data:`_PROPERTIES` it has (``"logarithmic"``, ...).
         designation: its ``lv2:designation`` URI, or ``""``.
         scale_points: ``(value, label)`` pairs, sorted by value.
+        unit: its ``units:unit`` as the core spells it (``"Hz"``, ``"dB"``, ``"ms"``, ...), or ``""``.
     """
 
     index: int
@@ -73,6 +76,7 @@ class Port:
     properties: frozenset[str]
     designation: str
     scale_points: tuple[tuple[float, str], ...]
+    unit: str = ""
 
 
 @dataclass(frozen=True)
@@ -194,9 +198,13 @@ class World:
             designation_node = lib.lilv_port_get(plugin, port, self.node(LV2 + "designation"))
             designation = lib.lilv_node_as_string(designation_node).decode() if designation_node else ""
             lib.lilv_node_free(designation_node)
+            unit_node = lib.lilv_port_get(plugin, port, self.node(_UNITS + "unit"))
+            unit = lib.lilv_node_as_string(unit_node).decode() if unit_node else ""
+            lib.lilv_node_free(unit_node)
             ports.append(Port(index, symbol, name, kind, "output" if "output" in classes else "input",
                               float(ranges[0][index]), float(ranges[1][index]), float(ranges[2][index]),
-                              props, designation, self._scale_points(plugin, port)))
+                              props, designation, self._scale_points(plugin, port),
+                              _UNIT_NAMES.get(unit.removeprefix(_UNITS), "")))
         return tuple(ports)
 
     def _scale_points(self, plugin: int, port: int) -> tuple[tuple[float, str], ...]:

@@ -93,3 +93,10 @@ def test_port_values_report_what_each_node_received_whatever_the_stage_size(requ
         by_row[tuple(sorted(render.port_values(received[row]).items()))] = row
     assert sorted(by_row.values()) == list(range(16))  # each received vector is one of the reported ones
     assert {tuple(sorted(v.items())) for v in batch} == set(by_row)
+
+
+def test_port_units_reach_the_controls(require):
+    # ZamEQ2 declares units:unit on its ports (Hz, dB; none on the bandwidths): gauss-newton's band scan reads them.
+    processor = lv2_processor(require("urn_zamaudio_zam_eq2"))
+    units = {path[0]: control.unit for path, control in describe(processor).controls.items()}
+    assert units["f1"] == units["fl"] == "Hz" and units["boost1"] == "dB" and units["bw1"] == ""
