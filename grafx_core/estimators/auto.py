@@ -29,12 +29,14 @@ of the probed rows' sum (as a mix node sums tracks) against that sum
 recoloured, so that the quiet bins a log-spectral loss weighs most count as
 they do in a fit. Per output gradient,
 the vectors ``<A^T g, u_j>`` and ``<g, J u_j>`` over the rows and directions
-give a cosine and a norm ratio, and the score is the cosine less
+give a cosine and a norm ratio (along the input and its zero-phase bands, and again along the input and the
+:data:`CAUSAL_DIRECTIONS`, which a causal equaliser upstream moves it along), and the score is the cosine less
 :data:`NORM_PENALTY` times ``|log2(norm ratio)|`` (a gradient twice too large
 or too small loses a quarter); the means over the output gradients and the
 operating points rank the candidates. Among the candidates that meet the aims
 (:attr:`SignalProbe.trusted`) at the call's own parameters, or all where none
-does, the best one wins; one that renders in
+does, the best one wins (ranked along the bands; where their verdict is in doubt, by the worse of the two sets'
+scores, and trusted where either set meets the aims: see :attr:`SignalProbe.causal`); one that renders in
 the backward pass only by a margin of :data:`RENDER_MARGIN` per render, and
 ``"straight-through"`` by :data:`IDENTITY_MARGIN`; candidates over
 :data:`RENDER_BUDGET` renders are not tried.
@@ -71,6 +73,7 @@ import torch
 from ..errors import SignalGradientQualityError
 from ._warnings import (RoughSignalGradientWarning, StoppedSignalGradientWarning, WeakSignalGradientWarning,
                         warn_once)
+from ._directions import eq_gain_directions
 from ._rules import GradientRule, Gradients, Saved, cpu_rows, node_rows, rademacher
 from .linearisation import LINEARISATIONS, diagonal_perturbation, linearise
 from ..spectral_loss import multi_resolution_stft_loss
@@ -80,7 +83,7 @@ from .target import RenderJob, RenderTarget
 __all__ = ["LinearisedSignalRule", "SignalProbe", "probe_signal_gradient", "PROBE_ROWS", "TRUSTED_COSINE",
            "TRUSTED_NORM", "FALLBACK_COSINE", "PROBE_LEVELS", "RENDER_MARGIN", "IDENTITY_MARGIN", "NORM_PENALTY", "MUTE",
            "CANDIDATES", "REVISIT_DISTANCE", "RENDER_BUDGET", "TEST_DIRECTIONS", "TEST_GRADIENTS", "TEST_STEP",
-           "TEST_FLOOR", "FINE_TEST_STEP", "ROUGH_CANDIDATES", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT",
+           "TEST_FLOOR", "CAUSAL_DIRECTIONS", "FINE_TEST_STEP", "ROUGH_CANDIDATES", "EQ_EDGES", "PROBE_SEED", "CALIBRATION_LIMIT",
            "CALIBRATION_COSINE", "CALIBRATION_AGREEMENT", "CALIBRATIONS", "WHITE_GRADIENTS", "scaled_signals",
            "settle_signal_gradient", "probe_generator", "renders_per_node", "probe_renders"]
 
@@ -98,6 +101,20 @@ TRUSTED_NORM = (0.8, 1.25)
 TEST_DIRECTIONS = 4
 """Upstream-like input changes the probe differentiates the effect along (two renders each, per point): the
 input itself (a gain) and its lows, mids and highs (see :data:`EQ_EDGES`)."""
+CAUSAL_DIRECTIONS = 3
+"""Further test directions, two renders each per point: what a flat equaliser's low shelf, peak and high shelf
+gains upstream move the input by (causal filters at :data:`EQ_EDGES`, from
+:func:`~grafx_core.estimators._directions.eq_gain_directions`). Every candidate is also measured along the input
+and these. They are consulted only where the zero-phase bands' verdict is in doubt: the bands' trusted choice
+misses the aims along them, or no candidate reaches :data:`TRUSTED_COSINE` along the bands. There the candidates
+rank by the worse of their two scores and are trusted where either set meets the aims (measured in
+``bench/seam.py``: on a limiter-like compressor the bands trusted the gain tangent at 0.935 / 1.00, the causal
+directions measured it at 0.845 / 0.79 and the graph at 0.874 / 0.89, where the wide band tangent, 0.929 / 0.84
+along them, gave 0.974 / 0.86; on a resonant high-pass every candidate measured below cosine 0.6 along the
+bands, which ring ahead of the signal's end where the loss's gradient is largest, while the graph gave 1.000).
+Not in their place: with the causal directions alone the parametric EQ's probe picked the tangent ratio
+(0.962 / 1.41 in the graph), and a notch's, where the bands measure every candidate at the same norm
+error, the smoothed gain over the FFT ratio."""
 TEST_STEP = 2 * JVP_STEP
 """Step of the probe's central differences, relative to each test direction's own RMS (at least
 :data:`TEST_FLOOR` of the row's): what an upstream gain or EQ gain moves by 0.17 dB, the size of a fit's
@@ -188,7 +205,7 @@ def probe_renders(candidates: Sequence[str] = CANDIDATES, at_call: bool = False,
     tried = [kind for kind in candidates if renders_per_node(kind) <= RENDER_BUDGET]
     own = sum(renders_per_node(kind) for kind in tried if kind not in ROUGH_CANDIDATES)
     fine = sum(renders_per_node(kind) for kind in tried if kind in ROUGH_CANDIDATES) if at_call and rough else 0
-    return 1 + 2 * TEST_DIRECTIONS + own + (2 * TEST_DIRECTIONS + fine if at_call else 0)
+    return 1 + 2 * (TEST_DIRECTIONS + CAUSAL_DIRECTIONS) + own + (2 * TEST_DIRECTIONS + fine if at_call else 0)
 
 
 def probe_generator() -> np.random.Generator:
@@ -287,6 +304,12 @@ class SignalProbe:
             steps) is as large as what it measures, and it judges nothing.
         tangent: whether the choice was ranked, trusted and reported against the fine reference (the response
             is rough and a stand-in follows its tangent), not the probe's own.
+        causal_cosines: per candidate, the cosine measured along the causal test directions
+            (:data:`CAUSAL_DIRECTIONS`, with the input itself) instead of the zero-phase bands, at the call's
+            own parameters (``cosines`` are the zero-phase bands').
+        causal_norm_ratios: the norm ratio there.
+        causal: whether the causal directions were consulted (where the bands' verdict is in doubt), so that a
+            candidate meeting the aims along either set is trusted.
     """
 
     choice: str
@@ -304,6 +327,9 @@ class SignalProbe:
     smoothness: tuple[float, float] | None = None
     fine_agreement: tuple[float, float] | None = None
     tangent: bool = False
+    causal_cosines: dict[str, float] = field(default_factory=dict)
+    causal_norm_ratios: dict[str, float] = field(default_factory=dict)
+    causal: bool = False
 
     @property
     def rough(self) -> bool:
@@ -315,11 +341,14 @@ class SignalProbe:
 
     def measured(self, kind: str) -> tuple[float, float]:
         """``(cosine, norm ratio)`` of ``kind`` against the reference it was ranked by (the fine one where
-        :attr:`tangent`), the norm ratio after :attr:`scale` for the choice (``nan`` where not measured)."""
-        cosines, ratios = (self.fine_cosines, self.fine_norm_ratios) if self.tangent else \
-            (self.cosines, self.norm_ratios)
+        :attr:`tangent`), the norm ratio after :attr:`scale` for the choice (``nan`` where not measured): along
+        the zero-phase bands, or along the causal directions where only those meet the aims."""
         scale = self.scale if kind == self.choice else 1.0
-        return cosines.get(kind, math.nan), ratios.get(kind, math.nan) * scale
+        if self.tangent:
+            return self.fine_cosines.get(kind, math.nan), self.fine_norm_ratios.get(kind, math.nan) * scale
+        bands = self.cosines.get(kind, math.nan), self.norm_ratios.get(kind, math.nan) * scale
+        causal = self.causal_cosines.get(kind, math.nan), self.causal_norm_ratios.get(kind, math.nan) * scale
+        return causal if self.causal and _meets_figures(causal) and not _meets_figures(bands) else bands
 
     @property
     def stepped(self) -> bool:
@@ -366,8 +395,8 @@ class SignalProbe:
         """``"score 0.41: cosine 0.72, norm ratio 1.9"`` for ``kind``, as measured by the probe (and the
         scale applied to the choice, where it is not one)."""
         scaled = f", scaled by {self.scale:.3g}" if kind == self.choice and self.scale != 1.0 else ""
-        cosine, _ = self.measured(kind)
-        ratio = (self.fine_norm_ratios if self.tangent else self.norm_ratios).get(kind, math.nan)
+        cosine, ratio = self.measured(kind)
+        ratio /= self.scale if kind == self.choice else 1.0
         return f"score {self.scores.get(kind, math.nan):.3g}: cosine {cosine:.3g}, norm ratio {ratio:.3g}{scaled}"
 
     def roughness(self, kind: str) -> str:
@@ -562,7 +591,7 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
         signs = rademacher(rng, tuple(x.shape))
         moved, h = diagonal_perturbation(x, signs, step, centres[0].shape[1])
         opposite, _ = diagonal_perturbation(x, -signs, step, centres[0].shape[1])
-        tests = torch.cat([x.unsqueeze(1), _eq_like(x)], dim=1)  # [rows, K, C, L]
+        tests = torch.cat([x.unsqueeze(1), _eq_like(x), eq_gain_directions(x, EQ_EDGES)], dim=1)  # [rows, K, C, L]
         ht = _test_steps(x, tests)
         tangents = {kind: tangent_renders(kind, x, step) for kind in TANGENTS
                     if kind in candidates and kind not in ROUGH_CANDIDATES}
@@ -570,12 +599,13 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
         # the same differences at the fine step too: where they disagree, the response is not smooth at the
         # scale of a fit's steps. Not at the louder level: a limiter driven 12 dB harder can be smooth there
         # and rough as called (measured), or the other way round.
-        hf = _test_steps(x, tests, FINE_TEST_STEP) if k == 0 else None
+        bands = tests[:, :TEST_DIRECTIONS]
+        hf = _test_steps(x, bands, FINE_TEST_STEP) if k == 0 else None
         plans.append((x, {"signs": signs, "h": h}, tests, ht, tangents, hf))
         shifted = torch.cat([x.unsqueeze(1) + ht * tests, x.unsqueeze(1) - ht * tests], dim=1).flatten(0, 1)
-        fine_shifts = [] if hf is None else [(torch.cat([x.unsqueeze(1) + hf * tests, x.unsqueeze(1) - hf * tests],
+        fine_shifts = [] if hf is None else [(torch.cat([x.unsqueeze(1) + hf * bands, x.unsqueeze(1) - hf * bands],
                                                  dim=1).flatten(0, 1), 2 * TEST_DIRECTIONS)]
-        for v, count in ((torch.stack([moved, opposite], dim=1).flatten(0, 1), 2), (shifted, 2 * TEST_DIRECTIONS),
+        for v, count in ((torch.stack([moved, opposite], dim=1).flatten(0, 1), 2), (shifted, tests.shape[1] * 2),
                          *((t[0], t[0].shape[0] // rows) for t in tangents.values()), *fine_shifts):
             others = tuple(s.repeat_interleave(count, dim=0) for s in xs[1:])
             jobs.append(RenderJob((v, *others), p.repeat_interleave(count, dim=0), None, node_rows(rows, count),
@@ -583,6 +613,7 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     outs = iter(target.render(jobs))
     noise = rng.spawn(1)[0]  # the random gradients' own stream: the test gradients stay as they were
     per_point: list[dict[str, list[tuple[float, float, float]]]] = []
+    causal_points: list[dict[str, list[tuple[float, float, float]]]] = []  # the same, along the causal directions
     white: list[dict[str, list[tuple[float, float, float]]]] = []  # the same, under random output gradients
     fine_points: list[_Scoring] = []  # the call's own point, where the fine reference is measured
     unsloped: set[str] = set()  # tangent stand-ins whose differences were not a slope somewhere
@@ -602,16 +633,20 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
             continue
         measured: dict[str, list[tuple[float, float, float]]] = {}
         unweighted: dict[str, list[tuple[float, float, float]]] = {}
+        causal: dict[str, list[tuple[float, float, float]]] = {}
         per_point.append(measured)
         white.append(unweighted)
+        causal_points.append(causal)
         at_call.append(mine)
-        gradients = [(g, measured) for g in _test_gradients(y, rng)]
-        gradients += [(torch.from_numpy(noise.standard_normal(tuple(y.shape))).to(y), unweighted)
+        gradients: list[tuple[torch.Tensor, Found, Found | None]] = [(g, measured, causal)
+                                                                     for g in _test_gradients(y, rng)]
+        gradients += [(torch.from_numpy(noise.standard_normal(tuple(y.shape))).to(y), unweighted, None)
                       for _ in range(WHITE_GRADIENTS)]
         scoring = _Scoring(xs, p, y, tests, live, gradients, jvps, fine)
         if fine is not None:
             fine_points.append(scoring)
-            smooth += [_measure(t, f) for t, f in zip(scoring.truths, scoring.fine_truths) if f is not None]
+            smooth += [_measure(t[:, :TEST_DIRECTIONS], f) for t, f in zip(scoring.truths, scoring.fine_truths)
+                       if f is not None]
             assert sides is not None
             forward, backward = (scoring.products(side) for side in sides)
             settled += [_measure(a, b) for a, b in zip(forward, backward) if a is not None and b is not None]
@@ -635,6 +670,9 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     mean = {kind: _means([p for p in per_point if kind in p], kind) for kind in kinds}
     here = {kind: _means([p for p, mine in zip(per_point, at_call) if mine and kind in p], kind) or mean[kind]
             for kind in kinds}
+    causal_mean = {kind: _means([p for p in causal_points if kind in p], kind) for kind in kinds}
+    causal_here = {kind: _means([p for p, mine in zip(causal_points, at_call) if mine and kind in p], kind)
+                   or causal_mean[kind] for kind in kinds}
     at_fine = {kind: _means([f.fine_found for f in fine_points if kind in f.fine_found], kind) for kind in kinds
                if any(kind in f.fine_found for f in fine_points)}
     beside = {kind: _means([f.coarse_found for f in fine_points if kind in f.coarse_found], kind) for kind in at_fine}
@@ -643,19 +681,36 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
     # smooth effect's is, and a quantiser's (whose fine differences are rounding noise).
     tangent = rough and any(_meets(m) for m in at_fine.values())
     ranked = at_fine if tangent else {k: m for k, m in here.items() if k not in ROUGH_CANDIDATES} or here
-    # A fallback stand-in is ranked only where the one it stands in for misses the aims.
-    ranked = {k: m for k, m in ranked.items() if not (FALLBACKS.get(k) in ranked and _meets(ranked[FALLBACKS[k]]))}
-    scores = {kind: m[0] for kind, m in at_fine.items()} if tangent else {kind: mean[kind][0] for kind in ranked}
+
     margins = {kind: RENDER_MARGIN * renders_per_node(kind) for kind in kinds}
     margins["straight-through"] = IDENTITY_MARGIN
-    # Among the candidates that meet the aims where they are used, the best; else the best of all.
-    meets = [kind for kind in ranked if _meets(ranked[kind])] or list(ranked)
-    best = max(meets, key=lambda kind: scores[kind] - margins.get(kind, 0.0))
-    choice = best if ranked[best][1] >= FALLBACK_COSINE else "none"
+    bands_scores = {kind: m[0] for kind, m in at_fine.items()} if tangent else {kind: mean[kind][0] for kind in ranked}
+    worse_scores = {kind: min(mean[kind][0], *causal_mean[kind][:1]) for kind in ranked}
+
+    def choose(meets: Any, scores: dict[str, float]) -> tuple[str, dict[str, float]]:
+        # A fallback stand-in is ranked only where the one it stands in for misses the aims.
+        pool = [k for k in ranked if not (FALLBACKS.get(k) in ranked and meets(FALLBACKS[k]))]
+        # Among the candidates that meet the aims where they are used, the best; else the best of all.
+        trusted = [kind for kind in pool if meets(kind)] or pool
+        return max(trusted, key=lambda kind: scores[kind] - margins.get(kind, 0.0)), {k: scores[k] for k in pool}
+
+    def causally(kind: str) -> bool:  # meets the aims along the causal directions
+        return bool(causal_here.get(kind)) and _meets(causal_here[kind])
+
+    best, scores = choose(lambda kind: _meets(ranked[kind]), bands_scores)
+    # The causal directions are consulted where the bands' verdict is in doubt: their trusted choice misses the
+    # aims along the causal directions, or no candidate reaches the cosine aim along the bands at all.
+    consulted = not tangent and (
+        (_meets(ranked[best]) and bool(causal_here.get(best)) and not causally(best))
+        or all(m[1] < TRUSTED_COSINE for m in ranked.values()))
+    if consulted:
+        best, scores = choose(lambda kind: _meets(ranked[kind]) or causally(kind), worse_scores)
+    choice = best if ranked[best][1] >= FALLBACK_COSINE or (consulted and causally(best)) else "none"
     plain = _means([p for p, mine in zip(white, at_call) if mine and choice in p], choice)
     return SignalProbe(choice, scores, cosines={k: m[1] for k, m in here.items()},
                        norm_ratios={k: float(2 ** m[2]) for k, m in here.items()}, point=cpu_rows(params),
-                       scale=1.0 if tangent else _calibration(here.get(choice, []), plain, calibration),
+                       scale=1.0 if tangent or (consulted and causally(choice)) else
+                       _calibration(here.get(choice, []), plain, calibration),
                        white_norm_ratio=float(2 ** plain[2]) if plain else math.nan,
                        fine_cosines={k: m[1] for k, m in at_fine.items()},
                        fine_norm_ratios={k: float(2 ** m[2]) for k, m in at_fine.items()},
@@ -663,7 +718,13 @@ def probe_signal_gradient(target: RenderTarget, signals: Sequence[torch.Tensor],
                        beside_norm_ratios={k: float(2 ** m[2]) for k, m in beside.items()},
                        smoothness=None if smoothness is None else (smoothness[1], float(2 ** smoothness[2])),
                        fine_agreement=None if agreement is None else (agreement[1], float(2 ** agreement[2])),
-                       tangent=tangent)
+                       tangent=tangent, causal_cosines={k: m[1] for k, m in causal_here.items() if m},
+                       causal_norm_ratios={k: float(2 ** m[2]) for k, m in causal_here.items() if m},
+                       causal=consulted)
+
+
+Found = dict[str, list[tuple[float, float, float]]]
+"""Per candidate, its ``(score, cosine, log2 norm ratio)`` under each output gradient."""
 
 
 class _Scoring:
@@ -671,27 +732,34 @@ class _Scoring:
     probe's step and, at the call's parameters, at the fine step), and what each candidate measured."""
 
     def __init__(self, xs: tuple[torch.Tensor, ...], params: torch.Tensor, y: torch.Tensor, tests: torch.Tensor,
-                 live: torch.Tensor, gradients: list[tuple[torch.Tensor, dict[str, list[tuple[float, float, float]]]]],
+                 live: torch.Tensor, gradients: list[tuple[torch.Tensor, Found, Found | None]],
                  jvps: torch.Tensor, fine: torch.Tensor | None) -> None:
         self.xs, self.params, self.y, self.tests, self.live, self.gradients = xs, params, y, tests, live, gradients
         loss_gradients = gradients[0][1]
-        self.truths = [_products(g, jvps, live) for g, _ in gradients]
+        self.truths = [_products(g, jvps, live) for g, _, _ in gradients]
         # The fine reference under the loss's gradients only: what it is compared with is the loss's.
         self.fine_truths = [None if fine is None or into is not loss_gradients
-                            else _products(g, fine, live) for g, into in gradients]
+                            else _products(g, fine, live) for g, into, _ in gradients]
         self.fine_found: dict[str, list[tuple[float, float, float]]] = {}
         self.coarse_found: dict[str, list[tuple[float, float, float]]] = {}  # the same gradients, coarse
 
     def products(self, jvps: torch.Tensor) -> list[torch.Tensor | None]:
         """``<g, J u>`` from ``jvps`` ``[rows, K, C_out, L]`` under the loss's gradients (``None`` for the others)."""
         return [None if fine is None else _products(g, jvps, self.live)
-                for (g, _), fine in zip(self.gradients, self.fine_truths)]
+                for (g, _, _), fine in zip(self.gradients, self.fine_truths)]
 
     def score(self, adjoints: dict[str, Any]) -> None:
-        """Measure each candidate's upstream products against the true ones."""
+        """Measure each candidate's upstream products against the true ones, along the zero-phase bands (with
+        the input itself) and along the causal directions (with the input itself)."""
+        bands, causal = list(range(TEST_DIRECTIONS)), [0, *range(TEST_DIRECTIONS, self.tests.shape[1])]
         for kind, adjoint in adjoints.items():
-            for (g, into), truth, fine in zip(self.gradients, self.truths, self.fine_truths):
+            for (g, into, causal_into), whole, fine in zip(self.gradients, self.truths, self.fine_truths):
                 passed = _products(adjoint(g.to(self.y.dtype)), self.tests, self.live)
+                if causal_into is not None and len(causal) > 1:
+                    along = _measure(passed[:, causal], whole[:, causal])
+                    if not math.isnan(along[0]):
+                        causal_into.setdefault(kind, []).append(along)
+                passed, truth = passed[:, bands], whole[:, bands]
                 found = _measure(passed, truth)
                 if not math.isnan(found[0]):
                     into.setdefault(kind, []).append(found)
