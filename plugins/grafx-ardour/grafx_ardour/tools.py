@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .errors import ArdourNotFoundError, ArdourRunError
 
@@ -39,15 +39,16 @@ _SIGNAL_STATUSES = frozenset(128 + signal for signal in (6, 11))
 
 
 def run_tool(name: str, args: Sequence[str], timeout: float = 300.0, cwd: str | None = None,
-             attempts: int = 1) -> str:
+             attempts: int = 1, before_rerun: Callable[[], None] | None = None) -> str:
     """Run Ardour program ``name`` with ``args`` headless; return its output.
 
     Args:
         name, args: the program and its arguments.
         timeout: seconds per attempt.
         cwd: its working folder.
-        attempts: how often to run it while it dies of a signal (``ardour7-export``
-            7.3 sometimes aborts in ``free()`` as it starts exporting; a rerun works).
+        attempts: how often to run it while it dies of a signal (Ardour 7.3's tools sometimes abort in
+            ``free()`` or crash; a rerun works).
+        before_rerun: called before each rerun, to clear what the crashed run left.
 
     Raises:
         ArdourNotFoundError: the program is not installed.
@@ -57,7 +58,7 @@ def run_tool(name: str, args: Sequence[str], timeout: float = 300.0, cwd: str | 
     # Ardour reads its configuration from $HOME; a missing or read-only one must not stop a headless run.
     env = dict(os.environ)
     env.setdefault("HOME", "/tmp")
-    for _ in range(max(1, attempts)):
+    for attempt in range(max(1, attempts)):
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd,
                                   stdin=subprocess.DEVNULL)
@@ -66,6 +67,8 @@ def run_tool(name: str, args: Sequence[str], timeout: float = 300.0, cwd: str | 
         # A signal shows as a negative status, or as 128 + signal where a shell in between did not exec.
         if not (done.returncode < 0 or done.returncode in _SIGNAL_STATUSES):
             break
+        if before_rerun is not None and attempt + 1 < attempts:
+            before_rerun()
     output = done.stdout + done.stderr
     failed = done.returncode != 0 or any(line.startswith("Error:") for line in output.splitlines())
     if failed:
