@@ -14,7 +14,6 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from scipy import signal as scipy_signal
 
 SHELF_Q = 1 / math.sqrt(2)
 """Q of the shelves (a Butterworth-like slope, 12 dB per octave beyond the corner)."""
@@ -49,6 +48,9 @@ def _gain_derivative(kind: str, w0: float, q: float, length: int) -> np.ndarray:
     At 0 dB the filter is the identity (``b == a``), so the derivative of ``b / a`` is ``(b' - a') / a``;
     ``b'`` and ``a'`` by central differences of the coefficients (polynomials in the gain: exact to rounding).
     """
+    # Here, not at the top: scipy.signal takes 0.8 s to import, and every `import grafx_core` would pay it.
+    from scipy import signal as scipy_signal
+
     delta = 1e-4
     (b1, a1), (b0, a0) = _rbj(kind, w0, q, delta), _rbj(kind, w0, q, -delta)
     _, a = _rbj(kind, w0, q, 0.0)
