@@ -65,6 +65,7 @@ import torch
 from ..errors import NON_FINITE_HINT, NonFiniteLossError
 from ._linear import LinearModel
 from ._run import Loss, Render, Run
+from ._rough import RoughWatch, shifted_grid
 from ._scan import roughest
 from ._valley import StallWatch, bands, scan_band
 
@@ -88,6 +89,7 @@ _SCAN_COARSE = 6  # samples of every control's profile in the scan
 _SCAN_FINE = 40  # samples of the roughest control's profile (its valley is about 0.04 wide)
 _GRID_STEP = (1 - 2 * _EDGE) / (_SCAN_FINE - 1)
 _REFINE_MIN = 1e-5  # normalised units: where the search of that control's valley after the grid stops
+_REFINE_COST = 30  # about what that search costs, in renders (25-30 measured on LV2)
 _CUSP = 0.9  # that search's point is kept only where it lowers the grid's best loss below this fraction of it
 # The scan runs for a stall above this fraction of the first loss: a wrong valley. On the bench's pedalboard
 # chain Levenberg-Marquardt fails once at 0.21 of it on its way to the hidden settings (seed 1).
@@ -182,6 +184,7 @@ class _State:
     backoff: int = 1  # doubles each time Levenberg-Marquardt fails straight after the compass helped
     scanned: bool = False
     stretch: float = 1.0  # the next step's length in Gauss-Newton steps, learned by the last extrapolation
+    held: int | None = None  # a control left at a cusp that finite differences do not see: no Jacobian column
 
 
 def _fresh_state(count: int) -> _State:
@@ -199,7 +202,9 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
             a stall far above the fit scans the controls' profiles, default true), ``stretch`` (whether a step
             starts as long as the last extrapolation found best, in Gauss-Newton steps; default true), ``bands``
             (whether a stalled fit scans each band's frequency jointly with its node's other controls, default
-            true).
+            true), ``rough`` (whether the scan starts as soon as the fit crawls, the rough control it found is searched
+            again once the fit stalls, and a cusp found is left out of the Jacobian; default true; see
+            :mod:`._rough`).
         seed: seeds the screened starts.
 
     Raises:
@@ -222,9 +227,16 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
     stretch = bool(options.get("stretch", True))
     state = _fresh_state(controls.count)
     valleys = _Valleys(run, controls) if bool(options.get("bands", True)) else None
+    rough = RoughWatch(2 * (controls.count + 1), _SCAN_ABOVE, 2 * (_SCAN_FINE + _REFINE_COST)) \
+        if scan and bool(options.get("rough", True)) else None
+
+    def crawling() -> bool:  # the first scan is due before any Levenberg-Marquardt failure (see ._rough)
+        return rough is not None and not state.scanned and _scan_affordable(run, controls.count) \
+            and rough.crawling(run.budget.renders, run.best_loss, run.losses[0])
+
     centre: _Point | None = None  # while valid
     if starts > 1 and _affordable(run, starts, controls.count):
-        centre, state = _screen(run, render, loss, controls, starts, fd_step, seed, stretch)
+        centre, state = _screen(run, render, loss, controls, starts, fd_step, seed, stretch, rough)
     while not run.done():
         if adam is not None and adam_steps:
             _adam_steps(run, render, loss, adam, controls, adam_steps, learning_rate)
@@ -234,13 +246,20 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
                 break
             centre = _render(run, render, loss)
         run.record(centre.loss, run.vector(), state.damping)
+        if rough is not None:
+            rough.note(run.budget.renders, run.best_loss)
         if run.done():
             break
         if valleys is not None and valleys.due(run):
             centre = valleys.scan(run, render, loss, controls, centre, state, fd_step)
-        elif scan and state.stalled and not state.scanned and centre.loss > _SCAN_ABOVE * run.losses[0] \
-                and controls.count * _SCAN_COARSE + _SCAN_FINE <= _left(run) / 2:
-            centre = _scan(run, render, loss, controls, centre, state)
+        elif scan and (state.stalled or crawling()) and not state.scanned and centre.loss > _SCAN_ABOVE * run.losses[0] \
+                and _scan_affordable(run, controls.count):
+            centre, found = _scan(run, render, loss, controls, centre, state)
+            if rough is not None:
+                rough.scanned(found, run.budget.renders, min(run.best_loss, centre.loss), run.losses[0])
+        elif rough is not None and rough.again(run.budget.renders, run.best_loss, run.losses[0]) \
+                and _SCAN_FINE + _REFINE_COST <= _left(run) / 2:
+            centre = _search_again(run, render, loss, controls, centre, state, rough)
         elif state.stalled >= _STALLED or _left(run) < controls.count + 1:
             centre = _compass(run, render, loss, controls, centre, state)
         else:
@@ -255,11 +274,16 @@ def _affordable(run: Run, starts: int, count: int) -> bool:
     return run.budget.limit is None or cost <= _SCREEN_SHARE * run.budget.limit
 
 
+def _scan_affordable(run: Run, count: int) -> bool:
+    return count * _SCAN_COARSE + _SCAN_FINE <= _left(run) / 2
+
+
 def _screen(run: Run, render: Render, loss: Loss, controls: _Controls, starts: int, fd_step: float,
-            seed: int, stretch: bool = True) -> tuple[_Point, _State]:
+            seed: int, stretch: bool = True, rough: RoughWatch | None = None) -> tuple[_Point, _State]:
     """Render the given point and ``starts - 1`` scrambled-Sobol points of the controls once each, run
     Levenberg-Marquardt briefly from the best few, and return the best of those runs' centres and its state
-    (the controls are left there)."""
+    (the controls are left there). Every recorded loss is noted in ``rough``: a crawl that began in the
+    screening's runs makes the scan due as soon as the fit's own iterations start."""
     given = controls.get()
     engine = torch.quasirandom.SobolEngine(controls.count, scramble=True, seed=seed)
     candidates = [given, *engine.draw(starts - 1, dtype=torch.float64).clamp(_EDGE, 1 - _EDGE)]
@@ -270,6 +294,8 @@ def _screen(run: Run, render: Render, loss: Loss, controls: _Controls, starts: i
         controls.set(x)
         point = _render(run, render, loss)
         run.record(point.loss, run.vector())
+        if rough is not None:
+            rough.note(run.budget.renders, run.best_loss)
         scored.append((point.loss, index, controls.get(), point))
     scored.sort(key=lambda entry: (entry[0], entry[1]))
     ends: list[tuple[_Point, _State, torch.Tensor]] = []
@@ -283,6 +309,8 @@ def _screen(run: Run, render: Render, loss: Loss, controls: _Controls, starts: i
             else:
                 centre = _levenberg_marquardt(run, render, loss, controls, centre, state, fd_step, stretch)
             run.record(centre.loss, run.vector(), state.damping)
+            if rough is not None:
+                rough.note(run.budget.renders, run.best_loss)
         ends.append((centre, state, controls.get()))
     if not ends:  # the budget or the steps ran out while screening
         controls.set(given)
@@ -302,7 +330,7 @@ def _levenberg_marquardt(run: Run, render: Render, loss: Loss, controls: _Contro
     With ``stretch`` the step starts as long as the last extrapolation found best (see :func:`_extrapolate`)."""
     x = controls.get()
     if state.jacobian is None:
-        state.jacobian, state.fresh = _jacobian(run, render, loss, controls, x, centre, fd_step), True
+        state.jacobian, state.fresh = _jacobian(run, render, loss, controls, x, centre, fd_step, held=state.held), True
         state.stretch = 1.0  # a fresh start: the last point's stretch is not this one's
     for _ in range(_MAX_TRIALS):
         if run.budget.exhausted():
@@ -330,7 +358,8 @@ def _levenberg_marquardt(run: Run, render: Render, loss: Loss, controls: _Contro
             continue
         if not state.fresh and _left(run) >= controls.count + 1:
             # An updated Jacobian misled the step: measure it again before damping more.
-            state.jacobian, state.fresh = _jacobian(run, render, loss, controls, x, centre, fd_step), True
+            state.jacobian, state.fresh = _jacobian(run, render, loss, controls, x, centre, fd_step,
+                                                    held=state.held), True
             continue
         state.damping, state.radius = state.damping * 4, max(state.radius / 2, _MIN_RADIUS)
     controls.set(x)
@@ -430,10 +459,11 @@ def _compass(run: Run, render: Render, loss: Loss, controls: _Controls, centre: 
     return centre
 
 
-def _scan(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Point, state: _State) -> _Point:
+def _scan(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Point,
+          state: _State) -> tuple[_Point, int | None]:
     """Sample every control's profile over its range from ``centre`` (the others held), search the roughest one
     on a fine grid, and return the best point of that search (``centre`` if none beat it), with Levenberg-Marquardt
-    reset to start there afresh."""
+    reset to start there afresh, and the roughest control (``None``: no profile had several valleys)."""
     state.scanned = True
     x = controls.get()
     profiles = [[(float(x[j]), centre.loss), *((value, point.loss) for value, point in
@@ -450,11 +480,38 @@ def _scan(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Po
         # seeds 1-4. A wrong valley's bottom is smooth (seed 0: 0.99), and kept there, the compass search no
         # longer walks out of it (0.42 of the start at 1,024 renders, against 0.08 from the grid's point).
         if refined.loss < _CUSP * centre.loss:
-            centre, x = refined, moved
+            centre, x, state.held = refined, moved, rough
     controls.set(x)
     state.jacobian, state.stalled = None, 0
     state.damping, state.radius = _START_DAMPING, _START_RADIUS
-    return centre
+    return centre, rough
+
+
+def _search_again(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Point, state: _State,
+                  rough: RoughWatch) -> _Point:
+    """The rough control the scan found, searched again from ``centre`` (see :mod:`._rough`): its fine grid,
+    shifted, away from the valley it is in, and from the grid's best point a search of it alone; that point is
+    kept where it lowers the loss below ``_CUSP`` of the centre's (Levenberg-Marquardt then restarts there)."""
+    assert rough.control is not None
+    j, x, renders, best = rough.control, controls.get(), run.budget.renders, run.best_loss
+    values = [v for v in shifted_grid(_SCAN_FINE, _EDGE, rough.shift()) if abs(v - float(x[j])) > _GRID_STEP]
+    found: tuple[_Point, torch.Tensor] | None = None
+    for value, point in _profile_at(run, render, loss, controls, x, j, values):
+        if found is None or point.loss < found[0].loss:
+            moved = x.clone()
+            moved[j] = value
+            found = (point, moved)
+    moved_centre = centre
+    if found is not None:
+        refined, moved = _refine(run, render, loss, controls, found[0], found[1], j, _GRID_STEP / 2)
+        if refined.loss < _CUSP * centre.loss:
+            moved_centre, x, state.held = refined, moved, j
+    controls.set(x)
+    rough.searched(renders, best, moved_centre is not centre)
+    if moved_centre is not centre:
+        state.jacobian, state.stalled = None, 0
+        state.damping, state.radius = _START_DAMPING, _START_RADIUS
+    return moved_centre
 
 
 def _refine(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Point, x: torch.Tensor, j: int,
@@ -533,7 +590,14 @@ def _profile(run: Run, render: Render, loss: Loss, controls: _Controls, x: torch
              count: int) -> Iterator[tuple[float, _Point]]:
     """Control ``j`` at ``count`` evenly spaced values of its range, the others at ``x``: ``(value, point)``
     rendered one at a time, as far as the budget goes (the controls are left at the last one)."""
-    for value in torch.linspace(_EDGE, 1 - _EDGE, count, dtype=torch.float64).tolist():
+    yield from _profile_at(run, render, loss, controls, x, j, torch.linspace(_EDGE, 1 - _EDGE, count,
+                                                                             dtype=torch.float64).tolist())
+
+
+def _profile_at(run: Run, render: Render, loss: Loss, controls: _Controls, x: torch.Tensor, j: int,
+                values: list[float]) -> Iterator[tuple[float, _Point]]:
+    """Control ``j`` at each of ``values``, the others at ``x`` (see :func:`_profile`)."""
+    for value in values:
         if run.budget.exhausted():
             break
         moved = x.clone()
@@ -549,13 +613,17 @@ def _render(run: Run, render: Render, loss: Loss) -> _Point:
 
 
 def _jacobian(run: Run, render: Render, loss: Loss, controls: _Controls, x: torch.Tensor, centre: _Point,
-              step: float, indices: list[int] | None = None) -> LinearModel:
+              step: float, indices: list[int] | None = None, held: int | None = None) -> LinearModel:
     """Forward differences (backward ones at the top of the range): one render per control (of ``indices``
-    only, where given: the model's controls are then those, in that order)."""
+    only, where given: the model's controls are then those, in that order). Control ``held`` is not rendered:
+    its column is zero, so the model's steps leave it where it is (Broyden updates keep a zero column zero,
+    as the steps never move it)."""
     chosen = list(range(controls.count)) if indices is None else indices
-    rows = torch.empty(len(chosen), centre.residuals.numel(), dtype=centre.residuals.dtype,
+    rows = torch.zeros(len(chosen), centre.residuals.numel(), dtype=centre.residuals.dtype,
                        device=centre.residuals.device)  # Jᵀ, [controls, residuals]
     for row, j in enumerate(chosen):
+        if j == held:
+            continue
         moved = x.clone()
         signed = step if x[j] + step <= 1 - _EDGE else -step
         moved[j] += signed

@@ -93,10 +93,10 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
     options = dict(options or {})
     unknown = sorted(set(options) - {"sigma", "popsize", "fd_step", "adam_steps", "global_share",
-                                           "starts", "scan", "bands", "stretch"})
+                                           "starts", "scan", "bands", "stretch", "rough"})
     if unknown:
         raise ValueError(f"unknown optimizer options {unknown}; expected sigma, popsize, fd_step, adam_steps, "
-                         "global_share, starts, scan, bands or stretch")
+                         "global_share, starts, scan, bands, stretch or rough")
     module = {"cma-es": ("cma", "CMA-ES"), "ngopt": ("nevergrad", "NGOpt"), "hybrid": ("cma", "CMA-ES")}.get(optimizer)
     if module is not None:
         require(module[0], "optimizers", f"--optimizer {optimizer} ({module[1]})")
