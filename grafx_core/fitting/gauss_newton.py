@@ -34,8 +34,9 @@ controls frozen, so their estimators render nothing for them).
 
 A control whose loss has valleys across its range (a reverb's size: the right
 value's valley is a few hundredths of the range wide) keeps both searches in
-the wrong one. The first time Levenberg-Marquardt fails while the loss is
-still above 0.3 of the first, every control's loss profile is sampled
+the wrong one. The first time Levenberg-Marquardt fails or the fit crawls (a
+tenth off the loss in two Jacobians' worth of renders, see :mod:`._rough`)
+while the loss is still above 0.3 of the first, every control's loss profile is sampled
 over its range with the others held (a few renders each); the control whose
 profile has several valleys and the widest range of loss (measured, not
 declared: see :mod:`._scan`) is then searched on a fine grid, and from the
@@ -43,7 +44,10 @@ grid's best point by comparisons of that control alone down to a step of
 1e-5 (its valley can be a cusp a few millionths of the range wide, which
 finite differences do not see; that point is kept where it lowers the loss
 by a tenth or more, as a cusp does and a wrong valley's smooth bottom does
-not), and Levenberg-Marquardt starts again from there.
+not), and Levenberg-Marquardt starts again from there, with that control left
+out of its Jacobian (its steps would drag it off a cusp they do not see; the
+compass search still moves it). Once the fit stalls, that control is searched
+again from the fit's point on the grid shifted by half its spacing, at most twice.
 
 An EQ bell fitted at the wrong frequency is a valley of another kind: no one
 control leaves it (:mod:`._valley`). Once the best loss, between 0.002 and
