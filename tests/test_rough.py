@@ -10,6 +10,8 @@ cusp; the shifted grid samples 0.3974, inside it.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
@@ -17,7 +19,9 @@ import torch
 from grafx_core import BlackBoxProcessor, Graph, ParameterSpec, compile_render
 from grafx_core.fitting import LatentParameters, RenderBudget, SpectralLoss, optimise
 from grafx_core.fitting._rough import RoughWatch, shifted_grid
-from grafx_core.fitting.gauss_newton import _Controls, _jacobian, _Point
+from grafx_core.fitting import gauss_newton
+from grafx_core.fitting._run import Run
+from grafx_core.fitting.gauss_newton import _Controls, _fresh_state, _jacobian, _Point, _search_again
 
 SAMPLES = 4096
 OTHER = (0.3 * np.random.default_rng(5).standard_normal(SAMPLES)).astype(np.float32)
@@ -25,18 +29,22 @@ HIDDEN = {"rough": 0.4, "shape": 0.6, "gain_db": 0.0}
 BUDGET = 450
 
 
-def _leak(rough: float, shape: float) -> float:
+def _leak(rough: float, shape: float, flat: float = 0.0) -> float:
+    """The unwanted noise's level; with ``flat`` > 0, 0.02 more except within ``flat`` of the hidden ``rough``
+    (a plug-in's quantised control: the right value's flat narrower than the scan's search steps)."""
     cusp = max(0.0, 1 - abs(rough - 0.4) / 0.012) * np.exp(-(((shape - 0.6) / 0.15) ** 2))
-    return max(0.25 + 0.05 * np.cos(10 * np.pi * rough) - 0.3 * cusp, 0.0)
+    step = 0.02 * cusp if flat and abs(rough - 0.4) >= flat else 0.0
+    return max(0.25 + 0.05 * np.cos(10 * np.pi * rough) - 0.3 * cusp + step, 0.0)
 
 
-def _box(audio: np.ndarray, sample_rate: float, rough: float, shape: float, gain_db: float) -> np.ndarray:
-    out = 10 ** (gain_db / 20) * audio + (shape - 0.6) * audio**2 + _leak(float(rough), float(shape)) * OTHER
+def _box(audio: np.ndarray, sample_rate: float, rough: float, shape: float, gain_db: float,
+         flat: float = 0.0) -> np.ndarray:
+    out = 10 ** (gain_db / 20) * audio + (shape - 0.6) * audio**2 + _leak(float(rough), float(shape), flat) * OTHER
     return out.astype(np.float32)
 
 
-def _problem():
-    box = BlackBoxProcessor(_box, [ParameterSpec("rough", 0.0, 1.0), ParameterSpec("shape", 0.0, 1.0),
+def _problem(flat: float = 0.0):
+    box = BlackBoxProcessor(partial(_box, flat=flat), [ParameterSpec("rough", 0.0, 1.0), ParameterSpec("shape", 0.0, 1.0),
                                    ParameterSpec("gain_db", -12.0, 12.0)], workers=1, check_determinism=False)
     graph = Graph()
     source, node, out = graph.add("in"), graph.add("box"), graph.add("out")
@@ -147,3 +155,39 @@ def test_a_held_control_costs_no_render_and_gets_no_column():
     assert torch.equal(held.rows[0], torch.zeros_like(held.rows[0]))
     assert torch.equal(held.rows[1:], full.rows[1:])
     assert float(held.step(1e-2)[0]) == 0.0  # the damped step leaves the held control where it is
+
+
+def _polish(smallest: float) -> tuple[float, float, float]:
+    """``_search_again`` from ``rough`` 3e-5 off the hidden value, inside the cusp and outside its 2e-6 flat
+    (the others right): the loss before and after, and how far ``rough`` ends from the hidden value (natural
+    units)."""
+    box, graph, plan, sources, loss = _problem(flat=2e-6)
+    latent = LatentParameters({"box": box.raw_parameters(rough=[0.4 + 3e-5], shape=[0.6], gain_db=[0.0])},
+                              {"box": box})
+    budget = RenderBudget(graph, {"box": box}, 200)
+    with budget:
+        run = Run(latent, 10**6, None, None, budget, None, 0.0)
+        render = budget.counting(lambda p: plan(p, sources)[0][0])
+        controls = _Controls(list(latent.parameters()))
+        j = [name for _, name, _ in latent.controls()].index("rough")
+        with torch.no_grad():
+            mix = render(latent.values())
+        centre = _Point(mix, float(loss(mix)), loss.residuals(mix))
+        watch = RoughWatch(window=8, above=0.3, again_window=140)
+        watch.scanned(j, 0.0, centre.loss, centre.loss)
+        previous, gauss_newton._POLISH_MIN = gauss_newton._POLISH_MIN, smallest
+        try:
+            found = _search_again(run, render, loss, controls, centre, _fresh_state(controls.count), watch)
+        finally:
+            gauss_newton._POLISH_MIN = previous
+    with torch.no_grad():
+        natural = float(box.natural_parameters(**latent.values()["box"])["rough"])
+    return centre.loss, found.loss, abs(natural - 0.4)
+
+
+def test_a_search_that_finds_no_other_valley_polishes_the_controls_own_down_to_its_flat(one_torch_thread):
+    before, after, off = _polish(1e-7)
+    assert off < 2e-6 and after < 0.05 * before  # inside the flat: the noise's 0.02 is gone
+    # Stopped at the scan's own smallest step (1e-5), the same search stays outside the flat.
+    before, coarse, coarse_off = _polish(1e-5)
+    assert coarse_off >= 2e-6 and coarse > 10 * after

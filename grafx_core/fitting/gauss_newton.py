@@ -47,7 +47,10 @@ by a tenth or more, as a cusp does and a wrong valley's smooth bottom does
 not), and Levenberg-Marquardt starts again from there, with that control left
 out of its Jacobian (its steps would drag it off a cusp they do not see; the
 compass search still moves it). Once the fit stalls, that control is searched
-again from the fit's point on the grid shifted by half its spacing, at most twice.
+again from the fit's point on the grid shifted by half its spacing, at most twice;
+where that grid finds no better valley, the control's own is searched by
+comparisons down to 1e-7 (a plug-in's quantised control can have a right value
+a few millionths of its range wide).
 
 An EQ bell fitted at the wrong frequency is a valley of another kind: no one
 control leaves it (:mod:`._valley`). Once the best loss, between 0.002 and
