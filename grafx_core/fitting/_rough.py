@@ -70,8 +70,9 @@ class RoughWatch:
     Attributes:
         window: renders over which a crawl is measured (two Jacobians' worth on the fit's controls).
         above: the first scan runs only while the best loss is above this fraction of the first loss.
-        again_window: renders over which a stall before a second search is measured (at least twice the
-            search's cost, so a search that found nothing is not followed by another straight away).
+        again_window: renders over which a stall before a second search is measured, and the least
+            between two searches (gauss-newton: the search's cost; twice that reached the goal later on
+            LV2 seeds 3 and 4, 624 and 857 renders against 541 and 708, and no seed sooner).
     """
 
     window: float

@@ -235,7 +235,7 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
     stretch = bool(options.get("stretch", True))
     state = _fresh_state(controls.count)
     valleys = _Valleys(run, controls) if bool(options.get("bands", True)) else None
-    rough = RoughWatch(2 * (controls.count + 1), _SCAN_ABOVE, 2 * (_SCAN_FINE + _REFINE_COST)) \
+    rough = RoughWatch(2 * (controls.count + 1), _SCAN_ABOVE, _SCAN_FINE + _REFINE_COST) \
         if scan and bool(options.get("rough", True)) else None
 
     def crawling() -> bool:  # the first scan is due before any Levenberg-Marquardt failure (see ._rough)
