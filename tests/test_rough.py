@@ -115,10 +115,10 @@ def test_the_crawl_makes_the_scan_due_and_progress_does_not():
 def test_the_rough_control_is_searched_again_after_a_stall_at_most_twice():
     watch = RoughWatch(window=30, above=0.3, again_window=140)
     watch.note(0, 1.0)
-    watch.scanned(None, 100, 0.5, 1.0)
+    watch.scanned(None, 100)
     watch.note(300, 0.5)
     assert not watch.again(300, 0.5, 1.0)  # no rough control was found: nothing to search again
-    watch.scanned(3, 100, 0.5, 1.0)
+    watch.scanned(3, 100)
     for renders in range(100, 400, 10):
         watch.note(renders, 0.2)
     assert not watch.again(230, 0.2, 1.0)  # under again_window renders since the scan
@@ -174,7 +174,7 @@ def _polish(smallest: float) -> tuple[float, float, float]:
             mix = render(latent.values())
         centre = _Point(mix, float(loss(mix)), loss.residuals(mix))
         watch = RoughWatch(window=8, above=0.3, again_window=140)
-        watch.scanned(j, 0.0, centre.loss, centre.loss)
+        watch.scanned(j, 0.0)
         previous, gauss_newton._POLISH_MIN = gauss_newton._POLISH_MIN, smallest
         try:
             found = _search_again(run, render, loss, controls, centre, _fresh_state(controls.count), watch)

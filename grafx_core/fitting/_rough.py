@@ -97,10 +97,9 @@ class RoughWatch:
         before = [loss for at, loss in self.history if at <= renders - self.window]
         return bool(before) and best > (1 - _CRAWL_GAIN) * before[-1]
 
-    def scanned(self, control: int | None, renders: float, best: float, first: float) -> None:
-        """Note the first scan at ``renders`` from the best loss ``best`` (``first``: the fit's first loss), and
-        the rough ``control`` it found (``None``: no control's profile had several valleys; nothing is searched
-        again)."""
+    def scanned(self, control: int | None, renders: float) -> None:
+        """Note the first scan at ``renders`` and the rough ``control`` it found (``None``: no control's profile
+        had several valleys; nothing is searched again)."""
         self.control = control
         if control is not None:
             self._again = StallWatch(window=self.again_window, gain=_CRAWL_GAIN, above=2e-3, below=1.0,

@@ -262,9 +262,9 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
             centre = valleys.scan(run, render, loss, controls, centre, state, fd_step)
         elif scan and (state.stalled or crawling()) and not state.scanned and centre.loss > _SCAN_ABOVE * run.losses[0] \
                 and _scan_affordable(run, controls.count):
-            centre, found = _scan(run, render, loss, controls, centre, state)
+            centre, found = _scan(run, render, loss, controls, centre, state, hold=rough is not None)
             if rough is not None:
-                rough.scanned(found, run.budget.renders, min(run.best_loss, centre.loss), run.losses[0])
+                rough.scanned(found, run.budget.renders)
         elif rough is not None and rough.again(run.budget.renders, run.best_loss, run.losses[0]) \
                 and _SCAN_FINE + _REFINE_COST <= _left(run) / 2:
             centre = _search_again(run, render, loss, controls, centre, state, rough)
@@ -467,11 +467,12 @@ def _compass(run: Run, render: Render, loss: Loss, controls: _Controls, centre: 
     return centre
 
 
-def _scan(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Point,
-          state: _State) -> tuple[_Point, int | None]:
+def _scan(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Point, state: _State,
+          hold: bool = True) -> tuple[_Point, int | None]:
     """Sample every control's profile over its range from ``centre`` (the others held), search the roughest one
     on a fine grid, and return the best point of that search (``centre`` if none beat it), with Levenberg-Marquardt
-    reset to start there afresh, and the roughest control (``None``: no profile had several valleys)."""
+    reset to start there afresh, and the roughest control (``None``: no profile had several valleys). With
+    ``hold``, a cusp found is left out of Levenberg-Marquardt's Jacobians from then on (``state.held``)."""
     state.scanned = True
     x = controls.get()
     profiles = [[(float(x[j]), centre.loss), *((value, point.loss) for value, point in
@@ -488,7 +489,8 @@ def _scan(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Po
         # seeds 1-4. A wrong valley's bottom is smooth (seed 0: 0.99), and kept there, the compass search no
         # longer walks out of it (0.42 of the start at 1,024 renders, against 0.08 from the grid's point).
         if refined.loss < _CUSP * centre.loss:
-            centre, x, state.held = refined, moved, rough
+            centre, x = refined, moved
+            state.held = rough if hold else None
     controls.set(x)
     state.jacobian, state.stalled = None, 0
     state.damping, state.radius = _START_DAMPING, _START_RADIUS
