@@ -66,6 +66,7 @@ from ..errors import NON_FINITE_HINT, NonFiniteLossError
 from ._linear import LinearModel
 from ._run import Loss, Render, Run
 from ._scan import roughest
+from ._node_search import NodeWatch, node_groups, search_cost, search_nodes
 from ._valley import StallWatch, bands, scan_band
 
 __all__ = ["gauss_newton", "damped_step", "broyden_update"]
@@ -199,7 +200,8 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
             a stall far above the fit scans the controls' profiles, default true), ``stretch`` (whether a step
             starts as long as the last extrapolation found best, in Gauss-Newton steps; default true), ``bands``
             (whether a stalled fit scans each band's frequency jointly with its node's other controls, default
-            true).
+            true), ``nodes`` (whether a stall that outlasts the band scans searches each node's controls jointly,
+            see :mod:`._node_search`; default true).
         seed: seeds the screened starts.
 
     Raises:
@@ -222,6 +224,7 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
     stretch = bool(options.get("stretch", True))
     state = _fresh_state(controls.count)
     valleys = _Valleys(run, controls) if bool(options.get("bands", True)) else None
+    nodes = _Nodes(run, controls, seed) if bool(options.get("nodes", True)) else None
     centre: _Point | None = None  # while valid
     if starts > 1 and _affordable(run, starts, controls.count):
         centre, state = _screen(run, render, loss, controls, starts, fd_step, seed, stretch)
@@ -238,6 +241,8 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
             break
         if valleys is not None and valleys.due(run):
             centre = valleys.scan(run, render, loss, controls, centre, state, fd_step)
+        elif nodes is not None and nodes.due(run, valleys):
+            centre = nodes.search(run, render, loss, controls, centre, state, fd_step)
         elif scan and state.stalled and not state.scanned and centre.loss > _SCAN_ABOVE * run.losses[0] \
                 and controls.count * _SCAN_COARSE + _SCAN_FINE <= _left(run) / 2:
             centre = _scan(run, render, loss, controls, centre, state)
@@ -527,6 +532,46 @@ class _Valleys:
             state.jacobian, state.stalled = None, 0
             state.damping, state.radius = _START_DAMPING, _START_RADIUS
         return centre
+
+
+class _Nodes:
+    """The joint searches of each node's controls (see :mod:`._node_search`): due once a stall outlasts them
+    and the band scans."""
+
+    def __init__(self, run: Run, controls: _Controls, seed: int) -> None:
+        parameters, flags = list(run.latent.parameters()), run.latent.black_box_flags()
+        described = [(node_type, control) for (node_type, _, control), p, black
+                     in zip(run.latent.controls(), parameters, flags) if black and p.requires_grad]
+        self.groups = node_groups([(t.shape[0] if t.dim() else 1, t.numel()) for t in controls.tensors], described)
+        self.watch = NodeWatch(search_cost(self.groups))
+        self.seed = seed
+
+    def due(self, run: Run, valleys: _Valleys | None) -> bool:
+        scanned = valleys.watch.last if valleys is not None and valleys.watch.scans else float("-inf")
+        return bool(self.groups) and self.watch.due(run.budget.renders, run.best_loss, run.losses[0], _left(run),
+                                                    scanned)
+
+    def search(self, run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Point, state: _State,
+               fd_step: float) -> _Point:
+        """Search every node from ``centre``; Levenberg-Marquardt restarts afresh from the best point."""
+        renders, best = run.budget.renders, run.best_loss
+
+        def evaluate(y: torch.Tensor) -> _Point:
+            controls.set(y)
+            return _render(run, render, loss)
+
+        def jacobian(y: torch.Tensor, point: _Point, indices: list[int]) -> LinearModel:
+            controls.set(y)
+            return _jacobian(run, render, loss, controls, y, point, fd_step, indices)
+
+        found, x = search_nodes(evaluate, jacobian, controls.get(), centre, self.groups, _EDGE,
+                                run.budget.exhausted, self.seed + 1000 * self.watch.watch.scans)
+        controls.set(x)
+        self.watch.searched(renders, best, found is not centre)
+        if found is not centre:
+            state.jacobian, state.stalled = None, 0
+            state.damping, state.radius = _START_DAMPING, _START_RADIUS
+        return found  # type: ignore[return-value]
 
 
 def _profile(run: Run, render: Render, loss: Loss, controls: _Controls, x: torch.Tensor, j: int,
