@@ -52,6 +52,14 @@ falling by a tenth, each band (a control declared in Hz with its node's other
 continuous controls) is scanned: 12 frequencies, the others re-solved at each
 from their defaults; Levenberg-Marquardt starts again from the best point if
 it beat the fit's.
+
+A compressor's threshold, ratio and make-up gain can hold each other in a
+valley of that kind with no control declared in Hz (:mod:`._node_search`).
+Once a stall has outlasted the band scans by the node search's cost in
+renders, every node's controls are sampled jointly with the rest held, and the
+best few samples of all nodes are refined by Levenberg-Marquardt of their own
+node's controls; Levenberg-Marquardt starts again from the best point if it
+beat the fit's.
 """
 
 from __future__ import annotations
