@@ -59,6 +59,14 @@ falling by a tenth, each band (a control declared in Hz with its node's other
 continuous controls) is scanned: 12 frequencies, the others re-solved at each
 from their defaults; Levenberg-Marquardt starts again from the best point if
 it beat the fit's.
+
+A compressor's threshold, ratio and make-up gain can hold each other in a
+valley of that kind with no control declared in Hz (:mod:`._node_search`).
+Once a stall has outlasted the band scans by the node search's cost in
+renders, every node's controls are sampled jointly with the rest held, and the
+best few samples of all nodes are refined by Levenberg-Marquardt of their own
+node's controls; Levenberg-Marquardt starts again from the best point if it
+beat the fit's.
 """
 
 from __future__ import annotations
@@ -73,6 +81,7 @@ from ..errors import NON_FINITE_HINT, NonFiniteLossError
 from ._linear import LinearModel
 from ._run import Loss, Render, Run
 from ._rough import RoughWatch, shifted_grid
+from ._node_search import NodeWatch, node_groups, search_cost, search_nodes
 from ._scan import roughest
 from ._valley import StallWatch, bands, scan_band
 
@@ -212,7 +221,8 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
             (whether a stalled fit scans each band's frequency jointly with its node's other controls, default
             true), ``rough`` (whether the scan starts as soon as the fit crawls, the rough control it found is searched
             again once the fit stalls, and a cusp found is left out of the Jacobian; default true; see
-            :mod:`._rough`).
+            :mod:`._rough`), ``nodes`` (whether a stall that outlasts the band scans searches each node's controls
+            jointly, see :mod:`._node_search`; default true).
         seed: seeds the screened starts.
 
     Raises:
@@ -242,6 +252,7 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
         return rough is not None and not state.scanned and _scan_affordable(run, controls.count) \
             and rough.crawling(run.budget.renders, run.best_loss, run.losses[0])
 
+    nodes = _Nodes(run, controls, seed) if bool(options.get("nodes", True)) else None
     centre: _Point | None = None  # while valid
     if starts > 1 and _affordable(run, starts, controls.count):
         centre, state = _screen(run, render, loss, controls, starts, fd_step, seed, stretch, rough)
@@ -268,6 +279,8 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
         elif rough is not None and rough.again(run.budget.renders, run.best_loss, run.losses[0]) \
                 and _SCAN_FINE + _REFINE_COST <= _left(run) / 2:
             centre = _search_again(run, render, loss, controls, centre, state, rough)
+        elif nodes is not None and nodes.due(run, valleys):
+            centre = nodes.search(run, render, loss, controls, centre, state, fd_step)
         elif state.stalled >= _STALLED or _left(run) < controls.count + 1:
             centre = _compass(run, render, loss, controls, centre, state)
         else:
@@ -602,6 +615,46 @@ class _Valleys:
             state.jacobian, state.stalled = None, 0
             state.damping, state.radius = _START_DAMPING, _START_RADIUS
         return centre
+
+
+class _Nodes:
+    """The joint searches of each node's controls (see :mod:`._node_search`): due once a stall outlasts them
+    and the band scans."""
+
+    def __init__(self, run: Run, controls: _Controls, seed: int) -> None:
+        parameters, flags = list(run.latent.parameters()), run.latent.black_box_flags()
+        described = [(node_type, control) for (node_type, _, control), p, black
+                     in zip(run.latent.controls(), parameters, flags) if black and p.requires_grad]
+        self.groups = node_groups([(t.shape[0] if t.dim() else 1, t.numel()) for t in controls.tensors], described)
+        self.watch = NodeWatch(search_cost(self.groups))
+        self.seed = seed
+
+    def due(self, run: Run, valleys: _Valleys | None) -> bool:
+        scanned = valleys.watch.last if valleys is not None and valleys.watch.scans else float("-inf")
+        return bool(self.groups) and self.watch.due(run.budget.renders, run.best_loss, run.losses[0], _left(run),
+                                                    scanned)
+
+    def search(self, run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Point, state: _State,
+               fd_step: float) -> _Point:
+        """Search every node from ``centre``; Levenberg-Marquardt restarts afresh from the best point."""
+        renders, best = run.budget.renders, run.best_loss
+
+        def evaluate(y: torch.Tensor) -> _Point:
+            controls.set(y)
+            return _render(run, render, loss)
+
+        def jacobian(y: torch.Tensor, point: _Point, indices: list[int]) -> LinearModel:
+            controls.set(y)
+            return _jacobian(run, render, loss, controls, y, point, fd_step, indices)
+
+        found, x = search_nodes(evaluate, jacobian, controls.get(), centre, self.groups, _EDGE,
+                                run.budget.exhausted, self.seed + 1000 * self.watch.watch.scans)
+        controls.set(x)
+        self.watch.searched(renders, best, found is not centre)
+        if found is not centre:
+            state.jacobian, state.stalled = None, 0
+            state.damping, state.radius = _START_DAMPING, _START_RADIUS
+        return found  # type: ignore[return-value]
 
 
 def _profile(run: Run, render: Render, loss: Loss, controls: _Controls, x: torch.Tensor, j: int,
