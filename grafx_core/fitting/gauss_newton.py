@@ -201,7 +201,9 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
             starts as long as the last extrapolation found best, in Gauss-Newton steps; default true), ``bands``
             (whether a stalled fit scans each band's frequency jointly with its node's other controls, default
             true), ``remeasure`` (whether a Broyden-updated Jacobian whose accepted step barely helped is measured
-            again before the next step, instead of counting towards the stall; default true).
+            again before the next step, instead of counting towards the stall; default false: on the bench's pedalboard
+            chain it saved renders to the goal at the default finite-difference step and cost as many at steps 2 %
+            either side, see ``bench/results/gradient_free/gradfree8b/``).
         seed: seeds the screened starts.
 
     Raises:
@@ -222,7 +224,7 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
         raise ValueError(f"gauss-newton: starts must be at least 1 (the given point), got {starts}")
     scan = bool(options.get("scan", True))
     stretch = bool(options.get("stretch", True))
-    remeasure = bool(options.get("remeasure", True))
+    remeasure = bool(options.get("remeasure", False))
     state = _fresh_state(controls.count)
     valleys = _Valleys(run, controls) if bool(options.get("bands", True)) else None
     centre: _Point | None = None  # while valid
@@ -328,9 +330,9 @@ def _levenberg_marquardt(run: Run, render: Render, loss: Loss, controls: _Contro
             trial, learned = _extrapolate(run, render, loss, controls, start, trial, state, x, delta, newton)
             state.stretch = learned if stretch else 1.0
             # A step that barely helps (a 0.1 % fall) counts towards the stall, as a failed one does, unless an
-            # updated Jacobian took it: that one is measured again first, as after a failed step. On the bench's
-            # pedalboard chain such steps had sent the fit into compass sweeps of 80-230 renders that bought 1-3 %,
-            # where a fresh Jacobian's next steps halved the loss.
+            # updated Jacobian took it and ``remeasure`` is on: that one is measured again first, as after a failed
+            # step (on the bench's pedalboard chain such steps had sent the fit into compass sweeps of 80-230
+            # renders that bought 1-3 %, where a fresh Jacobian's next steps halved the loss).
             helped = trial.loss < start.loss * (1 - _MIN_GAIN)
             state.aged = remeasure and not helped and not measured
             state.stalled = 0 if helped or state.aged else state.stalled + 1

@@ -84,7 +84,7 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
             ``bands`` (Gauss-Newton scans each band's frequency jointly with its node's other controls when the
             fit stalls far above its first loss; default true), ``remeasure`` (Gauss-Newton measures a
             Broyden-updated Jacobian again when its accepted step lowered the loss by less than 0.1 %, instead of
-            counting that step towards the stall that starts the compass search; default true).
+            counting that step towards the stall that starts the compass search; default false).
 
     Raises:
         ValueError: an unknown optimizer or option, or a loss without residuals for ``"gauss-newton"``.
