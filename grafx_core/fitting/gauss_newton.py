@@ -202,6 +202,7 @@ class _State:
     scanned: bool = False
     stretch: float = 1.0  # the next step's length in Gauss-Newton steps, learned by the last extrapolation
     held: int | None = None  # a control left at a cusp that finite differences do not see: no Jacobian column
+    aged: bool = False  # measure the Jacobian again before the next step: an updated one's step barely helped
 
 
 def _fresh_state(count: int) -> _State:
@@ -222,7 +223,11 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
             true), ``rough`` (whether the scan starts as soon as the fit crawls, the rough control it found is searched
             again once the fit stalls, and a cusp found is left out of the Jacobian; default true; see
             :mod:`._rough`), ``nodes`` (whether a stall that outlasts the band scans searches each node's controls
-            jointly, see :mod:`._node_search`; default true).
+            jointly, see :mod:`._node_search`; default true), ``remeasure`` (whether a Broyden-updated Jacobian
+            whose accepted step barely helped is measured again before the next step, instead of counting towards
+            the stall; default false: on the bench's pedalboard chain it saved renders to the goal at the default
+            finite-difference step and cost as many at steps 2 % either side, see
+            ``bench/results/gradient_free/gradfree8b/``).
         seed: seeds the screened starts.
 
     Raises:
@@ -243,6 +248,7 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
         raise ValueError(f"gauss-newton: starts must be at least 1 (the given point), got {starts}")
     scan = bool(options.get("scan", True))
     stretch = bool(options.get("stretch", True))
+    remeasure = bool(options.get("remeasure", False))
     state = _fresh_state(controls.count)
     valleys = _Valleys(run, controls) if bool(options.get("bands", True)) else None
     rough = RoughWatch(2 * (controls.count + 1), _SCAN_ABOVE, _SCAN_FINE + _REFINE_COST) \
@@ -284,7 +290,7 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
         elif state.stalled >= _STALLED or _left(run) < controls.count + 1:
             centre = _compass(run, render, loss, controls, centre, state)
         else:
-            centre = _levenberg_marquardt(run, render, loss, controls, centre, state, fd_step, stretch)
+            centre = _levenberg_marquardt(run, render, loss, controls, centre, state, fd_step, stretch, remeasure)
     if centre is not None and centre.loss < run.best_loss:  # the last centre, found after the last record
         run.record(centre.loss, run.vector(), state.damping)
 
@@ -346,16 +352,21 @@ def _left(run: Run) -> float:
 
 
 def _levenberg_marquardt(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Point, state: _State,
-                         fd_step: float, stretch: bool = True) -> _Point:
+                         fd_step: float, stretch: bool = True, remeasure: bool = False) -> _Point:
     """One iteration: up to a few trial steps from ``centre``; returns the new centre (``centre`` if none helped).
-    With ``stretch`` the step starts as long as the last extrapolation found best (see :func:`_extrapolate`)."""
+    With ``stretch`` the step starts as long as the last extrapolation found best (see :func:`_extrapolate`); with
+    ``remeasure`` a Broyden-updated Jacobian whose accepted step barely helped is measured again before the next."""
     x = controls.get()
     if state.jacobian is None:
         state.jacobian, state.fresh = _jacobian(run, render, loss, controls, x, centre, fd_step, held=state.held), True
         state.stretch = 1.0  # a fresh start: the last point's stretch is not this one's
+    elif state.aged and _left(run) >= controls.count + 1:
+        state.jacobian, state.fresh = _jacobian(run, render, loss, controls, x, centre, fd_step, held=state.held), True
+    state.aged = False
     for _ in range(_MAX_TRIALS):
         if run.budget.exhausted():
             break
+        measured = state.fresh  # _move clears it once a step is taken
         newton = state.jacobian.step(state.damping)
         delta = state.stretch * newton
         length = float(delta.norm())
@@ -368,8 +379,13 @@ def _levenberg_marquardt(run: Run, render: Render, loss: Loss, controls: _Contro
             state.radius = min(max(state.radius, 2 * min(length, state.radius)), _MAX_RADIUS)
             trial, learned = _extrapolate(run, render, loss, controls, start, trial, state, x, delta, newton)
             state.stretch = learned if stretch else 1.0
-            # A step that barely helps (a 0.1 % fall) counts towards the stall, as a failed one does.
-            state.stalled = 0 if trial.loss < start.loss * (1 - _MIN_GAIN) else state.stalled + 1
+            # A step that barely helps (a 0.1 % fall) counts towards the stall, as a failed one does, unless an
+            # updated Jacobian took it and ``remeasure`` is on: that one is measured again first, as after a failed
+            # step (on the bench's pedalboard chain such steps had sent the fit into compass sweeps of 80-230
+            # renders that bought 1-3 %, where a fresh Jacobian's next steps halved the loss).
+            helped = trial.loss < start.loss * (1 - _MIN_GAIN)
+            state.aged = remeasure and not helped and not measured
+            state.stalled = 0 if helped or state.aged else state.stalled + 1
             state.backoff = 1 if not state.stalled else state.backoff
             return trial
         controls.set(x)

@@ -82,8 +82,12 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
             ``stretch`` (Gauss-Newton's next step starts as long, in Gauss-Newton steps, as its last
             extrapolation found best; default true; false: every step starts at one),
             ``bands`` (Gauss-Newton scans each band's frequency jointly with its node's other controls when the
-            fit stalls far above its first loss; default true), ``nodes`` (Gauss-Newton searches each node's
-            controls jointly when a stall outlasts the band scans; default true).
+            fit stalls far above its first loss; default true), ``rough`` (Gauss-Newton's scan also starts when
+            the fit crawls, the rough control it found is searched again when the fit stalls, and a cusp it kept
+            leaves the Jacobian; default true), ``nodes`` (Gauss-Newton searches each node's controls jointly
+            when a stall outlasts the band scans; default true), ``remeasure`` (Gauss-Newton measures a
+            Broyden-updated Jacobian again when its accepted step lowered the loss by less than 0.1 %, instead of
+            counting that step towards the stall that starts the compass search; default false).
 
     Raises:
         ValueError: an unknown optimizer or option, or a loss without residuals for ``"gauss-newton"``.
@@ -94,10 +98,11 @@ def optimise(render: Render, latent: LatentParameters, loss: Loss, steps: int,
         raise ValueError(f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
     options = dict(options or {})
     unknown = sorted(set(options) - {"sigma", "popsize", "fd_step", "adam_steps", "global_share",
-                                           "starts", "scan", "bands", "stretch", "rough", "nodes"})
+                                           "starts", "scan", "bands", "stretch", "rough", "nodes",
+                                           "remeasure"})
     if unknown:
         raise ValueError(f"unknown optimizer options {unknown}; expected sigma, popsize, fd_step, adam_steps, "
-                         "global_share, starts, scan, bands, stretch, rough or nodes")
+                         "global_share, starts, scan, bands, stretch, rough, nodes or remeasure")
     module = {"cma-es": ("cma", "CMA-ES"), "ngopt": ("nevergrad", "NGOpt"), "hybrid": ("cma", "CMA-ES")}.get(optimizer)
     if module is not None:
         require(module[0], "optimizers", f"--optimizer {optimizer} ({module[1]})")
