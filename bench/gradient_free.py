@@ -425,7 +425,8 @@ def load_runs(paths: list[str]) -> list[dict[str, Any]]:
 
 
 def _options(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings as backend options (numbers where they parse as one, else strings).
+    """``KEY=VALUE`` strings as backend options (``true``/``false`` as switches, numbers where they parse as
+    one, else strings).
 
     Raises:
         SystemExit: a string without ``=``.
@@ -435,6 +436,9 @@ def _options(pairs: list[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep:
             raise SystemExit(f"--option {pair!r}: expected KEY=VALUE, e.g. fd_step=0.0049")
+        if value.lower() in ("true", "false"):
+            options[key] = value.lower() == "true"
+            continue
         try:
             options[key] = int(value)
         except ValueError:

@@ -21,7 +21,7 @@ from grafx_core.fitting import LatentParameters, RenderBudget, SpectralLoss, opt
 from grafx_core.fitting._rough import RoughWatch, shifted_grid
 from grafx_core.fitting import gauss_newton
 from grafx_core.fitting._run import Run
-from grafx_core.fitting.gauss_newton import _Controls, _fresh_state, _jacobian, _Point, _search_again
+from grafx_core.fitting.gauss_newton import _Controls, _fresh_state, _jacobian, _Point, _scan, _search_again
 
 SAMPLES = 4096
 OTHER = (0.3 * np.random.default_rng(5).standard_normal(SAMPLES)).astype(np.float32)
@@ -191,3 +191,39 @@ def test_a_search_that_finds_no_other_valley_polishes_the_controls_own_down_to_i
     # Stopped at the scan's own smallest step (1e-5), the same search stays outside the flat.
     before, coarse, coarse_off = _polish(1e-5)
     assert coarse_off >= 2e-6 and coarse > 10 * after
+
+
+def _scan_from(rough: float, crawled: bool) -> tuple[float, float, float]:
+    """``_scan`` of the box from ``rough`` with ``shape`` far off (the cusp unseen, every valley's floor equal):
+    the loss before, the loss it returns, and where ``rough`` ends (normalised)."""
+    box, graph, plan, sources, loss = _problem()
+    latent = LatentParameters({"box": box.raw_parameters(rough=[rough], shape=[0.3], gain_db=[0.0])}, {"box": box})
+    budget = RenderBudget(graph, {"box": box}, 400)
+    with budget:
+        run = Run(latent, 10**6, None, None, budget, None, 0.0)
+        render = budget.counting(lambda p: plan(p, sources)[0][0])
+        controls = _Controls(list(latent.parameters()))
+        with torch.no_grad():
+            mix = render(latent.values())
+        centre = _Point(mix, float(loss(mix)), loss.residuals(mix))
+        found, control = _scan(run, render, loss, controls, centre, _fresh_state(controls.count), crawled=crawled)
+    j = [name for _, name, _ in latent.controls()].index("rough")
+    assert control == j  # the scan measured ``rough`` as the control with several valleys
+    return centre.loss, found.loss, float(controls.get()[j])
+
+
+def test_a_crawl_triggered_scan_keeps_the_fit_unless_another_valley_is_a_tenth_lower(one_torch_thread):
+    # Just off a valley's floor, every other valley is a little lower, none a tenth: after a failure the scan
+    # moves there; after a crawl (the fit still moving) it keeps the fit's point.
+    before, moved, where = _scan_from(0.115, crawled=False)
+    assert 0.9 * before <= moved < before and min(abs(where - v) for v in (0.3, 0.5, 0.7, 0.9)) < 0.01
+    kept_before, kept, kept_where = _scan_from(0.115, crawled=True)
+    assert kept == kept_before == before and kept_where == pytest.approx(0.115, abs=1e-3)
+
+
+def test_a_switch_given_as_a_string_is_refused_not_read_as_true():
+    box, graph, plan, sources, loss = _problem()
+    latent = LatentParameters({"box": box.raw_parameters(rough=[0.8], shape=[0.3], gain_db=[-1.0])}, {"box": box})
+    with pytest.raises(ValueError, match="option 'rough' must be true or false, got 'false'"):
+        optimise(lambda p: plan(p, sources)[0][0], latent, loss, 10, "gauss-newton", seed=0,
+                 options={"rough": "false"})

@@ -246,19 +246,19 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
     starts = int(options.get("starts", 2 * controls.count + 1 if run.budget.limit is not None else 1))
     if starts < 1:
         raise ValueError(f"gauss-newton: starts must be at least 1 (the given point), got {starts}")
-    scan = bool(options.get("scan", True))
-    stretch = bool(options.get("stretch", True))
-    remeasure = bool(options.get("remeasure", False))
+    scan = _switch(options, "scan", True)
+    stretch = _switch(options, "stretch", True)
+    remeasure = _switch(options, "remeasure", False)
     state = _fresh_state(controls.count)
-    valleys = _Valleys(run, controls) if bool(options.get("bands", True)) else None
+    valleys = _Valleys(run, controls) if _switch(options, "bands", True) else None
     rough = RoughWatch(2 * (controls.count + 1), _SCAN_ABOVE, _SCAN_FINE + _REFINE_COST) \
-        if scan and bool(options.get("rough", True)) else None
+        if scan and _switch(options, "rough", True) else None
 
     def crawling() -> bool:  # the first scan is due before any Levenberg-Marquardt failure (see ._rough)
         return rough is not None and not state.scanned and _scan_affordable(run, controls.count) \
             and rough.crawling(run.budget.renders, run.best_loss, run.losses[0])
 
-    nodes = _Nodes(run, controls, seed) if bool(options.get("nodes", True)) else None
+    nodes = _Nodes(run, controls, seed) if _switch(options, "nodes", True) else None
     centre: _Point | None = None  # while valid
     if starts > 1 and _affordable(run, starts, controls.count):
         centre, state = _screen(run, render, loss, controls, starts, fd_step, seed, stretch, rough)
@@ -279,7 +279,8 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
             centre = valleys.scan(run, render, loss, controls, centre, state, fd_step)
         elif scan and (state.stalled or crawling()) and not state.scanned and centre.loss > _SCAN_ABOVE * run.losses[0] \
                 and _scan_affordable(run, controls.count):
-            centre, found = _scan(run, render, loss, controls, centre, state, hold=rough is not None)
+            centre, found = _scan(run, render, loss, controls, centre, state, hold=rough is not None,
+                                  crawled=not state.stalled)
             if rough is not None:
                 rough.scanned(found, run.budget.renders)
         elif rough is not None and rough.again(run.budget.renders, run.best_loss, run.losses[0]) \
@@ -293,6 +294,15 @@ def gauss_newton(run: Run, render: Render, loss: Loss, learning_rate: float, opt
             centre = _levenberg_marquardt(run, render, loss, controls, centre, state, fd_step, stretch, remeasure)
     if centre is not None and centre.loss < run.best_loss:  # the last centre, found after the last record
         run.record(centre.loss, run.vector(), state.damping)
+
+
+def _switch(options: Mapping[str, Any], key: str, default: bool) -> bool:
+    """Option ``key`` as a switch: true/false (or 1/0, as a command line's numbers parse). A string such as
+    ``"false"`` is refused, because ``bool("false")`` is true and the option would silently stay on."""
+    value = options.get(key, default)
+    if isinstance(value, bool) or (isinstance(value, int) and value in (0, 1)):
+        return bool(value)
+    raise ValueError(f"gauss-newton: option {key!r} must be true or false, got {value!r}")
 
 
 def _affordable(run: Run, starts: int, count: int) -> bool:
@@ -497,13 +507,19 @@ def _compass(run: Run, render: Render, loss: Loss, controls: _Controls, centre: 
 
 
 def _scan(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Point, state: _State,
-          hold: bool = True) -> tuple[_Point, int | None]:
+          hold: bool = True, crawled: bool = False) -> tuple[_Point, int | None]:
     """Sample every control's profile over its range from ``centre`` (the others held), search the roughest one
     on a fine grid, and return the best point of that search (``centre`` if none beat it), with Levenberg-Marquardt
     reset to start there afresh, and the roughest control (``None``: no profile had several valleys). With
-    ``hold``, a cusp found is left out of Levenberg-Marquardt's Jacobians from then on (``state.held``)."""
+    ``hold``, a cusp found is left out of Levenberg-Marquardt's Jacobians from then on (``state.held``). With
+    ``crawled`` (the scan ran because the fit crawled, not because it failed), the search's point is kept only
+    where it lowers the loss below ``_CUSP`` of ``centre``'s: the fit was still moving, and a slightly better
+    point in another valley can be a wrong one (the pedalboard chain's seed 0 at a finite-difference step of
+    0.0049: its bell's frequency moved to a valley 3 % lower, and the fit stalled there at 0.0068 of the start
+    at 1,024 renders, where staying reached the goal at 418)."""
     state.scanned = True
     x = controls.get()
+    start, given = centre, x
     profiles = [[(float(x[j]), centre.loss), *((value, point.loss) for value, point in
                                                  _profile(run, render, loss, controls, x, j, _SCAN_COARSE))]
                 for j in range(controls.count)]
@@ -520,6 +536,8 @@ def _scan(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Po
         if refined.loss < _CUSP * centre.loss:
             centre, x = refined, moved
             state.held = rough if hold else None
+        if crawled and not centre.loss < _CUSP * start.loss:
+            centre, x, state.held = start, given, None
     controls.set(x)
     state.jacobian, state.stalled = None, 0
     state.damping, state.radius = _START_DAMPING, _START_RADIUS
@@ -552,7 +570,10 @@ def _search_again(run: Run, render: Render, loss: Loss, controls: _Controls, cen
         controls.set(x)
         polished, moved = _refine(run, render, loss, controls, centre, x, j, _POLISH_START, _POLISH_MIN)
         if polished is not centre:
-            moved_centre, x, state.held = polished, moved, j
+            # Held only where the polish found a flat as a cusp's (a tenth or more off the loss): a control held
+            # for a sliver of gain is lost to Levenberg-Marquardt for the rest of the fit.
+            moved_centre, x = polished, moved
+            state.held = j if polished.loss < _CUSP * centre.loss else state.held
     controls.set(x)
     rough.searched(renders, best, moved_centre is not centre)
     if moved_centre is not centre:
