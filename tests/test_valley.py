@@ -6,51 +6,15 @@ peaking biquad (RBJ's cookbook, filtered by ``scipy.signal.lfilter``), so the op
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import scipy.signal
 import torch
 
-from grafx_core import BlackBoxProcessor, Control, Graph, ParameterSpec, compile_render
-from grafx_core.fitting import LatentParameters, RenderBudget, SpectralLoss, optimise
+from grafx_core import Control, ParameterSpec
+from grafx_core.fitting import LatentParameters, RenderBudget, optimise
 from grafx_core.fitting._valley import Band, StallWatch, bands
 
-SAMPLES = 8192
-FFT_SIZES = (256, 1024)
 HIDDEN = {"frequency_hz": 1500.0, "gain_db": -6.0, "q": 2.0}
 PARKED = {"frequency_hz": 60.0, "gain_db": 1.0, "q": 8.0}  # narrow, low and nearly flat: a wrong valley
-
-
-def _bell(audio: np.ndarray, sample_rate: float, frequency_hz: float, gain_db: float, q: float) -> np.ndarray:
-    """RBJ's peaking EQ biquad."""
-    a, w = 10 ** (gain_db / 40), 2 * np.pi * frequency_hz / sample_rate
-    alpha = np.sin(w) / (2 * q)
-    b = [1 + alpha * a, -2 * np.cos(w), 1 - alpha * a]
-    den = [1 + alpha / a, -2 * np.cos(w), 1 - alpha / a]
-    return scipy.signal.lfilter(b, den, audio, axis=-1).astype(np.float32)
-
-
-def _level(audio: np.ndarray, sample_rate: float, level_db: float) -> np.ndarray:
-    return (10 ** (level_db / 20) * audio).astype(np.float32)
-
-
-def _problem():
-    bell = BlackBoxProcessor(_bell, [ParameterSpec("frequency_hz", 20.0, 8000.0, scale="log"),
-                                     ParameterSpec("gain_db", -12.0, 12.0), ParameterSpec("q", 0.3, 10.0, scale="log")],
-                             workers=1, check_determinism=False)
-    level = BlackBoxProcessor(_level, [ParameterSpec("level_db", -12.0, 6.0)], workers=1, check_determinism=False)
-    graph = Graph()
-    source, a, b, out = graph.add("in"), graph.add("level"), graph.add("bell"), graph.add("out")
-    graph.connect(source, a)
-    graph.connect(a, b)
-    graph.connect(b, out)
-    processors = {"level": level, "bell": bell}
-    plan = compile_render(graph, processors)
-    sources = (0.3 * torch.randn(1, 1, SAMPLES, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
-    hidden = {"level": level.raw_parameters(level_db=[0.0]), "bell": bell.raw_parameters(**{k: [v] for k, v in HIDDEN.items()})}
-    with torch.no_grad():
-        loss = SpectralLoss(plan(hidden, sources)[0][0], FFT_SIZES)
-    return graph, processors, plan, sources, loss
 
 
 def _render(plan, sources, processors, loss, level_db: float, **bell: float) -> float:
@@ -65,10 +29,10 @@ def _start(processors):
             "bell": processors["bell"].raw_parameters(**{k: [v] for k, v in PARKED.items()})}
 
 
-def test_the_parked_bell_is_a_valley_that_no_single_control_leaves():
+def test_the_parked_bell_is_a_valley_that_no_single_control_leaves(bell_after_level):
     # The premise of the joint scan, measured on the reference itself: from the parked bell (level right), setting
     # any one control to its hidden value raises the loss, and frequency and gain together lower it.
-    _, processors, plan, sources, loss = _problem()
+    _, processors, plan, sources, loss = bell_after_level(HIDDEN)
     parked = _render(plan, sources, processors, loss, 0.0, **PARKED)
     for name, value in HIDDEN.items():
         assert _render(plan, sources, processors, loss, 0.0, **{**PARKED, name: value}) > parked, name
@@ -76,8 +40,8 @@ def test_the_parked_bell_is_a_valley_that_no_single_control_leaves():
     assert _render(plan, sources, processors, loss, 0.0, **both) < 0.8 * parked
 
 
-def test_the_joint_band_scan_places_a_bell_that_gauss_newton_alone_leaves_parked(one_torch_thread):
-    graph, processors, plan, sources, loss = _problem()
+def test_the_joint_band_scan_places_a_bell_that_gauss_newton_alone_leaves_parked(one_torch_thread, bell_after_level):
+    graph, processors, plan, sources, loss = bell_after_level(HIDDEN)
     fitted = {}
     for scan in (False, True):
         latent = LatentParameters(_start(processors), processors)

@@ -71,7 +71,7 @@ beat the fit's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -634,14 +634,7 @@ class _Valleys:
         """Scan every band from ``centre`` in turn; Levenberg-Marquardt restarts afresh from the best point."""
         renders, best = run.budget.renders, run.best_loss
         x = controls.get()
-
-        def evaluate(y: torch.Tensor) -> _Point:
-            controls.set(y)
-            return _render(run, render, loss)
-
-        def jacobian(y: torch.Tensor, point: _Point, indices: list[int]) -> LinearModel:
-            controls.set(y)
-            return _jacobian(run, render, loss, controls, y, point, fd_step, indices)
+        evaluate, jacobian = _probes(run, render, loss, controls, fd_step)
 
         start = centre
         for band in self.bands:
@@ -652,6 +645,22 @@ class _Valleys:
             state.jacobian, state.stalled = None, 0
             state.damping, state.radius = _START_DAMPING, _START_RADIUS
         return centre
+
+
+def _probes(run: Run, render: Render, loss: Loss, controls: _Controls, fd_step: float) -> tuple[
+        Callable[[torch.Tensor], _Point], Callable[[torch.Tensor, _Point, list[int]], LinearModel]]:
+    """What the band scan and the node search render with: a point of the controls, and the finite-difference
+    Jacobian of some of them there."""
+
+    def evaluate(y: torch.Tensor) -> _Point:
+        controls.set(y)
+        return _render(run, render, loss)
+
+    def jacobian(y: torch.Tensor, point: _Point, indices: list[int]) -> LinearModel:
+        controls.set(y)
+        return _jacobian(run, render, loss, controls, y, point, fd_step, indices)
+
+    return evaluate, jacobian
 
 
 class _Nodes:
@@ -675,14 +684,7 @@ class _Nodes:
                fd_step: float) -> _Point:
         """Search every node from ``centre``; Levenberg-Marquardt restarts afresh from the best point."""
         renders, best = run.budget.renders, run.best_loss
-
-        def evaluate(y: torch.Tensor) -> _Point:
-            controls.set(y)
-            return _render(run, render, loss)
-
-        def jacobian(y: torch.Tensor, point: _Point, indices: list[int]) -> LinearModel:
-            controls.set(y)
-            return _jacobian(run, render, loss, controls, y, point, fd_step, indices)
+        evaluate, jacobian = _probes(run, render, loss, controls, fd_step)
 
         found, x = search_nodes(evaluate, jacobian, controls.get(), centre, self.groups, _EDGE,
                                 run.budget.exhausted, self.seed + 1000 * self.watch.watch.scans)
