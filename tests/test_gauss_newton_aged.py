@@ -52,7 +52,7 @@ def _drifted(rows: torch.Tensor, residuals: torch.Tensor, step: torch.Tensor) ->
     return jacobian.T.contiguous()
 
 
-def _renders_to_the_optimum(remeasure: bool) -> tuple[float, float]:
+def _renders_to_the_optimum(remeasure: bool, stalled: int = 0) -> tuple[float, float, int]:
     generator = torch.Generator().manual_seed(3)
     a = torch.randn(RESIDUALS, CONTROLS, generator=generator, dtype=torch.float64)
     b = a @ torch.tensor([0.3, -0.4, 0.5, 0.1], dtype=torch.float64) + 0.01 * torch.randn(
@@ -87,24 +87,35 @@ def _renders_to_the_optimum(remeasure: bool) -> tuple[float, float]:
         step = length * across + alpha / slope * down
         state = gn._fresh_state(controls.count)
         state.jacobian = LinearModel(_drifted(measured.rows, centre.residuals, step), centre.residuals)
+        state.stalled = stalled
+        sweeps = 0
         start = budget.renders
         first = centre.loss
         while centre.loss - optimum > 1e-9 * (first - optimum) and not budget.exhausted():
             run.record(centre.loss, run.vector())
             # gauss_newton's own choice between the compass search and a Levenberg-Marquardt iteration.
             if state.stalled >= gn._STALLED:
+                sweeps += 1
                 centre = gn._compass(run, render, loss, controls, centre, state)
             else:
                 centre = gn._levenberg_marquardt(run, render, loss, controls, centre, state, 0.005, True, remeasure)
-    return budget.renders - start, centre.loss - optimum
+    return budget.renders - start, centre.loss - optimum, sweeps
 
 
 def test_a_barely_helping_updated_jacobian_is_measured_again_not_stalled_on(one_torch_thread):
-    renders, gap = _renders_to_the_optimum(True)
-    old, old_gap = _renders_to_the_optimum(False)
+    renders, gap, _ = _renders_to_the_optimum(True)
+    old, old_gap, _ = _renders_to_the_optimum(False)
     assert gap <= 1e-9 and old_gap <= 1e-9
     # The barely helping step and its failed doubling, one Jacobian, then two clipped steps (the trust radius
     # starts at 0.25) with a failed doubling each: 12 renders. The old path counts the step towards the stall
     # and goes on with the updated Jacobian: 22.
     assert renders <= 2 + CONTROLS + 6
     assert renders + 2 * CONTROLS <= old
+
+
+def test_a_barely_helping_updated_jacobian_is_measured_again_before_the_compass_search(one_torch_thread):
+    # The same step one stall in (a failed iteration before it): counted, it would start the compass search's
+    # sweeps; measured again, one Jacobian and the clipped steps reach the optimum, as with ``remeasure``.
+    renders, gap, sweeps = _renders_to_the_optimum(False, stalled=gn._STALLED - 1)
+    assert gap <= 1e-9 and sweeps == 0
+    assert renders <= 2 + CONTROLS + 6

@@ -390,11 +390,14 @@ def _levenberg_marquardt(run: Run, render: Render, loss: Loss, controls: _Contro
             trial, learned = _extrapolate(run, render, loss, controls, start, trial, state, x, delta, newton)
             state.stretch = learned if stretch else 1.0
             # A step that barely helps (a 0.1 % fall) counts towards the stall, as a failed one does, unless an
-            # updated Jacobian took it and ``remeasure`` is on: that one is measured again first, as after a failed
-            # step (on the bench's pedalboard chain such steps had sent the fit into compass sweeps of 80-230
-            # renders that bought 1-3 %, where a fresh Jacobian's next steps halved the loss).
+            # updated Jacobian took it and ``remeasure`` is on, or it would start the compass search: that
+            # Jacobian is measured again first, as after a failed step (on the bench's pedalboard chain such steps
+            # had sent the fit into compass sweeps of 80-230 renders that bought 1-3 %, where a fresh Jacobian's
+            # next steps halved the loss; measured only before the compass, the chain's seeds 0-2 reached the goal
+            # or floor at 517 / 354 / 379 renders instead of 877 / 432 / 438, and no run at steps 2 % either side
+            # was lost, where measuring after every such step lost two).
             helped = trial.loss < start.loss * (1 - _MIN_GAIN)
-            state.aged = remeasure and not helped and not measured
+            state.aged = (remeasure or state.stalled + 1 >= _STALLED) and not helped and not measured
             state.stalled = 0 if helped or state.aged else state.stalled + 1
             state.backoff = 1 if not state.stalled else state.backoff
             return trial
