@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import torch
 
 from ..control import Control
-from ._valley import Evaluate, Jacobian, StallWatch
+from ._valley import Evaluate, Jacobian, StallWatch, damped_trials
 
 __all__ = ["node_groups", "search_nodes", "search_cost", "NodeWatch"]
 
@@ -131,29 +131,17 @@ def _descend(evaluate: Evaluate, jacobian: Jacobian, y: torch.Tensor, point: obj
     for _ in range(_ITERATIONS):
         if enough():
             break
-        model = jacobian(y, point, indices)
-        for _ in range(_TRIALS):
-            if enough():
-                return point, y
-            delta = model.step(damping)
-            length = float(delta.norm())
-            if length > _RADIUS:
-                delta = delta * (_RADIUS / length)
-            z = y.clone()
-            z[indices] = (y[indices] + delta.to(y.dtype)).clamp(edge, 1 - edge)
-            trial = evaluate(z)
-            if trial.loss < point.loss:  # type: ignore[attr-defined]
-                point, y, damping = trial, z, max(damping / 3, 1e-7)
-                break
-            damping *= 4
-        else:
+        point, y, took = damped_trials(evaluate, jacobian(y, point, indices), y, point, indices, damping, 4.0,
+                                       _TRIALS, _RADIUS, edge, enough)
+        if took is None:
             break
+        damping = max(took / 3, 1e-7)
     return point, y
 
 
 @dataclass
 class NodeWatch:
-    """When the node search is due: a :class:`StallWatch` over twice the search's cost, that waits a whole
+    """When the node search is due: a :class:`StallWatch` over the search's cost in renders, that waits a whole
     window after any band scan (the cheaper way out of a wrong valley goes first).
 
     Attributes:

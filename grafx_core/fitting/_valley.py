@@ -146,22 +146,35 @@ def _resolve(evaluate: Evaluate, jacobian: Jacobian, y: torch.Tensor, point: Any
     that beats it."""
     if enough():
         return point, y
-    model = jacobian(y, point, others)
-    damping = _START_DAMPING
-    for _ in range(_TRIALS):
+    point, y, _ = damped_trials(evaluate, jacobian(y, point, others), y, point, others, _START_DAMPING, 10.0,
+                                _TRIALS, _TRIAL_RADIUS, edge, enough)
+    return point, y
+
+
+def damped_trials(evaluate: Evaluate, model: LinearModel, y: torch.Tensor, point: Any, indices: list[int],
+                  damping: float, growth: float, trials: int, radius: float, edge: float,
+                  enough: Callable[[], bool]) -> tuple[Any, torch.Tensor, float | None]:
+    """Up to ``trials`` damped Gauss-Newton steps of ``indices`` from ``y`` (at ``point``), each at most
+    ``radius`` long (normalised units), the damping multiplied by ``growth`` after each that fails.
+
+    Returns:
+        The first trial that beats ``point``, its vector and the damping that took it; or ``point``, ``y`` and
+        ``None`` where none did or the budget was spent (``enough``).
+    """
+    for _ in range(trials):
         if enough():
             break
         delta = model.step(damping)
         length = float(delta.norm())
-        if length > _TRIAL_RADIUS:
-            delta = delta * (_TRIAL_RADIUS / length)
+        if length > radius:
+            delta = delta * (radius / length)
         z = y.clone()
-        z[others] = (y[others] + delta.to(y.dtype)).clamp(edge, 1 - edge)
+        z[indices] = (y[indices] + delta.to(y.dtype)).clamp(edge, 1 - edge)
         trial = evaluate(z)
         if trial.loss < point.loss:
-            return trial, z
-        damping *= 10
-    return point, y
+            return trial, z, damping
+        damping *= growth
+    return point, y, None
 
 
 @dataclass

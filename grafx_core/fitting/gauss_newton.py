@@ -204,6 +204,11 @@ class _State:
     held: int | None = None  # a control left at a cusp that finite differences do not see: no Jacobian column
     aged: bool = False  # measure the Jacobian again before the next step: an updated one's step barely helped
 
+    def restart(self) -> None:
+        """Levenberg-Marquardt starts afresh at a point a search moved to: a new Jacobian, damping and radius."""
+        self.jacobian, self.stalled = None, 0
+        self.damping, self.radius = _START_DAMPING, _START_RADIUS
+
 
 def _fresh_state(count: int) -> _State:
     return _State(_START_DAMPING, _START_RADIUS, None, False, torch.full((count,), _COMPASS_START, dtype=torch.float64))
@@ -542,8 +547,7 @@ def _scan(run: Run, render: Render, loss: Loss, controls: _Controls, centre: _Po
         if crawled and not centre.loss < _CUSP * start.loss:
             centre, x, state.held = start, given, None
     controls.set(x)
-    state.jacobian, state.stalled = None, 0
-    state.damping, state.radius = _START_DAMPING, _START_RADIUS
+    state.restart()
     return centre, rough
 
 
@@ -580,8 +584,7 @@ def _search_again(run: Run, render: Render, loss: Loss, controls: _Controls, cen
     controls.set(x)
     rough.searched(renders, best, moved_centre is not centre)
     if moved_centre is not centre:
-        state.jacobian, state.stalled = None, 0
-        state.damping, state.radius = _START_DAMPING, _START_RADIUS
+        state.restart()
     return moved_centre
 
 
@@ -618,10 +621,7 @@ class _Valleys:
     """The joint band scans of one fit (see :mod:`._valley`): due once the best loss stalls far above the first."""
 
     def __init__(self, run: Run, controls: _Controls) -> None:
-        parameters, flags = list(run.latent.parameters()), run.latent.black_box_flags()
-        described = [(node_type, control) for (node_type, _, control), p, black
-                     in zip(run.latent.controls(), parameters, flags) if black and p.requires_grad]
-        self.bands = bands([(t.shape[0] if t.dim() else 1, t.numel()) for t in controls.tensors], described)
+        self.bands = bands(*_declared(run, controls))
         self.cost = sum(band.cost(_BAND_GRID) for band in self.bands)
         # A scan is due once the fit has gone twice its cost in renders without a tenth off the loss: on the
         # LV2 chain (168 renders a scan) the compass search leaves plateaus of 100-300 renders on its own.
@@ -645,9 +645,17 @@ class _Valleys:
         controls.set(x)
         self.watch.scanned(renders, best, centre is not start)
         if centre is not start:
-            state.jacobian, state.stalled = None, 0
-            state.damping, state.radius = _START_DAMPING, _START_RADIUS
+            state.restart()
         return centre
+
+
+def _declared(run: Run, controls: _Controls) -> tuple[list[tuple[int, int]], list[tuple[str, Any]]]:
+    """What the band scan and the node search group the controls by: per tensor of the flat vector, its
+    ``(nodes, elements)`` and its ``(node_type, declared control or None)``."""
+    parameters, flags = list(run.latent.parameters()), run.latent.black_box_flags()
+    described = [(node_type, control) for (node_type, _, control), p, black
+                 in zip(run.latent.controls(), parameters, flags) if black and p.requires_grad]
+    return [(t.shape[0] if t.dim() else 1, t.numel()) for t in controls.tensors], described
 
 
 def _probes(run: Run, render: Render, loss: Loss, controls: _Controls, fd_step: float) -> tuple[
@@ -671,10 +679,7 @@ class _Nodes:
     and the band scans."""
 
     def __init__(self, run: Run, controls: _Controls, seed: int) -> None:
-        parameters, flags = list(run.latent.parameters()), run.latent.black_box_flags()
-        described = [(node_type, control) for (node_type, _, control), p, black
-                     in zip(run.latent.controls(), parameters, flags) if black and p.requires_grad]
-        self.groups = node_groups([(t.shape[0] if t.dim() else 1, t.numel()) for t in controls.tensors], described)
+        self.groups = node_groups(*_declared(run, controls))
         self.watch = NodeWatch(search_cost(self.groups))
         self.seed = seed
 
@@ -694,8 +699,7 @@ class _Nodes:
         controls.set(x)
         self.watch.searched(renders, best, found is not centre)
         if found is not centre:
-            state.jacobian, state.stalled = None, 0
-            state.damping, state.radius = _START_DAMPING, _START_RADIUS
+            state.restart()
         return found  # type: ignore[return-value]
 
 
